@@ -1,0 +1,283 @@
+"""The ``nodeforge`` command line: run, validate, nodes, schema, cache.
+
+Exit codes: 0 success; 1 the graph is invalid or the run failed; 2 a bad command line (one line, no traceback);
+130 cancelled with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from engine.errors import EngineError, GraphInputError, GraphValidationError, Issue
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A bad command line: reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nodeforge", description="Typed node-graph pipelines for generative AI.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--data-dir", help="state folder (cache, models, graphs); env NODEFORGE_DATA_DIR")
+        sub.add_argument("--plugins", action="append", default=[], metavar="DIR",
+                         help="a folder of plugin node modules (repeatable)")
+
+    run = commands.add_parser("run", help="run a graph")
+    run.add_argument("graph", help="a graph .json file")
+    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
+                     help="a graph input, parsed by its declared type (a media input takes a file path)")
+    run.add_argument("--json", action="store_true", help="print the run record as one JSON object")
+    run.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
+    run.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1 or cpu:0,cpu:1")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    run.add_argument("--workers", type=int, default=8, help="threads for ready nodes (default 8)")
+    common(run)
+
+    validate = commands.add_parser("validate", help="check a graph and list every issue")
+    validate.add_argument("graph")
+    validate.add_argument("--json", action="store_true", help='print {"valid": bool, "issues": [...]}')
+    common(validate)
+
+    nodes = commands.add_parser("nodes", help="the node catalogue")
+    nodes.add_argument("--json", action="store_true", help="every node type with JSON Schema of its ports")
+    common(nodes)
+
+    commands.add_parser("schema", help="print the JSON Schema of the graph document")
+
+    cache = commands.add_parser("cache", help="inspect or clear the result cache")
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--data-dir")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _dispatch(args)
+    except UsageError as exc:
+        print(f"nodeforge: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nodeforge: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        from engine.document import document_schema
+
+        print(json.dumps(document_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "cache":
+        return _cache(args)
+    if args.command == "nodes":
+        return _nodes(args)
+    if args.command == "validate":
+        return _validate(args)
+    return _run(args)
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from engine.registry import Registry
+
+    for folder in args.plugins:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--plugins {folder}: no such folder")
+    registry = Registry.discover([Path(folder) for folder in args.plugins])
+    for problem in registry.problems:
+        print(f"nodeforge: plugin {problem.plugin} not loaded: {problem.reason}", file=sys.stderr)
+    return registry
+
+
+def _env(args: argparse.Namespace, graph_path: Path, data_dir: Path | None) -> Any:
+    from engine.graph import GraphEnv
+    from engine.library import GraphLibrary
+
+    folders = [graph_path.resolve().parent] + ([data_dir / "graphs"] if data_dir else [])
+    return GraphEnv(_registry(args), GraphLibrary(folders))
+
+
+def _load(path_text: str) -> Any:
+    from engine.document import load_document
+
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"graph file {path_text} does not exist")
+    try:
+        return load_document(path)
+    except GraphValidationError:
+        raise
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _print_issues(issues: list[Issue]) -> None:
+    for issue in issues:
+        print(f"  {issue}", file=sys.stderr)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from engine.datadir import resolve_data_dir
+    from engine.graph import validate
+
+    try:
+        document = _load(args.graph)
+        issues = validate(document, _env(args, Path(args.graph), resolve_data_dir(args.data_dir)))
+    except GraphValidationError as exc:
+        issues = exc.issues
+    if args.json:
+        print(json.dumps({"valid": not issues, "issues": [issue.to_dict() for issue in issues]}, indent=2))
+    elif issues:
+        print(f"{args.graph}: {len(issues)} issue(s)", file=sys.stderr)
+        _print_issues(issues)
+    else:
+        print(f"{args.graph}: valid")
+    return EXIT_FAILED if issues else EXIT_OK
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.json:
+        print(json.dumps({"nodes": registry.catalogue(),
+                          "problems": [problem.to_dict() for problem in registry.problems]}, indent=2))
+        return EXIT_OK
+    for spec in registry:
+        summary = spec.description.splitlines()[0] if spec.description else ""
+        print(f"{spec.type:<20} {spec.version:<8} {summary}")
+    return EXIT_OK
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from engine.cache import ResultCache
+    from engine.datadir import resolve_data_dir
+
+    cache = ResultCache(resolve_data_dir(args.data_dir) / "cache")
+    try:
+        if args.action == "clear":
+            cache.clear()
+            print("cache cleared")
+        else:
+            info = cache.info()
+            print(json.dumps({"path": info["path"], "entries": info["entries"], "bytes": info["bytes"]}, indent=2))
+    finally:
+        cache.close()
+    return EXIT_OK
+
+
+def _parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
+    from engine.inputs import parse_cli_value
+
+    given: dict[str, Any] = {}
+    for item in sets:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set {item}: expected NAME=VALUE")
+        decl = document.inputs.get(name)
+        if decl is None:
+            declared = ", ".join(document.inputs) or "none"
+            raise UsageError(f"--set {item}: the graph has no input '{name}' (inputs: {declared})")
+        try:
+            given[name] = parse_cli_value(decl.type, text)
+        except GraphInputError as exc:
+            raise UsageError(f"--set {item}: graph input '{name}' is {decl.type}: {exc}") from None
+    return given
+
+
+def _run(args: argparse.Namespace) -> int:
+    from engine.cache import ResultCache
+    from engine.datadir import resolve_data_dir
+    from engine.devices import parse_devices
+    from engine.executor import Executor
+    from engine.graph import compile_graph
+
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    data_dir = resolve_data_dir(args.data_dir)
+    document = _load(args.graph)
+    given = _parse_sets(document, args.sets)
+    env = _env(args, Path(args.graph), data_dir)
+    try:
+        compiled = compile_graph(document, env)
+        accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
+        devices = parse_devices(args.devices) if accelerated or args.devices != "auto" else ["cpu"]
+    except GraphValidationError as exc:
+        print(f"{args.graph}: {len(exc.issues)} issue(s)", file=sys.stderr)
+        _print_issues(exc.issues)
+        return EXIT_FAILED
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+    cache = None if args.no_cache else ResultCache(data_dir / "cache")
+    executor = Executor(env, cache, workers=args.workers, devices=devices, data_dir=data_dir)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    import uuid
+
+    run_id = uuid.uuid4().hex[:12]
+    out_dir = Path(args.out) if args.out else Path("outputs") / run_id
+    try:
+        result = _execute(executor, compiled, given, run_id, cancel, out_dir, interactive=not args.json
+                          and sys.stdout.isatty())
+    except GraphValidationError as exc:
+        print(f"{args.graph}: {len(exc.issues)} issue(s)", file=sys.stderr)
+        _print_issues(exc.issues)
+        return EXIT_FAILED
+    except GraphInputError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if cache is not None:
+            cache.close()
+    record = result.record
+    if args.json:
+        print(json.dumps(record.to_json(), ensure_ascii=False))
+    else:
+        _print_summary(record)
+    return {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
+
+
+def _execute(executor: Any, compiled: Any, given: dict[str, Any], run_id: str, cancel: threading.Event,
+             out_dir: Path, *, interactive: bool) -> Any:
+    if not interactive:
+        return executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir)
+    from engine.progress import ProgressDisplay
+
+    with ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
+        return executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir,
+                            listener=display.listen)
+
+
+def _print_summary(record: Any) -> None:
+    counts: dict[str, int] = {}
+    for node in record.nodes.values():
+        counts[node.status] = counts.get(node.status, 0) + 1
+    detail = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    print(f"run {record.id}: {record.status} ({detail})")
+    for name, value in record.outputs.items():
+        shown = value["path"] if isinstance(value, dict) and "path" in value else value
+        print(f"  {name}: {shown}")
+    if record.error:
+        print(f"error: {record.error}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

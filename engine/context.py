@@ -1,0 +1,74 @@
+"""What a running node may ask of the engine: its device, progress reporting, cancellation and nested graphs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import RunCancelled
+from engine.events import EventEmitter
+
+if TYPE_CHECKING:
+    from engine.document import GraphDocument
+    from engine.graph import GraphEnv
+
+
+@dataclass(frozen=True, slots=True)
+class BoundValue:
+    """A value together with the cache-key material that identifies it (a literal, or an upstream key)."""
+
+    value: Any
+    material: Any
+
+
+GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]], dict[str, Any]]
+
+
+class NodeContext:
+    """Handed to ``Node.run``; one per node execution."""
+
+    def __init__(self, *, node_id: str, node_type: str, device: str, emitter: EventEmitter,
+                 cancel: threading.Event, env: GraphEnv, data_dir: Path | None,
+                 materials: Mapping[str, Any], call_graph: GraphCaller) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.device = device
+        self.env = env
+        self.data_dir = data_dir
+        self._emitter = emitter
+        self._cancel = cancel
+        self._materials = materials
+        self._call_graph = call_graph
+
+    @property
+    def run_id(self) -> str:
+        return self._emitter.run_id
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise RunCancelled when the run was cancelled; long loops call this (``progress`` does it too)."""
+        if self._cancel.is_set():
+            raise RunCancelled(f"node '{self.node_id}' cancelled")
+
+    def progress(self, step: int, total: int | None = None, text: str | None = None) -> None:
+        """Report progress (a denoising step, a token) and stop here if the run was cancelled."""
+        self.check_cancelled()
+        self._emitter.emit("node.progress", node=self.node_id, step=step, total=total, text=text)
+
+    def warn(self, message: str) -> None:
+        """Tell the user about something the node changed or assumed, as a ``node.warning`` event."""
+        self._emitter.emit("node.warning", node=self.node_id, text=message)
+
+    def input_material(self, name: str) -> Any:
+        """The cache-key material of one input, so nested graphs key their nodes like the outer one."""
+        return self._materials[name]
+
+    def call_graph(self, document: GraphDocument, inputs: Mapping[str, BoundValue]) -> dict[str, Any]:
+        """Run a graph inside this node, sharing the cache, cancellation and devices; returns its outputs."""
+        return self._call_graph(self, document, inputs)

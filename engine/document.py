@@ -1,0 +1,198 @@
+"""The graph document (design.md section 2): pydantic models, loading and saving, and input-binding parsing.
+
+Node inputs stay raw JSON in the model so that one bad link becomes a validation issue naming the node and input,
+not a parse failure of the whole file; ``parse_binding`` turns each raw value into a typed binding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+
+from engine.errors import EngineError, GraphValidationError, Issue
+from engine.types import GRAPH_INPUT_TYPES
+
+SCHEMA_ID = "nodeforge/graph@1"
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+LINK = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
+NodeId = Annotated[str, Field(pattern=NODE_ID.pattern)]
+
+_INPUT_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "A literal, a link {\"from\": \"node.output\"}, a graph input {\"input\": \"name\"}, "
+                   "{\"value\": ...} for a literal object that would look like a link, or a list of these.",
+    "anyOf": [
+        {"type": "object", "properties": {"from": {"type": "string", "pattern": LINK.pattern}},
+         "required": ["from"], "additionalProperties": False, "title": "Link"},
+        {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"],
+         "additionalProperties": False, "title": "GraphInput"},
+        {"type": "object", "properties": {"value": {}}, "required": ["value"], "additionalProperties": False,
+         "title": "Value"},
+        {},
+    ],
+}
+InputValue = Annotated[Any, WithJsonSchema(_INPUT_VALUE_SCHEMA)]
+
+
+class GraphInputDecl(BaseModel):
+    """A named input of a reusable graph; ``default`` makes it optional."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal[GRAPH_INPUT_TYPES]  # type: ignore[valid-type]
+    default: Any = None
+    description: str = ""
+
+
+class GraphOutputDecl(BaseModel):
+    """A named output of a graph: which node output it returns."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str = Field(alias="from", pattern=LINK.pattern)
+    description: str = ""
+
+
+class NodeDoc(BaseModel):
+    """One node of a graph: its type, optional pinned version, and its inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    version: str | None = None
+    inputs: dict[str, InputValue] = Field(default_factory=dict)
+
+
+class GraphDocument(BaseModel):
+    """A graph: nodes keyed by id, inline links, named graph inputs and outputs, free-form editor state."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: Literal["nodeforge/graph@1"] = Field(default=SCHEMA_ID, alias="schema")
+    name: str = ""
+    description: str = ""
+    inputs: dict[str, GraphInputDecl] = Field(default_factory=dict)
+    nodes: dict[NodeId, NodeDoc]
+    outputs: dict[str, GraphOutputDecl] = Field(default_factory=dict)
+    ui: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBinding:
+    node: str
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputBinding:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralBinding:
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ListBinding:
+    items: tuple[Binding, ...]
+
+
+Binding = LinkBinding | InputBinding | LiteralBinding | ListBinding
+
+
+class BadBinding(ValueError):
+    """A raw input value that looks like a link or graph input but is malformed."""
+
+
+def parse_binding(raw: Any) -> Binding:
+    """Turn one raw input value into a binding. A list becomes a ListBinding only when an item is a link or input."""
+    if isinstance(raw, dict) and len(raw) == 1:
+        (key, inner), = raw.items()
+        if key == "from":
+            match = LINK.match(inner) if isinstance(inner, str) else None
+            if match is None:
+                raise BadBinding(f"link {inner!r} is not of the form 'node.output'")
+            return LinkBinding(match.group(1), match.group(2))
+        if key == "input":
+            if not isinstance(inner, str) or not inner:
+                raise BadBinding(f"graph input reference {inner!r} must be a non-empty name")
+            return InputBinding(inner)
+        if key == "value":
+            return LiteralBinding(inner)
+    if isinstance(raw, list):
+        items = tuple(parse_binding(item) for item in raw)
+        if any(not isinstance(item, LiteralBinding) for item in items):
+            return ListBinding(items)
+        return LiteralBinding([item.value for item in items])  # type: ignore[union-attr]
+    return LiteralBinding(raw)
+
+
+def parse_link(text: str) -> LinkBinding:
+    match = LINK.match(text)
+    if match is None:
+        raise BadBinding(f"{text!r} is not of the form 'node.output'")
+    return LinkBinding(match.group(1), match.group(2))
+
+
+def parse_document(data: Any) -> GraphDocument:
+    """Parse a JSON object into a document; structural errors become a GraphValidationError listing them all."""
+    try:
+        return GraphDocument.model_validate(data)
+    except ValidationError as exc:
+        raise GraphValidationError([_issue_from_pydantic(err) for err in exc.errors()]) from None
+
+
+def _issue_from_pydantic(err: Any) -> Issue:
+    loc = [str(part) for part in err["loc"]]
+    node = loc[1] if len(loc) > 1 and loc[0] == "nodes" else None
+    field = loc[3] if node and len(loc) > 3 and loc[2] == "inputs" else None
+    return Issue(node=node, input=field, code="document", message=f"{'.'.join(loc) or 'document'}: {err['msg']}")
+
+
+def load_document(path: Path) -> GraphDocument:
+    """Read a graph file; a missing file or bad JSON is an EngineError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EngineError(f"cannot read graph {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    document = parse_document(data)
+    if not document.name:
+        document = document.model_copy(update={"name": path.stem})
+    return document
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temp file, fsync and rename, so a crash leaves the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_document(document: GraphDocument, path: Path) -> None:
+    atomic_write_text(path, json.dumps(document.to_json(), indent=2, ensure_ascii=False) + "\n")
+
+
+def document_schema() -> dict[str, Any]:
+    """The JSON Schema of the graph document (``nodeforge schema``, ``graphs/graph.schema.json``)."""
+    schema = GraphDocument.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
+    return schema

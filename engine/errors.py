@@ -1,0 +1,80 @@
+"""The engine's exception tree. Every message is user-facing text: it names the node, the input and the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class NodeDefinitionError(EngineError):
+    """A node class is declared wrongly (found when the registry loads it)."""
+
+
+class PluginError(EngineError):
+    """A plugin could not be imported or registered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem found in a graph document: where it is and why it is wrong."""
+
+    node: str | None
+    input: str | None
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"node": self.node, "input": self.input, "code": self.code, "message": self.message}
+
+    def __str__(self) -> str:
+        where = ".".join(part for part in (self.node, self.input) if part) or "graph"
+        return f"{where}: {self.message} [{self.code}]"
+
+
+class GraphValidationError(EngineError):
+    """A graph has one or more issues; all of them are carried, not just the first."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        lines = "\n".join(f"  {issue}" for issue in issues)
+        super().__init__(f"the graph has {len(issues)} issue(s):\n{lines}")
+
+
+class GraphInputError(EngineError):
+    """A value given for a graph input (``--set``, API ``inputs``) does not fit its declared type."""
+
+
+class NodeError(EngineError):
+    """Raised by node code with a user-facing reason; the engine adds the node id and type."""
+
+    def __init__(self, message: str, *, input: str | None = None) -> None:
+        self.input = input
+        super().__init__(message)
+
+
+class NodeExecutionError(EngineError):
+    """A node failed while running; wraps the cause with the node's id and type."""
+
+    def __init__(self, node_id: str, node_type: str, cause: BaseException) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.cause = cause
+        where = f"node '{node_id}' ({node_type})"
+        field = getattr(cause, "input", None)
+        if field:
+            where += f", input '{field}'"
+        reason = str(cause) or type(cause).__name__
+        if not isinstance(cause, EngineError):
+            reason = f"{type(cause).__name__}: {reason}"
+        super().__init__(f"{where}: {reason}")
+
+
+class RunCancelled(EngineError):
+    """The run was cancelled; raised at progress points so a node stops promptly."""
+
+
+class GraphNotFoundError(EngineError):
+    """A saved graph name did not resolve in any library folder."""

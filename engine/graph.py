@@ -1,0 +1,284 @@
+"""Validation and compilation of a graph document against a registry.
+
+``compile_graph`` collects every issue (it never stops at the first) and, when there are none, returns a
+``CompiledGraph``: each node with its spec, its ports and typed bindings, plus a topological order. Everything is
+iterative, so a 10,000-node chain validates without recursion limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from engine.document import (
+    BadBinding,
+    Binding,
+    GraphDocument,
+    InputBinding,
+    LinkBinding,
+    ListBinding,
+    LiteralBinding,
+    parse_binding,
+    parse_link,
+)
+from engine.errors import EngineError, GraphValidationError, Issue
+from engine.library import GraphLibrary
+from engine.node import NodePorts, NodeSpec, Port, make_port
+from engine.node import SEMVER
+from engine.registry import Registry
+from engine.types import MEDIA_TYPES, is_assignable, list_item
+
+RANDOM_SEEDS = ("random", -1)
+
+
+@dataclass(frozen=True)
+class GraphEnv:
+    """What validation may consult besides the document: node types, saved graphs, and the graph.call stack."""
+
+    registry: Registry
+    library: GraphLibrary = field(default_factory=lambda: GraphLibrary([]))
+    call_stack: tuple[str, ...] = ()
+
+    def entering(self, graph_name: str) -> GraphEnv:
+        if graph_name in self.call_stack:
+            chain = " -> ".join((*self.call_stack, graph_name))
+            raise EngineError(f"graph.call recursion: {chain}")
+        return GraphEnv(self.registry, self.library, (*self.call_stack, graph_name))
+
+
+@dataclass(slots=True)
+class CompiledNode:
+    id: str
+    spec: NodeSpec
+    ports: NodePorts
+    bindings: dict[str, Binding]
+    upstream: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class CompiledGraph:
+    document: GraphDocument
+    nodes: dict[str, CompiledNode]
+    order: list[str]
+    outputs: dict[str, LinkBinding]
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+    def output_port(self, link: LinkBinding) -> Port:
+        return self.nodes[link.node].ports.outputs[link.output]
+
+
+def validate(document: GraphDocument, env: GraphEnv) -> list[Issue]:
+    """Every issue of the document; empty when it can run."""
+    return _Compiler(document, env).run()[0]
+
+
+def compile_graph(document: GraphDocument, env: GraphEnv) -> CompiledGraph:
+    """The runnable form of a document; raises GraphValidationError with every issue."""
+    issues, compiled = _Compiler(document, env).run()
+    if issues or compiled is None:
+        raise GraphValidationError(issues)
+    return compiled
+
+
+def _pydantic_reason(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+class _Compiler:
+    def __init__(self, document: GraphDocument, env: GraphEnv) -> None:
+        self.document = document
+        self.env = env
+        self.issues: list[Issue] = []
+        self.nodes: dict[str, CompiledNode] = {}
+
+    def issue(self, node: str | None, input: str | None, code: str, message: str) -> None:
+        self.issues.append(Issue(node, input, code, message))
+
+    def run(self) -> tuple[list[Issue], CompiledGraph | None]:
+        self._check_graph_inputs()
+        for node_id, node_doc in self.document.nodes.items():
+            self._compile_node(node_id, node_doc.type, node_doc.version, node_doc.inputs)
+        for node in self.nodes.values():
+            self._check_links(node)
+        order = self._order()
+        outputs = self._outputs()
+        if self.issues or order is None:
+            return self.issues, None
+        return [], CompiledGraph(self.document, self.nodes, order, outputs)
+
+    def _check_graph_inputs(self) -> None:
+        for name, decl in self.document.inputs.items():
+            if decl.default is None or decl.type in MEDIA_TYPES:
+                continue
+            try:
+                make_port(name, decl.type).validate_literal(decl.default)
+            except ValidationError as exc:
+                self.issue(None, name, "invalid_default",
+                           f"default of graph input '{name}' is not a valid {decl.type}: {_pydantic_reason(exc)}")
+
+    def _compile_node(self, node_id: str, type_id: str, version: str | None, raw_inputs: Mapping[str, Any]) -> None:
+        if type_id not in self.env.registry:
+            self.issue(node_id, None, "unknown_type", f"unknown node type '{type_id}'")
+            return
+        spec = self.env.registry.get(type_id)
+        if version is not None:
+            self._check_version(node_id, spec, version)
+        bindings: dict[str, Binding] = {}
+        for name, raw in raw_inputs.items():
+            try:
+                bindings[name] = parse_binding(raw)
+            except BadBinding as exc:
+                self.issue(node_id, name, "bad_link", str(exc))
+        literals = {name: b.value for name, b in bindings.items() if isinstance(b, LiteralBinding)}
+        try:
+            ports = spec.ports_for(literals, bindings.keys(), self.env)
+        except EngineError as exc:
+            self.issue(node_id, None, "bad_ports", str(exc))
+            return
+        for name, binding in bindings.items():
+            port = ports.inputs.get(name)
+            if port is None:
+                accepted = ", ".join(ports.inputs) or "none"
+                self.issue(node_id, name, "unknown_input",
+                           f"{type_id} has no input '{name}' (inputs: {accepted})")
+                continue
+            self._check_binding(node_id, port, binding)
+        for name, port in ports.inputs.items():
+            if port.required and name not in bindings:
+                self.issue(node_id, name, "missing_input", f"required input '{name}' ({port.type}) is not given")
+        bound = frozenset(bindings)
+        for input_name, message in spec.instance.check(literals, bound):
+            self.issue(node_id, input_name, "invalid_input", message)
+        upstream = tuple(dict.fromkeys(link.node for link in _links(bindings.values())))
+        self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, upstream)
+
+    def _check_version(self, node_id: str, spec: NodeSpec, wanted: str) -> None:
+        match, have = SEMVER.match(wanted), SEMVER.match(spec.version)
+        if match is None or have is None:
+            self.issue(node_id, None, "version", f"version '{wanted}' is not semver (e.g. '1.0.0')")
+            return
+        wanted_v = tuple(int(part) for part in match.groups())
+        have_v = tuple(int(part) for part in have.groups())
+        if wanted_v[0] != have_v[0] or wanted_v > have_v:
+            self.issue(node_id, None, "version",
+                       f"the graph wants {spec.type} {wanted}; the installed version {spec.version} is not compatible")
+
+    def _check_binding(self, node_id: str, port: Port, binding: Binding) -> None:
+        if isinstance(binding, LiteralBinding):
+            self._check_literal(node_id, port, binding.value)
+        elif isinstance(binding, InputBinding):
+            decl = self.document.inputs.get(binding.name)
+            if decl is None:
+                declared = ", ".join(self.document.inputs) or "none"
+                self.issue(node_id, port.name, "unknown_graph_input",
+                           f"graph input '{binding.name}' is not declared (graph inputs: {declared})")
+            elif not is_assignable(decl.type, port.type):
+                self.issue(node_id, port.name, "type_mismatch",
+                           f"graph input '{binding.name}' is {decl.type}; input '{port.name}' takes {port.type}")
+        elif isinstance(binding, ListBinding):
+            item_type = list_item(port.type)
+            if item_type is None and port.type != "json":
+                self.issue(node_id, port.name, "type_mismatch",
+                           f"input '{port.name}' takes one {port.type}, not a list")
+                return
+            literal_items = [item.value for item in binding.items if isinstance(item, LiteralBinding)]
+            if literal_items:
+                self._check_literal(node_id, port, literal_items)
+            for item in binding.items:
+                if isinstance(item, InputBinding):
+                    self._check_binding(node_id, make_port(port.name, item_type or "json"), item)
+
+    def _check_literal(self, node_id: str, port: Port, value: Any) -> None:
+        if port.type in MEDIA_TYPES:
+            self.issue(node_id, port.name, "invalid_literal",
+                       f"input '{port.name}' takes a {port.type} from a link or a graph input, not a literal")
+            return
+        if port.name == "seed" and value in RANDOM_SEEDS:
+            return
+        try:
+            port.validate_literal(value)
+        except ValidationError as exc:
+            shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
+            self.issue(node_id, port.name, "invalid_literal",
+                       f"{port.name}: {shown} is not a valid {port.type}: {_pydantic_reason(exc)}")
+
+    def _check_links(self, node: CompiledNode) -> None:
+        for name, binding in node.bindings.items():
+            port = node.ports.inputs.get(name)
+            if port is None:
+                continue
+            items = binding.items if isinstance(binding, ListBinding) else (binding,)
+            for item in items:
+                if isinstance(item, LinkBinding):
+                    self._check_link(node.id, port, item, in_list=isinstance(binding, ListBinding))
+
+    def _check_link(self, node_id: str, port: Port, link: LinkBinding, *, in_list: bool) -> None:
+        if link.node not in self.document.nodes:
+            self.issue(node_id, port.name, "missing_node", f"link to missing node '{link.node}'")
+            return
+        source = self.nodes.get(link.node)
+        if source is None:
+            return
+        out = source.ports.outputs.get(link.output)
+        if out is None:
+            outputs = ", ".join(source.ports.outputs) or "none"
+            self.issue(node_id, port.name, "unknown_output",
+                       f"node '{link.node}' ({source.spec.type}) has no output '{link.output}' (outputs: {outputs})")
+            return
+        target = (list_item(port.type) or "json") if in_list else port.type
+        if not (is_assignable(out.type, target) or (in_list and is_assignable(out.type, port.type))):
+            self.issue(node_id, port.name, "type_mismatch",
+                       f"'{link.node}.{link.output}' is {out.type}; input '{port.name}' takes {port.type}")
+
+    def _order(self) -> list[str] | None:
+        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph.add_nodes_from(self.document.nodes)
+        for node in self.nodes.values():
+            graph.add_edges_from((up, node.id) for up in node.upstream if up in self.document.nodes)
+        try:
+            return list(nx.topological_sort(graph))
+        except nx.NetworkXUnfeasible:
+            pass
+        for component in nx.strongly_connected_components(graph):
+            if len(component) > 1 or any(graph.has_edge(n, n) for n in component):
+                cycle = [edge[0] for edge in nx.find_cycle(graph.subgraph(component))]
+                path = " -> ".join([*cycle, cycle[0]])
+                self.issue(cycle[0], None, "cycle", f"the graph has a cycle: {path}")
+        return None
+
+    def _outputs(self) -> dict[str, LinkBinding]:
+        if self.document.outputs:
+            outputs: dict[str, LinkBinding] = {}
+            for name, decl in self.document.outputs.items():
+                link = parse_link(decl.from_)
+                node = self.nodes.get(link.node)
+                if node is None or link.output not in node.ports.outputs:
+                    what = f"node '{link.node}'" if node is None else f"output '{link.output}' of '{link.node}'"
+                    if link.node in self.document.nodes and node is None:
+                        continue
+                    self.issue(None, name, "bad_output", f"graph output '{name}' points to {what}, which does not exist")
+                    continue
+                outputs[name] = link
+            return outputs
+        consumed = {link.node for node in self.nodes.values() for link in _links(node.bindings.values())}
+        return {f"{node.id}.{out}": LinkBinding(node.id, out)
+                for node in self.nodes.values() if node.id not in consumed for out in node.ports.outputs}
+
+
+def _links(bindings: Any) -> list[LinkBinding]:
+    found: list[LinkBinding] = []
+    for binding in bindings:
+        if isinstance(binding, LinkBinding):
+            found.append(binding)
+        elif isinstance(binding, ListBinding):
+            found.extend(item for item in binding.items if isinstance(item, LinkBinding))
+    return found

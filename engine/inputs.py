@@ -1,0 +1,95 @@
+"""Graph inputs given from outside (``--set``, API ``inputs``): typed, defaulted, media decoded from files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.context import BoundValue
+from engine.document import GraphDocument
+from engine.errors import GraphInputError
+from engine.media import file_digest, load_media
+from engine.node import make_port
+from engine.types import MEDIA_TYPES
+from engine.values import Audio, Image, Video
+
+
+def parse_cli_value(port_type: str, text: str) -> Any:
+    """A ``--set name=value`` string in the graph input's type (a media input stays a file path)."""
+    if port_type in ("text", *MEDIA_TYPES):
+        return text
+    if port_type == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise GraphInputError(f"'{text}' is not a bool (true/false)")
+    if port_type == "json":
+        import json
+
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GraphInputError(f"'{text}' is not JSON: {exc.msg}") from None
+    return text
+
+
+def bind_inputs(document: GraphDocument, given: Mapping[str, Any],
+                media_resolver: Any = None) -> tuple[dict[str, BoundValue], dict[str, Any]]:
+    """Bound values for every declared graph input, and the JSON form for the run record.
+
+    Raises GraphInputError naming the input: unknown name, missing required value, or a value of the wrong type.
+    """
+    unknown = sorted(set(given) - set(document.inputs))
+    if unknown:
+        declared = ", ".join(document.inputs) or "none"
+        raise GraphInputError(f"unknown graph input '{unknown[0]}' (graph inputs: {declared})")
+    bound: dict[str, BoundValue] = {}
+    shown: dict[str, Any] = {}
+    for name, decl in document.inputs.items():
+        value = given.get(name, decl.default)
+        if isinstance(value, BoundValue):
+            bound[name], shown[name] = value, _shown(value.value)
+            continue
+        if value is None:
+            bound[name] = BoundValue(None, None)
+            shown[name] = None
+            continue
+        if decl.type in MEDIA_TYPES:
+            bound[name] = _bind_media(name, decl.type, value, media_resolver)
+            shown[name] = value if isinstance(value, str) else _shown(value)
+            continue
+        try:
+            converted = make_port(name, decl.type).validate_literal(value)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise GraphInputError(f"graph input '{name}' is {decl.type}: {value!r} does not fit ({reason})") from None
+        bound[name] = BoundValue(converted, converted)
+        shown[name] = converted
+    return bound, shown
+
+
+def _bind_media(name: str, kind: str, value: Any, media_resolver: Any) -> BoundValue:
+    if isinstance(value, Image | Audio | Video):
+        import hashlib
+
+        tensor = value.tensor if not isinstance(value, Video) else value.frames
+        digest = hashlib.sha256(tensor.detach().to("cpu").contiguous().numpy().tobytes()).hexdigest()
+        return BoundValue(value, ["media", kind, digest])
+    if not isinstance(value, str):
+        raise GraphInputError(f"graph input '{name}' is {kind}: give a file path, not {type(value).__name__}")
+    path = Path(media_resolver(value)) if media_resolver is not None else Path(value)
+    try:
+        return BoundValue(load_media(kind, path), ["media", kind, file_digest(path)])
+    except GraphInputError as exc:
+        raise GraphInputError(f"graph input '{name}': {exc}") from None
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Image | Audio | Video):
+        return f"<{type(value).__name__.lower()}>"
+    return value

@@ -1,0 +1,50 @@
+"""Saved graphs by name: the folders ``graph.call`` and the server look in, first match wins."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from engine.document import GraphDocument, load_document
+from engine.errors import GraphNotFoundError
+
+GRAPH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class GraphLibrary:
+    """Resolves graph names to documents from an ordered list of folders (writable one first)."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        self.folders = [Path(folder) for folder in folders]
+
+    def path_of(self, name: str) -> Path:
+        if not GRAPH_NAME.match(name) or ".." in name:
+            raise GraphNotFoundError(f"'{name}' is not a valid graph name (letters, digits, '_', '.', '-')")
+        file_name = name if name.endswith(".json") else f"{name}.json"
+        for folder in self.folders:
+            candidate = folder / file_name
+            if candidate.is_file():
+                return candidate
+        tried = ", ".join(str(folder) for folder in self.folders) or "no folders"
+        raise GraphNotFoundError(f"no saved graph named '{name}' (looked in {tried})")
+
+    def load(self, name: str) -> GraphDocument:
+        return load_document(self.path_of(name))
+
+    def names(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for folder in self.folders:
+            for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+                if path.stem not in seen and GRAPH_NAME.match(path.stem):
+                    seen.add(path.stem)
+                    yield path.stem
+
+
+def document_digest(document: GraphDocument) -> str:
+    """A content hash of what a graph computes (editor state excluded), for cache keys of ``graph.call``."""
+    data = document.to_json()
+    data.pop("ui", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,151 @@
+"""Media at the edge of a run: decoding media graph inputs from files, writing media outputs to files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+from engine.errors import GraphInputError
+from engine.values import Audio, Image, Video
+
+MEDIA_TYPE = {"image": "image/png", "audio": "audio/wav", "video": "video/mp4"}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks: the cache key of a media input is its content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_media(kind: str, path: Path) -> Image | Audio | Video:
+    """Decode an image, WAV or video file into a value; errors name the file and what was wrong."""
+    if not path.is_file():
+        raise GraphInputError(f"{kind} file {path} does not exist")
+    try:
+        if kind == "image":
+            from PIL import Image as PILImage
+
+            with PILImage.open(path) as picture:
+                picture.load()
+                return Image.from_pil([picture])
+        if kind == "audio":
+            return read_wav(path)
+        if kind == "video":
+            return read_video(path)
+    except GraphInputError:
+        raise
+    except Exception as exc:
+        raise GraphInputError(f"cannot decode {kind} file {path}: {exc}") from None
+    raise GraphInputError(f"unknown media kind '{kind}'")
+
+
+def read_wav(path: Path) -> Audio:
+    import numpy as np
+    import torch
+
+    with wave.open(str(path), "rb") as wav:
+        width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
+        frames = wav.readframes(wav.getnframes())
+    if width != 2:
+        raise GraphInputError(f"{path}: only 16-bit PCM WAV is supported, this one has {8 * width}-bit samples")
+    samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    return Audio(torch.from_numpy(samples.reshape(-1, channels).T.copy()), rate)
+
+
+def write_wav(audio: Audio, path: Path) -> None:
+    import numpy as np
+
+    samples = audio.tensor.detach().float().clamp(-1, 1).to("cpu").numpy()
+    pcm = (samples.T * 32767.0).round().astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(samples.shape[0])
+        wav.setsampwidth(2)
+        wav.setframerate(audio.sample_rate)
+        wav.writeframes(pcm.tobytes())
+
+
+def read_video(path: Path) -> Video:
+    import av
+    import numpy as np
+    import torch
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 24)
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    if not frames:
+        raise GraphInputError(f"{path} has no video frames")
+    tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)
+    return Video(tensor, fps)
+
+
+def write_png(image: Image, path: Path, metadata: dict[str, Any] | None = None) -> list[Path]:
+    """Write each batch item as PNG (``name.png``, or ``name-1.png``... for a batch), with metadata text chunks."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in (metadata or {}).items():
+        info.add_itxt(key, value if isinstance(value, str) else json.dumps(value))
+    pictures = image.to_pil()
+    paths = [path] if len(pictures) == 1 else [path.with_name(f"{path.stem}-{i + 1}{path.suffix}")
+                                                for i in range(len(pictures))]
+    for picture, target in zip(pictures, paths, strict=True):
+        picture.save(target, pnginfo=info)
+    return paths
+
+
+def write_mp4(video: Video, path: Path) -> None:
+    """H.264 video (and AAC audio when the video carries a track) through PyAV."""
+    import av
+    import numpy as np
+
+    frames = (video.frames.detach().float().clamp(0, 1) * 255).round().byte().to("cpu")
+    frames = frames.permute(0, 2, 3, 1).numpy()
+    height, width = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=round(video.fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        audio_stream = None
+        if video.audio is not None:
+            audio_stream = container.add_stream("aac", rate=video.audio.sample_rate)
+            audio_stream.layout = "mono" if video.audio.tensor.shape[0] == 1 else "stereo"
+        for array in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array[:height, :width, :3]), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if audio_stream is not None and video.audio is not None:
+            samples = video.audio.tensor.detach().float().clamp(-1, 1).to("cpu").numpy().astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
+                                               layout=audio_stream.layout.name)
+            frame.sample_rate = video.audio.sample_rate
+            for packet in audio_stream.encode(frame):
+                container.mux(packet)
+            for packet in audio_stream.encode():
+                container.mux(packet)
+
+
+def write_output(value: Any, folder: Path, name: str, metadata: dict[str, Any] | None = None) -> Any:
+    """A graph output as the record shows it: media become files ``{"path", "media_type"}``; the rest unchanged."""
+    if isinstance(value, Image | Audio | Video):
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        if isinstance(value, Image):
+            paths = write_png(value, folder / f"{safe}.png", metadata)
+            files = [{"path": str(p), "media_type": MEDIA_TYPE["image"]} for p in paths]
+            return files[0] if len(files) == 1 else files
+        if isinstance(value, Audio):
+            write_wav(value, folder / f"{safe}.wav")
+            return {"path": str(folder / f"{safe}.wav"), "media_type": MEDIA_TYPE["audio"]}
+        write_mp4(value, folder / f"{safe}.mp4")
+        return {"path": str(folder / f"{safe}.mp4"), "media_type": MEDIA_TYPE["video"]}
+    if isinstance(value, list):
+        return [write_output(item, folder, f"{name}-{i + 1}", metadata) for i, item in enumerate(value)]
+    return value

@@ -1,0 +1,235 @@
+"""The one way to declare a node: a ``Node`` subclass with typed ``Inputs``/``Outputs`` models and a ``run``.
+
+    class Join(Node):
+        \"\"\"Join texts with a separator.\"\"\"
+        type = "text.join"
+        version = "1.0.0"
+
+        class Inputs(NodeInputs):
+            texts: list[str]
+            separator: str = " "
+
+        class Outputs(NodeOutputs):
+            text: str
+
+        def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+            return self.Outputs(text=inputs.separator.join(inputs.texts))
+
+Class flags: ``side_effects`` (always runs, never cached), ``accelerator`` (placed on a device), ``extra_inputs``
+(the port type of extra named inputs, as ``text.template`` takes). Hooks for the few nodes that need them:
+``ports`` (ports that depend on a literal, as ``graph.call``), ``check`` (node-specific validation) and
+``fingerprint`` (cache-key material from outside state, such as a file's content).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from engine.errors import NodeDefinitionError
+from engine.types import port_type_of, python_type
+
+if TYPE_CHECKING:
+    from engine.context import NodeContext
+    from engine.graph import GraphEnv
+
+TYPE_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
+
+
+class NodeInputs(BaseModel):
+    """Base of every node's inputs model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeOutputs(BaseModel):
+    """Base of every node's outputs model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """One named input or output of a node: its port type, whether it must be given, and how literals validate."""
+
+    name: str
+    type: str
+    required: bool = True
+    default: Any = None
+    description: str = ""
+    adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
+    schema: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def validate_literal(self, value: Any) -> Any:
+        """The literal converted to the port's Python type; raises pydantic's ValidationError when it does not fit."""
+        return value if self.adapter is None else self.adapter.validate_python(value)
+
+
+@dataclass(frozen=True, slots=True)
+class NodePorts:
+    inputs: Mapping[str, Port]
+    outputs: Mapping[str, Port]
+
+
+class Node:
+    """Base class of node types. Subclasses set ``type``, ``version``, ``Inputs``, ``Outputs`` and ``run``."""
+
+    type: ClassVar[str]
+    version: ClassVar[str]
+    title: ClassVar[str] = ""
+    side_effects: ClassVar[bool] = False
+    accelerator: ClassVar[bool] = False
+    extra_inputs: ClassVar[str | None] = None
+    Inputs: ClassVar[type[NodeInputs]]
+    Outputs: ClassVar[type[NodeOutputs]]
+
+    def run(self, inputs: Any, ctx: NodeContext) -> NodeOutputs:
+        raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
+
+    def ports(self, literals: Mapping[str, Any], env: GraphEnv) -> NodePorts | None:
+        """Ports that depend on literal inputs (None: the static ports of ``Inputs``/``Outputs``)."""
+        return None
+
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+        """Node-specific validation: (input, message) pairs. ``bound`` holds every input given a value or link."""
+        return []
+
+    def fingerprint(self, literals: Mapping[str, Any], env: GraphEnv) -> str | None:
+        """Extra cache-key material from state outside the graph (a file's hash, a saved graph's document)."""
+        return None
+
+
+def make_port(name: str, port_type: str, *, required: bool = True, default: Any = None,
+              description: str = "") -> Port:
+    """A port declared by type name rather than by a model field (extra inputs, a called graph's inputs)."""
+    adapter: TypeAdapter[Any] = TypeAdapter(python_type(port_type))
+    schema = {**adapter.json_schema(), "x-nodeforge-type": port_type, "description": description}
+    if not required:
+        schema["default"] = default
+    return Port(name=name, type=port_type, required=required, default=default, description=description,
+                adapter=adapter, schema=schema)
+
+
+def ports_of_model(model: type[BaseModel]) -> dict[str, Port]:
+    """Ports for every field of an inputs or outputs model, with a literal validator per field."""
+    schema = model.model_json_schema()
+    properties = schema.get("properties", {})
+    ports: dict[str, Port] = {}
+    for name, info in model.model_fields.items():
+        port_type, optional = port_type_of(info.annotation)
+        required = info.is_required()
+        default = None if required else info.get_default(call_default_factory=True)
+        annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        adapter: TypeAdapter[Any] = TypeAdapter(annotated)
+        ports[name] = Port(name=name, type=port_type, required=required and not optional, default=default,
+                           description=info.description or "", adapter=adapter,
+                           schema={**properties.get(name, {}), "x-nodeforge-type": port_type})
+    return ports
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A registered node type: its class, one shared instance, and its static ports."""
+
+    cls: type[Node]
+    instance: Node
+    inputs: Mapping[str, Port]
+    outputs: Mapping[str, Port]
+    source: str
+
+    @property
+    def type(self) -> str:
+        return self.cls.type
+
+    @property
+    def version(self) -> str:
+        return self.cls.version
+
+    @property
+    def category(self) -> str:
+        return self.cls.type.split(".", 1)[0]
+
+    @property
+    def title(self) -> str:
+        return self.cls.title or self.cls.type.split(".", 1)[1].replace("_", " ").capitalize()
+
+    @property
+    def description(self) -> str:
+        return (self.cls.__doc__ or "").strip()
+
+    @property
+    def dynamic(self) -> bool:
+        return type(self.instance).ports is not Node.ports
+
+    def ports_for(self, literals: Mapping[str, Any], given: Iterable[str], env: GraphEnv) -> NodePorts:
+        """The ports of one node in a graph: static ones, those its literals select (``graph.call``), plus a port
+        of type ``extra_inputs`` for every other input given."""
+        ports = self.instance.ports(literals, env) if self.dynamic else None
+        if ports is None:
+            ports = NodePorts(self.inputs, self.outputs)
+        extra_type = self.cls.extra_inputs
+        extras = [name for name in given if name not in ports.inputs] if extra_type else []
+        if not extras:
+            return ports
+        inputs = dict(ports.inputs)
+        for name in extras:
+            inputs[name] = make_port(name, extra_type or "json")
+        return NodePorts(inputs, ports.outputs)
+
+    def catalogue_entry(self) -> dict[str, Any]:
+        """What ``nodeforge nodes --json`` and ``GET /api/nodes`` show for this type."""
+        return {
+            "type": self.type,
+            "version": self.version,
+            "title": self.title,
+            "category": self.category,
+            "description": self.description,
+            "side_effects": self.cls.side_effects,
+            "accelerator": self.cls.accelerator,
+            "extra_inputs": self.cls.extra_inputs,
+            "dynamic_ports": self.dynamic,
+            "source": self.source,
+            "inputs": _object_schema(self.cls.Inputs, self.inputs),
+            "outputs": _object_schema(self.cls.Outputs, self.outputs),
+        }
+
+
+def _object_schema(model: type[BaseModel], ports: Mapping[str, Port]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema["properties"] = {name: dict(port.schema) for name, port in ports.items()}
+    schema["required"] = [name for name, port in ports.items() if port.required]
+    return schema
+
+
+def build_spec(cls: type[Node], source: str) -> NodeSpec:
+    """Check a node class's declaration and build its spec; raises NodeDefinitionError naming what is wrong."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    type_id = getattr(cls, "type", None)
+    if not isinstance(type_id, str) or not TYPE_ID.match(type_id):
+        raise NodeDefinitionError(f"{name}: type {type_id!r} is not of the form 'family.name' (lower case)")
+    version = getattr(cls, "version", None)
+    if not isinstance(version, str) or not SEMVER.match(version):
+        raise NodeDefinitionError(f"{name} ({type_id}): version {version!r} is not semver (e.g. '1.0.0')")
+    for attr, base in (("Inputs", NodeInputs), ("Outputs", NodeOutputs)):
+        model = getattr(cls, attr, None)
+        if not (isinstance(model, type) and issubclass(model, base)):
+            raise NodeDefinitionError(f"{name} ({type_id}): {attr} must be a subclass of {base.__name__}")
+    if cls.run is Node.run:
+        raise NodeDefinitionError(f"{name} ({type_id}): run(inputs, ctx) is not defined")
+    if not (cls.__doc__ or "").strip():
+        raise NodeDefinitionError(f"{name} ({type_id}): a docstring is required (it is the node's help text)")
+    try:
+        inputs, outputs = ports_of_model(cls.Inputs), ports_of_model(cls.Outputs)
+    except TypeError as exc:
+        raise NodeDefinitionError(f"{name} ({type_id}): {exc}") from exc
+    if cls.extra_inputs is not None and cls.Inputs.model_config.get("extra") != "allow":
+        raise NodeDefinitionError(f"{name} ({type_id}): extra_inputs needs Inputs.model_config extra='allow'")
+    seed = inputs.get("seed")
+    if seed is not None and seed.type != "int":
+        raise NodeDefinitionError(f"{name} ({type_id}): a 'seed' input must be an int, not {seed.type}")
+    return NodeSpec(cls=cls, instance=cls(), inputs=inputs, outputs=outputs, source=source)

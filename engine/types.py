@@ -1,0 +1,86 @@
+"""Port types: the names graphs and the editor use, how Python annotations map onto them, and which links fit.
+
+A port type is a short string: ``text``, ``int``, ``float``, ``bool``, ``json``, ``image``, ``audio``, ``video``,
+or ``list[<item>]``. Strings keep validation cheap and travel unchanged into JSON Schema and the editor.
+"""
+
+from __future__ import annotations
+
+import types as pytypes
+import typing
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel
+
+from engine.values import Audio, Image, Video
+
+SCALAR_TYPES = ("text", "int", "float", "bool", "json")
+MEDIA_TYPES = ("image", "audio", "video")
+GRAPH_INPUT_TYPES = SCALAR_TYPES + MEDIA_TYPES
+_JSON_COMPATIBLE = {"text", "int", "float", "bool", "json"}
+
+_BY_CLASS: dict[Any, str] = {str: "text", int: "int", float: "float", bool: "bool", Image: "image",
+                             Audio: "audio", Video: "video", dict: "json", Any: "json"}
+
+
+def list_item(port_type: str) -> str | None:
+    """The item type of ``list[x]``, else None."""
+    if port_type.startswith("list[") and port_type.endswith("]"):
+        return port_type[5:-1]
+    return None
+
+
+def port_type_of(annotation: Any) -> tuple[str, bool]:
+    """Map a Python annotation to (port type, optional). ``X | None`` is optional X; models and dicts are json."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return port_type_of(typing.get_args(annotation)[0])
+    if origin in (Union, pytypes.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        if len(members) == 1:
+            return port_type_of(members[0])[0], optional
+        kinds = {port_type_of(m)[0] for m in members}
+        return (kinds.pop() if len(kinds) == 1 else "json"), optional
+    if origin is Literal:
+        values = typing.get_args(annotation)
+        kinds = {_BY_CLASS.get(type(v), "json") for v in values}
+        return (kinds.pop() if len(kinds) == 1 else "json"), False
+    if origin in (list, tuple, typing.Sequence):
+        args = typing.get_args(annotation)
+        item = port_type_of(args[0])[0] if args else "json"
+        return (f"list[{item}]" if item != "json" else "json"), False
+    if origin is dict:
+        return "json", False
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "json", False
+    if annotation in _BY_CLASS:
+        return _BY_CLASS[annotation], False
+    raise TypeError(f"no port type for annotation {annotation!r}")
+
+
+def is_assignable(source: str, target: str) -> bool:
+    """Whether an output of type ``source`` may feed an input of type ``target`` (int widens to float)."""
+    if source == target:
+        return True
+    if source == "int" and target == "float":
+        return True
+    if target == "json":
+        return source in _JSON_COMPATIBLE or (list_item(source) or "") in _JSON_COMPATIBLE
+    item = list_item(target)
+    if item is not None:
+        source_item = list_item(source)
+        return is_assignable(source_item if source_item is not None else source, item)
+    return False
+
+
+_PY_TYPES: dict[str, Any] = {"text": str, "int": int, "float": float, "bool": bool, "json": Any,
+                             "image": Image, "audio": Audio, "video": Video}
+
+
+def python_type(port_type: str) -> Any:
+    """The Python type that holds values of a port type (for ports declared by name, such as extra inputs)."""
+    item = list_item(port_type)
+    if item is not None:
+        return list[python_type(item)]  # type: ignore[misc]
+    return _PY_TYPES[port_type]

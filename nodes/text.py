@@ -1,0 +1,96 @@
+"""Text nodes: templates with named placeholders, joining, and constants."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from engine.context import NodeContext
+from engine.errors import NodeError
+from engine.node import Node, NodeInputs, NodeOutputs
+
+
+class TextOutput(NodeOutputs):
+    text: str
+
+
+def placeholders(template: str) -> list[str]:
+    """The ``{name}`` fields of a template, in order; raises ValueError for malformed braces or positional fields."""
+    names = []
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if not field.isidentifier():
+            raise ValueError(f"placeholder {{{field}}} is not a name (write {{{{ and }}}} for literal braces)")
+        names.append(field)
+    return list(dict.fromkeys(names))
+
+
+class Template(Node):
+    """Fill ``{name}`` placeholders in a template from extra named text inputs (``{{`` and ``}}`` for braces)."""
+
+    type = "text.template"
+    version = "1.0.0"
+    extra_inputs = "text"
+
+    class Inputs(NodeInputs):
+        model_config = ConfigDict(extra="allow", frozen=True)
+        template: str = Field(description="Text with {name} placeholders", json_schema_extra={"multiline": True})
+
+    Outputs = TextOutput
+
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+        template = literals.get("template")
+        if not isinstance(template, str):
+            return []
+        try:
+            names = placeholders(template)
+        except ValueError as exc:
+            return [("template", str(exc))]
+        return [(name, f"placeholder {{{name}}} has no input named '{name}'") for name in names
+                if name not in bound]
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> TextOutput:
+        values = dict(inputs.model_extra or {})
+        try:
+            names = placeholders(inputs.template)
+        except ValueError as exc:
+            raise NodeError(str(exc), input="template") from None
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise NodeError(f"placeholder {{{missing[0]}}} has no input named '{missing[0]}'", input="template")
+        return TextOutput(text=inputs.template.format_map(values))
+
+
+class Join(Node):
+    """Join texts in order with a separator."""
+
+    type = "text.join"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        texts: list[str] = Field(description="Texts to join, in order")
+        separator: str = Field(" ", description="Put between consecutive texts")
+
+    Outputs = TextOutput
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> TextOutput:
+        return TextOutput(text=inputs.separator.join(inputs.texts))
+
+
+class Value(Node):
+    """A constant text, typed once and wired to many inputs."""
+
+    type = "text.value"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        value: str = Field(description="The text", json_schema_extra={"multiline": True})
+
+    Outputs = TextOutput
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> TextOutput:
+        return TextOutput(text=inputs.value)
