@@ -167,11 +167,12 @@ class NodeSpec:
         return type(self.instance).ports is not Node.ports
 
     def ports_for(self, literals: Mapping[str, Any], given: Iterable[str], env: GraphEnv) -> NodePorts:
-        """The ports of one node in a graph: static ones, those its literals select (``graph.call``), plus a port
-        of type ``extra_inputs`` for every other input given."""
+        """The ports of one node in a graph: those its literals select (``graph.call``), else the static ones plus
+        a port of type ``extra_inputs`` for every other input given."""
         ports = self.instance.ports(literals, env) if self.dynamic else None
-        if ports is None:
-            ports = NodePorts(self.inputs, self.outputs)
+        if ports is not None:
+            return ports
+        ports = NodePorts(self.inputs, self.outputs)
         extra_type = self.cls.extra_inputs
         extras = [name for name in given if name not in ports.inputs] if extra_type else []
         if not extras:

@@ -1,0 +1,56 @@
+"""Shared fixtures. The environment is fixed before anything imports torch: passive OpenMP, one thread, offline hub."""
+
+import os
+
+os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from engine.cache import ResultCache  # noqa: E402
+from engine.executor import Executor  # noqa: E402
+from engine.graph import GraphEnv  # noqa: E402
+from engine.library import GraphLibrary  # noqa: E402
+from engine.registry import Registry  # noqa: E402
+from tests.support import testnodes  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def registry() -> Registry:
+    """The built-in nodes plus the test nodes of tests/support/testnodes.py."""
+    registry = Registry.discover()
+    registry.add_module(testnodes)
+    return registry
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def env(registry: Registry, tmp_path: Path) -> GraphEnv:
+    library = tmp_path / "library"
+    library.mkdir()
+    return GraphEnv(registry, GraphLibrary([library]))
+
+
+@pytest.fixture
+def cache(data_dir: Path):
+    cache = ResultCache(data_dir / "cache")
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def executor(env: GraphEnv, cache: ResultCache, data_dir: Path) -> Executor:
+    return Executor(env, cache, workers=4, data_dir=data_dir)

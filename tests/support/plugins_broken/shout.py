@@ -1,0 +1,20 @@
+"""A plugin node module as a user would write it in a plugins folder."""
+
+from engine.context import NodeContext
+from engine.node import Node, NodeInputs, NodeOutputs
+
+
+class Shout(Node):
+    """Upper-case a text."""
+
+    type = "plugin.shout"
+    version = "0.1.0"
+
+    class Inputs(NodeInputs):
+        text: str
+
+    class Outputs(NodeOutputs):
+        text: str
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        return self.Outputs(text=inputs.text.upper())

@@ -1,0 +1,174 @@
+"""Nodes that exist to test the engine: counting executions, failing on purpose, meeting at barriers, waiting.
+
+Coordination objects (barriers, events) are handed to nodes through ``Coordination``, a per-test instance looked up
+by name from the ``channel`` input, so no state is shared between tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pydantic import Field
+
+from engine.context import NodeContext
+from engine.errors import NodeError
+from engine.node import Node, NodeInputs, NodeOutputs
+from engine.values import Image
+
+
+@dataclass
+class Coordination:
+    """Per-test objects that test nodes wait on or record into, keyed by the node's ``channel`` input."""
+
+    barriers: dict[str, threading.Barrier] = field(default_factory=dict)
+    events: dict[str, threading.Event] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, name: str) -> None:
+        with self.lock:
+            self.calls.append(name)
+
+
+CHANNELS: dict[str, Coordination] = {}
+
+
+def coordination(test_id: str) -> Coordination:
+    """A fresh Coordination for one test, found by nodes through their ``channel`` input."""
+    CHANNELS[test_id] = Coordination()
+    return CHANNELS[test_id]
+
+
+class IntOut(NodeOutputs):
+    value: int
+
+
+class Add(Node):
+    """x + delta, recording each execution in its channel."""
+
+    type = "test.add"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        x: int = 0
+        delta: int = 1
+        channel: str = ""
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        if inputs.channel:
+            CHANNELS[inputs.channel].record(ctx.node_id)
+        return IntOut(value=inputs.x + inputs.delta)
+
+
+class Fail(Node):
+    """Always fails with a user-facing reason."""
+
+    type = "test.fail"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        x: int = 0
+        reason: str = "it broke"
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        raise NodeError(inputs.reason, input="reason")
+
+
+class Crash(Node):
+    """Raises a plain Python exception, as a buggy node would."""
+
+    type = "test.crash"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        return IntOut(value=1 // inputs.x)
+
+
+class Meet(Node):
+    """Waits at its channel's barrier: two of these finish only if they run at the same time."""
+
+    type = "test.meet"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        channel: str
+        barrier: str = "b"
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        coord = CHANNELS[inputs.channel]
+        coord.record(f"{ctx.node_id}:arrive")
+        coord.barriers[inputs.barrier].wait(timeout=30)
+        coord.record(f"{ctx.node_id}:leave")
+        return IntOut(value=inputs.x)
+
+
+class Wait(Node):
+    """Reports progress every few milliseconds until its channel's event is set; cancellation stops it."""
+
+    type = "test.wait"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        channel: str
+        event: str = "go"
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        coord = CHANNELS[inputs.channel]
+        coord.record(f"{ctx.node_id}:start")
+        step = 0
+        while not coord.events[inputs.event].wait(0.005):
+            step += 1
+            ctx.progress(step)
+        return IntOut(value=inputs.x)
+
+
+class Noise(Node):
+    """A seeded random image, for seed and tensor-cache tests."""
+
+    type = "test.noise"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        size: int = Field(8, ge=1, le=512)
+        seed: int = -1
+
+    class Outputs(NodeOutputs):
+        image: Image
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        import torch
+
+        generator = torch.Generator().manual_seed(inputs.seed)
+        return self.Outputs(image=Image(torch.rand(1, 3, inputs.size, inputs.size, generator=generator)))
+
+
+class Brightness(Node):
+    """Mean brightness of an image (consumes an image link)."""
+
+    type = "test.brightness"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        image: Image
+
+    class Outputs(NodeOutputs):
+        value: float
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        return self.Outputs(value=float(inputs.image.tensor.mean()))
