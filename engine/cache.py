@@ -15,15 +15,16 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.codec import CodecError, decode, encode
+from engine.codec import PLAIN_TYPES, CodecError, decode, encode
 from engine.values import value_nbytes
 
 Outputs = dict[str, Any]
+_JSON = json.JSONEncoder(separators=(",", ":"))
 FLUSH_EVERY = 512
 FLUSH_SECONDS = 0.05
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -73,33 +74,55 @@ class MemoryTier:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+
+Row = tuple[str, bytes, str, str | None, str | None, int, float]
+
 
 class DiskTier:
-    """SQLite index plus safetensors blobs; safe to share between processes."""
+    """SQLite index plus safetensors blobs; safe to share between processes.
+
+    Entries are encoded on the caller's thread and staged without a lock (a deque append and a dict store are
+    atomic); a writer thread commits them in batches with its own connection, and SQLite releases the GIL while it
+    writes, so node execution never waits on the disk. ``flush`` waits for the writer to drain.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(root / "index.sqlite", check_same_thread=False, timeout=30,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = self._connect()
         self._db.execute("""CREATE TABLE IF NOT EXISTS entries (
             key TEXT PRIMARY KEY, payload BLOB NOT NULL, checksum TEXT NOT NULL,
-            blob TEXT, blob_checksum TEXT, nbytes INTEGER NOT NULL, created REAL NOT NULL)""")
-        self._pending: dict[str, tuple[str, bytes, str, str | None, str | None, int, float]] = {}
-        self._first_pending = 0.0
+            blob TEXT, blob_checksum TEXT, nbytes INTEGER NOT NULL, created REAL NOT NULL) WITHOUT ROWID""")
+        self._read_lock = threading.Lock()
+        self._queue: deque[Row] = deque()
+        self._unflushed: dict[str, Row] = {}
+        self._wake = threading.Event()
+        self._drained = threading.Condition()
+        self._in_flight = 0
+        self._hurry = threading.Event()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="nodeforge-cache-writer", daemon=True)
+        self._writer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.root / "index.sqlite", check_same_thread=False, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     def get(self, key: str) -> tuple[Outputs | None, bool]:
         """(outputs, corrupt): outputs is None on a miss; corrupt is True when a bad entry was found and removed."""
-        row = self._pending.get(key)
+        row = self._unflushed.get(key)
         if row is None:
-            found = self._db.execute("SELECT key, payload, checksum, blob, blob_checksum, nbytes, created "
-                                     "FROM entries WHERE key = ?", (key,)).fetchone()
-            if found is None:
-                return None, False
-            row = found
+            with self._read_lock:
+                row = self._db.execute("SELECT key, payload, checksum, blob, blob_checksum, nbytes, created "
+                                       "FROM entries WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None, False
         _, payload, checksum, blob, blob_checksum, _, _ = row
         try:
             if hashlib.sha256(payload).hexdigest() != checksum:
@@ -117,9 +140,21 @@ class DiskTier:
             self._remove(key, blob)
             return None, True
 
+    def present(self, keys: list[str]) -> set[str]:
+        """Which keys have an entry (unverified: ``get`` checks the checksums), in a few queries."""
+        found = {key for key in keys if key in self._unflushed}
+        with self._read_lock:
+            for start in range(0, len(keys), 900):
+                chunk = keys[start:start + 900]
+                marks = ",".join("?" * len(chunk))
+                found.update(row[0] for row in
+                             self._db.execute(f"SELECT key FROM entries WHERE key IN ({marks})", chunk))
+        return found
+
     def put(self, key: str, outputs: Outputs) -> None:
         tensors: dict[str, Any] = {}
-        payload = json.dumps(encode(outputs, tensors), separators=(",", ":")).encode()
+        plain = all(type(value) in PLAIN_TYPES for value in outputs.values())
+        payload = _JSON.encode(outputs if plain else encode(outputs, tensors)).encode()
         blob = blob_checksum = None
         nbytes = len(payload)
         if tensors:
@@ -130,46 +165,84 @@ class DiskTier:
             blob_checksum = hashlib.sha256(data).hexdigest()
             _write_atomically(self.blobs / blob, data)
             nbytes += len(data)
-        if not self._pending:
-            self._first_pending = time.monotonic()
-        self._pending[key] = (key, payload, hashlib.sha256(payload).hexdigest(), blob, blob_checksum, nbytes,
-                              time.time())
-        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._first_pending > FLUSH_SECONDS:
-            self.flush()
+        row = (key, payload, hashlib.sha256(payload).hexdigest(), blob, blob_checksum, nbytes, time.time())
+        self._unflushed[key] = row
+        self._queue.append(row)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _write_loop(self) -> None:
+        db = self._connect()
+        try:
+            while not (self._closed and not self._queue):
+                self._wake.wait()
+                if not self._closed:
+                    self._hurry.wait(FLUSH_SECONDS)
+                self._wake.clear()
+                with self._drained:
+                    self._in_flight += 1
+                rows: list[Row] = []
+                while self._queue:
+                    rows.append(self._queue.popleft())
+                try:
+                    if rows:
+                        self._commit(db, rows)
+                finally:
+                    for row in rows:
+                        if self._unflushed.get(row[0]) is row:
+                            del self._unflushed[row[0]]
+                    with self._drained:
+                        self._in_flight -= 1
+                        self._drained.notify_all()
+        finally:
+            db.close()
+
+    @staticmethod
+    def _commit(db: sqlite3.Connection, rows: list[Row]) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def flush(self) -> None:
-        if not self._pending:
-            return
-        rows = list(self._pending.values())
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._pending.clear()
+        """Wait until every staged entry is committed."""
+        with self._drained:
+            while (self._queue or self._in_flight) and self._writer.is_alive():
+                self._hurry.set()
+                self._wake.set()
+                self._drained.wait(0.5)
+            self._hurry.clear()
 
     def _remove(self, key: str, blob: str | None) -> None:
-        self._pending.pop(key, None)
-        self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
+        self._unflushed.pop(key, None)
+        with self._read_lock:
+            self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
         if blob:
             (self.blobs / blob).unlink(missing_ok=True)
 
     def info(self) -> dict[str, Any]:
         self.flush()
-        count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM entries").fetchone()
+        with self._read_lock:
+            count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM entries").fetchone()
         return {"path": str(self.root), "entries": count, "bytes": total}
 
     def clear(self) -> None:
-        self._pending.clear()
-        self._db.execute("DELETE FROM entries")
-        shutil.rmtree(self.blobs, ignore_errors=True)
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        self._db.execute("VACUUM")
+        self.flush()
+        with self._read_lock:
+            self._db.execute("DELETE FROM entries")
+            shutil.rmtree(self.blobs, ignore_errors=True)
+            self.blobs.mkdir(parents=True, exist_ok=True)
+            self._db.execute("VACUUM")
 
     def close(self) -> None:
         self.flush()
+        self._closed = True
+        self._hurry.set()
+        self._wake.set()
+        self._writer.join()
         self._db.close()
 
 
@@ -181,7 +254,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 class ResultCache:
-    """Both tiers behind one lock. ``disk`` is None for a memory-only cache (``--no-cache`` uses no cache)."""
+    """The memory tier in front of the disk tier. ``root`` None gives a memory-only cache."""
 
     def __init__(self, root: Path | None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.memory = MemoryTier(memory_budget)
@@ -192,44 +265,51 @@ class ResultCache:
     def get(self, key: str) -> Outputs | None:
         with self._lock:
             outputs = self.memory.get(key)
+        if outputs is not None:
+            self.stats.memory_hits += 1
+            return outputs
+        if self.disk is not None:
+            outputs, corrupt = self.disk.get(key)
+            self.stats.corrupt += corrupt
             if outputs is not None:
-                self.stats.memory_hits += 1
-                return outputs
-            if self.disk is not None:
-                outputs, corrupt = self.disk.get(key)
-                self.stats.corrupt += corrupt
-                if outputs is not None:
-                    self.stats.disk_hits += 1
+                self.stats.disk_hits += 1
+                with self._lock:
                     self.memory.put(key, outputs)
-                    return outputs
-            self.stats.misses += 1
-            return None
+                return outputs
+        self.stats.misses += 1
+        return None
+
+    def present(self, keys: list[str]) -> set[str]:
+        """The subset of ``keys`` that either tier holds, for planning a run without one lookup per node."""
+        with self._lock:
+            found = {key for key in keys if key in self.memory}
+        if self.disk is not None:
+            found |= self.disk.present([key for key in keys if key not in found])
+        return found
 
     def put(self, key: str, outputs: Outputs) -> None:
         with self._lock:
             self.memory.put(key, outputs)
-            if self.disk is not None:
-                self.disk.put(key, outputs)
             self.stats.writes += 1
+        if self.disk is not None:
+            self.disk.put(key, outputs)
 
     def flush(self) -> None:
-        with self._lock:
-            if self.disk is not None:
-                self.disk.flush()
+        if self.disk is not None:
+            self.disk.flush()
 
     def info(self) -> dict[str, Any]:
+        disk = self.disk.info() if self.disk is not None else {"path": None, "entries": 0, "bytes": 0}
         with self._lock:
-            disk = self.disk.info() if self.disk is not None else {"path": None, "entries": 0, "bytes": 0}
             return {**disk, "memory_entries": len(self.memory), "memory_bytes": self.memory.used,
                     "memory_budget": self.memory.budget}
 
     def clear(self) -> None:
         with self._lock:
             self.memory.clear()
-            if self.disk is not None:
-                self.disk.clear()
+        if self.disk is not None:
+            self.disk.clear()
 
     def close(self) -> None:
-        with self._lock:
-            if self.disk is not None:
-                self.disk.close()
+        if self.disk is not None:
+            self.disk.close()

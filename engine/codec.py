@@ -11,9 +11,14 @@ class CodecError(ValueError):
     pass
 
 
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def encode(value: Any, tensors: dict[str, Any]) -> Any:
     """A JSON-ready form of ``value``; tensors are moved to CPU and collected in ``tensors`` by name."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in PLAIN_TYPES:
+        return value
+    if isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Image):
         return {"$media": "image", "t": _put(value.tensor, tensors)}

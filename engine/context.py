@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import RunCancelled
 from engine.events import EventEmitter
+from engine.keys import literal_material
 
 if TYPE_CHECKING:
     from engine.document import GraphDocument
@@ -18,10 +19,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class BoundValue:
-    """A value together with the cache-key material that identifies it (a literal, or an upstream key)."""
+    """A value together with the cache-key material that identifies it (see ``engine.keys``)."""
 
     value: Any
-    material: Any
+    material: str
 
 
 GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]], dict[str, Any]]
@@ -30,9 +31,12 @@ GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]
 class NodeContext:
     """Handed to ``Node.run``; one per node execution."""
 
+    __slots__ = ("node_id", "node_type", "device", "env", "data_dir", "_emitter", "_cancel", "_materials",
+                 "_literals", "_call_graph")
+
     def __init__(self, *, node_id: str, node_type: str, device: str, emitter: EventEmitter,
                  cancel: threading.Event, env: GraphEnv, data_dir: Path | None,
-                 materials: Mapping[str, Any], call_graph: GraphCaller) -> None:
+                 materials: Mapping[str, str], literals: Mapping[str, Any], call_graph: GraphCaller) -> None:
         self.node_id = node_id
         self.node_type = node_type
         self.device = device
@@ -41,6 +45,7 @@ class NodeContext:
         self._emitter = emitter
         self._cancel = cancel
         self._materials = materials
+        self._literals = literals
         self._call_graph = call_graph
 
     @property
@@ -65,9 +70,10 @@ class NodeContext:
         """Tell the user about something the node changed or assumed, as a ``node.warning`` event."""
         self._emitter.emit("node.warning", node=self.node_id, text=message)
 
-    def input_material(self, name: str) -> Any:
+    def input_material(self, name: str) -> str:
         """The cache-key material of one input, so nested graphs key their nodes like the outer one."""
-        return self._materials[name]
+        material = self._materials.get(name)
+        return material if material is not None else literal_material(self._literals[name])
 
     def call_graph(self, document: GraphDocument, inputs: Mapping[str, BoundValue]) -> dict[str, Any]:
         """Run a graph inside this node, sharing the cache, cancellation and devices; returns its outputs."""

@@ -10,7 +10,6 @@ One run goes through four steps:
 
 from __future__ import annotations
 
-import queue
 import random
 import threading
 import time
@@ -44,10 +43,11 @@ from engine.errors import (
 from engine.events import EventEmitter, Listener
 from engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from engine.inputs import bind_inputs
-from engine.keys import link_material, list_material, literal_material, node_key
+from engine.keys import finish_key, input_part, link_material, list_material, literal_material
 from engine.media import write_output
 from engine.node import Node
 from engine.record import NodeRecord, RunRecord
+from engine.scheduler import ReadySet
 
 
 @dataclass
@@ -153,68 +153,78 @@ class _Run:
     # 1 + 2: literals, seeds and keys, in topological order.
     def _prepare(self) -> None:
         issues: list[Issue] = []
+        prepared = self.prepared
         for node_id in self.graph.order:
             node = self.graph.nodes[node_id]
-            literals: dict[str, Any] = {}
-            materials: dict[str, Any] = {}
-            uncacheable = False
-            for name, binding in node.bindings.items():
+            literals = dict(node.literals)
+            materials: dict[str, str] = {}
+            parts = [node.key_prefix]
+            cacheable = bool(node.key_prefix)
+            for name, binding in node.dynamic:
                 material, value, known = self._material(binding)
-                materials[name] = material
+                if material is None:
+                    cacheable = False
+                else:
+                    materials[name] = material
+                    parts.append(input_part(name, material))
                 if known:
                     literals[name] = value
-                uncacheable = uncacheable or material is None
-            self._draw_seed(node, literals, materials)
-            issues.extend(self._check_bound_literals(node, literals))
-            key = None if uncacheable else self._key(node, literals, materials)
-            self.prepared[node_id] = _Prepared(literals, materials, key)
+                    if isinstance(binding, InputBinding):
+                        issues.extend(self._check_bound_literal(node, name, binding.name, literals))
+            seed = self._draw_seed(node, literals)
+            if seed is not None:
+                materials["seed"] = literal_material(seed)
+                parts.append(input_part("seed", materials["seed"]))
+            key = self._key(node, literals, parts) if cacheable else None
+            prepared[node_id] = _Prepared(literals, materials, key)
         if issues:
             raise GraphValidationError(issues)
 
-    def _draw_seed(self, node: CompiledNode, literals: dict[str, Any], materials: dict[str, Any]) -> None:
-        """Replace a random seed (-1 or "random", given or by default) by a drawn one; record every seed."""
+    def _draw_seed(self, node: CompiledNode, literals: dict[str, Any]) -> int | None:
+        """Draw a random seed (-1 or "random", given or by default) and record every seed; returns a drawn seed."""
         port = node.ports.inputs.get("seed")
         if port is None:
-            return
-        seed = literals.get("seed") if "seed" in node.bindings else port.default
+            return None
+        binding = node.bindings.get("seed")
+        seed = port.default if binding is None else literals.get("seed", getattr(binding, "value", None))
+        drawn = None
         if seed in RANDOM_SEEDS and not isinstance(seed, bool):
-            seed = random.SystemRandom().randrange(2**31)
+            seed = drawn = random.SystemRandom().randrange(2**31)
             literals["seed"] = seed
-            materials["seed"] = literal_material(seed)
         if isinstance(seed, int) and not isinstance(seed, bool):
             self.record.seeds[node.id] = seed
+        return drawn
 
-    def _material(self, binding: Binding) -> tuple[Any, Any, bool]:
+    def _material(self, binding: Binding) -> tuple[str | None, Any, bool]:
         """(key material, literal value, whether the value is known before running)."""
-        if isinstance(binding, LiteralBinding):
-            return literal_material(binding.value), binding.value, True
-        if isinstance(binding, InputBinding):
-            bound = self.bound[binding.name]
-            return literal_material(bound.material), bound.value, True
         if isinstance(binding, LinkBinding):
             key = self.prepared[binding.node].key
             return (None if key is None else link_material(key, binding.output)), None, False
-        items = [self._material(item) for item in binding.items]
-        if any(material is None for material, _, _ in items):
+        if isinstance(binding, InputBinding):
+            bound = self.bound[binding.name]
+            return bound.material, bound.value, True
+        if isinstance(binding, LiteralBinding):
+            return literal_material(binding.value), binding.value, True
+        items = [self._material(item)[0] for item in binding.items]
+        if any(material is None for material in items):
             return None, None, False
-        return list_material([material for material, _, _ in items]), None, False
+        return list_material(items), None, False  # type: ignore[arg-type]
 
-    def _check_bound_literals(self, node: CompiledNode, literals: dict[str, Any]) -> list[Issue]:
-        issues = []
-        for name, binding in node.bindings.items():
-            if isinstance(binding, InputBinding) and literals.get(name) is not None:
-                port = node.ports.inputs[name]
-                if port.type in ("image", "audio", "video"):
-                    continue
-                try:
-                    literals[name] = port.validate_literal(literals[name])
-                except ValidationError as exc:
-                    reason = exc.errors()[0]["msg"]
-                    issues.append(Issue(node.id, name, "invalid_literal",
-                                        f"graph input '{binding.name}' gives {name} = {literals[name]!r}: {reason}"))
-        return issues
+    def _check_bound_literal(self, node: CompiledNode, name: str, graph_input: str,
+                             literals: dict[str, Any]) -> list[Issue]:
+        """A graph input's value checked against the node input it feeds (its range, its enum)."""
+        port = node.ports.inputs[name]
+        if literals[name] is None or port.type in ("image", "audio", "video"):
+            return []
+        try:
+            literals[name] = port.validate_literal(literals[name])
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            return [Issue(node.id, name, "invalid_literal",
+                          f"graph input '{graph_input}' gives {name} = {literals[name]!r}: {reason}")]
+        return []
 
-    def _key(self, node: CompiledNode, literals: dict[str, Any], materials: dict[str, Any]) -> str | None:
+    def _key(self, node: CompiledNode, literals: dict[str, Any], parts: list[str]) -> str | None:
         instance = node.spec.instance
         fingerprint = None
         if type(instance).fingerprint is not Node.fingerprint:
@@ -224,7 +234,7 @@ class _Run:
                 return None
             if fingerprint is None:
                 return None
-        return node_key(node.spec.type, node.spec.version, materials, fingerprint)
+        return finish_key(parts, fingerprint)
 
     # 3: demand-driven plan.
     def _plan(self) -> set[str]:
@@ -233,6 +243,8 @@ class _Run:
         to_run: set[str] = set()
         visited: set[str] = set()
         stack = sorted(requested)
+        keys = [prepared.key for prepared in self.prepared.values() if prepared.key is not None]
+        present = self.cache.present(keys) if self.cache is not None else set()
         while stack:
             node_id = stack.pop()
             if node_id in visited:
@@ -240,7 +252,7 @@ class _Run:
             visited.add(node_id)
             node = self.graph.nodes[node_id]
             key = self.prepared[node_id].key
-            if key is not None and not node.spec.cls.side_effects and self.cache is not None:
+            if key in present and not node.spec.cls.side_effects and self.cache is not None:
                 outputs = self.cache.get(key)
                 if outputs is not None:
                     self.values[node_id] = outputs
@@ -261,55 +273,59 @@ class _Run:
 
     # 4: parallel execution.
     def _schedule(self, to_run: set[str]) -> None:
-        waiting = {node_id: {up for up in self.graph.nodes[node_id].upstream if up in to_run} for node_id in to_run}
-        dependents: dict[str, list[str]] = {node_id: [] for node_id in to_run}
-        for node_id, ups in waiting.items():
-            for up in ups:
-                dependents[up].append(node_id)
-        position = {node_id: index for index, node_id in enumerate(self.graph.order)}
-        ready = sorted((node_id for node_id, ups in waiting.items() if not ups), key=position.__getitem__,
-                       reverse=True)
-        done: queue.SimpleQueue[tuple[str, dict[str, Any] | None, BaseException | None, str | None]] = \
-            queue.SimpleQueue()
-        running = 0
-        remaining = set(to_run)
-        with ThreadPoolExecutor(self.executor.workers, thread_name_prefix=f"run-{self.record.id}") as pool:
-            while True:
-                while ready and not self.cancel.is_set():
-                    node_id = ready.pop()
-                    running += 1
-                    pool.submit(self._execute_node, node_id, done)
-                if running == 0:
-                    break
-                node_id, outputs, error, trace = done.get()
-                running -= 1
-                remaining.discard(node_id)
-                if outputs is not None:
-                    self.values[node_id] = outputs
-                    for child in dependents[node_id]:
-                        waiting[child].discard(node_id)
-                        if not waiting[child] and child in remaining:
-                            ready.append(child)
-                elif isinstance(error, RunCancelled):
-                    self._mark(node_id, "cancelled", None)
-                else:
-                    self._fail(node_id, error, trace, dependents, remaining)
-        for node_id in sorted(remaining, key=position.__getitem__):
-            self._mark(node_id, "cancelled", None)
+        """Workers take ready nodes themselves and release dependents as they finish, so a chain runs on one
+        thread without hand-offs while independent branches spread over every worker."""
+        ready = ReadySet(to_run, {node_id: self.graph.nodes[node_id].upstream for node_id in to_run},
+                         self.graph.order)
+        state = threading.Condition()
+        running = [0]
 
-    def _fail(self, node_id: str, error: BaseException | None, trace: str | None,
-              dependents: dict[str, list[str]], remaining: set[str]) -> None:
+        def work() -> None:
+            node_id: str | None = None
+            outcome: tuple[dict[str, Any] | None, BaseException | None, str | None] = (None, None, None)
+            while True:
+                with state:
+                    if node_id is not None:
+                        running[0] -= 1
+                        self._settle(node_id, outcome, ready, state)
+                    while not len(ready) and running[0] and not self.cancel.is_set():
+                        state.wait()
+                    node_id = None if self.cancel.is_set() else ready.pop()
+                    if node_id is None:
+                        state.notify_all()
+                        return
+                    running[0] += 1
+                outcome = self._execute_node(node_id)
+
+        workers = min(self.executor.workers, len(to_run))
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"run-{self.record.id}") as pool:
+            for future in [pool.submit(work) for _ in range(workers)]:
+                future.result()
+        for node_id in self.graph.order:
+            if node_id in ready.pending:
+                self._mark(node_id, "cancelled", None)
+
+    def _settle(self, node_id: str, outcome: tuple[dict[str, Any] | None, BaseException | None, str | None],
+                ready: ReadySet, state: threading.Condition) -> None:
+        """Record a finished node and release its dependents (called with ``state`` held)."""
+        outputs, error, trace = outcome
+        if outputs is not None:
+            self.values[node_id] = outputs
+            newly = ready.complete(node_id)
+            if newly > 1:
+                state.notify(newly - 1)
+        elif isinstance(error, RunCancelled):
+            self._mark(node_id, "cancelled", None)
+        else:
+            self._fail(node_id, error, trace, ready.drop_descendants(node_id))
+
+    def _fail(self, node_id: str, error: BaseException | None, trace: str | None, dropped: list[str]) -> None:
         message = str(error)
         node_record = self.record.nodes[node_id]
         node_record.status, node_record.error, node_record.traceback = "failed", message, trace
         self.emitter.emit("node.failed", node=node_id, node_type=node_record.type, error=message)
-        stack = list(dependents[node_id])
-        while stack:
-            child = stack.pop()
-            if child in remaining:
-                remaining.discard(child)
-                self._mark(child, "skipped", f"skipped because '{node_id}' failed")
-                stack.extend(dependents[child])
+        for child in dropped:
+            self._mark(child, "skipped", f"skipped because '{node_id}' failed")
 
     def _mark(self, node_id: str, status: str, reason: str | None) -> None:
         node_record = self.record.nodes[node_id]
@@ -317,58 +333,54 @@ class _Run:
         if status == "skipped":
             self.emitter.emit("node.skipped", node=node_id, node_type=node_record.type, error=reason)
 
-    def _execute_node(self, node_id: str, done: queue.SimpleQueue[Any]) -> None:
+    def _execute_node(self, node_id: str) -> tuple[dict[str, Any] | None, BaseException | None, str | None]:
+        """Run one node on the calling worker thread: (outputs, None, None) or (None, error, traceback)."""
         node = self.graph.nodes[node_id]
         node_record = self.record.nodes[node_id]
-        prepared = self.prepared[node_id]
         device = self.executor.devices[0] if node.spec.cls.accelerator else "cpu"
         node_record.status, node_record.device, node_record.started = "running", device, time.time()
         self.emitter.emit("node.started", node=node_id, node_type=node.spec.type, device=device)
         started = time.perf_counter()
         try:
-            if self.cancel.is_set():
-                raise RunCancelled(f"node '{node_id}' cancelled before it started")
-            outputs = self._invoke(node, prepared, device)
+            outputs = self._invoke(node, self.prepared[node_id], device)
         except RunCancelled as exc:
             node_record.finished = time.time()
-            done.put((node_id, None, exc, None))
-            return
+            return None, exc, None
         except Exception as exc:
             node_record.finished = time.time()
             wrapped = exc if isinstance(exc, NodeExecutionError) else NodeExecutionError(node_id, node.spec.type, exc)
-            done.put((node_id, None, wrapped, traceback.format_exc()))
-            return
+            return None, wrapped, traceback.format_exc()
         seconds = time.perf_counter() - started
         node_record.status, node_record.finished, node_record.seconds = "succeeded", time.time(), round(seconds, 6)
         self.emitter.emit("node.finished", node=node_id, node_type=node.spec.type, device=device,
                           seconds=node_record.seconds)
-        done.put((node_id, outputs, None, None))
+        return outputs, None, None
 
     def _invoke(self, node: CompiledNode, prepared: _Prepared, device: str) -> dict[str, Any]:
-        values = {name: self._value(binding, prepared.literals.get(name))
-                  for name, binding in node.bindings.items()}
-        for name, literal in prepared.literals.items():
-            values.setdefault(name, literal)
         spec = node.spec
-        extras = {name: values.pop(name) for name in list(values) if name not in spec.inputs}
+        values = dict(prepared.literals)
+        for name, binding in node.dynamic:
+            values[name] = self._value(binding, values.get(name))
         try:
-            for name, value in extras.items():
-                extras[name] = node.ports.inputs[name].validate_literal(value)
-            inputs = spec.cls.Inputs.model_validate({**values, **extras})
+            if spec.cls.extra_inputs is not None:
+                for name in values.keys() - spec.inputs.keys():
+                    values[name] = node.ports.inputs[name].validate_literal(values[name])
+            inputs = spec.cls.Inputs.model_validate(values)
         except ValidationError as exc:
             err = exc.errors()[0]
             name = str(err["loc"][0]) if err["loc"] else None
             raise NodeExecutionError(node.id, spec.type, _InputProblem(name, err["msg"])) from None
         ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=self.emitter,
                           cancel=self.cancel, env=self.executor.env, data_dir=self.executor.data_dir,
-                          materials=prepared.materials, call_graph=self._call_graph)
+                          materials=prepared.materials, literals=prepared.literals, call_graph=self._call_graph)
         result = spec.instance.run(inputs, ctx)
-        outputs = {name: getattr(result, name) for name in spec.outputs}
         if result.model_extra:
-            outputs.update(result.model_extra)
-        missing = [name for name in node.ports.outputs if name not in outputs]
-        if missing:
-            raise EngineError(f"the node returned no value for output(s) {', '.join(missing)}")
+            outputs = {**{name: getattr(result, name) for name in spec.outputs}, **result.model_extra}
+            missing = [name for name in node.ports.outputs if name not in outputs]
+            if missing:
+                raise EngineError(f"the node returned no value for output(s) {', '.join(missing)}")
+        else:
+            outputs = {name: getattr(result, name) for name in node.ports.outputs}
         if prepared.key is not None and not spec.cls.side_effects and self.cache is not None:
             self.cache.put(prepared.key, outputs)
         return outputs

@@ -26,9 +26,9 @@ from engine.document import (
     parse_link,
 )
 from engine.errors import EngineError, GraphValidationError, Issue
+from engine.keys import key_prefix
 from engine.library import GraphLibrary
-from engine.node import NodePorts, NodeSpec, Port, make_port
-from engine.node import SEMVER
+from engine.node import SEMVER, NodePorts, NodeSpec, Port, make_port
 from engine.registry import Registry
 from engine.types import MEDIA_TYPES, is_assignable, list_item
 
@@ -52,11 +52,17 @@ class GraphEnv:
 
 @dataclass(slots=True)
 class CompiledNode:
+    """A validated node. ``literals`` and ``key_prefix`` cover its literal inputs (a random seed excepted, as it is
+    drawn per run); ``dynamic`` lists the inputs whose key material is known only per run (links, graph inputs)."""
+
     id: str
     spec: NodeSpec
     ports: NodePorts
     bindings: dict[str, Binding]
     upstream: tuple[str, ...]
+    literals: dict[str, Any] = field(default_factory=dict)
+    key_prefix: str = ""
+    dynamic: tuple[tuple[str, Binding], ...] = ()
 
 
 @dataclass(slots=True)
@@ -159,7 +165,15 @@ class _Compiler:
         for input_name, message in spec.instance.check(literals, bound):
             self.issue(node_id, input_name, "invalid_input", message)
         upstream = tuple(dict.fromkeys(link.node for link in _links(bindings.values())))
-        self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, upstream)
+        literals = {name: b.value for name, b in bindings.items() if isinstance(b, LiteralBinding)
+                    and not (name == "seed" and b.value in RANDOM_SEEDS)}
+        dynamic = tuple(sorted(((name, b) for name, b in bindings.items() if not isinstance(b, LiteralBinding)),
+                              key=lambda item: item[0]))
+        try:
+            prefix = key_prefix(spec.type, spec.version, literals.items())
+        except TypeError:
+            prefix = ""
+        self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, upstream, literals, prefix, dynamic)
 
     def _check_version(self, node_id: str, spec: NodeSpec, wanted: str) -> None:
         match, have = SEMVER.match(wanted), SEMVER.match(spec.version)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from engine.context import BoundValue
 from engine.document import GraphDocument
 from engine.errors import GraphInputError
+from engine.keys import literal_material, media_material
 from engine.media import file_digest, load_media
 from engine.node import make_port
 from engine.types import MEDIA_TYPES
@@ -56,7 +57,7 @@ def bind_inputs(document: GraphDocument, given: Mapping[str, Any],
             bound[name], shown[name] = value, _shown(value.value)
             continue
         if value is None:
-            bound[name] = BoundValue(None, None)
+            bound[name] = BoundValue(None, literal_material(None))
             shown[name] = None
             continue
         if decl.type in MEDIA_TYPES:
@@ -68,7 +69,7 @@ def bind_inputs(document: GraphDocument, given: Mapping[str, Any],
         except ValidationError as exc:
             reason = exc.errors()[0]["msg"]
             raise GraphInputError(f"graph input '{name}' is {decl.type}: {value!r} does not fit ({reason})") from None
-        bound[name] = BoundValue(converted, converted)
+        bound[name] = BoundValue(converted, literal_material(converted))
         shown[name] = converted
     return bound, shown
 
@@ -79,12 +80,12 @@ def _bind_media(name: str, kind: str, value: Any, media_resolver: Any) -> BoundV
 
         tensor = value.tensor if not isinstance(value, Video) else value.frames
         digest = hashlib.sha256(tensor.detach().to("cpu").contiguous().numpy().tobytes()).hexdigest()
-        return BoundValue(value, ["media", kind, digest])
+        return BoundValue(value, media_material(kind, digest))
     if not isinstance(value, str):
         raise GraphInputError(f"graph input '{name}' is {kind}: give a file path, not {type(value).__name__}")
     path = Path(media_resolver(value)) if media_resolver is not None else Path(value)
     try:
-        return BoundValue(load_media(kind, path), ["media", kind, file_digest(path)])
+        return BoundValue(load_media(kind, path), media_material(kind, file_digest(path)))
     except GraphInputError as exc:
         raise GraphInputError(f"graph input '{name}': {exc}") from None
 

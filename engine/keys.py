@@ -1,39 +1,59 @@
 """Merkle cache keys: sha256 over a node's type, version, canonical literal inputs and its upstream keys.
 
 No value is hashed: an edge contributes the producer's key and output name, so a key costs the same for a
-64-pixel image and a 4K video, and a whole graph's keys are computed before anything runs.
+64-pixel image and a 4K video, and a whole graph's keys are computed before anything runs. Key material is a
+string per input, tagged so that no literal can collide with a link: ``v<json>``, ``l<key>.<output>``,
+``L<json list of item materials>``, ``m<kind>:<content sha256>`` for media given from outside.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
-
-
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON: sorted keys, no spaces; the same data always gives the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_reject)
 
 
 def _reject(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} cannot be part of a cache key")
 
 
-def node_key(type_id: str, version: str, inputs: dict[str, Any], fingerprint: str | None) -> str:
-    """The key of one node from its key material (``inputs`` maps input name to literal or link material)."""
-    material = canonical_json([type_id, version, inputs, fingerprint])
-    return hashlib.sha256(material.encode()).hexdigest()
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_reject)
 
 
-def literal_material(value: Any) -> list[Any]:
-    """Key material of a literal (tagged so that no literal can collide with a link)."""
-    return ["v", value]
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces; the same data always gives the same bytes."""
+    return _CANONICAL.encode(value)
 
 
-def link_material(upstream_key: str, output: str) -> list[str]:
-    return ["l", upstream_key, output]
+def literal_material(value: Any) -> str:
+    return "v" + _CANONICAL.encode(value)
 
 
-def list_material(items: list[Any]) -> list[Any]:
-    return ["L", items]
+def link_material(upstream_key: str, output: str) -> str:
+    return f"l{upstream_key}.{output}"
+
+
+def list_material(items: list[str]) -> str:
+    return "L" + _CANONICAL.encode(items)
+
+
+def media_material(kind: str, digest: str) -> str:
+    return f"m{kind}:{digest}"
+
+
+def key_prefix(type_id: str, version: str, literals: Iterable[tuple[str, Any]]) -> str:
+    """The part of a key fixed by the graph document: type, version and literal inputs (sorted by name)."""
+    parts = [_CANONICAL.encode([type_id, version])]
+    parts.extend(f"{_CANONICAL.encode(name)}={literal_material(value)};" for name, value in sorted(literals))
+    return "".join(parts)
+
+
+def input_part(name: str, material: str) -> str:
+    return f"{_CANONICAL.encode(name)}={material};"
+
+
+def finish_key(parts: list[str], fingerprint: str | None) -> str:
+    if fingerprint is not None:
+        parts.append(f"#fingerprint={fingerprint}")
+    return hashlib.sha256("".join(parts).encode()).hexdigest()

@@ -59,7 +59,6 @@ def read_wav(path: Path) -> Audio:
 
 
 def write_wav(audio: Audio, path: Path) -> None:
-    import numpy as np
 
     samples = audio.tensor.detach().float().clamp(-1, 1).to("cpu").numpy()
     pcm = (samples.T * 32767.0).round().astype("<i2")

@@ -127,6 +127,13 @@ MEDIA_CLASSES: dict[str, type] = {"image": Image, "audio": Audio, "video": Video
 
 def value_nbytes(value: Any) -> int:
     """Approximate memory held by a value, for the cache's byte budget (tensors counted by ``nbytes``)."""
+    kind = type(value)
+    if kind is str:
+        return len(value) + 49
+    if kind is int or kind is float or kind is bool or value is None:
+        return 32
+    if kind is dict:
+        return 64 + sum(len(k) + 49 + value_nbytes(v) for k, v in value.items())
     if isinstance(value, Image | Audio | Video):
         return value.nbytes
     if isinstance(value, str):

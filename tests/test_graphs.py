@@ -33,4 +33,4 @@ def test_engine_imports_neither_nodes_nor_server() -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for name in names:
-                assert not name.split(".")[0] in ("nodes", "server"), f"{path.name} imports {name}"
+                assert name.split(".")[0] not in ("nodes", "server"), f"{path.name} imports {name}"
