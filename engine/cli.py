@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a folder of plugin node modules (repeatable)")
 
     run = commands.add_parser("run", help="run a graph")
-    run.add_argument("graph", help="a graph .json file")
+    run.add_argument("graph", help="a graph .json file, or a PNG that nodeforge wrote (re-runs its graph)")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
                      help="a graph input, parsed by its declared type (a media input takes a file path)")
     run.add_argument("--json", action="store_true", help="print the run record as one JSON object")
@@ -67,7 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     cache = commands.add_parser("cache", help="inspect or clear the result cache")
     cache.add_argument("action", choices=["info", "clear"])
     cache.add_argument("--data-dir")
+    _add_plugin_commands(commands, common)
     return parser
+
+
+COMMANDS_GROUP = "nodeforge.commands"
+
+
+def _add_plugin_commands(commands: Any, common: Any) -> None:
+    """Commands contributed by installed packages (``serve``, ``models``...): entry points in the group
+    ``nodeforge.commands``, each ``register(subparsers, add_common_options)`` setting a ``handler(args) -> int``.
+    The engine stays free of imports from the server and node packages."""
+    import importlib.metadata
+
+    for entry in sorted(importlib.metadata.entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            entry.load()(commands, common)
+        except Exception as exc:
+            print(f"nodeforge: command '{entry.name}' unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     if args.command == "schema":
         from engine.document import document_schema
 

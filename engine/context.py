@@ -15,6 +15,7 @@ from engine.keys import literal_material
 if TYPE_CHECKING:
     from engine.document import GraphDocument
     from engine.graph import GraphEnv
+    from engine.models import ModelManager
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,23 +26,49 @@ class BoundValue:
     material: str
 
 
+class NodeModels:
+    """A node's view of the model manager: models on the node's device, pinned until the node finishes."""
+
+    __slots__ = ("_manager", "_device", "_emitter", "_node", "_held")
+
+    def __init__(self, manager: ModelManager, device: str, emitter: EventEmitter, node: str) -> None:
+        self._manager = manager
+        self._device = device
+        self._emitter = emitter
+        self._node = node
+        self._held: list[str] = []
+
+    def get(self, key: str, load: Callable[[str], Any]) -> Any:
+        """The model named ``key`` on this node's device; ``load(device)`` builds it when it is not resident."""
+        model = self._manager.get(self._device, key, load, self._emitter, self._node)
+        self._held.append(key)
+        return model
+
+    def release_all(self) -> None:
+        for key in self._held:
+            self._manager.release(self._device, key)
+        self._held.clear()
+
+
 GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]], dict[str, Any]]
 
 
 class NodeContext:
     """Handed to ``Node.run``; one per node execution."""
 
-    __slots__ = ("node_id", "node_type", "device", "env", "data_dir", "_emitter", "_cancel", "_materials",
-                 "_literals", "_call_graph")
+    __slots__ = ("node_id", "node_type", "device", "env", "data_dir", "models", "_emitter", "_cancel",
+                 "_materials", "_literals", "_call_graph")
 
     def __init__(self, *, node_id: str, node_type: str, device: str, emitter: EventEmitter,
                  cancel: threading.Event, env: GraphEnv, data_dir: Path | None,
-                 materials: Mapping[str, str], literals: Mapping[str, Any], call_graph: GraphCaller) -> None:
+                 materials: Mapping[str, str], literals: Mapping[str, Any], call_graph: GraphCaller,
+                 models: NodeModels) -> None:
         self.node_id = node_id
         self.node_type = node_type
         self.device = device
         self.env = env
         self.data_dir = data_dir
+        self.models = models
         self._emitter = emitter
         self._cancel = cancel
         self._materials = materials

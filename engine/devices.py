@@ -37,3 +37,16 @@ def detect_devices() -> list[str]:
     if mps is not None and mps.is_available():
         return ["mps"]
     return ["cpu"]
+
+
+def default_budget(device: str) -> int:
+    """Bytes of models a device may hold: 90% of a GPU's memory, half the RAM for the CPU (split across virtual
+    CPU devices by the caller when it wants them smaller)."""
+    if device.startswith("cuda"):
+        import torch
+
+        _, total = torch.cuda.mem_get_info(torch.device(device))
+        return int(total * 0.9)
+    import os
+
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.5)

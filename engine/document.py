@@ -155,10 +155,28 @@ def _issue_from_pydantic(err: Any) -> Issue:
     return Issue(node=node, input=field, code="document", message=f"{'.'.join(loc) or 'document'}: {err['msg']}")
 
 
-def load_document(path: Path) -> GraphDocument:
-    """Read a graph file; a missing file or bad JSON is an EngineError naming the file."""
+PNG_GRAPH_CHUNK = "nodeforge.graph"
+PNG_RUN_CHUNK = "nodeforge.run"
+
+
+def _read_png_graph(path: Path) -> str:
+    """The graph document a nodeforge PNG carries in its text chunk."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with Image.open(path) as picture:
+            text = picture.text.get(PNG_GRAPH_CHUNK) if hasattr(picture, "text") else None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise EngineError(f"cannot read {path} as a PNG: {exc}") from None
+    if text is None:
+        raise EngineError(f"{path} carries no nodeforge graph (no '{PNG_GRAPH_CHUNK}' text chunk)")
+    return text
+
+
+def load_document(path: Path) -> GraphDocument:
+    """Read a graph file (or the graph embedded in a nodeforge PNG); errors name the file."""
+    try:
+        text = _read_png_graph(path) if path.suffix.lower() == ".png" else path.read_text(encoding="utf-8")
     except OSError as exc:
         raise EngineError(f"cannot read graph {path}: {exc.strerror or exc}") from None
     try:

@@ -24,8 +24,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.cache import ResultCache
-from engine.context import BoundValue, NodeContext
+from engine.context import BoundValue, NodeContext, NodeModels
 from engine.document import (
+    PNG_GRAPH_CHUNK,
+    PNG_RUN_CHUNK,
     Binding,
     GraphDocument,
     InputBinding,
@@ -41,10 +43,12 @@ from engine.errors import (
     RunCancelled,
 )
 from engine.events import EventEmitter, Listener
+from engine.devices import default_budget
 from engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from engine.inputs import bind_inputs
 from engine.keys import finish_key, input_part, link_material, list_material, literal_material
 from engine.media import write_output
+from engine.models import ModelManager
 from engine.node import Node
 from engine.record import NodeRecord, RunRecord
 from engine.scheduler import ReadySet
@@ -71,12 +75,14 @@ class Executor:
     """Executes graphs against one registry, cache and set of devices. Thread-safe; runs may overlap."""
 
     def __init__(self, env: GraphEnv, cache: ResultCache | None, *, workers: int = 8,
-                 devices: list[str] | None = None, data_dir: Path | None = None) -> None:
+                 devices: list[str] | None = None, data_dir: Path | None = None,
+                 models: ModelManager | None = None) -> None:
         self.env = env
         self.cache = cache
         self.workers = workers
         self.devices = devices or ["cpu"]
         self.data_dir = data_dir
+        self.models = models or ModelManager({device: default_budget(device) for device in self.devices})
 
     def run(self, graph: GraphDocument | CompiledGraph, inputs: Mapping[str, Any] | None = None, *,
             run_id: str | None = None, listener: Listener | None = None, cancel: threading.Event | None = None,
@@ -96,10 +102,23 @@ class Executor:
 
     def _materialise(self, result: RunResult, compiled: CompiledGraph, out_dir: Path | None) -> None:
         record = result.record
-        metadata = {"nodeforge.graph": compiled.document.to_json(), "nodeforge.run": {
-            "id": record.id, "inputs": record.inputs, "seeds": record.seeds}}
+        metadata = {PNG_GRAPH_CHUNK: reproducible_document(compiled, record),
+                    PNG_RUN_CHUNK: {"id": record.id, "inputs": record.inputs, "seeds": record.seeds}}
         for name, value in result.values.items():
             record.outputs[name] = write_output(value, out_dir, name, metadata) if out_dir else _plain(value)
+
+
+def reproducible_document(compiled: CompiledGraph, record: RunRecord) -> dict[str, Any]:
+    """The graph as it ran: drawn seeds written in as literals and graph-input defaults set to the values used,
+    so the document embedded in an output reproduces that output on its own."""
+    data = compiled.document.to_json()
+    for node_id, seed in record.seeds.items():
+        data["nodes"][node_id]["inputs"]["seed"] = seed
+    for name, value in record.inputs.items():
+        decl = data["inputs"].get(name)
+        if decl is not None and decl["type"] not in ("image", "audio", "video"):
+            decl["default"] = value
+    return data
 
 
 def _plain(value: Any) -> Any:
@@ -370,10 +389,15 @@ class _Run:
             err = exc.errors()[0]
             name = str(err["loc"][0]) if err["loc"] else None
             raise NodeExecutionError(node.id, spec.type, _InputProblem(name, err["msg"])) from None
+        models = NodeModels(self.executor.models, device, self.emitter, node.id)
         ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=self.emitter,
                           cancel=self.cancel, env=self.executor.env, data_dir=self.executor.data_dir,
-                          materials=prepared.materials, literals=prepared.literals, call_graph=self._call_graph)
-        result = spec.instance.run(inputs, ctx)
+                          materials=prepared.materials, literals=prepared.literals, call_graph=self._call_graph,
+                          models=models)
+        try:
+            result = spec.instance.run(inputs, ctx)
+        finally:
+            models.release_all()
         if result.model_extra:
             outputs = {**{name: getattr(result, name) for name in spec.outputs}, **result.model_extra}
             missing = [name for name in node.ports.outputs if name not in outputs]
@@ -402,7 +426,8 @@ class _Run:
         bound, _ = bind_inputs(document, dict(inputs))
         inner_emitter = EventEmitter(self.emitter.run_id, _forward_progress(ctx, len(compiled.nodes)))
         nested = _Run(Executor(env, self.cache, workers=self.executor.workers, devices=self.executor.devices,
-                               data_dir=self.executor.data_dir), compiled, bound, inner_emitter, self.cancel)
+                               data_dir=self.executor.data_dir, models=self.executor.models),
+                      compiled, bound, inner_emitter, self.cancel)
         nested.execute()
         failed = [node_id for node_id, rec in nested.record.nodes.items() if rec.status == "failed"]
         if failed:

@@ -1,0 +1,186 @@
+"""Loaded models, per device, within a byte budget: the model manager.
+
+A node asks its context for a model by key with a loader (``ctx.models.get(key, load)``); the manager returns the
+resident copy on the node's device, or loads it (one load at a time: diffusers and accelerate loading is not
+thread-safe). When a load would exceed the device's budget, the least recently used unpinned models are offloaded
+to CPU RAM (when they can move) or dropped. A model in use by a running node is pinned and never evicted. A load
+that fails leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import EngineError
+from engine.events import EventEmitter
+
+Loader = Callable[[str], Any]
+
+
+def module_nbytes(model: Any) -> int:
+    """Bytes of parameters and buffers of a torch module, a diffusers pipeline (its modules) or a list of them."""
+    modules = []
+    components = getattr(model, "components", None)
+    if isinstance(components, dict):
+        modules = list(components.values())
+    elif isinstance(model, list | tuple):
+        modules = list(model)
+    else:
+        modules = [model]
+    total = 0
+    for module in modules:
+        parameters = getattr(module, "parameters", None)
+        buffers = getattr(module, "buffers", None)
+        if callable(parameters):
+            total += sum(p.numel() * p.element_size() for p in parameters())
+        if callable(buffers):
+            total += sum(b.numel() * b.element_size() for b in buffers())
+    return total
+
+
+def move_model(model: Any, device: str) -> Any:
+    """``model.to(device)`` for anything that has it (torch modules, diffusers pipelines); else unchanged."""
+    mover = getattr(model, "to", None)
+    return mover(device) if callable(mover) else model
+
+
+def _physical(device: str) -> str:
+    """Virtual CPU devices (``cpu:0``) are the CPU to torch."""
+    return "cpu" if device.startswith("cpu") else device
+
+
+@dataclass(slots=True)
+class _Resident:
+    model: Any
+    nbytes: int
+    movable: bool
+    pins: int = 0
+
+
+@dataclass
+class DeviceModels:
+    """The models resident on one device, least recently used first, and the device's byte budget."""
+
+    budget: int
+    resident: OrderedDict[str, _Resident] = field(default_factory=OrderedDict)
+
+    @property
+    def used(self) -> int:
+        return sum(entry.nbytes for entry in self.resident.values())
+
+
+class ModelBudgetError(EngineError):
+    """A model cannot fit in a device's budget even after evicting every unpinned model."""
+
+
+class ModelManager:
+    """Resident models for a set of devices; one instance lives as long as the executor (a server's lifetime)."""
+
+    def __init__(self, budgets: dict[str, int], *, cpu_budget: int = 16 << 30) -> None:
+        self.devices = {device: DeviceModels(budget) for device, budget in budgets.items()}
+        self.offloaded: OrderedDict[str, _Resident] = OrderedDict()
+        self.cpu_budget = cpu_budget
+        self.loads = 0
+        self._lock = threading.RLock()
+        self._load_lock = threading.Lock()
+
+    def resident_on(self, key: str) -> list[str]:
+        """Devices where a model is resident now (the scheduler places nodes by this)."""
+        with self._lock:
+            return [device for device, models in self.devices.items() if key in models.resident]
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per device: budget, bytes used, resident model keys (``nodeforge devices``, ``/api/health``)."""
+        with self._lock:
+            return {device: {"budget": models.budget, "used": models.used, "models": list(models.resident)}
+                    for device, models in self.devices.items()}
+
+    def get(self, device: str, key: str, load: Loader, emitter: EventEmitter | None = None,
+            node: str | None = None) -> Any:
+        """The model ``key`` on ``device``, pinned until ``release``; loads it (``load(device)``) when needed."""
+        with self._lock:
+            models = self._models(device)
+            entry = models.resident.get(key)
+            if entry is not None:
+                models.resident.move_to_end(key)
+                entry.pins += 1
+                return entry.model
+            parked = self.offloaded.pop(key, None)
+        if parked is not None:
+            return self._restore(device, key, parked, emitter, node)
+        with self._load_lock:
+            with self._lock:
+                entry = self._models(device).resident.get(key)
+                if entry is not None:
+                    entry.pins += 1
+                    return entry.model
+            started = time.perf_counter()
+            model = load(_physical(device))
+            nbytes = module_nbytes(model)
+            seconds = time.perf_counter() - started
+            self.loads += 1
+        with self._lock:
+            self._admit(device, key, _Resident(model, nbytes, callable(getattr(model, "to", None)), pins=1),
+                        emitter, node)
+        if emitter is not None:
+            emitter.emit("model.loaded", model=key, device=device, node=node, seconds=round(seconds, 6))
+        return model
+
+    def release(self, device: str, key: str) -> None:
+        with self._lock:
+            entry = self._models(device).resident.get(key)
+            if entry is not None and entry.pins > 0:
+                entry.pins -= 1
+
+    def evict(self, device: str, key: str, emitter: EventEmitter | None = None) -> None:
+        """Drop one model from a device (after a failure left it in an unknown state)."""
+        with self._lock:
+            entry = self._models(device).resident.pop(key, None)
+        if entry is not None and emitter is not None:
+            emitter.emit("model.offloaded", model=key, device=device, text="dropped")
+
+    def _models(self, device: str) -> DeviceModels:
+        models = self.devices.get(device)
+        if models is None:
+            raise EngineError(f"device '{device}' is not managed (devices: {', '.join(self.devices)})")
+        return models
+
+    def _restore(self, device: str, key: str, parked: _Resident, emitter: EventEmitter | None,
+                 node: str | None) -> Any:
+        started = time.perf_counter()
+        parked.model = move_model(parked.model, _physical(device))
+        parked.pins = 1
+        with self._lock:
+            self._admit(device, key, parked, emitter, node)
+        if emitter is not None:
+            emitter.emit("model.loaded", model=key, device=device, node=node, text="from cpu",
+                         seconds=round(time.perf_counter() - started, 6))
+        return parked.model
+
+    def _admit(self, device: str, key: str, entry: _Resident, emitter: EventEmitter | None,
+               node: str | None) -> None:
+        models = self._models(device)
+        if entry.nbytes > models.budget:
+            raise ModelBudgetError(f"model '{key}' needs {entry.nbytes / 2**20:.0f} MiB; the budget of {device} "
+                                   f"is {models.budget / 2**20:.0f} MiB")
+        while models.used + entry.nbytes > models.budget:
+            victim = next((name for name, other in models.resident.items() if other.pins == 0), None)
+            if victim is None:
+                raise ModelBudgetError(f"model '{key}' does not fit on {device}: every resident model is in use")
+            self._offload(device, victim, models.resident.pop(victim), emitter)
+        models.resident[key] = entry
+
+    def _offload(self, device: str, key: str, entry: _Resident, emitter: EventEmitter | None) -> None:
+        """Park a model in CPU RAM when it can move and the CPU budget allows; otherwise drop it."""
+        parked_bytes = sum(other.nbytes for other in self.offloaded.values())
+        to_cpu = entry.movable and not device.startswith("cpu") and parked_bytes + entry.nbytes <= self.cpu_budget
+        if to_cpu:
+            entry.model = move_model(entry.model, "cpu")
+            self.offloaded[key] = entry
+        if emitter is not None:
+            emitter.emit("model.offloaded", model=key, device=device, text="to cpu" if to_cpu else "dropped")
