@@ -54,3 +54,9 @@ def cache(data_dir: Path):
 @pytest.fixture
 def executor(env: GraphEnv, cache: ResultCache, data_dir: Path) -> Executor:
     return Executor(env, cache, workers=4, data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models folder for the session (use with ``NODEFORGE_MODELS_DIR``): tiny models build once, not per test."""
+    return tmp_path_factory.mktemp("models")
