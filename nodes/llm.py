@@ -1,0 +1,326 @@
+"""Text generation: transformers causal LMs through the model resolver, or any OpenAI-compatible server.
+
+The node is a thin shell over ``open_causal_lm`` and ``generate``, which the HTTP server reuses for its
+OpenAI-compatible chat endpoint: load a local causal LM once (per device, through the model manager), then
+generate from chat messages, streaming the text so far through a callback.
+
+Sampling is seeded without touching torch's global RNG: after the temperature and top-p warpers, Gumbel noise from
+a private generator is added and the argmax taken, which draws exactly from the warped distribution. Two nodes
+sampling at once on one machine therefore stay reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from engine.context import NodeContext
+from engine.errors import NodeError
+from engine.node import Node, NodeInputs, NodeOutputs
+from nodes.runtime import quiet_transformers, torch_device
+
+OPENAI_PREFIX = "openai:"
+FAMILIES = ("llm",)
+KNOWN_CONTEXT = {"tiny/llm": 256}
+
+TextCallback = Callable[[str, int], None]
+WarningCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CausalLM:
+    """A loaded local causal LM: model, tokenizer and the number of tokens its context holds."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    context: int
+
+    def to(self, device: str) -> CausalLM:
+        """Moved to another device (the model manager offloads models with this)."""
+        return CausalLM(self.name, self.model.to(torch_device(device)), self.tokenizer, self.context)
+
+    def parameters(self) -> Any:
+        return self.model.parameters()
+
+    def buffers(self) -> Any:
+        return self.model.buffers()
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """How to generate: ``temperature`` 0 means greedy; ``stop`` strings end the text (and are not part of it)."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A finished generation. ``finish_reason`` is ``stop`` (end of turn or a stop string) or ``length``."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+def chat_messages(prompt: str, system: str = "") -> list[dict[str, str]]:
+    """The messages of one turn: the system message (when given), then the user's prompt."""
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+
+
+def load_causal_lm(name: str, path: Path, device: str) -> CausalLM:
+    """A transformers causal LM and its tokenizer from a local folder, on ``device`` (half precision on GPUs
+    when the checkpoint is stored so)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    target = torch_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        dtype: Any = "auto" if target != "cpu" else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(target).eval()
+    except (OSError, ValueError, KeyError) as exc:
+        raise NodeError(f"model '{name}' at {path} is not a transformers causal LM: {_first_line(exc)}",
+                        input="model") from None
+    return CausalLM(name, model, tokenizer, context_length(model, tokenizer))
+
+
+def context_length(model: Any, tokenizer: Any) -> int:
+    """Tokens the model attends over: from its config, else the tokenizer's limit, else a conservative 2048."""
+    config = model.config
+    config = getattr(config, "get_text_config", lambda: config)()
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", 0)
+    return limit if 0 < limit < 1_000_000 else 2048
+
+
+def open_causal_lm(name: str, ctx: NodeContext) -> CausalLM:
+    """The causal LM ``name`` resolved (tiny, path, alias, Hub id) and resident on the node's device."""
+    from nodes.models import RESOLVER, ModelResolveError
+
+    try:
+        resolved = RESOLVER.resolve(name, ctx.data_dir, families=FAMILIES)
+    except ModelResolveError as exc:
+        raise NodeError(str(exc), input="model") from None
+    return ctx.models.get(f"llm:{resolved.key}", lambda device: load_causal_lm(name, resolved.path, device))
+
+
+def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
+    """The tokenizer's chat template applied to the messages when it has one; else the contents as plain text."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(message["content"] for message in messages if message["content"])
+
+
+def generate(lm: CausalLM, messages: Sequence[Mapping[str, str]], options: GenerateOptions,
+             on_text: TextCallback | None = None, on_warning: WarningCallback | None = None) -> Generation:
+    """Generate a reply to ``messages``. ``on_text(text_so_far, tokens_so_far)`` is called for every new token (it
+    may raise to stop, e.g. on cancel); ``on_warning`` hears about values that had to change (a token budget cut to
+    fit the context)."""
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+    tokenizer, model = lm.tokenizer, lm.model
+    encoded = tokenizer(render_prompt(tokenizer, messages), return_tensors="pt", add_special_tokens=False)
+    prompt_tokens = int(encoded["input_ids"].shape[1])
+    room = lm.context - prompt_tokens
+    if room < 1:
+        raise NodeError(f"the prompt is {prompt_tokens} tokens; {lm.name} holds {lm.context} tokens of context",
+                        input="prompt")
+    max_new = options.max_new_tokens
+    if max_new > room:
+        max_new = room
+        if on_warning is not None:
+            on_warning(f"max_new_tokens cut from {options.max_new_tokens} to {room}: the prompt takes "
+                       f"{prompt_tokens} of the {lm.context} tokens {lm.name} holds")
+    config = GenerationConfig.from_dict({**model.generation_config.to_dict(), "do_sample": False,
+                                         "temperature": None, "top_p": None, "top_k": None, "num_beams": 1,
+                                         "max_new_tokens": max_new, "min_new_tokens": None, "max_length": None})
+    if config.pad_token_id is None:
+        config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else config.eos_token_id
+    tracker = _TextTracker(tokenizer, options.stop, on_text)
+    device = model.device
+    with torch.inference_mode():
+        output = model.generate(
+            **{key: value.to(device) for key, value in encoded.items()}, generation_config=config,
+            logits_processor=LogitsProcessorList(_sampling_processors(options, device)),
+            stopping_criteria=StoppingCriteriaList([tracker.criterion()]), streamer=tracker)
+    new_ids = output[0, prompt_tokens:].tolist()
+    eos = config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    hit_eos = bool(new_ids) and new_ids[-1] in eos_ids
+    finish = "stop" if tracker.stopped or hit_eos or len(new_ids) < max_new else "length"
+    text = tracker.final_text()
+    return Generation(text, prompt_tokens, len(new_ids), finish)
+
+
+def _sampling_processors(options: GenerateOptions, device: Any) -> list[Any]:
+    if options.temperature <= 0:
+        return []
+    import torch
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    generator = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(options.seed)
+    warpers: list[Any] = [TemperatureLogitsWarper(options.temperature)]
+    if options.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(options.top_p))
+    return [*warpers, _GumbelSample(generator)]
+
+
+class _GumbelSample:
+    """Turns greedy decoding into sampling: argmax(logits + Gumbel noise) draws from softmax(logits)."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        uniform = torch.rand(scores.shape, generator=self.generator, device=self.generator.device,
+                             dtype=torch.float32).to(scores.device)
+        gumbel = -torch.log(-torch.log(uniform.clamp_(1e-10, 1.0 - 1e-7)))
+        return scores.float() + gumbel
+
+
+class _TextTracker:
+    """Streamer and stop-string watcher in one: decodes the new tokens as they come, reports the visible text
+    (holding back an unfinished UTF-8 character or the start of a stop string) and stops at a stop string."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], on_text: TextCallback | None) -> None:
+        self.tokenizer = tokenizer
+        self.stops = [stop for stop in stops if stop]
+        self.on_text = on_text
+        self.ids: list[int] = []
+        self.text = ""
+        self.shown = ""
+        self.stopped = False
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self.ids.extend(int(token) for token in value.reshape(-1).tolist())
+        self.text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        cut = self._stop_at()
+        if cut is not None:
+            self.text, self.stopped = self.text[:cut], True
+        self.shown = self.text if self.stopped else self._held_back(self.text)
+        if self.on_text is not None:
+            self.on_text(self.shown, len(self.ids))
+
+    def end(self) -> None:
+        if self.on_text is not None and self.text != self.shown:
+            self.shown = self.text
+            self.on_text(self.text, len(self.ids))
+
+    def final_text(self) -> str:
+        return self.text
+
+    def criterion(self) -> Any:
+        import torch
+        from transformers import StoppingCriteria
+
+        tracker = self
+
+        class StopOnText(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), tracker.stopped, dtype=torch.bool, device=input_ids.device)
+
+        return StopOnText()
+
+    def _stop_at(self) -> int | None:
+        found = [index for index in (self.text.find(stop) for stop in self.stops) if index >= 0]
+        return min(found) if found else None
+
+    def _held_back(self, text: str) -> str:
+        text = text.rstrip("\ufffd")
+        keep = len(text)
+        for stop in self.stops:
+            for size in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:size]):
+                    keep = min(keep, len(text) - size)
+                    break
+        return text[:keep]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class Generate(Node):
+    """Generate text with a language model: a local transformers causal LM (``tiny/llm``, an alias such as
+    ``qwen2.5-0.5b-instruct``, a folder or a Hub id) or ``openai:<model>`` on any OpenAI-compatible server
+    (``NODEFORGE_OPENAI_BASE_URL`` / ``OPENAI_API_KEY``). The chat template is used when the model has one.
+    Tokens stream as progress events carrying the text so far."""
+
+    type = "llm.generate"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(NodeInputs):
+        prompt: str = Field(description="What to ask or continue", json_schema_extra={"multiline": True})
+        system: str = Field("", description="System message (instructions), when the model takes one",
+                            json_schema_extra={"multiline": True})
+        model: str = Field("tiny/llm", description="tiny/llm, an alias, a folder, a Hub id, or openai:<model>")
+        max_new_tokens: int = Field(256, ge=1, le=32768, description="Most tokens to generate")
+        temperature: float = Field(0.7, ge=0.0, le=5.0, description="0 = greedy (always the likeliest token)")
+        top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling: keep this much probability")
+        seed: int = Field(-1, description="Sampling seed (-1 draws one and records it)")
+        stop: list[str] = Field(default_factory=list, description="Strings that end the text (not included)")
+
+    class Outputs(NodeOutputs):
+        text: str
+
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+        problems: list[tuple[str | None, str]] = []
+        model = literals.get("model", "tiny/llm")
+        if not isinstance(model, str):
+            return problems
+        if model.startswith(OPENAI_PREFIX):
+            if not model.removeprefix(OPENAI_PREFIX).strip():
+                problems.append(("model", "openai:<model> needs a model name after the colon"))
+            return problems
+        from nodes.models import RESOLVER
+
+        problem = RESOLVER.problem(model, families=FAMILIES)
+        if problem:
+            problems.append(("model", problem))
+        context = KNOWN_CONTEXT.get(model)
+        max_new = literals.get("max_new_tokens")
+        if context and isinstance(max_new, int) and max_new >= context:
+            problems.append(("max_new_tokens", f"{max_new} tokens do not fit: {model} holds {context} tokens of "
+                                               "context, prompt included"))
+        return problems
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        if not inputs.prompt.strip():
+            raise NodeError("the prompt is empty", input="prompt")
+        options = GenerateOptions(max_new_tokens=inputs.max_new_tokens, temperature=inputs.temperature,
+                                  top_p=inputs.top_p, seed=inputs.seed, stop=tuple(inputs.stop))
+        messages = chat_messages(inputs.prompt, inputs.system)
+
+        def on_text(text: str, tokens: int) -> None:
+            ctx.progress(tokens, options.max_new_tokens, text)
+
+        if inputs.model.startswith(OPENAI_PREFIX):
+            from nodes.openai_chat import chat_completion
+
+            result = chat_completion(inputs.model.removeprefix(OPENAI_PREFIX).strip(), messages, options,
+                                     on_text, data_dir=ctx.data_dir)
+        else:
+            result = generate(open_causal_lm(inputs.model, ctx), messages, options, on_text, ctx.warn)
+        return self.Outputs(text=result.text)

@@ -1,0 +1,31 @@
+"""Small helpers the model families share: the torch device of a node, seeded generators, quiet libraries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def torch_device(device: str) -> str:
+    """The torch device behind an engine device: virtual CPU devices (``cpu:0``) are the CPU."""
+    return "cpu" if device.startswith("cpu") else device
+
+
+def generator(device: str, seed: int) -> Any:
+    """A private torch generator for ``seed``: reproducible, and untouched by other nodes running at once."""
+    import torch
+
+    kind = torch_device(device)
+    return torch.Generator(device="cpu" if kind == "mps" else kind).manual_seed(seed)
+
+
+def quiet_transformers() -> None:
+    """No download or weight-loading progress bars from transformers: the engine reports progress itself."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
+def quiet_pipeline(pipe: Any) -> Any:
+    """A diffusers pipeline without its tqdm bar (the node emits ``node.progress`` per step instead)."""
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,187 @@
+"""llm.generate on tiny/llm (a real Llama-layout model with random weights) and on an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.document import parse_document
+from engine.errors import GraphValidationError, NodeError
+from engine.events import Event
+from engine.executor import Executor
+from nodes.llm import CausalLM, GenerateOptions, chat_messages, generate, load_causal_lm, render_prompt
+from nodes.models import RESOLVER
+
+
+@pytest.fixture(autouse=True)
+def shared_models(shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
+
+
+@pytest.fixture
+def tiny_lm(data_dir: Path) -> CausalLM:
+    return load_causal_lm("tiny/llm", RESOLVER.resolve("tiny/llm", data_dir).path, "cpu")
+
+
+def one_node(inputs: dict[str, Any]) -> Any:
+    return parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": inputs}},
+                           "outputs": {"text": {"from": "llm.text"}}})
+
+
+def test_tokens_stream_as_progress_events_before_the_node_finishes(executor: Executor) -> None:
+    events: list[Event] = []
+    result = executor.run(one_node({"prompt": "Tell me about foxes", "system": "Be brief.", "max_new_tokens": 12,
+                                    "temperature": 0.8, "seed": 5}), listener=events.append)
+    assert result.record.status == "succeeded", result.record.error
+    kinds = [(e.kind, e.step) for e in events if e.node == "llm"]
+    progress = [e for e in events if e.kind == "node.progress"]
+    finished = next(i for i, e in enumerate(events) if e.kind == "node.finished")
+    assert progress and all(events.index(e) < finished for e in progress), kinds
+    assert [e.step for e in progress][:12] == list(range(1, 13))
+    assert all(e.total == 12 for e in progress)
+    assert progress[-1].text == result.values["text"]
+    texts = [e.text or "" for e in progress]
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:], strict=False))
+
+
+def test_same_seed_same_text_other_seed_other_text(tiny_lm: CausalLM) -> None:
+    messages = chat_messages("hello", "system text")
+    first = generate(tiny_lm, messages, GenerateOptions(max_new_tokens=16, temperature=0.9, seed=1))
+    again = generate(tiny_lm, messages, GenerateOptions(max_new_tokens=16, temperature=0.9, seed=1))
+    other = generate(tiny_lm, messages, GenerateOptions(max_new_tokens=16, temperature=0.9, seed=2))
+    assert first == again
+    assert first.text != other.text
+
+
+def test_temperature_zero_is_greedy_whatever_the_seed(tiny_lm: CausalLM) -> None:
+    messages = chat_messages("hello")
+    texts = {generate(tiny_lm, messages, GenerateOptions(max_new_tokens=8, temperature=0.0, seed=s)).text
+             for s in (1, 2, 3)}
+    assert len(texts) == 1
+
+
+def test_chat_template_carries_the_system_message(tiny_lm: CausalLM) -> None:
+    rendered = render_prompt(tiny_lm.tokenizer, chat_messages("the question", "the rules"))
+    assert rendered == "<|system|>the rules<|eos|><|user|>the question<|eos|><|assistant|>"
+
+
+def test_stop_string_ends_the_text_and_is_never_streamed(tiny_lm: CausalLM) -> None:
+    messages = chat_messages("stop test")
+    options = GenerateOptions(max_new_tokens=24, temperature=0.8, seed=11)
+    full = generate(tiny_lm, messages, options).text
+    stop = full[6:8]
+    assert len(full) > 8 and stop.strip()
+    streamed: list[str] = []
+    cut = generate(tiny_lm, messages, replace(options, stop=(stop,)),
+                   lambda text, tokens: streamed.append(text))
+    assert cut.text == full[:full.index(stop)]
+    assert cut.finish_reason == "stop"
+    assert all(stop not in text for text in streamed)
+
+
+def test_prompt_longer_than_the_context_fails_naming_the_input(executor: Executor) -> None:
+    result = executor.run(one_node({"prompt": "fox " * 400, "max_new_tokens": 4, "seed": 1}))
+    node = result.record.nodes["llm"]
+    assert node.status == "failed"
+    assert "input 'prompt'" in node.error and "256 tokens of context" in node.error
+    assert "Traceback" not in node.error
+
+
+def test_token_budget_cut_to_the_context_with_a_warning(executor: Executor) -> None:
+    events: list[Event] = []
+    result = executor.run(one_node({"prompt": "fox " * 50, "max_new_tokens": 250, "temperature": 0, "seed": 1}),
+                          listener=events.append)
+    assert result.record.status == "succeeded"
+    warnings = [e.text for e in events if e.kind == "node.warning"]
+    assert any("max_new_tokens cut from 250" in (w or "") for w in warnings), warnings
+
+
+def test_bad_literals_are_reported_before_anything_runs(executor: Executor) -> None:
+    with pytest.raises(GraphValidationError) as caught:
+        executor.run(parse_document({"nodes": {
+            "a": {"type": "llm.generate", "inputs": {"prompt": "x", "max_new_tokens": 300}},
+            "b": {"type": "llm.generate", "inputs": {"prompt": "x", "model": "tiny/wan"}},
+            "c": {"type": "llm.generate", "inputs": {"prompt": "x", "model": "openai:"}},
+            "d": {"type": "llm.generate", "inputs": {"prompt": "x", "temperature": -1}}}}))
+    where = {(issue.node, issue.input) for issue in caught.value.issues}
+    assert {("a", "max_new_tokens"), ("b", "model"), ("c", "model"), ("d", "temperature")} <= where
+    messages = " ".join(issue.message for issue in caught.value.issues)
+    assert "256 tokens" in messages and "wan model" in messages
+
+
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint that streams a fixed reply word by word (no such server runs here)."""
+
+    requests: list[dict[str, Any]] = []
+    reply = ["Foxes ", "are ", "clever."]
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+        if body["model"] == "forbidden":
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"error": {"message": "invalid api key"}}).encode())
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for i, piece in enumerate(self.reply):
+            last = i == len(self.reply) - 1
+            chunk = {"choices": [{"delta": {"content": piece}, "finish_reason": "stop" if last else None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    monkeypatch.setenv("NODEFORGE_OPENAI_BASE_URL", base)
+    monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", "sk-test")
+    _FakeOpenAI.requests.clear()
+    yield base
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_openai_model_streams_from_a_compatible_server(executor: Executor, openai_server: str) -> None:
+    events: list[Event] = []
+    result = executor.run(one_node({"prompt": "foxes?", "system": "be brief", "model": "openai:gpt-test",
+                                    "max_new_tokens": 30, "temperature": 0.2, "seed": 9, "stop": ["END"]}),
+                          listener=events.append)
+    assert result.values["text"] == "Foxes are clever."
+    assert [e.text for e in events if e.kind == "node.progress"] == ["Foxes ", "Foxes are ", "Foxes are clever."]
+    sent = _FakeOpenAI.requests[-1]
+    assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer sk-test" and sent["stream"] is True
+    assert sent["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "foxes?"}]
+    assert (sent["model"], sent["max_tokens"], sent["seed"], sent["stop"]) == ("gpt-test", 30, 9, ["END"])
+
+
+def test_openai_errors_are_node_errors_with_the_server_message(openai_server: str, data_dir: Path) -> None:
+    from nodes.openai_chat import chat_completion
+
+    with pytest.raises(NodeError, match="answered 401 .* invalid api key"):
+        chat_completion("forbidden", chat_messages("x"), GenerateOptions(), data_dir=data_dir)
+
+
+def test_openai_unreachable_server_says_where_it_tried(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    from nodes.openai_chat import chat_completion
+
+    monkeypatch.setenv("NODEFORGE_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    with pytest.raises(NodeError, match=r"cannot reach .*127\.0\.0\.1:9/v1"):
+        chat_completion("m", chat_messages("x"), GenerateOptions(), data_dir=data_dir)
