@@ -112,68 +112,63 @@ class Resolver:
         override = os.environ.get("NODEFORGE_MODELS_DIR")
         if override:
             return Path(override).expanduser().resolve()
-        if data_dir is None:
-            from engine.datadir import resolve_data_dir
-
-            data_dir = resolve_data_dir()
-        return Path(data_dir) / "models"
+        return _data_dir(data_dir) / "models"
 
     def tiny_dir(self, name: str, data_dir: Path | None) -> Path:
         return self.models_dir(data_dir) / "tiny" / name
 
     # Aliases.
     def aliases(self, data_dir: Path | None) -> dict[str, Alias]:
-        """Shipped aliases, overridden by the user's ``<data dir>/models.toml``."""
+        """Shipped aliases, overridden by the user's ``<data dir>/models.toml`` (shipped only when no data dir)."""
         found: dict[str, Alias] = {}
-        user = self.user_aliases_file(data_dir)
-        for path in (*self.alias_files, user):
-            found.update(read_aliases(path, "user" if path == user else "shipped"))
+        for path in self.alias_files:
+            found.update(read_aliases(path, "shipped"))
+        if data_dir is not None:
+            found.update(read_aliases(self.user_aliases_file(data_dir), "user"))
         return found
 
     @staticmethod
-    def user_aliases_file(data_dir: Path | None) -> Path:
-        if data_dir is None:
-            from engine.datadir import resolve_data_dir
-
-            data_dir = resolve_data_dir()
+    def user_aliases_file(data_dir: Path) -> Path:
         return Path(data_dir) / USER_ALIASES
+
+    def family_of(self, name: str, data_dir: Path | None = None) -> str | None:
+        """The family a name is known to have without building or downloading anything (tiny, shipped, alias)."""
+        name = name.strip()
+        if name.startswith("tiny/"):
+            tiny = self.tiny.get(name.removeprefix("tiny/"))
+            return tiny.family if tiny else None
+        if name in self.shipped:
+            return self.shipped[name].family
+        alias = self.aliases(data_dir).get(name)
+        return alias.family if alias else None
 
     # Resolution.
     def resolve(self, name: str, data_dir: Path | None, *, families: Iterable[str] = ()) -> ResolvedModel:
         """The files behind ``name``; raises ModelResolveError naming what was tried. ``families`` (when given)
         are the model families the caller can run: a known family outside them is an error, not a surprise."""
         accepted = tuple(families)
-        resolved = self._resolve(name.strip(), data_dir, alias=None, depth=0)
+        resolved = self._resolve(name.strip(), _data_dir(data_dir), alias=None, depth=0)
         if accepted and resolved.family is not None and resolved.family not in accepted:
             raise ModelResolveError(f"model '{name}' is a {resolved.family} model; this node takes "
                                     f"{', '.join(accepted)} models")
         return resolved
 
     def problem(self, name: str, data_dir: Path | None = None, *, families: Iterable[str] = ()) -> str | None:
-        """What is wrong with ``name``, found without building or downloading anything (static validation);
-        None when it may resolve."""
+        """What is certainly wrong with ``name``, found without building or downloading anything (static
+        validation); None when it may resolve. Without a data dir, user aliases are unknown, so an unknown plain
+        name is not reported."""
         accepted = tuple(families)
         name = name.strip()
-        family: str | None = None
         if not name:
             return "a model name is required"
-        if name.startswith("tiny/"):
-            tiny = self.tiny.get(name.removeprefix("tiny/"))
-            if tiny is None:
-                return f"unknown tiny model '{name}' (tiny models: {self._tiny_names()})"
-            family = tiny.family
-        elif name in self.shipped:
-            family = self.shipped[name].family
-        elif Path(name).expanduser().exists() or _looks_like_path(name):
-            return None
-        else:
-            alias = self.aliases(data_dir).get(name)
-            if alias is not None:
-                family = alias.family
-            elif not HUB_ID.match(name):
-                return self._not_found(name, data_dir)
+        if name.startswith("tiny/") and name.removeprefix("tiny/") not in self.tiny:
+            return f"unknown tiny model '{name}' (tiny models: {self._tiny_names()})"
+        family = self.family_of(name, data_dir)
         if accepted and family is not None and family not in accepted:
             return f"model '{name}' is a {family} model; this node takes {', '.join(accepted)} models"
+        if (data_dir is not None and family is None and name not in self.aliases(data_dir)
+                and not Path(name).expanduser().exists() and not _looks_like_path(name) and not HUB_ID.match(name)):
+            return self._not_found(name, data_dir)
         return None
 
     def _resolve(self, name: str, data_dir: Path | None, *, alias: Alias | None, depth: int) -> ResolvedModel:
@@ -232,6 +227,15 @@ class Resolver:
         return (f"unknown model '{name}': it is not a tiny model ({self._tiny_names()}), a shipped model "
                 f"({', '.join(sorted(self.shipped)) or 'none'}), an existing file or folder, an alias ({aliases}) "
                 "or a Hub id of the form org/name")
+
+
+def _data_dir(data_dir: Path | None) -> Path:
+    """The run's data dir, else the default one (``NODEFORGE_DATA_DIR`` or the platform's user data folder)."""
+    if data_dir is not None:
+        return Path(data_dir)
+    from engine.datadir import resolve_data_dir
+
+    return resolve_data_dir()
 
 
 def _looks_like_path(name: str) -> bool:

@@ -1,0 +1,284 @@
+"""Diffusion pipelines for the image nodes: family detection, loading, schedulers by name, and LoRAs.
+
+One text-to-image pipeline per model is loaded and kept by the model manager (``DiffusionModel``); image-to-image
+reuses its components through ``from_pipe``. Each run gets a fresh scheduler (schedulers keep per-run state), and
+LoRAs are applied for one run and removed after it, under the model's lock, so the next node sees the base model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nodes.models as models
+from engine.errors import NodeError
+from nodes.models.resolver import ModelResolveError, ResolvedModel
+
+FAMILIES = ("sd", "sdxl", "flux", "sd3")
+FLOW_FAMILIES = ("flux", "sd3")
+
+TEXT_TO_IMAGE = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
+                 "sd3": "StableDiffusion3Pipeline"}
+IMAGE_TO_IMAGE = {"sd": "StableDiffusionImg2ImgPipeline", "sdxl": "StableDiffusionXLImg2ImgPipeline",
+                  "flux": "FluxImg2ImgPipeline", "sd3": "StableDiffusion3Img2ImgPipeline"}
+
+# Scheduler names -> (diffusers class, config overrides). Noise-prediction models (SD 1.x/2.x, SDXL) take the
+# first table; flow-matching models (Flux, SD3) the second. "default" keeps the model's own scheduler.
+NOISE_SCHEDULERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "dpm2": ("KDPM2DiscreteScheduler", {}),
+    "dpm2_a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2,
+                                                        "use_karras_sigmas": True}),
+    "dpmpp_2m_sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_sde_karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 2,
+                                                            "use_karras_sigmas": True}),
+    "ddim": ("DDIMScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "pndm": ("PNDMScheduler", {}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "deis": ("DEISMultistepScheduler", {}),
+    "lcm": ("LCMScheduler", {}),
+    "tcd": ("TCDScheduler", {}),
+}
+FLOW_SCHEDULERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "euler": ("FlowMatchEulerDiscreteScheduler", {}),
+    "lcm": ("FlowMatchLCMScheduler", {}),
+}
+SCHEDULERS = ("default", *dict.fromkeys([*NOISE_SCHEDULERS, *FLOW_SCHEDULERS]))
+
+
+def schedulers_for(family: str) -> Mapping[str, tuple[str, Mapping[str, Any]]]:
+    return FLOW_SCHEDULERS if family in FLOW_FAMILIES else NOISE_SCHEDULERS
+
+
+def scheduler_problem(name: str, family: str | None = None) -> str | None:
+    """Why a scheduler name cannot be used (for this family, when known); None when it can."""
+    if name not in SCHEDULERS:
+        return f"unknown scheduler '{name}'; accepted: {', '.join(SCHEDULERS)}"
+    if family is not None and name != "default" and name not in schedulers_for(family):
+        accepted = ", ".join(("default", *schedulers_for(family)))
+        return f"scheduler '{name}' does not work with {family} models; accepted for {family}: {accepted}"
+    return None
+
+
+def size_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and (value <= 0 or value % 8):
+        return f"{name} {value} is not a positive multiple of 8 (e.g. {max(8, (value // 8) * 8)} or " \
+               f"{max(8, (value // 8 + 1) * 8)})"
+    return None
+
+
+def lora_problems(loras: Any) -> list[str]:
+    """Shape problems of a ``loras`` literal: a list of ``{"model": str, "weight": number}``."""
+    if not isinstance(loras, list):
+        return ['loras is a list of {"model": name or path, "weight": number}']
+    problems = []
+    for i, item in enumerate(loras):
+        if not isinstance(item, dict) or not isinstance(item.get("model"), str) or not item["model"].strip():
+            problems.append(f'loras[{i}] needs "model": a LoRA file, folder or Hub id')
+            continue
+        extra = set(item) - {"model", "weight"}
+        if extra:
+            problems.append(f"loras[{i}] has unknown key(s) {', '.join(sorted(extra))}; accepted: model, weight")
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            problems.append(f"loras[{i}].weight must be a number, not {weight!r}")
+    return problems
+
+
+@dataclass
+class DiffusionModel:
+    """A loaded text-to-image pipeline as the model manager holds it. ``lock`` serialises runs on it: LoRAs and
+    scheduler swaps change shared modules for the length of one run."""
+
+    pipe: Any
+    family: str
+    name: str
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return dict(self.pipe.components)
+
+    def to(self, device: str) -> DiffusionModel:
+        self.pipe.to(device)
+        return self
+
+    @property
+    def device(self) -> Any:
+        return self.pipe.device
+
+    @property
+    def dtype(self) -> Any:
+        return self.pipe.dtype
+
+
+def family_of_folder(folder: Path) -> str | None:
+    """The family of a diffusers folder, from ``model_index.json``'s pipeline class; None when unknown."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    cls = str(index.get("_class_name", ""))
+    for prefix, family in (("StableDiffusionXL", "sdxl"), ("StableDiffusion3", "sd3"), ("Flux", "flux"),
+                           ("StableDiffusion", "sd"), ("LatentConsistencyModel", "sd")):
+        if cls.startswith(prefix):
+            return family
+    return None
+
+
+def family_of_file(path: Path) -> str | None:
+    """The family of a single-file checkpoint, from its tensor names (SDXL has two text conditioners)."""
+    if path.suffix.lower() != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        keys = list(handle.keys())
+    if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
+        return "flux"
+    if any(k.startswith("conditioner.embedders.1.") for k in keys):
+        return "sdxl"
+    if any(k.startswith("model.diffusion_model.joint_blocks.") for k in keys):
+        return "sd3"
+    if any(k.startswith("model.diffusion_model.input_blocks.") for k in keys):
+        return "sd"
+    return None
+
+
+def resolve_pipeline_model(name: str, data_dir: Path | None) -> tuple[ResolvedModel, str]:
+    """The model's files and family; NodeError on ``model`` when it is not a diffusion pipeline this node runs."""
+    try:
+        resolved = models.RESOLVER.resolve(name, data_dir, families=FAMILIES)
+    except ModelResolveError as exc:
+        raise NodeError(str(exc), input="model") from None
+    family = resolved.family
+    if family is None:
+        family = family_of_file(resolved.path) if resolved.path.is_file() else family_of_folder(resolved.path)
+    if family not in FAMILIES:
+        raise NodeError(f"model '{name}' ({resolved.path}) is not a diffusion pipeline this node can run; accepted: "
+                        "a diffusers folder or single .safetensors checkpoint of SD 1.x/2.x, SDXL, SD3 or Flux",
+                        input="model")
+    return resolved, family
+
+
+def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> DiffusionModel:
+    """Load the text-to-image pipeline of a model onto ``device`` (fp16/bf16 on GPUs, fp32 on the CPU)."""
+    import diffusers
+    import torch
+
+    cls = getattr(diffusers, TEXT_TO_IMAGE[family])
+    dtype = torch.float32
+    if device.startswith(("cuda", "mps")):
+        dtype = torch.bfloat16 if family == "flux" else torch.float16
+    extra: dict[str, Any] = {"torch_dtype": dtype}
+    if family == "sd":
+        extra.update(safety_checker=None, requires_safety_checker=False)
+    _quiet()
+    try:
+        if resolved.path.is_file():
+            pipe = cls.from_single_file(str(resolved.path), **extra)
+        else:
+            pipe = cls.from_pretrained(str(resolved.path), **extra)
+    except Exception as exc:  # noqa: BLE001 - a load failure of any kind becomes one message naming the model
+        hint = ""
+        if resolved.path.is_file():
+            hint = (" (a single-file checkpoint needs its pipeline configuration from the Hugging Face Hub once; "
+                    "offline, use a diffusers folder instead)")
+        raise NodeError(f"model '{resolved.name}' could not be loaded as a {family} pipeline from {resolved.path}: "
+                        f"{type(exc).__name__}: {_first_line(exc)}{hint}", input="model") from None
+    pipe.set_progress_bar_config(disable=True)
+    return DiffusionModel(pipe.to(device), family, resolved.name)
+
+
+def make_scheduler(model: DiffusionModel, name: str) -> Any:
+    """A fresh scheduler for one run: ``name`` built from the model's scheduler config ("default" keeps its class)."""
+    import diffusers
+
+    base = model.pipe.scheduler
+    if name == "default":
+        return type(base).from_config(base.config)
+    problem = scheduler_problem(name, model.family)
+    if problem is not None:
+        raise NodeError(problem, input="scheduler")
+    cls_name, overrides = schedulers_for(model.family)[name]
+    return getattr(diffusers, cls_name).from_config(base.config, **overrides)
+
+
+def run_pipeline(model: DiffusionModel, name: str, scheduler: str, *, image_to_image: bool = False) -> Any:
+    """The pipeline object to call for one run: the model's components with a fresh scheduler."""
+    import diffusers
+
+    cls = getattr(diffusers, IMAGE_TO_IMAGE[model.family] if image_to_image else TEXT_TO_IMAGE[model.family])
+    pipe = cls.from_pipe(model.pipe, scheduler=make_scheduler(model, scheduler))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@contextmanager
+def applied_loras(model: DiffusionModel, loras: Sequence[Mapping[str, Any]], data_dir: Path | None) -> Iterator[None]:
+    """Apply LoRAs (diffusers or kohya format) for the duration of a block; always removed afterwards, also when
+    loading one of them fails, so the shared pipeline is left as the base model."""
+    if not loras:
+        yield
+        return
+    pipe = model.pipe
+    names: list[str] = []
+    try:
+        for i, lora in enumerate(loras):
+            names.append(f"nodeforge_{i}")
+            _load_lora(model, lora["model"], names[-1], data_dir, i)
+        pipe.set_adapters(names, adapter_weights=[float(lora.get("weight", 1.0)) for lora in loras])
+        yield
+    finally:
+        if names:
+            pipe.unload_lora_weights()
+
+
+def _load_lora(model: DiffusionModel, name: str, adapter: str, data_dir: Path | None, index: int) -> None:
+    where = f"loras[{index}]"
+    try:
+        resolved = models.RESOLVER.resolve(name, data_dir)
+    except ModelResolveError as exc:
+        raise NodeError(f"{where}: {exc}", input="loras") from None
+    path = resolved.path
+    kwargs: dict[str, Any] = {"adapter_name": adapter}
+    if path.is_file():
+        kwargs["weight_name"] = path.name
+        path = path.parent
+    denoiser = "transformer" if model.family in FLOW_FAMILIES else "unet"
+    try:
+        model.pipe.load_lora_weights(str(path), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - size mismatches, unknown key layouts: the LoRA does not fit
+        raise NodeError(f"{where}: LoRA '{name}' does not fit model '{model.name}' ({model.family}): "
+                        f"{type(exc).__name__}: {_first_line(exc)}; a LoRA must be trained for the same base model "
+                        "(diffusers or kohya format)", input="loras") from None
+    placed = model.pipe.get_list_adapters()
+    if not any(adapter in placed.get(component, []) for component in (denoiser, "text_encoder", "text_encoder_2")):
+        raise NodeError(f"{where}: LoRA '{name}' does not fit model '{model.name}' ({model.family}): none of its "
+                        f"weights match the model's layers; a LoRA must be trained for the same base model "
+                        "(diffusers or kohya format)", input="loras")
+
+
+def _quiet() -> None:
+    """No download/loading progress bars from the libraries: the engine reports progress itself."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:400]
