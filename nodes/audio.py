@@ -1,0 +1,185 @@
+"""Audio nodes: text to speech (Piper, VITS/MMS, espeak-ng) and speech to text (faster-whisper, transformers Whisper).
+
+The backend follows from the model: ``piper-joe`` (a real voice shipped in a wheel) or any Piper ``.onnx``,
+``tiny/vits`` or a VITS/MMS folder, ``espeak``; ``whisper-tiny.en`` (real, CTranslate2) or a CTranslate2 folder,
+``tiny/whisper`` or a transformers Whisper folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from engine.context import NodeContext
+from engine.errors import NodeError
+from engine.node import Node, NodeInputs, NodeOutputs
+from engine.values import Audio
+from nodes import recognition, speech
+from nodes.audio_ops import concat, loudness_problem, resample, split_sentences, to_mono
+
+KNOWN_LANGUAGES = {"whisper-tiny.en": frozenset({"en"}), "tiny/whisper": frozenset({"en"})}
+SPEED_RANGE = (0.25, 4.0)
+
+
+def _resolve(name: str, ctx: NodeContext, families: tuple[str, ...]) -> Any:
+    from nodes.models import RESOLVER, ModelResolveError
+
+    try:
+        return RESOLVER.resolve(name, ctx.data_dir, families=families)
+    except ModelResolveError as exc:
+        raise NodeError(str(exc), input="model") from None
+
+
+def _model_problem(name: Any, families: tuple[str, ...]) -> str | None:
+    if not isinstance(name, str):
+        return None
+    from nodes.models import RESOLVER
+
+    return RESOLVER.problem(name, families=families)
+
+
+def open_speaker(name: str, ctx: NodeContext) -> speech.Speaker:
+    """The text-to-speech backend for model ``name``, loaded on the node's device."""
+    if name.strip() == speech.ESPEAK:
+        return speech.open_espeak()
+    resolved = _resolve(name, ctx, speech.FAMILIES)
+    family = speech.speech_family(name, resolved.path, resolved.family)
+    loader = speech.load_piper if family == "piper" else speech.load_vits
+    return ctx.models.get(f"tts-{family}:{resolved.key}", lambda device: loader(name, resolved.path, device))
+
+
+def open_recogniser(name: str, ctx: NodeContext) -> Any:
+    """The speech-to-text backend for model ``name``, loaded on the node's device."""
+    resolved = _resolve(name, ctx, recognition.FAMILIES)
+    family = recognition.recognition_family(name, resolved.path, resolved.family)
+    loader = recognition.load_faster_whisper if family == "faster-whisper" else recognition.load_transformers_whisper
+    return ctx.models.get(f"asr-{family}:{resolved.key}", lambda device: loader(name, resolved.path, device))
+
+
+class Speech(Node):
+    """Speak text: ``piper-joe`` (natural en_US voice shipped in a wheel, offline), any Piper ``.onnx`` voice by
+    path, ``tiny/vits`` or a VITS/MMS model (e.g. ``mms-tts-eng``), or ``espeak`` (the system's espeak-ng, any of
+    its languages as ``voice``). Long text is spoken sentence by sentence. ``seed`` applies to VITS (Piper draws its
+    noise inside onnxruntime; espeak has none)."""
+
+    type = "audio.speech"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(NodeInputs):
+        text: str = Field(description="What to say", json_schema_extra={"multiline": True})
+        model: str = Field("piper-joe", description="piper-joe, a Piper .onnx path, tiny/vits, a VITS folder or "
+                                                    "alias, or espeak")
+        voice: str = Field("", description="Speaker name or number for multi-speaker voices; an espeak-ng voice "
+                                           "(en-us, de, fr+f3...) for espeak; empty for the default")
+        speed: float = Field(1.0, ge=SPEED_RANGE[0], le=SPEED_RANGE[1], description="1 is normal, 2 twice as fast")
+        seed: int = Field(-1, description="Noise seed (VITS); -1 draws one and records it")
+
+    class Outputs(NodeOutputs):
+        audio: Audio
+
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+        model = literals.get("model", "piper-joe")
+        voice = literals.get("voice", "")
+        speed = literals.get("speed")
+        if not isinstance(model, str):
+            return []
+        if model.strip() == speech.ESPEAK:
+            problems: list[tuple[str | None, str]] = []
+            if isinstance(voice, str) and (problem := speech.espeak_voice_problem(voice)):
+                problems.append(("voice", problem))
+            low, high = (limit / speech.ESPEAK_WPM for limit in speech.ESPEAK_WPM_RANGE)
+            if isinstance(speed, int | float) and not low <= speed <= high:
+                problems.append(("speed", f"espeak-ng speaks {speech.ESPEAK_WPM_RANGE[0]}-"
+                                          f"{speech.ESPEAK_WPM_RANGE[1]} words a minute: speed must be within "
+                                          f"{low:.2f}-{high:.2f}"))
+            return problems
+        problem = _model_problem(model, speech.FAMILIES)
+        if problem:
+            return [("model", problem)]
+        if isinstance(voice, str) and voice.strip():
+            voices = speech.known_voices(model, _static_paths(model))
+            if voices is not None and voice.strip() not in voices and voice.strip() != "default":
+                listed = ", ".join(voices[:20]) if voices else "a single voice (leave voice empty)"
+                return [("voice", f"unknown voice '{voice}': {model} has {listed}")]
+        return []
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        sentences = split_sentences(inputs.text)
+        if not sentences:
+            raise NodeError("there is no text to speak", input="text")
+        speaker = open_speaker(inputs.model, ctx)
+        parts = []
+        for i, sentence in enumerate(sentences):
+            parts.append(speaker.speak(sentence, voice=inputs.voice, speed=inputs.speed, seed=inputs.seed + i))
+            ctx.progress(i + 1, len(sentences))
+        audio = concat(parts, speaker.sample_rate, speaker.pause)
+        if audio.tensor.shape[1] == 0:
+            raise NodeError(f"{inputs.model} produced no audio for this text (nothing it can pronounce?)",
+                            input="text")
+        return self.Outputs(audio=audio)
+
+
+def _static_paths(model: str) -> list[Any]:
+    """Files behind a model name that are known without building or downloading (shipped voices, paths)."""
+    from pathlib import Path
+
+    from nodes.models import RESOLVER
+
+    shipped = RESOLVER.shipped.get(model)
+    if shipped is not None:
+        try:
+            return [shipped.locate(RESOLVER.models_dir(None))]
+        except Exception:  # noqa: BLE001 - a missing package is reported when the node runs
+            return []
+    return [Path(model).expanduser()] if model.endswith(".onnx") else []
+
+
+class Transcribe(Node):
+    """Transcribe speech: ``whisper-tiny.en`` (real English recognition shipped in a wheel, offline) or any
+    CTranslate2 Whisper folder through faster-whisper; ``tiny/whisper`` or any transformers Whisper folder or alias
+    (e.g. ``whisper-small``). Audio is mixed to mono and resampled to the model's rate (16 kHz)."""
+
+    type = "audio.transcribe"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(NodeInputs):
+        audio: Audio
+        model: str = Field("whisper-tiny.en", description="whisper-tiny.en, tiny/whisper, a Whisper folder, alias "
+                                                          "or Hub id")
+        language: str = Field("", description="Language code (en, de, fr...); empty: the model detects it")
+
+    class Outputs(NodeOutputs):
+        text: str
+
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+        model = literals.get("model", "whisper-tiny.en")
+        language = literals.get("language", "")
+        problem = _model_problem(model, recognition.FAMILIES)
+        if problem:
+            return [("model", problem)]
+        if isinstance(language, str):
+            known = KNOWN_LANGUAGES.get(model) if isinstance(model, str) else None
+            if problem := recognition.language_problem(language, known):
+                return [("language", f"{model}: {problem}" if known else problem)]
+        return []
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        if problem := loudness_problem(inputs.audio):
+            raise NodeError(problem, input="audio")
+        language = inputs.language.strip().lower()
+        if problem := recognition.language_problem(language):
+            raise NodeError(problem, input="language")
+        recogniser = open_recogniser(inputs.model, ctx)
+        if problem := recognition.language_problem(language, recogniser.languages):
+            raise NodeError(f"{inputs.model}: {problem}", input="language")
+        audio = resample(to_mono(inputs.audio), recogniser.sample_rate)
+        samples = audio.tensor[0].detach().float().cpu().numpy()
+
+        def progress(done: float, total: float) -> None:
+            ctx.progress(round(done * 100), max(round(total * 100), 1))
+
+        return self.Outputs(text=recogniser.transcribe(samples, language, progress))
