@@ -1,0 +1,156 @@
+"""Artifacts: uploaded inputs and run outputs stored as ``artifacts/files/<id><suffix>``, served by id only.
+
+An upload is streamed to a temporary file with a byte limit, typed from its first bytes and decoded once before
+it gets an id. Run outputs are written by the executor into ``artifacts/tmp/<run>/`` and then moved into place.
+Serving resolves the stored file with realpath and refuses anything outside ``artifacts/files``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from engine.artifacts import artifact_files, artifact_id_of, find_artifact, new_artifact_id
+from engine.errors import GraphInputError
+from server.paths import is_within
+from server.sniff import ACCEPTED, HEAD_BYTES, sniff, verify
+from server.store import Artifact, RunStore
+
+CHUNK = 1 << 20
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class UploadRejected(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ArtifactStore:
+    def __init__(self, data_dir: Path, store: RunStore, allowed: tuple[Path, ...]) -> None:
+        self.data_dir = data_dir
+        self.files = artifact_files(data_dir)
+        self.tmp = data_dir / "artifacts" / "tmp"
+        self.files.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.store = store
+        self.allowed = allowed
+
+    def save_upload(self, source: BinaryIO, filename: str | None, limit: int) -> Artifact:
+        """Copy an uploaded file in (at most ``limit`` bytes), typed by its content; raises UploadRejected."""
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, suffix=".upload")
+        tmp = Path(tmp_name)
+        try:
+            size = 0
+            head = b""
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(CHUNK):
+                    if len(head) < HEAD_BYTES:
+                        head += chunk[:HEAD_BYTES - len(head)]
+                    size += len(chunk)
+                    if size > limit:
+                        raise UploadRejected(413, f"the upload is larger than the limit of {limit} bytes")
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if size == 0:
+                raise UploadRejected(422, "the upload is empty")
+            sniffed = sniff(head)
+            if sniffed is None:
+                raise UploadRejected(415, f"unsupported content (accepted: {ACCEPTED}); the type is read from "
+                                          "the bytes, not the file name")
+            problem = verify(tmp, sniffed)
+            if problem:
+                raise UploadRejected(415, problem)
+            artifact = Artifact(new_artifact_id(), None, "upload", "", sniffed.media_type,
+                                _display_name(filename, sniffed.suffix), size)
+            artifact = _with_file(artifact, sniffed.suffix)
+            os.replace(tmp, self.files / artifact.file)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.store.add_artifacts([artifact])
+        return artifact
+
+    def run_folder(self, run_id: str) -> Path:
+        return self.tmp / run_id
+
+    def adopt_outputs(self, run_id: str, outputs: dict[str, Any]) -> dict[str, Any]:
+        """Move a run's media files into the store; the outputs with ``{"artifact", "url", ...}`` for each."""
+        adopted: list[Artifact] = []
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, list):
+                return [convert(item) for item in value]
+            if isinstance(value, dict) and set(value) == {"path", "media_type"}:
+                source = Path(value["path"])
+                artifact = _with_file(Artifact(new_artifact_id(), run_id, "output", "", value["media_type"],
+                                               source.name, source.stat().st_size), source.suffix)
+                os.replace(source, self.files / artifact.file)
+                adopted.append(artifact)
+                return describe(artifact)
+            return value
+
+        converted = {name: convert(value) for name, value in outputs.items()}
+        if adopted:
+            self.store.add_artifacts(adopted)
+        shutil.rmtree(self.run_folder(run_id), ignore_errors=True)
+        return converted
+
+    def open(self, artifact_id: str) -> tuple[Path, Artifact] | None:
+        """The file and record of an artifact, only when it resolves inside the artifacts folder."""
+        if artifact_id_of(artifact_id) != artifact_id:
+            return None
+        artifact = self.store.artifact(artifact_id)
+        if artifact is None:
+            return None
+        path = self.files / artifact.file
+        if not path.is_file() or not is_within(path, [self.files]):
+            return None
+        return path, artifact
+
+    def resolve_input(self, value: str) -> str:
+        """The ``media_resolver`` of runs: an artifact id (or its URL) or a file inside the allowed folders."""
+        found = find_artifact(self.data_dir, value)
+        if found is not None and is_within(found, [self.files]):
+            return str(found)
+        if artifact_id_of(value) is not None:
+            raise GraphInputError(f"no artifact {value} (upload files with POST /api/uploads)")
+        path = Path(os.path.expanduser(value))
+        path = path if path.is_absolute() else Path.cwd() / path
+        if "\x00" not in value and is_within(path, self.allowed) and path.is_file():
+            return str(path)
+        raise GraphInputError(f"{value[:200]!r} is neither an artifact id (POST /api/uploads) nor a file in the "
+                              "folders this server allows")
+
+    def media_problem(self, value: Any) -> str | None:
+        """Why a media graph input given to the API cannot be used (checked at submission)."""
+        if not isinstance(value, str):
+            return "a media input takes an artifact id from POST /api/uploads"
+        try:
+            self.resolve_input(value)
+        except GraphInputError as exc:
+            return str(exc)
+        return None
+
+
+def describe(artifact: Artifact) -> dict[str, Any]:
+    """How the API shows an artifact."""
+    return {"artifact": artifact.id, "url": f"/api/artifacts/{artifact.id}", "media_type": artifact.media_type,
+            "filename": artifact.filename, "size": artifact.size}
+
+
+def _with_file(artifact: Artifact, suffix: str) -> Artifact:
+    suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+    return Artifact(artifact.id, artifact.run, artifact.kind, f"{artifact.id}{suffix.lower()}",
+                    artifact.media_type, artifact.filename, artifact.size)
+
+
+def _display_name(filename: str | None, suffix: str) -> str:
+    stem = Path(filename or "upload").stem
+    stem = _UNSAFE.sub("_", stem).strip("._")[:80] or "upload"
+    return f"{stem}{suffix}"

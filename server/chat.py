@@ -1,0 +1,146 @@
+"""Chat completions for the OpenAI-compatible endpoint, behind a small protocol.
+
+``LocalLLMBackend`` answers with the local causal LMs of ``nodes/llm.py`` (imported lazily: without the package
+there are no models): the model name is resolved by the model registry (``tiny/llm``, shipped, aliases, Hub ids,
+files inside the allowed folders) and loaded through the server's model manager under the same key as the
+``llm.generate`` node uses, so a graph and the endpoint share one resident copy. Whole conversations go to the
+model's chat template; the text grows through a callback, which is also where a cancelled request stops.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.errors import EngineError, RunCancelled
+from server.models import known_models, registry
+from server.paths import path_problem
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+
+class ChatUnavailable(LookupError):
+    """No model of that name to answer with."""
+
+
+class ChatFailed(RuntimeError):
+    """The request reached the model and failed; the message says why."""
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    model: str
+    messages: list[dict[str, str]]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChatAnswer:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ChatBackend(Protocol):
+    def models(self) -> list[str]:
+        """Model names this backend can answer with."""
+        ...
+
+    def check(self, call: ChatCall) -> None:
+        """Raise ChatUnavailable when the model certainly cannot answer (before a stream starts)."""
+        ...
+
+    def complete(self, call: ChatCall, on_text: Callable[[str], None] | None,
+                 cancel: threading.Event) -> ChatAnswer:
+        """Answer a conversation; ``on_text`` receives the text so far as it grows."""
+        ...
+
+
+def _llm_module() -> Any | None:
+    try:
+        return importlib.import_module("nodes.llm")
+    except ImportError:
+        return None
+
+
+class LocalLLMBackend:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.data_dir = runtime.settings.data_dir
+        self.allowed = runtime.settings.allowed_folders
+
+    def models(self) -> list[str]:
+        llm = _llm_module()
+        if llm is None:
+            return []
+        entries, _ = known_models(self.data_dir, llm.FAMILIES)
+        return [entry["name"] for entry in entries]
+
+    def _support(self, call: ChatCall) -> tuple[Any, Any]:
+        llm = _llm_module()
+        resolver = registry()
+        if llm is None or resolver is None:
+            raise ChatUnavailable("no local LLM support is installed (nodes.llm)")
+        if call.model.startswith(llm.OPENAI_PREFIX):
+            raise ChatUnavailable(f"'{call.model}' names a remote server; this endpoint serves local models")
+        problem = path_problem(call.model, "model", self.allowed)
+        if problem is None:
+            problem = resolver.problem(call.model, self.data_dir, families=llm.FAMILIES)
+        if problem:
+            raise ChatUnavailable(f"model '{call.model[:200]}': {problem}")
+        return llm, resolver
+
+    def check(self, call: ChatCall) -> None:
+        self._support(call)
+
+    def complete(self, call: ChatCall, on_text: Callable[[str], None] | None,
+                 cancel: threading.Event) -> ChatAnswer:
+        llm, resolver = self._support(call)
+        try:
+            resolved = resolver.resolve(call.model, self.data_dir, families=llm.FAMILIES)
+        except EngineError as exc:
+            raise ChatUnavailable(str(exc)) from None
+        device, models = self.runtime.model_home()
+        key = f"llm:{resolved.key}"
+        try:
+            lm = models.get(device, key, lambda target: llm.load_causal_lm(call.model, resolved.path, target))
+        except EngineError as exc:
+            raise ChatFailed(str(exc)) from None
+        try:
+            options = llm.GenerateOptions(
+                max_new_tokens=call.max_tokens or lm.context,
+                temperature=1.0 if call.temperature is None else call.temperature,
+                top_p=1.0 if call.top_p is None else call.top_p,
+                seed=call.seed if call.seed is not None else random.SystemRandom().randrange(2**31),
+                stop=tuple(call.stop))
+
+            def grown(text: str, tokens: int) -> None:
+                if cancel.is_set():
+                    raise RunCancelled("the client went away")
+                if on_text is not None:
+                    on_text(text)
+
+            result = llm.generate(lm, _messages(call.messages), options, grown)
+        except RunCancelled:
+            raise ChatFailed("cancelled") from None
+        except EngineError as exc:
+            raise ChatFailed(str(exc)) from None
+        finally:
+            models.release(device, key)
+        return ChatAnswer(result.text, result.finish_reason, result.prompt_tokens, result.completion_tokens)
+
+
+def _messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """OpenAI's ``developer`` role is a system message to a chat template."""
+    return [{"role": "system" if m["role"] == "developer" else m["role"], "content": m["content"]}
+            for m in messages]

@@ -1,0 +1,82 @@
+"""``nodeforge serve``: the HTTP API on uvicorn. Registered through the ``nodeforge.commands`` entry point, so the
+engine's CLI never imports the server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from engine.cli import UsageError
+from server.settings import MiB, Settings, is_loopback
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def register_serve(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    serve = commands.add_parser("serve", help="serve the HTTP API (JSON, server-sent events, OpenAI-compatible)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8188)
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (prefer env NODEFORGE_TOKEN: "
+                                       "arguments are visible to other users)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback --host without a token (anyone who can reach it can run graphs)")
+    serve.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1")
+    serve.add_argument("--concurrency", type=int, default=1, help="runs executed at the same time (default 1)")
+    serve.add_argument("--workers", type=int, default=8, help="threads for ready nodes within a run (default 8)")
+    serve.add_argument("--max-upload-mb", type=int, default=256, help="largest upload accepted (default 256)")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="a browser origin allowed to call the API (repeatable), e.g. http://localhost:5173")
+    serve.add_argument("--no-watch", action="store_true", help="do not reload graphs and plugins on file changes")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    common(serve)
+    serve.set_defaults(handler=serve_command)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the command line; refuses a bind that would expose the API without a token."""
+    from pathlib import Path
+
+    from engine.datadir import resolve_data_dir
+
+    token = args.token or os.environ.get("NODEFORGE_TOKEN") or None
+    if not is_loopback(args.host) and token is None and not args.insecure:
+        raise UsageError(f"refusing to listen on {args.host} without a token: give --token (or set "
+                         "NODEFORGE_TOKEN), or --insecure to serve anyone who can reach it")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port")
+    if args.concurrency < 1 or args.workers < 1 or args.max_upload_mb < 1:
+        raise UsageError("--concurrency, --workers and --max-upload-mb must be at least 1")
+    for folder in args.plugins:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--plugins {folder}: no such folder")
+    return Settings(data_dir=resolve_data_dir(args.data_dir), host=args.host, port=args.port, token=token,
+                    devices=args.devices, plugins=tuple(Path(p) for p in args.plugins),
+                    concurrency=args.concurrency, workers=args.workers,
+                    max_upload_bytes=args.max_upload_mb * MiB, watch=not args.no_watch,
+                    allowed_origins=tuple(args.allow_origin))
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.runtime import DataDirBusy, probe_data_dir
+
+    settings = settings_from_args(args)
+    try:
+        probe_data_dir(settings.data_dir)
+    except DataDirBusy as exc:
+        print(f"nodeforge: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    guard = "a bearer token is required" if settings.token else "no token"
+    print(f"nodeforge: serving http://{shown}:{settings.port} (data dir {settings.data_dir}; {guard})",
+          file=sys.stderr, flush=True)
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level=args.log_level, timeout_graceful_shutdown=3, access_log=False)
+    server = uvicorn.Server(config)
+    server.run()
+    return EXIT_OK if server.started else EXIT_FAILED

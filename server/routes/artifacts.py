@@ -1,0 +1,43 @@
+"""Artifacts by id (media type, Content-Disposition, range requests) and uploads typed from their bytes."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, UploadFile
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from server.artifacts import UploadRejected, describe
+from server.errors import ApiError
+from server.routes.deps import RuntimeDep
+from server.schemas import ErrorBody, Uploaded
+
+router = APIRouter(prefix="/api", tags=["artifacts"])
+
+
+@router.get("/artifacts/{artifact_id}", summary="An uploaded file or a run output", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}, "audio/wav": {}, "video/mp4": {}},
+                             "description": "the file; Range requests are answered with 206"},
+                       404: {"model": ErrorBody, "description": "no such artifact"}})
+def read_artifact(artifact_id: str, runtime: RuntimeDep) -> FileResponse:
+    found = runtime.artifacts.open(artifact_id)
+    if found is None:
+        raise ApiError(404, f"no artifact '{artifact_id[:64]}'")
+    path, artifact = found
+    return FileResponse(path, media_type=artifact.media_type, filename=artifact.filename,
+                        content_disposition_type="inline",
+                        headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.post("/uploads", response_model=Uploaded, status_code=201, summary="Upload an input image, audio or video",
+             responses={413: {"model": ErrorBody, "description": "larger than the upload limit"},
+                        415: {"model": ErrorBody, "description": "not a supported media file (read from its bytes)"}})
+async def upload(file: Annotated[UploadFile, File(description="the file; its type is read from its content")],
+                 runtime: RuntimeDep) -> dict[str, Any]:
+    try:
+        artifact = await run_in_threadpool(runtime.artifacts.save_upload, file.file, file.filename,
+                                           runtime.settings.max_upload_bytes)
+    except UploadRejected as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    finally:
+        await file.close()
+    return describe(artifact)

@@ -1,0 +1,169 @@
+"""An OpenAI-compatible surface over the local LLM models: ``GET /v1/models`` and ``POST /v1/chat/completions``
+(streamed as ``chat.completion.chunk`` server-sent events ending with ``[DONE]`` when ``stream`` is true). Errors use
+OpenAI's shape, ``{"error": {"message", "type", "code"}}``, so OpenAI clients report them properly."""
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
+from server.routes.deps import RuntimeDep
+from server.runtime import Runtime
+from server.streams import SSE_HEADERS
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's request; parameters it does not list are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(min_length=1, max_length=500)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
+    max_tokens: int | None = Field(None, ge=1, le=32768)
+    max_completion_tokens: int | None = Field(None, ge=1, le=32768)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1, description="only one choice is generated")
+    stream: bool = False
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelCards(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": code, "param": None}},
+                        status_code=status)
+
+
+def _call(body: ChatCompletionRequest) -> ChatCall | str:
+    """The backend call, or why the request cannot be served."""
+    messages = []
+    for message in body.messages:
+        if isinstance(message.content, list):
+            if any(part.type != "text" for part in message.content):
+                return "only text content parts are supported"
+            text = "".join(part.text or "" for part in message.content)
+        else:
+            text = message.content or ""
+        messages.append({"role": message.role, "content": text})
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    return ChatCall(model=body.model, messages=messages, max_tokens=body.max_completion_tokens or body.max_tokens,
+                    temperature=body.temperature, top_p=body.top_p, seed=body.seed, stop=stop)
+
+
+@router.get("/models", response_model=ModelCards, summary="The local LLM models (OpenAI format)")
+def list_models(runtime: RuntimeDep) -> dict[str, Any]:
+    created = int(runtime.started_at)
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "nodeforge"}
+                                       for name in runtime.chat.models()]}
+
+
+@router.post("/chat/completions", summary="Chat completion with a local LLM (OpenAI format, streaming too)",
+             responses={200: {"content": {"text/event-stream": {}}}, 400: {}, 404: {}})
+async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep) -> Any:
+    call = _call(body)
+    if isinstance(call, str):
+        return _error(400, call, "invalid_request_error")
+    try:
+        await run_in_threadpool(runtime.chat.check, call)
+    except ChatUnavailable as exc:
+        return _error(404, str(exc), "invalid_request_error", "model_not_found")
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if body.stream:
+        return StreamingResponse(_stream(runtime, call, completion_id), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+    cancel = threading.Event()
+    try:
+        answer = await run_in_threadpool(runtime.chat.complete, call, None, cancel)
+    except ChatUnavailable as exc:
+        return _error(404, str(exc), "invalid_request_error", "model_not_found")
+    except ChatFailed as exc:
+        return _error(400, str(exc), "invalid_request_error")
+    finally:
+        cancel.set()
+    return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": call.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
+                         "finish_reason": answer.finish_reason}], "usage": _usage(answer)}
+
+
+def _usage(answer: ChatAnswer) -> dict[str, int]:
+    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+            "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+
+
+async def _stream(runtime: Runtime, call: ChatCall, completion_id: str) -> AsyncIterator[bytes]:
+    """Chunks as the text grows; a client that goes away cancels the generation."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    cancel = threading.Event()
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": call.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+    def work() -> None:
+        try:
+            answer = runtime.chat.complete(call, lambda text: loop.call_soon_threadsafe(queue.put_nowait,
+                                                                                         ("text", text)), cancel)
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", answer))
+        except Exception as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+
+    threading.Thread(target=work, name=f"chat-{completion_id[-8:]}", daemon=True).start()
+    sent = ""
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        while True:
+            kind, value = await queue.get()
+            if kind == "error":
+                known = isinstance(value, ChatFailed | ChatUnavailable)
+                error = {"message": str(value) if known else "internal error",
+                         "type": "invalid_request_error" if known else "server_error",
+                         "code": "model_not_found" if isinstance(value, ChatUnavailable) else None}
+                yield f"data: {json.dumps({'error': error})}\n\n".encode()
+                break
+            text = value.text if isinstance(value, ChatAnswer) else value
+            if text.startswith(sent) and len(text) > len(sent):
+                yield chunk({"content": text[len(sent):]})
+                sent = text
+            if kind == "done":
+                yield chunk({}, value.finish_reason)
+                break
+        yield b"data: [DONE]\n\n"
+    finally:
+        cancel.set()

@@ -1,0 +1,101 @@
+"""Runs: submit (validated, queued durably, 202), list, read, cancel, and their events as server-sent events."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from server.errors import ApiError, invalid
+from server.library import BadName, GraphMissing, Unreadable
+from server.routes.deps import RuntimeDep
+from server.routes.graphs import library_error
+from server.runtime import Invalid, summary
+from server.schemas import CancelResult, ErrorBody, Queued, RunList, RunRequest, RunStatus, RunView
+from server.store import QueueFull
+from server.streams import SSE_HEADERS, all_events, run_events
+
+router = APIRouter(prefix="/api", tags=["runs"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such run"}}
+SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}},
+                                                   "description": "server-sent events; each data line is one "
+                                                                  "event as JSON"}}
+
+
+@router.post("/runs", response_model=Queued, status_code=202, summary="Validate and queue a run", responses={
+    404: {"model": ErrorBody, "description": "no saved graph of that name"},
+    422: {"model": ErrorBody, "description": "every issue of the graph and its inputs; nothing was queued"},
+    429: {"model": ErrorBody, "description": "the queue is full"}})
+def submit(body: RunRequest, runtime: RuntimeDep, idempotency_key: Annotated[str | None, Header(
+        max_length=200, description="retrying with the same key returns the same run")] = None) -> dict[str, Any]:
+    try:
+        run_id, created = runtime.submit(body.graph, body.inputs, idempotency_key)
+    except Invalid as exc:
+        raise invalid(exc.issues, "the submission") from None
+    except (BadName, GraphMissing, Unreadable) as exc:
+        raise library_error(exc) from None
+    except QueueFull as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": "5"}) from None
+    row = runtime.store.run_row(run_id)
+    return {"id": run_id, "status": row["status"] if row else "queued", "created": created,
+            "url": f"/api/runs/{run_id}", "events_url": f"/api/runs/{run_id}/events"}
+
+
+@router.get("/runs", response_model=RunList, summary="Run history, newest first")
+def list_runs(runtime: RuntimeDep, status: Annotated[RunStatus | None, Query()] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0
+              ) -> dict[str, Any]:
+    rows, total = runtime.store.list_runs(status, limit, offset)
+    return {"runs": [summary(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/runs/{run_id}", response_model=RunView, summary="One run: status, node states, outputs, error",
+            responses=NOT_FOUND)
+def read_run(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    view = runtime.run_view(run_id)
+    if view is None:
+        raise ApiError(404, f"no run '{run_id[:64]}'")
+    return view
+
+
+@router.post("/runs/{run_id}/cancel", response_model=CancelResult, summary="Cancel a queued or running run",
+             responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "the run has already finished"}})
+def cancel_run(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    status = runtime.cancel(run_id)
+    if status is None:
+        raise ApiError(404, f"no run '{run_id[:64]}'")
+    if status not in ("cancelled", "cancelling"):
+        raise ApiError(409, f"run '{run_id}' has already finished ({status})")
+    return {"id": run_id, "status": status}
+
+
+def _last_id(header: str | None, given: int | None) -> int | None:
+    if given is not None:
+        return given
+    if header is not None and header.strip().lstrip("-").isdigit() and len(header.strip()) < 19:
+        return int(header.strip())
+    return None
+
+
+@router.get("/runs/{run_id}/events", summary="A run's events: replayed from the start, then live",
+            response_class=StreamingResponse, responses={**SSE_DOC, **NOT_FOUND})
+def stream_run(run_id: str, runtime: RuntimeDep,
+               after: Annotated[int | None, Query(ge=-1, le=1 << 60,
+                                                  description="replay events after this seq")] = None,
+               last_event_id: Annotated[str | None, Header(max_length=40)] = None) -> StreamingResponse:
+    if runtime.store.run_row(run_id) is None:
+        raise ApiError(404, f"no run '{run_id[:64]}'")
+    since = _last_id(last_event_id, after)
+    return StreamingResponse(run_events(runtime, run_id, -1 if since is None else since),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/events", summary="Every run's events live (and stored ones after ?since=)",
+            response_class=StreamingResponse, responses=SSE_DOC)
+def stream_all(runtime: RuntimeDep,
+               since: Annotated[int | None, Query(ge=0, le=1 << 60, description="also replay stored events after "
+                                                                                 "this event id")] = None,
+               last_event_id: Annotated[str | None, Header(max_length=40)] = None) -> StreamingResponse:
+    return StreamingResponse(all_events(runtime, _last_id(last_event_id, since)),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
+

@@ -1,0 +1,34 @@
+"""Health, the node catalogue, the graph document's JSON Schema and the models the registry knows."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from engine.document import document_schema
+from server.models import known_models
+from server.routes.deps import RuntimeDep
+from server.schemas import Catalogue, Health, ModelList
+
+router = APIRouter(prefix="/api", tags=["system"])
+
+
+@router.get("/health", response_model=Health, summary="Status, version, devices, queue and plugin problems")
+def health(runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.health()
+
+
+@router.get("/nodes", response_model=Catalogue, summary="Every node type with the JSON Schema of its ports")
+def nodes(runtime: RuntimeDep) -> dict[str, Any]:
+    registry = runtime.registry
+    return {"nodes": registry.catalogue(), "problems": [problem.to_dict() for problem in registry.problems]}
+
+
+@router.get("/schema/graph", summary="JSON Schema of the graph document")
+def graph_schema() -> dict[str, Any]:
+    return document_schema()
+
+
+@router.get("/models", response_model=ModelList, summary="Model names the model registry resolves")
+def models(runtime: RuntimeDep) -> dict[str, Any]:
+    entries, available = known_models(runtime.settings.data_dir)
+    return {"models": entries, "registry": available}

@@ -1,0 +1,125 @@
+"""The run queue's workers: claim the oldest queued run, execute it, store the record, then announce the end.
+
+The record is the same whoever listens: outputs (cached ones included) come from the executor's result, never from
+what a listener saw. ``run.finished`` is held back until the record is committed, so a client that reacts to it
+always reads the final state. Cancellation uses the executor's cancel event; a run cancelled because the server is
+shutting down is recorded as ``interrupted``, as is one that was running when the server was killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from engine.document import parse_document
+from engine.errors import EngineError, GraphValidationError
+from engine.events import Event
+from engine.record import RunRecord
+from server.events import run_event
+from server.store import ClaimedRun
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+log = logging.getLogger("nodeforge.server")
+SHUTDOWN_REASON = "the server shut down while the run was running"
+
+
+class Runner:
+    def __init__(self, runtime: Runtime, concurrency: int) -> None:
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._cancels: dict[str, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.concurrency):
+            thread = threading.Thread(target=self._loop, name=f"runner-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wake(self) -> None:
+        with self._wake:
+            self._wake.notify()
+
+    def stop(self, grace: float) -> None:
+        """Stop claiming, cancel what runs, and wait up to ``grace`` seconds for it to be recorded."""
+        self._stopping.set()
+        with self._lock:
+            for cancel in self._cancels.values():
+                cancel.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=grace)
+
+    def cancel_event(self, run_id: str) -> threading.Event:
+        with self._lock:
+            return self._cancels.setdefault(run_id, threading.Event())
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return list(self._cancels)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                claimed = self.runtime.store.claim_next()
+            except Exception:
+                log.exception("claiming a run failed")
+                claimed = None
+            if claimed is None:
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
+            try:
+                self._execute(claimed)
+            finally:
+                with self._lock:
+                    self._cancels.pop(claimed.id, None)
+
+    def _execute(self, claimed: ClaimedRun) -> None:
+        runtime = self.runtime
+        cancel = self.cancel_event(claimed.id)
+        held: list[dict[str, Any]] = []
+        last_seq = [0]
+
+        def listen(event: Event) -> None:
+            data = event.to_dict()
+            last_seq[0] = max(last_seq[0], event.seq)
+            if event.kind == "run.finished":
+                held.append(data)
+            else:
+                runtime.events.record(data)
+
+        try:
+            document = parse_document(claimed.document)
+            result = runtime.executor().run(
+                document, claimed.inputs, run_id=claimed.id, listener=listen, cancel=cancel,
+                out_dir=runtime.artifacts.run_folder(claimed.id), media_resolver=runtime.artifacts.resolve_input)
+            record = result.record
+            record.outputs = runtime.artifacts.adopt_outputs(claimed.id, record.outputs)
+        except GraphValidationError as exc:
+            record = _failed(claimed, "; ".join(str(issue) for issue in exc.issues))
+        except EngineError as exc:
+            record = _failed(claimed, str(exc))
+        except Exception as exc:
+            log.error("run %s failed inside the server:\n%s", claimed.id, traceback.format_exc())
+            record = _failed(claimed, f"internal error: {type(exc).__name__}: {exc}")
+        if self._stopping.is_set() and record.status == "cancelled":
+            record.status, record.error = "interrupted", SHUTDOWN_REASON
+        runtime.store.finish_run(record)
+        finished = held[0] if held else run_event("run.finished", claimed.id, last_seq[0] + 1)
+        finished.update(status=record.status)
+        if record.error:
+            finished["error"] = record.error
+        runtime.events.record(finished)
+
+
+def _failed(claimed: ClaimedRun, error: str) -> RunRecord:
+    return RunRecord(id=claimed.id, graph=claimed.graph, status="failed", inputs=claimed.inputs, error=error)

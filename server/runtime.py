@@ -1,0 +1,259 @@
+"""Everything one server holds while it runs: the stores, the node registry, the executor, the run queue's workers
+and the file watcher. The app creates one at start-up (its lifespan) and closes it at shutdown.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.cache import ResultCache
+from engine.devices import default_budget, detect_devices, parse_devices
+from engine.document import GraphDocument, parse_document
+from engine.errors import GraphValidationError, Issue
+from engine.executor import Executor
+from engine.graph import GraphEnv, validate
+from engine.models import ModelManager
+from engine.node import make_port
+from engine.record import iso
+from engine.registry import Registry
+from engine.types import MEDIA_TYPES
+from server.artifacts import ArtifactStore
+from server.chat import ChatBackend, LocalLLMBackend
+from server.events import EventLog, run_event
+from server.hub import EventHub
+from server.library import GraphStore, check_name
+from server.paths import path_issues
+from server.runner import Runner
+from server.settings import Settings
+from server.store import NewRun, RunStore
+
+RECOVERY_REASON = "the server stopped while the run was running (crash or kill)"
+
+
+class DataDirBusy(RuntimeError):
+    """Another server holds the data dir."""
+
+
+class Invalid(Exception):
+    """A submission or graph with issues: every one of them, each naming node, input, code and reason."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        super().__init__(f"{len(issues)} issue(s)")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings = settings.resolved()
+        data_dir = settings.data_dir
+        self._lock_fd = _lock_data_dir(data_dir / "server.lock")
+        self.started_at = time.time()
+        self.store = RunStore(data_dir / "runs.sqlite")
+        self.interrupted = self.store.recover(RECOVERY_REASON)
+        self.hub = EventHub()
+        self.events = EventLog(self.store, self.hub)
+        self.graphs = GraphStore(data_dir / "graphs", settings.examples_dir)
+        for folder in ("inputs", "models"):
+            (data_dir / folder).mkdir(exist_ok=True)
+        self.artifacts = ArtifactStore(data_dir, self.store, settings.allowed_folders)
+        self.cache = ResultCache(data_dir / "cache")
+        self.registry = self._discover()
+        self._devices: list[str] | None = None
+        self._models: ModelManager | None = None
+        self._devices_ready = threading.Event()
+        self.runner = Runner(self, settings.concurrency)
+        self.reloader: Any = None
+        self.chat: ChatBackend = LocalLLMBackend(self)
+
+    def start(self) -> None:
+        threading.Thread(target=self._detect_devices, name="devices", daemon=True).start()
+        self.runner.start()
+        if self.settings.watch:
+            from server.reload import Reloader
+
+            self.reloader = Reloader(self)
+            self.reloader.start()
+
+    def close(self) -> None:
+        if self.reloader is not None:
+            self.reloader.stop()
+        self.runner.stop(self.settings.shutdown_grace_seconds)
+        self.hub.close()
+        self.store.close()
+        self.cache.close()
+        os.close(self._lock_fd)
+
+    # Nodes, devices, executors.
+    def _discover(self) -> Registry:
+        return Registry.discover(list(self.settings.plugins))
+
+    def reload_plugins(self) -> Registry:
+        """Import the plugin folders again; a broken plugin is reported (health, /api/nodes), never fatal."""
+        self.registry = self._discover()
+        self.events.announce({"kind": "plugins.reloaded", "nodes": len(self.registry),
+                              "problems": [p.to_dict() for p in self.registry.problems]})
+        return self.registry
+
+    @property
+    def env(self) -> GraphEnv:
+        return GraphEnv(self.registry, self.graphs.library)
+
+    def _detect_devices(self) -> None:
+        try:
+            spec = self.settings.devices
+            self._devices = detect_devices() if spec == "auto" else parse_devices(spec)
+        except Exception:
+            self._devices = ["cpu"]
+        self._models = ModelManager({device: default_budget(device) for device in self._devices})
+        self._devices_ready.set()
+
+    @property
+    def devices(self) -> list[str] | None:
+        return self._devices
+
+    def model_home(self) -> tuple[str, ModelManager]:
+        """The device a model outside a graph (the chat endpoint) goes to, and the shared model manager."""
+        self._devices_ready.wait()
+        assert self._devices is not None and self._models is not None
+        return self._devices[0], self._models
+
+    def executor(self) -> Executor:
+        """An executor over the current registry, sharing the result cache and the resident models."""
+        self._devices_ready.wait()
+        assert self._devices is not None and self._models is not None
+        return Executor(self.env, self.cache, workers=self.settings.workers, devices=self._devices,
+                        data_dir=self.settings.data_dir, models=self._models)
+
+    # Graph documents.
+    def check_document(self, data: dict[str, Any]) -> GraphDocument:
+        """Parse and validate a raw document; raises Invalid with every issue (files outside the allowed
+        folders included)."""
+        issues = path_issues(data, self.settings.allowed_folders)
+        try:
+            document = parse_document(data)
+        except GraphValidationError as exc:
+            raise Invalid(issues + exc.issues) from None
+        issues += validate(document, self.env)
+        if issues:
+            raise Invalid(issues)
+        return document
+
+    # Runs.
+    def submit(self, graph: str | dict[str, Any], inputs: dict[str, Any],
+               idempotency_key: str | None = None) -> tuple[str, bool]:
+        """Validate and queue a run; returns (run id, created). Raises Invalid, or GraphMissing/BadName."""
+        if isinstance(graph, str):
+            data, _ = self.graphs.read(check_name(graph))
+            data = {**data, "name": graph}
+        else:
+            data = graph
+        document = self.check_document(data)
+        issues = self._input_issues(document, inputs)
+        if issues:
+            raise Invalid(issues)
+        run_id = uuid.uuid4().hex[:16]
+        event = run_event("run.queued", run_id, 0)
+        event_id = self.events.reserve()
+        nodes = {node_id: node.type for node_id, node in document.nodes.items()}
+        new = NewRun(run_id, document.name or "inline", document.to_json(), inputs, nodes, idempotency_key)
+        run_id, created = self.store.create_run(new, event_id, event, self.settings.queue_limit)
+        if created:
+            self.hub.publish(run_id, (event_id, event))
+            self.runner.wake()
+        return run_id, created
+
+    def _input_issues(self, document: GraphDocument, inputs: dict[str, Any]) -> list[Issue]:
+        declared = ", ".join(document.inputs) or "none"
+        issues = [Issue(None, name, "unknown_graph_input", f"the graph has no input '{name}' (inputs: {declared})")
+                  for name in inputs if name not in document.inputs]
+        for name, decl in document.inputs.items():
+            value = inputs.get(name, decl.default)
+            if value is None:
+                if name not in inputs:
+                    issues.append(Issue(None, name, "missing_graph_input",
+                                        f"graph input '{name}' ({decl.type}) has no default and is not given"))
+                continue
+            if decl.type in MEDIA_TYPES:
+                problem = self.artifacts.media_problem(value)
+                if problem:
+                    issues.append(Issue(None, name, "invalid_graph_input", f"graph input '{name}': {problem}"))
+                continue
+            try:
+                make_port(name, decl.type).validate_literal(value)
+            except ValidationError as exc:
+                issues.append(Issue(None, name, "invalid_graph_input",
+                                    f"graph input '{name}' is {decl.type}: {json.dumps(value)[:80]} does not fit "
+                                    f"({exc.errors()[0]['msg']})"))
+        return issues
+
+    def cancel(self, run_id: str) -> str | None:
+        """Cancel a queued or running run: its status afterwards ("cancelled" or "cancelling"), None when it is
+        unknown; a finished run keeps its status."""
+        if self.store.cancel_queued(run_id):
+            self.events.record(run_event("run.finished", run_id, 1, status="cancelled",
+                                         error="cancelled before it started"))
+            return "cancelled"
+        row = self.store.run_row(run_id)
+        if row is None:
+            return None
+        if row["status"] == "running":
+            self.runner.cancel_event(run_id).set()
+            return "cancelling"
+        return str(row["status"])
+
+    def run_view(self, run_id: str) -> dict[str, Any] | None:
+        """The run record as the API shows it (design.md section 6), media outputs as artifact URLs."""
+        row = self.store.run_row(run_id)
+        if row is None:
+            return None
+        nodes = {node["node"]: {"type": node["type"], "status": node["status"], "device": node["device"],
+                                "started_at": iso(node["started_at"]), "finished_at": iso(node["finished_at"]),
+                                "seconds": node["seconds"], "error": node["error"], "traceback": node["traceback"]}
+                 for node in self.store.node_rows(run_id)}
+        return {**summary(row), "inputs": _loads(row["shown_inputs"]) or _loads(row["inputs"]) or {},
+                "seeds": _loads(row["seeds"]) or {}, "outputs": _loads(row["outputs"]) or {}, "nodes": nodes,
+                "devices": _loads(row["devices"]) or [], "events_url": f"/api/runs/{run_id}/events"}
+
+    def health(self) -> dict[str, Any]:
+        from engine import __version__
+
+        counts = self.store.counts()
+        return {"status": "ok", "version": __version__, "devices": self.devices,
+                "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
+                "nodes": len(self.registry), "problems": [p.to_dict() for p in self.registry.problems],
+                "uptime_seconds": round(time.time() - self.started_at, 3), "listeners": self.hub.listeners()}
+
+
+def summary(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "graph": row["graph"], "status": row["status"], "error": row["error"],
+            "created_at": iso(row["created_at"]), "started_at": iso(row["started_at"]),
+            "finished_at": iso(row["finished_at"])}
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def probe_data_dir(data_dir: Path) -> None:
+    """Raise DataDirBusy when another server holds the data dir (checked before the server starts)."""
+    os.close(_lock_data_dir(data_dir / "server.lock"))
+
+
+def _lock_data_dir(path: Path) -> int:
+    """Hold an exclusive lock on the data dir for the process's lifetime (released by the OS on a kill)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise DataDirBusy(f"another nodeforge server is using the data dir {path.parent}") from None
+    return fd

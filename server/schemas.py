@@ -1,0 +1,137 @@
+"""Request and response bodies of the API, as pydantic models so that ``/docs`` and ``/openapi.json`` describe
+them exactly."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+
+
+class IssueBody(BaseModel):
+    node: str | None = Field(description="node id, or null for a graph-level issue")
+    input: str | None = Field(description="input (or graph input) name, or null")
+    code: str = Field(description="machine-readable kind, e.g. missing_input, type_mismatch, forbidden_path")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    issues: list[IssueBody] | None = None
+
+
+class Problem(BaseModel):
+    plugin: str
+    reason: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    devices: list[str] | None = Field(description="null while the devices are still being detected")
+    queue: dict[str, int]
+    nodes: int
+    problems: list[Problem]
+    uptime_seconds: float
+    listeners: int
+
+
+class Catalogue(BaseModel):
+    nodes: list[dict[str, Any]] = Field(description="each type with JSON Schema of its inputs and outputs")
+    problems: list[Problem]
+
+
+class ModelEntry(BaseModel):
+    name: str
+    kind: str | None = None
+    source: str | None = None
+    description: str | None = None
+
+
+class ModelList(BaseModel):
+    models: list[ModelEntry]
+    registry: bool = Field(description="whether the model registry package is installed")
+
+
+class GraphEntry(BaseModel):
+    name: str
+    description: str
+    readonly: bool
+    inputs: dict[str, Any]
+    outputs: list[str]
+    modified: float
+
+
+class GraphList(BaseModel):
+    graphs: list[GraphEntry]
+
+
+class Saved(BaseModel):
+    name: str
+    created: bool
+    url: str
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    graph: str | dict[str, Any] = Field(description="a saved graph's name, or a whole graph document")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="graph inputs; media inputs take artifact ids")
+
+
+class Queued(BaseModel):
+    id: str
+    status: RunStatus
+    created: bool = Field(description="false when an earlier request with the same Idempotency-Key made the run")
+    url: str
+    events_url: str
+
+
+class RunSummary(BaseModel):
+    id: str
+    graph: str
+    status: RunStatus
+    error: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class NodeState(BaseModel):
+    type: str
+    status: str
+    device: str | None
+    started_at: str | None
+    finished_at: str | None
+    seconds: float | None
+    error: str | None
+    traceback: str | None
+
+
+class RunView(RunSummary):
+    inputs: dict[str, Any]
+    seeds: dict[str, int]
+    outputs: dict[str, Any] = Field(description="text and numbers as values; media as {artifact, url, media_type, "
+                                                "filename, size}")
+    nodes: dict[str, NodeState]
+    devices: list[str]
+    events_url: str
+
+
+class CancelResult(BaseModel):
+    id: str
+    status: str
+
+
+class Uploaded(BaseModel):
+    artifact: str
+    url: str
+    media_type: str
+    filename: str
+    size: int

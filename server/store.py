@@ -1,0 +1,383 @@
+"""The durable record of runs: SQLite (WAL) under the data dir holding runs, node states, events and artifacts.
+
+Every write goes through one writer thread that commits in batches: a caller that must know its write is on disk
+(a submission, a claim, a finished run) waits for the commit; events are handed over without waiting and
+committed with the next batch, so a chatty node never waits on the database. Readers use their own connections
+(WAL lets them read while the writer writes). ``synchronous=NORMAL`` survives a killed process; the run states
+are what a restart recovers from.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.record import RunRecord
+
+SCHEMA_VERSION = 1
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    graph TEXT NOT NULL,
+    document TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    shown_inputs TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    seeds TEXT,
+    outputs TEXT,
+    devices TEXT,
+    idempotency_key TEXT UNIQUE,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
+CREATE TABLE IF NOT EXISTS nodes (
+    run TEXT NOT NULL,
+    node TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    device TEXT,
+    started_at REAL,
+    finished_at REAL,
+    seconds REAL,
+    error TEXT,
+    traceback TEXT,
+    PRIMARY KEY (run, node)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    run TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run, seq);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id TEXT PRIMARY KEY,
+    run TEXT,
+    kind TEXT NOT NULL,
+    file TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_NODE_STATUS = {"node.started": "running", "node.finished": "succeeded", "node.cached": "cached",
+                "node.failed": "failed", "node.skipped": "skipped"}
+_STOP = object()
+
+
+class StoreError(Exception):
+    """The database could not be opened or is of an unknown schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    id: str
+    graph: str
+    document: dict[str, Any]
+    inputs: dict[str, Any]
+    nodes: dict[str, str]
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    id: str
+    graph: str
+    document: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    id: str
+    run: str | None
+    kind: str
+    file: str
+    media_type: str
+    filename: str
+    size: int
+
+
+def dumps(value: Any) -> str:
+    return _JSON.encode(value)
+
+
+class RunStore:
+    """Opens (creating or recovering) ``runs.sqlite`` and serialises every write through one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._ops: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        db = self._connect()
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise StoreError(f"{path} has schema version {version}; this server knows {SCHEMA_VERSION}")
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.commit()
+        self._writer_db = db
+        self._thread = threading.Thread(target=self._write_loop, name="run-store-writer", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    # The writer thread.
+    def _write_loop(self) -> None:
+        db = self._writer_db
+        while True:
+            batch = [self._ops.get()]
+            while len(batch) < 2000:
+                try:
+                    batch.append(self._ops.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(op is _STOP for op in batch)
+            done: list[tuple[Future[Any] | None, Any, BaseException | None]] = []
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for op in batch:
+                    if op is not _STOP:
+                        done.append(_run_op(db, *op))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                done = [(op[1], None, exc) for op in batch if op is not _STOP]
+            for future, result, error in done:
+                if future is None:
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            if stop:
+                db.close()
+                return
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn`` in the writer's transaction and wait until it is committed."""
+        future: Future[Any] = Future()
+        self._ops.put((fn, future))
+        return future.result()
+
+    def _send(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self._ops.put((fn, None))
+
+    def barrier(self) -> None:
+        """Return once everything handed to the writer before this call is committed."""
+        self._write(lambda db: None)
+
+    def close(self) -> None:
+        self._ops.put(_STOP)
+        self._thread.join(timeout=30)
+
+    # Runs.
+    def recover(self, reason: str) -> list[str]:
+        """Mark runs that were running when the last server stopped as ``interrupted`` (with an event saying
+        why); queued runs stay queued. Returns the interrupted run ids."""
+
+        def fn(db: sqlite3.Connection) -> list[str]:
+            now = time.time()
+            ids = [row[0] for row in db.execute("SELECT id FROM runs WHERE status = 'running' ORDER BY seq")]
+            for run_id in ids:
+                db.execute("UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE id = ?",
+                           (reason, now, run_id))
+                db.execute("UPDATE nodes SET status = 'cancelled', error = ?, finished_at = "
+                           "CASE WHEN status = 'running' THEN ? ELSE finished_at END "
+                           "WHERE run = ? AND status IN ('pending', 'running')", (f"interrupted: {reason}", now,
+                                                                                  run_id))
+                seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run = ?",
+                                 (run_id,)).fetchone()[0]
+                event = {"kind": "run.finished", "run": run_id, "seq": seq, "at": now, "status": "interrupted",
+                         "error": reason}
+                db.execute("INSERT INTO events (run, seq, data) VALUES (?, ?, ?)", (run_id, seq, dumps(event)))
+            return ids
+
+        return self._write(fn)
+
+    def last_event_id(self) -> int:
+        row = self._reader().execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(row[0])
+
+    def create_run(self, run: NewRun, event_id: int, event: dict[str, Any], queue_limit: int) -> tuple[str, bool]:
+        """Insert a queued run with its pending nodes and its ``run.queued`` event; with an idempotency key already
+        used, return that run instead. Returns (run id, created); raises QueueFull beyond ``queue_limit``."""
+
+        def fn(db: sqlite3.Connection) -> tuple[str, bool]:
+            if run.idempotency_key is not None:
+                row = db.execute("SELECT id FROM runs WHERE idempotency_key = ?", (run.idempotency_key,)).fetchone()
+                if row is not None:
+                    return row[0], False
+            queued = db.execute("SELECT COUNT(*) FROM runs WHERE status = 'queued'").fetchone()[0]
+            if queued >= queue_limit:
+                raise QueueFull(f"the queue holds {queued} runs; try again later")
+            db.execute("INSERT INTO runs (id, graph, document, inputs, status, idempotency_key, created_at) "
+                       "VALUES (?, ?, ?, ?, 'queued', ?, ?)", (run.id, run.graph, dumps(run.document),
+                                                                dumps(run.inputs), run.idempotency_key, event["at"]))
+            db.executemany("INSERT INTO nodes (run, node, type, status) VALUES (?, ?, ?, 'pending')",
+                           [(run.id, node, node_type) for node, node_type in run.nodes.items()])
+            db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
+                       (event_id, run.id, event["seq"], dumps(event)))
+            return run.id, True
+
+        return self._write(fn)
+
+    def claim_next(self) -> ClaimedRun | None:
+        """The oldest queued run, now marked running; None when the queue is empty."""
+
+        def fn(db: sqlite3.Connection) -> ClaimedRun | None:
+            row = db.execute("SELECT id, graph, document, inputs FROM runs WHERE status = 'queued' "
+                             "ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE runs SET status = 'running', started_at = ? WHERE id = ?", (time.time(), row["id"]))
+            return ClaimedRun(row["id"], row["graph"], json.loads(row["document"]), json.loads(row["inputs"]))
+
+        return self._write(fn)
+
+    def cancel_queued(self, run_id: str) -> bool:
+        """Cancel a run that has not started; False when it is not queued (any more)."""
+
+        def fn(db: sqlite3.Connection) -> bool:
+            cursor = db.execute("UPDATE runs SET status = 'cancelled', error = 'cancelled before it started', "
+                                "finished_at = ? WHERE id = ? AND status = 'queued'", (time.time(), run_id))
+            if cursor.rowcount:
+                db.execute("UPDATE nodes SET status = 'cancelled' WHERE run = ?", (run_id,))
+            return bool(cursor.rowcount)
+
+        return self._write(fn)
+
+    def append_event(self, event_id: int, event: dict[str, Any]) -> None:
+        """Store one event and apply the node state change it carries (not waited for)."""
+        self._send(lambda db: _apply_event(db, event_id, event))
+
+    def finish_run(self, record: RunRecord) -> None:
+        """Store a run's final record (status, outputs, seeds, every node's state) and wait for the commit."""
+        nodes = [(n.status, n.device, n.started, n.finished, n.seconds, n.error, n.traceback, record.id, node_id)
+                 for node_id, n in record.nodes.items()]
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE runs SET status = ?, error = ?, seeds = ?, outputs = ?, devices = ?, "
+                       "shown_inputs = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?",
+                       (record.status, record.error, dumps(record.seeds), dumps(record.outputs),
+                        dumps(record.devices), dumps(record.inputs), record.started, record.finished or time.time(),
+                        record.id))
+            db.executemany("UPDATE nodes SET status = ?, device = ?, started_at = ?, finished_at = ?, seconds = ?, "
+                           "error = ?, traceback = ? WHERE run = ? AND node = ?", nodes)
+            db.execute("UPDATE nodes SET status = 'skipped', error = COALESCE(error, ?) "
+                       "WHERE run = ? AND status IN ('pending', 'running')", (f"not run: {record.error}", record.id))
+
+        self._write(fn)
+
+    def run_row(self, run_id: str) -> sqlite3.Row | None:
+        return self._reader().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+    def node_rows(self, run_id: str) -> list[sqlite3.Row]:
+        return self._reader().execute("SELECT * FROM nodes WHERE run = ?", (run_id,)).fetchall()
+
+    def list_runs(self, status: str | None, limit: int, offset: int) -> tuple[list[sqlite3.Row], int]:
+        """Runs newest first, optionally of one status, and how many there are in all."""
+        db = self._reader()
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        total = db.execute(f"SELECT COUNT(*) FROM runs {where}", args).fetchone()[0]
+        rows = db.execute(f"SELECT id, graph, status, error, created_at, started_at, finished_at FROM runs {where} "
+                          "ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
+        return rows, int(total)
+
+    def counts(self) -> dict[str, int]:
+        rows = self._reader().execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
+        return {row[0]: int(row[1]) for row in rows}
+
+    def run_events(self, run_id: str, after_seq: int) -> Iterator[dict[str, Any]]:
+        """A run's stored events after ``after_seq``, in order (read in pages, so a long run streams)."""
+        db = self._reader()
+        while True:
+            rows = db.execute("SELECT seq, data FROM events WHERE run = ? AND seq > ? ORDER BY seq LIMIT 1000",
+                              (run_id, after_seq)).fetchall()
+            for row in rows:
+                yield json.loads(row["data"])
+            if len(rows) < 1000:
+                return
+            after_seq = rows[-1]["seq"]
+
+    def events_after(self, event_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._reader().execute("SELECT id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                      (event_id, limit)).fetchall()
+        return [(int(row["id"]), json.loads(row["data"])) for row in rows]
+
+    # Artifacts.
+    def add_artifacts(self, artifacts: list[Artifact]) -> None:
+        now = time.time()
+        rows = [(a.id, a.run, a.kind, a.file, a.media_type, a.filename, a.size, now) for a in artifacts]
+        self._write(lambda db: db.executemany("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows))
+
+    def artifact(self, artifact_id: str) -> Artifact | None:
+        row = self._reader().execute("SELECT id, run, kind, file, media_type, filename, size FROM artifacts "
+                                     "WHERE id = ?", (artifact_id,)).fetchone()
+        return Artifact(*row) if row is not None else None
+
+
+def _run_op(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any],
+            future: Future[Any] | None) -> tuple[Future[Any] | None, Any, BaseException | None]:
+    """One write inside the batch's transaction, behind a savepoint so its failure undoes only itself."""
+    db.execute("SAVEPOINT op")
+    try:
+        result = fn(db)
+    except Exception as exc:
+        db.execute("ROLLBACK TO op")
+        db.execute("RELEASE op")
+        return future, None, exc
+    db.execute("RELEASE op")
+    return future, result, None
+
+
+class QueueFull(Exception):
+    """More runs are queued than the server accepts."""
+
+
+def _apply_event(db: sqlite3.Connection, event_id: int, event: dict[str, Any]) -> None:
+    db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
+               (event_id, event["run"], event["seq"], dumps(event)))
+    status = _NODE_STATUS.get(event["kind"])
+    node = event.get("node")
+    if status is None or node is None:
+        return
+    at = event["at"]
+    if status == "running":
+        db.execute("UPDATE nodes SET status = ?, device = ?, started_at = ? WHERE run = ? AND node = ?",
+                   (status, event.get("device"), at, event["run"], node))
+    else:
+        db.execute("UPDATE nodes SET status = ?, finished_at = ?, seconds = COALESCE(?, seconds), "
+                   "error = COALESCE(?, error) WHERE run = ? AND node = ?",
+                   (status, at if status != "skipped" else None, event.get("seconds"), event.get("error"),
+                    event["run"], node))

@@ -1,0 +1,191 @@
+"""``nodeforge watch GRAPH``: run a graph, then run it again each time its file (or a plugin) changes.
+
+One executor, and so one memory cache in front of the disk cache, serves every run: an edit recomputes the nodes it
+changed and their descendants only. An edit that breaks the graph prints its issues and waits for the next save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.cli import UsageError
+
+EXIT_OK = 0
+
+
+def register_watch(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    watch = commands.add_parser("watch", help="run a graph, then again on every change of its file")
+    watch.add_argument("graph", help="a graph .json file")
+    watch.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
+                       help="a graph input, parsed by its declared type")
+    watch.add_argument("--json", action="store_true", help="print each run record as one line of JSON")
+    watch.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
+    watch.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1")
+    watch.add_argument("--workers", type=int, default=8, help="threads for ready nodes (default 8)")
+    common(watch)
+    watch.set_defaults(handler=watch_command)
+
+
+class WatchSession:
+    """The state kept between runs: registry, cache, resident models."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from engine.cache import ResultCache
+        from engine.datadir import resolve_data_dir
+
+        self.args = args
+        self.path = Path(args.graph).resolve()
+        self.plugins = [Path(folder).resolve() for folder in args.plugins]
+        self.data_dir = resolve_data_dir(args.data_dir)
+        self.cache = ResultCache(self.data_dir / "cache")
+        self.registry = self._discover()
+        self.models: dict[tuple[str, ...], Any] = {}
+
+    def _discover(self) -> Any:
+        from engine.registry import Registry
+
+        registry = Registry.discover(self.plugins)
+        for problem in registry.problems:
+            print(f"nodeforge: plugin {problem.plugin} not loaded: {problem.reason}", file=sys.stderr)
+        return registry
+
+    def reload_plugins(self) -> None:
+        self.registry = self._discover()
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def run_once(self, cancel: threading.Event) -> Any:
+        """Run the graph as it is on disk now; None when it cannot run (the reason is printed)."""
+        from engine.document import load_document
+        from engine.errors import EngineError, GraphInputError, GraphValidationError
+        from engine.graph import GraphEnv, compile_graph
+        from engine.library import GraphLibrary
+
+        try:
+            document = load_document(self.path)
+            given = _parse_sets(document, self.args.sets)
+            env = GraphEnv(self.registry, GraphLibrary([self.path.parent, self.data_dir / "graphs"]))
+            compiled = compile_graph(document, env)
+            executor = self._executor(env, compiled)
+            run_id = uuid.uuid4().hex[:12]
+            out_dir = Path(self.args.out) if self.args.out else Path("outputs") / run_id
+            return self._execute(executor, compiled, given, run_id, cancel, out_dir)
+        except GraphValidationError as exc:
+            print(f"{self.args.graph}: {len(exc.issues)} issue(s); waiting for the next change", file=sys.stderr)
+            for issue in exc.issues:
+                print(f"  {issue}", file=sys.stderr)
+        except (GraphInputError, UsageError, EngineError) as exc:
+            print(f"{self.args.graph}: {exc}; waiting for the next change", file=sys.stderr)
+        return None
+
+    def _executor(self, env: Any, compiled: Any) -> Any:
+        from engine.devices import default_budget, parse_devices
+        from engine.executor import Executor
+        from engine.models import ModelManager
+
+        accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
+        devices = parse_devices(self.args.devices) if accelerated or self.args.devices != "auto" else ["cpu"]
+        key = tuple(devices)
+        if key not in self.models:
+            self.models[key] = ModelManager({device: default_budget(device) for device in devices})
+        return Executor(env, self.cache, workers=self.args.workers, devices=devices, data_dir=self.data_dir,
+                        models=self.models[key])
+
+    def _execute(self, executor: Any, compiled: Any, given: dict[str, Any], run_id: str,
+                 cancel: threading.Event, out_dir: Path) -> Any:
+        if self.args.json or not sys.stdout.isatty():
+            result = executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir)
+        else:
+            from engine.progress import ProgressDisplay
+
+            with ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
+                result = executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir,
+                                      listener=display.listen)
+        record = result.record
+        if self.args.json:
+            print(json.dumps(record.to_json(), ensure_ascii=False), flush=True)
+        else:
+            _print_summary(record)
+        return record
+
+
+def _parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
+    from engine.errors import GraphInputError
+    from engine.inputs import parse_cli_value
+
+    given: dict[str, Any] = {}
+    for item in sets:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set {item}: expected NAME=VALUE")
+        decl = document.inputs.get(name)
+        if decl is None:
+            raise UsageError(f"--set {item}: the graph has no input '{name}'")
+        try:
+            given[name] = parse_cli_value(decl.type, text)
+        except GraphInputError as exc:
+            raise UsageError(f"--set {item}: graph input '{name}' is {decl.type}: {exc}") from None
+    return given
+
+
+def _print_summary(record: Any) -> None:
+    counts: dict[str, int] = {}
+    for node in record.nodes.values():
+        counts[node.status] = counts.get(node.status, 0) + 1
+    detail = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    print(f"run {record.id}: {record.status} ({detail})", flush=True)
+    for name, value in record.outputs.items():
+        shown = value["path"] if isinstance(value, dict) and "path" in value else value
+        print(f"  {name}: {shown}", flush=True)
+    if record.error:
+        print(f"error: {record.error}", file=sys.stderr, flush=True)
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    import watchfiles
+
+    path = Path(args.graph)
+    if not path.is_file():
+        raise UsageError(f"graph file {args.graph} does not exist")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    for folder in args.plugins:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--plugins {folder}: no such folder")
+    session = WatchSession(args)
+    stop = threading.Event()
+    cancel = threading.Event()
+
+    def interrupt(*_: Any) -> None:
+        stop.set()
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        session.run_once(cancel)
+        target = session.path
+
+        def relevant(change: Any, changed: str) -> bool:
+            candidate = Path(changed)
+            return candidate == target or any(folder in candidate.parents for folder in session.plugins)
+
+        print(f"watching {args.graph} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        for changes in watchfiles.watch(target.parent, *session.plugins, watch_filter=relevant, stop_event=stop,
+                                        recursive=False, debounce=150, step=50, raise_interrupt=False):
+            if any(Path(changed) != target for _, changed in changes):
+                session.reload_plugins()
+            if target.is_file():
+                session.run_once(cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        session.close()
+    return EXIT_OK

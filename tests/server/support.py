@@ -1,0 +1,89 @@
+"""Helpers for the server's tests: an in-thread uvicorn server, SSE parsing, waiting for runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+PLUGINS = SUPPORT / "plugins_server"
+FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """The events of an SSE body: ``{"id": ..., "data": {...}}`` per event (comments left out)."""
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            if line.startswith(":") or ":" not in line:
+                continue
+            name, _, value = line.partition(":")
+            fields[name] = value[1:] if value.startswith(" ") else value
+        if "data" in fields:
+            events.append({"id": int(fields["id"]) if "id" in fields else None, "data": json.loads(fields["data"])})
+    return events
+
+
+def wait_finished(client: Any, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll a run until it has finished; its record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = client.get(f"/api/runs/{run_id}").json()
+        if record["status"] in FINISHED:
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} did not finish: {record['status']}")
+        time.sleep(0.02)
+
+
+def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class LiveServer:
+    """A real uvicorn server for an app, on a free loopback port, in a thread of the test process."""
+
+    def __init__(self, app: Any) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        wait_for(lambda: self.server.started, what="uvicorn to start")
+        return self
+
+    @property
+    def url(self) -> str:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def text_graph(name: str = "greet", template: str = "Hello, {who}!") -> dict[str, Any]:
+    """A small text graph with one input."""
+    return {"name": name, "inputs": {"who": {"type": "text", "default": "Ada"}},
+            "nodes": {"greet": {"type": "text.template", "inputs": {"template": template, "who": {"input": "who"}}}},
+            "outputs": {"text": {"from": "greet.text"}}}
+
+
+def gate_graph(gate: str, x: int = 1) -> dict[str, Any]:
+    """A graph whose one node waits for ``gate`` (see tests/support/plugins_server)."""
+    return {"name": f"gate-{gate}", "nodes": {"wait": {"type": "test.gate", "inputs": {"gate": gate, "x": x}}},
+            "outputs": {"value": {"from": "wait.value"}}}
