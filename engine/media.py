@@ -70,18 +70,39 @@ def write_wav(audio: Audio, path: Path) -> None:
 
 
 def read_video(path: Path) -> Video:
+    """Frames (RGB, 0..1) at the stream's frame rate, with the first audio track when there is one."""
     import av
     import numpy as np
     import torch
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or 24)
+        fps = float(stream.average_rate or stream.guessed_rate or 24)
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
     if not frames:
         raise GraphInputError(f"{path} has no video frames")
     tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)
-    return Video(tensor, fps)
+    return Video(tensor, fps, _read_audio_track(path))
+
+
+def _read_audio_track(path: Path) -> Audio | None:
+    import av
+    import numpy as np
+    import torch
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        channels = stream.codec_context.channels or 1
+        layout = "mono" if channels == 1 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=stream.rate)
+        chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray() for out in resampler.resample(None)]
+        rate = int(stream.rate)
+    if not chunks:
+        return None
+    return Audio(torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32)), rate)
 
 
 def write_png(image: Image, path: Path, metadata: dict[str, Any] | None = None) -> list[Path]:
@@ -100,28 +121,40 @@ def write_png(image: Image, path: Path, metadata: dict[str, Any] | None = None) 
 
 
 def write_mp4(video: Video, path: Path) -> None:
-    """H.264 video (and AAC audio when the video carries a track) through PyAV."""
+    """H.264 (yuv420p, CRF 18) at the video's exact frame rate, with AAC audio when the video carries a track.
+
+    yuv420p needs even sizes: an odd width or height is padded by repeating the last column or row (nothing is
+    cropped away). Audio with more than two channels is mixed down to stereo.
+    """
+    from fractions import Fraction
+
     import av
     import numpy as np
 
     frames = (video.frames.detach().float().clamp(0, 1) * 255).round().byte().to("cpu")
     frames = frames.permute(0, 2, 3, 1).numpy()
-    height, width = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2
+    if frames.shape[3] == 1:
+        frames = np.repeat(frames, 3, axis=3)
+    frames = np.pad(frames[..., :3], ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)),
+                    mode="edge")
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=round(video.fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream = container.add_stream("libx264", rate=Fraction(video.fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"crf": "18"}
         audio_stream = None
-        if video.audio is not None:
+        if video.audio is not None and video.audio.tensor.shape[1] > 0:
             audio_stream = container.add_stream("aac", rate=video.audio.sample_rate)
             audio_stream.layout = "mono" if video.audio.tensor.shape[0] == 1 else "stereo"
         for array in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array[:height, :width, :3]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
         if audio_stream is not None and video.audio is not None:
             samples = video.audio.tensor.detach().float().clamp(-1, 1).to("cpu").numpy().astype(np.float32)
+            if samples.shape[0] > 2:
+                samples = np.stack([samples[0::2].mean(axis=0), samples[1::2].mean(axis=0)])
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
                                                layout=audio_stream.layout.name)
             frame.sample_rate = video.audio.sample_rate
