@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.codec import PLAIN_TYPES, CodecError, decode, encode
-from engine.values import value_nbytes
+from engine.values import move_value, value_nbytes
 
 Outputs = dict[str, Any]
 _JSON = json.JSONEncoder(separators=(",", ":"))
@@ -66,6 +66,11 @@ class MemoryTier:
         while self.used > self.budget:
             _, (_, evicted) = self._entries.popitem(last=False)
             self.used -= evicted
+
+    def replace(self, key: str, outputs: Outputs) -> None:
+        """Swap an entry's value in place (a result moved off its device) without touching its recency."""
+        if key in self._entries:
+            self._entries[key] = (outputs, self._entries[key][1])
 
     def clear(self) -> None:
         self._entries.clear()
@@ -293,6 +298,13 @@ class ResultCache:
             self.stats.writes += 1
         if self.disk is not None:
             self.disk.put(key, outputs)
+
+    def park(self, key: str, device: str) -> None:
+        """Move a memory-tier entry's tensors to ``device`` (CPU RAM), freeing the accelerator it was on."""
+        with self._lock:
+            outputs = self.memory.get(key)
+            if outputs is not None:
+                self.memory.replace(key, move_value(outputs, device))
 
     def flush(self) -> None:
         if self.disk is not None:

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the run record as one JSON object")
     run.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
     run.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1 or cpu:0,cpu:1")
+    run.add_argument("--vram-budget", help="bytes of models and results per device: 8G, or cuda:0=8G,cuda:1=12G")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     run.add_argument("--workers", type=int, default=8, help="threads for ready nodes (default 8)")
     common(run)
@@ -63,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(nodes)
 
     commands.add_parser("schema", help="print the JSON Schema of the graph document")
+
+    devices = commands.add_parser("devices", help="devices, their memory budgets and resident models")
+    devices.add_argument("--devices", default="auto")
+    devices.add_argument("--vram-budget")
+    devices.add_argument("--json", action="store_true")
 
     cache = commands.add_parser("cache", help="inspect or clear the result cache")
     cache.add_argument("action", choices=["info", "clear"])
@@ -110,6 +116,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "cache":
         return _cache(args)
+    if args.command == "devices":
+        return _devices(args)
     if args.command == "nodes":
         return _nodes(args)
     if args.command == "validate":
@@ -187,6 +195,25 @@ def _nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _devices(args: argparse.Namespace) -> int:
+    from engine.devices import parse_budgets, parse_devices
+    from engine.models import ModelManager
+
+    try:
+        names = parse_devices(args.devices)
+        manager = ModelManager(parse_budgets(args.vram_budget, names))
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+    ledger = manager.snapshot()
+    if args.json:
+        print(json.dumps({"devices": ledger}, indent=2))
+        return EXIT_OK
+    for name, info in ledger.items():
+        models = ", ".join(info["models"]) or "no resident models"
+        print(f"{name:<10} budget {info['budget'] / 2**30:8.2f} GiB  used {info['used'] / 2**30:6.2f} GiB  {models}")
+    return EXIT_OK
+
+
 def _cache(args: argparse.Namespace) -> int:
     from engine.cache import ResultCache
     from engine.datadir import resolve_data_dir
@@ -226,9 +253,10 @@ def _parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from engine.cache import ResultCache
     from engine.datadir import resolve_data_dir
-    from engine.devices import parse_devices
+    from engine.devices import parse_budgets, parse_devices
     from engine.executor import Executor
     from engine.graph import compile_graph
+    from engine.models import ModelManager
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -240,6 +268,7 @@ def _run(args: argparse.Namespace) -> int:
         compiled = compile_graph(document, env)
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
         devices = parse_devices(args.devices) if accelerated or args.devices != "auto" else ["cpu"]
+        budgets = parse_budgets(args.vram_budget, devices)
     except GraphValidationError as exc:
         print(f"{args.graph}: {len(exc.issues)} issue(s)", file=sys.stderr)
         _print_issues(exc.issues)
@@ -247,7 +276,8 @@ def _run(args: argparse.Namespace) -> int:
     except EngineError as exc:
         raise UsageError(str(exc)) from None
     cache = None if args.no_cache else ResultCache(data_dir / "cache")
-    executor = Executor(env, cache, workers=args.workers, devices=devices, data_dir=data_dir)
+    executor = Executor(env, cache, workers=args.workers, devices=devices, data_dir=data_dir,
+                        models=ModelManager(budgets))
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     import uuid

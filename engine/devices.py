@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 
-from engine.errors import EngineError
+from engine.errors import DeviceError, EngineError, NodeExecutionError
 
 DEVICE = re.compile(r"^(cpu|mps|cuda)(:\d+)?$")
 
@@ -50,3 +50,52 @@ def default_budget(device: str) -> int:
     import os
 
     return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.5)
+
+
+def is_device_failure(error: BaseException | None) -> bool:
+    """Whether a node failed because of its device (out of memory, a driver error), not because of its inputs."""
+    from engine.models import ModelBudgetError
+
+    cause = error.cause if isinstance(error, NodeExecutionError) else error
+    if isinstance(cause, DeviceError | ModelBudgetError):
+        return True
+    if type(cause).__name__ == "OutOfMemoryError":
+        return True
+    message = str(cause)
+    return isinstance(cause, RuntimeError) and ("CUDA error" in message or "out of memory" in message)
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``8G``, ``512M``, ``1.5G`` or a byte count."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = cleaned[-1] if cleaned and cleaned[-1] in _UNITS else ""
+    number = cleaned[: len(cleaned) - len(unit)] if unit else cleaned
+    try:
+        value = float(number)
+    except ValueError:
+        raise EngineError(f"'{text}' is not a size (e.g. 8G, 512M)") from None
+    if value <= 0:
+        raise EngineError(f"size '{text}' must be positive")
+    return int(value * _UNITS[unit])
+
+
+def parse_budgets(spec: str | None, devices: list[str]) -> dict[str, int]:
+    """Per-device byte budgets: ``--vram-budget 8G`` for every device, ``cuda:0=8G,cuda:1=12G`` per device,
+    else what the device reports (``default_budget``)."""
+    budgets = {}
+    given: dict[str, int] = {}
+    if spec:
+        if "=" in spec:
+            for part in spec.split(","):
+                name, _, size = part.partition("=")
+                if name.strip() not in devices:
+                    raise EngineError(f"--vram-budget names '{name.strip()}', which is not in --devices")
+                given[name.strip()] = parse_size(size)
+        else:
+            given = {device: parse_size(spec) for device in devices}
+    for device in devices:
+        budgets[device] = given.get(device) or default_budget(device)
+    return budgets

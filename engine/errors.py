@@ -72,6 +72,10 @@ class NodeExecutionError(EngineError):
         super().__init__(f"{where}: {reason}")
 
 
+class DeviceError(EngineError):
+    """A device failed under a node (out of memory, driver error): the scheduler may retry on another device."""
+
+
 class RunCancelled(EngineError):
     """The run was cancelled; raised at progress points so a node stops promptly."""
 

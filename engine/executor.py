@@ -43,7 +43,7 @@ from engine.errors import (
     RunCancelled,
 )
 from engine.events import EventEmitter, Listener
-from engine.devices import default_budget
+from engine.devices import default_budget, is_device_failure
 from engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from engine.inputs import bind_inputs
 from engine.keys import finish_key, input_part, link_material, list_material, literal_material
@@ -51,7 +51,8 @@ from engine.media import write_output
 from engine.models import ModelManager
 from engine.node import Node
 from engine.record import NodeRecord, RunRecord
-from engine.scheduler import ReadySet
+from engine.values import tensor_nbytes
+from engine.scheduler import DeviceSlot, Estimates, ReadySet, place
 
 
 @dataclass
@@ -64,11 +65,16 @@ class RunResult:
 
 @dataclass(slots=True)
 class _Prepared:
-    """A node's literal inputs after graph inputs and seeds are resolved, its key material and key."""
+    """A node's literal inputs after graph inputs and seeds are resolved, its key material and key, and the
+    models it declares (placement by residency)."""
 
     literals: dict[str, Any]
     materials: dict[str, Any]
     key: str | None
+    models: list[str]
+
+
+_Outcome = tuple[dict[str, Any] | None, BaseException | None, str | None]
 
 
 class Executor:
@@ -83,6 +89,9 @@ class Executor:
         self.devices = devices or ["cpu"]
         self.data_dir = data_dir
         self.models = models or ModelManager({device: default_budget(device) for device in self.devices})
+        self.estimates = Estimates()
+        self.slots = [DeviceSlot(device) for device in self.devices]
+        self.state = threading.Condition()
 
     def run(self, graph: GraphDocument | CompiledGraph, inputs: Mapping[str, Any] | None = None, *,
             run_id: str | None = None, listener: Listener | None = None, cancel: threading.Event | None = None,
@@ -195,7 +204,8 @@ class _Run:
                 materials["seed"] = literal_material(seed)
                 parts.append(input_part("seed", materials["seed"]))
             key = self._key(node, literals, parts) if cacheable else None
-            prepared[node_id] = _Prepared(literals, materials, key)
+            models = node.spec.instance.models(literals) if node.spec.cls.accelerator else []
+            prepared[node_id] = _Prepared(literals, materials, key, models)
         if issues:
             raise GraphValidationError(issues)
 
@@ -293,30 +303,49 @@ class _Run:
     # 4: parallel execution.
     def _schedule(self, to_run: set[str]) -> None:
         """Workers take ready nodes themselves and release dependents as they finish, so a chain runs on one
-        thread without hand-offs while independent branches spread over every worker."""
+        thread without hand-offs while independent branches spread over every worker. An accelerator node also
+        needs its device: one accelerator node per device at a time, across every run of the executor."""
         ready = ReadySet(to_run, {node_id: self.graph.nodes[node_id].upstream for node_id in to_run},
                          self.graph.order)
-        state = threading.Condition()
+        state = self.executor.state
         running = [0]
+        excluded: dict[str, frozenset[str]] = {}
+
+        def device_for(node_id: str) -> str | None:
+            node = self.graph.nodes[node_id]
+            if not node.spec.cls.accelerator:
+                return "cpu"
+            estimates, manager = self.executor.estimates, self.executor.models
+            return place(self.prepared[node_id].models, estimates.run_time(node.spec.type), self.executor.slots,
+                         manager.resident_on, lambda model: manager.load_times.get(model, estimates.default_load),
+                         time.monotonic(), excluded.get(node_id, frozenset()))
 
         def work() -> None:
             node_id: str | None = None
-            outcome: tuple[dict[str, Any] | None, BaseException | None, str | None] = (None, None, None)
+            device = "cpu"
+            outcome: _Outcome = (None, None, None)
             while True:
                 with state:
                     if node_id is not None:
                         running[0] -= 1
-                        self._settle(node_id, outcome, ready, state)
-                    while not len(ready) and running[0] and not self.cancel.is_set():
+                        self._settle(node_id, device, outcome, ready, state, excluded)
+                    picked = None
+                    while not self.cancel.is_set():
+                        picked = ready.pop_first(device_for)
+                        if picked is not None or (not running[0] and not len(ready)):
+                            break
                         state.wait()
-                    node_id = None if self.cancel.is_set() else ready.pop()
-                    if node_id is None:
+                    if picked is None:
                         state.notify_all()
                         return
+                    node_id, device = picked
+                    self._claim(node_id, device)
                     running[0] += 1
-                outcome = self._execute_node(node_id)
+                outcome = self._execute_node(node_id, device)
 
         workers = min(self.executor.workers, len(to_run))
+        if any(self.graph.nodes[node_id].spec.cls.accelerator for node_id in to_run):
+            workers = min(max(workers, len(self.executor.devices) + 1), len(to_run))
         with ThreadPoolExecutor(workers, thread_name_prefix=f"run-{self.record.id}") as pool:
             for future in [pool.submit(work) for _ in range(workers)]:
                 future.result()
@@ -324,19 +353,55 @@ class _Run:
             if node_id in ready.pending:
                 self._mark(node_id, "cancelled", None)
 
-    def _settle(self, node_id: str, outcome: tuple[dict[str, Any] | None, BaseException | None, str | None],
-                ready: ReadySet, state: threading.Condition) -> None:
-        """Record a finished node and release its dependents (called with ``state`` held)."""
+    def _claim(self, node_id: str, device: str) -> None:
+        """Mark a device busy for an accelerator node until about when it should finish (called under state)."""
+        node = self.graph.nodes[node_id]
+        if not node.spec.cls.accelerator:
+            return
+        estimates, manager = self.executor.estimates, self.executor.models
+        loading = sum(manager.load_times.get(model, estimates.default_load) for model in self.prepared[node_id].models
+                      if device not in manager.resident_on(model))
+        slot = next(slot for slot in self.executor.slots if slot.name == device)
+        slot.busy_until = time.monotonic() + loading + estimates.run_time(node.spec.type)
+
+    def _settle(self, node_id: str, device: str, outcome: _Outcome, ready: ReadySet, state: threading.Condition,
+                excluded: dict[str, frozenset[str]]) -> None:
+        """Record a finished node, free its device and release its dependents (called with ``state`` held)."""
+        node = self.graph.nodes[node_id]
+        if node.spec.cls.accelerator:
+            next(slot for slot in self.executor.slots if slot.name == device).busy_until = None
+            state.notify_all()
         outputs, error, trace = outcome
         if outputs is not None:
+            seconds = self.record.nodes[node_id].seconds
+            if seconds is not None:
+                self.executor.estimates.observe_run(node.spec.type, seconds)
             self.values[node_id] = outputs
             newly = ready.complete(node_id)
             if newly > 1:
                 state.notify(newly - 1)
         elif isinstance(error, RunCancelled):
             self._mark(node_id, "cancelled", None)
+        elif self._retry_elsewhere(node_id, device, error, excluded):
+            ready.push_back(node_id)
+            state.notify_all()
         else:
             self._fail(node_id, error, trace, ready.drop_descendants(node_id))
+
+    def _retry_elsewhere(self, node_id: str, device: str, error: BaseException | None,
+                         excluded: dict[str, frozenset[str]]) -> bool:
+        """After a device failure (out of memory, driver error), try once more on another device."""
+        node = self.graph.nodes[node_id]
+        if not node.spec.cls.accelerator or node_id in excluded or not is_device_failure(error):
+            return False
+        if not any(name != device for name in self.executor.devices):
+            return False
+        excluded[node_id] = frozenset({device})
+        for model in self.prepared[node_id].models:
+            self.executor.models.evict(device, model, self.emitter)
+        self.emitter.emit("node.warning", node=node_id, node_type=node.spec.type, device=device,
+                          text=f"device {device} failed ({error}); retrying on another device")
+        return True
 
     def _fail(self, node_id: str, error: BaseException | None, trace: str | None, dropped: list[str]) -> None:
         message = str(error)
@@ -352,11 +417,10 @@ class _Run:
         if status == "skipped":
             self.emitter.emit("node.skipped", node=node_id, node_type=node_record.type, error=reason)
 
-    def _execute_node(self, node_id: str) -> tuple[dict[str, Any] | None, BaseException | None, str | None]:
+    def _execute_node(self, node_id: str, device: str) -> _Outcome:
         """Run one node on the calling worker thread: (outputs, None, None) or (None, error, traceback)."""
         node = self.graph.nodes[node_id]
         node_record = self.record.nodes[node_id]
-        device = self.executor.devices[0] if node.spec.cls.accelerator else "cpu"
         node_record.status, node_record.device, node_record.started = "running", device, time.time()
         self.emitter.emit("node.started", node=node_id, node_type=node.spec.type, device=device)
         started = time.perf_counter()
@@ -407,7 +471,15 @@ class _Run:
             outputs = {name: getattr(result, name) for name in node.ports.outputs}
         if prepared.key is not None and not spec.cls.side_effects and self.cache is not None:
             self.cache.put(prepared.key, outputs)
+            if spec.cls.accelerator:
+                self._charge_device(device, prepared.key, outputs)
         return outputs
+
+    def _charge_device(self, device: str, key: str, outputs: dict[str, Any]) -> None:
+        """Cached results produced on an accelerator count against that device's ledger until parked in RAM."""
+        cache = self.cache
+        if cache is not None:
+            self.executor.models.hold_result(device, key, tensor_nbytes(outputs), lambda: cache.park(key, "cpu"))
 
     def _value(self, binding: Binding, literal: Any) -> Any:
         if isinstance(binding, LinkBinding):

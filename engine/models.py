@@ -64,14 +64,20 @@ class _Resident:
 
 @dataclass
 class DeviceModels:
-    """The models resident on one device, least recently used first, and the device's byte budget."""
+    """One device's ledger: resident models and cached results held there (least recently used first), against
+    one byte budget, so a long graph cannot exhaust the device through its cache."""
 
     budget: int
     resident: OrderedDict[str, _Resident] = field(default_factory=OrderedDict)
+    results: OrderedDict[str, tuple[int, Callable[[], None]]] = field(default_factory=OrderedDict)
 
     @property
     def used(self) -> int:
-        return sum(entry.nbytes for entry in self.resident.values())
+        return sum(entry.nbytes for entry in self.resident.values()) + self.results_bytes
+
+    @property
+    def results_bytes(self) -> int:
+        return sum(size for size, _ in self.results.values())
 
 
 class ModelBudgetError(EngineError):
@@ -86,6 +92,7 @@ class ModelManager:
         self.offloaded: OrderedDict[str, _Resident] = OrderedDict()
         self.cpu_budget = cpu_budget
         self.loads = 0
+        self.load_times: dict[str, float] = {}
         self._lock = threading.RLock()
         self._load_lock = threading.Lock()
 
@@ -95,10 +102,30 @@ class ModelManager:
             return [device for device, models in self.devices.items() if key in models.resident]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Per device: budget, bytes used, resident model keys (``nodeforge devices``, ``/api/health``)."""
+        """Per device: budget, bytes used, resident models and results held (``nodeforge devices``, the API)."""
         with self._lock:
-            return {device: {"budget": models.budget, "used": models.used, "models": list(models.resident)}
+            return {device: {"budget": models.budget, "used": models.used, "models": list(models.resident),
+                             "results": len(models.results), "results_bytes": models.results_bytes}
                     for device, models in self.devices.items()}
+
+    def hold_result(self, device: str, key: str, nbytes: int, park: Callable[[], None]) -> None:
+        """Charge a cached result kept on ``device`` to its ledger; ``park`` moves it to CPU RAM when the device
+        needs the room (older results are parked first, before any model is evicted)."""
+        if nbytes <= 0:
+            return
+        with self._lock:
+            models = self.devices.get(device)
+            if models is None:
+                return
+            models.results.pop(key, None)
+            models.results[key] = (nbytes, park)
+            self._make_room(models, 0)
+
+    def _make_room(self, models: DeviceModels, needed: int) -> None:
+        """Park results (oldest first) until ``needed`` more bytes fit, or no result is left on the device."""
+        while models.results and models.used + needed > models.budget:
+            _, (_, park) = models.results.popitem(last=False)
+            park()
 
     def get(self, device: str, key: str, load: Loader, emitter: EventEmitter | None = None,
             node: str | None = None) -> Any:
@@ -124,6 +151,7 @@ class ModelManager:
             nbytes = module_nbytes(model)
             seconds = time.perf_counter() - started
             self.loads += 1
+            self.load_times[key] = seconds
         with self._lock:
             self._admit(device, key, _Resident(model, nbytes, callable(getattr(model, "to", None)), pins=1),
                         emitter, node)
@@ -168,6 +196,7 @@ class ModelManager:
         if entry.nbytes > models.budget:
             raise ModelBudgetError(f"model '{key}' needs {entry.nbytes / 2**20:.0f} MiB; the budget of {device} "
                                    f"is {models.budget / 2**20:.0f} MiB")
+        self._make_room(models, entry.nbytes)
         while models.used + entry.nbytes > models.budget:
             victim = next((name for name, other in models.resident.items() if other.pins == 0), None)
             if victim is None:

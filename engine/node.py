@@ -99,6 +99,12 @@ class Node:
         """Node-specific validation: (input, message) pairs. ``bound`` holds every input given a value or link."""
         return []
 
+    def models(self, literals: Mapping[str, Any]) -> list[str]:
+        """The model keys this node will ask ``ctx.models`` for, when known before it runs; the scheduler places
+        the node where they are resident. Default: a literal ``model`` input."""
+        model = literals.get("model")
+        return [model] if isinstance(model, str) else []
+
     def fingerprint(self, literals: Mapping[str, Any], env: GraphEnv) -> str | None:
         """Extra cache-key material from state outside the graph (a file's hash, a saved graph's document)."""
         return None

@@ -1,13 +1,16 @@
-"""Which node runs next: a pure, single-threaded ready set that the executor's workers consult under one lock.
+"""Which node runs next, and where: pure, single-threaded components the executor's workers consult under one lock.
 
-Ready nodes come out longest remaining path first, so the critical path starts early and parallel branches
-overlap it; a failure removes the node's descendants in one step.
+``ReadySet``: ready nodes come out longest remaining path first, so the critical path starts early and parallel
+branches overlap it; a failure removes the node's descendants in one step.
+``place``: an accelerator node goes to the device where it would finish earliest, a resident model costing no
+load time, so affinity falls out of the cost model and a model is not loaded twice without need.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 
 class ReadySet:
@@ -48,6 +51,27 @@ class ReadySet:
         self.pending.discard(node)
         return node
 
+    def pop_first(self, accept: Callable[[str], str | None]) -> tuple[str, str] | None:
+        """The highest-priority ready node that ``accept`` gives a device for: (node, device); others stay."""
+        skipped = []
+        found = None
+        while self._heap:
+            entry = heapq.heappop(self._heap)
+            device = accept(entry[2])
+            if device is not None:
+                found = (entry[2], device)
+                self.pending.discard(entry[2])
+                break
+            skipped.append(entry)
+        for entry in skipped:
+            heapq.heappush(self._heap, entry)
+        return found
+
+    def push_back(self, node: str) -> None:
+        """Return a node to the ready queue (a retry on another device)."""
+        self.pending.add(node)
+        heapq.heappush(self._heap, self._entry(node))
+
     def complete(self, node: str) -> int:
         """Mark a node done; returns how many dependents became ready."""
         newly = 0
@@ -69,3 +93,62 @@ class ReadySet:
                 dropped.append(child)
                 stack.extend(reversed(self._dependents[child]))
         return dropped
+
+
+class Estimates:
+    """Learned run and load times (exponential moving averages), shared by the runs of one executor."""
+
+    def __init__(self, default_run: float = 1.0, default_load: float = 5.0, weight: float = 0.3) -> None:
+        self.default_run = default_run
+        self.default_load = default_load
+        self.weight = weight
+        self._run: dict[str, float] = {}
+        self._load: dict[str, float] = {}
+
+    def run_time(self, node_type: str) -> float:
+        return self._run.get(node_type, self.default_run)
+
+    def load_time(self, model: str) -> float:
+        return self._load.get(model, self.default_load)
+
+    def observe_run(self, node_type: str, seconds: float) -> None:
+        self._run[node_type] = self._blend(self._run.get(node_type), seconds)
+
+    def observe_load(self, model: str, seconds: float) -> None:
+        self._load[model] = self._blend(self._load.get(model), seconds)
+
+    def _blend(self, old: float | None, new: float) -> float:
+        return new if old is None else old + self.weight * (new - old)
+
+
+@dataclass
+class DeviceSlot:
+    """What the scheduler knows of one device: whether an accelerator node runs there and until when."""
+
+    name: str
+    busy_until: float | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.busy_until is not None
+
+
+def place(models: Sequence[str], run_time: float, slots: Sequence[DeviceSlot],
+          resident: Callable[[str], Sequence[str]], load_time: Callable[[str], float], now: float,
+          exclude: frozenset[str] = frozenset()) -> str | None:
+    """The device where a node would finish earliest (a resident model costs no load time), or None when that
+    device is busy: waiting for it beats loading a second copy elsewhere. Pure: state in, decision out."""
+    best: tuple[float, int, str] | None = None
+    for order, slot in enumerate(slots):
+        if slot.name in exclude:
+            continue
+        start = max(now, slot.busy_until) if slot.busy_until is not None else now
+        loading = sum(load_time(model) for model in models if slot.name not in resident(model))
+        finish = start + loading + run_time
+        candidate = (finish, order, slot.name)
+        if best is None or candidate < best:
+            best = candidate
+    if best is None:
+        return None
+    chosen = slots[best[1]]
+    return None if chosen.busy else chosen.name

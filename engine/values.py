@@ -143,3 +143,29 @@ def value_nbytes(value: Any) -> int:
     if isinstance(value, dict):
         return 64 + sum(value_nbytes(k) + value_nbytes(v) for k, v in value.items())
     return 32
+
+
+def move_value(value: Any, device: str) -> Any:
+    """The same value with every tensor moved to ``device`` (results parked off an accelerator)."""
+    if isinstance(value, Image):
+        return Image(value.tensor.to(device))
+    if isinstance(value, Audio):
+        return Audio(value.tensor.to(device), value.sample_rate)
+    if isinstance(value, Video):
+        return Video(value.frames.to(device), value.fps, move_value(value.audio, device) if value.audio else None)
+    if isinstance(value, list):
+        return [move_value(item, device) for item in value]
+    if isinstance(value, dict):
+        return {key: move_value(item, device) for key, item in value.items()}
+    return value
+
+
+def tensor_nbytes(value: Any) -> int:
+    """Bytes held in tensors by a value (what a result costs on the device that produced it)."""
+    if isinstance(value, Image | Audio | Video):
+        return value.nbytes
+    if isinstance(value, list):
+        return sum(tensor_nbytes(item) for item in value)
+    if isinstance(value, dict):
+        return sum(tensor_nbytes(item) for item in value.values())
+    return 0

@@ -124,3 +124,13 @@ def test_schema_file_is_current(capsys) -> None:
     assert printed == document_schema()
     assert json.loads((ROOT / "graphs" / "graph.schema.json").read_text()) == printed, \
         "graphs/graph.schema.json is stale: regenerate it with `nodeforge schema > graphs/graph.schema.json`"
+
+
+def test_devices_command_shows_budgets(data_dir: Path) -> None:
+    done = cli("devices", "--devices", "cpu:0,cpu:1", "--vram-budget", "cpu:0=1G,cpu:1=512M", "--json",
+               data_dir=data_dir)
+    ledger = json.loads(done.stdout)["devices"]
+    assert ledger["cpu:0"]["budget"] == 1 << 30 and ledger["cpu:1"]["budget"] == 512 << 20
+    assert ledger["cpu:0"]["models"] == []
+    bad = cli("devices", "--devices", "cpu:0", "--vram-budget", "cpu:9=1G", data_dir=data_dir)
+    assert bad.returncode == 2 and "not in --devices" in bad.stderr

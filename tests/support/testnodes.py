@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from engine.context import NodeContext
-from engine.errors import NodeError
+from engine.errors import DeviceError, NodeError
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Image
 
@@ -172,3 +172,100 @@ class Brightness(Node):
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         return self.Outputs(value=float(inputs.image.tensor.mean()))
+
+
+def weights(nbytes: int) -> object:
+    """A real torch module holding ``nbytes`` of buffers: what the model manager measures and moves."""
+    import torch
+
+    module = torch.nn.Module()
+    module.register_buffer("weight", torch.zeros(max(nbytes // 4, 1)))
+    return module
+
+
+class UseModel(Node):
+    """Accelerator node that loads a model of a given size on its device and records where it ran."""
+
+    type = "test.use_model"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(NodeInputs):
+        model: str
+        size: int = 1000
+        channel: str = ""
+        barrier: str = ""
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        ctx.models.get(inputs.model, lambda device: weights(inputs.size))
+        if inputs.channel:
+            coord = CHANNELS[inputs.channel]
+            coord.record(f"{ctx.node_id}@{ctx.device}")
+            if inputs.barrier:
+                coord.barriers[inputs.barrier].wait(timeout=30)
+        return IntOut(value=inputs.x + 1)
+
+
+class DeviceWait(Node):
+    """Accelerator node that reports progress until its channel's event is set (cancellation tests)."""
+
+    type = "test.device_wait"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(NodeInputs):
+        channel: str
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        coord = CHANNELS[inputs.channel]
+        coord.record(f"{ctx.node_id}@{ctx.device}")
+        step = 0
+        while not coord.events["go"].wait(0.005):
+            step += 1
+            ctx.progress(step)
+        return IntOut(value=inputs.x)
+
+
+class FlakyDevice(Node):
+    """Fails with a device error on one named device, succeeds elsewhere."""
+
+    type = "test.flaky_device"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(NodeInputs):
+        bad_device: str
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        if ctx.device == inputs.bad_device:
+            raise DeviceError(f"CUDA out of memory on {ctx.device} (simulated driver failure)")
+        return IntOut(value=inputs.x + 1)
+
+
+class Render(Node):
+    """Accelerator node producing an image of a given size (results that count against the device ledger)."""
+
+    type = "test.render"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(NodeInputs):
+        size: int = 16
+        x: int = 0
+
+    class Outputs(NodeOutputs):
+        image: Image
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        import torch
+
+        return self.Outputs(image=Image(torch.full((1, 3, inputs.size, inputs.size), inputs.x / 100.0)))

@@ -1,0 +1,207 @@
+"""Multi-device scheduling on virtual devices: concurrency, placement by residency, eviction, retry, cancellation.
+
+Concurrency is proven with barriers and affinity with load counts and event order; nothing depends on timing.
+"""
+
+import threading
+from typing import Any
+
+import pytest
+
+from engine.cache import ResultCache
+from engine.devices import parse_devices
+from engine.document import parse_document
+from engine.errors import EngineError
+from engine.events import Event
+from engine.executor import Executor
+from engine.graph import GraphEnv
+from engine.models import ModelManager
+from engine.scheduler import DeviceSlot, place
+from tests.support.testnodes import coordination
+
+MB = 1 << 20
+
+
+def executor_on(env: GraphEnv, devices: list[str], budget: int = 64 * MB, cache: ResultCache | None = None,
+                workers: int = 4) -> Executor:
+    return Executor(env, cache or ResultCache(None), devices=devices, workers=workers,
+                    models=ModelManager({device: budget for device in devices}))
+
+
+def doc(nodes: dict[str, Any]) -> Any:
+    return parse_document({"nodes": nodes})
+
+
+def test_two_branches_run_at_once_on_two_devices(env: GraphEnv, request) -> None:
+    coord = coordination(request.node.name)
+    coord.barriers["b"] = threading.Barrier(2)
+    executor = executor_on(env, ["cpu:0", "cpu:1"])
+    nodes = {name: {"type": "test.use_model", "inputs": {"model": f"m-{name}", "channel": request.node.name,
+                                                         "barrier": "b"}} for name in ("left", "right")}
+    result = executor.run(doc(nodes))
+    assert result.record.status == "succeeded", result.record.error
+    devices = {result.record.nodes[name].device for name in ("left", "right")}
+    assert devices == {"cpu:0", "cpu:1"}
+
+
+def test_one_device_runs_accelerator_nodes_one_at_a_time(env: GraphEnv) -> None:
+    executor = executor_on(env, ["cpu:0"])
+    events: list[Event] = []
+    nodes = {name: {"type": "test.use_model", "inputs": {"model": f"m{name}", "x": i}}
+             for i, name in enumerate(("a", "b", "c"))}
+    result = executor.run(doc(nodes), listener=events.append)
+    order = [(e.kind, e.node) for e in events if e.kind in ("node.started", "node.finished")]
+    assert result.record.status == "succeeded"
+    assert [kind for kind, _ in order] == ["node.started", "node.finished"] * 3
+    assert all(order[i][1] == order[i + 1][1] for i in range(0, 6, 2))
+
+
+def test_node_goes_where_its_model_is_resident(env: GraphEnv, request) -> None:
+    coord = coordination(request.node.name)
+    coord.barriers["b"] = threading.Barrier(2)
+    executor = executor_on(env, ["cpu:0", "cpu:1"])
+    warm = {"first": {"type": "test.use_model", "inputs": {"model": "alpha", "channel": request.node.name,
+                                                           "barrier": "b"}},
+            "second": {"type": "test.use_model", "inputs": {"model": "beta", "channel": request.node.name,
+                                                            "barrier": "b"}}}
+    warmed = executor.run(doc(warm))
+    beta_device = warmed.record.nodes["second"].device
+    assert executor.models.resident_on("beta") == [beta_device]
+    loads = executor.models.loads
+    events: list[Event] = []
+    again = executor.run(doc({"later": {"type": "test.use_model", "inputs": {"model": "beta", "x": 5}}}),
+                         listener=events.append)
+    assert again.record.nodes["later"].device == beta_device
+    assert executor.models.loads == loads
+    assert not [e for e in events if e.kind == "model.loaded"]
+
+
+def test_budget_too_small_for_two_models_evicts_least_recently_used(env: GraphEnv) -> None:
+    executor = executor_on(env, ["cpu:0"], budget=int(2.5 * MB))
+    events: list[Event] = []
+    chain: dict[str, Any] = {}
+    previous = None
+    for index, model in enumerate(["a", "b", "a", "c"]):
+        inputs: dict[str, Any] = {"model": model, "size": MB}
+        if previous:
+            inputs["x"] = {"from": f"{previous}.value"}
+        chain[f"n{index}"] = {"type": "test.use_model", "inputs": inputs}
+        previous = f"n{index}"
+    result = executor.run(doc(chain), listener=events.append)
+    assert result.record.status == "succeeded", result.record.error
+    model_events = [(e.kind, e.model) for e in events if e.kind.startswith("model.")]
+    assert model_events == [("model.loaded", "a"), ("model.loaded", "b"), ("model.offloaded", "b"),
+                            ("model.loaded", "c")]
+    assert executor.models.snapshot()["cpu:0"]["models"] == ["a", "c"]
+
+
+def test_model_larger_than_the_budget_fails_the_node_clearly(env: GraphEnv) -> None:
+    executor = executor_on(env, ["cpu:0"], budget=MB)
+    result = executor.run(doc({"big": {"type": "test.use_model", "inputs": {"model": "huge", "size": 4 * MB}}}))
+    error = result.record.nodes["big"].error
+    assert result.record.status == "failed"
+    assert "model 'huge' needs 4 MiB; the budget of cpu:0 is 1 MiB" in error
+    assert executor.models.resident_on("huge") == []
+
+
+def test_failing_device_retries_once_elsewhere(env: GraphEnv) -> None:
+    executor = executor_on(env, ["cpu:0", "cpu:1"])
+    events: list[Event] = []
+    result = executor.run(doc({"f": {"type": "test.flaky_device", "inputs": {"bad_device": "cpu:0"}}}),
+                          listener=events.append)
+    assert result.record.status == "succeeded"
+    assert result.record.nodes["f"].device == "cpu:1"
+    started = [e.device for e in events if e.kind == "node.started"]
+    assert started == ["cpu:0", "cpu:1"]
+    warnings = [e.text for e in events if e.kind == "node.warning"]
+    assert len(warnings) == 1 and "device cpu:0 failed" in warnings[0]
+
+
+def test_device_failure_with_no_other_device_fails_without_hanging(env: GraphEnv) -> None:
+    executor = executor_on(env, ["cpu:0"])
+    result = executor.run(doc({"f": {"type": "test.flaky_device", "inputs": {"bad_device": "cpu:0"}}}))
+    assert result.record.status == "failed"
+    assert "simulated driver failure" in result.record.nodes["f"].error
+
+
+def test_cancellation_stops_work_on_both_devices(env: GraphEnv, request) -> None:
+    coord = coordination(request.node.name)
+    coord.events["go"] = threading.Event()
+    executor = executor_on(env, ["cpu:0", "cpu:1"])
+    cancel = threading.Event()
+    started: set[str] = set()
+    lock = threading.Lock()
+
+    def listen(event: Event) -> None:
+        if event.kind == "node.progress":
+            with lock:
+                started.add(event.node or "")
+                if len(started) == 2:
+                    cancel.set()
+
+    nodes = {name: {"type": "test.device_wait", "inputs": {"channel": request.node.name, "x": i}}
+             for i, name in enumerate(("a", "b"))}
+    nodes["after"] = {"type": "test.add", "inputs": {"x": {"from": "a.value"}}}
+    result = executor.run(doc(nodes), listener=listen, cancel=cancel)
+    assert result.record.status == "cancelled"
+    assert {name: node.status for name, node in result.record.nodes.items()} == {
+        "a": "cancelled", "b": "cancelled", "after": "cancelled"}
+    assert {result.record.nodes["a"].device, result.record.nodes["b"].device} == {"cpu:0", "cpu:1"}
+
+
+def test_one_device_gives_the_same_outputs_as_two(env: GraphEnv, request) -> None:
+    def graph(barrier: str) -> Any:
+        nodes: dict[str, Any] = {f"r{i}": {"type": "test.render", "inputs": {"x": i, "size": 4}} for i in range(4)}
+        nodes.update({f"m{i}": {"type": "test.brightness", "inputs": {"image": {"from": f"r{i}.image"}}}
+                      for i in range(4)})
+        nodes.update({f"u{i}": {"type": "test.use_model", "inputs": {
+            "model": f"m{i}", "x": i, "channel": request.node.name, "barrier": barrier}} for i in range(2)})
+        return doc(nodes)
+
+    coord = coordination(request.node.name)
+    coord.barriers["two"] = threading.Barrier(2)
+    one = executor_on(env, ["cpu:0"]).run(graph(""))
+    two = executor_on(env, ["cpu:0", "cpu:1"]).run(graph("two"))
+    assert one.record.status == two.record.status == "succeeded"
+    assert one.values == two.values and len(one.values) == 6
+    assert {two.record.nodes["u0"].device, two.record.nodes["u1"].device} == {"cpu:0", "cpu:1"}
+
+
+def test_cached_results_on_a_device_share_its_budget_with_models(env: GraphEnv) -> None:
+    image_bytes = 3 * 64 * 64 * 4
+    executor = executor_on(env, ["cpu:0"], budget=3 * image_bytes)
+    nodes = {f"r{i}": {"type": "test.render", "inputs": {"x": i, "size": 64}} for i in range(8)}
+    result = executor.run(doc(nodes))
+    assert result.record.status == "succeeded"
+    ledger = executor.models.snapshot()["cpu:0"]
+    assert ledger["results"] == 3 and ledger["results_bytes"] == 3 * image_bytes
+    loaded = executor.run(doc({"u": {"type": "test.use_model", "inputs": {"model": "w", "size": 2 * image_bytes}}}))
+    assert loaded.record.status == "succeeded"
+    ledger = executor.models.snapshot()["cpu:0"]
+    assert ledger["models"] == ["w"] and ledger["results"] == 1
+    assert ledger["used"] <= ledger["budget"]
+
+
+def test_place_prefers_resident_device_and_waits_for_it_when_busy() -> None:
+    slots = [DeviceSlot("cuda:0"), DeviceSlot("cuda:1")]
+    resident = {"sdxl": ["cuda:1"]}.get
+
+    def where(model: str) -> list[str]:
+        return resident(model, [])
+
+    assert place(["sdxl"], 1.0, slots, where, lambda m: 5.0, now=0.0) == "cuda:1"
+    slots[1].busy_until = 2.0
+    assert place(["sdxl"], 1.0, slots, where, lambda m: 5.0, now=0.0) is None
+    slots[1].busy_until = 9.0
+    assert place(["sdxl"], 1.0, slots, where, lambda m: 5.0, now=0.0) == "cuda:0"
+    assert place(["sdxl"], 1.0, slots, where, lambda m: 5.0, now=0.0, exclude=frozenset({"cuda:0"})) is None
+    assert place([], 1.0, [DeviceSlot("cuda:0"), DeviceSlot("cuda:1")], where, lambda m: 5.0, now=0.0) == "cuda:0"
+
+
+def test_device_lists_parse_and_reject_bad_names() -> None:
+    assert parse_devices("cpu:0,cpu:1") == ["cpu:0", "cpu:1"]
+    assert parse_devices("auto") in (["cpu"], ["mps"]) or parse_devices("auto")[0].startswith("cuda")
+    with pytest.raises(EngineError, match="unknown device 'gpu0'"):
+        parse_devices("gpu0")
+    with pytest.raises(EngineError, match="lists a device twice"):
+        parse_devices("cpu:0,cpu:0")
