@@ -29,18 +29,22 @@ class BoundValue:
 class NodeModels:
     """A node's view of the model manager: models on the node's device, pinned until the node finishes."""
 
-    __slots__ = ("_manager", "_device", "_emitter", "_node", "_held")
+    __slots__ = ("_manager", "_device", "_emitter", "_node", "_held", "_declared")
 
-    def __init__(self, manager: ModelManager, device: str, emitter: EventEmitter, node: str) -> None:
+    def __init__(self, manager: ModelManager, device: str, emitter: EventEmitter, node: str,
+                 declared: list[str]) -> None:
         self._manager = manager
         self._device = device
         self._emitter = emitter
         self._node = node
+        self._declared = declared
         self._held: list[str] = []
 
     def get(self, key: str, load: Callable[[str], Any]) -> Any:
         """The model named ``key`` on this node's device; ``load(device)`` builds it when it is not resident."""
         model = self._manager.get(self._device, key, load, self._emitter, self._node)
+        if len(self._declared) == 1 and not self._held:
+            self._manager.link_declared(self._declared[0], key)
         self._held.append(key)
         return model
 

@@ -453,7 +453,7 @@ class _Run:
             err = exc.errors()[0]
             name = str(err["loc"][0]) if err["loc"] else None
             raise NodeExecutionError(node.id, spec.type, _InputProblem(name, err["msg"])) from None
-        models = NodeModels(self.executor.models, device, self.emitter, node.id)
+        models = NodeModels(self.executor.models, device, self.emitter, node.id, prepared.models)
         ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=self.emitter,
                           cancel=self.cancel, env=self.executor.env, data_dir=self.executor.data_dir,
                           materials=prepared.materials, literals=prepared.literals, call_graph=self._call_graph,

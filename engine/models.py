@@ -93,13 +93,22 @@ class ModelManager:
         self.cpu_budget = cpu_budget
         self.loads = 0
         self.load_times: dict[str, float] = {}
+        self._declared: dict[str, set[str]] = {}
         self._lock = threading.RLock()
         self._load_lock = threading.Lock()
 
-    def resident_on(self, key: str) -> list[str]:
-        """Devices where a model is resident now (the scheduler places nodes by this)."""
+    def resident_on(self, name: str) -> list[str]:
+        """Devices where a model is resident now, by its key or by the name a node declared for it (the
+        scheduler places nodes by this)."""
         with self._lock:
-            return [device for device, models in self.devices.items() if key in models.resident]
+            keys = {name} | self._declared.get(name, set())
+            return [device for device, models in self.devices.items() if keys & models.resident.keys()]
+
+    def link_declared(self, declared: str, key: str) -> None:
+        """Remember that a node declaring model ``declared`` loaded it under ``key`` (a resolved name)."""
+        if declared != key:
+            with self._lock:
+                self._declared.setdefault(declared, set()).add(key)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Per device: budget, bytes used, resident models and results held (``nodeforge devices``, the API)."""
@@ -166,11 +175,13 @@ class ModelManager:
                 entry.pins -= 1
 
     def evict(self, device: str, key: str, emitter: EventEmitter | None = None) -> None:
-        """Drop one model from a device (after a failure left it in an unknown state)."""
+        """Drop a model (by key or declared name) from a device, after a failure left it in an unknown state."""
         with self._lock:
-            entry = self._models(device).resident.pop(key, None)
-        if entry is not None and emitter is not None:
-            emitter.emit("model.offloaded", model=key, device=device, text="dropped")
+            resident = self._models(device).resident
+            for name in sorted(({key} | self._declared.get(key, set())) & resident.keys()):
+                del resident[name]
+                if emitter is not None:
+                    emitter.emit("model.offloaded", model=name, device=device, text="dropped")
 
     def _models(self, device: str) -> DeviceModels:
         models = self.devices.get(device)

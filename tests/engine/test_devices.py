@@ -62,14 +62,15 @@ def test_node_goes_where_its_model_is_resident(env: GraphEnv, request) -> None:
     executor = executor_on(env, ["cpu:0", "cpu:1"])
     warm = {"first": {"type": "test.use_model", "inputs": {"model": "alpha", "channel": request.node.name,
                                                            "barrier": "b"}},
-            "second": {"type": "test.use_model", "inputs": {"model": "beta", "channel": request.node.name,
-                                                            "barrier": "b"}}}
+            "second": {"type": "test.use_model", "inputs": {"model": "beta", "key_prefix": "resolved:",
+                                                            "channel": request.node.name, "barrier": "b"}}}
     warmed = executor.run(doc(warm))
     beta_device = warmed.record.nodes["second"].device
     assert executor.models.resident_on("beta") == [beta_device]
     loads = executor.models.loads
     events: list[Event] = []
-    again = executor.run(doc({"later": {"type": "test.use_model", "inputs": {"model": "beta", "x": 5}}}),
+    again = executor.run(doc({"later": {"type": "test.use_model", "inputs": {"model": "beta", "x": 5,
+                                                                             "key_prefix": "resolved:"}}}),
                          listener=events.append)
     assert again.record.nodes["later"].device == beta_device
     assert executor.models.loads == loads

@@ -192,6 +192,7 @@ class UseModel(Node):
 
     class Inputs(NodeInputs):
         model: str
+        key_prefix: str = ""
         size: int = 1000
         channel: str = ""
         barrier: str = ""
@@ -200,7 +201,7 @@ class UseModel(Node):
     Outputs = IntOut
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
-        ctx.models.get(inputs.model, lambda device: weights(inputs.size))
+        ctx.models.get(inputs.key_prefix + inputs.model, lambda device: weights(inputs.size))
         if inputs.channel:
             coord = CHANNELS[inputs.channel]
             coord.record(f"{ctx.node_id}@{ctx.device}")
