@@ -147,6 +147,14 @@ class Runtime:
             raise Invalid(issues)
         return document
 
+    def with_versions(self, document: GraphDocument) -> GraphDocument:
+        """The document with every node's version written in (the installed one where it had none), as a saved
+        graph is stored: it then keeps meaning what it meant when a node's major version changes."""
+        registry = self.registry
+        nodes = {node_id: node if node.version else node.model_copy(update={"version": registry.get(node.type).version})
+                 for node_id, node in document.nodes.items()}
+        return document.model_copy(update={"nodes": nodes})
+
     # Runs.
     def submit(self, graph: str | dict[str, Any], inputs: dict[str, Any],
                idempotency_key: str | None = None) -> tuple[str, bool]:
@@ -195,20 +203,20 @@ class Runtime:
                                     f"({exc.errors()[0]['msg']})"))
         return issues
 
-    def cancel(self, run_id: str) -> str | None:
-        """Cancel a queued or running run: its status afterwards ("cancelled" or "cancelling"), None when it is
-        unknown; a finished run keeps its status."""
+    def cancel(self, run_id: str) -> tuple[str, bool] | None:
+        """Cancel a queued or running run: (its status now, whether this call cancelled it); None when unknown.
+        A running run answers "cancelling" and stops at its next node boundary or progress step."""
         if self.store.cancel_queued(run_id):
             self.events.record(run_event("run.finished", run_id, 1, status="cancelled",
                                          error="cancelled before it started"))
-            return "cancelled"
+            return "cancelled", True
         row = self.store.run_row(run_id)
         if row is None:
             return None
         if row["status"] == "running":
             self.runner.cancel_event(run_id).set()
-            return "cancelling"
-        return str(row["status"])
+            return "cancelling", True
+        return str(row["status"]), False
 
     def run_view(self, run_id: str) -> dict[str, Any] | None:
         """The run record as the API shows it (design.md section 6), media outputs as artifact URLs."""

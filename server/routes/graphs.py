@@ -52,7 +52,7 @@ def save_graph(name: str, response: Response,
     try:
         check_name(name)
         checked = runtime.check_document({**document, "name": name})
-        created = runtime.graphs.save(name, checked)
+        created = runtime.graphs.save(name, runtime.with_versions(checked))
     except Invalid as exc:
         raise invalid(exc.issues) from None
     except BadName as exc:

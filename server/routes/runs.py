@@ -61,10 +61,11 @@ def read_run(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 @router.post("/runs/{run_id}/cancel", response_model=CancelResult, summary="Cancel a queued or running run",
              responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "the run has already finished"}})
 def cancel_run(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    status = runtime.cancel(run_id)
-    if status is None:
+    outcome = runtime.cancel(run_id)
+    if outcome is None:
         raise ApiError(404, f"no run '{run_id[:64]}'")
-    if status not in ("cancelled", "cancelling"):
+    status, acted = outcome
+    if not acted:
         raise ApiError(409, f"run '{run_id}' has already finished ({status})")
     return {"id": run_id, "status": status}
 

@@ -33,7 +33,8 @@ def test_put_creates_then_replaces_and_get_returns_it(client: TestClient, settin
     assert stored.json()["nodes"]["greet"]["inputs"]["template"] == "Hi {who}"
     folder = settings.data_dir / "graphs"
     assert sorted(path.name for path in folder.iterdir()) == ["greet.json"]
-    assert json.loads((folder / "greet.json").read_text())["name"] == "greet"
+    saved = json.loads((folder / "greet.json").read_text())
+    assert saved["name"] == "greet" and saved["nodes"]["greet"]["version"] == "1.0.0"
     assert {"greet", "hello"} <= {entry["name"] for entry in client.get("/api/graphs").json()["graphs"]}
 
 

@@ -1,0 +1,111 @@
+"""Security: the bearer token on every route, loopback Host names only, no cross-origin calls, body limits,
+refusing to expose the API without a token, one server per data dir."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from engine.cli import main
+from server.app import create_app
+from server.cli import settings_from_args
+from server.runtime import DataDirBusy, Runtime
+from server.settings import Settings
+
+TOKEN = "s3cret-token"
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def test_every_route_needs_the_token(settings: Settings) -> None:
+    app = create_app(dataclasses.replace(settings, token=TOKEN))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        schema = client.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        routes = [(method.upper(), concrete(path)) for path, item in schema["paths"].items() for method in item]
+        assert ("GET", "/api/runs/x/events") in routes and ("POST", "/v1/chat/completions") in routes
+        assert len(routes) >= 17
+        for method, path in routes:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
+                            {"Authorization": f"Basic {TOKEN}"}):
+                response = client.request(method, path, headers=headers)
+                assert response.status_code == 401, (method, path, headers)
+                assert response.headers["www-authenticate"] == "Bearer"
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/api/health", headers=good).status_code == 200
+        run_id = client.post("/api/runs", json={"graph": "hello"}, headers=good).json()["id"]
+        assert client.get(f"/api/runs/{run_id}/events", headers=good).status_code == 200
+        assert client.get("/docs").status_code == 200
+        assert client.get("/", follow_redirects=False).status_code in (200, 307)
+
+
+def test_only_loopback_host_names_are_answered(client: TestClient) -> None:
+    assert client.get("/api/health", headers={"Host": "localhost:8188"}).status_code == 200
+    assert client.get("/api/health", headers={"Host": "[::1]:8188"}).status_code == 200
+    rebound = client.get("/api/health", headers={"Host": "attacker.example:8188"})
+    assert rebound.status_code == 403 and "loopback" in rebound.json()["detail"]
+
+
+def test_cross_origin_requests_are_refused(settings: Settings) -> None:
+    with TestClient(create_app(dataclasses.replace(settings, allowed_origins=("http://localhost:5173",))),
+                    base_url="http://127.0.0.1:8188") as client:
+        same = client.post("/api/runs", json={"graph": "hello"}, headers={"Origin": "http://127.0.0.1:8188"})
+        assert same.status_code == 202
+        for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                        {"Sec-Fetch-Site": "cross-site"}):
+            refused = client.post("/api/runs", json={"graph": "hello"}, headers=headers)
+            assert refused.status_code == 403, headers
+        allowed = client.get("/api/health", headers={"Origin": "http://localhost:5173"})
+        assert allowed.status_code == 200
+
+
+def test_request_body_limit(settings: Settings) -> None:
+    with TestClient(create_app(dataclasses.replace(settings, max_body_bytes=1000)),
+                    base_url="http://127.0.0.1") as client:
+        big = {"graph": {"nodes": {"a": {"type": "text.value", "inputs": {"value": "x" * 2000}}}}}
+        response = client.post("/api/runs", json=big)
+        assert response.status_code == 413 and "limit of 1000 bytes" in response.json()["detail"]
+
+        def chunks():
+            yield b'{"graph": {"nodes": {"a": {"type": "text.value", "inputs": {"value": "'
+            for _ in range(20):
+                yield b"x" * 100
+            yield b'"}}}}}'
+
+        streamed = client.post("/api/runs", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413
+        assert client.get("/api/runs").json()["total"] == 0
+
+
+def args(**given: object) -> argparse.Namespace:
+    base = dict(host="127.0.0.1", port=8188, token=None, insecure=False, devices="auto", concurrency=1, workers=8,
+                max_upload_mb=256, allow_origin=[], no_watch=False, data_dir=None, plugins=[])
+    return argparse.Namespace(**{**base, **given})
+
+
+def test_a_public_bind_needs_a_token(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.delenv("NODEFORGE_TOKEN", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)]) == 2
+    assert "refusing to listen on 0.0.0.0 without a token" in capsys.readouterr().err
+    assert settings_from_args(args(host="0.0.0.0", token="t", data_dir=tmp_path)).token == "t"
+    assert settings_from_args(args(host="0.0.0.0", insecure=True, data_dir=tmp_path)).token is None
+    monkeypatch.setenv("NODEFORGE_TOKEN", "from-env")
+    assert settings_from_args(args(host="::", data_dir=tmp_path)).token == "from-env"
+    assert settings_from_args(args(host="localhost", data_dir=tmp_path)).token == "from-env"
+
+
+def test_one_server_per_data_dir(settings: Settings, tmp_path) -> None:
+    first = Runtime(settings)
+    try:
+        with pytest.raises(DataDirBusy):
+            Runtime(settings)
+        assert main(["serve", "--data-dir", str(settings.data_dir), "--port", "1"]) == 1
+    finally:
+        first.close()
+    Runtime(settings).close()
