@@ -43,7 +43,7 @@ NOISE_SCHEDULERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
                                                             "use_karras_sigmas": True}),
     "ddim": ("DDIMScheduler", {}),
     "ddpm": ("DDPMScheduler", {}),
-    "pndm": ("PNDMScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
     "unipc": ("UniPCMultistepScheduler", {}),
     "deis": ("DEISMultistepScheduler", {}),
     "lcm": ("LCMScheduler", {}),
@@ -182,7 +182,7 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> Diffusio
     dtype = torch.float32
     if device.startswith(("cuda", "mps")):
         dtype = torch.bfloat16 if family == "flux" else torch.float16
-    extra: dict[str, Any] = {"torch_dtype": dtype}
+    extra: dict[str, Any] = {"dtype": dtype}
     if family == "sd":
         extra.update(safety_checker=None, requires_safety_checker=False)
     _quiet()
@@ -199,7 +199,9 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> Diffusio
         raise NodeError(f"model '{resolved.name}' could not be loaded as a {family} pipeline from {resolved.path}: "
                         f"{type(exc).__name__}: {_first_line(exc)}{hint}", input="model") from None
     pipe.set_progress_bar_config(disable=True)
-    return DiffusionModel(pipe.to(device), family, resolved.name)
+    if device != "cpu":
+        pipe.to(device)
+    return DiffusionModel(pipe, family, resolved.name)
 
 
 def make_scheduler(model: DiffusionModel, name: str) -> Any:
@@ -272,11 +274,15 @@ def _load_lora(model: DiffusionModel, name: str, adapter: str, data_dir: Path | 
 
 
 def _quiet() -> None:
-    """No download/loading progress bars from the libraries: the engine reports progress itself."""
+    """No progress bars and no warnings from diffusers: the engine reports progress itself, and the nodes check
+    what matters (LoRAs that fit nothing, sizes) and say so as node warnings or errors. The remaining diffusers
+    warnings are about its own internals (dtype casts of modules with nothing to keep in fp32, the safety checker
+    that nodeforge does not load)."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
 
 

@@ -1,0 +1,224 @@
+"""Text-to-image and image-to-image with diffusers pipelines (SD 1.x/2.x, SDXL, SD3, Flux), LoRAs and schedulers.
+
+The model is loaded once per device through the model manager under the literal model name; ``image.transform``
+asks for the same key and builds its image-to-image pipeline from the loaded components (``from_pipe``), so a graph
+that generates and then refines an image loads the weights once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from engine.context import NodeContext
+from engine.errors import NodeError
+from engine.node import Node, NodeInputs, NodeOutputs
+from engine.values import Image
+from nodes.models import RESOLVER
+from nodes.models.diffusion import (
+    FAMILIES,
+    FLOW_FAMILIES,
+    SCHEDULERS,
+    DiffusionModel,
+    applied_loras,
+    load_pipeline,
+    lora_problems,
+    resolve_pipeline_model,
+    run_pipeline,
+    scheduler_problem,
+    size_problem,
+)
+from nodes.runtime import torch_device
+
+MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
+              "flux-schnell, a Hub id, or a local diffusers folder or .safetensors checkpoint")
+
+
+class DiffusionInputs(NodeInputs):
+    """Inputs shared by text-to-image and image-to-image."""
+
+    prompt: str = Field(description="What to draw", json_schema_extra={"multiline": True})
+    negative_prompt: str = Field("", description="What to avoid (used when guidance_scale > 1)")
+    model: str = Field("sd-turbo", description=MODEL_HELP)
+    steps: int = Field(4, ge=1, le=500, description="Denoising steps")
+    guidance_scale: float = Field(0.0, ge=0.0, le=50.0,
+                                  description="Classifier-free guidance; 1 or less turns it off (turbo models: 0)")
+    seed: int = Field(0, description="Noise seed; -1 draws one (recorded in the run)")
+    scheduler: str = Field("default", description="default (the model's own), or one of: " + ", ".join(SCHEDULERS[1:]),
+                           json_schema_extra={"enum": list(SCHEDULERS)})
+    loras: list[dict[str, Any]] = Field(default_factory=list,
+                                        description='LoRAs for this run: [{"model": file, folder or Hub id, '
+                                                    '"weight": 1.0}], diffusers or kohya format')
+
+
+class ImageOutput(NodeOutputs):
+    image: Image
+
+
+def check_diffusion(literals: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Static checks both nodes share: model family, scheduler name (for the family when known), LoRA list."""
+    issues: list[tuple[str | None, str]] = []
+    model = literals.get("model")
+    family = None
+    if isinstance(model, str):
+        problem = RESOLVER.problem(model, families=FAMILIES)
+        if problem:
+            issues.append(("model", problem))
+        family = RESOLVER.family_of(model)
+    scheduler = literals.get("scheduler")
+    if isinstance(scheduler, str):
+        problem = scheduler_problem(scheduler, family if family in FAMILIES else None)
+        if problem:
+            issues.append(("scheduler", problem))
+    if "loras" in literals and literals["loras"] is not None:
+        issues.extend(("loras", problem) for problem in lora_problems(literals["loras"]))
+    return issues
+
+
+def _model(ctx: NodeContext, name: str) -> DiffusionModel:
+    def load(device: str) -> DiffusionModel:
+        resolved, family = resolve_pipeline_model(name, ctx.data_dir)
+        return load_pipeline(resolved, family, device)
+
+    return ctx.models.get(name, load)
+
+
+def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext) -> dict[str, Any]:
+    """Call arguments every family takes, plus per-step progress and the seeded generator."""
+    import torch
+
+    def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        ctx.progress(step + 1, getattr(pipe, "num_timesteps", None) or inputs.steps)
+        return tensors
+
+    kwargs: dict[str, Any] = {
+        "num_inference_steps": inputs.steps, "guidance_scale": inputs.guidance_scale,
+        "generator": torch.Generator("cpu").manual_seed(inputs.seed), "output_type": "pt",
+        "callback_on_step_end": on_step}
+    if model.family in FLOW_FAMILIES:
+        limit = getattr(model.pipe.tokenizer_2, "model_max_length", 512) if model.family == "flux" else 256
+        kwargs["max_sequence_length"] = min(512 if model.family == "flux" else 256, int(limit))
+    if inputs.negative_prompt:
+        if model.family == "flux":
+            ctx.warn("negative_prompt is not used: Flux models are guidance-distilled")
+        elif inputs.guidance_scale <= 1.0:
+            ctx.warn(f"negative_prompt has no effect with guidance_scale {inputs.guidance_scale} (needs > 1)")
+        else:
+            kwargs["negative_prompt"] = inputs.negative_prompt
+    return kwargs
+
+
+def _size_multiple(model: DiffusionModel) -> int:
+    """Pixel sizes the model's latents need: the VAE's factor, twice that for the 2x2-packed flow transformers."""
+    factor = int(getattr(model.pipe, "vae_scale_factor", 8))
+    return factor * 2 if model.family in FLOW_FAMILIES else factor
+
+
+def _images(result: Any) -> Image:
+    return Image(result.images.float().clamp(0, 1))
+
+
+class Generate(Node):
+    """Text to image with a diffusion model (SD 1.x/2.x, SDXL, SD3, Flux): prompt, size, steps, guidance, seed,
+    scheduler, a batch of ``count`` images and optional LoRAs. Reports progress per denoising step."""
+
+    type = "image.generate"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(DiffusionInputs):
+        width: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
+        height: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
+        count: int = Field(1, ge=1, le=64, description="Images in the batch (one seed: image i differs by batch)")
+
+    Outputs = ImageOutput
+
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+        issues = check_diffusion(literals)
+        for name in ("width", "height"):
+            problem = size_problem(name, literals.get(name))
+            if problem:
+                issues.append((name, problem))
+        return issues
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
+        for name in ("width", "height"):
+            problem = size_problem(name, getattr(inputs, name))
+            if problem:
+                raise NodeError(problem, input=name)
+        for problem in lora_problems(inputs.loras):
+            raise NodeError(problem, input="loras")
+        model = _model(ctx, inputs.model)
+        multiple = _size_multiple(model)
+        for name in ("width", "height"):
+            if getattr(inputs, name) % multiple:
+                raise NodeError(f"{name} {getattr(inputs, name)} is not a multiple of {multiple}, which "
+                                f"{model.family} models need", input=name)
+        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir):
+            pipe = run_pipeline(model, inputs.model, inputs.scheduler)
+            kwargs = _common_kwargs(model, inputs, ctx)
+            result = pipe(prompt=inputs.prompt, width=inputs.width, height=inputs.height,
+                          num_images_per_prompt=inputs.count, **kwargs)
+        return ImageOutput(image=_images(result))
+
+
+class Transform(Node):
+    """Image to image: re-draw an image guided by a prompt; ``strength`` 0..1 is how far it may move from the
+    input (steps x strength denoising steps run). Uses the same loaded model as ``image.generate``."""
+
+    type = "image.transform"
+    version = "1.0.0"
+    accelerator = True
+
+    class Inputs(DiffusionInputs):
+        image: Image = Field(description="The image to start from (its size is kept)")
+        strength: float = Field(0.6, gt=0.0, le=1.0, description="0: keep the input, 1: ignore it")
+        count: int = Field(1, ge=1, le=64, description="Images per input image")
+
+    Outputs = ImageOutput
+
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+        issues = check_diffusion(literals)
+        steps, strength = literals.get("steps"), literals.get("strength")
+        if isinstance(steps, int) and isinstance(strength, int | float) and int(steps * strength) < 1:
+            issues.append(("strength", f"steps x strength = {steps} x {strength} runs no denoising step; raise "
+                                       "steps or strength"))
+        return issues
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
+        if int(inputs.steps * inputs.strength) < 1:
+            raise NodeError(f"steps x strength = {inputs.steps} x {inputs.strength} runs no denoising step; raise "
+                            "steps or strength", input="strength")
+        for problem in lora_problems(inputs.loras):
+            raise NodeError(problem, input="loras")
+        model = _model(ctx, inputs.model)
+        pixels = self._fit(inputs.image, _size_multiple(model), model, ctx)
+        batch = int(pixels.shape[0])
+        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir):
+            pipe = run_pipeline(model, inputs.model, inputs.scheduler, image_to_image=True)
+            kwargs = _common_kwargs(model, inputs, ctx)
+            if model.family == "flux":
+                kwargs.update(height=int(pixels.shape[2]), width=int(pixels.shape[3]))
+            result = pipe(prompt=[inputs.prompt] * batch, image=pixels, strength=inputs.strength,
+                          num_images_per_prompt=inputs.count, **kwargs)
+        return ImageOutput(image=_images(result))
+
+    @staticmethod
+    def _fit(image: Image, multiple: int, model: DiffusionModel, ctx: NodeContext) -> Any:
+        """RGB pixels on the model's device, resized down to the nearest size the model accepts (with a warning)."""
+        from torch.nn import functional as F  # noqa: N812
+
+        pixels = image.tensor.float()
+        if pixels.shape[1] == 4:
+            pixels = pixels[:, :3]
+        elif pixels.shape[1] == 1:
+            pixels = pixels.repeat(1, 3, 1, 1)
+        height, width = image.height, image.width
+        fit_h, fit_w = max(multiple, height // multiple * multiple), max(multiple, width // multiple * multiple)
+        if (fit_h, fit_w) != (height, width):
+            ctx.warn(f"image resized from {width}x{height} to {fit_w}x{fit_h}: {model.family} models need "
+                     f"multiples of {multiple}")
+            pixels = F.interpolate(pixels, size=(fit_h, fit_w), mode="bicubic", antialias=True).clamp(0, 1)
+        return pixels.to(torch_device(ctx.device))
