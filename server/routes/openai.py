@@ -49,6 +49,8 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1, description="only one choice is generated")
     stream: bool = False
+    stream_options: dict[str, Any] | None = Field(None, description='{"include_usage": true} adds a last chunk '
+                                                                      "with token counts")
 
 
 class ModelCard(BaseModel):
@@ -103,7 +105,8 @@ async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep) -> 
         return _error(404, str(exc), "invalid_request_error", "model_not_found")
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
-        return StreamingResponse(_stream(runtime, call, completion_id), media_type="text/event-stream",
+        usage = bool((body.stream_options or {}).get("include_usage"))
+        return StreamingResponse(_stream(runtime, call, completion_id, usage), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
     cancel = threading.Event()
     try:
@@ -124,16 +127,17 @@ def _usage(answer: ChatAnswer) -> dict[str, int]:
             "total_tokens": answer.prompt_tokens + answer.completion_tokens}
 
 
-async def _stream(runtime: Runtime, call: ChatCall, completion_id: str) -> AsyncIterator[bytes]:
+async def _stream(runtime: Runtime, call: ChatCall, completion_id: str, usage: bool) -> AsyncIterator[bytes]:
     """Chunks as the text grows; a client that goes away cancels the generation."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancel = threading.Event()
     created = int(time.time())
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> bytes:
+        choices = [{"index": 0, "delta": delta, "finish_reason": finish}] if delta is not None else []
         data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": call.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                "choices": choices, **extra}
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
     def work() -> None:
@@ -163,6 +167,8 @@ async def _stream(runtime: Runtime, call: ChatCall, completion_id: str) -> Async
                 sent = text
             if kind == "done":
                 yield chunk({}, value.finish_reason)
+                if usage:
+                    yield chunk(None, usage=_usage(value))
                 break
         yield b"data: [DONE]\n\n"
     finally:
