@@ -75,7 +75,7 @@ class Speech(Node):
         voice: str = Field("", description="Speaker name or number for multi-speaker voices; an espeak-ng voice "
                                            "(en-us, de, fr+f3...) for espeak; empty for the default")
         speed: float = Field(1.0, ge=SPEED_RANGE[0], le=SPEED_RANGE[1], description="1 is normal, 2 twice as fast")
-        seed: int = Field(-1, description="Noise seed (VITS); -1 draws one and records it")
+        seed: int = Field(0, description="Noise seed (VITS); -1 draws one (recorded in the run)")
 
     class Outputs(NodeOutputs):
         audio: Audio

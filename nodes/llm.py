@@ -279,7 +279,7 @@ class Generate(Node):
         max_new_tokens: int = Field(256, ge=1, le=32768, description="Most tokens to generate")
         temperature: float = Field(0.7, ge=0.0, le=5.0, description="0 = greedy (always the likeliest token)")
         top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling: keep this much probability")
-        seed: int = Field(-1, description="Sampling seed (-1 draws one and records it)")
+        seed: int = Field(0, description="Sampling seed; -1 draws one (recorded in the run)")
         stop: list[str] = Field(default_factory=list, description="Strings that end the text (not included)")
 
     class Outputs(NodeOutputs):

@@ -73,7 +73,7 @@ class Generate(Node):
         height: int = Field(256, ge=8, le=4096, description="Height in pixels")
         steps: int = Field(25, ge=1, le=500, description="Denoising steps")
         guidance_scale: float = Field(5.0, ge=0.0, le=50.0, description="Classifier-free guidance (1 = off)")
-        seed: int = Field(-1, description="Noise seed (-1 draws one and records it)")
+        seed: int = Field(0, description="Noise seed; -1 draws one (recorded in the run)")
 
     class Outputs(NodeOutputs):
         video: Video

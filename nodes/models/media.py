@@ -37,7 +37,10 @@ WORDS = ["a", "the", "cat", "fox", "red", "photo", "of", "in", "snow", "video", 
 
 def build_tiny_llm(folder: Path) -> None:
     """A Llama-layout causal LM (hidden 64, 2 layers, GQA 4/2, 256 positions) with a byte-level BPE tokenizer
-    trained on a few sentences and a chat template that takes system, user and assistant turns."""
+    trained on a few sentences and a chat template that takes system, user and assistant turns.
+
+    Its weights are random, but its generation config suppresses every token but whole words and basic
+    punctuation, so it writes readable word salad instead of stray bytes and control characters."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -57,6 +60,9 @@ def build_tiny_llm(folder: Path) -> None:
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.suppress_tokens = sorted(
+        index for token, index in tokenizer.get_vocab().items()
+        if not ((token.startswith("Ġ") and token[1:].isalpha() and len(token) > 2) or token in (".", ",")))
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
 
@@ -163,8 +169,9 @@ def build_tiny_wan(folder: Path) -> None:
 TINY_LLM_CONTEXT = 256
 
 TINY = {
-    "llm": TinyModel(family="llm", build=build_tiny_llm, description="Llama-layout causal LM, byte-level BPE, "
-                     f"chat template, {TINY_LLM_CONTEXT}-token context (random weights: gibberish)"),
+    "llm": TinyModel(family="llm", build=build_tiny_llm, revision=2,
+                     description="Llama-layout causal LM, byte-level BPE, chat template, "
+                     f"{TINY_LLM_CONTEXT}-token context (random weights: word salad)"),
     "vits": TinyModel(family="vits", build=build_tiny_vits, description="VITS/MMS text-to-speech, 16 kHz "
                       "(random weights: noise)"),
     "whisper": TinyModel(family="whisper", build=build_tiny_whisper, description="Whisper speech-to-text, "
