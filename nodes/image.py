@@ -25,8 +25,8 @@ from nodes.models.diffusion import (
     applied_loras,
     load_pipeline,
     lora_problems,
+    pipeline_for_run,
     resolve_pipeline_model,
-    run_pipeline,
     scheduler_problem,
     size_problem,
 )
@@ -156,8 +156,8 @@ class Generate(Node):
             if getattr(inputs, name) % multiple:
                 raise NodeError(f"{name} {getattr(inputs, name)} is not a multiple of {multiple}, which "
                                 f"{model.family} models need", input=name)
-        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir):
-            pipe = run_pipeline(model, inputs.model, inputs.scheduler)
+        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir), \
+                pipeline_for_run(model, inputs.scheduler) as pipe:
             kwargs = _common_kwargs(model, inputs, ctx)
             result = pipe(prompt=inputs.prompt, width=inputs.width, height=inputs.height,
                           num_images_per_prompt=inputs.count, **kwargs)
@@ -196,8 +196,8 @@ class Transform(Node):
         model = _model(ctx, inputs.model)
         pixels = self._fit(inputs.image, _size_multiple(model), model, ctx)
         batch = int(pixels.shape[0])
-        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir):
-            pipe = run_pipeline(model, inputs.model, inputs.scheduler, image_to_image=True)
+        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir), \
+                pipeline_for_run(model, inputs.scheduler, image_to_image=True) as pipe:
             kwargs = _common_kwargs(model, inputs, ctx)
             if model.family == "flux":
                 kwargs.update(height=int(pixels.shape[2]), width=int(pixels.shape[3]))

@@ -1,8 +1,9 @@
 """Diffusion pipelines for the image nodes: family detection, loading, schedulers by name, and LoRAs.
 
 One text-to-image pipeline per model is loaded and kept by the model manager (``DiffusionModel``); image-to-image
-reuses its components through ``from_pipe``. Each run gets a fresh scheduler (schedulers keep per-run state), and
-LoRAs are applied for one run and removed after it, under the model's lock, so the next node sees the base model.
+reuses its components through ``from_pipe``. Runs on one model take turns (its lock): a scheduler chosen by name is
+swapped in for the run and put back, and LoRAs are applied for one run and removed after it, so the next node sees
+the base model.
 """
 
 from __future__ import annotations
@@ -106,6 +107,17 @@ class DiffusionModel:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
+        self._image_to_image: Any = None
+
+    def image_to_image(self) -> Any:
+        """The image-to-image pipeline over the same modules (``from_pipe``: nothing is loaded twice); made once."""
+        if self._image_to_image is None:
+            import diffusers
+
+            cls = getattr(diffusers, IMAGE_TO_IMAGE[self.family])
+            self._image_to_image = cls.from_pipe(self.pipe)
+            self._image_to_image.set_progress_bar_config(disable=True)
+        return self._image_to_image
 
     @property
     def components(self) -> dict[str, Any]:
@@ -205,27 +217,33 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> Diffusio
 
 
 def make_scheduler(model: DiffusionModel, name: str) -> Any:
-    """A fresh scheduler for one run: ``name`` built from the model's scheduler config ("default" keeps its class)."""
+    """A scheduler ``name`` built from the model's scheduler config; None for "default" (keep the model's own)."""
     import diffusers
 
-    base = model.pipe.scheduler
     if name == "default":
-        return type(base).from_config(base.config)
+        return None
     problem = scheduler_problem(name, model.family)
     if problem is not None:
         raise NodeError(problem, input="scheduler")
     cls_name, overrides = schedulers_for(model.family)[name]
-    return getattr(diffusers, cls_name).from_config(base.config, **overrides)
+    return getattr(diffusers, cls_name).from_config(model.pipe.scheduler.config, **overrides)
 
 
-def run_pipeline(model: DiffusionModel, name: str, scheduler: str, *, image_to_image: bool = False) -> Any:
-    """The pipeline object to call for one run: the model's components with a fresh scheduler."""
-    import diffusers
-
-    cls = getattr(diffusers, IMAGE_TO_IMAGE[model.family] if image_to_image else TEXT_TO_IMAGE[model.family])
-    pipe = cls.from_pipe(model.pipe, scheduler=make_scheduler(model, scheduler))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+@contextmanager
+def pipeline_for_run(model: DiffusionModel, scheduler: str, *, image_to_image: bool = False) -> Iterator[Any]:
+    """The pipeline to call for one run, with the requested scheduler swapped in and put back afterwards.
+    Hold ``model.lock`` around it: schedulers keep per-run state, so runs on one model take turns."""
+    pipe = model.image_to_image() if image_to_image else model.pipe
+    replacement = make_scheduler(model, scheduler)
+    if replacement is None:
+        yield pipe
+        return
+    original = pipe.scheduler
+    pipe.scheduler = replacement
+    try:
+        yield pipe
+    finally:
+        pipe.scheduler = original
 
 
 @contextmanager
