@@ -116,3 +116,21 @@ def test_two_hundred_runs_from_twenty_clients(settings: Settings) -> None:
                 assert http.get(f"/api/runs/{run_id}").json()["outputs"] == {"text": f"Hello, {who}!"}
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as again:
         assert again.get("/api/runs").json()["total"] == 200
+
+
+def test_a_stopped_server_records_the_running_run_as_interrupted(tmp_path: Path, gates: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with server_process(data_dir, gates, port) as process, httpx2.Client(base_url=base, timeout=30) as http:
+        held = http.post("/api/runs", json={"graph": gate_graph("held")}).json()["id"]
+        waiting = http.post("/api/runs", json={"graph": gate_graph("later")}).json()["id"]
+        wait_for(lambda: (gates / "held.started").exists(), what="the held run to start")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    (gates / "later").write_text("open")
+    with server_process(data_dir, gates, port), httpx2.Client(base_url=base, timeout=30) as http:
+        record = http.get(f"/api/runs/{held}").json()
+        assert record["status"] == "interrupted" and record["error"] == "the server shut down while the run was running"
+        assert record["nodes"]["wait"]["status"] == "cancelled"
+        assert wait_finished(http, waiting)["outputs"] == {"value": 1}
