@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if not __package__:  # run as a file, this folder would shadow the engine package: use the project root instead
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+import contextlib
 import json
 import socket
 import statistics
@@ -81,10 +82,8 @@ class Finishes:
         self.ready.wait(10)
 
     def _listen(self) -> None:
-        try:
+        with contextlib.suppress(httpx2.TransportError):  # the server goes away at the end of the benchmark
             self._read()
-        except httpx2.TransportError:
-            pass  # the server went away at the end of the benchmark
 
     def _read(self) -> None:
         with httpx2.Client(timeout=None) as http, http.stream("GET", f"{self.url}/api/events") as response:
