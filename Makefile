@@ -24,6 +24,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/server.py
 
 lint: setup
 	$(BIN)/ruff check engine nodes server tests bench
