@@ -25,6 +25,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/server.py
+	$(BIN)/python bench/models_media.py
 
 lint: setup
 	$(BIN)/ruff check engine nodes server tests bench

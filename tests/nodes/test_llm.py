@@ -47,6 +47,7 @@ def test_tokens_stream_as_progress_events_before_the_node_finishes(executor: Exe
     assert [e.step for e in progress][:12] == list(range(1, 13))
     assert all(e.total == 12 for e in progress)
     assert progress[-1].text == result.values["text"]
+    assert result.values["text"].strip() and result.values["text"].isprintable()
     texts = [e.text or "" for e in progress]
     assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:], strict=False))
 
@@ -185,3 +186,20 @@ def test_openai_unreachable_server_says_where_it_tried(monkeypatch: pytest.Monke
     monkeypatch.setenv("NODEFORGE_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     with pytest.raises(NodeError, match=r"cannot reach .*127\.0\.0\.1:9/v1"):
         chat_completion("m", chat_messages("x"), GenerateOptions(), data_dir=data_dir)
+
+
+def test_cancel_stops_generation_between_tokens(executor: Executor) -> None:
+    cancel = threading.Event()
+    steps: list[int] = []
+
+    def listen(event: Event) -> None:
+        if event.kind == "node.progress":
+            steps.append(event.step or 0)
+            if event.step == 3:
+                cancel.set()
+
+    result = executor.run(one_node({"prompt": "go on", "max_new_tokens": 64, "temperature": 0.8, "seed": 2}),
+                          listener=listen, cancel=cancel)
+    assert result.record.status == "cancelled"
+    assert result.record.nodes["llm"].status == "cancelled"
+    assert max(steps) == 3
