@@ -18,6 +18,7 @@ from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Audio
 from nodes import recognition, speech
 from nodes.audio_ops import concat, loudness_problem, resample, split_sentences, to_mono
+from nodes.runtime import literal
 
 KNOWN_LANGUAGES = {"whisper-tiny.en": frozenset({"en"}), "tiny/whisper": frozenset({"en"})}
 SPEED_RANGE = (0.25, 4.0)
@@ -81,9 +82,9 @@ class Speech(Node):
         audio: Audio
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        model = literals.get("model", "piper-joe")
-        voice = literals.get("voice", "")
-        speed = literals.get("speed")
+        model = literal(literals, bound, self.Inputs, "model")
+        voice = literal(literals, bound, self.Inputs, "voice")
+        speed = literal(literals, bound, self.Inputs, "speed")
         if not isinstance(model, str):
             return []
         if model.strip() == speech.ESPEAK:
@@ -156,8 +157,8 @@ class Transcribe(Node):
         text: str
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        model = literals.get("model", "whisper-tiny.en")
-        language = literals.get("language", "")
+        model = literal(literals, bound, self.Inputs, "model")
+        language = literal(literals, bound, self.Inputs, "language")
         problem = _model_problem(model, recognition.FAMILIES)
         if problem:
             return [("model", problem)]

@@ -21,7 +21,7 @@ from pydantic import Field
 from engine.context import NodeContext
 from engine.errors import NodeError
 from engine.node import Node, NodeInputs, NodeOutputs
-from nodes.runtime import quiet_transformers, torch_device
+from nodes.runtime import literal, quiet_transformers, torch_device
 
 OPENAI_PREFIX = "openai:"
 FAMILIES = ("llm",)
@@ -163,8 +163,7 @@ def generate(lm: CausalLM, messages: Sequence[Mapping[str, str]], options: Gener
     eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     hit_eos = bool(new_ids) and new_ids[-1] in eos_ids
     finish = "stop" if tracker.stopped or hit_eos or len(new_ids) < max_new else "length"
-    text = tracker.final_text()
-    return Generation(text, prompt_tokens, len(new_ids), finish)
+    return Generation(tracker.text, prompt_tokens, len(new_ids), finish)
 
 
 def _sampling_processors(options: GenerateOptions, device: Any) -> list[Any]:
@@ -227,9 +226,6 @@ class _TextTracker:
             self.shown = self.text
             self.on_text(self.text, len(self.ids))
 
-    def final_text(self) -> str:
-        return self.text
-
     def criterion(self) -> Any:
         import torch
         from transformers import StoppingCriteria
@@ -287,7 +283,7 @@ class Generate(Node):
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
-        model = literals.get("model", "tiny/llm")
+        model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
             return problems
         if model.startswith(OPENAI_PREFIX):
@@ -300,7 +296,7 @@ class Generate(Node):
         if problem:
             problems.append(("model", problem))
         context = KNOWN_CONTEXT.get(model)
-        max_new = literals.get("max_new_tokens")
+        max_new = literal(literals, bound, self.Inputs, "max_new_tokens")
         if context and isinstance(max_new, int) and max_new >= context:
             problems.append(("max_new_tokens", f"{max_new} tokens do not fit: {model} holds {context} tokens of "
                                                "context, prompt included"))

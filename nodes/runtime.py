@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import BaseModel
 
 
 def torch_device(device: str) -> str:
@@ -29,3 +32,11 @@ def quiet_pipeline(pipe: Any) -> Any:
     """A diffusers pipeline without its tqdm bar (the node emits ``node.progress`` per step instead)."""
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def literal(literals: Mapping[str, Any], bound: frozenset[str], inputs: type[BaseModel], name: str) -> Any:
+    """For ``Node.check``: an input's literal value, its declared default when it is not given, None when a link
+    gives it (then nothing is known about it before the run)."""
+    if name in literals:
+        return literals[name]
+    return None if name in bound else inputs.model_fields[name].get_default(call_default_factory=True)

@@ -13,7 +13,7 @@ from engine.errors import NodeError
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Audio, Image, Video
 from nodes.audio_ops import fit_length
-from nodes.runtime import generator, torch_device
+from nodes.runtime import generator, literal, torch_device
 from nodes.video_pipelines import (
     FAMILIES,
     VideoFamily,
@@ -81,7 +81,7 @@ class Generate(Node):
     def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
         from nodes.models import RESOLVER
 
-        model = literals.get("model", "tiny/wan")
+        model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
             return []
         problem = RESOLVER.problem(model, families=tuple(FAMILIES))
@@ -89,11 +89,11 @@ class Generate(Node):
             return [("model", problem)]
         family = static_family(model)
         problems: list[tuple[str | None, str]] = []
-        frames = literals.get("frames")
+        frames = literal(literals, bound, self.Inputs, "frames")
         if family is not None and isinstance(frames, int) and (problem := family.frames_problem(frames)):
             problems.append(("frames", problem))
         for name in ("width", "height"):
-            value = literals.get(name)
+            value = literal(literals, bound, self.Inputs, name)
             if not isinstance(value, int):
                 continue
             problem = (family.size_problem(name, value) if family is not None else
@@ -249,6 +249,8 @@ class Combine(Node):
 def _fitted(audio: Audio, seconds: float, ctx: NodeContext) -> Audio:
     if audio.tensor.shape[1] == 0:
         raise NodeError("the audio is empty (0 samples)", input="audio")
+    if audio.tensor.shape[0] > 2:
+        ctx.warn(f"the audio has {audio.tensor.shape[0]} channels; the MP4 sound track gets them mixed to stereo")
     fitted = fit_length(audio, round(seconds * audio.sample_rate))
     if fitted.trimmed:
         ctx.warn(f"audio trimmed by {fitted.trimmed:.2f} s ({audio.seconds:.2f} s) to the video's {seconds:.2f} s")

@@ -152,3 +152,12 @@ def test_fit_length_trims_and_pads() -> None:
     assert trimmed.audio.tensor.shape == (1, 6000) and trimmed.trimmed == 0.25 and trimmed.padded == 0
     assert padded.audio.tensor.shape == (1, 10000) and padded.padded == 0.25
     assert float(padded.audio.tensor[0, 8000:].abs().max()) == 0.0
+
+
+def test_a_linked_model_is_checked_when_the_node_runs(media_executor: Executor) -> None:
+    result = run_nodes(media_executor, {
+        "name": {"type": "text.value", "inputs": {"value": "tiny/vits"}},
+        "say": {"type": "audio.speech", "inputs": {"text": "Hi.", "model": {"from": "name.text"}, "voice": "3"}}})
+    node = result.record.nodes["say"]
+    assert node.status == "failed"
+    assert "input 'voice'" in node.error and "single voice" in node.error
