@@ -67,9 +67,8 @@ class ArtifactStore:
             problem = verify(tmp, sniffed)
             if problem:
                 raise UploadRejected(415, problem)
-            artifact = Artifact(new_artifact_id(), None, "upload", "", sniffed.media_type,
-                                _display_name(filename, sniffed.suffix), size)
-            artifact = _with_file(artifact, sniffed.suffix)
+            artifact = _artifact(None, "upload", sniffed.suffix, sniffed.media_type,
+                                 _display_name(filename, sniffed.suffix), size)
             os.replace(tmp, self.files / artifact.file)
         finally:
             tmp.unlink(missing_ok=True)
@@ -88,8 +87,8 @@ class ArtifactStore:
                 return [convert(item) for item in value]
             if isinstance(value, dict) and set(value) == {"path", "media_type"}:
                 source = Path(value["path"])
-                artifact = _with_file(Artifact(new_artifact_id(), run_id, "output", "", value["media_type"],
-                                               source.name, source.stat().st_size), source.suffix)
+                artifact = _artifact(run_id, "output", source.suffix, value["media_type"], source.name,
+                                     source.stat().st_size)
                 os.replace(source, self.files / artifact.file)
                 adopted.append(artifact)
                 return describe(artifact)
@@ -144,10 +143,11 @@ def describe(artifact: Artifact) -> dict[str, Any]:
             "filename": artifact.filename, "size": artifact.size}
 
 
-def _with_file(artifact: Artifact, suffix: str) -> Artifact:
-    suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
-    return Artifact(artifact.id, artifact.run, artifact.kind, f"{artifact.id}{suffix.lower()}",
-                    artifact.media_type, artifact.filename, artifact.size)
+def _artifact(run: str | None, kind: str, suffix: str, media_type: str, filename: str, size: int) -> Artifact:
+    """A new artifact with a fresh id; its file is ``<id><suffix>`` (a suffix of letters and digits only)."""
+    artifact_id = new_artifact_id()
+    suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+    return Artifact(artifact_id, run, kind, f"{artifact_id}{suffix}", media_type, filename, size)
 
 
 def _display_name(filename: str | None, suffix: str) -> str:

@@ -40,6 +40,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     from pathlib import Path
 
     from engine.datadir import resolve_data_dir
+    from engine.devices import parse_devices
+    from engine.errors import EngineError
 
     token = args.token or os.environ.get("NODEFORGE_TOKEN") or None
     if not is_loopback(args.host) and token is None and not args.insecure:
@@ -52,6 +54,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     for folder in args.plugins:
         if not Path(folder).is_dir():
             raise UsageError(f"--plugins {folder}: no such folder")
+    if args.devices != "auto":
+        try:
+            parse_devices(args.devices)
+        except EngineError as exc:
+            raise UsageError(str(exc)) from None
     return Settings(data_dir=resolve_data_dir(args.data_dir), host=args.host, port=args.port, token=token,
                     devices=args.devices, plugins=tuple(Path(p) for p in args.plugins),
                     concurrency=args.concurrency, workers=args.workers,

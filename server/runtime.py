@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -32,10 +33,12 @@ from server.events import EventLog, run_event
 from server.hub import EventHub
 from server.library import GraphStore, check_name
 from server.paths import path_issues
+from server.reload import Reloader
 from server.runner import Runner
 from server.settings import Settings
 from server.store import NewRun, RunStore
 
+log = logging.getLogger("nodeforge.server")
 RECOVERY_REASON = "the server stopped while the run was running (crash or kill)"
 
 
@@ -55,10 +58,18 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings = settings.resolved()
         data_dir = settings.data_dir
+        fixed_devices = None if settings.devices == "auto" else parse_devices(settings.devices)
         self._lock_fd = _lock_data_dir(data_dir / "server.lock")
+        try:
+            self.store = RunStore(data_dir / "runs.sqlite")
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self.started_at = time.time()
-        self.store = RunStore(data_dir / "runs.sqlite")
-        self.interrupted = self.store.recover(RECOVERY_REASON)
+        interrupted = self.store.recover(RECOVERY_REASON)
+        if interrupted:
+            log.warning("%d run(s) were running when the server last stopped; marked interrupted: %s",
+                        len(interrupted), ", ".join(interrupted))
         self.hub = EventHub()
         self.events = EventLog(self.store, self.hub)
         self.graphs = GraphStore(data_dir / "graphs", settings.examples_dir)
@@ -67,19 +78,17 @@ class Runtime:
         self.artifacts = ArtifactStore(data_dir, self.store, settings.allowed_folders)
         self.cache = ResultCache(data_dir / "cache")
         self.registry = self._discover()
-        self._devices: list[str] | None = None
+        self._devices: list[str] | None = fixed_devices
         self._models: ModelManager | None = None
         self._devices_ready = threading.Event()
         self.runner = Runner(self, settings.concurrency)
-        self.reloader: Any = None
+        self.reloader: Reloader | None = None
         self.chat: ChatBackend = LocalLLMBackend(self)
 
     def start(self) -> None:
         threading.Thread(target=self._detect_devices, name="devices", daemon=True).start()
         self.runner.start()
         if self.settings.watch:
-            from server.reload import Reloader
-
             self.reloader = Reloader(self)
             self.reloader.start()
 
@@ -108,11 +117,14 @@ class Runtime:
         return GraphEnv(self.registry, self.graphs.library)
 
     def _detect_devices(self) -> None:
-        try:
-            spec = self.settings.devices
-            self._devices = detect_devices() if spec == "auto" else parse_devices(spec)
-        except Exception:
-            self._devices = ["cpu"]
+        """``auto`` imports torch to look for GPUs, which takes seconds: in the background, so the API answers
+        at once; a run waits for it only if it starts before detection is done."""
+        if self._devices is None:
+            try:
+                self._devices = detect_devices()
+            except Exception as exc:
+                log.warning("device detection failed (%s: %s); running on the CPU", type(exc).__name__, exc)
+                self._devices = ["cpu"]
         self._models = ModelManager({device: default_budget(device) for device in self._devices})
         self._devices_ready.set()
 

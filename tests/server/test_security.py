@@ -109,3 +109,8 @@ def test_one_server_per_data_dir(settings: Settings, tmp_path) -> None:
     finally:
         first.close()
     Runtime(settings).close()
+
+
+def test_bad_device_lists_are_usage_errors(tmp_path, capsys) -> None:
+    assert main(["serve", "--devices", "gpu7", "--data-dir", str(tmp_path)]) == 2
+    assert "unknown device 'gpu7'" in capsys.readouterr().err
