@@ -26,7 +26,9 @@ With a token (`nodeforge serve --token`), every route except the static editor f
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """A new app; nothing is opened until its lifespan starts (``with TestClient(app)``, or uvicorn)."""
+    """A new app; nothing is opened until its lifespan starts (``with TestClient(app)``, or uvicorn). On a
+    loopback bind it answers loopback Host names only: give in-process clients a base URL such as
+    ``http://127.0.0.1``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

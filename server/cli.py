@@ -29,6 +29,9 @@ def register_serve(commands: Any, common: Callable[[argparse.ArgumentParser], No
     serve.add_argument("--max-upload-mb", type=int, default=256, help="largest upload accepted (default 256)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="a browser origin allowed to call the API (repeatable), e.g. http://localhost:5173")
+    serve.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                       help="another folder graphs may read files from (repeatable; the data dir's inputs/ and "
+                            "models/ and the example graphs' folder always are)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload graphs and plugins on file changes")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     common(serve)
@@ -51,9 +54,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--port {args.port} is not a TCP port")
     if args.concurrency < 1 or args.workers < 1 or args.max_upload_mb < 1:
         raise UsageError("--concurrency, --workers and --max-upload-mb must be at least 1")
-    for folder in args.plugins:
-        if not Path(folder).is_dir():
-            raise UsageError(f"--plugins {folder}: no such folder")
+    for option, folders in (("--plugins", args.plugins), ("--allow-dir", args.allow_dir)):
+        for folder in folders:
+            if not Path(folder).is_dir():
+                raise UsageError(f"{option} {folder}: no such folder")
     if args.devices != "auto":
         try:
             parse_devices(args.devices)
@@ -61,6 +65,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             raise UsageError(str(exc)) from None
     return Settings(data_dir=resolve_data_dir(args.data_dir), host=args.host, port=args.port, token=token,
                     devices=args.devices, plugins=tuple(Path(p) for p in args.plugins),
+                    input_dirs=tuple(Path(p) for p in args.allow_dir),
                     concurrency=args.concurrency, workers=args.workers,
                     max_upload_bytes=args.max_upload_mb * MiB, watch=not args.no_watch,
                     allowed_origins=tuple(args.allow_origin))

@@ -79,6 +79,9 @@ class Runner:
                 continue
             try:
                 self._execute(claimed)
+            except Exception:
+                log.exception("recording run %s failed; it stays running until the next start interrupts it",
+                              claimed.id)
             finally:
                 with self._lock:
                     self._cancels.pop(claimed.id, None)
