@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from engine.artifacts import artifact_files, artifact_id_of, find_artifact, new_artifact_id
 from engine.errors import GraphInputError
-from server.paths import is_within
+from server.paths import is_within, locate
 from server.sniff import ACCEPTED, HEAD_BYTES, sniff, verify
 from server.store import Artifact, RunStore
 
@@ -31,7 +31,7 @@ class UploadRejected(ValueError):
 
 
 class ArtifactStore:
-    def __init__(self, data_dir: Path, store: RunStore, allowed: tuple[Path, ...]) -> None:
+    def __init__(self, data_dir: Path, store: RunStore, allowed: tuple[Path, ...], search: list[Path]) -> None:
         self.data_dir = data_dir
         self.files = artifact_files(data_dir)
         self.tmp = data_dir / "artifacts" / "tmp"
@@ -40,6 +40,7 @@ class ArtifactStore:
         self.tmp.mkdir(parents=True)
         self.store = store
         self.allowed = allowed
+        self.search = search
 
     def save_upload(self, source: BinaryIO, filename: str | None, limit: int) -> Artifact:
         """Copy an uploaded file in (at most ``limit`` bytes), typed by its content; raises UploadRejected."""
@@ -119,9 +120,8 @@ class ArtifactStore:
             return str(found)
         if artifact_id_of(value) is not None:
             raise GraphInputError(f"no artifact {value} (upload files with POST /api/uploads)")
-        path = Path(os.path.expanduser(value))
-        path = path if path.is_absolute() else Path.cwd() / path
-        if "\x00" not in value and is_within(path, self.allowed) and path.is_file():
+        path = locate(value, self.search) if "\x00" not in value else None
+        if path is not None and is_within(path, self.allowed) and path.is_file():
             return str(path)
         raise GraphInputError(f"{value[:200]!r} is neither an artifact id (POST /api/uploads) nor a file in the "
                               "folders this server allows")

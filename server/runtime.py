@@ -75,7 +75,7 @@ class Runtime:
         self.graphs = GraphStore(data_dir / "graphs", settings.examples_dir)
         for folder in ("inputs", "models"):
             (data_dir / folder).mkdir(exist_ok=True)
-        self.artifacts = ArtifactStore(data_dir, self.store, settings.allowed_folders)
+        self.artifacts = ArtifactStore(data_dir, self.store, settings.allowed_folders, self.graphs.folders())
         self.cache = ResultCache(data_dir / "cache")
         self.registry = self._discover()
         self._devices: list[str] | None = fixed_devices
@@ -149,7 +149,7 @@ class Runtime:
     def check_document(self, data: dict[str, Any]) -> GraphDocument:
         """Parse and validate a raw document; raises Invalid with every issue (files outside the allowed
         folders included)."""
-        issues = path_issues(data, self.settings.allowed_folders)
+        issues = path_issues(data, self.settings.allowed_folders, self.graphs.folders())
         try:
             document = parse_document(data)
         except GraphValidationError as exc:

@@ -58,8 +58,8 @@ class Settings:
     @property
     def allowed_folders(self) -> tuple[Path, ...]:
         """Folders a graph document or a media input may name files in."""
-        folders = [self.data_dir / "inputs", self.data_dir / "models", self.data_dir / "artifacts" / "files",
-                   *self.input_dirs]
+        folders = [self.data_dir / "inputs", self.data_dir / "models", self.data_dir / "graphs",
+                   self.data_dir / "artifacts" / "files", *self.input_dirs]
         if self.examples_dir is not None:
             folders.append(self.examples_dir)
         return tuple(folders)

@@ -130,3 +130,19 @@ def test_schema_and_catalogue(client: TestClient) -> None:
     types = {entry["type"]: entry for entry in catalogue["nodes"]}
     assert types["text.join"]["inputs"]["properties"]["texts"]["x-nodeforge-type"] == "list[text]"
     assert "test.gate" in types and catalogue["problems"] == []
+
+
+def test_every_example_graph_saves_and_its_assets_are_allowed(client: TestClient) -> None:
+    names = [entry["name"] for entry in client.get("/api/graphs").json()["graphs"] if entry["readonly"]]
+    assert "quickstart" in names
+    for name in names:
+        response = client.put(f"/api/graphs/copy-of-{name}", json=client.get(f"/api/graphs/{name}").json())
+        assert response.status_code == 201, (name, response.json())
+
+
+def test_relative_paths_cannot_climb_out_of_the_library(client: TestClient) -> None:
+    for path in ("../../../../../../etc/passwd", "assets/../../../../../../etc/hostname", "~/.ssh/id_rsa"):
+        document = {"nodes": {"n": {"type": "text.template", "inputs": {"template": "{path}", "path": path}}}}
+        response = client.put("/api/graphs/climb", json=document)
+        assert response.status_code == 422, path
+        assert response.json()["issues"][0]["code"] == "forbidden_path"
