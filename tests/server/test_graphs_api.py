@@ -146,3 +146,11 @@ def test_relative_paths_cannot_climb_out_of_the_library(client: TestClient) -> N
         response = client.put("/api/graphs/climb", json=document)
         assert response.status_code == 422, path
         assert response.json()["issues"][0]["code"] == "forbidden_path"
+
+
+def test_models_come_from_the_model_registry(client: TestClient) -> None:
+    listing = client.get("/api/models").json()
+    assert listing["registry"] is True
+    by_name = {entry["name"]: entry for entry in listing["models"]}
+    assert by_name["tiny/llm"]["kind"] == "llm" and by_name["tiny/llm"]["source"] == "tiny"
+    assert by_name["sd-turbo"]["source"].endswith("of stabilityai/sd-turbo")
