@@ -306,15 +306,13 @@ class _Run:
         thread without hand-offs while independent branches spread over every worker. An accelerator node also
         needs its device: one accelerator node per device at a time, across every run of the executor."""
         ready = ReadySet(to_run, {node_id: self.graph.nodes[node_id].upstream for node_id in to_run},
-                         self.graph.order)
+                         self.graph.order, lambda node_id: self.graph.nodes[node_id].spec.cls.accelerator)
         state = self.executor.state
         running = [0]
         excluded: dict[str, frozenset[str]] = {}
 
         def device_for(node_id: str) -> str | None:
             node = self.graph.nodes[node_id]
-            if not node.spec.cls.accelerator:
-                return "cpu"
             estimates, manager = self.executor.estimates, self.executor.models
             return place(self.prepared[node_id].models, estimates.run_time(node.spec.type), self.executor.slots,
                          manager.resident_on, lambda model: manager.load_times.get(model, estimates.default_load),
@@ -331,7 +329,7 @@ class _Run:
                         self._settle(node_id, device, outcome, ready, state, excluded)
                     picked = None
                     while not self.cancel.is_set():
-                        picked = ready.pop_first(device_for)
+                        picked = ready.pop_first(device_for, any(not slot.busy for slot in self.executor.slots))
                         if picked is not None or (not running[0] and not len(ready)):
                             break
                         state.wait()

@@ -14,9 +14,16 @@ from dataclasses import dataclass
 
 
 class ReadySet:
-    """Dependency bookkeeping for the nodes of one run that must execute."""
+    """Dependency bookkeeping for the nodes of one run that must execute.
 
-    def __init__(self, to_run: Iterable[str], upstream: Mapping[str, Sequence[str]], order: Sequence[str]) -> None:
+    Ready nodes wait in two priority queues, CPU nodes and accelerator nodes, so that finding work when every
+    device is busy costs nothing, and placing an accelerator node looks at the best few candidates only.
+    """
+
+    CANDIDATES = 32
+
+    def __init__(self, to_run: Iterable[str], upstream: Mapping[str, Sequence[str]], order: Sequence[str],
+                 accelerated: Callable[[str], bool] = lambda node: False) -> None:
         members = set(to_run)
         self._waiting = {node: sum(1 for up in upstream[node] if up in members) for node in members}
         self._dependents: dict[str, list[str]] = {node: [] for node in members}
@@ -26,8 +33,14 @@ class ReadySet:
                     self._dependents[up].append(node)
         self._rank = self._remaining_path_lengths(members, order)
         self._position = {node: index for index, node in enumerate(order) if node in members}
-        self._heap = [self._entry(node) for node, count in self._waiting.items() if count == 0]
-        heapq.heapify(self._heap)
+        self._accelerated = {node for node in members if accelerated(node)}
+        self._cpu: list[tuple[int, int, str]] = []
+        self._devices: list[tuple[int, int, str]] = []
+        for node, count in self._waiting.items():
+            if count == 0:
+                self._queue_of(node).append(self._entry(node))
+        heapq.heapify(self._cpu)
+        heapq.heapify(self._devices)
         self.pending = set(members)
 
     def _remaining_path_lengths(self, members: set[str], order: Sequence[str]) -> dict[str, int]:
@@ -40,37 +53,43 @@ class ReadySet:
     def _entry(self, node: str) -> tuple[int, int, str]:
         return (-self._rank[node], self._position[node], node)
 
+    def _queue_of(self, node: str) -> list[tuple[int, int, str]]:
+        return self._devices if node in self._accelerated else self._cpu
+
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._cpu) + len(self._devices)
 
-    def pop(self) -> str | None:
-        """The ready node with the longest remaining path, or None when nothing is ready."""
-        if not self._heap:
+    def pop_first(self, place_on_device: Callable[[str], str | None],
+                  devices_free: bool = True) -> tuple[str, str] | None:
+        """The best ready node that can start now: (node, device). CPU nodes run on "cpu"; an accelerator node
+        needs ``place_on_device`` to name a free device, tried for the best few candidates only."""
+        placed: tuple[tuple[int, int, str], str] | None = None
+        if devices_free and self._devices:
+            tried = []
+            while self._devices and len(tried) < self.CANDIDATES:
+                entry = heapq.heappop(self._devices)
+                device = place_on_device(entry[2])
+                if device is not None:
+                    placed = (entry, device)
+                    break
+                tried.append(entry)
+            for entry in tried:
+                heapq.heappush(self._devices, entry)
+        if self._cpu and (placed is None or self._cpu[0] < placed[0]):
+            if placed is not None:
+                heapq.heappush(self._devices, placed[0])
+            node = heapq.heappop(self._cpu)[2]
+            self.pending.discard(node)
+            return node, "cpu"
+        if placed is None:
             return None
-        node = heapq.heappop(self._heap)[2]
-        self.pending.discard(node)
-        return node
-
-    def pop_first(self, accept: Callable[[str], str | None]) -> tuple[str, str] | None:
-        """The highest-priority ready node that ``accept`` gives a device for: (node, device); others stay."""
-        skipped = []
-        found = None
-        while self._heap:
-            entry = heapq.heappop(self._heap)
-            device = accept(entry[2])
-            if device is not None:
-                found = (entry[2], device)
-                self.pending.discard(entry[2])
-                break
-            skipped.append(entry)
-        for entry in skipped:
-            heapq.heappush(self._heap, entry)
-        return found
+        self.pending.discard(placed[0][2])
+        return placed[0][2], placed[1]
 
     def push_back(self, node: str) -> None:
         """Return a node to the ready queue (a retry on another device)."""
         self.pending.add(node)
-        heapq.heappush(self._heap, self._entry(node))
+        heapq.heappush(self._queue_of(node), self._entry(node))
 
     def complete(self, node: str) -> int:
         """Mark a node done; returns how many dependents became ready."""
@@ -78,7 +97,7 @@ class ReadySet:
         for child in self._dependents[node]:
             self._waiting[child] -= 1
             if self._waiting[child] == 0 and child in self.pending:
-                heapq.heappush(self._heap, self._entry(child))
+                heapq.heappush(self._queue_of(child), self._entry(child))
                 newly += 1
         return newly
 
