@@ -83,7 +83,7 @@ class Caption(Node):
                 raise NodeError(str(exc), input="model") from None
             return load_captioner(resolved, device)
 
-        captioner = ctx.models.get(inputs.model, load)
+        captioner = ctx.models.get(f"caption:{inputs.model}", load)
         pictures = [picture.convert("RGB") for picture in inputs.image.to_pil()]
         text = [inputs.prompt] * len(pictures) if inputs.prompt else None
         batch = captioner.processor(images=pictures, text=text, return_tensors="pt")

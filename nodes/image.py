@@ -82,7 +82,7 @@ def _model(ctx: NodeContext, name: str) -> DiffusionModel:
         resolved, family = resolve_pipeline_model(name, ctx.data_dir)
         return load_pipeline(resolved, family, device)
 
-    return ctx.models.get(name, load)
+    return ctx.models.get(f"diffusion:{name}", load)
 
 
 def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext) -> dict[str, Any]:

@@ -54,7 +54,7 @@ class Upscale(Node):
                 raise NodeError(str(exc), input="model") from None
             return load_upscaler(resolved.path, inputs.model, device)
 
-        model = ctx.models.get(inputs.model, load)
+        model = ctx.models.get(f"upscale:{inputs.model}", load)
         return self.Outputs(image=Image(upscale_channels(model, inputs.image.tensor.to(torch_device(ctx.device)),
                                                          inputs.tile, inputs.overlap, ctx)))
 

@@ -71,3 +71,8 @@ def psnr(a: Any, b: Any) -> float:
 def pixels(image: Any) -> Any:
     """uint8 pixels of an Image value, for exact comparisons (see P9: floats may differ in the last bits)."""
     return (image.tensor.detach().float().clamp(0, 1) * 255).round().byte().cpu()
+
+
+def resident(executor: Executor) -> set[str]:
+    """Keys of every model resident on any of the executor's devices."""
+    return {key for device in executor.models.snapshot().values() for key in device["models"]}

@@ -20,7 +20,7 @@ from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
 from nodes.models.diffusion import FLOW_SCHEDULERS, NOISE_SCHEDULERS
-from tests.nodes.image_support import generate, image_executor, pixels, run_nodes, succeeded
+from tests.nodes.image_support import generate, image_executor, pixels, resident, run_nodes, succeeded
 
 __all__ = ["image_executor"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path,
         "seed": 3}}}
     first: list[Event] = []
     values = succeeded(run_nodes(executor, nodes, events=first))
-    assert [e.model for e in first if e.kind == "model.loaded"] == ["tiny/sd"]
+    assert [e.model for e in first if e.kind == "model.loaded"] == ["diffusion:tiny/sd"]
     assert tuple(values["t.image"].tensor.shape) == (1, 3, 64, 64)
     assert [e.step for e in first if e.kind == "node.progress" and e.node == "t"] == [1, 2]
     second: list[Event] = []
@@ -171,7 +171,7 @@ def test_offline_hub_id_is_a_clear_error(image_executor: Executor, tmp_path: Pat
     assert error.startswith("node 'g' (image.generate), input 'model': model 'nobody-here/no-such-model' is not in "
                             "the local Hugging Face cache and the Hub is offline")
     assert "nodeforge models get nobody-here/no-such-model" in error
-    assert image_executor.models.resident_on("nobody-here/no-such-model") == []
+    assert "diffusion:nobody-here/no-such-model" not in resident(image_executor)
 
 
 def test_a_folder_that_is_no_pipeline_leaves_nothing_loaded(image_executor: Executor, tmp_path: Path) -> None:
@@ -181,7 +181,7 @@ def test_a_folder_that_is_no_pipeline_leaves_nothing_loaded(image_executor: Exec
     result = run_nodes(image_executor, {"g": generate(str(broken))})
     assert result.record.nodes["g"].error.startswith(
         f"node 'g' (image.generate), input 'model': model '{broken}' could not be loaded as a sd pipeline")
-    assert image_executor.models.resident_on(str(broken)) == []
+    assert f"diffusion:{broken}" not in resident(image_executor)
     result = run_nodes(image_executor, {"g": generate(str(tmp_path))})
     assert "is not a diffusion pipeline this node can run" in result.record.nodes["g"].error
 

@@ -13,7 +13,7 @@ from engine.events import Event
 from engine.executor import Executor
 from engine.values import Image
 from nodes.models.esrgan_arch import architectures, detect
-from tests.nodes.image_support import draw_picture, image_executor, psnr, succeeded
+from tests.nodes.image_support import draw_picture, image_executor, psnr, resident, succeeded
 
 __all__ = ["image_executor"]
 
@@ -122,7 +122,7 @@ def test_unknown_or_broken_weight_files_fail_naming_node_and_input(image_executo
         result = image_executor.run(UPSCALE, {"picture": picture, "model": str(path)})
         error = result.record.nodes["up"].error
         assert error.startswith(f"node 'up' (image.upscale), input 'model': {reason}"), error
-        assert image_executor.models.resident_on(str(path)) == []
+        assert f"upscale:{path}" not in resident(image_executor)
     assert "RRDBNet" in image_executor.run(UPSCALE, {"picture": picture, "model": str(odd)}).record.error
     wrong = image_executor.run(UPSCALE, {"picture": picture, "model": "tiny/sd"})
     assert wrong.record.nodes["up"].error == ("node 'up' (image.upscale), input 'model': model 'tiny/sd' is a sd "
