@@ -21,7 +21,7 @@ class GraphLibrary:
         self.folders = [Path(folder) for folder in folders]
 
     def path_of(self, name: str) -> Path:
-        if not GRAPH_NAME.match(name) or ".." in name:
+        if not GRAPH_NAME.fullmatch(name) or ".." in name:
             raise GraphNotFoundError(f"'{name}' is not a valid graph name (letters, digits, '_', '.', '-')")
         file_name = name if name.endswith(".json") else f"{name}.json"
         for folder in self.folders:
@@ -38,7 +38,7 @@ class GraphLibrary:
         seen: set[str] = set()
         for folder in self.folders:
             for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-                if path.stem not in seen and GRAPH_NAME.match(path.stem):
+                if path.stem not in seen and GRAPH_NAME.fullmatch(path.stem):
                     seen.add(path.stem)
                     yield path.stem
 

@@ -23,6 +23,7 @@ Class flags: ``side_effects`` (always runs, never cached), ``accelerator`` (plac
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -110,11 +111,18 @@ class Node:
         return None
 
 
+@functools.cache
+def _adapter_for(port_type: str) -> tuple[TypeAdapter[Any], dict[str, Any]]:
+    """One literal validator and JSON Schema per port type (building them costs far more than using them)."""
+    adapter: TypeAdapter[Any] = TypeAdapter(python_type(port_type))
+    return adapter, adapter.json_schema()
+
+
 def make_port(name: str, port_type: str, *, required: bool = True, default: Any = None,
               description: str = "") -> Port:
     """A port declared by type name rather than by a model field (extra inputs, a called graph's inputs)."""
-    adapter: TypeAdapter[Any] = TypeAdapter(python_type(port_type))
-    schema = {**adapter.json_schema(), "x-nodeforge-type": port_type, "description": description}
+    adapter, base_schema = _adapter_for(port_type)
+    schema = {**base_schema, "x-nodeforge-type": port_type, "description": description}
     if not required:
         schema["default"] = default
     return Port(name=name, type=port_type, required=required, default=default, description=description,
