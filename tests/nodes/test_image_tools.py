@@ -176,3 +176,15 @@ def test_caption_with_and_without_prompt(image_executor: Executor, solid: Callab
                                                    "blip models"):
         run_nodes(image_executor, {"img": solid((1, 2, 3), 8, 8), "cap": {"type": "image.caption", "inputs": {
             "image": {"from": "img.image"}, "model": "realesrgan-x4plus"}}})
+
+
+def test_load_takes_an_uploaded_artifact_id(image_executor: Executor) -> None:
+    from engine.artifacts import artifact_files, new_artifact_id
+
+    artifact = new_artifact_id()
+    folder = artifact_files(image_executor.data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    draw_picture(24).save(folder / f"{artifact}.png")
+    for reference in (artifact, f"/api/artifacts/{artifact}"):
+        values = succeeded(run_nodes(image_executor, {"img": {"type": "image.load", "inputs": {"path": reference}}}))
+        assert tuple(values["img.image"].tensor.shape) == (1, 3, 24, 24)
