@@ -32,7 +32,7 @@ from nodes.models.diffusion import (
 )
 from nodes.runtime import torch_device
 
-MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
+MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
               "flux-schnell, a Hub id, or a local diffusers folder or .safetensors checkpoint")
 
 
@@ -98,8 +98,9 @@ def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeCont
         "generator": torch.Generator("cpu").manual_seed(inputs.seed), "output_type": "pt",
         "callback_on_step_end": on_step}
     if model.family in FLOW_FAMILIES:
-        limit = getattr(model.pipe.tokenizer_2, "model_max_length", 512) if model.family == "flux" else 256
-        kwargs["max_sequence_length"] = min(512 if model.family == "flux" else 256, int(limit))
+        t5 = model.pipe.tokenizer_2 if model.family == "flux" else model.pipe.tokenizer_3
+        longest = 512 if model.family == "flux" else 256
+        kwargs["max_sequence_length"] = min(longest, int(getattr(t5, "model_max_length", longest) or longest))
     if inputs.negative_prompt:
         if model.family == "flux":
             ctx.warn("negative_prompt is not used: Flux models are guidance-distilled")
@@ -111,9 +112,14 @@ def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeCont
 
 
 def _size_multiple(model: DiffusionModel) -> int:
-    """Pixel sizes the model's latents need: the VAE's factor, twice that for the 2x2-packed flow transformers."""
+    """Pixel sizes the model's latents need: the VAE's factor, times the transformer's patch for SD3 and the 2x2
+    packing of Flux."""
     factor = int(getattr(model.pipe, "vae_scale_factor", 8))
-    return factor * 2 if model.family in FLOW_FAMILIES else factor
+    if model.family == "flux":
+        return factor * 2
+    if model.family == "sd3":
+        return factor * int(model.pipe.transformer.config.patch_size)
+    return factor
 
 
 def _images(result: Any) -> Image:

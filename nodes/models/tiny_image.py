@@ -1,4 +1,4 @@
-"""Tiny image models (SD 1.x, SDXL, Flux, BLIP, ESRGAN) built from configs with fixed random weights.
+"""Tiny image models (SD 1.x, SDXL, SD3, Flux, BLIP, ESRGAN) built from configs with fixed random weights.
 
 Each builder writes a folder that the library's own loader opens (``from_pretrained`` for pipelines and
 transformers, a safetensors state dict for ESRGAN). They run the real code paths in a fraction of a second on a CPU
@@ -117,7 +117,8 @@ def build_sdxl(folder: Path) -> None:
 
 
 def t5_tokenizer() -> Any:
-    """A T5 tokenizer without sentencepiece: a Unigram model over WORDS and single characters."""
+    """A T5 tokenizer without sentencepiece: a Unigram model over WORDS and single characters; 64 tokens long, so
+    the tiny pipelines do not pad prompts to the 512 tokens real T5 encoders take."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import T5TokenizerFast
 
@@ -127,7 +128,7 @@ def t5_tokenizer() -> Any:
     unigram = Tokenizer(models.Unigram(vocab, unk_id=2))
     unigram.pre_tokenizer = pre_tokenizers.Metaspace()
     return T5TokenizerFast(tokenizer_object=unigram, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                           extra_ids=0)
+                           extra_ids=0, model_max_length=64)
 
 
 def build_flux(folder: Path) -> None:
@@ -148,6 +149,36 @@ def build_flux(folder: Path) -> None:
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), text_encoder=CLIPTextModel(
         _clip_config(tokenizer)), tokenizer=tokenizer, text_encoder_2=t5, tokenizer_2=t5_tok,
         transformer=transformer, vae=vae)
+    pipe.save_pretrained(str(folder))
+    _remove(folder / "_tokenizer")
+
+
+def build_sd3(folder: Path) -> None:
+    """SD3 layout: two CLIP encoders with projection and a T5, a one-block MMDiT (patch 1), flow matching."""
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
+    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    tokenizer = _clip_tokenizer(folder / "_tokenizer")
+    t5_tok = t5_tokenizer()
+    t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=64, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                                 decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+    transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                        joint_attention_dim=64, pooled_projection_dim=64, out_channels=4)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
+                        layers_per_block=1, down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, sample_size=64, shift_factor=0.0609,
+                        scaling_factor=1.5035, use_quant_conv=False, use_post_quant_conv=False)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+        text_encoder=CLIPTextModelWithProjection(_clip_config(tokenizer)), tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config(tokenizer)), tokenizer_2=tokenizer,
+        text_encoder_3=t5, tokenizer_3=t5_tok)
     pipe.save_pretrained(str(folder))
     _remove(folder / "_tokenizer")
 
@@ -198,7 +229,8 @@ def _remove(folder: Path) -> None:
 TINY = {
     "sd": TinyModel("sd", build_sd, "SD 1.x layout, random weights (noise): tests and the offline quickstart"),
     "sdxl": TinyModel("sdxl", build_sdxl, "SDXL layout, random weights (noise)"),
-    "flux": TinyModel("flux", build_flux, "Flux layout, random weights (noise)"),
+    "flux": TinyModel("flux", build_flux, "Flux layout, random weights (noise)", revision=2),
+    "sd3": TinyModel("sd3", build_sd3, "SD3 layout, random weights (noise)"),
     "blip": TinyModel("blip", build_blip, "BLIP captioning layout, random weights (random words)"),
     "esrgan": TinyModel("esrgan", build_esrgan, "RRDBNet x4, 16 features, 2 blocks, random weights"),
 }

@@ -26,7 +26,7 @@ __all__ = ["image_executor"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl", "flux"])
+@pytest.mark.parametrize("family", ["sd", "sdxl", "sd3", "flux"])
 def test_generate_each_family_gives_a_batch_with_progress_per_step(image_executor: Executor, family: str) -> None:
     events: list[Event] = []
     values = succeeded(run_nodes(image_executor, {"g": generate(f"tiny/{family}", steps=3, count=2)},
@@ -47,38 +47,62 @@ def test_same_seed_same_pixels_other_seed_other_pixels(image_executor: Executor)
     assert not pixels(first).equal(pixels(other))
 
 
+IMAGE_TINY = ["sd", "sdxl", "sd3", "flux", "blip", "esrgan"]
 SUBPROCESS_RUN = """
-import hashlib, json, os, sys
-import torch
-torch.set_num_threads(1)
+import hashlib, json, sys
+from pathlib import Path
 from engine.document import parse_document
 from engine.executor import Executor
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
-from pathlib import Path
+from nodes.models import RESOLVER
+digests = {}
+for name in json.loads(sys.argv[3]):
+    folder = RESOLVER.resolve("tiny/" + name, None).path
+    digests[name] = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                     for p in sorted(folder.rglob("*.safetensors"))}
 executor = Executor(GraphEnv(Registry.discover(), GraphLibrary([])), None, data_dir=Path(sys.argv[1]))
-result = executor.run(parse_document(json.loads(sys.argv[2])))
-image = result.values["g.image"].tensor
-print(hashlib.sha256((image.clamp(0, 1) * 255).round().byte().numpy().tobytes()).hexdigest())
+image = executor.run(parse_document(json.loads(sys.argv[2]))).values["g.image"].tensor
+pixels = hashlib.sha256((image.clamp(0, 1) * 255).round().byte().numpy().tobytes()).hexdigest()
+print(json.dumps({"digests": digests, "pixels": pixels}))
 """
 
 
-def test_same_seed_gives_identical_pixels_in_another_process(image_executor: Executor, tmp_path: Path,
-                                                             shared_models_dir: Path) -> None:
+def weight_digests(folder: Path) -> dict[str, str]:
     import hashlib
 
-    import torch
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.safetensors"))}
+
+
+def test_another_process_builds_the_same_tiny_models_and_draws_the_same_pixels(
+        image_executor: Executor, tmp_path: Path, shared_models_dir: Path) -> None:
+    """The other process builds every tiny image model afresh in its own models dir; torch threads are pinned to
+    one on both sides (the conftest sets OMP_NUM_THREADS), as float results depend on the thread count (P9)."""
+    import hashlib
+
+    from nodes.models import RESOLVER
 
     nodes = {"g": generate("tiny/sd", seed=1234, scheduler="euler_a")}
-    torch.set_num_threads(1)
     local = pixels(succeeded(run_nodes(image_executor, nodes))["g.image"])
+    digests = {name: weight_digests(RESOLVER.resolve(f"tiny/{name}", None).path) for name in IMAGE_TINY}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1",
-           "NODEFORGE_MODELS_DIR": str(shared_models_dir)}
-    done = subprocess.run([sys.executable, "-c", SUBPROCESS_RUN, str(tmp_path), json.dumps({"nodes": nodes})],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+           "NODEFORGE_MODELS_DIR": str(tmp_path / "models")}
+    done = subprocess.run([sys.executable, "-c", SUBPROCESS_RUN, str(tmp_path), json.dumps({"nodes": nodes}),
+                           json.dumps(IMAGE_TINY)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == hashlib.sha256(local.numpy().tobytes()).hexdigest()
+    there = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(digests.values()) and there["digests"] == digests
+    assert there["pixels"] == hashlib.sha256(local.numpy().tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
+def test_transform_runs_on_each_family(image_executor: Executor, family: str) -> None:
+    values = succeeded(run_nodes(image_executor, {"g": generate(f"tiny/{family}"), "t": {
+        "type": "image.transform", "inputs": {"image": {"from": "g.image"}, "prompt": "a cat", "steps": 2,
+                                              "strength": 0.5, "model": f"tiny/{family}"}}}))
+    assert tuple(values["t.image"].tensor.shape) == (1, 3, 64, 64)
 
 
 def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path, shared_models_dir: Path,
@@ -131,9 +155,10 @@ def test_every_scheduler_name_runs_on_its_family(image_executor: Executor) -> No
     for name in ["default", *NOISE_SCHEDULERS]:
         result = run_nodes(image_executor, {"g": generate("tiny/sd", scheduler=name, width=32, height=32)})
         assert result.record.status == "succeeded", f"{name}: {result.record.error}"
-    for name in ["default", *FLOW_SCHEDULERS]:
-        result = run_nodes(image_executor, {"g": generate("tiny/flux", scheduler=name, width=32, height=32)})
-        assert result.record.status == "succeeded", f"{name}: {result.record.error}"
+    for model in ("tiny/flux", "tiny/sd3"):
+        for name in ["default", *FLOW_SCHEDULERS]:
+            result = run_nodes(image_executor, {"g": generate(model, scheduler=name, width=32, height=32)})
+            assert result.record.status == "succeeded", f"{model} {name}: {result.record.error}"
 
 
 def test_bad_literals_are_reported_before_anything_runs(image_executor: Executor) -> None:
