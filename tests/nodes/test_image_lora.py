@@ -92,3 +92,21 @@ def test_lora_for_another_model_fails_clearly_and_leaves_the_base_model(image_ex
     assert missing.record.nodes["g"].error == ("node 'g' (image.generate), input 'loras': loras[0]: model file or "
                                                "folder './no-such-lora.safetensors' does not exist")
     assert _image(image_executor).equal(base)
+
+
+def test_cancelling_mid_run_removes_the_lora_too(image_executor: Executor, loras: dict[str, Path]) -> None:
+    import threading
+
+    from engine.document import parse_document
+
+    base = _image(image_executor, steps=3)
+    cancel = threading.Event()
+
+    def listen(event: object) -> None:
+        if getattr(event, "kind", "") == "node.progress":
+            cancel.set()
+
+    document = parse_document({"nodes": {"g": generate(steps=3, loras=[{"model": str(loras["style"])}])}})
+    result = image_executor.run(document, listener=listen, cancel=cancel)
+    assert result.record.status == "cancelled" and result.record.nodes["g"].status == "cancelled"
+    assert _image(image_executor, steps=3).equal(base)
