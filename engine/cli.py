@@ -231,7 +231,8 @@ def _cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
+def parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` options as graph inputs, each parsed by the input's declared type."""
     from engine.inputs import parse_cli_value
 
     given: dict[str, Any] = {}
@@ -262,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be at least 1")
     data_dir = resolve_data_dir(args.data_dir)
     document = _load(args.graph)
-    given = _parse_sets(document, args.sets)
+    given = parse_sets(document, args.sets)
     env = _env(args, Path(args.graph), data_dir)
     try:
         compiled = compile_graph(document, env)
@@ -285,7 +286,7 @@ def _run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:12]
     out_dir = Path(args.out) if args.out else Path("outputs") / run_id
     try:
-        result = _execute(executor, compiled, given, run_id, cancel, out_dir, interactive=not args.json
+        result = execute_with_progress(executor, compiled, given, run_id, cancel, out_dir, interactive=not args.json
                           and sys.stdout.isatty())
     except GraphValidationError as exc:
         print(f"{args.graph}: {len(exc.issues)} issue(s)", file=sys.stderr)
@@ -301,12 +302,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record.to_json(), ensure_ascii=False))
     else:
-        _print_summary(record)
+        print_summary(record)
     return {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
 
 
-def _execute(executor: Any, compiled: Any, given: dict[str, Any], run_id: str, cancel: threading.Event,
+def execute_with_progress(executor: Any, compiled: Any, given: dict[str, Any], run_id: str, cancel: threading.Event,
              out_dir: Path, *, interactive: bool) -> Any:
+    """Run a graph, with the live per-node table when ``interactive`` (a terminal, not --json)."""
     if not interactive:
         return executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir)
     from engine.progress import ProgressDisplay
@@ -316,7 +318,8 @@ def _execute(executor: Any, compiled: Any, given: dict[str, Any], run_id: str, c
                             listener=display.listen)
 
 
-def _print_summary(record: Any) -> None:
+def print_summary(record: Any) -> None:
+    """One status line, then each output (media by file path)."""
     counts: dict[str, int] = {}
     for node in record.nodes.values():
         counts[node.status] = counts.get(node.status, 0) + 1

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli import UsageError
+from engine.cli import UsageError, execute_with_progress, parse_sets, print_summary
 
 EXIT_OK = 0
 
@@ -72,7 +72,7 @@ class WatchSession:
 
         try:
             document = load_document(self.path)
-            given = _parse_sets(document, self.args.sets)
+            given = parse_sets(document, self.args.sets)
             env = GraphEnv(self.registry, GraphLibrary([self.path.parent, self.data_dir / "graphs"]))
             compiled = compile_graph(document, env)
             executor = self._executor(env, compiled)
@@ -102,52 +102,14 @@ class WatchSession:
 
     def _execute(self, executor: Any, compiled: Any, given: dict[str, Any], run_id: str,
                  cancel: threading.Event, out_dir: Path) -> Any:
-        if self.args.json or not sys.stdout.isatty():
-            result = executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir)
-        else:
-            from engine.progress import ProgressDisplay
-
-            with ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
-                result = executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir,
-                                      listener=display.listen)
-        record = result.record
+        interactive = not self.args.json and sys.stdout.isatty()
+        record = execute_with_progress(executor, compiled, given, run_id, cancel, out_dir,
+                                       interactive=interactive).record
         if self.args.json:
             print(json.dumps(record.to_json(), ensure_ascii=False), flush=True)
         else:
-            _print_summary(record)
+            print_summary(record)
         return record
-
-
-def _parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
-    from engine.errors import GraphInputError
-    from engine.inputs import parse_cli_value
-
-    given: dict[str, Any] = {}
-    for item in sets:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--set {item}: expected NAME=VALUE")
-        decl = document.inputs.get(name)
-        if decl is None:
-            raise UsageError(f"--set {item}: the graph has no input '{name}'")
-        try:
-            given[name] = parse_cli_value(decl.type, text)
-        except GraphInputError as exc:
-            raise UsageError(f"--set {item}: graph input '{name}' is {decl.type}: {exc}") from None
-    return given
-
-
-def _print_summary(record: Any) -> None:
-    counts: dict[str, int] = {}
-    for node in record.nodes.values():
-        counts[node.status] = counts.get(node.status, 0) + 1
-    detail = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    print(f"run {record.id}: {record.status} ({detail})", flush=True)
-    for name, value in record.outputs.items():
-        shown = value["path"] if isinstance(value, dict) and "path" in value else value
-        print(f"  {name}: {shown}", flush=True)
-    if record.error:
-        print(f"error: {record.error}", file=sys.stderr, flush=True)
 
 
 def watch_command(args: argparse.Namespace) -> int:
