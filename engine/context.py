@@ -48,6 +48,13 @@ class NodeModels:
         self._held.append(key)
         return model
 
+    def evict(self, key: str) -> None:
+        """Drop a model this node holds from its device, when the node left it in an unknown state."""
+        if key in self._held:
+            self._manager.release(self._device, key)
+            self._held.remove(key)
+        self._manager.evict(self._device, key, self._emitter)
+
     def release_all(self) -> None:
         for key in self._held:
             self._manager.release(self._device, key)

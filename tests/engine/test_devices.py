@@ -206,3 +206,19 @@ def test_device_lists_parse_and_reject_bad_names() -> None:
         parse_devices("gpu0")
     with pytest.raises(EngineError, match="lists a device twice"):
         parse_devices("cpu:0,cpu:0")
+
+
+def test_node_can_evict_a_model_it_broke(env: GraphEnv) -> None:
+    executor = executor_on(env, ["cpu:0"])
+    executor.run(doc({"u": {"type": "test.use_model", "inputs": {"model": "fragile"}}}))
+    assert executor.models.resident_on("fragile") == ["cpu:0"]
+    from engine.context import NodeModels
+    from engine.events import EventEmitter
+
+    events: list[Event] = []
+    view = NodeModels(executor.models, "cpu:0", EventEmitter("r", events.append), "n", ["fragile"])
+    view.get("fragile", lambda device: None)
+    view.evict("fragile")
+    view.release_all()
+    assert executor.models.resident_on("fragile") == []
+    assert [(e.kind, e.model, e.text) for e in events] == [("model.offloaded", "fragile", "dropped")]
