@@ -1,5 +1,6 @@
 """Runs: submit (validated, queued durably, 202), list, read, cancel, and their events as server-sent events."""
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -56,6 +57,15 @@ def read_run(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     if view is None:
         raise ApiError(404, f"no run '{run_id[:64]}'")
     return view
+
+
+@router.get("/runs/{run_id}/graph", summary="The graph document a run was submitted with",
+            responses=NOT_FOUND)
+def read_run_graph(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    row = runtime.store.run_row(run_id)
+    if row is None:
+        raise ApiError(404, f"no run '{run_id[:64]}'")
+    return json.loads(row["document"])
 
 
 @router.post("/runs/{run_id}/cancel", response_model=CancelResult, summary="Cancel a queued or running run",

@@ -1,0 +1,241 @@
+// The editor page: loads the catalogue and the model list, builds the canvas, palette, library and run panels,
+// and wires the top bar, the side tabs, drops and shortcuts. `window.editor` exposes it (tests drive the page
+// with real mouse and keyboard input and read state through it).
+
+import { Api } from "./api.js";
+import { GraphCanvas } from "./canvas.js";
+import { Library } from "./library.js";
+import { DRAG_TYPE, Palette } from "./palette.js";
+import { Runs } from "./run.js";
+import { GRAPH_INPUT_TYPES } from "./types.js";
+import { askText, h, installTooltips, modal, showTooltip, toast } from "./ui.js";
+
+class Editor {
+  constructor() {
+    this.ready = false;
+    this.api = new Api(() => this.askToken());
+  }
+
+  async start() {
+    const [catalogue, models] = await Promise.all([this.api.get("/api/nodes"),
+                                                   this.api.get("/api/models").catch(() => ({ models: [] }))]);
+    this.catalogue = catalogue;
+    const element = document.getElementById("graph-canvas");
+    this.canvas = new GraphCanvas(element, catalogue, models.models, {
+      changed: () => this.graphChanged(),
+      selected: (info) => this.showNode(info),
+      refused: (message, x, y) => toast(`Cannot connect: ${message}`, "error",
+                                        Number.isFinite(x) ? { x, y } : null),
+      hover: (text, x, y) => showTooltip(text, x, y),
+      askText: (title, value) => askText(title, value),
+      editLoras: (loras) => this.editLoras(loras),
+      graphDocument: (name) => this.api.get(`/api/graphs/${encodeURIComponent(name)}`).catch(() => null),
+      addIo: (kind) => this.addIo(kind),
+    });
+    this.library = new Library(this);
+    this.runs = new Runs(this);
+    this.palette = new Palette(document.getElementById("palette"), catalogue, (type) => this.addNode(type));
+    if (catalogue.problems?.length) {
+      toast(`Plugin problems: ${catalogue.problems.map((p) => `${p.plugin}: ${p.reason}`).join("; ")}`, "warn");
+    }
+    this.wire(element);
+    installTooltips(document.body);
+    new ResizeObserver(() => this.canvas.resize()).observe(element.parentElement);
+    await this.library.show({ nodes: {} }, { name: "" });
+    this.runs.loadHistory();
+    this.ready = true;
+    document.body.dataset.ready = "true";
+  }
+
+  wire(element) {
+    const actions = {
+      "new-button": () => this.library.newGraph(),
+      "open-button": () => this.library.openDialog(),
+      "save-button": () => this.library.save(),
+      "save-as-button": () => this.library.saveAs(),
+      "rename-button": () => this.library.rename(),
+      "delete-button": () => this.library.remove(),
+      "export-button": () => this.library.exportJson(),
+      "import-button": () => document.getElementById("import-file").click(),
+      "add-input-button": () => this.addIo("input"),
+      "add-output-button": () => this.addIo("output"),
+      "fit-button": () => this.canvas.fit(),
+    };
+    for (const [id, action] of Object.entries(actions)) document.getElementById(id).addEventListener("click", action);
+    document.getElementById("import-file").addEventListener("change", async (event) => {
+      const [file] = event.target.files;
+      if (file) await this.library.importFile(file);
+      event.target.value = "";
+    });
+    document.getElementById("graph-description").addEventListener("input", (event) => {
+      this.library.current.description = event.target.value;
+      this.graphChanged();
+    });
+    for (const tab of document.querySelectorAll("[data-tab]")) {
+      tab.addEventListener("click", () => this.showTab(tab.dataset.tab));
+    }
+    document.addEventListener("keydown", (event) => {
+      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+        event.preventDefault();
+        if (event.shiftKey) this.library.saveAs();
+        else this.library.save();
+      }
+    }, true);
+    const wrap = element.parentElement;
+    wrap.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      wrap.classList.add("drop-target");
+    });
+    wrap.addEventListener("dragleave", () => wrap.classList.remove("drop-target"));
+    wrap.addEventListener("drop", async (event) => {
+      event.preventDefault();
+      event.stopPropagation();
+      wrap.classList.remove("drop-target");
+      const type = event.dataTransfer.getData(DRAG_TYPE);
+      if (type) {
+        this.addNode(type, this.canvas.toGraphPoint(event.clientX, event.clientY));
+        return;
+      }
+      const [file] = event.dataTransfer.files;
+      if (file) await this.library.importFile(file);
+    }, true);
+  }
+
+  addNode(type, pos = null) {
+    const id = this.canvas.addNode(type, pos);
+    this.showTab("node");
+    return id;
+  }
+
+  async addIo(kind) {
+    const taken = new Set(Object.keys(this.library.document()[`${kind}s`] ?? {}));
+    let suggestion = kind === "input" ? "prompt" : "result";
+    for (let n = 2; taken.has(suggestion); n++) suggestion = `${kind === "input" ? "prompt" : "result"}_${n}`;
+    const name = h("input.field", { value: suggestion, autofocus: true, spellcheck: false });
+    const type = h("select.field", {}, GRAPH_INPUT_TYPES.map((t) => h("option", { value: t }, t)));
+    const body = h("div.stack", {}, h("label.stack", {}, "Name", name),
+                   kind === "input" ? h("label.stack", {}, "Type", type) : null,
+                   h("p.hint", {}, kind === "input"
+                     ? "Link its socket to the inputs it feeds; runs ask for its value."
+                     : "Link a node's output into it; runs return that value under this name."));
+    const ok = await modal({ title: `Add a graph ${kind}`, body, buttons: [{ label: "Add", value: true, primary: true }] });
+    if (!ok) return null;
+    const value = name.value.trim();
+    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(value) || taken.has(value)) {
+      toast(`'${value}' cannot be used: not a valid name, or already a graph ${kind}`, "warn");
+      return null;
+    }
+    if (kind === "input") this.canvas.addGraphInput(value, type.value);
+    else this.canvas.addGraphOutput(value);
+    return value;
+  }
+
+  async editLoras(loras) {
+    const rows = h("div.lora-rows");
+    const addRow = (lora = { model: "", weight: 1 }) => {
+      const row = h("div.lora-row", {},
+        h("input.field.lora-model", { value: lora.model ?? "", placeholder: "file, folder or Hub id",
+                                      spellcheck: false }),
+        h("input.field.lora-weight", { type: "number", step: 0.05, value: lora.weight ?? 1 }),
+        h("button.small", { type: "button", title: "remove", onclick: () => row.remove() }, "✕"));
+      rows.append(row);
+    };
+    loras.forEach((lora) => addRow(lora));
+    const body = h("div.stack", {}, rows,
+                   h("button.small", { type: "button", onclick: () => addRow() }, "+ Add a LoRA"),
+                   h("p.hint", {}, "Each LoRA: a .safetensors file, a folder or a Hub id, and its weight."));
+    return modal({ title: "LoRAs", body, buttons: [{ label: "OK", primary: true, value: () =>
+      [...rows.querySelectorAll(".lora-row")].map((row) => ({
+        model: row.querySelector(".lora-model").value.trim(),
+        weight: Number(row.querySelector(".lora-weight").value || 1),
+      })).filter((lora) => lora.model) }] });
+  }
+
+  askToken() {
+    const input = h("input.field", { type: "password", autofocus: true, autocomplete: "current-password" });
+    return modal({
+      title: "This server needs a token",
+      body: h("label.stack", {}, "The token given to nodeforge serve (--token or NODEFORGE_TOKEN). It is kept "
+                                 + "for this browser tab only.", input),
+      buttons: [{ label: "Use token", value: () => input.value.trim() || undefined, primary: true }],
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------- page updates
+  graphChanged() {
+    this.showTitle();
+    if (this.library && this.runs) {
+      const document = this.library.document();
+      this.runs.renderInputs(document);
+      const description = document.description ?? "";
+      const field = window.document.getElementById("graph-description");
+      if (field.value !== description && window.document.activeElement !== field) field.value = description;
+    }
+  }
+
+  showTitle() {
+    if (!this.library) return;
+    const { name, readonly } = this.library.current;
+    window.document.getElementById("graph-name").textContent = name || "untitled";
+    window.document.getElementById("readonly-tag").hidden = !readonly;
+    const dirty = this.library.dirty();
+    window.document.getElementById("dirty-mark").hidden = !dirty;
+    window.document.title = `${dirty ? "• " : ""}${name || "untitled"} — nodeforge`;
+  }
+
+  showTab(name) {
+    for (const tab of document.querySelectorAll("[data-tab]")) {
+      tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
+    }
+    for (const panel of document.querySelectorAll("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
+  }
+
+  showNode(info) {
+    const root = document.getElementById("node-info");
+    if (!info) {
+      root.replaceChildren(h("p.hint", {}, "Select a node to see its documentation. Double-click a title to "
+                                           + "rename; right-click for more."));
+      return;
+    }
+    root.replaceChildren(h("div.node-doc", {},
+      h("h3", {}, info.title),
+      h("p.doc", {}, info.description || ""),
+      info.inputs?.length ? h("h4", {}, "Inputs") : null,
+      info.inputs?.length ? h("dl.ports", {}, info.inputs.flatMap((spec) => [
+        h("dt", {}, spec.name, h("span.input-type", {}, spec.type), spec.required ? h("span.tag", {}, "required") : null),
+        h("dd", {}, spec.description || "—")])) : null,
+      info.outputs?.length ? h("h4", {}, "Outputs") : null,
+      info.outputs?.length ? h("dl.ports", {}, info.outputs.flatMap((spec) => [
+        h("dt", {}, spec.name, h("span.input-type", {}, spec.type)), h("dd", {}, spec.description || "—")])) : null,
+      info.issues?.length ? h("div.issues", {}, info.issues.map((issue) =>
+        h("p.error-line", {}, issue.input ? `${issue.input}: ${issue.message}` : issue.message))) : null));
+  }
+
+  /** Validation issues from the API: on the nodes and inputs they name, and listed in the Run panel. */
+  showIssues(issues, headline) {
+    const loose = this.canvas.setIssues(issues);
+    const list = document.getElementById("issues");
+    list.hidden = false;
+    list.replaceChildren(h("h3", {}, headline), h("ul", {}, issues.map((issue) => h("li", {
+      dataset: { node: issue.node ?? "", input: issue.input ?? "", code: issue.code },
+      onclick: () => issue.node && this.canvas.select(issue.node),
+    }, h("code", {}, [issue.node, issue.input].filter(Boolean).join(".") || "graph"), " ", issue.message))));
+    toast(`${headline}${loose.length ? ` — ${loose.map((issue) => issue.message).join("; ")}` : ""}`, "error");
+    this.showTab("run");
+  }
+
+  clearIssues() {
+    this.canvas?.clearIssues();
+    const list = document.getElementById("issues");
+    list.hidden = true;
+    list.replaceChildren();
+  }
+}
+
+const editor = new Editor();
+window.editor = editor;
+editor.start().catch((error) => {
+  console.error(error);
+  toast(`The editor could not start: ${error.message}`, "error");
+  document.body.dataset.ready = "failed";
+});

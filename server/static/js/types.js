@@ -1,0 +1,53 @@
+// Port types as the engine names them (engine/types.py) and the one rule for which links fit. The canvas and the
+// document code both ask here, so the editor refuses exactly what the engine's validation would refuse.
+
+const JSON_COMPATIBLE = new Set(["text", "int", "float", "bool", "json"]);
+export const MEDIA_TYPES = ["image", "audio", "video"];
+export const GRAPH_INPUT_TYPES = ["text", "int", "float", "bool", "json", "image", "audio", "video"];
+/** The type of a graph output's slot and of outputs of unknown nodes: anything may go there. */
+export const ANY = "*";
+
+const COLOURS = {
+  text: "#7ec699",
+  int: "#6fa8dc",
+  float: "#9fc5e8",
+  bool: "#e06666",
+  json: "#b4a7d6",
+  image: "#f6b26b",
+  audio: "#ffd966",
+  video: "#e69ac0",
+};
+
+/** The item type of `list[x]`, else null. */
+export function listItem(type) {
+  return typeof type === "string" && type.startsWith("list[") && type.endsWith("]") ? type.slice(5, -1) : null;
+}
+
+/** Whether an output of type `source` may feed an input of type `target` (engine/types.py is_assignable). */
+export function isAssignable(source, target) {
+  if (source === target) return true;
+  if (source === "int" && target === "float") return true;
+  if (target === "json") return JSON_COMPATIBLE.has(source) || JSON_COMPATIBLE.has(listItem(source) ?? "");
+  const item = listItem(target);
+  if (item !== null) {
+    const sourceItem = listItem(source);
+    return isAssignable(sourceItem ?? source, item);
+  }
+  return false;
+}
+
+/** The canvas rule: the engine's, plus the editor's wildcard slots. */
+export function linkAllowed(source, target) {
+  if (!source || !target || source === ANY || target === ANY) return true;
+  return isAssignable(String(source), String(target));
+}
+
+/** Why a link does not fit, for the message shown where it was refused. */
+export function refusal(source, target, what) {
+  return `${what.from} is ${source}; ${what.to} takes ${target}`;
+}
+
+export function colourOf(type) {
+  if (type === ANY) return "#cccccc";
+  return COLOURS[listItem(type) ?? type] ?? "#999999";
+}
