@@ -23,8 +23,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.backend import Backend, LocalBackend, NodeCall, Prepared
 from engine.cache import ResultCache
-from engine.context import BoundValue, NodeContext, NodeModels
+from engine.context import BoundValue, NodeContext
+from engine.devices import default_budget, is_device_failure
 from engine.document import (
     PNG_GRAPH_CHUNK,
     PNG_RUN_CHUNK,
@@ -43,7 +45,6 @@ from engine.errors import (
     RunCancelled,
 )
 from engine.events import EventEmitter, Listener
-from engine.devices import default_budget, is_device_failure
 from engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from engine.inputs import bind_inputs
 from engine.keys import finish_key, input_part, link_material, list_material, literal_material
@@ -51,7 +52,6 @@ from engine.media import write_output
 from engine.models import ModelManager
 from engine.node import Node
 from engine.record import NodeRecord, RunRecord
-from engine.values import tensor_nbytes
 from engine.scheduler import DeviceSlot, Estimates, ReadySet, place
 
 
@@ -63,32 +63,25 @@ class RunResult:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Prepared:
-    """A node's literal inputs after graph inputs and seeds are resolved, its key material and key, and the
-    models it declares (placement by residency)."""
-
-    literals: dict[str, Any]
-    materials: dict[str, Any]
-    key: str | None
-    models: list[str]
-
-
 _Outcome = tuple[dict[str, Any] | None, BaseException | None, str | None]
 
 
 class Executor:
-    """Executes graphs against one registry, cache and set of devices. Thread-safe; runs may overlap."""
+    """Executes graphs against one registry, cache and set of devices. Thread-safe; runs may overlap.
+
+    Nodes run in this process unless a ``backend`` is given (``engine.ray_backend.RayBackend``: a Ray cluster);
+    the devices then come from the backend."""
 
     def __init__(self, env: GraphEnv, cache: ResultCache | None, *, workers: int = 8,
                  devices: list[str] | None = None, data_dir: Path | None = None,
-                 models: ModelManager | None = None) -> None:
+                 models: ModelManager | None = None, backend: Backend | None = None) -> None:
         self.env = env
-        self.cache = cache
         self.workers = workers
-        self.devices = devices or ["cpu"]
+        self.devices = devices or (backend.refresh() if backend is not None else None) or ["cpu"]
         self.data_dir = data_dir
         self.models = models or ModelManager({device: default_budget(device) for device in self.devices})
+        self.backend: Backend = backend if backend is not None else LocalBackend(self.models)
+        self.cache = self.backend.adapt_cache(cache)
         self.estimates = Estimates()
         self.slots = [DeviceSlot(device) for device in self.devices]
         self.state = threading.Condition()
@@ -100,14 +93,26 @@ class Executor:
         runs: GraphValidationError with every issue, or GraphInputError naming the input."""
         compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, self.env)
         bound, shown = bind_inputs(compiled.document, inputs or {}, media_resolver)
+        self._sync_devices()
         emitter = EventEmitter(run_id or uuid.uuid4().hex[:12], listener)
         run = _Run(self, compiled, bound, emitter, cancel or threading.Event())
         run.record.inputs = shown
         run.execute()
-        result = RunResult(run.record, run.outputs())
+        result = RunResult(run.record, self.backend.fetch(run.outputs()))
         self._materialise(result, compiled, out_dir)
         run.finish()
         return result
+
+    def _sync_devices(self) -> None:
+        """Take the backend's current devices (a cluster gains or loses GPUs between runs); slots of devices
+        that stay keep their state."""
+        devices = self.backend.refresh()
+        if devices is None or devices == self.devices:
+            return
+        with self.state:
+            slots = {slot.name: slot for slot in self.slots}
+            self.slots = [slots.get(name) or DeviceSlot(name) for name in devices]
+            self.devices = list(devices)
 
     def _materialise(self, result: RunResult, compiled: CompiledGraph, out_dir: Path | None) -> None:
         record = result.record
@@ -152,7 +157,7 @@ class _Run:
         self.values: dict[str, dict[str, Any]] = {}
         self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(executor.devices),
                                 nodes={node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()})
-        self.prepared: dict[str, _Prepared] = {}
+        self.prepared: dict[str, Prepared] = {}
 
     def execute(self) -> None:
         self.record.started = time.time()
@@ -205,7 +210,7 @@ class _Run:
                 parts.append(input_part("seed", materials["seed"]))
             key = self._key(node, literals, parts) if cacheable else None
             models = node.spec.instance.models(literals) if node.spec.cls.accelerator else []
-            prepared[node_id] = _Prepared(literals, materials, key, models)
+            prepared[node_id] = Prepared(literals, materials, key, models)
         if issues:
             raise GraphValidationError(issues)
 
@@ -313,10 +318,13 @@ class _Run:
 
         def device_for(node_id: str) -> str | None:
             node = self.graph.nodes[node_id]
-            estimates, manager = self.executor.estimates, self.executor.models
+            estimates, backend = self.executor.estimates, self.executor.backend
+            exclude = excluded.get(node_id, frozenset())
+            if backend.down:
+                exclude |= backend.down
             return place(self.prepared[node_id].models, estimates.run_time(node.spec.type), self.executor.slots,
-                         manager.resident_on, lambda model: manager.load_times.get(model, estimates.default_load),
-                         time.monotonic(), excluded.get(node_id, frozenset()))
+                         backend.resident_on, lambda model: backend.load_times.get(model, estimates.default_load),
+                         time.monotonic(), exclude)
 
         def work() -> None:
             node_id: str | None = None
@@ -356,18 +364,21 @@ class _Run:
         node = self.graph.nodes[node_id]
         if not node.spec.cls.accelerator:
             return
-        estimates, manager = self.executor.estimates, self.executor.models
-        loading = sum(manager.load_times.get(model, estimates.default_load) for model in self.prepared[node_id].models
-                      if device not in manager.resident_on(model))
-        slot = next(slot for slot in self.executor.slots if slot.name == device)
-        slot.busy_until = time.monotonic() + loading + estimates.run_time(node.spec.type)
+        estimates, backend = self.executor.estimates, self.executor.backend
+        loading = sum(backend.load_times.get(model, estimates.default_load) for model in self.prepared[node_id].models
+                      if device not in backend.resident_on(model))
+        for slot in self.executor.slots:
+            if slot.name == device:
+                slot.busy_until = time.monotonic() + loading + estimates.run_time(node.spec.type)
 
     def _settle(self, node_id: str, device: str, outcome: _Outcome, ready: ReadySet, state: threading.Condition,
                 excluded: dict[str, frozenset[str]]) -> None:
         """Record a finished node, free its device and release its dependents (called with ``state`` held)."""
         node = self.graph.nodes[node_id]
         if node.spec.cls.accelerator:
-            next(slot for slot in self.executor.slots if slot.name == device).busy_until = None
+            for slot in self.executor.slots:
+                if slot.name == device:
+                    slot.busy_until = None
             state.notify_all()
         outputs, error, trace = outcome
         if outputs is not None:
@@ -392,11 +403,12 @@ class _Run:
         node = self.graph.nodes[node_id]
         if not node.spec.cls.accelerator or node_id in excluded or not is_device_failure(error):
             return False
-        if not any(name != device for name in self.executor.devices):
+        backend = self.executor.backend
+        if not any(name != device and name not in backend.down for name in self.executor.devices):
             return False
         excluded[node_id] = frozenset({device})
         for model in self.prepared[node_id].models:
-            self.executor.models.evict(device, model, self.emitter)
+            backend.evict(device, model, self.emitter)
         self.emitter.emit("node.warning", node=node_id, node_type=node.spec.type, device=device,
                           text=f"device {device} failed ({error}); retrying on another device")
         return True
@@ -437,47 +449,15 @@ class _Run:
                           seconds=node_record.seconds)
         return outputs, None, None
 
-    def _invoke(self, node: CompiledNode, prepared: _Prepared, device: str) -> dict[str, Any]:
-        spec = node.spec
+    def _invoke(self, node: CompiledNode, prepared: Prepared, device: str) -> dict[str, Any]:
+        """Gather the node's input values and hand the node to the backend, which stores cacheable outputs."""
         values = dict(prepared.literals)
         for name, binding in node.dynamic:
             values[name] = self._value(binding, values.get(name))
-        try:
-            if spec.cls.extra_inputs is not None:
-                for name in values.keys() - spec.inputs.keys():
-                    values[name] = node.ports.inputs[name].validate_literal(values[name])
-            inputs = spec.cls.Inputs.model_validate(values)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            name = str(err["loc"][0]) if err["loc"] else None
-            raise NodeExecutionError(node.id, spec.type, _InputProblem(name, err["msg"])) from None
-        models = NodeModels(self.executor.models, device, self.emitter, node.id, prepared.models)
-        ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=self.emitter,
-                          cancel=self.cancel, env=self.executor.env, data_dir=self.executor.data_dir,
-                          materials=prepared.materials, literals=prepared.literals, call_graph=self._call_graph,
-                          models=models)
-        try:
-            result = spec.instance.run(inputs, ctx)
-        finally:
-            models.release_all()
-        if result.model_extra:
-            outputs = {**{name: getattr(result, name) for name in spec.outputs}, **result.model_extra}
-            missing = [name for name in node.ports.outputs if name not in outputs]
-            if missing:
-                raise EngineError(f"the node returned no value for output(s) {', '.join(missing)}")
-        else:
-            outputs = {name: getattr(result, name) for name in node.ports.outputs}
-        if prepared.key is not None and not spec.cls.side_effects and self.cache is not None:
-            self.cache.put(prepared.key, outputs)
-            if spec.cls.accelerator:
-                self._charge_device(device, prepared.key, outputs)
-        return outputs
-
-    def _charge_device(self, device: str, key: str, outputs: dict[str, Any]) -> None:
-        """Cached results produced on an accelerator count against that device's ledger until parked in RAM."""
-        cache = self.cache
-        if cache is not None:
-            self.executor.models.hold_result(device, key, tensor_nbytes(outputs), lambda: cache.park(key, "cpu"))
+        store = self.cache if prepared.key is not None and not node.spec.cls.side_effects else None
+        executor = self.executor
+        return executor.backend.invoke(NodeCall(node, prepared, device, values, self.emitter, self.cancel,
+                                                executor.env, executor.data_dir, store, self._call_graph))
 
     def _value(self, binding: Binding, literal: Any) -> Any:
         if isinstance(binding, LinkBinding):
@@ -496,7 +476,8 @@ class _Run:
         bound, _ = bind_inputs(document, dict(inputs))
         inner_emitter = EventEmitter(self.emitter.run_id, _forward_progress(ctx, len(compiled.nodes)))
         nested = _Run(Executor(env, self.cache, workers=self.executor.workers, devices=self.executor.devices,
-                               data_dir=self.executor.data_dir, models=self.executor.models),
+                               data_dir=self.executor.data_dir, models=self.executor.models,
+                               backend=self.executor.backend),
                       compiled, bound, inner_emitter, self.cancel)
         nested.execute()
         failed = [node_id for node_id, rec in nested.record.nodes.items() if rec.status == "failed"]
@@ -519,12 +500,6 @@ def _ancestors(graph: CompiledGraph, nodes: set[str]) -> set[str]:
                 found.add(up)
                 stack.append(up)
     return found
-
-
-class _InputProblem(EngineError):
-    def __init__(self, input_name: str | None, message: str) -> None:
-        self.input = input_name
-        super().__init__(message)
 
 
 def _forward_progress(ctx: NodeContext, total: int) -> Listener:

@@ -1,0 +1,156 @@
+"""Where a node executes: the one seam between the scheduler and the code that runs a node.
+
+The executor keeps the policy: which node runs next, on which device (``place`` by resident model), the ledger and
+the event stream. A backend runs one node on the device it was given and answers residency queries for placement.
+``LocalBackend`` runs the node in this process, on the calling worker thread (the default); the Ray backend
+(``engine.ray_backend``) runs it in a per-GPU actor or a Ray task. Both execute the node with ``run_node``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from engine.context import GraphCaller, NodeContext, NodeModels
+from engine.errors import EngineError, NodeExecutionError
+from engine.events import EventEmitter
+from engine.values import tensor_nbytes
+
+if TYPE_CHECKING:
+    from engine.cache import ResultCache
+    from engine.graph import CompiledNode, GraphEnv
+    from engine.models import ModelManager
+    from engine.node import NodeSpec, Port
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A node's literal inputs after graph inputs and seeds are resolved, its key material and key, and the
+    models it declares (placement by residency)."""
+
+    literals: dict[str, Any]
+    materials: dict[str, Any]
+    key: str | None
+    models: list[str]
+
+
+@dataclass(slots=True)
+class NodeCall:
+    """One execution of one node, as the executor hands it to a backend. ``cache`` is where the outputs are
+    stored under ``prepared.key``; None when they must not be (no key, side effects, no cache)."""
+
+    node: CompiledNode
+    prepared: Prepared
+    device: str
+    values: dict[str, Any]
+    emitter: EventEmitter
+    cancel: threading.Event
+    env: GraphEnv
+    data_dir: Path | None
+    cache: ResultCache | None
+    call_graph: GraphCaller
+
+
+class Backend(Protocol):
+    """What the executor needs from whatever runs its nodes."""
+
+    load_times: Mapping[str, float]
+    down: frozenset[str]
+
+    def resident_on(self, model: str) -> Sequence[str]:
+        """Devices where a model (by key or declared name) is resident now: placement prefers them."""
+
+    def refresh(self) -> list[str] | None:
+        """At the start of a run: the devices now available, or None when they cannot change."""
+
+    def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
+        """The cache the executor should consult (a backend may keep its memory tier elsewhere)."""
+
+    def invoke(self, call: NodeCall) -> dict[str, Any]:
+        """Run the node on ``call.device``; its outputs by name. Raises what the node raised (RunCancelled when
+        cancelled, a DeviceError when the device failed under it)."""
+
+    def evict(self, device: str, model: str, emitter: EventEmitter | None) -> None:
+        """Drop a model from a device after a failure left it in an unknown state."""
+
+    def fetch(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Output values as plain Python objects (a remote backend's references resolved)."""
+
+
+class LocalBackend:
+    """Runs nodes in this process on the executor's worker threads, with models held by one ModelManager."""
+
+    def __init__(self, models: ModelManager) -> None:
+        self.models = models
+        self.load_times = models.load_times
+        self.resident_on = models.resident_on
+        self.down: frozenset[str] = frozenset()
+
+    def refresh(self) -> list[str] | None:
+        return None
+
+    def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
+        return cache
+
+    def invoke(self, call: NodeCall) -> dict[str, Any]:
+        node, prepared, device = call.node, call.prepared, call.device
+        models = NodeModels(self.models, device, call.emitter, node.id, prepared.models)
+        ctx = NodeContext(node_id=node.id, node_type=node.spec.type, device=device, emitter=call.emitter,
+                          cancel=call.cancel, env=call.env, data_dir=call.data_dir, materials=prepared.materials,
+                          literals=prepared.literals, call_graph=call.call_graph, models=models)
+        try:
+            outputs = run_node(node.spec, node.id, call.values, ctx, node.ports.inputs, node.ports.outputs)
+        finally:
+            models.release_all()
+        cache = call.cache
+        if cache is not None and prepared.key is not None:
+            key = prepared.key
+            cache.put(key, outputs)
+            if node.spec.cls.accelerator:
+                self.models.hold_result(device, key, tensor_nbytes(outputs), lambda: cache.park(key, "cpu"))
+        return outputs
+
+    def evict(self, device: str, model: str, emitter: EventEmitter | None) -> None:
+        self.models.evict(device, model, emitter)
+
+    def fetch(self, values: dict[str, Any]) -> dict[str, Any]:
+        return values
+
+
+def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeContext,
+             input_ports: Mapping[str, Port], output_names: Collection[str]) -> dict[str, Any]:
+    """Validate a node's input values, run it and collect its outputs by name: the same code in every backend.
+    ``input_ports`` must hold the ports of extra inputs; ``output_names`` are the node's output ports."""
+    try:
+        if spec.cls.extra_inputs is not None:
+            for name in values.keys() - spec.inputs.keys():
+                values[name] = input_ports[name].validate_literal(values[name])
+        inputs = spec.cls.Inputs.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else None
+        raise NodeExecutionError(node_id, spec.type, InputProblem(name, err["msg"])) from None
+    result = spec.instance.run(inputs, ctx)
+    if result.model_extra:
+        outputs = {**{name: getattr(result, name) for name in spec.outputs}, **result.model_extra}
+        missing = [name for name in output_names if name not in outputs]
+        if missing:
+            raise EngineError(f"the node returned no value for output(s) {', '.join(missing)}")
+        return outputs
+    return {name: getattr(result, name) for name in output_names}
+
+
+class InputProblem(EngineError):
+    """An input value that does not fit its port, found just before the node runs."""
+
+    def __init__(self, input_name: str | None, message: str) -> None:
+        self.input = input_name
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return InputProblem, (self.input, str(self))

@@ -1,0 +1,306 @@
+"""What runs inside Ray worker processes: one ``DeviceWorker`` actor per GPU (its models stay resident between
+nodes), the task that runs CPU nodes, and the collector that carries their events back to the driver.
+
+A node runs here with the same code as in-process (``engine.backend.run_node``) against a registry this process
+builds itself (entry points, the driver's plugin folders and node modules), so plugins resolve in the worker.
+Inputs arrive as Ray object references resolved by Ray; outputs leave as one object per output port plus a small
+``Report``; the driver never needs the values unless a graph output asks for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import itertools
+import os
+import pickle
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from engine.backend import run_node
+from engine.cache import DiskTier
+from engine.context import NodeContext, NodeModels
+from engine.devices import default_budget, detect_devices
+from engine.errors import EngineError, NodeExecutionError, RunCancelled
+from engine.events import Event, EventEmitter
+from engine.graph import GraphEnv
+from engine.library import GraphLibrary
+from engine.models import ModelManager
+from engine.node import make_port
+from engine.registry import Registry
+from engine.values import move_value, value_nbytes
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecipe:
+    """How a worker process rebuilds the driver's node registry: entry points, plus these plugin folders and node
+    modules. ``token`` changes when a plugin file does, so workers import the plugin folders again."""
+
+    token: str
+    plugin_dirs: tuple[str, ...]
+    modules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """Stands for the ``index``-th extra argument of a remote call: an object reference Ray resolves."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCall:
+    """One node execution as shipped to a worker: everything but the upstream values, which travel as arguments."""
+
+    call_id: str
+    run_id: str
+    node_id: str
+    node_type: str
+    values: dict[str, Any]
+    literals: dict[str, Any]
+    materials: dict[str, Any]
+    models: list[str]
+    outputs: tuple[str, ...]
+    extra_ports: dict[str, str]
+    key: str | None
+    cache_root: str | None
+    data_dir: str | None
+    recipe: WorkerRecipe
+    library: tuple[str, ...]
+    events: str
+    namespace: str
+
+
+@dataclass(slots=True)
+class Report:
+    """How a remote node execution went; small, so the driver fetches it while the outputs stay in the store.
+    ``status``: ok, failed, cancelled, or driver (the node calls graphs and must run in the driver)."""
+
+    status: str
+    seconds: float = 0.0
+    events: int = 0
+    nbytes: int = 0
+    error: BaseException | None = None
+    trace: str | None = None
+    resident: list[str] = field(default_factory=list)
+    load_times: dict[str, float] = field(default_factory=dict)
+    loads: int = 0
+
+
+class NeedsDriver(Exception):
+    """Raised by ``ctx.call_graph`` in a worker: nodes that run graphs are scheduled by the driver."""
+
+
+class RemoteNodeError(EngineError):
+    """A node's exception that could not travel back as itself (not picklable); keeps its type name, message
+    and the input it named."""
+
+    def __init__(self, text: str, input: str | None = None) -> None:
+        self.input = input
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return RemoteNodeError, (str(self), self.input)
+
+
+@functools.lru_cache(maxsize=4)
+def registry_for(recipe: WorkerRecipe) -> Registry:
+    """This process's node registry for a recipe, built once per process."""
+    registry = Registry.discover([Path(folder) for folder in recipe.plugin_dirs])
+    for name in recipe.modules:
+        registry.add_module(importlib.import_module(name))
+    return registry
+
+
+@functools.lru_cache(maxsize=4)
+def _disk(root: str) -> DiskTier:
+    return DiskTier(Path(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _collector(name: str, namespace: str) -> Any:
+    return ray.get_actor(name, namespace=namespace)
+
+
+class _Forward:
+    """Sends a node's events to the driver's collector as they happen, numbered so the driver keeps their order."""
+
+    def __init__(self, call: RemoteCall) -> None:
+        self._call = call
+        self._numbers = itertools.count()
+        self.sent = 0
+
+    def __call__(self, event: Event) -> None:
+        fields = event.to_dict()
+        for name in ("kind", "run", "seq", "at"):
+            fields.pop(name, None)
+        call = self._call
+        _collector(call.events, call.namespace).push.remote(call.call_id, next(self._numbers), event.kind, fields)
+        self.sent += 1
+
+
+def _needs_driver(*_: Any) -> Any:
+    raise NeedsDriver
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself when it survives pickling unchanged, else a RemoteNodeError with the same text."""
+    try:
+        clone = pickle.loads(pickle.dumps(exc))
+        if type(clone) is type(exc) and str(clone) == str(exc):
+            return exc
+    except Exception:
+        pass
+    text = str(exc) or type(exc).__name__
+    if not isinstance(exc, EngineError):
+        text = f"{type(exc).__name__}: {text}"
+    return RemoteNodeError(text, getattr(exc, "input", None))
+
+
+def _attach(value: Any, args: tuple[Any, ...]) -> Any:
+    if type(value) is Arg:
+        return args[value.index]
+    if type(value) is list:
+        return [_attach(item, args) for item in value]
+    if type(value) is dict:
+        return {key: _attach(item, args) for key, item in value.items()}
+    return value
+
+
+def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelManager,
+            cancel: threading.Event) -> Any:
+    """Run one node in this process; returns its outputs (one value per output port) followed by a Report."""
+    registry = registry_for(call.recipe)
+    spec = registry.get(call.node_type)
+    env = GraphEnv(registry, GraphLibrary([Path(folder) for folder in call.library]))
+    values = {name: _attach(value, args) for name, value in call.values.items()}
+    forward = _Forward(call)
+    emitter = EventEmitter(call.run_id, forward)
+    held = NodeModels(models, device, emitter, call.node_id, call.models)
+    ctx = NodeContext(node_id=call.node_id, node_type=call.node_type, device=device, emitter=emitter,
+                      cancel=cancel, env=env, data_dir=Path(call.data_dir) if call.data_dir else None,
+                      materials=call.materials, literals=call.literals, call_graph=_needs_driver, models=held)
+    ports = {name: make_port(name, port_type) for name, port_type in call.extra_ports.items()}
+    report = Report("ok")
+    outputs: dict[str, Any] = {}
+    started = time.perf_counter()
+    loads_before = models.loads
+    try:
+        outputs = run_node(spec, call.node_id, values, ctx, ports, call.outputs)
+    except NeedsDriver:
+        report.status = "driver"
+    except RunCancelled as exc:
+        report.status, report.error = "cancelled", exc
+    except Exception as exc:
+        cause = exc.cause if isinstance(exc, NodeExecutionError) else exc
+        report.status, report.error, report.trace = "failed", _portable(cause), traceback.format_exc()
+    finally:
+        held.release_all()
+    report.seconds = time.perf_counter() - started
+    if report.status == "ok":
+        outputs = {name: move_value(outputs[name], "cpu") for name in call.outputs}
+        report.nbytes = value_nbytes(outputs)
+        if call.key is not None and call.cache_root is not None:
+            disk = _disk(call.cache_root)
+            disk.put(call.key, outputs)
+            disk.flush()
+    if models.loads != loads_before:
+        report.load_times = dict(models.load_times)
+    report.events = forward.sent
+    values_out = [outputs.get(name) for name in call.outputs]
+    return (*values_out, report) if values_out else report
+
+
+class DeviceWorker:
+    """One GPU of the cluster (Ray sets its visible device, so it is ``cuda:0`` here): holds that GPU's resident
+    models in its own ModelManager and runs the accelerator nodes the driver places on it, one at a time."""
+
+    def __init__(self, budget: int | None = None) -> None:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        self.device = detect_devices()[0]
+        self.models = ModelManager({self.device: budget or default_budget(self.device)})
+        self._declared: set[str] = set()
+        self._cancels: dict[str, threading.Event] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        """Where this worker runs: the node's address, the GPU ids Ray gave it, the torch device, the process."""
+        return {"ip": ray.util.get_node_ip_address(), "gpus": [str(gpu) for gpu in ray.get_gpu_ids()],
+                "device": self.device, "pid": os.getpid()}
+
+    def run(self, call: RemoteCall, *args: Any) -> Any:
+        with self._lock:
+            cancel = self._cancels[call.call_id] = threading.Event()
+            if call.call_id in self._cancelled:
+                cancel.set()
+        self._declared.update(call.models)
+        try:
+            result = execute(call, args, self.device, self.models, cancel)
+        finally:
+            with self._lock:
+                self._cancels.pop(call.call_id, None)
+                self._cancelled.discard(call.call_id)
+        report = result[-1] if isinstance(result, tuple) else result
+        report.resident = self.resident()
+        report.loads = self.models.loads
+        return result
+
+    @ray.method(concurrency_group="control")
+    def cancel(self, call_id: str) -> None:
+        """Stop a running node at its next progress point (runs beside ``run`` in its own thread)."""
+        with self._lock:
+            flag = self._cancels.get(call_id)
+            if flag is None:
+                self._cancelled.add(call_id)
+            else:
+                flag.set()
+
+    def evict(self, model: str) -> list[str]:
+        """Drop a model after a failure; returns what stays resident."""
+        self.models.evict(self.device, model)
+        return self.resident()
+
+    def resident(self) -> list[str]:
+        """Model keys resident here, plus the declared names that resolved to one of them."""
+        keys = set(self.models.devices[self.device].resident)
+        keys.update(name for name in self._declared if self.models.resident_on(name))
+        return sorted(keys)
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_models() -> ModelManager:
+    return ModelManager({"cpu": default_budget("cpu")})
+
+
+def run_cpu_node(call: RemoteCall, *args: Any) -> Any:
+    """A CPU node as a plain Ray task (cancelled by ``ray.cancel``, which interrupts it)."""
+    return execute(call, args, "cpu", _cpu_models(), threading.Event())
+
+
+class EventCollector:
+    """Events of remote nodes on their way to the driver, which long-polls ``take``."""
+
+    def __init__(self) -> None:
+        self._events: list[tuple[str, int, str, dict[str, Any]]] = []
+        self._ready = asyncio.Event()
+
+    async def push(self, call_id: str, number: int, kind: str, fields: dict[str, Any]) -> None:
+        self._events.append((call_id, number, kind, fields))
+        self._ready.set()
+
+    async def take(self, timeout: float) -> list[tuple[str, int, str, dict[str, Any]]]:
+        if not self._events:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+        self._ready.clear()
+        events, self._events = self._events, []
+        return events
