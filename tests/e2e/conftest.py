@@ -2,6 +2,7 @@
 Chromium driven headless by Playwright (the system binary; never a downloaded browser).
 
 Without Chromium the tests are skipped with that reason; with ``NODEFORGE_E2E_REQUIRED=1`` (CI) they fail instead.
+``NODEFORGE_CHROMIUM`` names another Chromium binary.
 Screenshots of each step go to ``test-output/e2e/<test>/``.
 """
 
@@ -38,7 +39,11 @@ def _unavailable(reason: str) -> None:
 
 
 def chromium_path() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+    """Debian's Chromium (or the binary NODEFORGE_CHROMIUM names), when it is installed."""
+    chosen = os.environ.get("NODEFORGE_CHROMIUM")
+    candidates = (chosen,) if chosen else ("/usr/bin/chromium", shutil.which("chromium"),
+                                           shutil.which("chromium-browser"))
+    for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None

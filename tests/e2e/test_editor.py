@@ -64,14 +64,21 @@ def document(page: Any) -> dict[str, Any]:
     return page.evaluate("editor.library.document()")
 
 
-def import_json(page: Any, graph: dict[str, Any], name: str = "graph.json") -> None:
+def import_json(page: Any, graph: dict[str, Any], name: str = "graph.json", discard: bool = False) -> None:
+    """Import a graph file through the Import button's file input (answering the unsaved-changes question)."""
     page.set_input_files("#import-file", files=[{"name": name, "mimeType": "application/json",
                                                  "buffer": json.dumps(graph).encode()}])
-    page.wait_for_function("() => editor.canvas.nodes().length > 0")
+    if discard:
+        page.get_by_role("button", name="Discard changes").click()
+    page.wait_for_function("nodes => Object.keys(nodes).every(id => editor.canvas.findNode(id))", arg=graph["nodes"])
 
 
-def run_and_wait(page: Any) -> str:
-    page.click("#run-button")
+def run_and_wait(page: Any, keyboard: bool = False) -> str:
+    """Run with the button (or Ctrl+Enter) and wait until the run has finished and its outputs are shown."""
+    if keyboard:
+        page.keyboard.press("Control+Enter")
+    else:
+        page.click("#run-button")
     page.wait_for_function("() => ['succeeded', 'failed', 'cancelled'].includes("
                            "document.querySelector('#run-status').dataset.kind)", timeout=RUN_TIMEOUT_MS)
     page.wait_for_selector("#outputs .output-head")
@@ -182,7 +189,8 @@ def test_run_a_text_graph_with_streamed_llm_text(editor: Any, shot: Shots) -> No
         "outputs": {"story": {"from": "llm.text"}, "prompt": {"from": "prompt.text"}}}, "story.json")
     page.fill("#run-inputs [data-name='subject'] textarea", "an owl")
     shot(page, "imported with its input")
-    assert run_and_wait(page) == "succeeded"
+    page.click("#graph-canvas", position={"x": 600, "y": 700})
+    assert run_and_wait(page, keyboard=True) == "succeeded"
     assert page.inner_text("[data-output='prompt'] .output-text") == "Tell me about an owl."
     story = page.inner_text("[data-output='story'] .output-text")
     assert story.strip()
@@ -236,7 +244,8 @@ def test_a_failing_node_shows_its_error_and_issues_show_on_nodes(editor: Any, sh
     shot(page, "the failed node carries its error")
 
     import_json(page, {"nodes": {
-        "img": {"type": "image.generate", "inputs": {"prompt": "x", "model": "tiny/sd", "width": 65}}}}, "bad.json")
+        "img": {"type": "image.generate", "inputs": {"prompt": "x", "model": "tiny/sd", "width": 65}}}},
+        "bad.json", discard=True)
     page.click("#run-button")
     page.wait_for_selector("#issues li")
     issues = page.evaluate("editor.canvas.issuesOf('img')")

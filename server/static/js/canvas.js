@@ -5,6 +5,9 @@
 import {
   LGraph, LGraphBadge, LGraphCanvas, LGraphNode, LiteGraph, RenderShape,
 } from "../node_modules/@comfyorg/litegraph/dist/litegraph.es.js";
+import { decimals, formatTyped, isReference, looksLikeBinding, parseTyped, refOf, unwrapValue } from "./bindings.js";
+import { drawNotes } from "./drawing.js";
+import { layoutColumns, placeInColumns } from "./layout.js";
 import { initialValue, inputSpec, inputSpecs, modelChoices, outputSpecs, prose } from "./schema.js";
 import { ANY, colourOf, GRAPH_INPUT_TYPES, linkAllowed, listItem, refusal } from "./types.js";
 
@@ -398,7 +401,8 @@ export class GraphCanvas {
     const entry = this.entries.get(type);
     if (!entry) throw new Error(`unknown node type ${type}`);
     const node = LiteGraph.createNode(`${entry.category}/${entry.type}`);
-    node.nf.id = id ?? this.uniqueId(type.split(".")[1]);
+    const [family, name] = type.split(".");
+    node.nf.id = id ?? this.uniqueId(name === "value" ? family : name);
     node.title = node.nf.id;
     node.pos = pos ?? this.freeSpot();
     this.graph.add(node);
@@ -563,19 +567,21 @@ export class GraphCanvas {
       this.graph.clear();
       const ui = document.ui ?? {};
       const positions = ui.positions ?? {};
-      const layout = autoLayout(document);
+      const unplaced = new Map();
       const nodes = document.nodes ?? {};
       for (const [name, decl] of Object.entries(document.inputs ?? {})) {
-        const node = this.addGraphInput(name, decl.type ?? "text", ui.inputs?.[name] ?? layout.get(`input:${name}`));
+        const node = this.addGraphInput(name, decl.type ?? "text", ui.inputs?.[name] ?? [0, 0]);
+        if (!ui.inputs?.[name]) unplaced.set(`input:${name}`, node);
         const required = decl.default === undefined || decl.default === null;
         widgetOf(node, "required").value = required;
         widgetOf(node, "default").value = required ? "" : formatTyped(decl.default);
         widgetOf(node, "description").value = decl.description ?? "";
       }
       for (const [id, doc] of Object.entries(nodes)) {
-        const at = positions[id] ?? layout.get(id);
+        const at = positions[id] ?? [0, 0];
         if (!this.entries.has(doc?.type)) {
-          this.addUnknown(id, doc, at);
+          const unknown = this.addUnknown(id, doc, at);
+          if (!positions[id]) unplaced.set(id, unknown);
           continue;
         }
         const node = LiteGraph.createNode(`${this.entries.get(doc.type).category}/${doc.type}`);
@@ -584,6 +590,7 @@ export class GraphCanvas {
         node.title = id;
         node.pos = at;
         this.graph.add(node);
+        if (!positions[id]) unplaced.set(id, node);
         const given = doc.inputs ?? {};
         if (node.nf.entry.extra_inputs && !node.nf.entry.dynamic_ports) {
           for (const name of Object.keys(given)) if (!node.nf.specs.has(name)) this.addExtraInput(node, name);
@@ -598,7 +605,8 @@ export class GraphCanvas {
         }
       }
       for (const [name, decl] of Object.entries(document.outputs ?? {})) {
-        const node = this.addGraphOutput(name, ui.outputs?.[name] ?? layout.get(`output:${name}`));
+        const node = this.addGraphOutput(name, ui.outputs?.[name] ?? [0, 0]);
+        if (!ui.outputs?.[name]) unplaced.set(`output:${name}`, node);
         widgetOf(node, "description").value = decl.description ?? "";
       }
       this.loadLinks(document);
@@ -609,6 +617,13 @@ export class GraphCanvas {
         }
       }
       for (const node of this.nodes()) arrange(node);
+      if (unplaced.size) {
+        const columns = layoutColumns(document);
+        const boxes = [...unplaced].map(([key, node]) => ({ key, column: columns.get(key) ?? 0,
+                                                             width: node.size[0], height: node.size[1] }));
+        const places = placeInColumns(boxes, LiteGraph.NODE_TITLE_HEIGHT);
+        for (const [key, node] of unplaced) node.pos = places.get(key);
+      }
       if (ui.view?.offset && typeof ui.view.scale === "number") {
         this.canvas.ds.offset = ui.view.offset;
         this.canvas.ds.scale = ui.view.scale;
@@ -630,6 +645,7 @@ export class GraphCanvas {
     node.pos = at;
     node.onDrawForeground = (ctx) => this.drawNodeState(node, ctx);
     this.graph.add(node);
+    return node;
   }
 
   setLiteral(node, spec, value) {
@@ -882,7 +898,6 @@ export class GraphCanvas {
           widget.label = `⚠ ${issue.input}`;
         }
       }
-      node.has_errors = true;
     }
     this.canvas.setDirty(true, true);
     return rest;
@@ -892,7 +907,6 @@ export class GraphCanvas {
     for (const node of this.nodes()) {
       if (!node.nf || node.nf.kind === "unknown") continue;
       node.nf.issues = [];
-      node.has_errors = false;
       for (const slot of node.inputs ?? []) slot.hasErrors = false;
       for (const widget of node.widgets ?? []) {
         if (widget.nf_label !== undefined) {
@@ -1114,119 +1128,3 @@ function moveInput(node, from, to) {
   node._setConcreteSlots?.();
 }
 
-function decimals(step) {
-  const text = String(step);
-  return text.includes(".") ? text.split(".")[1].length : 0;
-}
-
-function isReference(value) {
-  return value !== null && typeof value === "object" && !Array.isArray(value)
-    && Object.keys(value).length === 1 && ("from" in value || "input" in value);
-}
-
-function looksLikeBinding(value) {
-  return value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 1
-    && ("from" in value || "input" in value || "value" in value);
-}
-
-function unwrapValue(value) {
-  return value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 1
-    && "value" in value ? value.value : value;
-}
-
-function refOf(link) {
-  return "input" in link ? { input: link.input } : { from: link.from };
-}
-
-/** A graph input's default typed as text in the editor, as the document holds it. */
-function parseTyped(type, text) {
-  const trimmed = text.trim();
-  switch (type) {
-    case "int": return trimmed === "" ? null : Number.parseInt(trimmed, 10);
-    case "float": return trimmed === "" ? null : Number.parseFloat(trimmed);
-    case "bool": return ["true", "yes", "1", "on"].includes(trimmed.toLowerCase());
-    case "json":
-      try {
-        return trimmed === "" ? null : JSON.parse(trimmed);
-      } catch {
-        return trimmed;
-      }
-    case "text": return text;
-    default: return trimmed === "" ? null : trimmed;
-  }
-}
-
-function formatTyped(value) {
-  return typeof value === "string" ? value : JSON.stringify(value);
-}
-
-/** Columns by depth (graph inputs first, outputs last) for documents without positions. */
-function autoLayout(document) {
-  const nodes = document.nodes ?? {};
-  const depth = new Map();
-  const refsOf = (doc) => JSON.stringify(doc?.inputs ?? {}).match(/"from":"([A-Za-z_][A-Za-z0-9_-]*)\./g) ?? [];
-  const visit = (id, seen = new Set()) => {
-    if (depth.has(id)) return depth.get(id);
-    if (seen.has(id) || !(id in nodes)) return 0;
-    seen.add(id);
-    const ups = refsOf(nodes[id]).map((ref) => ref.slice(8, -1));
-    const d = ups.length ? 1 + Math.max(...ups.map((up) => visit(up, seen))) : 0;
-    depth.set(id, d);
-    return d;
-  };
-  Object.keys(nodes).forEach((id) => visit(id));
-  const columns = new Map();
-  const place = new Map();
-  const put = (key, column) => {
-    const row = columns.get(column) ?? 0;
-    columns.set(column, row + 1);
-    place.set(key, [80 + (column + 1) * 340, 80 + row * 300]);
-  };
-  Object.keys(document.inputs ?? {}).forEach((name) => put(`input:${name}`, -1));
-  Object.keys(nodes).forEach((id) => put(id, depth.get(id) ?? 0));
-  const last = Math.max(0, ...depth.values()) + 1;
-  Object.keys(document.outputs ?? {}).forEach((name) => put(`output:${name}`, last));
-  return place;
-}
-
-/** Wrapped notes under a node (errors, issues, streamed text): at most a few lines each. */
-function drawNotes(ctx, notes, width, top) {
-  ctx.save();
-  ctx.font = "12px system-ui, sans-serif";
-  const lines = [];
-  for (const note of notes) {
-    const wrapped = wrap(ctx, note.text, width - 16);
-    const kept = note.tail ? wrapped.slice(-8) : wrapped.slice(0, 6);
-    if (!note.tail && wrapped.length > kept.length) kept[kept.length - 1] += " …";
-    for (const line of kept) lines.push({ line, colour: note.colour });
-  }
-  const height = lines.length * 16 + 10;
-  ctx.fillStyle = "rgba(12, 14, 17, 0.92)";
-  ctx.strokeStyle = "#3a3f48";
-  ctx.beginPath();
-  ctx.roundRect(0, top, width, height, 6);
-  ctx.fill();
-  ctx.stroke();
-  lines.forEach(({ line, colour }, i) => {
-    ctx.fillStyle = colour;
-    ctx.fillText(line, 8, top + 18 + i * 16);
-  });
-  ctx.restore();
-}
-
-function wrap(ctx, text, width) {
-  const lines = [];
-  for (const paragraph of String(text).split("\n")) {
-    let line = "";
-    for (const word of paragraph.split(/(\s+)/)) {
-      if (ctx.measureText(line + word).width > width && line) {
-        lines.push(line.trimEnd());
-        line = word.trimStart();
-      } else {
-        line += word;
-      }
-    }
-    lines.push(line);
-  }
-  return lines;
-}

@@ -226,6 +226,7 @@ export class Runs {
 
   setStatus(text, kind) {
     this.statusLine.textContent = text;
+    this.statusLine.title = text;
     this.statusLine.dataset.kind = kind ?? "";
   }
 
