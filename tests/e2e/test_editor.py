@@ -302,3 +302,75 @@ def test_the_token_is_asked_once_per_tab(open_editor: Callable[..., Any], tmp_pa
         shot(page, "ready without asking again")
     finally:
         stop_server(guarded)
+
+
+def pick_from_menu(page: Any, node: str, widget: str, entry: str) -> None:
+    spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", [node, widget])
+    page.mouse.click(spot["x"], spot["y"])
+    page.locator(".litecontextmenu .litemenu-entry", has_text=entry).first.click()
+
+
+def test_widgets_follow_each_inputs_schema(editor: Any, shot: Shots) -> None:
+    page = editor
+    page.fill("#palette-search", "denoising steps")
+    assert page.locator(".palette-item").count() >= 1
+    page.fill("#palette-search", "diffusion")
+    types = page.eval_on_selector_all(".palette-item", "items => items.map(item => item.dataset.type)")
+    assert "image.generate" in types and "llm.generate" not in types
+    shot(page, "palette searched by description")
+    page.fill("#palette-search", "")
+    painter = add_node(page, "image.generate", 760, 160)
+
+    spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", [painter, "model"])
+    page.mouse.click(spot["x"], spot["y"])
+    entries = page.eval_on_selector_all(".litecontextmenu .litemenu-entry", "items => items.map(i => i.textContent)")
+    assert "tiny/sd" in entries and "sd-turbo" in entries and "tiny/llm" not in entries
+    shot(page, "model picker lists image models")
+    page.locator(".litecontextmenu .litemenu-entry", has_text="tiny/sd").first.click()
+    pick_from_menu(page, painter, "model", "other…")
+    page.fill(".dialog input", "my-org/my-model")
+    page.press(".dialog input", "Enter")
+    pick_from_menu(page, painter, "scheduler", "euler_a")
+    type_into_widget(page, painter, "steps", "3")
+    type_into_widget(page, painter, "guidance_scale", "1.5")
+
+    toggle = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", [painter, "seed:random"])
+    page.mouse.click(toggle["x"], toggle["y"])
+    assert document(page)["nodes"][painter]["inputs"]["seed"] == -1
+    dice = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", [painter, "seed:new"])
+    page.mouse.click(dice["x"], dice["y"])
+    seed = document(page)["nodes"][painter]["inputs"]["seed"]
+    assert isinstance(seed, int) and seed >= 0
+
+    loras = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", [painter, "loras"])
+    page.mouse.click(loras["x"], loras["y"])
+    page.get_by_role("button", name="+ Add a LoRA").click()
+    page.fill(".lora-model", "styles/ink.safetensors")
+    page.fill(".lora-weight", "0.8")
+    shot(page, "LoRA list")
+    page.get_by_role("button", name="OK").click()
+
+    page.click("#add-input-button")
+    page.fill(".dialog input", "subject")
+    page.select_option(".dialog select", "text")
+    page.press(".dialog input", "Enter")
+    drag(page, page.evaluate("editor.canvas.titlePosition('subject')"), {"x": 420, "y": 160})
+    drag(page, socket_at(page, "subject", "out", "value"), socket_at(page, painter, "in", "prompt"))
+    page.wait_for_selector("#run-inputs [data-name='subject']", state="attached")
+
+    title = page.evaluate("id => editor.canvas.titlePosition(id)", painter)
+    page.mouse.dblclick(title["x"], title["y"])
+    page.fill(".dialog input", "painter")
+    page.press(".dialog input", "Enter")
+    shot(page, "widgets set")
+
+    built = document(page)
+    assert painter not in built["nodes"]
+    assert built["inputs"] == {"subject": {"type": "text", "default": ""}}
+    inputs = built["nodes"]["painter"]["inputs"]
+    assert inputs["prompt"] == {"input": "subject"}
+    assert inputs["model"] == "my-org/my-model"
+    assert inputs["scheduler"] == "euler_a"
+    assert inputs["steps"] == 3 and inputs["guidance_scale"] == 1.5
+    assert inputs["loras"] == [{"model": "styles/ink.safetensors", "weight": 0.8}]
+    assert "width" not in inputs

@@ -870,6 +870,13 @@ export class GraphCanvas {
     this.canvas.setDirty(true, false);
   }
 
+  /** Mark the input a run's error names (its socket and widget label), as validation issues are marked. */
+  flagInput(id, input) {
+    const node = this.findNode(id);
+    if (node?.nf.specs?.has(input)) flagInput(node, input);
+    this.canvas.setDirty(true, true);
+  }
+
   nodeState(id) {
     return this.findNode(id)?.nf.state ?? null;
   }
@@ -890,14 +897,7 @@ export class GraphCanvas {
         continue;
       }
       node.nf.issues.push({ input: issue.node ? issue.input : null, message: issue.message });
-      if (issue.node && issue.input) {
-        for (const slot of node.inputs ?? []) if ((slot.nf_port ?? slot.name) === issue.input) slot.hasErrors = true;
-        const widget = widgetOf(node, issue.input);
-        if (widget) {
-          widget.nf_label ??= widget.label ?? null;
-          widget.label = `⚠ ${issue.input}`;
-        }
-      }
+      if (issue.node && issue.input) flagInput(node, issue.input);
     }
     this.canvas.setDirty(true, true);
     return rest;
@@ -963,7 +963,7 @@ export class GraphCanvas {
     const notes = [];
     for (const issue of issues) notes.push({ text: issue.input ? `${issue.input}: ${issue.message}` : issue.message,
                                              colour: "#ff9a9a" });
-    if (state?.error) notes.push({ text: state.error, colour: "#ff9a9a" });
+    if (state?.error) notes.push({ text: state.error.replace(/^node '[^']*' \([^)]*\), /, ""), colour: "#ff9a9a" });
     if (state?.text) notes.push({ text: state.text, colour: "#d6e4f0", tail: true });
     if (state?.warnings) for (const warning of state.warnings) notes.push({ text: `⚠ ${warning}`, colour: "#ffd966" });
     if (notes.length) drawNotes(ctx, notes, width, height + 8);
@@ -1097,6 +1097,15 @@ function configureLibrary() {
 function arrange(node) {
   node._setConcreteSlots?.();
   node.arrange?.();
+}
+
+function flagInput(node, input) {
+  for (const slot of node.inputs ?? []) if ((slot.nf_port ?? slot.name) === input) slot.hasErrors = true;
+  const widget = widgetOf(node, input);
+  if (widget && widget.nf_label === undefined) {
+    widget.nf_label = widget.label ?? null;
+    widget.label = `⚠ ${input}`;
+  }
 }
 
 function slotLook(type) {

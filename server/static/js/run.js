@@ -157,9 +157,12 @@ export class Runs {
       case "node.finished":
         this.canvas.setNodeState(node, { status: "succeeded", seconds: event.seconds });
         break;
-      case "node.failed":
+      case "node.failed": {
         this.canvas.setNodeState(node, { status: "failed", error: event.error });
+        const input = /input '([A-Za-z_][A-Za-z0-9_]*)'/.exec(event.error ?? "")?.[1];
+        if (input) this.canvas.flagInput(node, input);
         break;
+      }
       case "node.skipped":
         this.canvas.setNodeState(node, { status: "skipped", error: event.error ?? null });
         break;
