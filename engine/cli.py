@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vram-budget", help="bytes of models and results per device: 8G, or cuda:0=8G,cuda:1=12G")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     run.add_argument("--workers", type=int, default=8, help="threads for ready nodes (default 8)")
+    run.add_argument("--backend", choices=["local", "ray"], default="local",
+                     help="where nodes run: this process (local, default) or a Ray cluster (ray: one worker per GPU; "
+                          "needs pip install 'nodeforge[ray]')")
+    run.add_argument("--address", help="with --backend ray: auto (the cluster this machine joined), HOST:PORT of its "
+                                       "head, or ray://HOST:10001; default: start a local cluster")
     common(run)
 
     validate = commands.add_parser("validate", help="check a graph and list every issue")
@@ -254,13 +259,17 @@ def parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from engine.cache import ResultCache
     from engine.datadir import resolve_data_dir
-    from engine.devices import parse_budgets, parse_devices
+    from engine.devices import parse_budgets, parse_devices, parse_size
     from engine.executor import Executor
     from engine.graph import compile_graph
     from engine.models import ModelManager
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.address and args.backend != "ray":
+        raise UsageError("--address needs --backend ray")
+    if args.backend == "ray" and args.devices != "auto":
+        raise UsageError("--devices does not apply to --backend ray: every GPU of the cluster gets a worker")
     data_dir = resolve_data_dir(args.data_dir)
     document = _load(args.graph)
     given = parse_sets(document, args.sets)
@@ -268,17 +277,24 @@ def _run(args: argparse.Namespace) -> int:
     try:
         compiled = compile_graph(document, env)
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
-        devices = parse_devices(args.devices) if accelerated or args.devices != "auto" else ["cpu"]
-        budgets = parse_budgets(args.vram_budget, devices)
+        on_ray = args.backend == "ray"
+        devices = parse_devices(args.devices) if not on_ray and (accelerated or args.devices != "auto") else ["cpu"]
+        budgets = {} if on_ray else parse_budgets(args.vram_budget, devices)
+        budget = parse_size(args.vram_budget) if on_ray and args.vram_budget else None
     except GraphValidationError as exc:
         print(f"{args.graph}: {len(exc.issues)} issue(s)", file=sys.stderr)
         _print_issues(exc.issues)
         return EXIT_FAILED
     except EngineError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        backend = _ray_backend(args.address, budget) if on_ray else None
+    except EngineError as exc:
+        print(f"nodeforge: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     cache = None if args.no_cache else ResultCache(data_dir / "cache")
-    executor = Executor(env, cache, workers=args.workers, devices=devices, data_dir=data_dir,
-                        models=ModelManager(budgets))
+    executor = Executor(env, cache, workers=args.workers, devices=None if backend else devices, data_dir=data_dir,
+                        models=None if backend else ModelManager(budgets), backend=backend)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     import uuid
@@ -298,12 +314,23 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         if cache is not None:
             cache.close()
+        if backend is not None:
+            backend.close()
     record = result.record
     if args.json:
         print(json.dumps(record.to_json(), ensure_ascii=False))
     else:
         print_summary(record)
     return {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
+
+
+def _ray_backend(address: str | None, budget: int | None) -> Any:
+    """The Ray backend, connected (``address``) or on a new local cluster; its workers are up when it returns."""
+    from engine.ray_backend import RayBackend
+
+    print(f"nodeforge: connecting to Ray ({address or 'a new local cluster'}) and starting device workers",
+          file=sys.stderr, flush=True)
+    return RayBackend(address, budget=budget)
 
 
 def execute_with_progress(executor: Any, compiled: Any, given: dict[str, Any], run_id: str, cancel: threading.Event,

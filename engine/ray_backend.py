@@ -65,6 +65,7 @@ class _Worker:
     """A started DeviceWorker: its device name in the cluster, its actor and what the driver knows it holds."""
 
     name: str
+    actor: str
     handle: Any
     node_id: str
     pid: int
@@ -74,6 +75,7 @@ class _Worker:
 
 @dataclass
 class _Starting:
+    actor: str
     handle: Any
     ready: Any
     node_id: str
@@ -173,7 +175,7 @@ class RayBackend:
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             _connect(ray, address, namespace, init_options or {})
-        self.namespace = namespace
+        self.namespace = ray.get_runtime_context().namespace or namespace
         self.budget = budget
         self.start_timeout = start_timeout
         self.load_times: dict[str, float] = {}
@@ -210,8 +212,11 @@ class RayBackend:
         return sorted(self._workers)
 
     def refresh(self) -> list[str]:
-        """Poll the cluster: start a worker for every GPU that has none (one per machine on a cluster without
-        GPUs), forget workers that died or whose machine left. Blocks only for workers started by this call."""
+        """Poll the cluster: make sure every GPU has its worker (one per machine on a cluster without GPUs) and
+        forget workers that died or whose machine left. Blocks only for workers this call had to start.
+
+        Workers are named actors (one name per machine and GPU slot), so every driver of the cluster in the same
+        namespace shares them and the models they hold."""
         ray = self._ray
         with self._lock:
             alive = {node["NodeID"]: node for node in ray.nodes() if node.get("Alive")}
@@ -219,27 +224,29 @@ class RayBackend:
                 if worker.node_id not in alive:
                     del self._workers[name]
             gpus = {node_id: int(node.get("Resources", {}).get("GPU", 0)) for node_id, node in alive.items()}
+            known = {worker.actor for worker in self._workers.values()}
+            known |= {starting.actor for starting in self._starting}
             fresh = []
             for node_id in alive:
-                wanted = gpus[node_id] if any(gpus.values()) else 1
-                have = sum(worker.node_id == node_id for worker in self._workers.values())
-                have += sum(starting.node_id == node_id for starting in self._starting)
-                for _ in range(wanted - have):
-                    fresh.append(self._start_worker(node_id, gpu=gpus[node_id] > 0))
+                for slot in range(gpus[node_id] if any(gpus.values()) else 1):
+                    actor = f"nodeforge-device-{node_id[:12]}-{slot}"
+                    if actor not in known:
+                        fresh.append(self._start_worker(actor, node_id, gpu=gpus[node_id] > 0))
             self._collect(fresh)
             if not self._workers:
-                raise EngineError(f"no Ray worker could start within {self.start_timeout:.0f} s (are the "
-                                  "cluster's GPUs held by another driver?)")
+                raise EngineError(f"no Ray device worker started within {self.start_timeout:.0f} s (are the "
+                                  "cluster's GPUs held by another program?)")
             self.down = frozenset()
             return self.devices
 
-    def _start_worker(self, node_id: str, *, gpu: bool) -> _Starting:
+    def _start_worker(self, actor: str, node_id: str, *, gpu: bool) -> _Starting:
+        """Create the named worker of one GPU slot of a machine, or join it when another driver already has."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         handle = self._worker_class.options(
-            num_gpus=1 if gpu else 0, num_cpus=0,
+            name=actor, namespace=self.namespace, get_if_exists=True, num_gpus=1 if gpu else 0, num_cpus=0,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)).remote(self.budget)
-        starting = _Starting(handle, handle.describe.remote(), node_id, gpu)
+        starting = _Starting(actor, handle, handle.describe.remote(), node_id, gpu)
         self._starting.append(starting)
         return starting
 
@@ -249,8 +256,7 @@ class RayBackend:
         if fresh:
             ray.wait([starting.ready for starting in fresh], num_returns=len(fresh), timeout=self.start_timeout)
         refs = [starting.ready for starting in self._starting]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
-        done = set(ready)
+        done = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) if refs else set()
         for starting in [starting for starting in self._starting if starting.ready in done]:
             self._starting.remove(starting)
             try:
@@ -264,7 +270,8 @@ class RayBackend:
                 if name not in self._workers:
                     break
                 name = f"{base}#{number}"
-            self._workers[name] = _Worker(name, starting.handle, starting.node_id, info["pid"])
+            self._workers[name] = _Worker(name, starting.actor, starting.handle, starting.node_id, info["pid"],
+                                          set(info["resident"]), info["loads"])
 
     def resident_on(self, model: str) -> list[str]:
         return [name for name, worker in tuple(self._workers.items()) if model in worker.resident]
@@ -446,17 +453,16 @@ class RayBackend:
             listening.delivered += 1
 
     def close(self) -> None:
-        """Stop the workers this backend started and, when it started Ray, Ray itself."""
+        """Stop this driver's event collector and, when this backend started Ray, Ray itself (with every worker).
+        On a cluster the device workers stay up for the other drivers of this process and namespace; they end
+        with the process that created them."""
         ray = self._ray
         self._closed.set()
         with self._lock:
-            handles = [worker.handle for worker in self._workers.values()]
-            handles += [starting.handle for starting in self._starting]
             self._workers.clear()
             self._starting.clear()
-        for handle in [*handles, self._collector]:
-            with contextlib.suppress(Exception):
-                ray.kill(handle)
+        with contextlib.suppress(Exception):
+            ray.kill(self._collector)
         self._drainer.join(timeout=5)
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()

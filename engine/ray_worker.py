@@ -235,7 +235,7 @@ class DeviceWorker:
     def describe(self) -> dict[str, Any]:
         """Where this worker runs: the node's address, the GPU ids Ray gave it, the torch device, the process."""
         return {"ip": ray.util.get_node_ip_address(), "gpus": [str(gpu) for gpu in ray.get_gpu_ids()],
-                "device": self.device, "pid": os.getpid()}
+                "device": self.device, "pid": os.getpid(), "resident": self.resident(), "loads": self.models.loads}
 
     def run(self, call: RemoteCall, *args: Any) -> Any:
         with self._lock:
