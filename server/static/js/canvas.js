@@ -103,12 +103,16 @@ export class GraphCanvas {
     this.canvas.setDirty(true, true);
   }
 
-  setModels(models) {
-    this.models = models;
+  /** The choices a model picker offers: the registry's models of its kinds, its current value, "other…". */
+  refreshChoices(widget) {
+    widget.options.values = [...modelChoices(widget.nf_models, this.models, widget.value), OTHER_MODEL];
   }
 
   setGraphNames(names) {
     this.graphNames = names;
+    for (const node of this.nodes()) {
+      for (const widget of node.widgets ?? []) if (widget.nf_graphs) widget.options.values = names;
+    }
   }
 
   // ------------------------------------------------------------------------------------------------ node set-up
@@ -224,23 +228,31 @@ export class GraphCanvas {
             .then((text) => {
               if (text === null) return;
               widget.value = text.trim();
+              widget.nf_previous = widget.value;
+              this.refreshChoices(widget);
               changed();
               node.setDirtyCanvas(true, true);
             });
-        }, { values: () => [...modelChoices(spec, this.models, widget.value), OTHER_MODEL] });
+        }, { values: [] });
+        widget.nf_models = spec;
         const remember = widget.callback;
         widget.callback = (v, ...rest) => {
           remember(v, ...rest);
           if (v !== OTHER_MODEL) widget.nf_previous = widget.value;
+          this.refreshChoices(widget);
         };
         widget.nf_previous = value;
+        this.refreshChoices(widget);
         return widget;
       }
-      case "graph":
-        return node.addWidget("combo", spec.name, value, () => {
+      case "graph": {
+        const widget = node.addWidget("combo", spec.name, value, () => {
           changed();
           this.refreshCallPorts(node);
-        }, { values: () => this.graphNames });
+        }, { values: this.graphNames });
+        widget.nf_graphs = true;
+        return widget;
+      }
       case "loras": {
         const widget = node.addWidget("button", spec.name, [], () => {
           this.hooks.editLoras(widget.nf_value ?? []).then((loras) => {
@@ -638,8 +650,8 @@ export class GraphCanvas {
 
   addUnknown(id, doc, at) {
     const node = LiteGraph.createNode(UNKNOWN_TYPE);
-    node.nf = { kind: "unknown", id, raw: doc, state: null,
-                issues: [{ input: null, message: `unknown node type '${doc?.type}' (kept as written)` }] };
+    node.nf = { kind: "unknown", id, raw: doc, state: null, issues: [],
+                note: `unknown node type '${doc?.type}': kept as written` };
     node.title = id;
     node.color = "#5c2b2b";
     node.pos = at;
@@ -669,7 +681,10 @@ export class GraphCanvas {
     else if (spec.kind === "json") widget.value = JSON.stringify(unwrapValue(value), null, 0);
     else if (spec.kind === "text" && typeof value !== "string") widget.value = JSON.stringify(value);
     else widget.value = value;
-    if (spec.kind === "model") widget.nf_previous = value;
+    if (spec.kind === "model") {
+      widget.nf_previous = value;
+      this.refreshChoices(widget);
+    }
   }
 
   loadLinks(document) {
@@ -905,7 +920,7 @@ export class GraphCanvas {
 
   clearIssues() {
     for (const node of this.nodes()) {
-      if (!node.nf || node.nf.kind === "unknown") continue;
+      if (!node.nf) continue;
       node.nf.issues = [];
       for (const slot of node.inputs ?? []) slot.hasErrors = false;
       for (const widget of node.widgets ?? []) {
@@ -927,7 +942,7 @@ export class GraphCanvas {
     const issues = node.nf.issues ?? [];
     const [width, height] = node.size;
     const title = LiteGraph.NODE_TITLE_HEIGHT;
-    const colour = issues.length ? STATUS_COLOURS.failed : STATUS_COLOURS[state?.status];
+    const colour = issues.length || node.nf.note ? STATUS_COLOURS.failed : STATUS_COLOURS[state?.status];
     if (colour) {
       ctx.save();
       ctx.strokeStyle = colour;
@@ -960,7 +975,7 @@ export class GraphCanvas {
       ctx.fillStyle = STATUS_COLOURS.running;
       ctx.fillRect(0, height - 5, width * fraction, 5);
     }
-    const notes = [];
+    const notes = node.nf.note && !issues.length ? [{ text: node.nf.note, colour: "#ff9a9a" }] : [];
     for (const issue of issues) notes.push({ text: issue.input ? `${issue.input}: ${issue.message}` : issue.message,
                                              colour: "#ff9a9a" });
     if (state?.error) notes.push({ text: state.error.replace(/^node '[^']*' \([^)]*\), /, ""), colour: "#ff9a9a" });

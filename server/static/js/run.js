@@ -204,10 +204,13 @@ export class Runs {
     }
     if (run) run.status = view.status;
     for (const [id, state] of Object.entries(view.nodes)) {
-      if (state.status === "failed") this.canvas.setNodeState(id, { status: "failed", error: state.error });
+      if (["failed", "cancelled", "skipped"].includes(state.status)) {
+        this.canvas.setNodeState(id, { status: state.status, error: state.error });
+      }
     }
     for (const node of Object.keys(run?.document?.nodes ?? {})) {
-      if (this.canvas.nodeState(node)?.status === "queued") this.canvas.setNodeState(node, null);
+      const shown = this.canvas.nodeState(node)?.status;
+      if (shown === "queued" || (shown === "running" && !(node in view.nodes))) this.canvas.setNodeState(node, null);
     }
     const summary = view.error ? `${view.status}: ${view.error}` : view.status;
     this.setStatus(`run ${runId}: ${summary}`, view.status);
