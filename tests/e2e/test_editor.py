@@ -300,6 +300,12 @@ def test_the_token_is_asked_once_per_tab(open_editor: Callable[..., Any], tmp_pa
         assert page.locator(".dialog").count() == 0
         assert page.locator(".palette-item").count() > 10
         shot(page, "ready without asking again")
+        page.click("#open-button")
+        page.click(".graph-row[data-name='hello']")
+        page.wait_for_function("() => document.querySelector('#graph-name').textContent === 'hello'")
+        assert run_and_wait(page) == "succeeded"
+        assert page.inner_text("[data-output='message'] .output-text") == "Hello, Ada! See you soon."
+        shot(page, "ran with the token, events included")
     finally:
         stop_server(guarded)
 
@@ -374,3 +380,15 @@ def test_widgets_follow_each_inputs_schema(editor: Any, shot: Shots) -> None:
     assert inputs["steps"] == 3 and inputs["guidance_scale"] == 1.5
     assert inputs["loras"] == [{"model": "styles/ink.safetensors", "weight": 0.8}]
     assert "width" not in inputs
+
+
+def test_the_page_links_by_the_engines_type_rules(editor: Any) -> None:
+    from engine.types import GRAPH_INPUT_TYPES, is_assignable
+
+    types = [*GRAPH_INPUT_TYPES, *(f"list[{item}]" for item in GRAPH_INPUT_TYPES)]
+    verdicts = editor.evaluate("""async (types) => {
+        const { isAssignable } = await import('/static/js/types.js');
+        return types.map(source => types.map(target => isAssignable(source, target)));
+    }""", types)
+    expected = [[is_assignable(source, target) for target in types] for source in types]
+    assert verdicts == expected

@@ -33,7 +33,7 @@ export class Api {
         init.headers["Content-Type"] = "application/json";
       }
       const response = await fetch(path, init);
-      if (response.status === 401 && attempt === 0 && (await this.renewToken())) continue;
+      if (response.status === 401 && attempt < 3 && (await this.renewToken())) continue;
       if (raw && response.ok) return response;
       if (response.status === 204) return null;
       const text = await response.text();
