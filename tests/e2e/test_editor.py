@@ -142,6 +142,9 @@ def test_build_with_the_mouse_save_reload_and_open_again(editor: Any, server: Se
     assert run_and_wait(page) == "succeeded"
     assert page.inner_text("[data-output='greeting'] .output-text") == "Hello, world!"
     shot(page, "ran")
+    assert run_and_wait(page) == "succeeded"
+    assert page.evaluate(f"editor.canvas.nodeState('{template}').status") == "cached"
+    shot(page, "ran again from the cache")
 
 
 def test_link_rules_on_the_canvas(editor: Any, shot: Shots) -> None:

@@ -155,6 +155,10 @@ export class GraphCanvas {
     node.bgcolor = "#2a211b";
     node.addInput("value", ANY, slotLook(ANY));
     node.addWidget("text", "description", "", () => this.changed(), {});
+    node.onConnectionsChange = (kind, index, connected, link) => {
+      if (connected && link) link.type = this.graph.getNodeById(link.origin_id)?.outputs[link.origin_slot]?.type;
+      this.changed();
+    };
     node.onNodeTitleDblClick = () => this.renameNode(node);
     node.onDrawForeground = (ctx) => this.drawNodeState(node, ctx);
     node.size = [240, node.computeSize()[1]];
