@@ -118,7 +118,7 @@ export class GraphCanvas {
   // ------------------------------------------------------------------------------------------------ node set-up
   setUpNode(node, entry) {
     node.nf = { kind: "node", type: entry.type, entry, id: "", version: null, explicit: new Set(), specs: new Map(),
-                extras: [], state: null, issues: [], listLiterals: {} };
+                extras: [], state: null, issues: [], listLiterals: {}, strays: {} };
     node.title = entry.type;
     node.color = "#2b2f36";
     node.bgcolor = "#1e2126";
@@ -517,8 +517,9 @@ export class GraphCanvas {
     return decl;
   }
 
+  /** A node as the document writes it; inputs its type does not know are kept as they were, for validation. */
   nodeDoc(node) {
-    const inputs = {};
+    const inputs = { ...node.nf.strays };
     for (const spec of node.nf.specs.values()) {
       const binding = this.bindingOf(node, spec);
       if (binding !== undefined) inputs[spec.name] = binding;
@@ -617,7 +618,8 @@ export class GraphCanvas {
         }
         for (const [name, value] of Object.entries(given)) {
           const spec = node.nf.specs.get(name);
-          if (spec && !isReference(value)) this.setLiteral(node, spec, value);
+          if (!spec) node.nf.strays[name] = value;
+          else if (!isReference(value)) this.setLiteral(node, spec, value);
         }
       }
       for (const [name, decl] of Object.entries(document.outputs ?? {})) {
@@ -735,12 +737,6 @@ export class GraphCanvas {
     if (slot >= 0) source.connect(slot, target, index);
   }
 
-  clear() {
-    this.graph.clear();
-    this.canvas.ds.reset();
-    this.canvas.setDirty(true, true);
-  }
-
   fit() {
     const nodes = this.nodes();
     if (!nodes.length) {
@@ -758,21 +754,6 @@ export class GraphCanvas {
   }
 
   // ---------------------------------------------------------------------------------- connecting (and refusing)
-  /** Connect by names (used by imports and hooks); returns null or the refusal reason. */
-  connect(fromId, output, toId, input) {
-    const source = this.findNode(fromId) ?? this.findIo("input", fromId);
-    const target = this.findNode(toId) ?? this.findIo("output", toId);
-    if (!source || !target) return "no such node";
-    const outIndex = source.nf.kind === "input" ? 0 : source.outputs.findIndex((slot) => slot.name === output);
-    const slots = target.inputs.filter((slot) => (slot.nf_port ?? slot.name) === input);
-    const slot = slots.find((s) => s.link == null) ?? slots[0];
-    if (outIndex < 0 || !slot) return "no such port";
-    const from = source.outputs[outIndex];
-    if (!linkAllowed(from.type, slot.type)) return this.reason(source, from, target, slot);
-    source.connect(outIndex, target, target.inputs.indexOf(slot));
-    return null;
-  }
-
   reason(source, from, target, slot) {
     const fromName = source.nf.kind === "input" ? `graph input '${source.nf.name}'` : `'${source.nf.id}.${from.name}'`;
     const toName = target.nf.kind === "output" ? `graph output '${target.nf.name}'`
@@ -804,7 +785,7 @@ export class GraphCanvas {
     }
   }
 
-  // --------------------------------------------------------------------------------------- naming and deleting
+  // ---------------------------------------------------------------------------------------------------- naming
   async renameNode(node) {
     const isIo = node.nf.kind === "input" || node.nf.kind === "output";
     const current = isIo ? node.nf.name : node.nf.id;
@@ -838,20 +819,6 @@ export class GraphCanvas {
     }
     this.changed();
     this.canvas.setDirty(true, true);
-  }
-
-  /** Rename by current name (used by the page's panels and tests). */
-  renameById(current, name, kind = "node") {
-    const node = kind === "node" ? this.findNode(current) : this.findIo(kind, current);
-    const problem = node ? this.nameProblem(node, name) : "no such node";
-    if (!problem) this.rename(node, name);
-    return problem;
-  }
-
-  removeNode(id) {
-    const node = this.findNode(id);
-    if (node) this.graph.remove(node);
-    this.changed();
   }
 
   nodeMenu(node, options) {
@@ -1074,11 +1041,6 @@ export class GraphCanvas {
     const [x, y] = this.canvas.ds.convertOffsetToCanvas(point);
     const box = this.element.getBoundingClientRect();
     return { x: box.left + x, y: box.top + y };
-  }
-
-  widgetValue(id, name) {
-    const node = this.findNode(id) ?? this.findIo("input", id) ?? this.findIo("output", id);
-    return widgetOf(node, name)?.value;
   }
 
   changed() {
