@@ -184,3 +184,57 @@ def test_odd_sizes_are_padded_with_a_warning(media_executor: Executor, tmp_path:
     video = read_video(Path(result.values["path"]))
     assert tuple(video.frames.shape) == (5, 3, 32, 34) and video.fps == 16 and video.audio is None
     assert any("padded to 34x32" in (e.text or "") for e in events if e.kind == "node.warning")
+
+
+@pytest.fixture(scope="module")
+def tiny_ltx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An LTX-Video pipeline folder with random weights (4x spatial and temporal VAE): the LTX family end to end."""
+    import torch
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    from nodes.models.media import t5_tokenizer
+
+    folder = tmp_path_factory.mktemp("ltx")
+    torch.manual_seed(0)
+    tokenizer = t5_tokenizer()
+    encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2,
+                                      num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                             num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32,
+                                             num_layers=1, caption_channels=32)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+        patch_size_t=1, encoder_causal=True, decoder_causal=False)
+    LTXPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=encoder, tokenizer=tokenizer,
+                transformer=transformer).save_pretrained(str(folder))
+    return folder
+
+
+def test_ltx_folder_makes_video_from_text_and_from_an_image(media_executor: Executor, tiny_ltx: Path) -> None:
+    import torch
+
+    ltx = {**SMALL, "model": str(tiny_ltx), "width": 32, "height": 32, "steps": 2}
+    graph = parse_document({"inputs": {"still": {"type": "image"}},
+                            "nodes": {"text": {"type": "video.generate", "inputs": ltx},
+                                      "picture": {"type": "video.generate",
+                                                  "inputs": {**ltx, "image": {"input": "still"}}},
+                                      "odd": {"type": "video.generate", "inputs": {**ltx, "frames": 11}}},
+                            "outputs": {"text": {"from": "text.video"}, "picture": {"from": "picture.video"},
+                                        "odd": {"from": "odd.video"}}})
+    result = media_executor.run(graph, {"still": Image(torch.rand(1, 3, 32, 32))})
+    nodes = result.record.nodes
+    assert nodes["text"].status == nodes["picture"].status == "succeeded", result.record.error
+    assert tuple(result.values["text"].frames.shape) == (9, 3, 32, 32)
+    assert tuple(result.values["picture"].frames.shape) == (9, 3, 32, 32)
+    assert nodes["odd"].status == "failed"
+    assert "input 'frames'" in nodes["odd"].error and "ltx makes 4k+1 frames" in nodes["odd"].error
