@@ -40,14 +40,10 @@ class Prepared:
 
 
 @dataclass(slots=True)
-class NodeCall:
-    """One execution of one node, as the executor hands it to a backend. ``cache`` is where the outputs are
-    stored under ``prepared.key``; None when they must not be (no key, side effects, no cache)."""
+class RunScope:
+    """What every node of one run shares, handed to the backend with each node: the run's events, its
+    cancellation, the graph environment, the data dir, the cache results are stored in, and nested graphs."""
 
-    node: CompiledNode
-    prepared: Prepared
-    device: str
-    values: dict[str, Any]
     emitter: EventEmitter
     cancel: threading.Event
     env: GraphEnv
@@ -71,9 +67,11 @@ class Backend(Protocol):
     def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
         """The cache the executor should consult (a backend may keep its memory tier elsewhere)."""
 
-    def invoke(self, call: NodeCall) -> dict[str, Any]:
-        """Run the node on ``call.device``; its outputs by name. Raises what the node raised (RunCancelled when
-        cancelled, a DeviceError when the device failed under it)."""
+    def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
+               scope: RunScope) -> dict[str, Any]:
+        """Run the node on ``device`` with its input ``values``; its outputs by name, stored in ``scope.cache``
+        under ``prepared.key`` when it is cacheable. Raises what the node raised (RunCancelled when cancelled, a
+        DeviceError when the device failed under it)."""
 
     def evict(self, device: str, model: str, emitter: EventEmitter | None) -> None:
         """Drop a model from a device after a failure left it in an unknown state."""
@@ -97,21 +95,23 @@ class LocalBackend:
     def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
         return cache
 
-    def invoke(self, call: NodeCall) -> dict[str, Any]:
-        node, prepared, device = call.node, call.prepared, call.device
-        models = NodeModels(self.models, device, call.emitter, node.id, prepared.models)
-        ctx = NodeContext(node_id=node.id, node_type=node.spec.type, device=device, emitter=call.emitter,
-                          cancel=call.cancel, env=call.env, data_dir=call.data_dir, materials=prepared.materials,
-                          literals=prepared.literals, call_graph=call.call_graph, models=models)
+    def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
+               scope: RunScope) -> dict[str, Any]:
+        """Run the node on the calling thread; cached results produced on an accelerator count against that
+        device's ledger until parked in RAM."""
+        spec = node.spec
+        models = NodeModels(self.models, device, scope.emitter, node.id, prepared.models)
+        ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=scope.emitter,
+                          cancel=scope.cancel, env=scope.env, data_dir=scope.data_dir, materials=prepared.materials,
+                          literals=prepared.literals, call_graph=scope.call_graph, models=models)
         try:
-            outputs = run_node(node.spec, node.id, call.values, ctx, node.ports.inputs, node.ports.outputs)
+            outputs = run_node(spec, node.id, values, ctx, node.ports.inputs, node.ports.outputs)
         finally:
             models.release_all()
-        cache = call.cache
-        if cache is not None and prepared.key is not None:
-            key = prepared.key
+        key, cache = prepared.key, scope.cache
+        if key is not None and not spec.cls.side_effects and cache is not None:
             cache.put(key, outputs)
-            if node.spec.cls.accelerator:
+            if spec.cls.accelerator:
                 self.models.hold_result(device, key, tensor_nbytes(outputs), lambda: cache.park(key, "cpu"))
         return outputs
 

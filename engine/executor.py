@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.backend import Backend, LocalBackend, NodeCall, Prepared
+from engine.backend import Backend, LocalBackend, Prepared, RunScope
 from engine.cache import ResultCache
 from engine.context import BoundValue, NodeContext
 from engine.devices import default_budget, is_device_failure
@@ -158,6 +158,7 @@ class _Run:
         self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(executor.devices),
                                 nodes={node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()})
         self.prepared: dict[str, Prepared] = {}
+        self.scope = RunScope(emitter, cancel, executor.env, executor.data_dir, executor.cache, self._call_graph)
 
     def execute(self) -> None:
         self.record.started = time.time()
@@ -454,10 +455,7 @@ class _Run:
         values = dict(prepared.literals)
         for name, binding in node.dynamic:
             values[name] = self._value(binding, values.get(name))
-        store = self.cache if prepared.key is not None and not node.spec.cls.side_effects else None
-        executor = self.executor
-        return executor.backend.invoke(NodeCall(node, prepared, device, values, self.emitter, self.cancel,
-                                                executor.env, executor.data_dir, store, self._call_graph))
+        return self.executor.backend.invoke(node, prepared, device, values, self.scope)
 
     def _value(self, binding: Binding, literal: Any) -> Any:
         if isinstance(binding, LinkBinding):

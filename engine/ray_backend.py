@@ -16,7 +16,6 @@ lost ones are taken into account at the start of each run.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.backend import LocalBackend, NodeCall
+from engine.backend import LocalBackend, Prepared, RunScope
 from engine.cache import ResultCache
 from engine.devices import default_budget
 from engine.errors import DeviceError, EngineError, RunCancelled
@@ -42,7 +41,7 @@ from engine.registry import ENTRY_POINT_GROUP, Registry
 from engine.values import value_nbytes
 
 if TYPE_CHECKING:
-    from engine.graph import GraphEnv
+    from engine.graph import CompiledNode, GraphEnv
     from engine.ray_worker import Report, WorkerRecipe
 
 RAY_MISSING = "the Ray backend needs Ray: pip install 'nodeforge[ray]' (ray==2.60.0)"
@@ -80,6 +79,17 @@ class _Starting:
     ready: Any
     node_id: str
     gpu: bool
+
+
+@dataclass(slots=True)
+class _Call:
+    """One node execution on its way through the backend."""
+
+    node: CompiledNode
+    prepared: Prepared
+    device: str
+    values: dict[str, Any]
+    scope: RunScope
 
 
 @dataclass
@@ -320,10 +330,11 @@ class RayBackend:
         return {name: _restore(value, got) for name, value in shaped.items()}
 
     # Running nodes.
-    def invoke(self, call: NodeCall) -> dict[str, Any]:
+    def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
+               scope: RunScope) -> dict[str, Any]:
         from engine.ray_worker import RemoteCall
 
-        node, prepared = call.node, call.prepared
+        call = _Call(node, prepared, device, values, scope)
         spec = node.spec
         if spec.type in self._in_driver:
             return self._run_in_driver(call)
@@ -334,19 +345,19 @@ class RayBackend:
         if spec.cls.accelerator and worker is None:
             raise DeviceError(f"{call.device} has no Ray worker any more")
         refs: list[Any] = []
-        values = {name: _swap(value, refs, _marker) for name, value in call.values.items()}
+        shipped = {name: _swap(value, refs, _marker) for name, value in values.items()}
         names = tuple(node.ports.outputs)
         extra = ({name: port.type for name, port in node.ports.inputs.items() if name not in spec.inputs}
                  if spec.cls.extra_inputs is not None else {})
-        cache = call.cache
+        cache = scope.cache if not spec.cls.side_effects else None
         disk = cache.disk_root if isinstance(cache, RefCache) else None
         call_id = f"{self._id}-{next(self._numbers)}"
-        remote = RemoteCall(call_id, call.emitter.run_id, node.id, spec.type, values, prepared.literals,
+        remote = RemoteCall(call_id, scope.emitter.run_id, node.id, spec.type, shipped, prepared.literals,
                             prepared.materials, prepared.models, names, extra,
                             prepared.key if cache is not None else None, disk,
-                            str(call.data_dir) if call.data_dir else None, self._recipe(call.env.registry),
-                            self._library(call.env), self._events_name, self.namespace)
-        listening = _Listening(call.emitter, call.device)
+                            str(scope.data_dir) if scope.data_dir else None, self._recipe(scope.env.registry),
+                            self._library(scope.env), self._events_name, self.namespace)
+        listening = _Listening(scope.emitter, device)
         with self._delivered:
             self._calls[call_id] = listening
         try:
@@ -368,10 +379,11 @@ class RayBackend:
                 self.load_times.update(report.load_times)
         return self._outcome(call, report, dict(zip(names, returned[:-1], strict=True)))
 
-    def _outcome(self, call: NodeCall, report: Report, outputs: dict[str, Any]) -> dict[str, Any]:
+    def _outcome(self, call: _Call, report: Report, outputs: dict[str, Any]) -> dict[str, Any]:
         if report.status == "ok":
-            if isinstance(call.cache, RefCache) and call.prepared.key is not None:
-                call.cache.put(call.prepared.key, outputs, report.nbytes)
+            cache, key = call.scope.cache, call.prepared.key
+            if isinstance(cache, RefCache) and key is not None and not call.node.spec.cls.side_effects:
+                cache.put(key, outputs, report.nbytes)
             return outputs
         if report.status == "driver":
             self._in_driver.add(call.node.spec.type)
@@ -383,12 +395,12 @@ class RayBackend:
             raise RunCancelled(f"node '{call.node.id}' cancelled")
         raise error
 
-    def _await(self, ref: Any, call: NodeCall, worker: _Worker | None, call_id: str) -> Report:
+    def _await(self, ref: Any, call: _Call, worker: _Worker | None, call_id: str) -> Report:
         """Wait for a call's report, passing a cancellation on to the worker; a dead worker is a device error."""
         ray = self._ray
         cancelled = False
         while not ray.wait([ref], timeout=POLL)[0]:
-            if call.cancel.is_set() and not cancelled:
+            if call.scope.cancel.is_set() and not cancelled:
                 cancelled = True
                 if worker is not None:
                     worker.handle.cancel.remote(call_id)
@@ -405,9 +417,9 @@ class RayBackend:
         except ray.exceptions.RayError as exc:
             raise EngineError(f"the Ray worker running the node failed: {type(exc).__name__}: {exc}") from None
 
-    def _run_in_driver(self, call: NodeCall) -> dict[str, Any]:
+    def _run_in_driver(self, call: _Call) -> dict[str, Any]:
         """Nodes that run graphs (``ctx.call_graph``) run here, so their inner nodes are scheduled like the rest."""
-        return self._local.invoke(dataclasses.replace(call, values=self.fetch(call.values), device="cpu"))
+        return self._local.invoke(call.node, call.prepared, "cpu", self.fetch(call.values), call.scope)
 
     def _recipe(self, registry: Registry) -> WorkerRecipe:
         """How workers rebuild ``registry``; worked out once per registry (a plugin reload makes a new one)."""

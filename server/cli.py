@@ -24,6 +24,11 @@ def register_serve(commands: Any, common: Callable[[argparse.ArgumentParser], No
     serve.add_argument("--insecure", action="store_true",
                        help="allow a non-loopback --host without a token (anyone who can reach it can run graphs)")
     serve.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1")
+    serve.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="where nodes run: this process (local, default) or a Ray cluster (ray: one worker per "
+                            "GPU; needs pip install 'nodeforge[ray]')")
+    serve.add_argument("--address", help="with --backend ray: auto, HOST:PORT of the cluster's head, or "
+                                         "ray://HOST:10001; default: start a local cluster")
     serve.add_argument("--concurrency", type=int, default=1, help="runs executed at the same time (default 1)")
     serve.add_argument("--workers", type=int, default=8, help="threads for ready nodes within a run (default 8)")
     serve.add_argument("--max-upload-mb", type=int, default=256, help="largest upload accepted (default 256)")
@@ -58,13 +63,18 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         for folder in folders:
             if not Path(folder).is_dir():
                 raise UsageError(f"{option} {folder}: no such folder")
+    if args.address and args.backend != "ray":
+        raise UsageError("--address needs --backend ray")
+    if args.backend == "ray" and args.devices != "auto":
+        raise UsageError("--devices does not apply to --backend ray: every GPU of the cluster gets a worker")
     if args.devices != "auto":
         try:
             parse_devices(args.devices)
         except EngineError as exc:
             raise UsageError(str(exc)) from None
     return Settings(data_dir=resolve_data_dir(args.data_dir), host=args.host, port=args.port, token=token,
-                    devices=args.devices, plugins=tuple(Path(p) for p in args.plugins),
+                    devices=args.devices, backend=args.backend, ray_address=args.address,
+                    plugins=tuple(Path(p) for p in args.plugins),
                     input_dirs=tuple(Path(p) for p in args.allow_dir),
                     concurrency=args.concurrency, workers=args.workers,
                     max_upload_bytes=args.max_upload_mb * MiB, watch=not args.no_watch,

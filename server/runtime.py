@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from engine.cache import ResultCache
 from engine.devices import default_budget, detect_devices, parse_devices
 from engine.document import GraphDocument, parse_document
-from engine.errors import GraphValidationError, Issue
+from engine.errors import EngineError, GraphValidationError, Issue
 from engine.executor import Executor
 from engine.graph import GraphEnv, validate
 from engine.models import ModelManager
@@ -80,6 +80,8 @@ class Runtime:
         self.registry = self._discover()
         self._devices: list[str] | None = fixed_devices
         self._models: ModelManager | None = None
+        self._backend: Any = None
+        self._backend_error: str | None = None
         self._devices_ready = threading.Event()
         self.runner = Runner(self, settings.concurrency)
         self.reloader: Reloader | None = None
@@ -96,6 +98,8 @@ class Runtime:
         if self.reloader is not None:
             self.reloader.stop()
         self.runner.stop(self.settings.shutdown_grace_seconds)
+        if self._backend is not None:
+            self._backend.close()
         self.hub.close()
         self.store.close()
         self.cache.close()
@@ -118,32 +122,50 @@ class Runtime:
 
     def _detect_devices(self) -> None:
         """``auto`` imports torch to look for GPUs, which takes seconds: in the background, so the API answers
-        at once; a run waits for it only if it starts before detection is done."""
-        if self._devices is None:
+        at once; a run waits for it only if it starts before detection is done. With ``--backend ray`` this
+        connects to the cluster and starts its device workers instead; models outside a graph (the chat endpoint)
+        then stay on this machine's CPU."""
+        if self.settings.backend == "ray":
+            self._start_ray()
+        elif self._devices is None:
             try:
                 self._devices = detect_devices()
             except Exception as exc:
                 log.warning("device detection failed (%s: %s); running on the CPU", type(exc).__name__, exc)
                 self._devices = ["cpu"]
-        self._models = ModelManager({device: default_budget(device) for device in self._devices})
+        local = ["cpu"] if self.settings.backend == "ray" else self._devices or ["cpu"]
+        self._models = ModelManager({device: default_budget(device) for device in local})
         self._devices_ready.set()
+
+    def _start_ray(self) -> None:
+        from engine.ray_backend import RayBackend
+
+        try:
+            self._backend = RayBackend(self.settings.ray_address)
+            self._devices = self._backend.devices
+        except Exception as exc:
+            self._backend_error = f"the Ray backend could not start: {exc}"
+            log.error("%s", self._backend_error)
+            self._devices = []
 
     @property
     def devices(self) -> list[str] | None:
-        return self._devices
+        return self._backend.devices if self._backend is not None else self._devices
 
     def model_home(self) -> tuple[str, ModelManager]:
         """The device a model outside a graph (the chat endpoint) goes to, and the shared model manager."""
         self._devices_ready.wait()
         assert self._devices is not None and self._models is not None
-        return self._devices[0], self._models
+        return next(iter(self._models.devices)), self._models
 
     def executor(self) -> Executor:
         """An executor over the current registry, sharing the result cache and the resident models."""
         self._devices_ready.wait()
         assert self._devices is not None and self._models is not None
+        if self._backend_error is not None:
+            raise EngineError(self._backend_error)
         return Executor(self.env, self.cache, workers=self.settings.workers, devices=self._devices,
-                        data_dir=self.settings.data_dir, models=self._models)
+                        data_dir=self.settings.data_dir, models=self._models, backend=self._backend)
 
     # Graph documents.
     def check_document(self, data: dict[str, Any]) -> GraphDocument:

@@ -31,6 +31,8 @@ class Settings:
     port: int = 8188
     token: str | None = None
     devices: str = "auto"
+    backend: str = "local"
+    ray_address: str | None = None
     plugins: tuple[Path, ...] = ()
     examples_dir: Path | None = PROJECT_GRAPHS
     input_dirs: tuple[Path, ...] = ()

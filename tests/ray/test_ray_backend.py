@@ -206,6 +206,60 @@ def test_cancelling_stops_a_running_actor_call_and_a_running_task(ray_backend: R
     assert after.record.nodes["next"].status == "succeeded" and device in ray_backend.devices
 
 
+def test_cli_runs_a_graph_on_the_cluster(ray_backend: RayBackend, tmp_path: Path, shared_models_dir: Path,
+                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
+    graph = tmp_path / "fox.json"
+    nodes = {name: GRAPH["nodes"][name] for name in ("subject", "prompt", "both", "image")}
+    graph.write_text(json.dumps({"inputs": GRAPH["inputs"], "nodes": nodes,
+                                 "outputs": {"image": {"from": "image.image"}, "text": {"from": "both.text"}}}))
+    code = cli_main(["run", str(graph), "--backend", "ray", "--json", "--data-dir", str(tmp_path / "data"),
+                     "--out", str(tmp_path / "out")])
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0, record["error"]
+    assert set(record["devices"]) == set(ray_backend.devices)
+    assert record["nodes"]["image"]["device"] in ray_backend.devices
+    assert Path(record["outputs"]["image"]["path"]).is_file()
+
+
+def test_cli_refuses_ray_options_without_the_ray_backend(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    graph = tmp_path / "g.json"
+    graph.write_text(json.dumps({"nodes": {"v": {"type": "text.value", "inputs": {"value": "x"}}}}))
+    assert cli_main(["run", str(graph), "--address", "auto"]) == 2
+    assert "--address needs --backend ray" in capsys.readouterr().err
+    assert cli_main(["run", str(graph), "--backend", "ray", "--devices", "cuda:0"]) == 2
+    assert "--devices" in capsys.readouterr().err
+
+
+def test_serve_runs_submitted_graphs_on_the_cluster_and_streams_their_progress(
+        ray_backend: RayBackend, tmp_path: Path, shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+
+    from server.app import create_app
+    from server.settings import Settings
+    from tests.server.support import PLUGINS, parse_sse, wait_finished
+
+    monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
+    settings = Settings(data_dir=tmp_path / "data", backend="ray", plugins=(PLUGINS,), watch=False)
+    graph = {"nodes": {"picture": {"type": "test.picture", "inputs": {"size": 12, "seed": 3}},
+                       "size": {"type": "test.measure", "inputs": {"image": {"from": "picture.image"}}},
+                       "image": {"type": "image.generate", "inputs": {"prompt": "an owl", "model": "tiny/sd",
+                                                                      "width": 64, "height": 64, "steps": 2,
+                                                                      "seed": 5}}},
+             "outputs": {"size": {"from": "size.text"}, "image": {"from": "image.image"}}}
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8188") as client:
+        run_id = client.post("/api/runs", json={"graph": graph}).json()["id"]
+        record = wait_finished(client, run_id, timeout=120)
+        assert record["status"] == "succeeded", record["error"]
+        assert record["outputs"]["size"] == "12x12"
+        assert record["nodes"]["image"]["device"] in ray_backend.devices
+        assert client.get("/api/health").json()["devices"] == ray_backend.devices
+        events = [event["data"] for event in parse_sse(client.get(f"/api/runs/{run_id}/events").text)]
+    steps = [(event["step"], event["total"]) for event in events
+             if event["kind"] == "node.progress" and event["node"] == "image"]
+    assert steps == [(1, 2), (2, 2)]
+
+
 def test_killing_a_worker_mid_node_retries_on_the_other_and_completes(ray_backend: RayBackend,
                                                                      ray_env: GraphEnv) -> None:
     counter = unique("counter")
@@ -239,28 +293,3 @@ def test_killing_a_worker_mid_node_retries_on_the_other_and_completes(ray_backen
     succeeded(run(executor, {"nodes": nodes}))
     assert ray.get(meeting.count.remote()) == 2
     assert ray.get(attempts.value.remote()) == 2
-
-
-def test_cli_runs_a_graph_on_the_cluster(ray_backend: RayBackend, tmp_path: Path, shared_models_dir: Path,
-                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    graph = tmp_path / "fox.json"
-    nodes = {name: GRAPH["nodes"][name] for name in ("subject", "prompt", "both", "image")}
-    graph.write_text(json.dumps({"inputs": GRAPH["inputs"], "nodes": nodes,
-                                 "outputs": {"image": {"from": "image.image"}, "text": {"from": "both.text"}}}))
-    code = cli_main(["run", str(graph), "--backend", "ray", "--json", "--data-dir", str(tmp_path / "data"),
-                     "--out", str(tmp_path / "out")])
-    record = json.loads(capsys.readouterr().out)
-    assert code == 0, record["error"]
-    assert set(record["devices"]) == set(ray_backend.devices)
-    assert record["nodes"]["image"]["device"] in ray_backend.devices
-    assert Path(record["outputs"]["image"]["path"]).is_file()
-
-
-def test_cli_refuses_ray_options_without_the_ray_backend(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    graph = tmp_path / "g.json"
-    graph.write_text(json.dumps({"nodes": {"v": {"type": "text.value", "inputs": {"value": "x"}}}}))
-    assert cli_main(["run", str(graph), "--address", "auto"]) == 2
-    assert "--address needs --backend ray" in capsys.readouterr().err
-    assert cli_main(["run", str(graph), "--backend", "ray", "--devices", "cuda:0"]) == 2
-    assert "--devices" in capsys.readouterr().err
