@@ -1,35 +1,39 @@
 """One local Ray cluster for the whole session: two logical GPUs on two CPUs, so two DeviceWorker actors run side
-by side without GPU hardware. Ray starts once; every test shares the cluster, its workers and their models."""
+by side without GPU hardware. Ray starts once; every test shares the cluster, its workers and their models.
+
+Ray is optional: without it the test modules here skip themselves (``pytest.importorskip``) with the reason."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="the Ray backend tests need Ray: pip install -e '.[ray]'")
-
-from engine.graph import GraphEnv  # noqa: E402
-from engine.library import GraphLibrary  # noqa: E402
-from engine.ray_backend import RayBackend  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from tests.ray import raynodes  # noqa: E402
-from tests.support import testnodes  # noqa: E402
+from engine.graph import GraphEnv
+from engine.library import GraphLibrary
+from engine.registry import Registry
+from tests.support import testnodes
 
 ROOT = Path(__file__).resolve().parents[2]
+RAY_MISSING = "the Ray backend tests need Ray: pip install -e '.[ray]'"
 
 
 @pytest.fixture(scope="session")
-def ray_backend(shared_models_dir: Path) -> Iterator[RayBackend]:
+def ray_backend(shared_models_dir: Path) -> Iterator[Any]:
     """The session's cluster and its Ray backend; worker processes import the project (and these tests) from the
     project root and build tiny models in the session's models folder."""
+    ray = pytest.importorskip("ray", reason=RAY_MISSING)
+    from engine.ray_backend import RayBackend
+    from tests.ray.raynodes import NAMESPACE
+
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     env_vars = {"PYTHONPATH": str(ROOT), "NODEFORGE_MODELS_DIR": str(shared_models_dir), "OMP_NUM_THREADS": "1",
                 "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, object_store_memory=256 << 20, log_to_driver=False,
-             namespace=raynodes.NAMESPACE, runtime_env={"env_vars": env_vars})
+             namespace=NAMESPACE, runtime_env={"env_vars": env_vars})
     backend = None
     try:
         backend = RayBackend()
@@ -43,6 +47,9 @@ def ray_backend(shared_models_dir: Path) -> Iterator[RayBackend]:
 @pytest.fixture(scope="session")
 def ray_registry() -> Registry:
     """Built-in nodes, the engine's test nodes and the Ray test nodes (workers import the same modules)."""
+    pytest.importorskip("ray", reason=RAY_MISSING)
+    from tests.ray import raynodes
+
     registry = Registry.discover()
     registry.add_module(testnodes)
     registry.add_module(raynodes)
