@@ -206,7 +206,7 @@ class RayBackend:
         self._task = ray.remote(ray_worker.run_cpu_node)
         self._events_name = f"nodeforge-events-{self._id}"
         self._collector = ray.remote(ray_worker.EventCollector).options(
-            name=self._events_name, namespace=namespace, num_cpus=0).remote()
+            name=self._events_name, namespace=self.namespace, num_cpus=0).remote()
         self._closed = threading.Event()
         self._drainer = threading.Thread(target=self._drain, name="nodeforge-ray-events", daemon=True)
         self._drainer.start()

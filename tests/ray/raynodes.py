@@ -13,7 +13,7 @@ from engine.context import NodeContext
 from engine.errors import NodeError
 from engine.node import Node, NodeInputs, NodeOutputs
 
-NAMESPACE = "nodeforge"
+NAMESPACE = "nodeforge-tests"
 
 
 @ray.remote(num_cpus=0)
