@@ -6,6 +6,9 @@ One run goes through four steps:
 3. plan backwards from the requested outputs: a node whose result is cached stops the walk;
 4. execute the rest on a thread pool as their inputs become ready; a failure skips the node's descendants while
    independent branches finish; cancellation stops at the next node boundary or progress point.
+
+Where a node runs is the backend's business (``engine.backend``): in this process by default, or on a Ray cluster
+(``engine.ray_backend``); the policy above (order, placement by resident model, retries) is the same for both.
 """
 
 from __future__ import annotations
