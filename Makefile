@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/models_media.py
+	$(BIN)/python bench/ray.py
 
 lint: setup
 	$(BIN)/ruff check engine nodes server tests bench
