@@ -183,8 +183,9 @@ class RayBackend:
 
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
+        self._release = threading.Event()
         if self._owns_ray:
-            _connect(ray, address, namespace, init_options or {})
+            _start_ray(ray, address, namespace, init_options or {}, self._release)
         self.namespace = ray.get_runtime_context().namespace or namespace
         self.budget = budget
         self.start_timeout = start_timeout
@@ -478,6 +479,7 @@ class RayBackend:
         self._drainer.join(timeout=5)
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
+        self._release.set()
 
 
 class RemoteTraceback(Exception):
@@ -485,6 +487,33 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return "\n" + str(self.args[0])
+
+
+def _start_ray(ray: Any, address: str | None, namespace: str, options: dict[str, Any],
+               release: threading.Event) -> None:
+    """Connect (or start a local cluster) from the main thread, else from a thread that lives until ``release``:
+    the processes of a local cluster get a kill signal when the thread that started them ends (Ray sets
+    PR_SET_PDEATHSIG), so a server that starts the backend from a short-lived thread would lose its cluster."""
+    if threading.current_thread() is threading.main_thread():
+        _connect(ray, address, namespace, options)
+        return
+    started = threading.Event()
+    failed: list[BaseException] = []
+
+    def own() -> None:
+        try:
+            _connect(ray, address, namespace, options)
+        except BaseException as exc:
+            failed.append(exc)
+            return
+        finally:
+            started.set()
+        release.wait()
+
+    threading.Thread(target=own, name="nodeforge-ray-owner", daemon=True).start()
+    started.wait()
+    if failed:
+        raise failed[0]
 
 
 def _connect(ray: Any, address: str | None, namespace: str, options: dict[str, Any]) -> None:
