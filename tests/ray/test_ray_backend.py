@@ -222,6 +222,24 @@ def test_cli_runs_a_graph_on_the_cluster(ray_backend: RayBackend, tmp_path: Path
     assert Path(record["outputs"]["image"]["path"]).is_file()
 
 
+def test_a_cluster_started_from_a_passing_thread_is_owned_by_a_thread_that_stays(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's local processes die with the thread that started them: a server starts its backend from a short-lived
+    thread, so the backend starts Ray from a thread that lives until the backend closes."""
+    from engine import ray_backend
+
+    starters: list[threading.Thread] = []
+    monkeypatch.setattr(ray_backend, "_connect", lambda *args: starters.append(threading.current_thread()))
+    release = threading.Event()
+    caller = threading.Thread(target=ray_backend._start_ray, args=(ray, None, "ns", {}, release))
+    caller.start()
+    caller.join()
+    assert len(starters) == 1 and starters[0] is not caller and starters[0].is_alive()
+    release.set()
+    starters[0].join(timeout=5)
+    assert not starters[0].is_alive()
+
+
 def test_cli_refuses_ray_options_without_the_ray_backend(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     graph = tmp_path / "g.json"
     graph.write_text(json.dumps({"nodes": {"v": {"type": "text.value", "inputs": {"value": "x"}}}}))
