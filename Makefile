@@ -31,8 +31,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/engine.py
-	$(BIN)/python bench/server.py
+	$(BIN)/python bench/devices.py
+	$(BIN)/python bench/models.py
 	$(BIN)/python bench/models_media.py
+	$(BIN)/python bench/server.py
 	$(BIN)/python bench/ray.py
 
 lint: setup

@@ -14,6 +14,7 @@ Where a node runs is the backend's business (``engine.backend``): in this proces
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 import traceback
@@ -330,7 +331,11 @@ class _Run:
                          backend.resident_on, lambda model: backend.load_times.get(model, estimates.default_load),
                          time.monotonic(), exclude)
 
+        torch_threads = _torch_threads()
+
         def work() -> None:
+            if torch_threads is not None:
+                _set_torch_threads(torch_threads)
             node_id: str | None = None
             device = "cpu"
             outcome: _Outcome = (None, None, None)
@@ -513,3 +518,16 @@ def _forward_progress(ctx: NodeContext, total: int) -> Listener:
             ctx.progress(finished[0], total, f"{event.node}: {event.kind.split('.')[1]}")
 
     return listen
+
+
+def _torch_threads() -> int | None:
+    """The caller's torch thread count, when torch is loaded: OpenMP keeps it per thread, and worker threads would
+    otherwise use every core whatever the caller set (results then differ in the last float bits)."""
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else None
+
+
+def _set_torch_threads(count: int) -> None:
+    torch = sys.modules["torch"]
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)

@@ -187,3 +187,16 @@ def test_unused_branch_is_skipped_when_outputs_are_declared(executor: Executor) 
     nodes = {"a": {"type": "test.add"}, "unused": {"type": "test.add"}}
     result = executor.run(doc(nodes, outputs={"a": {"from": "a.value"}}))
     assert statuses(result) == {"a": "succeeded", "unused": "skipped"}
+
+
+def test_nodes_use_the_callers_torch_thread_count(executor: Executor) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            result = executor.run(doc({"t": {"type": "test.torch_threads", "inputs": {"x": count}}}))
+            assert result.values == {"t.value": count}
+    finally:
+        torch.set_num_threads(before)

@@ -270,3 +270,20 @@ class Render(Node):
         import torch
 
         return self.Outputs(image=Image(torch.full((1, 3, inputs.size, inputs.size), inputs.x / 100.0)))
+
+
+class TorchThreads(Node):
+    """Reports how many threads torch uses inside the node."""
+
+    type = "test.torch_threads"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        import torch
+
+        return IntOut(value=torch.get_num_threads())
