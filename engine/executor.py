@@ -159,8 +159,8 @@ class _Run:
         self.cancel = cancel
         self.cache = executor.cache
         self.values: dict[str, dict[str, Any]] = {}
-        self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(executor.devices),
-                                nodes={node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()})
+        nodes = {node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()}
+        self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(executor.devices), nodes=nodes)
         self.prepared: dict[str, Prepared] = {}
         self.scope = RunScope(emitter, cancel, executor.env, executor.data_dir, executor.cache, self._call_graph)
 

@@ -279,7 +279,8 @@ class _Compiler:
                     what = f"node '{link.node}'" if node is None else f"output '{link.output}' of '{link.node}'"
                     if link.node in self.document.nodes and node is None:
                         continue
-                    self.issue(None, name, "bad_output", f"graph output '{name}' points to {what}, which does not exist")
+                    self.issue(None, name, "bad_output",
+                               f"graph output '{name}' points to {what}, which does not exist")
                     continue
                 outputs[name] = link
             return outputs
