@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import NodeError
-from nodes.runtime import quiet_transformers, torch_device
+from nodes.runtime import quiet_transformers, reading_model, torch_device
 
 FAMILIES = ("faster-whisper", "whisper")
 WINDOW_SECONDS = 30  # Whisper hears 30 s at a time
@@ -135,12 +135,9 @@ def load_transformers_whisper(name: str, path: Path, device: str) -> Transformer
     from transformers import AutoProcessor, WhisperForConditionalGeneration
 
     quiet_transformers()
-    try:
+    with reading_model(name, path, "is not a transformers Whisper model"):
         processor = AutoProcessor.from_pretrained(str(path))
         model = WhisperForConditionalGeneration.from_pretrained(str(path)).to(torch_device(device)).eval()
-    except (OSError, ValueError, KeyError) as exc:
-        raise NodeError(f"model '{name}' at {path} is not a transformers Whisper model: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", input="model") from None
     return TransformersWhisper(model, processor, name)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from engine.errors import NodeError
 
 
 def torch_device(device: str) -> str:
@@ -32,6 +36,18 @@ def quiet_pipeline(pipe: Any) -> Any:
     """A diffusers pipeline without its tqdm bar (the node emits ``node.progress`` per step instead)."""
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@contextmanager
+def reading_model(name: str, path: Path, what: str,
+                  errors: tuple[type[Exception], ...] = (OSError, ValueError, KeyError)) -> Iterator[None]:
+    """Turn a library's failure to read a model folder into an error on the node's ``model`` input, with the
+    library's first line of reason instead of its traceback."""
+    try:
+        yield
+    except errors as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NodeError(f"model '{name}' at {path} {what}: {reason}", input="model") from None
 
 
 def literal(literals: Mapping[str, Any], bound: frozenset[str], inputs: type[BaseModel], name: str) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import NodeError
-from nodes.runtime import quiet_transformers, torch_device
+from nodes.runtime import quiet_transformers, reading_model, torch_device
 
 ESPEAK = "espeak"
 FAMILIES = ("piper", "vits")
@@ -154,12 +154,9 @@ def load_vits(name: str, path: Path, device: str) -> VitsSpeaker:
     from transformers import AutoTokenizer, VitsModel
 
     quiet_transformers()
-    try:
+    with reading_model(name, path, "is not a VITS/MMS text-to-speech model"):
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         model = VitsModel.from_pretrained(str(path)).to(torch_device(device)).eval()
-    except (OSError, ValueError, KeyError) as exc:
-        raise NodeError(f"model '{name}' at {path} is not a VITS/MMS text-to-speech model: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", input="model") from None
     return VitsSpeaker(model, tokenizer, name)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import NodeError
-from nodes.runtime import quiet_pipeline, torch_device
+from nodes.runtime import quiet_pipeline, reading_model, torch_device
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,9 @@ def load_video_model(name: str, path: Path, family_name: str, device: str) -> Vi
     family = FAMILIES[family_name]
     target = torch_device(device)
     dtype = torch.float32 if target == "cpu" else (torch.float16 if family_name == "animatediff" else torch.bfloat16)
-    try:
+    with reading_model(name, path, f"cannot be loaded as a {family_name} pipeline",
+                       (OSError, ValueError, KeyError, TypeError)):
         pipe = diffusers.DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise NodeError(f"model '{name}' at {path} cannot be loaded as a {family_name} pipeline: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", input="model") from None
     pipe = quiet_pipeline(pipe.to(target))
     cls = type(pipe).__name__
     if family_name in ("wan", "cogvideox"):
