@@ -16,8 +16,7 @@ from engine.library import GraphLibrary
 from engine.registry import Registry
 
 
-@pytest.fixture(scope="module")
-def image_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Executor]:
+def module_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Executor]:
     """An executor without a result cache (every run computes) whose models stay loaded for the module."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
@@ -26,12 +25,19 @@ def image_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: 
         yield Executor(GraphEnv(Registry.discover(), GraphLibrary([library])), None, workers=2, data_dir=data)
 
 
+@pytest.fixture(scope="module")
+def image_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Executor]:
+    yield from module_executor(tmp_path_factory, shared_models_dir)
+
+
 def run_nodes(executor: Executor, nodes: dict[str, Any], outputs: dict[str, str] | None = None,
               events: list[Event] | None = None, **kwargs: Any) -> RunResult:
     document: dict[str, Any] = {"nodes": nodes}
     if outputs:
         document["outputs"] = {name: {"from": source} for name, source in outputs.items()}
-    return executor.run(parse_document(document), listener=events.append if events is not None else None, **kwargs)
+    if events is not None:
+        kwargs["listener"] = events.append
+    return executor.run(parse_document(document), **kwargs)
 
 
 def succeeded(result: RunResult) -> dict[str, Any]:

@@ -11,29 +11,15 @@ from typing import Any
 
 import pytest
 
-from engine.document import parse_document
-from engine.executor import Executor, RunResult
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
+from engine.executor import Executor
+from tests.nodes.image_support import module_executor, run_nodes
+
+__all__ = ["media_executor", "run_nodes", "sine", "words"]
 
 
 @pytest.fixture(scope="module")
 def media_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Executor]:
-    """An executor without a result cache (every run computes) whose models stay loaded for the module."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-        library = tmp_path_factory.mktemp("library")
-        data = tmp_path_factory.mktemp("data")
-        yield Executor(GraphEnv(Registry.discover(), GraphLibrary([library])), None, workers=2, data_dir=data)
-
-
-def run_nodes(executor: Executor, nodes: dict[str, Any], outputs: dict[str, str] | None = None,
-              **kwargs: Any) -> RunResult:
-    document: dict[str, Any] = {"nodes": nodes}
-    if outputs:
-        document["outputs"] = {name: {"from": source} for name, source in outputs.items()}
-    return executor.run(parse_document(document), **kwargs)
+    yield from module_executor(tmp_path_factory, shared_models_dir)
 
 
 def words(text: str) -> list[str]:
