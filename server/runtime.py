@@ -31,6 +31,7 @@ from server.artifacts import ArtifactStore
 from server.chat import ChatBackend, LocalLLMBackend
 from server.events import EventLog, run_event
 from server.hub import EventHub
+from server.idempotency import fingerprint
 from server.library import GraphStore, check_name
 from server.paths import path_issues
 from server.reload import Reloader
@@ -192,7 +193,13 @@ class Runtime:
     # Runs.
     def submit(self, graph: str | dict[str, Any], inputs: dict[str, Any],
                idempotency_key: str | None = None) -> tuple[str, bool]:
-        """Validate and queue a run; returns (run id, created). Raises Invalid, or GraphMissing/BadName."""
+        """Validate and queue a run; returns (run id, created). Raises Invalid, GraphMissing/BadName, or
+        IdempotencyConflict when the key was used for another request (the graph and inputs as given). A retry
+        is answered from the key before anything is validated again."""
+        request = fingerprint({"graph": graph, "inputs": inputs}) if idempotency_key is not None else None
+        earlier = self.store.keyed_run(idempotency_key, request) if idempotency_key is not None else None
+        if earlier is not None:
+            return earlier, False
         if isinstance(graph, str):
             data, _ = self.graphs.read(check_name(graph))
             data = {**data, "name": graph}
@@ -206,7 +213,7 @@ class Runtime:
         event = run_event("run.queued", run_id, 0)
         event_id = self.events.reserve()
         nodes = {node_id: node.type for node_id, node in document.nodes.items()}
-        new = NewRun(run_id, document.name or "inline", document.to_json(), inputs, nodes, idempotency_key)
+        new = NewRun(run_id, document.name or "inline", document.to_json(), inputs, nodes, idempotency_key, request)
         run_id, created = self.store.create_run(new, event_id, event, self.settings.queue_limit)
         if created:
             self.hub.publish(run_id, (event_id, event))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.record import RunRecord
+from server.idempotency import keyed_run
 
 SCHEMA_VERSION = 1
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
@@ -38,6 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     outputs TEXT,
     devices TEXT,
     idempotency_key TEXT UNIQUE,
+    request TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL
@@ -92,6 +94,7 @@ class NewRun:
     inputs: dict[str, Any]
     nodes: dict[str, str]
     idempotency_key: str | None = None
+    request: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,8 @@ class RunStore:
         if version not in (0, SCHEMA_VERSION):
             raise StoreError(f"{path} has schema version {version}; this server knows {SCHEMA_VERSION}")
         db.executescript(_SCHEMA)
+        if "request" not in {row["name"] for row in db.execute("PRAGMA table_info(runs)")}:
+            db.execute("ALTER TABLE runs ADD COLUMN request TEXT")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.commit()
         self._writer_db = db
@@ -229,21 +234,27 @@ class RunStore:
         row = self._reader().execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
         return int(row[0])
 
+    def keyed_run(self, key: str, request: str | None) -> str | None:
+        """The run an Idempotency-Key made, if any; raises IdempotencyConflict when it made it for another
+        request (runs stored before requests were remembered match any)."""
+        return keyed_run(self._reader(), key, request)
+
     def create_run(self, run: NewRun, event_id: int, event: dict[str, Any], queue_limit: int) -> tuple[str, bool]:
         """Insert a queued run with its pending nodes and its ``run.queued`` event; with an idempotency key already
-        used, return that run instead. Returns (run id, created); raises QueueFull beyond ``queue_limit``."""
+        used for the same request, return that run instead. Returns (run id, created); raises IdempotencyConflict
+        when the key was used for another request, QueueFull beyond ``queue_limit``."""
 
         def fn(db: sqlite3.Connection) -> tuple[str, bool]:
-            if run.idempotency_key is not None:
-                row = db.execute("SELECT id FROM runs WHERE idempotency_key = ?", (run.idempotency_key,)).fetchone()
-                if row is not None:
-                    return row[0], False
+            earlier = keyed_run(db, run.idempotency_key, run.request) if run.idempotency_key is not None else None
+            if earlier is not None:
+                return earlier, False
             queued = db.execute("SELECT COUNT(*) FROM runs WHERE status = 'queued'").fetchone()[0]
             if queued >= queue_limit:
                 raise QueueFull(f"the queue holds {queued} runs; try again later")
-            db.execute("INSERT INTO runs (id, graph, document, inputs, status, idempotency_key, created_at) "
-                       "VALUES (?, ?, ?, ?, 'queued', ?, ?)", (run.id, run.graph, dumps(run.document),
-                                                                dumps(run.inputs), run.idempotency_key, event["at"]))
+            db.execute("INSERT INTO runs (id, graph, document, inputs, status, idempotency_key, request, created_at) "
+                       "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)", (run.id, run.graph, dumps(run.document),
+                                                                   dumps(run.inputs), run.idempotency_key,
+                                                                   run.request, event["at"]))
             db.executemany("INSERT INTO nodes (run, node, type, status) VALUES (?, ?, ?, 'pending')",
                            [(run.id, node, node_type) for node, node_type in run.nodes.items()])
             db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from server.errors import ApiError, invalid
+from server.idempotency import IdempotencyConflict
 from server.library import BadName, GraphMissing, Unreadable
 from server.routes.deps import RuntimeDep
 from server.routes.graphs import library_error
@@ -23,17 +24,25 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream
 
 
 @router.post("/runs", response_model=Queued, status_code=202, summary="Validate and queue a run", responses={
+    400: {"model": ErrorBody, "description": "an empty Idempotency-Key, or not a valid graph name"},
     404: {"model": ErrorBody, "description": "no saved graph of that name"},
+    409: {"model": ErrorBody, "description": "the Idempotency-Key was used for a different request, or the saved "
+                                             "graph cannot be read"},
     422: {"model": ErrorBody, "description": "every issue of the graph and its inputs; nothing was queued"},
     429: {"model": ErrorBody, "description": "the queue is full"}})
 def submit(body: RunRequest, runtime: RuntimeDep, idempotency_key: Annotated[str | None, Header(
-        max_length=200, description="retrying with the same key returns the same run")] = None) -> dict[str, Any]:
+        max_length=200, description="retrying with the same key and body returns the same run; the same key with "
+                                    "another body is refused (409)")] = None) -> dict[str, Any]:
+    if idempotency_key is not None and not idempotency_key.strip():
+        raise ApiError(400, "the Idempotency-Key header is empty: send a key (one per request) or no header")
     try:
         run_id, created = runtime.submit(body.graph, body.inputs, idempotency_key)
     except Invalid as exc:
         raise invalid(exc.issues, "the submission") from None
     except (BadName, GraphMissing, Unreadable) as exc:
         raise library_error(exc) from None
+    except IdempotencyConflict as exc:
+        raise ApiError(409, str(exc)) from None
     except QueueFull as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": "5"}) from None
     row = runtime.store.run_row(run_id)
