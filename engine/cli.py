@@ -169,6 +169,13 @@ def _print_issues(issues: list[Issue]) -> None:
         print(f"  {issue}", file=sys.stderr)
 
 
+def _invalid(graph: str, issues: list[Issue]) -> int:
+    """An invalid graph: how many issues, then one line each; exit code 1."""
+    print(f"{graph}: {len(issues)} issue(s)", file=sys.stderr)
+    _print_issues(issues)
+    return EXIT_FAILED
+
+
 def _validate(args: argparse.Namespace) -> int:
     from engine.datadir import resolve_data_dir
     from engine.graph import validate
@@ -238,6 +245,7 @@ def _cache(args: argparse.Namespace) -> int:
 
 def parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
     """``--set NAME=VALUE`` options as graph inputs, each parsed by the input's declared type."""
+    from engine.document import MAX_DEPTH, nested_too_deep
     from engine.inputs import parse_cli_value
 
     given: dict[str, Any] = {}
@@ -249,10 +257,16 @@ def parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
         if decl is None:
             declared = ", ".join(document.inputs) or "none"
             raise UsageError(f"--set {item}: the graph has no input '{name}' (inputs: {declared})")
+        too_deep = UsageError(f"--set {name}=...: graph input '{name}' is nested deeper than {MAX_DEPTH} levels")
         try:
-            given[name] = parse_cli_value(decl.type, text)
+            value = parse_cli_value(decl.type, text)
         except GraphInputError as exc:
             raise UsageError(f"--set {item}: graph input '{name}' is {decl.type}: {exc}") from None
+        except RecursionError:
+            raise too_deep from None
+        if nested_too_deep(value):
+            raise too_deep
+        given[name] = value
     return given
 
 
@@ -271,7 +285,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.backend == "ray" and args.devices != "auto":
         raise UsageError("--devices does not apply to --backend ray: every GPU of the cluster gets a worker")
     data_dir = resolve_data_dir(args.data_dir)
-    document = _load(args.graph)
+    try:
+        document = _load(args.graph)
+    except GraphValidationError as exc:
+        return _invalid(args.graph, exc.issues)
     given = parse_sets(document, args.sets)
     env = _env(args, Path(args.graph), data_dir)
     try:
@@ -282,9 +299,7 @@ def _run(args: argparse.Namespace) -> int:
         budgets = {} if on_ray else parse_budgets(args.vram_budget, devices)
         budget = parse_size(args.vram_budget) if on_ray and args.vram_budget else None
     except GraphValidationError as exc:
-        print(f"{args.graph}: {len(exc.issues)} issue(s)", file=sys.stderr)
-        _print_issues(exc.issues)
-        return EXIT_FAILED
+        return _invalid(args.graph, exc.issues)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -305,9 +320,7 @@ def _run(args: argparse.Namespace) -> int:
         result = execute_with_progress(executor, compiled, given, run_id, cancel, out_dir, interactive=not args.json
                           and sys.stdout.isatty())
     except GraphValidationError as exc:
-        print(f"{args.graph}: {len(exc.issues)} issue(s)", file=sys.stderr)
-        _print_issues(exc.issues)
-        return EXIT_FAILED
+        return _invalid(args.graph, exc.issues)
     except GraphInputError as exc:
         raise UsageError(str(exc)) from None
     finally:

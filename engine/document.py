@@ -20,13 +20,17 @@ from engine.errors import EngineError, GraphValidationError, Issue
 from engine.types import GRAPH_INPUT_TYPES
 
 SCHEMA_ID = "nodeforge/graph@1"
+MAX_DEPTH = 64
+"""How deeply lists and objects may nest inside one free-form value (a node input, a graph input's default or given
+value, ``ui``): deeper data is refused with a ``too_deep`` issue, never left to exhaust a recursion limit later."""
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 LINK = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_]*)$")
 NodeId = Annotated[str, Field(pattern=NODE_ID.pattern)]
 
 _INPUT_VALUE_SCHEMA: dict[str, Any] = {
     "description": "A literal, a link {\"from\": \"node.output\"}, a graph input {\"input\": \"name\"}, "
-                   "{\"value\": ...} for a literal object that would look like a link, or a list of these.",
+                   "{\"value\": ...} for a literal object that would look like a link, or a list of these. "
+                   f"Lists and objects nest at most {MAX_DEPTH} levels.",
     "anyOf": [
         {"type": "object", "properties": {"from": {"type": "string", "pattern": LINK.pattern}},
          "required": ["from"], "additionalProperties": False, "title": "Link"},
@@ -140,12 +144,55 @@ def parse_link(text: str) -> LinkBinding:
     return LinkBinding(match.group(1), match.group(2))
 
 
+def nested_too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and objects in ``value`` nest more than ``limit`` levels; iterative, so any depth is safe."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list | tuple) else None
+        if children is None:
+            continue
+        if depth == limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def too_deep_issue(node: str | None, input: str | None, where: str) -> Issue:
+    return Issue(node, input, "too_deep", f"{where}: nested deeper than {MAX_DEPTH} levels")
+
+
+def depth_issues(data: Any) -> list[Issue]:
+    """A ``too_deep`` issue for each free-form value of a raw document that nests more than MAX_DEPTH levels."""
+    if not isinstance(data, dict):
+        return []
+    issues: list[Issue] = []
+    nodes = data.get("nodes")
+    for node_id, node in nodes.items() if isinstance(nodes, dict) else ():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        for name, value in inputs.items() if isinstance(inputs, dict) else ():
+            if nested_too_deep(value):
+                issues.append(too_deep_issue(str(node_id), str(name), f"nodes.{node_id}.inputs.{name}"))
+    declared = data.get("inputs")
+    for name, decl in declared.items() if isinstance(declared, dict) else ():
+        if isinstance(decl, dict) and nested_too_deep(decl.get("default")):
+            issues.append(too_deep_issue(None, str(name), f"inputs.{name}.default"))
+    if nested_too_deep(data.get("ui")):
+        issues.append(too_deep_issue(None, None, "ui"))
+    return issues
+
+
 def parse_document(data: Any) -> GraphDocument:
-    """Parse a JSON object into a document; structural errors become a GraphValidationError listing them all."""
+    """Parse a JSON object into a document; structural errors (values nested too deeply included) become a
+    GraphValidationError listing them all."""
+    issues = depth_issues(data)
     try:
-        return GraphDocument.model_validate(data)
+        document = GraphDocument.model_validate(data)
     except ValidationError as exc:
-        raise GraphValidationError([_issue_from_pydantic(err) for err in exc.errors()]) from None
+        raise GraphValidationError(issues + [_issue_from_pydantic(err) for err in exc.errors()]) from None
+    if issues:
+        raise GraphValidationError(issues)
+    return document
 
 
 def _issue_from_pydantic(err: Any) -> Issue:
@@ -183,6 +230,8 @@ def load_document(path: Path) -> GraphDocument:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EngineError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise EngineError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
     document = parse_document(data)
     if not document.name:
         document = document.model_copy(update={"name": path.stem})

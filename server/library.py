@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.document import GraphDocument, atomic_write_text
+from engine.document import MAX_DEPTH, GraphDocument, atomic_write_text
 from engine.library import GraphLibrary
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -84,6 +84,8 @@ class GraphStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Unreadable(f"saved graph '{name}' cannot be read: {exc}") from None
+        except RecursionError:
+            raise Unreadable(f"saved graph '{name}' cannot be read: nested deeper than {MAX_DEPTH} levels") from None
         if not isinstance(data, dict):
             raise Unreadable(f"saved graph '{name}' is not a JSON object")
         return data, readonly
@@ -141,7 +143,7 @@ def _read_info(path: Path, readonly: bool, modified: float) -> GraphInfo | None:
     """A listing entry; files that are not graph documents (``graph.schema.json``) are left out."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
         return None

@@ -134,3 +134,27 @@ def test_devices_command_shows_budgets(data_dir: Path) -> None:
     assert ledger["cpu:0"]["models"] == []
     bad = cli("devices", "--devices", "cpu:0", "--vram-budget", "cpu:9=1G", data_dir=data_dir)
     assert bad.returncode == 2 and "not in --devices" in bad.stderr
+
+
+def test_deeply_nested_graphs_and_set_values_are_refused(data_dir: Path, tmp_path: Path) -> None:
+    deep: object = "x"
+    for _ in range(500):
+        deep = [deep]
+    takes_json = {"inputs": {"extra": {"type": "json", "default": []}},
+                  "nodes": {"hi": {"type": "text.value", "inputs": {"value": "hi"}}}}
+    graph = tmp_path / "takes.json"
+    graph.write_text(json.dumps(takes_json))
+    in_file = tmp_path / "deep.json"
+    in_file.write_text(json.dumps({**takes_json, "ui": {"notes": deep}}))
+    refused = cli("run", str(in_file), data_dir=data_dir, cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    assert "ui: nested deeper than 64 levels [too_deep]" in refused.stderr and "Traceback" not in refused.stderr
+    undecodable = tmp_path / "undecodable.json"
+    undecodable.write_text('{"nodes": {}, "ui": ' + "[" * 20000 + "]" * 20000 + "}")
+    set_values = (f"extra={json.dumps(deep)}", "extra=" + "[" * 20000 + "]" * 20000)
+    usage = [cli("run", str(undecodable), data_dir=data_dir, cwd=tmp_path)]
+    usage += [cli("run", str(graph), "--set", value, data_dir=data_dir, cwd=tmp_path) for value in set_values]
+    expected = [f"{undecodable}: nested deeper than 64 levels"] + [
+        "--set extra=...: graph input 'extra' is nested deeper than 64 levels"] * 2
+    for done, message in zip(usage, expected, strict=True):
+        assert done.returncode == 2 and done.stderr.strip() == f"nodeforge: {message}", done.stderr

@@ -163,3 +163,21 @@ def test_ten_thousand_node_chain_validates_without_recursion(env: GraphEnv) -> N
     compiled = compile_graph(parse_document({"nodes": nodes}), env)
     assert compiled.order[0] == "n0" and compiled.order[-1] == "n9999"
     assert list(compiled.outputs) == ["n9999.value"]
+
+
+def test_values_nested_too_deeply_are_listed_with_the_other_document_issues() -> None:
+    deep: Any = 0
+    for _ in range(10_000):
+        deep = [deep]
+    edge: Any = 0
+    for _ in range(64):
+        edge = {"k": edge}
+    data = {"nodes": {"a": {"type": "int.value", "inputs": {"value": deep, "fine": edge}}},
+            "inputs": {"n": {"type": "json", "default": [edge]}}, "ui": {"at": edge}, "extra": 1}
+    with pytest.raises(GraphValidationError) as caught:
+        parse_document(data)
+    assert [(i.node, i.input, i.code, i.message) for i in caught.value.issues] == [
+        ("a", "value", "too_deep", "nodes.a.inputs.value: nested deeper than 64 levels"),
+        (None, "n", "too_deep", "inputs.n.default: nested deeper than 64 levels"),
+        (None, None, "too_deep", "ui: nested deeper than 64 levels"),
+        (None, None, "document", "extra: Extra inputs are not permitted")]
