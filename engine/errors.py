@@ -80,5 +80,14 @@ class RunCancelled(EngineError):
     """The run was cancelled; raised at progress points so a node stops promptly."""
 
 
+class GraphRecursionError(EngineError):
+    """``graph.call`` reaches a graph it is already inside, so the call could never finish. ``input`` is the
+    calling node's input that names the graph, when known."""
+
+    def __init__(self, message: str, *, input: str | None = None) -> None:
+        self.input = input
+        super().__init__(message)
+
+
 class GraphNotFoundError(EngineError):
     """A saved graph name did not resolve in any library folder."""

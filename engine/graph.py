@@ -25,7 +25,7 @@ from engine.document import (
     parse_binding,
     parse_link,
 )
-from engine.errors import EngineError, GraphValidationError, Issue
+from engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
 from engine.keys import key_prefix
 from engine.library import GraphLibrary
 from engine.node import SEMVER, NodePorts, NodeSpec, Port, make_port
@@ -46,7 +46,7 @@ class GraphEnv:
     def entering(self, graph_name: str) -> GraphEnv:
         if graph_name in self.call_stack:
             chain = " -> ".join((*self.call_stack, graph_name))
-            raise EngineError(f"graph.call recursion: {chain}")
+            raise GraphRecursionError(f"graph.call recursion: {chain}")
         return GraphEnv(self.registry, self.library, (*self.call_stack, graph_name))
 
 
@@ -147,6 +147,9 @@ class _Compiler:
         literals = {name: b.value for name, b in bindings.items() if isinstance(b, LiteralBinding)}
         try:
             ports = spec.ports_for(literals, bindings.keys(), self.env)
+        except GraphRecursionError as exc:
+            self.issue(node_id, exc.input, "recursion", str(exc))
+            return
         except EngineError as exc:
             self.issue(node_id, None, "bad_ports", str(exc))
             return

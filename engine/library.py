@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from engine.document import GraphDocument, load_document
@@ -15,10 +15,17 @@ GRAPH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class GraphLibrary:
-    """Resolves graph names to documents from an ordered list of folders (writable one first)."""
+    """Resolves graph names to documents from an ordered list of folders (writable one first); ``documents``
+    are graphs not written yet, found before any file."""
 
-    def __init__(self, folders: Sequence[Path]) -> None:
+    def __init__(self, folders: Sequence[Path], documents: Mapping[str, GraphDocument] | None = None) -> None:
         self.folders = [Path(folder) for folder in folders]
+        self.documents = dict(documents or {})
+
+    def with_document(self, name: str, document: GraphDocument) -> GraphLibrary:
+        """This library as it will be once ``document`` is saved as ``name``: what a save is validated against, so
+        that graph.call sees the new version (and a chain of calls that comes back to it)."""
+        return GraphLibrary(self.folders, {**self.documents, name: document})
 
     def path_of(self, name: str) -> Path:
         if not GRAPH_NAME.fullmatch(name) or ".." in name:
@@ -32,7 +39,8 @@ class GraphLibrary:
         raise GraphNotFoundError(f"no saved graph named '{name}' (looked in {tried})")
 
     def load(self, name: str) -> GraphDocument:
-        return load_document(self.path_of(name))
+        unsaved = self.documents.get(name.removesuffix(".json"))
+        return unsaved if unsaved is not None else load_document(self.path_of(name))
 
     def names(self) -> Iterator[str]:
         seen: set[str] = set()

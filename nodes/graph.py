@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from engine.context import BoundValue, NodeContext
-from engine.errors import EngineError, NodeError
+from engine.errors import EngineError, GraphRecursionError, GraphValidationError, NodeError
 from engine.graph import GraphEnv, compile_graph
 from engine.library import document_digest
 from engine.node import Node, NodeInputs, NodeOutputs, NodePorts, make_port
@@ -29,14 +29,21 @@ class CallGraph(Node):
         model_config = ConfigDict(extra="allow")
 
     def ports(self, literals: Mapping[str, Any], env: GraphEnv) -> NodePorts | None:
+        """The called graph's inputs and outputs. A call chain that comes back to a graph it is inside is raised
+        as that chain, from however deep it is found, so the outermost caller names it on its ``graph`` input."""
         name = literals.get("graph")
         if not isinstance(name, str):
             return None
         document = env.library.load(name)
-        inner_env = env.entering(name)
         try:
-            compiled = compile_graph(document, inner_env)
+            compiled = compile_graph(document, env.entering(name))
+        except GraphRecursionError as exc:
+            raise GraphRecursionError(str(exc), input="graph") from None
         except EngineError as exc:
+            issues = exc.issues if isinstance(exc, GraphValidationError) else []
+            loop = next((issue.message for issue in issues if issue.code == "recursion"), None)
+            if loop is not None:
+                raise GraphRecursionError(loop, input="graph") from None
             raise EngineError(f"saved graph '{name}' is invalid: {exc}") from None
         inputs = {"graph": make_port("graph", "text", description="Name of a saved graph")}
         for input_name, decl in document.inputs.items():

@@ -71,3 +71,11 @@ def test_missing_saved_graph_and_recursion_are_issues(env: GraphEnv) -> None:
     save(env, "loop", {"nodes": {"c": {"type": "graph.call", "inputs": {"graph": "loop"}}}})
     looping = validate(parse_document({"nodes": {"c": {"type": "graph.call", "inputs": {"graph": "loop"}}}}), env)
     assert "graph.call recursion: loop -> loop" in looping[0].message
+
+
+def test_graphs_calling_each_other_are_named_on_the_outer_call(env: GraphEnv) -> None:
+    save(env, "ping", {"nodes": {"c": {"type": "graph.call", "inputs": {"graph": "pong"}}}})
+    save(env, "pong", {"nodes": {"c": {"type": "graph.call", "inputs": {"graph": "ping"}}}})
+    found = validate(parse_document({"nodes": {"outer": {"type": "graph.call", "inputs": {"graph": "ping"}}}}), env)
+    assert [(i.node, i.input, i.code, i.message) for i in found] == [
+        ("outer", "graph", "recursion", "graph.call recursion: ping -> pong -> ping")]
