@@ -23,6 +23,7 @@ from engine.values import tensor_nbytes
 
 if TYPE_CHECKING:
     from engine.cache import ResultCache
+    from engine.files import FileAccess
     from engine.graph import CompiledNode, GraphEnv
     from engine.models import ModelManager
     from engine.node import NodeSpec, Port
@@ -42,12 +43,14 @@ class Prepared:
 @dataclass(slots=True)
 class RunScope:
     """What every node of one run shares, handed to the backend with each node: the run's events, its
-    cancellation, the graph environment, the data dir, the cache results are stored in, and nested graphs."""
+    cancellation, the graph environment, the data dir, how nodes open files (the path policy), the cache results are
+    stored in, and nested graphs."""
 
     emitter: EventEmitter
     cancel: threading.Event
     env: GraphEnv
     data_dir: Path | None
+    files: FileAccess
     cache: ResultCache | None
     call_graph: GraphCaller
 
@@ -103,7 +106,8 @@ class LocalBackend:
         models = NodeModels(self.models, device, scope.emitter, node.id, prepared.models)
         ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=scope.emitter,
                           cancel=scope.cancel, env=scope.env, data_dir=scope.data_dir, materials=prepared.materials,
-                          literals=prepared.literals, call_graph=scope.call_graph, models=models)
+                          literals=prepared.literals, call_graph=scope.call_graph, models=models,
+                          files=scope.files)
         try:
             outputs = run_node(spec, node.id, values, ctx, node.ports.inputs, node.ports.outputs)
         finally:

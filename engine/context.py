@@ -14,6 +14,7 @@ from engine.keys import literal_material
 
 if TYPE_CHECKING:
     from engine.document import GraphDocument
+    from engine.files import FileAccess
     from engine.graph import GraphEnv
     from engine.models import ModelManager
 
@@ -67,18 +68,19 @@ GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]
 class NodeContext:
     """Handed to ``Node.run``; one per node execution."""
 
-    __slots__ = ("node_id", "node_type", "device", "env", "data_dir", "models", "_emitter", "_cancel",
+    __slots__ = ("node_id", "node_type", "device", "env", "data_dir", "files", "models", "_emitter", "_cancel",
                  "_materials", "_literals", "_call_graph")
 
     def __init__(self, *, node_id: str, node_type: str, device: str, emitter: EventEmitter,
                  cancel: threading.Event, env: GraphEnv, data_dir: Path | None,
                  materials: Mapping[str, str], literals: Mapping[str, Any], call_graph: GraphCaller,
-                 models: NodeModels) -> None:
+                 models: NodeModels, files: FileAccess) -> None:
         self.node_id = node_id
         self.node_type = node_type
         self.device = device
         self.env = env
         self.data_dir = data_dir
+        self.files = files
         self.models = models
         self._emitter = emitter
         self._cancel = cancel

@@ -49,9 +49,11 @@ from engine.errors import (
     RunCancelled,
 )
 from engine.events import EventEmitter, Listener
+from engine.files import FileAccess, FilePolicy
 from engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from engine.inputs import bind_inputs
 from engine.keys import finish_key, input_part, link_material, list_material, literal_material
+from engine.limits import MediaLimits
 from engine.media import write_output
 from engine.models import ModelManager
 from engine.node import Node
@@ -78,9 +80,12 @@ class Executor:
 
     def __init__(self, env: GraphEnv, cache: ResultCache | None, *, workers: int = 8,
                  devices: list[str] | None = None, data_dir: Path | None = None,
-                 models: ModelManager | None = None, backend: Backend | None = None) -> None:
+                 models: ModelManager | None = None, backend: Backend | None = None,
+                 policy: FilePolicy | None = None, limits: MediaLimits | None = None) -> None:
         self.env = env
         self.workers = workers
+        self.policy = policy
+        self.limits = limits or MediaLimits()
         self.devices = devices or (backend.refresh() if backend is not None else None) or ["cpu"]
         self.data_dir = data_dir
         self.models = models or ModelManager({device: default_budget(device) for device in self.devices})
@@ -96,7 +101,7 @@ class Executor:
         """Run a graph to completion (or failure, or cancellation). Invalid graphs or inputs raise before anything
         runs: GraphValidationError with every issue, or GraphInputError naming the input."""
         compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, self.env)
-        bound, shown = bind_inputs(compiled.document, inputs or {}, media_resolver)
+        bound, shown = bind_inputs(compiled.document, inputs or {}, media_resolver, self.limits)
         self._sync_devices()
         emitter = EventEmitter(run_id or uuid.uuid4().hex[:12], listener)
         run = _Run(self, compiled, bound, emitter, cancel or threading.Event())
@@ -162,7 +167,9 @@ class _Run:
         nodes = {node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()}
         self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(executor.devices), nodes=nodes)
         self.prepared: dict[str, Prepared] = {}
-        self.scope = RunScope(emitter, cancel, executor.env, executor.data_dir, executor.cache, self._call_graph)
+        files = FileAccess(executor.policy, executor.data_dir, tuple(executor.env.library.folders), executor.limits)
+        self.scope = RunScope(emitter, cancel, executor.env, executor.data_dir, files, executor.cache,
+                              self._call_graph)
 
     def execute(self) -> None:
         self.record.started = time.time()
@@ -479,11 +486,12 @@ class _Run:
                     inputs: Mapping[str, BoundValue]) -> dict[str, Any]:
         env = self.executor.env.entering(document.name or "graph")
         compiled = compile_graph(document, env)
-        bound, _ = bind_inputs(document, dict(inputs))
+        bound, _ = bind_inputs(document, dict(inputs), limits=self.executor.limits)
         inner_emitter = EventEmitter(self.emitter.run_id, _forward_progress(ctx, len(compiled.nodes)))
         nested = _Run(Executor(env, self.cache, workers=self.executor.workers, devices=self.executor.devices,
                                data_dir=self.executor.data_dir, models=self.executor.models,
-                               backend=self.executor.backend),
+                               backend=self.executor.backend, policy=self.executor.policy,
+                               limits=self.executor.limits),
                       compiled, bound, inner_emitter, self.cancel)
         nested.execute()
         failed = [node_id for node_id, rec in nested.record.nodes.items() if rec.status == "failed"]

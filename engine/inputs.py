@@ -12,6 +12,7 @@ from engine.context import BoundValue
 from engine.document import GraphDocument
 from engine.errors import GraphInputError
 from engine.keys import literal_material, media_material
+from engine.limits import MediaLimits
 from engine.media import file_digest, load_media
 from engine.node import make_port
 from engine.types import MEDIA_TYPES
@@ -39,8 +40,8 @@ def parse_cli_value(port_type: str, text: str) -> Any:
     return text
 
 
-def bind_inputs(document: GraphDocument, given: Mapping[str, Any],
-                media_resolver: Any = None) -> tuple[dict[str, BoundValue], dict[str, Any]]:
+def bind_inputs(document: GraphDocument, given: Mapping[str, Any], media_resolver: Any = None,
+                limits: MediaLimits | None = None) -> tuple[dict[str, BoundValue], dict[str, Any]]:
     """Bound values for every declared graph input, and the JSON form for the run record.
 
     Raises GraphInputError naming the input: unknown name, missing required value, or a value of the wrong type.
@@ -61,7 +62,7 @@ def bind_inputs(document: GraphDocument, given: Mapping[str, Any],
             shown[name] = None
             continue
         if decl.type in MEDIA_TYPES:
-            bound[name] = _bind_media(name, decl.type, value, media_resolver)
+            bound[name] = _bind_media(name, decl.type, value, media_resolver, limits)
             shown[name] = value if isinstance(value, str) else _shown(value)
             continue
         try:
@@ -74,7 +75,7 @@ def bind_inputs(document: GraphDocument, given: Mapping[str, Any],
     return bound, shown
 
 
-def _bind_media(name: str, kind: str, value: Any, media_resolver: Any) -> BoundValue:
+def _bind_media(name: str, kind: str, value: Any, media_resolver: Any, limits: MediaLimits | None) -> BoundValue:
     if isinstance(value, Image | Audio | Video):
         import hashlib
 
@@ -85,7 +86,7 @@ def _bind_media(name: str, kind: str, value: Any, media_resolver: Any) -> BoundV
         raise GraphInputError(f"graph input '{name}' is {kind}: give a file path, not {type(value).__name__}")
     path = Path(media_resolver(value)) if media_resolver is not None else Path(value)
     try:
-        return BoundValue(load_media(kind, path), media_material(kind, file_digest(path)))
+        return BoundValue(load_media(kind, path, limits), media_material(kind, file_digest(path)))
     except GraphInputError as exc:
         raise GraphInputError(f"graph input '{name}': {exc}") from None
 

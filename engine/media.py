@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import GraphInputError
+from engine.limits import MediaLimits, media_problem
 from engine.values import Audio, Image, Video
 
 MEDIA_TYPE = {"image": "image/png", "audio": "audio/wav", "video": "video/mp4"}
@@ -23,11 +24,16 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_media(kind: str, path: Path) -> Image | Audio | Video:
-    """Decode an image, WAV or video file into a value; errors name the file and what was wrong."""
+def load_media(kind: str, path: Path, limits: MediaLimits | None = None) -> Image | Audio | Video:
+    """Decode an image, WAV or video file into a value, refused before decoding when its header is over the
+    limits; errors name the file (not its folder) and what was wrong."""
+    limits = limits or MediaLimits()
     if not path.is_file():
-        raise GraphInputError(f"{kind} file {path} does not exist")
+        raise GraphInputError(f"{kind} file {path.name} does not exist")
     try:
+        problem = media_problem(kind, path, limits)
+        if problem:
+            raise GraphInputError(f"{path.name}: {problem}")
         if kind == "image":
             from PIL import Image as PILImage
 
@@ -37,11 +43,12 @@ def load_media(kind: str, path: Path) -> Image | Audio | Video:
         if kind == "audio":
             return read_wav(path)
         if kind == "video":
-            return read_video(path)
+            return read_video(path, limits.max_video_frames)
     except GraphInputError:
         raise
     except Exception as exc:
-        raise GraphInputError(f"cannot decode {kind} file {path}: {exc}") from None
+        reason = str(exc).replace(str(path), path.name) or type(exc).__name__
+        raise GraphInputError(f"cannot decode {kind} file {path.name}: {reason}") from None
     raise GraphInputError(f"unknown media kind '{kind}'")
 
 
@@ -53,7 +60,7 @@ def read_wav(path: Path) -> Audio:
         width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
         frames = wav.readframes(wav.getnframes())
     if width != 2:
-        raise GraphInputError(f"{path}: only 16-bit PCM WAV is supported, this one has {8 * width}-bit samples")
+        raise GraphInputError(f"{path.name}: only 16-bit PCM WAV is supported, this one has {8 * width}-bit samples")
     samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
     return Audio(torch.from_numpy(samples.reshape(-1, channels).T.copy()), rate)
 
@@ -69,8 +76,9 @@ def write_wav(audio: Audio, path: Path) -> None:
         wav.writeframes(pcm.tobytes())
 
 
-def read_video(path: Path) -> Video:
-    """Frames (RGB, 0..1) at the stream's frame rate, with the first audio track when there is one."""
+def read_video(path: Path, max_frames: int | None = None) -> Video:
+    """Frames (RGB, 0..1) at the stream's frame rate, with the first audio track when there is one; decoding
+    stops with an error past ``max_frames`` (a header may understate the length)."""
     import av
     import numpy as np
     import torch
@@ -78,9 +86,14 @@ def read_video(path: Path) -> Video:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 24)
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        frames = []
+        for frame in container.decode(stream):
+            if max_frames is not None and len(frames) >= max_frames:
+                raise GraphInputError(f"{path.name}: the video has more than {max_frames} frames, over the limit "
+                                      "(--max-video-frames)")
+            frames.append(frame.to_ndarray(format="rgb24"))
     if not frames:
-        raise GraphInputError(f"{path} has no video frames")
+        raise GraphInputError(f"{path.name} has no video frames")
     tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)
     return Video(tensor, fps, _read_audio_track(path))
 

@@ -16,7 +16,9 @@
             return self.Outputs(text=inputs.separator.join(inputs.texts))
 
 Class flags: ``side_effects`` (always runs, never cached), ``accelerator`` (placed on a device), ``extra_inputs``
-(the port type of extra named inputs, as ``text.template`` takes). Hooks for the few nodes that need them:
+(the port type of extra named inputs, as ``text.template`` takes), ``files`` (which inputs name files to read,
+folders to write or models, ``{"path": "read"}``: the node opens them through ``ctx.files``, and the server's
+path policy and the editor read the declaration). Hooks for the few nodes that need them:
 ``ports`` (ports that depend on a literal, as ``graph.call``), ``check`` (node-specific validation) and
 ``fingerprint`` (cache-key material from outside state, such as a file's content).
 """
@@ -27,11 +29,13 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from engine.errors import NodeDefinitionError
+from engine.files import FileUse, check_declarations
 from engine.types import port_type_of, python_type
 
 if TYPE_CHECKING:
@@ -86,6 +90,7 @@ class Node:
     side_effects: ClassVar[bool] = False
     accelerator: ClassVar[bool] = False
     extra_inputs: ClassVar[str | None] = None
+    files: ClassVar[Mapping[str, FileUse]] = MappingProxyType({})
     Inputs: ClassVar[type[NodeInputs]]
     Outputs: ClassVar[type[NodeOutputs]]
 
@@ -207,6 +212,7 @@ class NodeSpec:
             "side_effects": self.cls.side_effects,
             "accelerator": self.cls.accelerator,
             "extra_inputs": self.cls.extra_inputs,
+            "files": dict(self.cls.files),
             "dynamic_ports": self.dynamic,
             "source": self.source,
             "inputs": _object_schema(self.cls.Inputs, self.inputs),
@@ -244,6 +250,9 @@ def build_spec(cls: type[Node], source: str) -> NodeSpec:
         raise NodeDefinitionError(f"{name} ({type_id}): {exc}") from exc
     if cls.extra_inputs is not None and cls.Inputs.model_config.get("extra") != "allow":
         raise NodeDefinitionError(f"{name} ({type_id}): extra_inputs needs Inputs.model_config extra='allow'")
+    problem = check_declarations(cls.files, list(inputs))
+    if problem:
+        raise NodeDefinitionError(f"{name} ({type_id}): {problem}")
     seed = inputs.get("seed")
     if seed is not None and seed.type != "int":
         raise NodeDefinitionError(f"{name} ({type_id}): a 'seed' input must be an int, not {seed.type}")

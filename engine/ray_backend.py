@@ -356,7 +356,8 @@ class RayBackend:
         remote = RemoteCall(call_id, scope.emitter.run_id, node.id, spec.type, shipped, prepared.literals,
                             prepared.materials, prepared.models, names, extra,
                             prepared.key if cache is not None else None, disk,
-                            str(scope.data_dir) if scope.data_dir else None, self._recipe(scope.env.registry),
+                            str(scope.data_dir) if scope.data_dir else None, scope.files,
+                            self._recipe(scope.env.registry),
                             self._library(scope.env), self._events_name, self.namespace)
         listening = _Listening(scope.emitter, device)
         with self._delivered:

@@ -31,6 +31,7 @@ from engine.context import NodeContext, NodeModels
 from engine.devices import default_budget, detect_devices
 from engine.errors import EngineError, NodeExecutionError, RunCancelled
 from engine.events import Event, EventEmitter
+from engine.files import FileAccess
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.models import ModelManager
@@ -73,6 +74,7 @@ class RemoteCall:
     key: str | None
     cache_root: str | None
     data_dir: str | None
+    files: FileAccess
     recipe: WorkerRecipe
     library: tuple[str, ...]
     events: str
@@ -187,7 +189,8 @@ def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelM
     held = NodeModels(models, device, emitter, call.node_id, call.models)
     ctx = NodeContext(node_id=call.node_id, node_type=call.node_type, device=device, emitter=emitter,
                       cancel=cancel, env=env, data_dir=Path(call.data_dir) if call.data_dir else None,
-                      materials=call.materials, literals=call.literals, call_graph=_needs_driver, models=held)
+                      materials=call.materials, literals=call.literals, call_graph=_needs_driver, models=held,
+                      files=call.files)
     ports = {name: make_port(name, port_type) for name, port_type in call.extra_ports.items()}
     report = Report("ok")
     outputs: dict[str, Any] = {}

@@ -25,12 +25,9 @@ SPEED_RANGE = (0.25, 4.0)
 
 
 def _resolve(name: str, ctx: NodeContext, families: tuple[str, ...]) -> Any:
-    from nodes.models import RESOLVER, ModelResolveError
+    from nodes.models import resolve_model
 
-    try:
-        return RESOLVER.resolve(name, ctx.data_dir, families=families)
-    except ModelResolveError as exc:
-        raise NodeError(str(exc), input="model") from None
+    return resolve_model(ctx, name, families=families)
 
 
 def _model_problem(name: Any, families: tuple[str, ...]) -> str | None:
@@ -67,6 +64,7 @@ class Speech(Node):
 
     type = "audio.speech"
     version = "1.0.0"
+    files = {"model": "model"}
     accelerator = True
 
     class Inputs(NodeInputs):
@@ -145,6 +143,7 @@ class Transcribe(Node):
 
     type = "audio.transcribe"
     version = "1.0.0"
+    files = {"model": "model"}
     accelerator = True
 
     class Inputs(NodeInputs):

@@ -12,7 +12,7 @@ from engine.context import NodeContext
 from engine.errors import NodeError
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Image
-from nodes.models import RESOLVER, ModelResolveError, ResolvedModel
+from nodes.models import RESOLVER, ResolvedModel, resolve_model
 from nodes.runtime import quiet_transformers
 
 FAMILIES = ("blip",)
@@ -55,6 +55,7 @@ class Caption(Node):
 
     type = "image.caption"
     version = "1.0.0"
+    files = {"model": "model"}
     accelerator = True
 
     class Inputs(NodeInputs):
@@ -76,14 +77,12 @@ class Caption(Node):
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch
 
-        def load(device: str) -> Captioner:
-            try:
-                resolved = RESOLVER.resolve(inputs.model, ctx.data_dir, families=FAMILIES)
-            except ModelResolveError as exc:
-                raise NodeError(str(exc), input="model") from None
-            return load_captioner(resolved, device)
+        name = ctx.files.model(inputs.model, input="model")
 
-        captioner = ctx.models.get(f"caption:{inputs.model}", load)
+        def load(device: str) -> Captioner:
+            return load_captioner(resolve_model(ctx, name, families=FAMILIES), device)
+
+        captioner = ctx.models.get(f"caption:{name}", load)
         pictures = [picture.convert("RGB") for picture in inputs.image.to_pil()]
         text = [inputs.prompt] * len(pictures) if inputs.prompt else None
         batch = captioner.processor(images=pictures, text=text, return_tensors="pt")

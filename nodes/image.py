@@ -77,9 +77,11 @@ def check_diffusion(literals: Mapping[str, Any]) -> list[tuple[str | None, str]]
     return issues
 
 
-def _model(ctx: NodeContext, name: str) -> DiffusionModel:
+def _model(ctx: NodeContext, given: str) -> DiffusionModel:
+    name = ctx.files.model(given, input="model")
+
     def load(device: str) -> DiffusionModel:
-        resolved, family = resolve_pipeline_model(name, ctx.data_dir)
+        resolved, family = resolve_pipeline_model(ctx, name)
         return load_pipeline(resolved, family, device)
 
     return ctx.models.get(f"diffusion:{name}", load)
@@ -132,6 +134,7 @@ class Generate(Node):
 
     type = "image.generate"
     version = "1.0.0"
+    files = {"model": "model", "loras": "model"}
     accelerator = True
 
     class Inputs(DiffusionInputs):
@@ -162,8 +165,7 @@ class Generate(Node):
             if getattr(inputs, name) % multiple:
                 raise NodeError(f"{name} {getattr(inputs, name)} is not a multiple of {multiple}, which "
                                 f"{model.family} models need", input=name)
-        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir), \
-                pipeline_for_run(model, inputs.scheduler) as pipe:
+        with model.lock, applied_loras(model, inputs.loras, ctx), pipeline_for_run(model, inputs.scheduler) as pipe:
             kwargs = _common_kwargs(model, inputs, ctx)
             result = pipe(prompt=inputs.prompt, width=inputs.width, height=inputs.height,
                           num_images_per_prompt=inputs.count, **kwargs)
@@ -176,6 +178,7 @@ class Transform(Node):
 
     type = "image.transform"
     version = "1.0.0"
+    files = {"model": "model", "loras": "model"}
     accelerator = True
 
     class Inputs(DiffusionInputs):
@@ -202,7 +205,7 @@ class Transform(Node):
         model = _model(ctx, inputs.model)
         pixels = self._fit(inputs.image, _size_multiple(model), model, ctx)
         batch = int(pixels.shape[0])
-        with model.lock, applied_loras(model, inputs.loras, ctx.data_dir), \
+        with model.lock, applied_loras(model, inputs.loras, ctx), \
                 pipeline_for_run(model, inputs.scheduler, image_to_image=True) as pipe:
             kwargs = _common_kwargs(model, inputs, ctx)
             if model.family == "flux":

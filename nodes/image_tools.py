@@ -1,7 +1,8 @@
 """Image plumbing: ``image.load``, ``image.save``, ``image.grid``, ``image.resize`` (CPU-light, no models).
 
 ``image.load`` keys its cache entry on the file's content, so editing the picture re-runs what depends on it and
-nothing else. ``image.save`` always runs and never overwrites: each call writes the next free numbered file.
+nothing else, and refuses pictures over the pixel budget before decoding them. ``image.save`` always runs and
+never overwrites: each call writes the next free numbered file. Both open their paths through ``ctx.files``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pydantic import Field
 
 from engine.context import NodeContext
 from engine.errors import NodeError
+from engine.files import FileAccess
 from engine.graph import GraphEnv
+from engine.limits import image_problem
 from engine.media import file_digest
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Image
@@ -27,33 +30,17 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 RUN_CHUNK = "nodeforge.run"
 
 
-def find_image(reference: str, env: GraphEnv | None, data_dir: Path | None) -> Path | None:
-    """The file a path or artifact reference names: the path as given (relative to the working folder), else
-    relative to the graph library's folders (a graph's own assets), else an uploaded artifact in the data dir."""
-    path = Path(reference).expanduser()
-    if path.is_file():
-        return path
-    if not path.is_absolute() and env is not None:
-        for folder in env.library.folders:
-            if (folder / path).is_file():
-                return folder / path
-    if data_dir is not None and ARTIFACT_REFERENCE.match(reference):
-        from engine.artifacts import find_artifact
-
-        return find_artifact(data_dir, reference)
-    return None
-
-
 class Load(Node):
     """Load an image file (PNG, JPEG, WebP, GIF, BMP, TIFF) or an uploaded artifact. Cached by the file's content:
     change the file and what depends on it runs again."""
 
     type = "image.load"
     version = "1.0.0"
+    files = {"path": "read"}
 
     class Inputs(NodeInputs):
-        path: str = Field(description="A file path (relative to the working folder or the graph's folder), or an "
-                                      "uploaded artifact id")
+        path: str = Field(description="A file path (relative to the working folder or the graph's folder; on a "
+                                      "server, inside the folders it allows), or an uploaded artifact id")
 
     class Outputs(NodeOutputs):
         image: Image
@@ -62,8 +49,8 @@ class Load(Node):
         reference = literals.get("path")
         if not isinstance(reference, str):
             return None
-        path = find_image(reference, env, None)
-        if path is not None:
+        path = FileAccess(search=tuple(env.library.folders)).find_file(reference)
+        if path is not None and not ARTIFACT_REFERENCE.match(reference):
             return "sha256:" + file_digest(path)
         match = ARTIFACT_REFERENCE.match(reference)
         return f"artifact:{match.group(1)}" if match else None
@@ -72,10 +59,11 @@ class Load(Node):
         from PIL import Image as PILImage
         from PIL import ImageOps, UnidentifiedImageError
 
-        path = find_image(inputs.path, ctx.env, ctx.data_dir)
-        if path is None:
-            raise NodeError(f"no image file or uploaded artifact '{inputs.path}'", input="path")
+        path = ctx.files.read(inputs.path, input="path")
         try:
+            too_large = image_problem(path, ctx.files.limits)
+            if too_large:
+                raise NodeError(f"{path.name}: {too_large}", input="path")
             with PILImage.open(path) as picture:
                 picture.seek(0)
                 upright = ImageOps.exif_transpose(picture)
@@ -96,11 +84,13 @@ class Save(Node):
     type = "image.save"
     version = "1.0.0"
     side_effects = True
+    files = {"folder": "write"}
 
     class Inputs(NodeInputs):
         image: Image
         name: str = Field("image", description="File name prefix (letters, digits, '_', '.', '-')")
-        folder: str = Field("", description="Where to write; empty: the data dir's outputs folder")
+        folder: str = Field("", description="Where to write; empty: the data dir's outputs folder (on a server: "
+                                            "a folder under it, or one given with --allow-write-dir)")
 
     class Outputs(NodeOutputs):
         path: str = Field(description="The first file written")
@@ -118,9 +108,7 @@ class Save(Node):
         problems = self.check({"name": inputs.name}, frozenset())
         if problems:
             raise NodeError(problems[0][1], input="name")
-        folder = Path(inputs.folder).expanduser() if inputs.folder else \
-            (ctx.data_dir / "outputs" if ctx.data_dir else Path("outputs"))
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ctx.files.write_folder(inputs.folder, input="folder")
         info = PngInfo()
         info.add_itxt(RUN_CHUNK, json.dumps({"id": ctx.run_id, "node": ctx.node_id}))
         paths = [str(_write_next(folder, inputs.name, picture, info)) for picture in inputs.image.to_pil()]

@@ -109,12 +109,9 @@ def context_length(model: Any, tokenizer: Any) -> int:
 
 def open_causal_lm(name: str, ctx: NodeContext) -> CausalLM:
     """The causal LM ``name`` resolved (tiny, path, alias, Hub id) and resident on the node's device."""
-    from nodes.models import RESOLVER, ModelResolveError
+    from nodes.models import resolve_model
 
-    try:
-        resolved = RESOLVER.resolve(name, ctx.data_dir, families=FAMILIES)
-    except ModelResolveError as exc:
-        raise NodeError(str(exc), input="model") from None
+    resolved = resolve_model(ctx, name, families=FAMILIES)
     return ctx.models.get(f"llm:{resolved.key}", lambda device: load_causal_lm(name, resolved.path, device))
 
 
@@ -291,6 +288,7 @@ class Generate(Node):
 
     type = "llm.generate"
     version = "1.0.0"
+    files = {"model": "model"}
     accelerator = True
 
     class Inputs(NodeInputs):

@@ -12,10 +12,9 @@ from typing import Any
 from pydantic import Field
 
 from engine.context import NodeContext
-from engine.errors import NodeError
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Image
-from nodes.models import RESOLVER, ModelResolveError
+from nodes.models import RESOLVER, resolve_model
 from nodes.models.upscalers import Upscaler, load_upscaler, upscale
 from nodes.runtime import torch_device
 
@@ -28,6 +27,7 @@ class Upscale(Node):
 
     type = "image.upscale"
     version = "1.0.0"
+    files = {"model": "model"}
     accelerator = True
 
     class Inputs(NodeInputs):
@@ -47,14 +47,12 @@ class Upscale(Node):
         return [("model", problem)] if problem else []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        def load(device: str) -> Upscaler:
-            try:
-                resolved = RESOLVER.resolve(inputs.model, ctx.data_dir, families=FAMILIES)
-            except ModelResolveError as exc:
-                raise NodeError(str(exc), input="model") from None
-            return load_upscaler(resolved.path, inputs.model, device)
+        name = ctx.files.model(inputs.model, input="model")
 
-        model = ctx.models.get(f"upscale:{inputs.model}", load)
+        def load(device: str) -> Upscaler:
+            return load_upscaler(resolve_model(ctx, name, families=FAMILIES).path, inputs.model, device)
+
+        model = ctx.models.get(f"upscale:{name}", load)
         return self.Outputs(image=Image(upscale_channels(model, inputs.image.tensor.to(torch_device(ctx.device)),
                                                          inputs.tile, inputs.overlap, ctx)))
 

@@ -41,12 +41,9 @@ def static_family(name: str) -> VideoFamily | None:
 
 
 def open_video_model(name: str, ctx: NodeContext) -> VideoModel:
-    from nodes.models import RESOLVER, ModelResolveError
+    from nodes.models import resolve_model
 
-    try:
-        resolved = RESOLVER.resolve(name, ctx.data_dir, families=tuple(FAMILIES))
-    except ModelResolveError as exc:
-        raise NodeError(str(exc), input="model") from None
+    resolved = resolve_model(ctx, name, families=tuple(FAMILIES))
     family = resolved.family if resolved.family in FAMILIES else family_of_folder(name, resolved.path)
     return ctx.models.get(f"video-{family}:{resolved.key}",
                           lambda device: load_video_model(name, resolved.path, family, device))
@@ -59,6 +56,7 @@ class Generate(Node):
 
     type = "video.generate"
     version = "1.0.0"
+    files = {"model": "model"}
     accelerator = True
 
     class Inputs(NodeInputs):
@@ -267,6 +265,7 @@ class Save(Node):
     type = "video.save"
     version = "1.0.0"
     side_effects = True
+    files = {"folder": "write"}
 
     class Inputs(NodeInputs):
         video: Video
@@ -285,9 +284,7 @@ class Save(Node):
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         from engine.media import write_mp4
 
-        folder = Path(inputs.folder).expanduser() if inputs.folder else (
-            (ctx.data_dir or Path.cwd()) / "outputs")
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = ctx.files.write_folder(inputs.folder, input="folder")
         stem = inputs.name.removesuffix(".mp4")
         target, number = folder / f"{stem}.mp4", 1
         while target.exists():

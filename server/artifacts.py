@@ -16,7 +16,8 @@ from typing import Any, BinaryIO
 
 from engine.artifacts import artifact_files, artifact_id_of, find_artifact, new_artifact_id
 from engine.errors import GraphInputError
-from server.paths import is_within, locate
+from engine.files import FileAccess, is_within
+from engine.limits import media_problem
 from server.sniff import ACCEPTED, HEAD_BYTES, sniff, verify
 from server.store import Artifact, RunStore
 
@@ -31,7 +32,7 @@ class UploadRejected(ValueError):
 
 
 class ArtifactStore:
-    def __init__(self, data_dir: Path, store: RunStore, allowed: tuple[Path, ...], search: list[Path]) -> None:
+    def __init__(self, data_dir: Path, store: RunStore, access: FileAccess) -> None:
         self.data_dir = data_dir
         self.files = artifact_files(data_dir)
         self.tmp = data_dir / "artifacts" / "tmp"
@@ -39,8 +40,7 @@ class ArtifactStore:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         self.store = store
-        self.allowed = allowed
-        self.search = search
+        self.access = access
 
     def save_upload(self, source: BinaryIO, filename: str | None, limit: int) -> Artifact:
         """Copy an uploaded file in (at most ``limit`` bytes), typed by its content; raises UploadRejected."""
@@ -65,7 +65,7 @@ class ArtifactStore:
             if sniffed is None:
                 raise UploadRejected(415, f"unsupported content (accepted: {ACCEPTED}); the type is read from "
                                           "the bytes, not the file name")
-            problem = verify(tmp, sniffed)
+            problem = verify(tmp, sniffed, self.access.limits)
             if problem:
                 raise UploadRejected(415, problem)
             artifact = _artifact(None, "upload", sniffed.suffix, sniffed.media_type,
@@ -120,21 +120,25 @@ class ArtifactStore:
             return str(found)
         if artifact_id_of(value) is not None:
             raise GraphInputError(f"no artifact {value} (upload files with POST /api/uploads)")
-        path = locate(value, self.search) if "\x00" not in value else None
-        if path is not None and is_within(path, self.allowed) and path.is_file():
+        path = self.access.find_file(value)
+        if path is not None:
             return str(path)
         raise GraphInputError(f"{value[:200]!r} is neither an artifact id (POST /api/uploads) nor a file in the "
                               "folders this server allows")
 
-    def media_problem(self, value: Any) -> str | None:
-        """Why a media graph input given to the API cannot be used (checked at submission)."""
+    def media_problem(self, value: Any, kind: str) -> str | None:
+        """Why a media graph input of ``kind`` given to the API cannot be used (checked at submission): not an
+        allowed file, or over the media limits by its header."""
         if not isinstance(value, str):
             return "a media input takes an artifact id from POST /api/uploads"
         try:
-            self.resolve_input(value)
+            path = Path(self.resolve_input(value))
+            too_large = media_problem(kind, path, self.access.limits)
         except GraphInputError as exc:
             return str(exc)
-        return None
+        except Exception as exc:  # noqa: BLE001 - an unreadable header: the run reports the decoder's reason
+            return f"{path.name} cannot be read as {kind}: {type(exc).__name__}"
+        return f"{path.name}: {too_large}" if too_large else None
 
 
 def describe(artifact: Artifact) -> dict[str, Any]:

@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.errors import EngineError, RunCancelled
+from engine.errors import EngineError, NodeError, RunCancelled
 from server.models import known_models, registry
-from server.paths import path_problem
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -77,7 +76,7 @@ class LocalLLMBackend:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.data_dir = runtime.settings.data_dir
-        self.allowed = runtime.settings.allowed_folders
+        self.files = runtime.files
 
     def models(self) -> list[str]:
         llm = _llm_module()
@@ -86,28 +85,32 @@ class LocalLLMBackend:
         entries, _ = known_models(self.data_dir, llm.FAMILIES)
         return [entry["name"] for entry in entries]
 
-    def _support(self, call: ChatCall) -> tuple[Any, Any]:
+    def _support(self, call: ChatCall) -> tuple[Any, Any, str]:
+        """The LLM module, the resolver and the model name checked against the path policy (a local path made
+        absolute inside the allowed folders); ChatUnavailable when the model cannot be served."""
         llm = _llm_module()
         resolver = registry()
         if llm is None or resolver is None:
             raise ChatUnavailable("no local LLM support is installed (nodes.llm)")
         if call.model.startswith(llm.OPENAI_PREFIX):
             raise ChatUnavailable(f"'{call.model}' names a remote server; this endpoint serves local models")
-        problem = path_problem(call.model, "model", self.allowed)
-        if problem is None:
-            problem = resolver.problem(call.model, self.data_dir, families=llm.FAMILIES)
+        try:
+            model = self.files.model(call.model, input="model")
+        except NodeError as exc:
+            raise ChatUnavailable(f"model {exc}") from None
+        problem = resolver.problem(model, self.data_dir, families=llm.FAMILIES)
         if problem:
             raise ChatUnavailable(f"model '{call.model[:200]}': {problem}")
-        return llm, resolver
+        return llm, resolver, model
 
     def check(self, call: ChatCall) -> None:
         self._support(call)
 
     def complete(self, call: ChatCall, on_text: Callable[[str], None] | None,
                  cancel: threading.Event) -> ChatAnswer:
-        llm, resolver = self._support(call)
+        llm, resolver, model = self._support(call)
         try:
-            resolved = resolver.resolve(call.model, self.data_dir, families=llm.FAMILIES)
+            resolved = resolver.resolve(model, self.data_dir, families=llm.FAMILIES, relative_paths=False)
         except EngineError as exc:
             raise ChatUnavailable(str(exc)) from None
         device, models = self.runtime.model_home()

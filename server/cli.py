@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.cli import UsageError
+from engine.limits import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_VIDEO_FRAMES, MediaLimits
 from server.settings import MiB, Settings, is_loopback
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -37,6 +38,17 @@ def register_serve(commands: Any, common: Callable[[argparse.ArgumentParser], No
     serve.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
                        help="another folder graphs may read files from (repeatable; the data dir's inputs/ and "
                             "models/ and the example graphs' folder always are)")
+    serve.add_argument("--allow-write-dir", action="append", default=[], metavar="DIR",
+                       help="a folder graphs may write files into (repeatable; the data dir's outputs/ always is; "
+                            "a folder given only with --allow-dir stays read-only)")
+    serve.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
+                       help=f"largest picture an upload or a graph may load, in pixels (default "
+                            f"{DEFAULT_MAX_IMAGE_PIXELS:,})")
+    serve.add_argument("--max-video-frames", type=int, default=DEFAULT_MAX_VIDEO_FRAMES, metavar="N",
+                       help=f"longest video an upload or a graph may load, in frames (default "
+                            f"{DEFAULT_MAX_VIDEO_FRAMES:,})")
+    serve.add_argument("--max-audio-seconds", type=float, default=DEFAULT_MAX_AUDIO_SECONDS, metavar="S",
+                       help=f"longest sound an upload or a graph may load (default {DEFAULT_MAX_AUDIO_SECONDS:g} s)")
     serve.add_argument("--no-watch", action="store_true", help="do not reload graphs and plugins on file changes")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     common(serve)
@@ -59,7 +71,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError(f"--port {args.port} is not a TCP port")
     if args.concurrency < 1 or args.workers < 1 or args.max_upload_mb < 1:
         raise UsageError("--concurrency, --workers and --max-upload-mb must be at least 1")
-    for option, folders in (("--plugins", args.plugins), ("--allow-dir", args.allow_dir)):
+    if args.max_image_pixels < 1 or args.max_video_frames < 1 or args.max_audio_seconds <= 0:
+        raise UsageError("--max-image-pixels, --max-video-frames and --max-audio-seconds must be positive")
+    for option, folders in (("--plugins", args.plugins), ("--allow-dir", args.allow_dir),
+                            ("--allow-write-dir", args.allow_write_dir)):
         for folder in folders:
             if not Path(folder).is_dir():
                 raise UsageError(f"{option} {folder}: no such folder")
@@ -76,6 +91,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                     devices=args.devices, backend=args.backend, ray_address=args.address,
                     plugins=tuple(Path(p) for p in args.plugins),
                     input_dirs=tuple(Path(p) for p in args.allow_dir),
+                    write_dirs=tuple(Path(p) for p in args.allow_write_dir),
+                    limits=MediaLimits(args.max_image_pixels, args.max_video_frames, args.max_audio_seconds),
                     concurrency=args.concurrency, workers=args.workers,
                     max_upload_bytes=args.max_upload_mb * MiB, watch=not args.no_watch,
                     allowed_origins=tuple(args.allow_origin))

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.paths import is_within
+from engine.files import is_within
 
 if TYPE_CHECKING:
     from server.runtime import Runtime

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from engine.files import FilePolicy
+from engine.limits import MediaLimits
 
 MiB = 1 << 20
 PROJECT_GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
@@ -36,6 +39,8 @@ class Settings:
     plugins: tuple[Path, ...] = ()
     examples_dir: Path | None = PROJECT_GRAPHS
     input_dirs: tuple[Path, ...] = ()
+    write_dirs: tuple[Path, ...] = ()
+    limits: MediaLimits = field(default_factory=MediaLimits)
     concurrency: int = 1
     workers: int = 8
     max_body_bytes: int = 16 * MiB
@@ -55,7 +60,14 @@ class Settings:
                        plugins=tuple(Path(p).resolve() for p in self.plugins),
                        examples_dir=examples if examples and examples.is_dir() else None,
                        input_dirs=tuple(Path(p).resolve() for p in self.input_dirs),
+                       write_dirs=tuple(Path(p).resolve() for p in self.write_dirs),
                        concurrency=max(1, self.concurrency), workers=max(1, self.workers))
+
+    @property
+    def file_policy(self) -> FilePolicy:
+        """What a graph may open: files in the allowed folders, and writes only into the data dir's outputs and
+        the folders given for writing (``--allow-write-dir``); reading a folder never lets a graph write there."""
+        return FilePolicy(read=self.allowed_folders, write=(self.data_dir / "outputs", *self.write_dirs))
 
     @property
     def allowed_folders(self) -> tuple[Path, ...]:

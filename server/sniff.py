@@ -6,6 +6,8 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.limits import MediaLimits, media_problem
+
 HEAD_BYTES = 64
 
 
@@ -38,9 +40,13 @@ def sniff(head: bytes) -> Sniffed | None:
 ACCEPTED = "PNG, JPEG, GIF or WebP images, 16-bit PCM WAV audio, MP4 or WebM video"
 
 
-def verify(path: Path, sniffed: Sniffed) -> str | None:
-    """Decode enough of the file to know the engine can read it; the reason when it cannot."""
+def verify(path: Path, sniffed: Sniffed, limits: MediaLimits) -> str | None:
+    """Decode enough of the file to know the engine can read it and that it is within the limits (from its
+    header, before any pixels are decoded); the reason when it cannot."""
     try:
+        too_large = media_problem(sniffed.kind, path, limits)
+        if too_large:
+            return too_large
         if sniffed.kind == "image":
             from PIL import Image
 
@@ -61,5 +67,12 @@ def verify(path: Path, sniffed: Sniffed) -> str | None:
     except ImportError:
         return None
     except Exception as exc:
-        return f"the file cannot be decoded as {sniffed.media_type}: {type(exc).__name__}: {exc}"
+        return f"the file cannot be decoded as {sniffed.media_type}: {type(exc).__name__}: {_reason(exc, path)}"
     return None
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """The decoder's complaint without the upload's temporary path (OSErrors carry it as their file name)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return exc.strerror
+    return str(exc).replace(str(path), "the upload")

@@ -34,8 +34,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from engine.errors import NodeError
 from nodes.models.resolver import (
     Alias,
     ModelResolveError,
@@ -46,7 +49,11 @@ from nodes.models.resolver import (
     catalogue_from,
 )
 
-__all__ = ["RESOLVER", "Alias", "ModelResolveError", "ResolvedModel", "Resolver", "ShippedModel", "TinyModel"]
+if TYPE_CHECKING:
+    from engine.context import NodeContext
+
+__all__ = ["RESOLVER", "Alias", "ModelResolveError", "ResolvedModel", "Resolver", "ShippedModel", "TinyModel",
+           "resolve_model"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -57,3 +64,13 @@ def _build_resolver() -> Resolver:
 
 
 RESOLVER = _build_resolver()
+
+
+def resolve_model(ctx: NodeContext, name: str, *, input: str = "model", families: Iterable[str] = ()) -> ResolvedModel:
+    """The files behind a node's model input, checked against the run's path policy first (``ctx.files``); a
+    NodeError on ``input`` that says why when the name is forbidden or resolves to nothing usable."""
+    checked = ctx.files.model(name, input=input)
+    try:
+        return RESOLVER.resolve(checked, ctx.data_dir, families=families, relative_paths=not ctx.files.restricted)
+    except ModelResolveError as exc:
+        raise NodeError(str(exc), input=input) from None

@@ -14,11 +14,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nodes.models as models
 from engine.errors import NodeError
-from nodes.models.resolver import ModelResolveError, ResolvedModel
+from nodes.models.resolver import ResolvedModel
+
+if TYPE_CHECKING:
+    from engine.context import NodeContext
 
 FAMILIES = ("sd", "sdxl", "flux", "sd3")
 FLOW_FAMILIES = ("flux", "sd3")
@@ -169,12 +172,9 @@ def family_of_file(path: Path) -> str | None:
     return None
 
 
-def resolve_pipeline_model(name: str, data_dir: Path | None) -> tuple[ResolvedModel, str]:
+def resolve_pipeline_model(ctx: NodeContext, name: str) -> tuple[ResolvedModel, str]:
     """The model's files and family; NodeError on ``model`` when it is not a diffusion pipeline this node runs."""
-    try:
-        resolved = models.RESOLVER.resolve(name, data_dir, families=FAMILIES)
-    except ModelResolveError as exc:
-        raise NodeError(str(exc), input="model") from None
+    resolved = models.resolve_model(ctx, name, families=FAMILIES)
     family = resolved.family
     if family is None:
         family = family_of_file(resolved.path) if resolved.path.is_file() else family_of_folder(resolved.path)
@@ -247,7 +247,7 @@ def pipeline_for_run(model: DiffusionModel, scheduler: str, *, image_to_image: b
 
 
 @contextmanager
-def applied_loras(model: DiffusionModel, loras: Sequence[Mapping[str, Any]], data_dir: Path | None) -> Iterator[None]:
+def applied_loras(model: DiffusionModel, loras: Sequence[Mapping[str, Any]], ctx: NodeContext) -> Iterator[None]:
     """Apply LoRAs (diffusers or kohya format) for the duration of a block; always removed afterwards, also when
     loading one of them fails, so the shared pipeline is left as the base model."""
     if not loras:
@@ -258,7 +258,7 @@ def applied_loras(model: DiffusionModel, loras: Sequence[Mapping[str, Any]], dat
     try:
         for i, lora in enumerate(loras):
             names.append(f"nodeforge_{i}")
-            _load_lora(model, lora["model"], names[-1], data_dir, i)
+            _load_lora(model, lora["model"], names[-1], ctx, i)
         pipe.set_adapters(names, adapter_weights=[float(lora.get("weight", 1.0)) for lora in loras])
         yield
     finally:
@@ -266,11 +266,11 @@ def applied_loras(model: DiffusionModel, loras: Sequence[Mapping[str, Any]], dat
             pipe.unload_lora_weights()
 
 
-def _load_lora(model: DiffusionModel, name: str, adapter: str, data_dir: Path | None, index: int) -> None:
+def _load_lora(model: DiffusionModel, name: str, adapter: str, ctx: NodeContext, index: int) -> None:
     where = f"loras[{index}]"
     try:
-        resolved = models.RESOLVER.resolve(name, data_dir)
-    except ModelResolveError as exc:
+        resolved = models.resolve_model(ctx, name, input="loras")
+    except NodeError as exc:
         raise NodeError(f"{where}: {exc}", input="loras") from None
     path = resolved.path
     kwargs: dict[str, Any] = {"adapter_name": adapter}

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from engine.errors import EngineError
+from engine.files import names_local_path
 from nodes.models.store import build_once
 
 Source = Literal["tiny", "shipped", "path", "hub"]
@@ -146,11 +147,15 @@ class Resolver:
         return alias.family if alias else None
 
     # Resolution.
-    def resolve(self, name: str, data_dir: Path | None, *, families: Iterable[str] = ()) -> ResolvedModel:
+    def resolve(self, name: str, data_dir: Path | None, *, families: Iterable[str] = (),
+                relative_paths: bool = True) -> ResolvedModel:
         """The files behind ``name``; raises ModelResolveError naming what was tried. ``families`` (when given)
-        are the model families the caller can run: a known family outside them is an error, not a surprise."""
+        are the model families the caller can run: a known family outside them is an error, not a surprise.
+        ``relative_paths=False`` (under a path policy, which has made local names absolute) never takes a name
+        for a path relative to the working folder."""
         accepted = tuple(families)
-        resolved = self._resolve(name.strip(), _data_dir(data_dir), alias=None, depth=0)
+        resolved = self._resolve(name.strip(), _data_dir(data_dir), alias=None, depth=0,
+                                 relative_paths=relative_paths)
         if accepted and resolved.family is not None and resolved.family not in accepted:
             raise ModelResolveError(f"model '{name}' is a {resolved.family} model; this node takes "
                                     f"{', '.join(accepted)} models")
@@ -170,11 +175,12 @@ class Resolver:
         if accepted and family is not None and family not in accepted:
             return f"model '{name}' is a {family} model; this node takes {', '.join(accepted)} models"
         if (data_dir is not None and family is None and name not in self.aliases(data_dir)
-                and not Path(name).expanduser().exists() and not _looks_like_path(name) and not HUB_ID.match(name)):
+                and not Path(name).expanduser().exists() and not names_local_path(name) and not HUB_ID.match(name)):
             return self._not_found(name, data_dir)
         return None
 
-    def _resolve(self, name: str, data_dir: Path | None, *, alias: Alias | None, depth: int) -> ResolvedModel:
+    def _resolve(self, name: str, data_dir: Path | None, *, alias: Alias | None, depth: int,
+                 relative_paths: bool = True) -> ResolvedModel:
         shown = alias.name if alias else name
         family = alias.family if alias else None
         if name.startswith("tiny/"):
@@ -182,13 +188,13 @@ class Resolver:
         if name in self.shipped:
             return self._shipped(name, data_dir, alias)
         path = Path(name).expanduser()
-        if path.exists():
+        if (relative_paths or path.is_absolute()) and path.exists():
             return ResolvedModel(shown, "path", path.resolve(), family=family, alias=alias and alias.name)
         if alias is None and depth == 0:
             found = self.aliases(data_dir).get(name)
             if found is not None:
                 return self._resolve(found.target, data_dir, alias=found, depth=depth + 1)
-        if _looks_like_path(name):
+        if names_local_path(name):
             raise ModelResolveError(f"model file or folder '{name}' does not exist")
         match = HUB_ID.match(name)
         if match:
@@ -239,12 +245,6 @@ def _data_dir(data_dir: Path | None) -> Path:
     from engine.datadir import resolve_data_dir
 
     return resolve_data_dir()
-
-
-def _looks_like_path(name: str) -> bool:
-    """A name written as a path (absolute, ./, ~, or with a file suffix) is never taken for a Hub id."""
-    return (name.startswith(("/", "./", "../", "~", "\\")) or Path(name).suffix.lower()
-            in (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".onnx", ".gguf"))
 
 
 def _seeded(build: Callable[[Path], None], seed: int) -> Callable[[Path], None]:

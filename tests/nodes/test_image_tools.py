@@ -67,7 +67,7 @@ def test_load_reports_missing_and_undecodable_files(image_executor: Executor, tm
         "node 'img' (image.load), input 'path': cannot decode broken.png as an image (")
     assert result.record.nodes["img"].error.endswith("accepted: PNG, JPEG, WebP, GIF, BMP, TIFF")
     result = run_nodes(image_executor, {"img": {"type": "image.load", "inputs": {"path": "nowhere.png"}}})
-    assert result.record.nodes["img"].error == ("node 'img' (image.load), input 'path': no image file or uploaded "
+    assert result.record.nodes["img"].error == ("node 'img' (image.load), input 'path': no file or uploaded "
                                                 "artifact 'nowhere.png'")
 
 

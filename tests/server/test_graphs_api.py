@@ -112,15 +112,16 @@ def test_a_hand_edited_unreadable_file_is_409(client: TestClient, settings: Sett
 
 def test_graph_documents_cannot_name_files_outside_allowed_folders(client: TestClient) -> None:
     document = {"nodes": {
-        "load": {"type": "text.template", "inputs": {"template": "{path}", "path": "/etc/passwd"}},
-        "lora": {"type": "text.template", "inputs": {"template": "{x}", "x": "1",
-                                                     "loras": {"value": [{"model": "../../secret.safetensors"}]}}},
-        "fine": {"type": "text.template", "inputs": {"template": "{model}", "model": "tiny/llm"}},
+        "load": {"type": "image.load", "inputs": {"path": "/etc/passwd"}},
+        "draw": {"type": "image.generate", "inputs": {"prompt": "x", "model": "tiny/sd",
+                                                      "loras": [{"model": "../../secret.safetensors"}]}},
+        "save": {"type": "image.save", "inputs": {"image": {"from": "load.image"}, "folder": "/tmp"}},
+        "words": {"type": "text.template", "inputs": {"template": "{path}", "path": "/etc/passwd"}},
     }}
     response = client.put("/api/graphs/paths", json=document)
     assert response.status_code == 422
     forbidden = {(i["node"], i["input"]) for i in response.json()["issues"] if i["code"] == "forbidden_path"}
-    assert forbidden == {("load", "path"), ("lora", "loras")}
+    assert forbidden == {("load", "path"), ("draw", "loras"), ("save", "folder")}
 
 
 def test_schema_and_catalogue(client: TestClient) -> None:
@@ -142,7 +143,7 @@ def test_every_example_graph_saves_and_its_assets_are_allowed(client: TestClient
 
 def test_relative_paths_cannot_climb_out_of_the_library(client: TestClient) -> None:
     for path in ("../../../../../../etc/passwd", "assets/../../../../../../etc/hostname", "~/.ssh/id_rsa"):
-        document = {"nodes": {"n": {"type": "text.template", "inputs": {"template": "{path}", "path": path}}}}
+        document = {"nodes": {"n": {"type": "image.load", "inputs": {"path": path}}}}
         response = client.put("/api/graphs/climb", json=document)
         assert response.status_code == 422, path
         assert response.json()["issues"][0]["code"] == "forbidden_path"

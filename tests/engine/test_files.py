@@ -1,0 +1,83 @@
+"""``engine.files``: the path policy an ``Executor`` applies to every file a node opens, and its absence (the CLI on
+one's own graphs); ``engine.limits``: the default pixel budget that holds for every run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.document import parse_document
+from engine.errors import NodeError
+from engine.executor import Executor
+from engine.files import FileAccess, FilePolicy
+from engine.graph import GraphEnv
+from engine.registry import Registry
+from tests.server.test_media_limits import png_header
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
+    readable, writable, outside = tmp_path / "read", tmp_path / "write", tmp_path / "outside"
+    for folder in (readable, writable, outside):
+        folder.mkdir()
+    (readable / "in.txt").write_text("x")
+    (outside / "secret.txt").write_text("x")
+    return readable, writable, outside
+
+
+def test_without_a_policy_paths_mean_what_they_mean_in_a_shell(folders: tuple[Path, Path, Path],
+                                                               tmp_path: Path) -> None:
+    _, _, outside = folders
+    access = FileAccess(data_dir=tmp_path / "data")
+    assert access.read(str(outside / "secret.txt"), input="path") == outside / "secret.txt"
+    assert access.model(str(outside), input="model") == str(outside)
+    assert access.write_folder(str(outside / "new"), input="folder") == outside / "new"
+
+
+def test_a_policy_reads_writes_and_loads_only_inside_its_folders(folders: tuple[Path, Path, Path],
+                                                                 tmp_path: Path) -> None:
+    readable, writable, outside = folders
+    outputs = tmp_path / "data" / "outputs"
+    access = FileAccess(FilePolicy(read=(readable,), write=(writable, outputs)), data_dir=tmp_path / "data")
+    assert access.read("in.txt", input="path") == readable / "in.txt"
+    with pytest.raises(NodeError) as existing:
+        access.read(str(outside / "secret.txt"), input="path")
+    with pytest.raises(NodeError) as missing:
+        access.read(str(outside / "nothing.txt"), input="path")
+    assert str(existing.value).replace("secret", "X") == str(missing.value).replace("nothing", "X")
+    assert existing.value.input == "path"
+    with pytest.raises(NodeError, match="not a folder this server may write to"):
+        access.write_folder(str(readable), input="folder")
+    assert not (outputs / "deep").exists()
+    assert access.write_folder("deep", input="folder") == outputs / "deep"
+    with pytest.raises(NodeError, match="not a model file or folder inside"):
+        access.model(str(outside), input="model")
+    assert access.model("tiny/sd", input="model") == "tiny/sd"
+    assert access.model("in.txt", input="model") == str(readable / "in.txt")
+    assert access.problem(str(outside / "secret.txt"), "read") == access.problem(str(outside / "no.txt"), "read")
+    assert access.problem(str(readable / "later.txt"), "read") is None
+
+
+def test_an_executor_given_a_policy_applies_it_to_linked_paths(folders: tuple[Path, Path, Path],
+                                                               tmp_path: Path) -> None:
+    readable, writable, outside = folders
+    env = GraphEnv(Registry.discover())
+    executor = Executor(env, None, data_dir=tmp_path / "data",
+                        policy=FilePolicy(read=(readable,), write=(writable,)))
+    document = parse_document({"nodes": {
+        "name": {"type": "text.template", "inputs": {"template": "{x}", "x": str(outside / "secret.txt")}},
+        "load": {"type": "image.load", "inputs": {"path": {"from": "name.text"}}}}})
+    record = executor.run(document).record
+    assert record.nodes["load"].status == "failed"
+    assert "is not a file inside the folders this server allows" in (record.nodes["load"].error or "")
+
+
+def test_the_default_pixel_budget_holds_without_a_server(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header(12_000, 12_000))
+    executor = Executor(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data")
+    document = parse_document({"nodes": {"load": {"type": "image.load", "inputs": {"path": str(bomb)}}}})
+    record = executor.run(document).record
+    assert record.nodes["load"].error == ("node 'load' (image.load), input 'path': bomb.png: the image is "
+                                          "12000x12000 (144 MP), over the limit of 64 MP (--max-image-pixels)")

@@ -1,0 +1,98 @@
+"""Decoded-size limits through a real HTTP server: a small file that announces a huge picture, a long sound or
+many frames is refused at upload and wherever a graph loads it, from its header, before anything is decoded."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from engine.limits import MediaLimits
+from server.app import create_app
+from server.settings import Settings
+from tests.server.support import LiveServer, wait_finished
+from tests.server.test_artifacts_api import MEASURE, png_bytes, wav_bytes
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that announces ``width`` x ``height`` grey pixels with only a few bytes of data: it decodes into
+    ``width * height`` bytes or fails part way, but its header alone says how large it is."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def mp4_bytes(frames: int, folder: Path) -> bytes:
+    import torch
+
+    from engine.media import write_mp4
+    from engine.values import Video
+
+    path = folder / "clip.mp4"
+    write_mp4(Video(torch.rand(frames, 3, 16, 16), 8.0), path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def http(settings: Settings) -> Iterator[httpx2.Client]:
+    limited = dataclasses.replace(settings, limits=MediaLimits(max_image_pixels=1_000_000, max_video_frames=5,
+                                                               max_audio_seconds=0.5))
+    with LiveServer(create_app(limited)) as live, httpx2.Client(base_url=live.url, timeout=60) as client:
+        yield client
+
+
+def upload(client: httpx2.Client, name: str, content: bytes) -> httpx2.Response:
+    return client.post("/api/uploads", files={"file": (name, content, "application/octet-stream")})
+
+
+def test_a_decompression_bomb_is_refused_at_upload(settings: Settings) -> None:
+    bomb = png_header(12_000, 12_000)
+    assert len(bomb) < 200
+    with LiveServer(create_app(settings)) as live, httpx2.Client(base_url=live.url, timeout=60) as client:
+        response = upload(client, "bomb.png", bomb)
+    assert response.status_code == 415
+    assert "12000x12000 (144 MP), over the limit of 64 MP (--max-image-pixels)" in response.json()["detail"]
+    assert list((settings.data_dir / "artifacts" / "files").iterdir()) == []
+
+
+def test_upload_limits_follow_the_settings(http: httpx2.Client, tmp_path: Path) -> None:
+    assert upload(http, "ok.png", png_bytes(1000, 1000)).status_code == 201
+    refused = upload(http, "big.png", png_bytes(1001, 1000))
+    assert refused.status_code == 415 and "over the limit of 1 MP" in refused.json()["detail"]
+    assert upload(http, "short.wav", wav_bytes(samples=4000)).status_code == 201
+    long = upload(http, "long.wav", wav_bytes(samples=4001))
+    assert long.status_code == 415 and "0.5 s long" in long.json()["detail"]
+    assert upload(http, "five.mp4", mp4_bytes(5, tmp_path)).status_code == 201
+    many = upload(http, "six.mp4", mp4_bytes(6, tmp_path))
+    assert many.status_code == 415 and "6 frames" in many.json()["detail"]
+
+
+def test_image_load_refuses_a_picture_over_the_budget_before_decoding(http: httpx2.Client,
+                                                                      settings: Settings) -> None:
+    (settings.data_dir / "inputs" / "bomb.png").write_bytes(png_header(12_000, 12_000))
+    graph = {"nodes": {"load": {"type": "image.load", "inputs": {"path": "bomb.png"}}},
+             "outputs": {"image": {"from": "load.image"}}}
+    record = wait_finished(http, http.post("/api/runs", json={"graph": graph}).json()["id"])
+    assert record["status"] == "failed"
+    assert record["nodes"]["load"]["error"] == ("node 'load' (image.load), input 'path': bomb.png: the image is "
+                                                "12000x12000 (144 MP), over the limit of 1 MP (--max-image-pixels)")
+    assert list((settings.data_dir / "cache").rglob("*.safetensors")) == []
+
+
+def test_a_media_graph_input_over_the_budget_is_refused_at_submission(http: httpx2.Client,
+                                                                      settings: Settings) -> None:
+    (settings.data_dir / "inputs" / "wide.png").write_bytes(png_bytes(1200, 1000))
+    response = http.post("/api/runs", json={"graph": MEASURE, "inputs": {"picture": "wide.png"}})
+    assert response.status_code == 422
+    [issue] = response.json()["issues"]
+    assert issue["input"] == "picture" and issue["code"] == "invalid_graph_input"
+    assert "wide.png: the image is 1200x1000 (1.2 MP), over the limit of 1 MP" in issue["message"]
+    assert http.get("/api/runs").json()["runs"] == []
