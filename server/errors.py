@@ -1,13 +1,25 @@
 """One error shape for every failure: ``{"detail": message}``, plus ``issues`` (node, input, code, message) when
-a graph, a submission or a request body has problems. FastAPI's own 422s are rewritten into the same shape."""
+a graph, a submission or a request body has problems. FastAPI's own 422s are rewritten into the same shape.
 
+Under ``/v1`` (the OpenAI-compatible surface) errors take OpenAI's shape instead,
+``{"error": {"message", "type", "code", "param"}}``, so OpenAI clients show the message. Every message is
+redacted on the way out: the server's own folders are named, never located (``server/redact.py``)."""
+
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from engine.errors import Issue
+from server.redact import server_redactor
+
+OPENAI_PREFIX = "/v1/"
+OPENAI_CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 409: "conflict", 413: "request_too_large", 422: "invalid_request",
+                429: "rate_limit_exceeded"}
 
 
 class ApiError(Exception):
@@ -24,15 +36,38 @@ def invalid(issues: list[Issue], what: str = "the graph") -> ApiError:
     return ApiError(422, f"{what} has {len(issues)} issue(s)", issues)
 
 
+def openai_error(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body; ``code`` defaults to one named after the status."""
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "code": code or OPENAI_CODES.get(status), "param": param}}
+
+
+def is_openai(path: str) -> bool:
+    return path.startswith(OPENAI_PREFIX)
+
+
 def _body(detail: str, issues: list[dict[str, Any]] | None) -> dict[str, Any]:
     return {"detail": detail, **({"issues": issues} if issues is not None else {})}
+
+
+def _redactor(request: Request) -> Callable[[str], str]:
+    runtime = getattr(request.app.state, "runtime", None)
+    return server_redactor(runtime.settings) if runtime is not None else str
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        issues = [issue.to_dict() for issue in exc.issues] if exc.issues is not None else None
-        return JSONResponse(_body(exc.detail, issues), status_code=exc.status, headers=exc.headers)
+        redact = _redactor(request)
+        issues = None if exc.issues is None else [
+            {**issue.to_dict(), "message": redact(issue.message)} for issue in exc.issues]
+        return JSONResponse(_body(redact(exc.detail), issues), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = _redactor(request)(str(exc.detail))
+        body = openai_error(exc.status_code, message) if is_openai(request.url.path) else _body(message, None)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -41,4 +76,9 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(part) for part in err.get("loc", ())]
             issues.append({"node": None, "input": ".".join(loc[1:]) or None, "code": "request",
                            "message": f"{'.'.join(loc)}: {err.get('msg', 'invalid')}"})
-        return JSONResponse(_body(f"the request has {len(issues)} problem(s)", issues), status_code=422)
+        detail = f"the request has {len(issues)} problem(s)"
+        if is_openai(request.url.path):
+            message = f"{detail}: " + "; ".join(issue["message"] for issue in issues)
+            param = issues[0]["input"] if issues else None
+            return JSONResponse(openai_error(422, message, param=param), status_code=422)
+        return JSONResponse(_body(detail, issues), status_code=422)

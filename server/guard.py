@@ -5,7 +5,8 @@
   cannot drive the API of a server on this machine.
 - Token: with a token set, every route needs ``Authorization: Bearer <token>``, server-sent events included; the
   static editor files and the API description (``/docs``, ``/openapi.json``) do not.
-- Responses carry ``X-Content-Type-Options: nosniff``.
+- Responses carry ``X-Content-Type-Options: nosniff``, the guard's own refusals too; under ``/v1`` those are in
+  OpenAI's error shape.
 - Body: ``Content-Length`` above the limit is refused at once; a body without one is counted while it is read.
 """
 
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.errors import is_openai, openai_error
 from server.settings import Settings, is_loopback
 
 PUBLIC_PATHS = frozenset({"/", "/index.html", "/favicon.ico", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
@@ -46,12 +48,12 @@ class Guard:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            await _reply(send, *refusal)
+            await _reply(scope, send, *refusal)
             return
         limit = self.settings.max_upload_bytes if scope["path"] == UPLOAD_PATH else self.settings.max_body_bytes
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
-            await _reply(send, 413, f"the request body is larger than the limit of {limit} bytes")
+            await _reply(scope, send, 413, f"the request body is larger than the limit of {limit} bytes")
             return
         await self._forward(scope, receive, send, limit)
 
@@ -100,16 +102,18 @@ class Guard:
             await self.app(scope, counted, tracking)
         except BodyTooLarge as exc:
             if not started:
-                await _reply(send, 413, exc.detail)
+                await _reply(scope, send, 413, exc.detail)
 
 
 def _public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith("/static/")
 
 
-async def _reply(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"detail": message}).encode()
+async def _reply(scope: Scope, send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    shaped = openai_error(status, message) if is_openai(scope["path"]) else {"detail": message}
+    body = json.dumps(shaped).encode()
     raw: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                      (b"x-content-type-options", b"nosniff"),
                       *((key.encode(), value.encode()) for key, value in (headers or {}).items())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
