@@ -18,9 +18,10 @@ from pydantic import ValidationError
 
 from engine.cache import ResultCache
 from engine.devices import default_budget, detect_devices, parse_devices
-from engine.document import GraphDocument, parse_document
+from engine.document import GraphDocument, depth_issues, nested_too_deep, parse_document, too_deep_issue
 from engine.errors import EngineError, GraphValidationError, Issue
 from engine.executor import Executor
+from engine.files import FileAccess
 from engine.graph import GraphEnv, validate
 from engine.models import ModelManager
 from engine.node import make_port
@@ -74,9 +75,10 @@ class Runtime:
         self.hub = EventHub()
         self.events = EventLog(self.store, self.hub)
         self.graphs = GraphStore(data_dir / "graphs", settings.examples_dir)
-        for folder in ("inputs", "models"):
+        for folder in ("inputs", "models", "outputs"):
             (data_dir / folder).mkdir(exist_ok=True)
-        self.artifacts = ArtifactStore(data_dir, self.store, settings.allowed_folders, self.graphs.folders())
+        self.files = FileAccess(settings.file_policy, data_dir, tuple(self.graphs.folders()), settings.limits)
+        self.artifacts = ArtifactStore(data_dir, self.store, self.files)
         self.cache = ResultCache(data_dir / "cache")
         self.registry = self._discover()
         self._devices: list[str] | None = fixed_devices
@@ -166,18 +168,23 @@ class Runtime:
         if self._backend_error is not None:
             raise EngineError(self._backend_error)
         return Executor(self.env, self.cache, workers=self.settings.workers, devices=self._devices,
-                        data_dir=self.settings.data_dir, models=self._models, backend=self._backend)
+                        data_dir=self.settings.data_dir, models=self._models, backend=self._backend,
+                        policy=self.files.policy, limits=self.files.limits)
 
     # Graph documents.
-    def check_document(self, data: dict[str, Any]) -> GraphDocument:
+    def check_document(self, data: dict[str, Any], saved_as: str | None = None) -> GraphDocument:
         """Parse and validate a raw document; raises Invalid with every issue (files outside the allowed
-        folders included)."""
-        issues = path_issues(data, self.settings.allowed_folders, self.graphs.folders())
+        folders included, looked for only in a document that is not nested too deeply to walk). ``saved_as`` is
+        the saved graph's name the document is, or is about to be: graph.call then finds this document under it,
+        so calls that come back to it are an issue."""
+        issues = [] if depth_issues(data) else path_issues(data, self.registry, self.files)
         try:
             document = parse_document(data)
         except GraphValidationError as exc:
             raise Invalid(issues + exc.issues) from None
-        issues += validate(document, self.env)
+        env = self.env if saved_as is None else GraphEnv(
+            self.registry, self.graphs.library.with_document(saved_as, document), (saved_as,))
+        issues += validate(document, env)
         if issues:
             raise Invalid(issues)
         return document
@@ -205,7 +212,7 @@ class Runtime:
             data = {**data, "name": graph}
         else:
             data = graph
-        document = self.check_document(data)
+        document = self.check_document(data, graph if isinstance(graph, str) else None)
         issues = self._input_issues(document, inputs)
         if issues:
             raise Invalid(issues)
@@ -226,13 +233,16 @@ class Runtime:
                   for name in inputs if name not in document.inputs]
         for name, decl in document.inputs.items():
             value = inputs.get(name, decl.default)
+            if nested_too_deep(value):
+                issues.append(too_deep_issue(None, name, f"graph input '{name}'"))
+                continue
             if value is None:
                 if name not in inputs:
                     issues.append(Issue(None, name, "missing_graph_input",
                                         f"graph input '{name}' ({decl.type}) has no default and is not given"))
                 continue
             if decl.type in MEDIA_TYPES:
-                problem = self.artifacts.media_problem(value)
+                problem = self.artifacts.media_problem(value, decl.type)
                 if problem:
                     issues.append(Issue(None, name, "invalid_graph_input", f"graph input '{name}': {problem}"))
                 continue
