@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import EngineError, NodeError, RunCancelled
-from server.models import known_models, registry
+from server.models import known_models, local_problem, offline_problem, registry
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -52,7 +52,11 @@ class ChatAnswer:
 
 class ChatBackend(Protocol):
     def models(self) -> list[str]:
-        """Model names this backend can answer with."""
+        """Model names this backend can answer with now."""
+        ...
+
+    def unavailable(self, model: str) -> str | None:
+        """Why ``model`` cannot answer now; None when it can."""
         ...
 
     def check(self, call: ChatCall) -> None:
@@ -79,11 +83,22 @@ class LocalLLMBackend:
         self.files = runtime.files
 
     def models(self) -> list[str]:
+        """The registry's LLM names that load from this machine alone (tiny, shipped and installed, an alias of a
+        local path or of a Hub snapshot in the local cache): a listed model answers, offline too."""
         llm = _llm_module()
-        if llm is None:
+        resolver = registry()
+        if llm is None or resolver is None:
             return []
         entries, _ = known_models(self.data_dir, llm.FAMILIES)
-        return [entry["name"] for entry in entries]
+        return [entry["name"] for entry in entries if local_problem(resolver, entry["name"], self.data_dir) is None]
+
+    def unavailable(self, model: str) -> str | None:
+        try:
+            _, resolver, name = self._support(ChatCall(model=model, messages=[]))
+        except ChatUnavailable as exc:
+            return str(exc)
+        problem = local_problem(resolver, name, self.data_dir)
+        return problem and f"model '{model[:200]}' cannot answer now: {problem}"
 
     def _support(self, call: ChatCall) -> tuple[Any, Any, str]:
         """The LLM module, the resolver and the model name checked against the path policy (a local path made
@@ -104,7 +119,12 @@ class LocalLLMBackend:
         return llm, resolver, model
 
     def check(self, call: ChatCall) -> None:
-        self._support(call)
+        """The request's model must resolve; offline, it must also be on this machine (so a stream never starts
+        for a model that then fails to load)."""
+        _, resolver, model = self._support(call)
+        problem = offline_problem(resolver, model, self.data_dir)
+        if problem:
+            raise ChatUnavailable(f"model '{call.model[:200]}' cannot answer offline (HF_HUB_OFFLINE): {problem}")
 
     def complete(self, call: ChatCall, on_text: Callable[[str], None] | None,
                  cancel: threading.Event) -> ChatAnswer:

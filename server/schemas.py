@@ -16,8 +16,23 @@ class IssueBody(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """Every error outside ``/v1``; ``issues`` when a graph, a submission or the request body has problems."""
+
     detail: str
     issues: list[IssueBody] | None = None
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error, or server_error")
+    code: str | None = Field(description="e.g. model_not_found, invalid_api_key, invalid_request")
+    param: str | None = Field(description="the request field at fault, when there is one")
+
+
+class OpenAIErrorBody(BaseModel):
+    """Every error under ``/v1``, in OpenAI's shape so that OpenAI clients show the message."""
+
+    error: OpenAIError
 
 
 class Problem(BaseModel):

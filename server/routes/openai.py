@@ -1,6 +1,7 @@
-"""An OpenAI-compatible surface over the local LLM models: ``GET /v1/models`` and ``POST /v1/chat/completions``
-(streamed as ``chat.completion.chunk`` server-sent events ending with ``[DONE]`` when ``stream`` is true). Errors use
-OpenAI's shape, ``{"error": {"message", "type", "code"}}``, so OpenAI clients report them properly."""
+"""An OpenAI-compatible surface over the local LLM models: ``GET /v1/models``, ``GET /v1/models/{id}`` and
+``POST /v1/chat/completions`` (streamed as ``chat.completion.chunk`` server-sent events ending with ``[DONE]`` when
+``stream`` is true). Errors use OpenAI's shape, ``{"error": {"message", "type", "code", "param"}}`` (the error
+handlers and the guard write it for every ``/v1`` path), so OpenAI clients report them properly."""
 
 import asyncio
 import json
@@ -11,13 +12,16 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
+from server.errors import ApiError, openai_error
+from server.redact import server_redactor
 from server.routes.deps import RuntimeDep
 from server.runtime import Runtime
+from server.schemas import OpenAIErrorBody
 from server.streams import SSE_HEADERS
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -65,11 +69,6 @@ class ModelCards(BaseModel):
     data: list[ModelCard]
 
 
-def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": code, "param": None}},
-                        status_code=status)
-
-
 def _call(body: ChatCompletionRequest) -> ChatCall | str:
     """The backend call, or why the request cannot be served."""
     messages = []
@@ -86,23 +85,44 @@ def _call(body: ChatCompletionRequest) -> ChatCall | str:
                     temperature=body.temperature, top_p=body.top_p, seed=body.seed, stop=stop)
 
 
-@router.get("/models", response_model=ModelCards, summary="The local LLM models (OpenAI format)")
+MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": OpenAIErrorBody, "description": "no model of that name can answer now (code model_not_found)"}}
+
+
+def _card(runtime: Runtime, name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": int(runtime.started_at), "owned_by": "nodeforge"}
+
+
+@router.get("/models", response_model=ModelCards, summary="The local LLM models that can answer now (OpenAI format)")
 def list_models(runtime: RuntimeDep) -> dict[str, Any]:
-    created = int(runtime.started_at)
-    return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "nodeforge"}
-                                       for name in runtime.chat.models()]}
+    """Only models on this machine: tiny ones, shipped ones whose package is installed, aliases of a local path or
+    of a Hub model in the local cache. A Hub id that would first download (online) answers but is not listed."""
+    return {"object": "list", "data": [_card(runtime, name) for name in runtime.chat.models()]}
+
+
+@router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model, when it can answer now",
+            responses=MODEL_NOT_FOUND)
+async def retrieve_model(model_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    problem = await run_in_threadpool(runtime.chat.unavailable, model_id)
+    if problem is not None:
+        raise ApiError(404, problem, code="model_not_found")
+    return _card(runtime, model_id)
 
 
 @router.post("/chat/completions", summary="Chat completion with a local LLM (OpenAI format, streaming too)",
-             responses={200: {"content": {"text/event-stream": {}}}, 400: {}, 404: {}})
+             responses={200: {"content": {"text/event-stream": {}}, "description": "a chat.completion, or with "
+                                                                                     "stream its chunks as SSE"},
+                        400: {"model": OpenAIErrorBody, "description": "the model failed on the request, or "
+                                                                        "non-text content"},
+                        **MODEL_NOT_FOUND})
 async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep) -> Any:
     call = _call(body)
     if isinstance(call, str):
-        return _error(400, call, "invalid_request_error")
+        raise ApiError(400, call)
     try:
         await run_in_threadpool(runtime.chat.check, call)
     except ChatUnavailable as exc:
-        return _error(404, str(exc), "invalid_request_error", "model_not_found")
+        raise ApiError(404, str(exc), code="model_not_found") from None
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.stream:
         usage = bool((body.stream_options or {}).get("include_usage"))
@@ -112,14 +132,23 @@ async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep) -> 
     try:
         answer = await run_in_threadpool(runtime.chat.complete, call, None, cancel)
     except ChatUnavailable as exc:
-        return _error(404, str(exc), "invalid_request_error", "model_not_found")
+        raise ApiError(404, str(exc), code="model_not_found") from None
     except ChatFailed as exc:
-        return _error(400, str(exc), "invalid_request_error")
+        raise ApiError(400, str(exc)) from None
     finally:
         cancel.set()
     return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": call.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
                          "finish_reason": answer.finish_reason}], "usage": _usage(answer)}
+
+
+def _stream_error(runtime: Runtime, exc: Exception) -> dict[str, Any]:
+    """The error chunk that ends a stream which had already started (a 200 went out), in OpenAI's shape."""
+    if isinstance(exc, ChatUnavailable):
+        return openai_error(404, server_redactor(runtime.settings)(str(exc)), "model_not_found")
+    if isinstance(exc, ChatFailed):
+        return openai_error(400, server_redactor(runtime.settings)(str(exc)))
+    return openai_error(500, "internal error")
 
 
 def _usage(answer: ChatAnswer) -> dict[str, int]:
@@ -155,11 +184,7 @@ async def _stream(runtime: Runtime, call: ChatCall, completion_id: str, usage: b
         while True:
             kind, value = await queue.get()
             if kind == "error":
-                known = isinstance(value, ChatFailed | ChatUnavailable)
-                error = {"message": str(value) if known else "internal error",
-                         "type": "invalid_request_error" if known else "server_error",
-                         "code": "model_not_found" if isinstance(value, ChatUnavailable) else None}
-                yield f"data: {json.dumps({'error': error})}\n\n".encode()
+                yield f"data: {json.dumps(_stream_error(runtime, value))}\n\n".encode()
                 break
             text = value.text if isinstance(value, ChatAnswer) else value
             if text.startswith(sent) and len(text) > len(sent):
