@@ -101,10 +101,13 @@ class NodeContext:
         if self._cancel.is_set():
             raise RunCancelled(f"node '{self.node_id}' cancelled")
 
-    def progress(self, step: int, total: int | None = None, text: str | None = None) -> None:
-        """Report progress (a denoising step, a token) and stop here if the run was cancelled."""
+    def progress(self, step: int, total: int | None = None, text: str | None = None, *,
+                 delta: str | None = None) -> None:
+        """Report progress (a denoising step, a token) and stop here if the run was cancelled. ``text`` is a short
+        status that replaces the last one; ``delta`` is streamed text that follows what came before (each event
+        stays O(1), and listeners join the deltas)."""
         self.check_cancelled()
-        self._emitter.emit("node.progress", node=self.node_id, step=step, total=total, text=text)
+        self._emitter.emit("node.progress", node=self.node_id, step=step, total=total, text=text, delta=delta)
 
     def warn(self, message: str) -> None:
         """Tell the user about something the node changed or assumed, as a ``node.warning`` event."""

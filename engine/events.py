@@ -1,6 +1,7 @@
 """The one typed event stream: CLI progress, server-sent events and run history all read it.
 
-Each event is O(1) in size: it describes one change (a node started, a step advanced), never the whole graph.
+Each event is O(1) in size: it describes one change (a node started, a step advanced), never the whole graph;
+streamed text comes as a ``delta`` (the new piece), never as the text so far.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Event:
     step: int | None = None
     total: int | None = None
     text: str | None = None
+    delta: str | None = None
     seconds: float | None = None
     error: str | None = None
     status: str | None = None

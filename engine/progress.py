@@ -16,6 +16,7 @@ from engine.events import Event
 
 STYLE = {"queued": "dim", "running": "yellow", "succeeded": "green", "cached": "cyan", "failed": "bold red",
          "skipped": "magenta", "cancelled": "red"}
+TAIL = 60
 
 
 @dataclass(slots=True)
@@ -57,7 +58,11 @@ class ProgressDisplay:
             if event.kind == "node.started":
                 row.status, row.device = "running", event.device or ""
             elif event.kind == "node.progress":
-                row.step, row.total, row.text = event.step or 0, event.total, (event.text or "")[-60:]
+                row.step, row.total = event.step or 0, event.total
+                if event.delta is not None:  # streamed text: the row shows the tail of the deltas joined
+                    row.text = (row.text + event.delta)[-TAIL:]
+                elif event.text is not None:
+                    row.text = event.text[-TAIL:]
             elif event.kind == "node.finished":
                 row.status, row.seconds = "succeeded", event.seconds
             elif event.kind == "node.cached":

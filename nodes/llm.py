@@ -2,7 +2,7 @@
 
 The node is a thin shell over ``open_causal_lm`` and ``generate``, which the HTTP server reuses for its
 OpenAI-compatible chat endpoint: load a local causal LM once (per device, through the model manager), then
-generate from chat messages, streaming the text so far through a callback.
+generate from chat messages, streaming each new piece of text through a callback.
 
 Sampling is seeded without touching torch's global RNG: after the temperature and top-p warpers, Gumbel noise from
 a private generator is added and the argmax taken, which draws exactly from the warped distribution. Two nodes
@@ -124,9 +124,9 @@ def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
 
 def generate(lm: CausalLM, messages: Sequence[Mapping[str, str]], options: GenerateOptions,
              on_text: TextCallback | None = None, on_warning: WarningCallback | None = None) -> Generation:
-    """Generate a reply to ``messages``. ``on_text(text_so_far, tokens_so_far)`` is called for every new token (it
-    may raise to stop, e.g. on cancel); ``on_warning`` hears about values that had to change (a token budget cut to
-    fit the context)."""
+    """Generate a reply to ``messages``. ``on_text(delta, tokens_so_far)`` is called for every new token with the
+    text it added (often empty: a held-back character; joined, the deltas are the text) and may raise to stop, e.g.
+    on cancel; ``on_warning`` hears about values that had to change (a token budget cut to fit the context)."""
     import torch
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -192,12 +192,14 @@ class _GumbelSample:
 
 
 class _TextTracker:
-    """Streamer and stop-string watcher in one: decodes the new tokens as they come, reports the visible text
-    (holding back an unfinished UTF-8 character or the start of a stop string) and stops at a stop string.
+    """Streamer and stop-string watcher in one: decodes the new tokens as they come, reports what they add to the
+    visible text (holding back an unfinished UTF-8 character or the start of a stop string) and stops at a stop
+    string.
 
     Decoding is incremental (two decodes of a few tokens per step, as serving stacks do): the text of the tokens
     since the last settled point, minus the text of the settled tokens it starts with, is what is new. At the end
-    the whole answer is decoded once, so the result never depends on the shortcut."""
+    the whole answer is decoded once, so the result never depends on the shortcut; the rest of it is the last
+    delta (should a tokenizer's whole decode not extend what was streamed, the result alone carries it)."""
 
     def __init__(self, tokenizer: Any, stops: Sequence[str], on_text: TextCallback | None) -> None:
         self.tokenizer = tokenizer
@@ -224,17 +226,20 @@ class _TextTracker:
             self.text += fresh[len(settled):]
             self._prefix, self._read = self._read, len(self.ids)
         self._cut_at_stop(before)
-        self.shown = self.text if self.stopped else self._held_back(self.text)
-        if self.on_text is not None:
-            self.on_text(self.shown, len(self.ids))
+        self._show(self.text if self.stopped else self._held_back(self.text), always=True)
 
     def end(self) -> None:
         if not self.stopped:
             self.text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
             self._cut_at_stop(0)
-        if self.on_text is not None and self.text != self.shown:
-            self.shown = self.text
-            self.on_text(self.text, len(self.ids))
+        self._show(self.text, always=False)
+
+    def _show(self, visible: str, *, always: bool) -> None:
+        """Report what ``visible`` adds to the text shown so far (every token reports, for its progress step)."""
+        delta = visible[len(self.shown):] if visible.startswith(self.shown) else ""
+        self.shown += delta
+        if self.on_text is not None and (delta or always):
+            self.on_text(delta, len(self.ids))
 
     def criterion(self) -> Any:
         import torch
@@ -284,7 +289,7 @@ class Generate(Node):
     """Generate text with a language model: a local transformers causal LM (``tiny/llm``, an alias such as
     ``qwen2.5-0.5b-instruct``, a folder or a Hub id) or ``openai:<model>`` on any OpenAI-compatible server
     (``NODEFORGE_OPENAI_BASE_URL`` / ``OPENAI_API_KEY``). The chat template is used when the model has one.
-    Tokens stream as progress events carrying the text so far."""
+    Tokens stream as progress events, each carrying the text it added as a ``delta``."""
 
     type = "llm.generate"
     version = "1.0.0"
@@ -333,8 +338,8 @@ class Generate(Node):
                                   top_p=inputs.top_p, seed=inputs.seed, stop=tuple(inputs.stop))
         messages = chat_messages(inputs.prompt, inputs.system)
 
-        def on_text(text: str, tokens: int) -> None:
-            ctx.progress(tokens, options.max_new_tokens, text)
+        def on_text(delta: str, tokens: int) -> None:
+            ctx.progress(tokens, options.max_new_tokens, delta=delta or None)
 
         if inputs.model.startswith(OPENAI_PREFIX):
             from nodes.openai_chat import chat_completion

@@ -51,7 +51,7 @@ def endpoint(data_dir: Path | None) -> Endpoint:
 
 def chat_completion(model: str, messages: Sequence[Mapping[str, str]], options: GenerateOptions,
                     on_text: TextCallback | None = None, *, data_dir: Path | None = None) -> Generation:
-    """One streamed chat completion; ``on_text(text_so_far, chunks_so_far)`` is called per streamed piece."""
+    """One streamed chat completion; ``on_text(piece, chunks_so_far)`` is called per streamed piece."""
     if len(options.stop) > MAX_STOPS:
         raise NodeError(f"{len(options.stop)} stop strings given; OpenAI-compatible servers take at most {MAX_STOPS}",
                         input="stop")
@@ -104,7 +104,7 @@ def _read_stream(response: Any, on_text: TextCallback | None) -> Generation:
                 text += piece
                 chunks += 1
                 if on_text is not None:
-                    on_text(text, chunks)
+                    on_text(piece, chunks)
     return Generation(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", chunks)),
                       "length" if finish == "length" else "stop")
 

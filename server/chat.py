@@ -4,7 +4,8 @@
 there are no models): the model name is resolved by the model registry (``tiny/llm``, shipped, aliases, Hub ids,
 files inside the allowed folders) and loaded through the server's model manager under the same key as the
 ``llm.generate`` node uses, so a graph and the endpoint share one resident copy. Whole conversations go to the
-model's chat template; the text grows through a callback, which is also where a cancelled request stops.
+model's chat template; each new piece of text goes through a callback, which is also where a cancelled request
+stops.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class ChatBackend(Protocol):
 
     def complete(self, call: ChatCall, on_text: Callable[[str], None] | None,
                  cancel: threading.Event) -> ChatAnswer:
-        """Answer a conversation; ``on_text`` receives the text so far as it grows."""
+        """Answer a conversation; ``on_text`` receives each new piece of the text (joined, they are the text)."""
         ...
 
 
@@ -147,11 +148,11 @@ class LocalLLMBackend:
                 seed=call.seed if call.seed is not None else random.SystemRandom().randrange(2**31),
                 stop=tuple(call.stop))
 
-            def grown(text: str, tokens: int) -> None:
+            def grown(delta: str, tokens: int) -> None:
                 if cancel.is_set():
                     raise RunCancelled("the client went away")
-                if on_text is not None:
-                    on_text(text)
+                if on_text is not None and delta:
+                    on_text(delta)
 
             result = llm.generate(lm, _messages(call.messages), options, grown)
         except RunCancelled:

@@ -157,7 +157,7 @@ def _usage(answer: ChatAnswer) -> dict[str, int]:
 
 
 async def _stream(runtime: Runtime, call: ChatCall, completion_id: str, usage: bool) -> AsyncIterator[bytes]:
-    """Chunks as the text grows; a client that goes away cancels the generation."""
+    """A chunk per new piece of text; a client that goes away cancels the generation."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancel = threading.Event()
@@ -171,14 +171,13 @@ async def _stream(runtime: Runtime, call: ChatCall, completion_id: str, usage: b
 
     def work() -> None:
         try:
-            answer = runtime.chat.complete(call, lambda text: loop.call_soon_threadsafe(queue.put_nowait,
-                                                                                         ("text", text)), cancel)
+            answer = runtime.chat.complete(call, lambda delta: loop.call_soon_threadsafe(queue.put_nowait,
+                                                                                          ("text", delta)), cancel)
             loop.call_soon_threadsafe(queue.put_nowait, ("done", answer))
         except Exception as exc:
             loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
 
     threading.Thread(target=work, name=f"chat-{completion_id[-8:]}", daemon=True).start()
-    sent = ""
     try:
         yield chunk({"role": "assistant", "content": ""})
         while True:
@@ -186,15 +185,13 @@ async def _stream(runtime: Runtime, call: ChatCall, completion_id: str, usage: b
             if kind == "error":
                 yield f"data: {json.dumps(_stream_error(runtime, value))}\n\n".encode()
                 break
-            text = value.text if isinstance(value, ChatAnswer) else value
-            if text.startswith(sent) and len(text) > len(sent):
-                yield chunk({"content": text[len(sent):]})
-                sent = text
-            if kind == "done":
-                yield chunk({}, value.finish_reason)
-                if usage:
-                    yield chunk(None, usage=_usage(value))
-                break
+            if kind == "text":
+                yield chunk({"content": value})
+                continue
+            yield chunk({}, value.finish_reason)
+            if usage:
+                yield chunk(None, usage=_usage(value))
+            break
         yield b"data: [DONE]\n\n"
     finally:
         cancel.set()

@@ -122,7 +122,7 @@ export class Runs {
 
   async follow(runId, document) {
     const controller = new AbortController();
-    this.active = { id: runId, status: "queued", controller, texts: new Map(), document };
+    this.active = { id: runId, status: "queued", controller, texts: new Map(), streamed: new Map(), document };
     this.setStatus(`run ${runId}: queued`, "busy");
     this.runButton.disabled = true;
     this.cancelButton.disabled = false;
@@ -146,11 +146,16 @@ export class Runs {
       case "node.started":
         this.canvas.setNodeState(node, { status: "running", device: event.device, step: 0, total: null });
         break;
-      case "node.progress":
+      case "node.progress": {
+        // Streamed text arrives as deltas (the stream is replayed from the start, so joining them rebuilds it);
+        // `text` is a status line that replaces the last one.
+        const text = event.delta != null ? (run.streamed.get(node) ?? "") + event.delta : event.text;
         this.canvas.setNodeState(node, { status: "running", step: event.step, total: event.total,
-                                         ...(event.text != null ? { text: event.text } : {}) });
-        if (event.text != null) this.showLiveText(run, node, event.text);
+                                         ...(text != null ? { text } : {}) });
+        if (event.delta != null) run.streamed.set(node, text);
+        if (text != null) this.showLiveText(run, node, text);
         break;
+      }
       case "node.cached":
         this.canvas.setNodeState(node, { status: "cached" });
         break;
