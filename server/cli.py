@@ -103,6 +103,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.runtime import DataDirBusy, probe_data_dir
+    from server.serving import Server
 
     settings = settings_from_args(args)
     try:
@@ -114,8 +115,9 @@ def serve_command(args: argparse.Namespace) -> int:
     guard = "a bearer token is required" if settings.token else "no token"
     print(f"nodeforge: serving http://{shown}:{settings.port} (data dir {settings.data_dir}; {guard})",
           file=sys.stderr, flush=True)
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                            log_level=args.log_level, timeout_graceful_shutdown=3, access_log=False)
-    server = uvicorn.Server(config)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=3, access_log=False)
+    server = Server(config, app)
     server.run()
     return EXIT_OK if server.started else EXIT_FAILED

@@ -45,11 +45,14 @@ class EventHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._topics: dict[str, set[Subscription]] = {}
+        self._closed = False
 
     def subscribe(self, topic: str) -> Subscription:
-        """Call on the event loop (an async endpoint)."""
+        """Call on the event loop (an async endpoint). After ``close`` the subscription is closed at once."""
         sub = Subscription(topic, asyncio.get_running_loop())
         with self._lock:
+            if self._closed:
+                sub.deliver(CLOSED)
             self._topics.setdefault(topic, set()).add(sub)
         return sub
 
@@ -78,8 +81,9 @@ class EventHub:
                 self.unsubscribe(sub)
 
     def close(self) -> None:
-        """End every stream (server shutdown)."""
+        """End every stream, and every one opened later (server shutdown)."""
         with self._lock:
+            self._closed = True
             targets = [sub for subs in self._topics.values() for sub in subs]
         for sub in targets:
             with contextlib.suppress(RuntimeError):

@@ -341,6 +341,11 @@ class RunStore:
                 return
             after_seq = rows[-1]["seq"]
 
+    def last_run_event(self, run_id: str) -> dict[str, Any] | None:
+        """A run's last stored event: its ``run.finished`` once it has finished."""
+        row = self._reader().execute("SELECT data FROM events WHERE run = ? ORDER BY seq DESC", (run_id,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
+
     def events_after(self, event_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         rows = self._reader().execute("SELECT id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
                                       (event_id, limit)).fetchall()

@@ -3,7 +3,9 @@ every run's events live. A heartbeat comment keeps idle connections open through
 
 A late listener subscribes first, then waits until everything already handed to the database is committed, then
 replays from the database: every event is then either in the replay or in its queue (or both, and then skipped by
-its number), so none is lost and none is sent twice.
+its number), so none is lost and none is sent twice. A run's stream ends at its ``run.finished``, also when the
+listener has already seen it (``Last-Event-ID`` at or past it: a browser's EventSource reconnects so; the route
+answers 204 then, which tells an EventSource to stop).
 """
 
 from __future__ import annotations
@@ -24,11 +26,19 @@ REPLAY_LIMIT = 100_000
 _OVERFLOW_NOTE = b": overflow, reconnect with Last-Event-ID to replay the rest\n\n"
 
 
+def finished_by(runtime: Runtime, run_id: str, seq: int) -> bool:
+    """Whether the run's ``run.finished`` is stored with a number at or before ``seq`` (nothing more will come)."""
+    final = runtime.store.last_run_event(run_id)
+    return final is not None and final["kind"] == "run.finished" and final["seq"] <= seq
+
+
 async def run_events(runtime: Runtime, run_id: str, after: int) -> AsyncIterator[bytes]:
     """Events of one run with their sequence numbers as ids; ends after ``run.finished``."""
     sub = runtime.hub.subscribe(run_id)
     try:
         await anyio.to_thread.run_sync(runtime.store.barrier)
+        if await anyio.to_thread.run_sync(finished_by, runtime, run_id, after):
+            return
         stored = await anyio.to_thread.run_sync(lambda: list(runtime.store.run_events(run_id, after)))
         last = after
         for event in stored:
@@ -43,10 +53,9 @@ async def run_events(runtime: Runtime, run_id: str, after: int) -> AsyncIterator
                     return
                 continue
             _, event = item
-            if event["seq"] <= last:
-                continue
-            last = event["seq"]
-            yield sse_frame(event, last)
+            if event["seq"] > last:
+                last = event["seq"]
+                yield sse_frame(event, last)
             if event["kind"] == "run.finished":
                 return
     finally:

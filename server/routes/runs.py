@@ -4,7 +4,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from server.errors import ApiError, invalid
 from server.idempotency import IdempotencyConflict
@@ -14,7 +14,7 @@ from server.routes.graphs import library_error
 from server.runtime import Invalid, summary
 from server.schemas import CancelResult, ErrorBody, Queued, RunList, RunRequest, RunStatus, RunView
 from server.store import QueueFull
-from server.streams import SSE_HEADERS, all_events, run_events
+from server.streams import SSE_HEADERS, all_events, finished_by, run_events
 
 router = APIRouter(prefix="/api", tags=["runs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such run"}}
@@ -98,14 +98,18 @@ def _last_id(header: str | None, given: int | None) -> int | None:
 
 
 @router.get("/runs/{run_id}/events", summary="A run's events: replayed from the start, then live",
-            response_class=StreamingResponse, responses={**SSE_DOC, **NOT_FOUND})
+            response_class=StreamingResponse, responses={**SSE_DOC, **NOT_FOUND, 204: {
+                "description": "the run has finished and Last-Event-ID (or after) is at or past its last event: "
+                               "nothing more will come (an EventSource stops reconnecting)"}})
 def stream_run(run_id: str, runtime: RuntimeDep,
                after: Annotated[int | None, Query(ge=-1, le=1 << 60,
                                                   description="replay events after this seq")] = None,
-               last_event_id: Annotated[str | None, Header(max_length=40)] = None) -> StreamingResponse:
+               last_event_id: Annotated[str | None, Header(max_length=40)] = None) -> Response:
     if runtime.store.run_row(run_id) is None:
         raise ApiError(404, f"no run '{run_id[:64]}'")
     since = _last_id(last_event_id, after)
+    if since is not None and finished_by(runtime, run_id, since):
+        return Response(status_code=204, headers=SSE_HEADERS)
     return StreamingResponse(run_events(runtime, run_id, -1 if since is None else since),
                              media_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -1,15 +1,24 @@
-"""Helpers for the server's tests: an in-thread uvicorn server, SSE parsing, waiting for runs."""
+"""Helpers for the server's tests: an in-thread uvicorn server, ``nodeforge serve`` in a subprocess, SSE parsing,
+waiting for runs."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import uvicorn
 
+ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 PLUGINS = SUPPORT / "plugins_server"
 FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
@@ -74,6 +83,37 @@ class LiveServer:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server_process(data_dir: Path, gates: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``nodeforge serve`` in a subprocess, answering on ``port``."""
+    env = {**os.environ, "NODEFORGE_TEST_GATES": str(gates), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
+         "--plugins", str(PLUGINS), "--devices", "cpu", "--no-watch", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                return httpx2.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200
+            except httpx2.TransportError:
+                return False
+
+        wait_for(up, timeout=60, what="the server to answer")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def text_graph(name: str = "greet", template: str = "Hello, {who}!") -> dict[str, Any]:

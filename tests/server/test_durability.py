@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -18,40 +12,16 @@ from starlette.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings
-from tests.server.support import PLUGINS, LiveServer, gate_graph, parse_sse, text_graph, wait_finished, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def server_process(data_dir: Path, gates: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``nodeforge serve`` in a subprocess, answering on ``port``."""
-    env = {**os.environ, "NODEFORGE_TEST_GATES": str(gates), "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--plugins", str(PLUGINS), "--devices", "cpu", "--no-watch", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        def up() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                return httpx2.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200
-            except httpx2.TransportError:
-                return False
-
-        wait_for(up, timeout=60, what="the server to answer")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
+from tests.server.support import (
+    LiveServer,
+    free_port,
+    gate_graph,
+    parse_sse,
+    server_process,
+    text_graph,
+    wait_finished,
+    wait_for,
+)
 
 
 def test_a_killed_server_interrupts_the_running_run_and_keeps_the_queue(tmp_path: Path, gates: Path) -> None:

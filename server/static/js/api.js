@@ -96,6 +96,7 @@ export class Api {
       }
       if (response.status === 401 && (await this.renewToken())) continue;
       if (!response.ok) throw new ApiError(response.status, `events: ${response.statusText}`);
+      if (response.status === 204) return; // the run had finished by the last event seen: nothing more comes
       const finished = await readEvents(response.body, (id, event) => {
         if (id !== null) last = id;
         onEvent(event);
