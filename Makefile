@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/models_media.py
 	$(BIN)/python bench/server.py
+	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/ray.py
 
 lint: setup
