@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from engine import __version__
 from server.errors import install_error_handlers
 from server.guard import Guard
+from server.openapi import install_openapi
 from server.routes import artifacts, graphs, openai, runs, system
 from server.runtime import Runtime
 from server.settings import Settings
@@ -44,7 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (system, graphs, runs, artifacts, openai):
         app.include_router(module.router)
-    _add_security_scheme(app)
+    install_openapi(app)
     _add_static(app)
 
     app.add_middleware(Guard, settings=settings)
@@ -63,18 +64,3 @@ def _add_static(app: FastAPI) -> None:
 
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-
-def _add_security_scheme(app: FastAPI) -> None:
-    """Declare the bearer token in the OpenAPI document, so ``/docs`` can send it."""
-    build = app.openapi
-
-    def openapi() -> dict:  # type: ignore[type-arg]
-        if app.openapi_schema is None:
-            schema = build()
-            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-            schema["security"] = [{"bearer": []}, {}]
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -12,10 +12,11 @@ from server.routes.deps import RuntimeDep
 from server.schemas import ErrorBody, Uploaded
 
 router = APIRouter(prefix="/api", tags=["artifacts"])
+MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/wav", "video/mp4", "video/webm")
 
 
 @router.get("/artifacts/{artifact_id}", summary="An uploaded file or a run output", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}, "audio/wav": {}, "video/mp4": {}},
+            responses={200: {"content": {media_type: {} for media_type in MEDIA_TYPES},
                              "description": "the file; Range requests are answered with 206"},
                        404: {"model": ErrorBody, "description": "no such artifact"}})
 def read_artifact(artifact_id: str, runtime: RuntimeDep) -> FileResponse:
@@ -29,8 +30,9 @@ def read_artifact(artifact_id: str, runtime: RuntimeDep) -> FileResponse:
 
 
 @router.post("/uploads", response_model=Uploaded, status_code=201, summary="Upload an input image, audio or video",
-             responses={413: {"model": ErrorBody, "description": "larger than the upload limit"},
-                        415: {"model": ErrorBody, "description": "not a supported media file (read from its bytes)"}})
+             responses={400: {"model": ErrorBody, "description": "the multipart body cannot be parsed"},
+                        415: {"model": ErrorBody, "description": "not a supported media file (read from its bytes)"},
+                        422: {"model": ErrorBody, "description": "no file part, or an empty file"}})
 async def upload(file: Annotated[UploadFile, File(description="the file; its type is read from its content")],
                  runtime: RuntimeDep) -> dict[str, Any]:
     try:

@@ -1,0 +1,72 @@
+"""The OpenAPI document (``/openapi.json``, ``/docs``) says what the server really answers.
+
+FastAPI describes each route's own responses; two kinds of answer come from elsewhere and are added here:
+
+- the guard's refusals (``server/guard.py``), possible on every operation: 401 without the token (when the
+  server has one), 403 for a Host name or an origin it does not answer, 413 for a body over the limit;
+- the 422 of a request that does not fit the parameters or body, which FastAPI documents as its own
+  ``HTTPValidationError`` while our error handlers answer ``ErrorBody`` (``OpenAIErrorBody`` under ``/v1``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from server.errors import is_openai
+from server.schemas import ErrorBody, OpenAIErrorBody
+
+REF = "#/components/schemas/{model}"
+FASTAPI_422 = {"$ref": REF.format(model="HTTPValidationError")}
+GUARD = {"401": "no valid bearer token (only when the server has a token)",
+         "403": "refused by the guard: a Host name this server does not answer, or a cross-origin request",
+         "413": "the request body is over the size limit (--max-upload-mb for uploads)"}
+INVALID_REQUEST = "the parameters or the body do not fit this operation; issues name each problem"
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Build the document once, on first request, from FastAPI's: with the bearer scheme (so ``/docs`` can send
+    the token) and these errors."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {})
+            components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}, {}]
+            document_errors(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_errors(schema: dict[str, Any]) -> None:
+    """Add the guard's responses to every operation and give every 422 the body the server sends."""
+    models = schema["components"].setdefault("schemas", {})
+    _, definitions = models_json_schema([(ErrorBody, "serialization"), (OpenAIErrorBody, "serialization")],
+                                        ref_template=REF)
+    for name, definition in definitions["$defs"].items():
+        models.setdefault(name, definition)
+    for path, item in schema.get("paths", {}).items():
+        body = REF.format(model=(OpenAIErrorBody if is_openai(path) else ErrorBody).__name__)
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            invalid = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if invalid.get("schema") == FASTAPI_422:
+                responses["422"] = _error(INVALID_REQUEST, body)
+            for status, description in GUARD.items():
+                known = responses.get(status)
+                if known is None:
+                    responses[status] = _error(description, body)
+                else:
+                    known["description"] = "; or ".join(filter(None, (known.get("description"), description)))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        models.pop(unused, None)
+
+
+def _error(description: str, ref: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ref}}}}
