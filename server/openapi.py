@@ -23,7 +23,7 @@ FASTAPI_422 = {"$ref": REF.format(model="HTTPValidationError")}
 GUARD = {"401": "no valid bearer token (only when the server has a token)",
          "403": "refused by the guard: a Host name this server does not answer, or a cross-origin request",
          "413": "the request body is over the size limit (--max-upload-mb for uploads)"}
-INVALID_REQUEST = "the parameters or the body do not fit this operation; issues name each problem"
+INVALID_REQUEST = "the parameters or the body do not fit this operation; {where} names each problem"
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -52,12 +52,14 @@ def document_errors(schema: dict[str, Any]) -> None:
     for name, definition in definitions["$defs"].items():
         models.setdefault(name, definition)
     for path, item in schema.get("paths", {}).items():
-        body = REF.format(model=(OpenAIErrorBody if is_openai(path) else ErrorBody).__name__)
+        openai = is_openai(path)
+        body = REF.format(model=(OpenAIErrorBody if openai else ErrorBody).__name__)
+        invalid_request = INVALID_REQUEST.format(where="the message" if openai else "issues")
         for operation in item.values():
             responses = operation.setdefault("responses", {})
             invalid = responses.get("422", {}).get("content", {}).get("application/json", {})
             if invalid.get("schema") == FASTAPI_422:
-                responses["422"] = _error(INVALID_REQUEST, body)
+                responses["422"] = _error(invalid_request, body)
             for status, description in GUARD.items():
                 known = responses.get(status)
                 if known is None:
