@@ -2,7 +2,7 @@
 
 Disk layout under ``<data dir>/cache``: ``index.sqlite`` (WAL) holds one row per key with the JSON payload and
 checksums; tensors live in ``blobs/<kk>/<key>.safetensors``. Small entries are batched and committed together
-(at the end of a run, or after ``FLUSH_EVERY`` entries / ``FLUSH_SECONDS``), never an fsync per node. Every read
+(at the end of a run, or every ``FLUSH_SECONDS`` while a run goes on), never an fsync per node. Every read
 verifies sha256 checksums; a torn or corrupt entry is deleted and reported as a miss, so it is recomputed.
 """
 
@@ -25,7 +25,6 @@ from engine.values import move_value, value_nbytes
 
 Outputs = dict[str, Any]
 _JSON = json.JSONEncoder(separators=(",", ":"))
-FLUSH_EVERY = 512
 FLUSH_SECONDS = 0.05
 DEFAULT_MEMORY_BUDGET = 1 << 30
 

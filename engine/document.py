@@ -253,10 +253,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def save_document(document: GraphDocument, path: Path) -> None:
-    atomic_write_text(path, json.dumps(document.to_json(), indent=2, ensure_ascii=False) + "\n")
-
-
 def document_schema() -> dict[str, Any]:
     """The JSON Schema of the graph document (``nodeforge schema``, ``graphs/graph.schema.json``)."""
     schema = GraphDocument.model_json_schema(by_alias=True)

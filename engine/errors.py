@@ -13,10 +13,6 @@ class NodeDefinitionError(EngineError):
     """A node class is declared wrongly (found when the registry loads it)."""
 
 
-class PluginError(EngineError):
-    """A plugin could not be imported or registered."""
-
-
 @dataclass(frozen=True, slots=True)
 class Issue:
     """One problem found in a graph document: where it is and why it is wrong."""

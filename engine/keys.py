@@ -21,11 +21,6 @@ def _reject(value: Any) -> Any:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_reject)
 
 
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON: sorted keys, no spaces; the same data always gives the same bytes."""
-    return _CANONICAL.encode(value)
-
-
 def literal_material(value: Any) -> str:
     return "v" + _CANONICAL.encode(value)
 

@@ -115,26 +115,20 @@ class ReadySet:
 
 
 class Estimates:
-    """Learned run and load times (exponential moving averages), shared by the runs of one executor."""
+    """Learned run times per node type (exponential moving averages), shared by the runs of one executor; load
+    times come from the backend, which sees the loads (``default_load`` until it has seen one)."""
 
     def __init__(self, default_run: float = 1.0, default_load: float = 5.0, weight: float = 0.3) -> None:
         self.default_run = default_run
         self.default_load = default_load
         self.weight = weight
         self._run: dict[str, float] = {}
-        self._load: dict[str, float] = {}
 
     def run_time(self, node_type: str) -> float:
         return self._run.get(node_type, self.default_run)
 
-    def load_time(self, model: str) -> float:
-        return self._load.get(model, self.default_load)
-
     def observe_run(self, node_type: str, seconds: float) -> None:
         self._run[node_type] = self._blend(self._run.get(node_type), seconds)
-
-    def observe_load(self, model: str, seconds: float) -> None:
-        self._load[model] = self._blend(self._load.get(model), seconds)
 
     def _blend(self, old: float | None, new: float) -> float:
         return new if old is None else old + self.weight * (new - old)

@@ -122,9 +122,6 @@ class Video(_MediaValue):
         return int(self.frames.nbytes) + (self.audio.nbytes if self.audio else 0)
 
 
-MEDIA_CLASSES: dict[str, type] = {"image": Image, "audio": Audio, "video": Video}
-
-
 def value_nbytes(value: Any) -> int:
     """Approximate memory held by a value, for the cache's byte budget (tensors counted by ``nbytes``)."""
     kind = type(value)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from engine.context import NodeContext
-from engine.errors import NodeError
+from engine.errors import DeviceError, NodeError
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Audio, Image, Video
 from nodes.audio_ops import fit_length
@@ -119,8 +119,8 @@ class Generate(Node):
             with torch.inference_mode():
                 output = pipe(**arguments)
         except torch.OutOfMemoryError:
-            raise NodeError(f"{inputs.model} ran out of device memory at {inputs.width}x{inputs.height}, "
-                            f"{inputs.frames} frames: make it smaller or shorter", input="frames") from None
+            raise DeviceError(f"{inputs.model} ran out of device memory at {inputs.width}x{inputs.height}, "
+                              f"{inputs.frames} frames: make it smaller or shorter") from None
         frames = np.asarray(output.frames[0] if isinstance(output.frames, list) else output.frames)
         frames = frames[0] if frames.ndim == 5 else frames
         tensor = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(0, 3, 1, 2)

@@ -26,11 +26,13 @@ def test_shipped_graphs_are_canonical_json() -> None:
         assert json.loads(path.read_text())["schema"] == "nodeforge/graph@1", path
 
 
-def test_engine_imports_neither_nodes_nor_server() -> None:
-    for path in (ROOT / "engine").rglob("*.py"):
+@pytest.mark.parametrize(("package", "forbidden"), [("engine", ("nodes", "server")), ("nodes", ("server",))])
+def test_packages_keep_their_layering(package: str, forbidden: tuple[str, ...]) -> None:
+    """engine/ imports neither nodes/ nor server/; nodes/ never imports server/ (lazily inside a function too)."""
+    for path in (ROOT / package).rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             for name in names:
-                assert name.split(".")[0] not in ("nodes", "server"), f"{path.name} imports {name}"
+                assert name.split(".")[0] not in forbidden, f"{package}/{path.name} imports {name}"
