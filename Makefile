@@ -27,6 +27,7 @@ run: setup
 	$(BIN)/nodeforge run graphs/quickstart.json
 
 test: setup
+	$(BIN)/ruff check engine nodes server tests bench
 	$(BIN)/python -m pytest -q
 
 bench: setup
