@@ -9,6 +9,13 @@ class EngineError(Exception):
     """Base of every error the engine raises on purpose."""
 
 
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """A library exception's reason for a user-facing message: its first line (tracebacks and dumps of tensors
+    stay out), cut at ``limit`` characters; its type name when it says nothing."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 class NodeDefinitionError(EngineError):
     """A node class is declared wrongly (found when the registry loads it)."""
 

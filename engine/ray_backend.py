@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from engine.backend import LocalBackend, Prepared, RunScope
 from engine.cache import ResultCache
 from engine.devices import default_budget
-from engine.errors import DeviceError, EngineError, RunCancelled
+from engine.errors import DeviceError, EngineError, RunCancelled, first_line
 from engine.events import EventEmitter
 from engine.models import ModelManager
 from engine.registry import ENTRY_POINT_GROUP, Registry
@@ -414,8 +414,8 @@ class RayBackend:
             raise RunCancelled(f"node '{call.node.id}' cancelled") from None
         except ray.exceptions.RayActorError as exc:
             self._lost(call.device)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DeviceError(f"the Ray worker of {call.device} died while running the node ({reason})") from None
+            raise DeviceError(f"the Ray worker of {call.device} died while running the node "
+                              f"({first_line(exc)})") from None
         except ray.exceptions.RayError as exc:
             raise EngineError(f"the Ray worker running the node failed: {type(exc).__name__}: {exc}") from None
 

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from engine.context import NodeContext
-from engine.errors import NodeError
+from engine.errors import NodeError, first_line
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.values import Image
 from nodes.models import RESOLVER, ResolvedModel, resolve_model
@@ -43,7 +43,7 @@ def load_captioner(resolved: ResolvedModel, device: str) -> Captioner:
         model = AutoModelForImageTextToText.from_pretrained(str(resolved.path))
     except Exception as exc:  # noqa: BLE001 - wrong kind of folder, missing files: one message naming the model
         raise NodeError(f"model '{resolved.name}' ({resolved.path}) could not be loaded as an image-to-text model: "
-                        f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}; accepted: "
+                        f"{type(exc).__name__}: {first_line(exc, 300)}; accepted: "
                         "BLIP-style captioning models (blip-base, blip-large, tiny/blip, or such a folder)",
                         input="model") from None
     return Captioner(model.eval().to(device), processor)

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from engine.context import NodeContext
-from engine.errors import NodeError
+from engine.errors import NodeError, first_line
 from engine.node import Node, NodeInputs, NodeOutputs
 from nodes.runtime import literal, quiet_transformers, torch_device
 
@@ -90,7 +90,7 @@ def load_causal_lm(name: str, path: Path, device: str) -> CausalLM:
         dtype: Any = "auto" if target != "cpu" else torch.float32
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(target).eval()
     except (OSError, ValueError, KeyError) as exc:
-        raise NodeError(f"model '{name}' at {path} is not a transformers causal LM: {_first_line(exc)}",
+        raise NodeError(f"model '{name}' at {path} is not a transformers causal LM: {first_line(exc)}",
                         input="model") from None
     return CausalLM(name, model, tokenizer, context_length(model, tokenizer))
 
@@ -279,10 +279,6 @@ def _backend_decoder(tokenizer: Any) -> Callable[[list[int]], str]:
     if backend is not None and not getattr(tokenizer, "clean_up_tokenization_spaces", False):
         return lambda ids: backend.decode(ids, skip_special_tokens=True)
     return lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class Generate(Node):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.errors import NodeError
+from engine.errors import NodeError, first_line
 
 
 def torch_device(device: str) -> str:
@@ -46,8 +46,7 @@ def reading_model(name: str, path: Path, what: str,
     try:
         yield
     except errors as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise NodeError(f"model '{name}' at {path} {what}: {reason}", input="model") from None
+        raise NodeError(f"model '{name}' at {path} {what}: {first_line(exc)}", input="model") from None
 
 
 def literal(literals: Mapping[str, Any], bound: frozenset[str], inputs: type[BaseModel], name: str) -> Any:

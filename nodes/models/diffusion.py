@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nodes.models as models
-from engine.errors import NodeError
+from engine.errors import NodeError, first_line
 from nodes.models.resolver import ResolvedModel
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> Diffusio
             hint = (" (a single-file checkpoint needs its pipeline configuration from the Hugging Face Hub once; "
                     "offline, use a diffusers folder instead)")
         raise NodeError(f"model '{resolved.name}' could not be loaded as a {family} pipeline from {resolved.path}: "
-                        f"{type(exc).__name__}: {_first_line(exc)}{hint}", input="model") from None
+                        f"{type(exc).__name__}: {first_line(exc)}{hint}", input="model") from None
     pipe.set_progress_bar_config(disable=True)
     if device != "cpu":
         pipe.to(device)
@@ -282,7 +282,7 @@ def _load_lora(model: DiffusionModel, name: str, adapter: str, ctx: NodeContext,
         model.pipe.load_lora_weights(str(path), **kwargs)
     except Exception as exc:  # noqa: BLE001 - size mismatches, unknown key layouts: the LoRA does not fit
         raise NodeError(f"{where}: LoRA '{name}' does not fit model '{model.name}' ({model.family}): "
-                        f"{type(exc).__name__}: {_first_line(exc)}; a LoRA must be trained for the same base model "
+                        f"{type(exc).__name__}: {first_line(exc)}; a LoRA must be trained for the same base model "
                         "(diffusers or kohya format)", input="loras") from None
     placed = model.pipe.get_list_adapters()
     if not any(adapter in placed.get(component, []) for component in (denoiser, "text_encoder", "text_encoder_2")):
@@ -302,7 +302,3 @@ def _quiet() -> None:
     diffusers_logging.disable_progress_bar()
     diffusers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:400]

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from engine.errors import EngineError
+from engine.errors import EngineError, first_line
 from engine.files import names_local_path
 from nodes.models.store import build_once
 
@@ -307,12 +307,8 @@ def hub_snapshot(repo: str, revision: str | None) -> Path:
         return Path(snapshot_download(repo, revision=revision, ignore_patterns=HUB_IGNORE))
     except Exception as exc:  # noqa: BLE001 - network, auth and not-found errors all become one clear message
         raise ModelResolveError(f"model '{shown}' could not be downloaded from the Hugging Face Hub: "
-                                f"{type(exc).__name__}: {_first_line(exc)}. Check the id, your network and "
+                                f"{type(exc).__name__}: {first_line(exc)}. Check the id, your network and "
                                 "(for gated models) `hf auth login`, or give a local path") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def catalogue_from(modules: Iterable[Any]) -> ModelCatalogue:

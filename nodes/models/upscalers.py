@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import NodeError
+from engine.errors import NodeError, first_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
@@ -73,7 +73,7 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt files, pickles that are not plain tensors
-        raise NodeError(f"cannot read weights file {path.name}: {type(exc).__name__}: {_first_line(exc)} "
+        raise NodeError(f"cannot read weights file {path.name}: {type(exc).__name__}: {first_line(exc)} "
                         "(accepted: .safetensors, or a .pth/.pt state dict loadable with weights_only=True)",
                         input="model") from None
     for wrapper in ("params_ema", "params", "state_dict", "model"):
@@ -100,7 +100,7 @@ def load_upscaler(path: Path, name: str, device: str) -> Upscaler:
             net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         except RuntimeError as exc:
             raise NodeError(f"weights file {file.name} looks like {spec.arch} but does not load into it: "
-                            f"{_first_line(exc)}", input="model") from None
+                            f"{first_line(exc)}", input="model") from None
         upscaler = Upscaler(net.eval(), net, spec.scale, spec.arch, name)
     else:
         upscaler = _spandrel(state, file, name)
@@ -121,7 +121,7 @@ def _spandrel(state: dict[str, Any], file: Path, name: str) -> Upscaler:
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - spandrel's UnsupportedModelError and shape errors alike
-        raise NodeError(f"unknown architecture in {file.name} (keys: {keys}, ...): {_first_line(exc)}; accepted: "
+        raise NodeError(f"unknown architecture in {file.name} (keys: {keys}, ...): {first_line(exc)}; accepted: "
                         f"{known}, and the architectures spandrel {getattr(spandrel, '__version__', '')} detects",
                         input="model") from None
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.scale < 1:
@@ -198,7 +198,3 @@ def upscale(model: Upscaler, pixels: Any, tile: int, overlap: int,
                 if progress:
                     progress(done, total)
         return out.clamp_(0, 1)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:300]
