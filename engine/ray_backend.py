@@ -11,24 +11,19 @@ Events of remote nodes (progress, model loads, warnings) flow through a collecto
 the run's event stream. Cancelling a run reaches a running actor call through its control thread. When a worker dies
 under a node, the node fails with a device error, so the executor retries it once on another device; new GPUs and
 lost ones are taken into account at the start of each run.
+
+Around this module: ``ray_cluster`` connects the driver, ``ray_cache`` is the cache of references, ``ray_refs``
+moves references in and out of values, ``ray_events`` carries remote events, ``ray_recipe`` tells workers how to
+rebuild the registry, and ``ray_worker`` is what runs in the workers.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.metadata
-import importlib.util
 import itertools
 import logging
-import os
-import sys
 import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.backend import LocalBackend, Prepared, RunScope
@@ -37,26 +32,18 @@ from engine.devices import default_budget
 from engine.errors import DeviceError, EngineError, RunCancelled, first_line
 from engine.events import EventEmitter
 from engine.models import ModelManager
-from engine.registry import ENTRY_POINT_GROUP, Registry
-from engine.values import value_nbytes
+from engine.ray_cache import RefCache
+from engine.ray_cluster import import_ray, start_ray
+from engine.ray_events import EventRelay
+from engine.ray_recipe import WorkerRecipe, recipe_of
+from engine.ray_refs import restore_refs, swap_refs
+from engine.registry import Registry
 
 if TYPE_CHECKING:
     from engine.graph import CompiledNode, GraphEnv
-    from engine.ray_worker import Report, WorkerRecipe
+    from engine.ray_worker import Report
 
-RAY_MISSING = "the Ray backend needs Ray: pip install 'nodeforge[ray]' (ray==2.60.0)"
-FORWARDED_ENV = ("NODEFORGE_MODELS_DIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_WAIT_POLICY")
-EVENT_WAIT = 10.0
 POLL = 0.1
-
-
-def import_ray() -> Any:
-    """The ray module, or a clear EngineError when the optional extra is not installed."""
-    try:
-        import ray
-    except ImportError:
-        raise EngineError(RAY_MISSING) from None
-    return ray
 
 
 @dataclass
@@ -92,85 +79,6 @@ class _Call:
     scope: RunScope
 
 
-@dataclass
-class _Listening:
-    """Events of one remote call, delivered to its run's emitter in the order the node emitted them."""
-
-    emitter: EventEmitter
-    device: str
-    delivered: int = 0
-    early: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-
-
-class RefCache:
-    """The cache as the driver sees it on a cluster: a memory tier of object references the driver owns (least
-    recently used dropped beyond the byte budget, which frees the objects), in front of the disk tier the workers
-    write. Values computed in the driver itself are written to disk here."""
-
-    def __init__(self, inner: ResultCache) -> None:
-        self.inner = inner
-        self.budget = inner.memory.budget
-        self.used = 0
-        self.stats = inner.stats
-        self._entries: OrderedDict[str, tuple[dict[str, Any], int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def disk_root(self) -> str | None:
-        return str(self.inner.disk.root) if self.inner.disk is not None else None
-
-    def present(self, keys: list[str]) -> set[str]:
-        with self._lock:
-            found = {key for key in keys if key in self._entries}
-        return found | self.inner.present([key for key in keys if key not in found])
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                self.stats.memory_hits += 1
-                return entry[0]
-        return self.inner.get(key)
-
-    def put(self, key: str, outputs: dict[str, Any], nbytes: int | None = None) -> None:
-        """Keep outputs (references, or values computed in the driver) under ``key``; ``nbytes`` is what the
-        referenced objects hold, as the worker measured them."""
-        size = value_nbytes(outputs) if nbytes is None else nbytes
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.used -= old[1]
-            if size <= self.budget:
-                self._entries[key] = (outputs, size)
-                self.used += size
-            while self.used > self.budget:
-                _, (_, evicted) = self._entries.popitem(last=False)
-                self.used -= evicted
-            self.stats.writes += 1
-        if nbytes is None and self.inner.disk is not None and not _references(outputs, []):
-            self.inner.disk.put(key, outputs)
-
-    def park(self, key: str, device: str) -> None:
-        """Nothing to park: the objects already live in the object store, not on a device."""
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def info(self) -> dict[str, Any]:
-        with self._lock:
-            return {**self.inner.info(), "memory_entries": len(self._entries), "memory_bytes": self.used}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.used = 0
-        self.inner.clear()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 class RayBackend:
     """Runs nodes on a Ray cluster: ``address`` None starts a local cluster, ``auto`` joins the one this machine
     belongs to, ``HOST:PORT`` names its head, ``ray://HOST:10001`` goes through Ray Client. ``budget`` caps the
@@ -185,7 +93,7 @@ class RayBackend:
         self._owns_ray = not ray.is_initialized()
         self._release = threading.Event()
         if self._owns_ray:
-            _start_ray(ray, address, namespace, init_options or {}, self._release)
+            start_ray(ray, address, namespace, init_options or {}, self._release)
         self.namespace = ray.get_runtime_context().namespace or namespace
         self.budget = budget
         self.start_timeout = start_timeout
@@ -196,8 +104,6 @@ class RayBackend:
         self._workers: dict[str, _Worker] = {}
         self._starting: list[_Starting] = []
         self._lock = threading.RLock()
-        self._calls: dict[str, _Listening] = {}
-        self._delivered = threading.Condition()
         self._in_driver: set[str] = set()
         self._local = LocalBackend(ModelManager({"cpu": default_budget("cpu")}))
         self._recipes: dict[int, tuple[Registry, WorkerRecipe]] = {}
@@ -205,12 +111,7 @@ class RayBackend:
         self._worker_class = ray.remote(concurrency_groups={"control": 1}, max_restarts=0,
                                         max_task_retries=0)(ray_worker.DeviceWorker)
         self._task = ray.remote(ray_worker.run_cpu_node)
-        self._events_name = f"nodeforge-events-{self._id}"
-        self._collector = ray.remote(ray_worker.EventCollector).options(
-            name=self._events_name, namespace=self.namespace, num_cpus=0).remote()
-        self._closed = threading.Event()
-        self._drainer = threading.Thread(target=self._drain, name="nodeforge-ray-events", daemon=True)
-        self._drainer.start()
+        self._events = EventRelay(ray, f"nodeforge-events-{self._id}", self.namespace)
         try:
             self.refresh()
         except BaseException:
@@ -324,11 +225,11 @@ class RayBackend:
 
     def fetch(self, values: dict[str, Any]) -> dict[str, Any]:
         refs: list[Any] = []
-        shaped = {name: _swap(value, refs) for name, value in values.items()}
+        shaped = {name: swap_refs(value, refs) for name, value in values.items()}
         if not refs:
             return values
         got = self._ray.get(refs)
-        return {name: _restore(value, got) for name, value in shaped.items()}
+        return {name: restore_refs(value, got) for name, value in shaped.items()}
 
     # Running nodes.
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
@@ -346,7 +247,7 @@ class RayBackend:
         if spec.cls.accelerator and worker is None:
             raise DeviceError(f"{call.device} has no Ray worker any more")
         refs: list[Any] = []
-        shipped = {name: _swap(value, refs, _marker) for name, value in values.items()}
+        shipped = {name: swap_refs(value, refs) for name, value in values.items()}
         names = tuple(node.ports.outputs)
         extra = ({name: port.type for name, port in node.ports.inputs.items() if name not in spec.inputs}
                  if spec.cls.extra_inputs is not None else {})
@@ -358,11 +259,8 @@ class RayBackend:
                             prepared.key if cache is not None else None, disk,
                             str(scope.data_dir) if scope.data_dir else None, scope.files,
                             self._recipe(scope.env.registry),
-                            self._library(scope.env), self._events_name, self.namespace)
-        listening = _Listening(scope.emitter, device)
-        with self._delivered:
-            self._calls[call_id] = listening
-        try:
+                            self._library(scope.env), self._events.name, self.namespace)
+        with self._events.listen(call_id, scope.emitter, device) as listening:
             if worker is not None:
                 returned = worker.handle.run.options(num_returns=len(names) + 1).remote(remote, *refs)
             else:
@@ -370,11 +268,7 @@ class RayBackend:
                                               num_returns=len(names) + 1).remote(remote, *refs)
             returned = list(returned) if names else [returned]
             report = self._await(returned[-1], call, worker, call_id)
-            with self._delivered:
-                self._delivered.wait_for(lambda: listening.delivered >= report.events, EVENT_WAIT)
-        finally:
-            with self._delivered:
-                self._calls.pop(call_id, None)
+            self._events.wait_delivered(listening, report.events)
         if worker is not None:
             with self._lock:
                 worker.resident, worker.loads = set(report.resident), report.loads
@@ -425,13 +319,10 @@ class RayBackend:
 
     def _recipe(self, registry: Registry) -> WorkerRecipe:
         """How workers rebuild ``registry``; worked out once per registry (a plugin reload makes a new one)."""
-        from engine.ray_worker import WorkerRecipe
-
         found = self._recipes.get(id(registry))
         if found is not None and found[0] is registry:
             return found[1]
-        plugin_dirs, modules = _registry_sources(registry)
-        recipe = WorkerRecipe(_plugin_token(plugin_dirs), plugin_dirs, modules)
+        recipe = recipe_of(registry)
         self._recipes[id(registry)] = (registry, recipe)
         return recipe
 
@@ -439,45 +330,15 @@ class RayBackend:
     def _library(env: GraphEnv) -> tuple[str, ...]:
         return tuple(str(folder) for folder in env.library.folders)
 
-    # Events.
-    def _drain(self) -> None:
-        ray = self._ray
-        while not self._closed.is_set():
-            try:
-                batch = ray.get(self._collector.take.remote(0.5))
-            except Exception:
-                if self._closed.wait(0.2):
-                    return
-                continue
-            with self._delivered:
-                for call_id, number, kind, fields in batch:
-                    listening = self._calls.get(call_id)
-                    if listening is not None:
-                        listening.early[number] = (kind, fields)
-                        self._deliver(listening)
-                self._delivered.notify_all()
-
-    @staticmethod
-    def _deliver(listening: _Listening) -> None:
-        while listening.delivered in listening.early:
-            kind, fields = listening.early.pop(listening.delivered)
-            if "device" in fields:
-                fields["device"] = listening.device
-            listening.emitter.emit(kind, **fields)  # type: ignore[arg-type]
-            listening.delivered += 1
-
     def close(self) -> None:
         """Stop this driver's event collector and, when this backend started Ray, Ray itself (with every worker).
         On a cluster the device workers stay up for the other drivers of this process and namespace; they end
         with the process that created them."""
         ray = self._ray
-        self._closed.set()
         with self._lock:
             self._workers.clear()
             self._starting.clear()
-        with contextlib.suppress(Exception):
-            ray.kill(self._collector)
-        self._drainer.join(timeout=5)
+        self._events.close()
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
         self._release.set()
@@ -488,121 +349,3 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return "\n" + str(self.args[0])
-
-
-def _start_ray(ray: Any, address: str | None, namespace: str, options: dict[str, Any],
-               release: threading.Event) -> None:
-    """Connect (or start a local cluster) from the main thread, else from a thread that lives until ``release``:
-    the processes of a local cluster get a kill signal when the thread that started them ends (Ray sets
-    PR_SET_PDEATHSIG), so a server that starts the backend from a short-lived thread would lose its cluster."""
-    if threading.current_thread() is threading.main_thread():
-        _connect(ray, address, namespace, options)
-        return
-    started = threading.Event()
-    failed: list[BaseException] = []
-
-    def own() -> None:
-        try:
-            _connect(ray, address, namespace, options)
-        except BaseException as exc:
-            failed.append(exc)
-            return
-        finally:
-            started.set()
-        release.wait()
-
-    threading.Thread(target=own, name="nodeforge-ray-owner", daemon=True).start()
-    started.wait()
-    if failed:
-        raise failed[0]
-
-
-def _connect(ray: Any, address: str | None, namespace: str, options: dict[str, Any]) -> None:
-    if address and address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
-        raise EngineError("a ray:// address needs Ray Client: pip install 'ray[client]==2.60.0'")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    env_vars = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
-    settings: dict[str, Any] = {"namespace": namespace, "log_to_driver": False, "logging_level": logging.WARNING}
-    if env_vars:
-        settings["runtime_env"] = {"env_vars": env_vars}
-    if address is None:
-        settings["include_dashboard"] = False
-    try:
-        ray.init(address=address, **{**settings, **options})
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise EngineError(f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: {exc}") from None
-
-
-def _registry_sources(registry: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The plugin folders and importable modules a worker needs to rebuild ``registry`` (entry points aside:
-    workers load those themselves)."""
-    packages = tuple(entry.value.split(":")[0]
-                     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    folders: set[str] = set()
-    modules: set[str] = set()
-    for spec in registry:
-        name = spec.cls.__module__
-        if name == "__main__" or any(name == package or name.startswith(f"{package}.") for package in packages):
-            continue
-        top = name.split(".")[0]
-        if top.startswith("nodeforge_plugin_"):
-            origin = getattr(sys.modules.get(top), "__file__", None)
-            if origin:
-                path = Path(origin)
-                folders.add(str(path.parent.parent if path.name == "__init__.py" else path.parent))
-        else:
-            modules.add(name)
-    return tuple(sorted(folders)), tuple(sorted(modules))
-
-
-def _plugin_token(folders: tuple[str, ...]) -> str:
-    """Changes whenever a file in the plugin folders does (workers then import them again)."""
-    digest = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("*.py")):
-            stat = path.stat()
-            digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size};".encode())
-    return digest.hexdigest()[:16]
-
-
-def _marker(index: int) -> Any:
-    from engine.ray_worker import Arg
-
-    return Arg(index)
-
-
-def _references(value: Any, refs: list[Any]) -> list[Any]:
-    _swap(value, refs)
-    return refs
-
-
-def _swap(value: Any, refs: list[Any], marker: Callable[[int], Any] | None = None) -> Any:
-    """``value`` with each object reference (at the top or in a list) replaced by a marker of its index in
-    ``refs``, where it is appended."""
-    from ray import ObjectRef
-
-    if isinstance(value, ObjectRef):
-        refs.append(value)
-        return marker(len(refs) - 1) if marker is not None else _Slot(len(refs) - 1)
-    if type(value) is list:
-        return [_swap(item, refs, marker) for item in value]
-    if type(value) is dict:
-        return {key: _swap(item, refs, marker) for key, item in value.items()}
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    index: int
-
-
-def _restore(value: Any, got: list[Any]) -> Any:
-    if type(value) is _Slot:
-        return got[value.index]
-    if type(value) is list:
-        return [_restore(item, got) for item in value]
-    if type(value) is dict:
-        return {key: _restore(item, got) for key, item in value.items()}
-    return value
-
-

@@ -1,19 +1,15 @@
 """What runs inside Ray worker processes: one ``DeviceWorker`` actor per GPU (its models stay resident between
-nodes), the task that runs CPU nodes, and the collector that carries their events back to the driver.
+nodes) and the task that runs CPU nodes; their events reach the driver through ``engine.ray_events``.
 
 A node runs here with the same code as in-process (``engine.backend.run_node``) against a registry this process
-builds itself (entry points, the driver's plugin folders and node modules), so plugins resolve in the worker.
+builds itself from the driver's ``WorkerRecipe`` (``engine.ray_recipe``), so plugins resolve in the worker.
 Inputs arrive as Ray object references resolved by Ray; outputs leave as one object per output port plus a small
 ``Report``; the driver never needs the values unless a graph output asks for them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import importlib
-import itertools
 import os
 import pickle
 import threading
@@ -30,36 +26,22 @@ from engine.cache import DiskTier
 from engine.context import NodeContext, NodeModels
 from engine.devices import default_budget, detect_devices
 from engine.errors import EngineError, NodeExecutionError, RunCancelled
-from engine.events import Event, EventEmitter
+from engine.events import EventEmitter
 from engine.files import FileAccess
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.models import ModelManager
 from engine.node import make_port
-from engine.registry import Registry
+from engine.ray_events import EventForwarder
+from engine.ray_recipe import WorkerRecipe, registry_for
+from engine.ray_refs import restore_refs
 from engine.values import move_value, value_nbytes
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerRecipe:
-    """How a worker process rebuilds the driver's node registry: entry points, plus these plugin folders and node
-    modules. ``token`` changes when a plugin file does, so workers import the plugin folders again."""
-
-    token: str
-    plugin_dirs: tuple[str, ...]
-    modules: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Arg:
-    """Stands for the ``index``-th extra argument of a remote call: an object reference Ray resolves."""
-
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
 class RemoteCall:
-    """One node execution as shipped to a worker: everything but the upstream values, which travel as arguments."""
+    """One node execution as shipped to a worker: everything but the upstream values, which travel as arguments
+(``values`` holds a ``RefSlot`` for each)."""
 
     call_id: str
     run_id: str
@@ -114,39 +96,8 @@ class RemoteNodeError(EngineError):
 
 
 @functools.lru_cache(maxsize=4)
-def registry_for(recipe: WorkerRecipe) -> Registry:
-    """This process's node registry for a recipe, built once per process."""
-    registry = Registry.discover([Path(folder) for folder in recipe.plugin_dirs])
-    for name in recipe.modules:
-        registry.add_module(importlib.import_module(name))
-    return registry
-
-
-@functools.lru_cache(maxsize=4)
 def _disk(root: str) -> DiskTier:
     return DiskTier(Path(root))
-
-
-@functools.lru_cache(maxsize=8)
-def _collector(name: str, namespace: str) -> Any:
-    return ray.get_actor(name, namespace=namespace)
-
-
-class _Forward:
-    """Sends a node's events to the driver's collector as they happen, numbered so the driver keeps their order."""
-
-    def __init__(self, call: RemoteCall) -> None:
-        self._call = call
-        self._numbers = itertools.count()
-        self.sent = 0
-
-    def __call__(self, event: Event) -> None:
-        fields = event.to_dict()
-        for name in ("kind", "run", "seq", "at"):
-            fields.pop(name, None)
-        call = self._call
-        _collector(call.events, call.namespace).push.remote(call.call_id, next(self._numbers), event.kind, fields)
-        self.sent += 1
 
 
 def _needs_driver(*_: Any) -> Any:
@@ -167,24 +118,14 @@ def _portable(exc: BaseException) -> BaseException:
     return RemoteNodeError(text, getattr(exc, "input", None))
 
 
-def _attach(value: Any, args: tuple[Any, ...]) -> Any:
-    if type(value) is Arg:
-        return args[value.index]
-    if type(value) is list:
-        return [_attach(item, args) for item in value]
-    if type(value) is dict:
-        return {key: _attach(item, args) for key, item in value.items()}
-    return value
-
-
 def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelManager,
             cancel: threading.Event) -> Any:
     """Run one node in this process; returns its outputs (one value per output port) followed by a Report."""
     registry = registry_for(call.recipe)
     spec = registry.get(call.node_type)
     env = GraphEnv(registry, GraphLibrary([Path(folder) for folder in call.library]))
-    values = {name: _attach(value, args) for name, value in call.values.items()}
-    forward = _Forward(call)
+    values = {name: restore_refs(value, args) for name, value in call.values.items()}
+    forward = EventForwarder(call.call_id, call.events, call.namespace)
     emitter = EventEmitter(call.run_id, forward)
     held = NodeModels(models, device, emitter, call.node_id, call.models)
     ctx = NodeContext(node_id=call.node_id, node_type=call.node_type, device=device, emitter=emitter,
@@ -288,22 +229,3 @@ def run_cpu_node(call: RemoteCall, *args: Any) -> Any:
     """A CPU node as a plain Ray task (cancelled by ``ray.cancel``, which interrupts it)."""
     return execute(call, args, "cpu", _cpu_models(), threading.Event())
 
-
-class EventCollector:
-    """Events of remote nodes on their way to the driver, which long-polls ``take``."""
-
-    def __init__(self) -> None:
-        self._events: list[tuple[str, int, str, dict[str, Any]]] = []
-        self._ready = asyncio.Event()
-
-    async def push(self, call_id: str, number: int, kind: str, fields: dict[str, Any]) -> None:
-        self._events.append((call_id, number, kind, fields))
-        self._ready.set()
-
-    async def take(self, timeout: float) -> list[tuple[str, int, str, dict[str, Any]]]:
-        if not self._events:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout)
-        self._ready.clear()
-        events, self._events = self._events, []
-        return events
