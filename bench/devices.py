@@ -24,11 +24,11 @@ from typing import Any
 from engine.cache import ResultCache
 from engine.context import NodeContext
 from engine.document import parse_document
-from engine.executor import Executor
 from engine.graph import GraphEnv, compile_graph
 from engine.models import ModelManager
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.registry import Registry
+from engine.session import Session
 
 
 class Step(Node):
@@ -55,8 +55,8 @@ def branches(count: int, steps: int) -> Any:
     return parse_document({"nodes": nodes})
 
 
-def timed_run(env: GraphEnv, devices: list[str], document: Any, data_dir: Path) -> tuple[float, Executor]:
-    executor = Executor(env, ResultCache(None), devices=devices, data_dir=data_dir,
+def timed_run(env: GraphEnv, devices: list[str], document: Any, data_dir: Path) -> tuple[float, Session]:
+    executor = Session(env, ResultCache(None), devices=devices, data_dir=data_dir,
                         models=ModelManager({device: 4 << 30 for device in devices}))
     executor.run(branches(len(devices), 1), out_dir=None)  # load the model on every device first
     start = time.perf_counter()
@@ -87,7 +87,7 @@ def main() -> int:
     nodes: dict[str, Any] = {f"n{i}": {"type": "bench.step", "inputs": {"x": i}} for i in range(10_000)}
     compiled = compile_graph(parse_document({"nodes": nodes}), env)
     for devices in (["cpu"], ["cpu:0", "cpu:1"]):
-        executor = Executor(env, None, devices=devices, models=ModelManager({d: 1 << 30 for d in devices}))
+        executor = Session(env, None, devices=devices, models=ModelManager({d: 1 << 30 for d in devices}))
         start = time.perf_counter()
         result = executor.run(compiled)
         elapsed = time.perf_counter() - start

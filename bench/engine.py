@@ -24,10 +24,10 @@ from typing import Any
 from engine.cache import ResultCache
 from engine.context import NodeContext
 from engine.document import GraphDocument, parse_document
-from engine.executor import Executor
 from engine.graph import GraphEnv, compile_graph
 from engine.node import Node, NodeInputs, NodeOutputs
 from engine.registry import Registry
+from engine.session import Session
 
 
 class Inc(Node):
@@ -110,7 +110,7 @@ def measure(name: str, build: Callable[[int], GraphDocument], plain: Callable[[i
     cold_times, no_cache_times, cached_times, disk_cached_times = [], [], [], []
     for attempt in range(5):
         cache = ResultCache(data_root / f"{name}-{attempt}")
-        executor = Executor(env, cache, workers=8)
+        executor = Session(env, cache, workers=8)
         start = time.perf_counter()
         result = executor.run(compiled)
         cold_times.append(time.perf_counter() - start)
@@ -122,11 +122,11 @@ def measure(name: str, build: Callable[[int], GraphDocument], plain: Callable[[i
         cache.close()
         reopened = ResultCache(data_root / f"{name}-{attempt}")
         start = time.perf_counter()
-        Executor(env, reopened, workers=8).run(compiled)
+        Session(env, reopened, workers=8).run(compiled)
         disk_cached_times.append(time.perf_counter() - start)
         reopened.close()
         start = time.perf_counter()
-        Executor(env, None, workers=8).run(compiled)
+        Session(env, None, workers=8).run(compiled)
         no_cache_times.append(time.perf_counter() - start)
     nodes = len(compiled.nodes)
     row(f"{name} {n}: executed (disk cache on)", statistics.median(cold_times), plain_seconds, nodes, 100)

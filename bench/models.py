@@ -34,10 +34,10 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.document import parse_document
-from engine.executor import Executor
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
+from engine.session import Session
 
 GENERATE = {"prompt": "a red fox in the snow", "negative_prompt": "blurry", "model": "tiny/sd", "width": 128,
             "height": 128, "steps": 4, "guidance_scale": 5.0, "seed": 1}
@@ -63,12 +63,12 @@ def paired(direct: Callable[[], Any], engine: Callable[[], Any], rounds: int) ->
     return direct_times, engine_times
 
 
-def executor_for(data_dir: Path) -> Executor:
-    return Executor(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2, devices=["cpu"],
+def executor_for(data_dir: Path) -> Session:
+    return Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2, devices=["cpu"],
                     data_dir=data_dir)
 
 
-def graph_run(executor: Executor, document: Any, inputs: dict[str, Any] | None = None) -> Callable[[], Any]:
+def graph_run(executor: Session, document: Any, inputs: dict[str, Any] | None = None) -> Callable[[], Any]:
     def run() -> Any:
         result = executor.run(document, inputs)
         if result.record.status != "succeeded":
@@ -78,7 +78,7 @@ def graph_run(executor: Executor, document: Any, inputs: dict[str, Any] | None =
     return run
 
 
-def bench_generate(executor: Executor, data_dir: Path, rounds: int) -> Timing:
+def bench_generate(executor: Session, data_dir: Path, rounds: int) -> Timing:
     import torch
     from diffusers import StableDiffusionPipeline
 
@@ -102,7 +102,7 @@ def bench_generate(executor: Executor, data_dir: Path, rounds: int) -> Timing:
     return paired(direct, engine, rounds)
 
 
-def bench_upscale(executor: Executor, data_dir: Path, rounds: int) -> Timing:
+def bench_upscale(executor: Session, data_dir: Path, rounds: int) -> Timing:
     import torch
 
     from engine.values import Image

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.document import parse_document
-from engine.executor import Executor
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
+from engine.session import Session
 
 ROUNDS = 11
 PARAGRAPH = ("The quick brown fox jumps over the lazy dog. A node graph wires models together, and each node runs "
@@ -126,7 +126,7 @@ def paired(direct: Callable[[], Any], engine: Callable[[], Any], clock: LibraryC
                     statistics.median(inside), statistics.median(outside))
 
 
-def one_node(executor: Executor, node_type: str, inputs: dict[str, Any], output: str) -> Callable[[], Any]:
+def one_node(executor: Session, node_type: str, inputs: dict[str, Any], output: str) -> Callable[[], Any]:
     document = parse_document({"nodes": {"n": {"type": node_type, "inputs": inputs}},
                                "outputs": {"out": {"from": f"n.{output}"}}})
 
@@ -139,7 +139,7 @@ def one_node(executor: Executor, node_type: str, inputs: dict[str, Any], output:
     return run
 
 
-def bench_llm(executor: Executor, data_dir: Path, temperature: float) -> Overhead:
+def bench_llm(executor: Session, data_dir: Path, temperature: float) -> Overhead:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -169,7 +169,7 @@ def bench_llm(executor: Executor, data_dir: Path, temperature: float) -> Overhea
         return paired(direct, engine, clock, "generate", ("put", "end"))
 
 
-def bench_video(executor: Executor, data_dir: Path) -> Overhead:
+def bench_video(executor: Session, data_dir: Path) -> Overhead:
     import torch
     from diffusers import DiffusionPipeline
 
@@ -193,7 +193,7 @@ def bench_video(executor: Executor, data_dir: Path) -> Overhead:
         return paired(direct, engine, clock, "__call__")
 
 
-def bench_speech(executor: Executor) -> tuple[float, float, float, float, str]:
+def bench_speech(executor: Session) -> tuple[float, float, float, float, str]:
     speak = one_node(executor, "audio.speech", {"text": PARAGRAPH, "model": "piper-joe"}, "audio")
     audio = speak()  # warm: the voice is loaded and resident from here on
     speak_seconds = median_seconds(speak, 3)
@@ -219,7 +219,7 @@ def main() -> None:
         data_dir = Path(folder)
         library = data_dir / "graphs"
         library.mkdir()
-        executor = Executor(GraphEnv(Registry.discover(), GraphLibrary([library])), None, workers=2,
+        executor = Session(GraphEnv(Registry.discover(), GraphLibrary([library])), None, workers=2,
                             devices=["cpu"], data_dir=data_dir)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
         heading = f"overhead (medians of {ROUNDS} alternating rounds)"

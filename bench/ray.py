@@ -35,11 +35,11 @@ import ray
 
 from bench.engine import Inc, Total, chain, fan_out
 from engine.document import GraphDocument, parse_document
-from engine.executor import Executor
 from engine.graph import GraphEnv, compile_graph
 from engine.models import ModelManager
 from engine.ray_backend import RayBackend
 from engine.registry import Registry
+from engine.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def best_of(repeats: int, work: Callable[[], Any]) -> float:
     return min(times)
 
 
-def succeeded(executor: Executor, document: Any) -> Any:
+def succeeded(executor: Session, document: Any) -> Any:
     result = executor.run(document)
     assert result.record.status == "succeeded", result.record.error
     return result
@@ -85,15 +85,15 @@ def _bare(x: int) -> int:
 
 def overhead(env: GraphEnv, backend: RayBackend) -> None:
     print("1. engine overhead per executed node (no cache), in-process vs Ray")
-    succeeded(Executor(env, None, workers=8, backend=backend), compile_graph(chain(20), env))
+    succeeded(Session(env, None, workers=8, backend=backend), compile_graph(chain(20), env))
     ray.get([_bare.remote(0) for _ in range(20)])
     bare = best_of(3, lambda: [ray.get(_bare.remote(0)) for _ in range(200)]) / 200
     print(f"   for scale: one bare Ray task round trip here takes {bare * 1e3:5.2f} ms")
     for name, build in (("chain", chain), ("fan-out", fan_out)):
         compiled = compile_graph(build(1000), env)
         nodes = len(compiled.nodes)
-        local = best_of(3, lambda: succeeded(Executor(env, None, workers=8), compiled))  # noqa: B023
-        remote = best_of(3, lambda: succeeded(Executor(env, None, workers=8, backend=backend), compiled))  # noqa: B023
+        local = best_of(3, lambda: succeeded(Session(env, None, workers=8), compiled))  # noqa: B023
+        remote = best_of(3, lambda: succeeded(Session(env, None, workers=8, backend=backend), compiled))  # noqa: B023
         print(f"   {name} {nodes:>5} nodes: in-process {local * 1e3:8.1f} ms = {local / nodes * 1e6:7.1f} us/node;"
               f"  Ray {remote * 1e3:8.1f} ms = {remote / nodes * 1e3:6.2f} ms/node  ({remote / local:5.0f}x)")
 
@@ -101,7 +101,7 @@ def overhead(env: GraphEnv, backend: RayBackend) -> None:
 def diffusion(env: GraphEnv, backend: RayBackend, steps: int) -> tuple[float, float]:
     """Median wall time of the two-branch graph, and the share of a branch's time both branches ran at once."""
     document = branches(2, steps)
-    executor = Executor(env, None, workers=4, backend=backend)
+    executor = Session(env, None, workers=4, backend=backend)
     succeeded(executor, document)
     times, overlaps = [], []
     for _ in range(3):
@@ -117,13 +117,13 @@ def diffusion(env: GraphEnv, backend: RayBackend, steps: int) -> tuple[float, fl
 def first_result(env: GraphEnv, backend: RayBackend, graph: Path, models: Path) -> None:
     print("3. time to the first result on a warm cluster (workers up, tiny/sd loaded)")
     document = parse_document(json.loads(graph.read_text()))
-    executor = Executor(env, None, workers=4, backend=backend)
+    executor = Session(env, None, workers=4, backend=backend)
     succeeded(executor, document)
     firsts, totals = [], []
     for _ in range(3):
         seen: list[float] = []
         start = time.perf_counter()
-        result = Executor(env, None, workers=4, backend=backend).run(
+        result = Session(env, None, workers=4, backend=backend).run(
             document, listener=lambda event, seen=seen: seen.append(time.perf_counter())
             if event.kind == "node.finished" and not seen else None)
         totals.append(time.perf_counter() - start)
@@ -165,7 +165,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
         os.environ["NODEFORGE_MODELS_DIR"] = str(models)
-        local = Executor(env, None, workers=4, devices=["cpu:0", "cpu:1"],
+        local = Session(env, None, workers=4, devices=["cpu:0", "cpu:1"],
                          models=ModelManager({"cpu:0": 1 << 30, "cpu:1": 1 << 30}))
         succeeded(local, branches(2, steps))
         in_process = statistics.median(best_of(1, lambda: succeeded(local, branches(2, steps))) for _ in range(3))

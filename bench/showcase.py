@@ -28,11 +28,11 @@ from engine.datadir import resolve_data_dir
 from engine.document import GraphDocument, load_document
 from engine.errors import EngineError
 from engine.events import Event
-from engine.executor import Executor
 from engine.graph import GraphEnv, compile_graph, validate
 from engine.inputs import parse_cli_value
 from engine.library import GraphLibrary
 from engine.registry import Registry
+from engine.session import Session
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 
@@ -120,7 +120,7 @@ def main() -> int:
     cache = ResultCache(data_dir / "cache")
     failed = 0
     try:
-        executor = Executor(env, cache, workers=4, data_dir=data_dir)
+        executor = Session(env, cache, workers=4, data_dir=data_dir)
         for name, document in documents.items():
             given = {}
             for item in args.set:

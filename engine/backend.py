@@ -1,6 +1,6 @@
 """Where a node executes: the one seam between the scheduler and the code that runs a node.
 
-The executor keeps the policy: which node runs next, on which device (``place`` by resident model), the ledger and
+The session keeps the policy: which node runs next, on which device (``place`` by resident model), the ledger and
 the event stream. A backend runs one node on the device it was given and answers residency queries for placement.
 ``LocalBackend`` runs the node in this process, on the calling worker thread (the default); the Ray backend
 (``engine.ray_backend``) runs it in a per-GPU actor or a Ray task. Both execute the node with ``run_node``.
@@ -56,7 +56,7 @@ class RunScope:
 
 
 class Backend(Protocol):
-    """What the executor needs from whatever runs its nodes."""
+    """What the session needs from whatever runs its nodes."""
 
     load_times: Mapping[str, float]
     down: frozenset[str]
@@ -68,7 +68,7 @@ class Backend(Protocol):
         """At the start of a run: the devices now available, or None when they cannot change."""
 
     def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
-        """The cache the executor should consult (a backend may keep its memory tier elsewhere)."""
+        """The cache the session should consult (a backend may keep its memory tier elsewhere)."""
 
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
                scope: RunScope) -> dict[str, Any]:
@@ -84,7 +84,7 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Runs nodes in this process on the executor's worker threads, with models held by one ModelManager."""
+    """Runs nodes in this process on the run's worker threads, with models held by one ModelManager."""
 
     def __init__(self, models: ModelManager) -> None:
         self.models = models

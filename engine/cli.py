@@ -17,9 +17,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine.errors import EngineError, GraphInputError, GraphValidationError, Issue
+
+if TYPE_CHECKING:
+    from engine.graph import CompiledGraph, GraphEnv
+    from engine.session import RunResult, Session
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -274,9 +278,9 @@ def _run(args: argparse.Namespace) -> int:
     from engine.cache import ResultCache
     from engine.datadir import resolve_data_dir
     from engine.devices import parse_budgets, parse_devices, parse_size
-    from engine.executor import Executor
     from engine.graph import compile_graph
     from engine.models import ModelManager
+    from engine.session import Session
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -308,8 +312,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nodeforge: {exc}", file=sys.stderr)
         return EXIT_FAILED
     cache = None if args.no_cache else ResultCache(data_dir / "cache")
-    executor = Executor(env, cache, workers=args.workers, devices=None if backend else devices, data_dir=data_dir,
-                        models=None if backend else ModelManager(budgets), backend=backend)
+    session = Session(env, cache, workers=args.workers, devices=None if backend else devices, data_dir=data_dir,
+                      models=None if backend else ModelManager(budgets), backend=backend)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     import uuid
@@ -317,7 +321,7 @@ def _run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:12]
     out_dir = Path(args.out) if args.out else Path("outputs") / run_id
     try:
-        result = execute_with_progress(executor, compiled, given, run_id, cancel, out_dir, interactive=not args.json
+        result = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, interactive=not args.json
                           and sys.stdout.isatty())
     except GraphValidationError as exc:
         return _invalid(args.graph, exc.issues)
@@ -346,16 +350,17 @@ def _ray_backend(address: str | None, budget: int | None) -> Any:
     return RayBackend(address, budget=budget)
 
 
-def execute_with_progress(executor: Any, compiled: Any, given: dict[str, Any], run_id: str, cancel: threading.Event,
-             out_dir: Path, *, interactive: bool) -> Any:
-    """Run a graph, with the live per-node table when ``interactive`` (a terminal, not --json)."""
+def execute_with_progress(session: Session, compiled: CompiledGraph, given: dict[str, Any], run_id: str,
+                          cancel: threading.Event, out_dir: Path, *, interactive: bool,
+                          env: GraphEnv | None = None) -> RunResult:
+    """Run a graph in a session, with the live per-node table when ``interactive`` (a terminal, not --json)."""
     if not interactive:
-        return executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir)
+        return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir)
     from engine.progress import ProgressDisplay
 
     with ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
-        return executor.run(compiled, given, run_id=run_id, cancel=cancel, out_dir=out_dir,
-                            listener=display.listen)
+        return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir,
+                           listener=display.listen)
 
 
 def print_summary(record: Any) -> None:

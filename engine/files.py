@@ -70,7 +70,7 @@ class FilePolicy:
 
 @dataclass(frozen=True)
 class FileAccess:
-    """How the nodes of one executor open files: the policy (None: unrestricted), the data dir, the graph
+    """How the nodes of one session open files: the policy (None: unrestricted), the data dir, the graph
     library's folders (a graph's own assets) and the media limits. Picklable, so remote workers apply the same."""
 
     policy: FilePolicy | None = None

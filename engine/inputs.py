@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,10 @@ from engine.media import file_digest, load_media
 from engine.node import make_port
 from engine.types import MEDIA_TYPES
 from engine.values import Audio, Image, Video
+
+MediaResolver = Callable[[str], str]
+"""Turns a media graph input as given (a path, an artifact id) into the file to decode, or raises
+GraphInputError: the server's is its path policy."""
 
 
 def parse_cli_value(port_type: str, text: str) -> Any:
@@ -40,7 +44,7 @@ def parse_cli_value(port_type: str, text: str) -> Any:
     return text
 
 
-def bind_inputs(document: GraphDocument, given: Mapping[str, Any], media_resolver: Any = None,
+def bind_inputs(document: GraphDocument, given: Mapping[str, Any], media_resolver: MediaResolver | None = None,
                 limits: MediaLimits | None = None) -> tuple[dict[str, BoundValue], dict[str, Any]]:
     """Bound values for every declared graph input, and the JSON form for the run record.
 
@@ -75,7 +79,8 @@ def bind_inputs(document: GraphDocument, given: Mapping[str, Any], media_resolve
     return bound, shown
 
 
-def _bind_media(name: str, kind: str, value: Any, media_resolver: Any, limits: MediaLimits | None) -> BoundValue:
+def _bind_media(name: str, kind: str, value: Any, media_resolver: MediaResolver | None,
+                limits: MediaLimits | None) -> BoundValue:
     if isinstance(value, Image | Audio | Video):
         import hashlib
 

@@ -85,7 +85,7 @@ class ModelBudgetError(EngineError):
 
 
 class ModelManager:
-    """Resident models for a set of devices; one instance lives as long as the executor (a server's lifetime)."""
+    """Resident models for a set of devices; one instance lives as long as the session (a server's lifetime)."""
 
     def __init__(self, budgets: dict[str, int], *, cpu_budget: int = 16 << 30) -> None:
         self.devices = {device: DeviceModels(budget) for device, budget in budgets.items()}

@@ -1,6 +1,6 @@
 """The Ray backend: the same graphs, scheduler and cache keys on a Ray cluster (``--backend ray``).
 
-Ray is the process manager and the transport; the policy stays in the executor (ready queue, placement by resident
+Ray is the process manager and the transport; the policy stays in the session (ready queue, placement by resident
 model, one accelerator node per device). Each GPU of the cluster gets one long-lived ``DeviceWorker`` actor holding
 that GPU's models, so a node placed where its model is resident finds it loaded; CPU nodes run as plain Ray tasks.
 Outputs stay in the object store as one object per output port: they travel from worker to worker as references,
@@ -9,7 +9,7 @@ tier of the cache; the disk tier lives in the data dir, on storage every machine
 
 Events of remote nodes (progress, model loads, warnings) flow through a collector actor that the driver drains into
 the run's event stream. Cancelling a run reaches a running actor call through its control thread. When a worker dies
-under a node, the node fails with a device error, so the executor retries it once on another device; new GPUs and
+under a node, the node fails with a device error, so the session retries it once on another device; new GPUs and
 lost ones are taken into account at the start of each run.
 
 Around this module: ``ray_cluster`` connects the driver, ``ray_cache`` is the cache of references, ``ray_refs``

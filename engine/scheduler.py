@@ -1,4 +1,4 @@
-"""Which node runs next, and where: pure, single-threaded components the executor's workers consult under one lock.
+"""Which node runs next, and where: pure, single-threaded components the session's workers consult under one lock.
 
 ``ReadySet``: ready nodes come out longest remaining path first, so the critical path starts early and parallel
 branches overlap it; a failure removes the node's descendants in one step.
@@ -115,7 +115,7 @@ class ReadySet:
 
 
 class Estimates:
-    """Learned run times per node type (exponential moving averages), shared by the runs of one executor; load
+    """Learned run times per node type (exponential moving averages), shared by the runs of one session; load
     times come from the backend, which sees the loads (``default_load`` until it has seen one)."""
 
     def __init__(self, default_run: float = 1.0, default_load: float = 5.0, weight: float = 0.3) -> None:

@@ -1,7 +1,7 @@
 """Artifacts: uploaded inputs and run outputs stored as ``artifacts/files/<id><suffix>``, served by id only.
 
 An upload is streamed to a temporary file with a byte limit, typed from its first bytes and decoded once before
-it gets an id. Run outputs are written by the executor into ``artifacts/tmp/<run>/`` and then moved into place.
+it gets an id. Run outputs are written by the session into ``artifacts/tmp/<run>/`` and then moved into place.
 Serving resolves the stored file with realpath and refuses anything outside ``artifacts/files``.
 """
 

@@ -1,8 +1,8 @@
 """The run queue's workers: claim the oldest queued run, execute it, store the record, then announce the end.
 
-The record is the same whoever listens: outputs (cached ones included) come from the executor's result, never from
+The record is the same whoever listens: outputs (cached ones included) come from the session's result, never from
 what a listener saw. ``run.finished`` is held back until the record is committed, so a client that reacts to it
-always reads the final state. Cancellation uses the executor's cancel event; a run cancelled because the server is
+always reads the final state. Cancellation uses the run's cancel event; a run cancelled because the server is
 shutting down is recorded as ``interrupted``, as is one that was running when the server was killed.
 """
 
@@ -102,8 +102,8 @@ class Runner:
 
         try:
             document = parse_document(claimed.document)
-            result = runtime.executor().run(
-                document, claimed.inputs, run_id=claimed.id, listener=listen, cancel=cancel,
+            result = runtime.session().run(
+                document, claimed.inputs, env=runtime.env, run_id=claimed.id, listener=listen, cancel=cancel,
                 out_dir=runtime.artifacts.run_folder(claimed.id), media_resolver=runtime.artifacts.resolve_input)
             record = result.record
             record.outputs = runtime.artifacts.adopt_outputs(claimed.id, record.outputs)

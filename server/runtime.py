@@ -1,4 +1,4 @@
-"""Everything one server holds while it runs: the stores, the node registry, the executor, the run queue's workers
+"""Everything one server holds while it runs: the stores, the node registry, the engine session, the run queue's workers
 and the file watcher. The app creates one at start-up (its lifespan) and closes it at shutdown.
 """
 
@@ -20,13 +20,13 @@ from engine.cache import ResultCache
 from engine.devices import default_budget, detect_devices, parse_devices
 from engine.document import GraphDocument, depth_issues, nested_too_deep, parse_document, too_deep_issue
 from engine.errors import EngineError, GraphValidationError, Issue
-from engine.executor import Executor
 from engine.files import FileAccess
 from engine.graph import GraphEnv, validate
 from engine.models import ModelManager
 from engine.node import make_port
 from engine.record import iso
 from engine.registry import Registry
+from engine.session import Session
 from engine.types import MEDIA_TYPES
 from server.artifacts import ArtifactStore
 from server.chat import ChatBackend, LocalLLMBackend
@@ -82,7 +82,7 @@ class Runtime:
         self.cache = ResultCache(data_dir / "cache")
         self.registry = self._discover()
         self._devices: list[str] | None = fixed_devices
-        self._models: ModelManager | None = None
+        self._session: Session | None = None
         self._backend: Any = None
         self._backend_error: str | None = None
         self._devices_ready = threading.Event()
@@ -108,7 +108,7 @@ class Runtime:
         self.cache.close()
         os.close(self._lock_fd)
 
-    # Nodes, devices, executors.
+    # Nodes, devices, the session.
     def _discover(self) -> Registry:
         return Registry.discover(list(self.settings.plugins))
 
@@ -137,7 +137,12 @@ class Runtime:
                 log.warning("device detection failed (%s: %s); running on the CPU", type(exc).__name__, exc)
                 self._devices = ["cpu"]
         local = ["cpu"] if self.settings.backend == "ray" else self._devices or ["cpu"]
-        self._models = ModelManager({device: default_budget(device) for device in local})
+        if self._backend_error is None:
+            models = ModelManager({device: default_budget(device) for device in local})
+            self._session = Session(self.env, self.cache, workers=self.settings.workers,
+                                    devices=None if self._backend else self._devices, data_dir=self.settings.data_dir,
+                                    models=models, backend=self._backend, policy=self.files.policy,
+                                    limits=self.files.limits)
         self._devices_ready.set()
 
     def _start_ray(self) -> None:
@@ -156,20 +161,19 @@ class Runtime:
         return self._backend.devices if self._backend is not None else self._devices
 
     def model_home(self) -> tuple[str, ModelManager]:
-        """The device a model outside a graph (the chat endpoint) goes to, and the shared model manager."""
-        self._devices_ready.wait()
-        assert self._devices is not None and self._models is not None
-        return next(iter(self._models.devices)), self._models
+        """The device a model outside a graph (the chat endpoint) goes to, and the session's model manager (so a
+        graph and the endpoint share one resident copy)."""
+        models = self.session().models
+        return next(iter(models.devices)), models
 
-    def executor(self) -> Executor:
-        """An executor over the current registry, sharing the result cache and the resident models."""
+    def session(self) -> Session:
+        """The one engine session every run of this server goes through: its device slots hold across runs
+        (one accelerator node per device, however many runs at once), as do the resident models and the
+        learned estimates. Waits for device detection; raises when the Ray backend could not start."""
         self._devices_ready.wait()
-        assert self._devices is not None and self._models is not None
-        if self._backend_error is not None:
-            raise EngineError(self._backend_error)
-        return Executor(self.env, self.cache, workers=self.settings.workers, devices=self._devices,
-                        data_dir=self.settings.data_dir, models=self._models, backend=self._backend,
-                        policy=self.files.policy, limits=self.files.limits)
+        if self._session is None:
+            raise EngineError(self._backend_error or "the engine session is not ready")
+        return self._session
 
     # Graph documents.
     def check_document(self, data: dict[str, Any], saved_as: str | None = None) -> GraphDocument:

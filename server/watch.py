@@ -1,6 +1,7 @@
 """``nodeforge watch GRAPH``: run a graph, then run it again each time its file (or a plugin) changes.
 
-One executor, and so one memory cache in front of the disk cache, serves every run: an edit recomputes the nodes it
+One engine session, and so one memory cache in front of the disk cache and one set of resident models, serves
+every run (a new one only when the graph needs other devices): an edit recomputes the nodes it
 changed and their descendants only. An edit that breaks the graph prints its issues and waits for the next save.
 """
 
@@ -35,7 +36,7 @@ def register_watch(commands: Any, common: Callable[[argparse.ArgumentParser], No
 
 
 class WatchSession:
-    """The state kept between runs: registry, cache, resident models."""
+    """The state kept between runs: the registry, the cache, and the engine session per device set."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from engine.cache import ResultCache
@@ -47,7 +48,7 @@ class WatchSession:
         self.data_dir = resolve_data_dir(args.data_dir)
         self.cache = ResultCache(self.data_dir / "cache")
         self.registry = self._discover()
-        self.models: dict[tuple[str, ...], Any] = {}
+        self.sessions: dict[tuple[str, ...], Any] = {}
 
     def _discover(self) -> Any:
         from engine.registry import Registry
@@ -75,10 +76,10 @@ class WatchSession:
             given = parse_sets(document, self.args.sets)
             env = GraphEnv(self.registry, GraphLibrary([self.path.parent, self.data_dir / "graphs"]))
             compiled = compile_graph(document, env)
-            executor = self._executor(env, compiled)
+            session = self._session(compiled)
             run_id = uuid.uuid4().hex[:12]
             out_dir = Path(self.args.out) if self.args.out else Path("outputs") / run_id
-            return self._execute(executor, compiled, given, run_id, cancel, out_dir)
+            return self._execute(session, env, compiled, given, run_id, cancel, out_dir)
         except GraphValidationError as exc:
             print(f"{self.args.graph}: {len(exc.issues)} issue(s); waiting for the next change", file=sys.stderr)
             for issue in exc.issues:
@@ -87,23 +88,23 @@ class WatchSession:
             print(f"{self.args.graph}: {exc}; waiting for the next change", file=sys.stderr)
         return None
 
-    def _executor(self, env: Any, compiled: Any) -> Any:
-        from engine.devices import default_budget, parse_devices
-        from engine.executor import Executor
-        from engine.models import ModelManager
+    def _session(self, compiled: Any) -> Any:
+        from engine.devices import parse_devices
+        from engine.graph import GraphEnv
+        from engine.session import Session
 
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
         devices = parse_devices(self.args.devices) if accelerated or self.args.devices != "auto" else ["cpu"]
         key = tuple(devices)
-        if key not in self.models:
-            self.models[key] = ModelManager({device: default_budget(device) for device in devices})
-        return Executor(env, self.cache, workers=self.args.workers, devices=devices, data_dir=self.data_dir,
-                        models=self.models[key])
+        if key not in self.sessions:
+            self.sessions[key] = Session(GraphEnv(self.registry), self.cache, workers=self.args.workers,
+                                         devices=devices, data_dir=self.data_dir)
+        return self.sessions[key]
 
-    def _execute(self, executor: Any, compiled: Any, given: dict[str, Any], run_id: str,
+    def _execute(self, session: Any, env: Any, compiled: Any, given: dict[str, Any], run_id: str,
                  cancel: threading.Event, out_dir: Path) -> Any:
         interactive = not self.args.json and sys.stdout.isatty()
-        record = execute_with_progress(executor, compiled, given, run_id, cancel, out_dir,
+        record = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, env=env,
                                        interactive=interactive).record
         if self.args.json:
             print(json.dumps(record.to_json(), ensure_ascii=False), flush=True)

@@ -13,10 +13,10 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from engine.cache import ResultCache  # noqa: E402
-from engine.executor import Executor  # noqa: E402
 from engine.graph import GraphEnv  # noqa: E402
 from engine.library import GraphLibrary  # noqa: E402
 from engine.registry import Registry  # noqa: E402
+from engine.session import Session  # noqa: E402
 from tests.support import testnodes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,8 +52,8 @@ def cache(data_dir: Path):
 
 
 @pytest.fixture
-def executor(env: GraphEnv, cache: ResultCache, data_dir: Path) -> Executor:
-    return Executor(env, cache, workers=4, data_dir=data_dir)
+def executor(env: GraphEnv, cache: ResultCache, data_dir: Path) -> Session:
+    return Session(env, cache, workers=4, data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import torch
 
 from engine.cache import ResultCache
 from engine.document import parse_document
-from engine.executor import Executor
 from engine.graph import GraphEnv
+from engine.session import Session
 from engine.values import Audio, Image, Video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,20 +56,20 @@ def test_corrupt_tensor_file_is_detected_and_recomputed(env: GraphEnv, data_dir:
         "m": {"type": "test.brightness", "inputs": {"image": {"from": "n.image"}}}},
         "outputs": {"image": {"from": "n.image"}}})
     first_cache = ResultCache(data_dir / "cache")
-    first = Executor(env, first_cache).run(document)
+    first = Session(env, first_cache).run(document)
     first_cache.close()
     blob = next((data_dir / "cache" / "blobs").rglob("*.safetensors"))
     data = bytearray(blob.read_bytes())
     data[-5] ^= 0xFF
     blob.write_bytes(bytes(data))
     cache = ResultCache(data_dir / "cache")
-    second = Executor(env, cache).run(document)
+    second = Session(env, cache).run(document)
     assert cache.stats.corrupt == 1
     assert second.record.nodes["n"].status == "succeeded"
     assert torch.equal(second.values["image"].tensor, first.values["image"].tensor)
     cache.close()
     third_cache = ResultCache(data_dir / "cache")
-    third = Executor(env, third_cache).run(document)
+    third = Session(env, third_cache).run(document)
     assert third.record.nodes["n"].status == "cached" and third_cache.stats.corrupt == 0
     third_cache.close()
 

@@ -13,18 +13,18 @@ from engine.devices import parse_devices
 from engine.document import parse_document
 from engine.errors import EngineError
 from engine.events import Event
-from engine.executor import Executor
 from engine.graph import GraphEnv
 from engine.models import ModelManager
 from engine.scheduler import DeviceSlot, place
+from engine.session import Session
 from tests.support.testnodes import coordination
 
 MB = 1 << 20
 
 
 def executor_on(env: GraphEnv, devices: list[str], budget: int = 64 * MB, cache: ResultCache | None = None,
-                workers: int = 4) -> Executor:
-    return Executor(env, cache or ResultCache(None), devices=devices, workers=workers,
+                workers: int = 4) -> Session:
+    return Session(env, cache or ResultCache(None), devices=devices, workers=workers,
                     models=ModelManager({device: budget for device in devices}))
 
 

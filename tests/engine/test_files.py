@@ -1,4 +1,4 @@
-"""``engine.files``: the path policy an ``Executor`` applies to every file a node opens, and its absence (the CLI on
+"""``engine.files``: the path policy an ``Session`` applies to every file a node opens, and its absence (the CLI on
 one's own graphs); ``engine.limits``: the default pixel budget that holds for every run."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pytest
 
 from engine.document import parse_document
 from engine.errors import NodeError
-from engine.executor import Executor
 from engine.files import FileAccess, FilePolicy
 from engine.graph import GraphEnv
 from engine.registry import Registry
+from engine.session import Session
 from tests.server.test_media_limits import png_header
 
 
@@ -63,7 +63,7 @@ def test_an_executor_given_a_policy_applies_it_to_linked_paths(folders: tuple[Pa
                                                                tmp_path: Path) -> None:
     readable, writable, outside = folders
     env = GraphEnv(Registry.discover())
-    executor = Executor(env, None, data_dir=tmp_path / "data",
+    executor = Session(env, None, data_dir=tmp_path / "data",
                         policy=FilePolicy(read=(readable,), write=(writable,)))
     document = parse_document({"nodes": {
         "name": {"type": "text.template", "inputs": {"template": "{x}", "x": str(outside / "secret.txt")}},
@@ -76,7 +76,7 @@ def test_an_executor_given_a_policy_applies_it_to_linked_paths(folders: tuple[Pa
 def test_the_default_pixel_budget_holds_without_a_server(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header(12_000, 12_000))
-    executor = Executor(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data")
+    executor = Session(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data")
     document = parse_document({"nodes": {"load": {"type": "image.load", "inputs": {"path": str(bomb)}}}})
     record = executor.run(document).record
     assert record.nodes["load"].error == ("node 'load' (image.load), input 'path': bomb.png: the image is "

@@ -10,27 +10,27 @@ import pytest
 
 from engine.document import parse_document
 from engine.events import Event
-from engine.executor import Executor, RunResult
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
+from engine.session import RunResult, Session
 
 
-def module_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Executor]:
+def module_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Session]:
     """An executor without a result cache (every run computes) whose models stay loaded for the module."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
         library = tmp_path_factory.mktemp("library")
         data = tmp_path_factory.mktemp("data")
-        yield Executor(GraphEnv(Registry.discover(), GraphLibrary([library])), None, workers=2, data_dir=data)
+        yield Session(GraphEnv(Registry.discover(), GraphLibrary([library])), None, workers=2, data_dir=data)
 
 
 @pytest.fixture(scope="module")
-def image_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Executor]:
+def image_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Session]:
     yield from module_executor(tmp_path_factory, shared_models_dir)
 
 
-def run_nodes(executor: Executor, nodes: dict[str, Any], outputs: dict[str, str] | None = None,
+def run_nodes(executor: Session, nodes: dict[str, Any], outputs: dict[str, str] | None = None,
               events: list[Event] | None = None, **kwargs: Any) -> RunResult:
     document: dict[str, Any] = {"nodes": nodes}
     if outputs:
@@ -79,6 +79,6 @@ def pixels(image: Any) -> Any:
     return (image.tensor.detach().float().clamp(0, 1) * 255).round().byte().cpu()
 
 
-def resident(executor: Executor) -> set[str]:
+def resident(executor: Session) -> set[str]:
     """Keys of every model resident on any of the executor's devices."""
     return {key for device in executor.models.snapshot().values() for key in device["models"]}

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from engine.executor import Executor
+from engine.session import Session
 from tests.nodes.image_support import module_executor, run_nodes
 
 __all__ = ["media_executor", "run_nodes", "sine", "words"]
 
 
 @pytest.fixture(scope="module")
-def media_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Executor]:
+def media_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Session]:
     yield from module_executor(tmp_path_factory, shared_models_dir)
 
 

@@ -10,7 +10,7 @@ import pytest
 from engine.document import parse_document
 from engine.errors import GraphValidationError, NodeError
 from engine.events import Event
-from engine.executor import Executor
+from engine.session import Session
 from engine.values import Audio
 from nodes.audio_ops import fit_length, resample, split_sentences
 from nodes.speech import espeak_program
@@ -21,7 +21,7 @@ __all__ = ["media_executor"]
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
-def test_piper_speech_transcribed_by_whisper_gives_the_sentence_back(media_executor: Executor) -> None:
+def test_piper_speech_transcribed_by_whisper_gives_the_sentence_back(media_executor: Session) -> None:
     result = run_nodes(media_executor, {
         "line": {"type": "text.template", "inputs": {"template": "The quick brown {animal} jumps over the lazy dog.",
                                                      "animal": "fox"}},
@@ -35,7 +35,7 @@ def test_piper_speech_transcribed_by_whisper_gives_the_sentence_back(media_execu
     assert words(result.values["text"]) == words(SENTENCE)
 
 
-def test_long_text_is_spoken_sentence_by_sentence(media_executor: Executor) -> None:
+def test_long_text_is_spoken_sentence_by_sentence(media_executor: Session) -> None:
     events: list[Event] = []
     text = "One small step. " * 3 + "And a question at the end?"
     result = run_nodes(media_executor, {"say": {"type": "audio.speech", "inputs": {"text": text, "model": "piper-joe",
@@ -47,7 +47,7 @@ def test_long_text_is_spoken_sentence_by_sentence(media_executor: Executor) -> N
                                      "And a question at the end?"]
 
 
-def test_vits_is_reproducible_with_a_seed_and_speed_shortens_it(media_executor: Executor) -> None:
+def test_vits_is_reproducible_with_a_seed_and_speed_shortens_it(media_executor: Session) -> None:
     def speak(seed: int, speed: float = 1.0) -> Audio:
         result = run_nodes(media_executor, {"say": {"type": "audio.speech", "inputs": {
             "text": "Hello there. A second sentence.", "model": "tiny/vits", "seed": seed, "speed": speed}}},
@@ -62,7 +62,7 @@ def test_vits_is_reproducible_with_a_seed_and_speed_shortens_it(media_executor: 
     assert speak(3, speed=3.0).seconds < first.seconds
 
 
-def test_tiny_whisper_runs_on_stereo_audio_at_another_rate(media_executor: Executor) -> None:
+def test_tiny_whisper_runs_on_stereo_audio_at_another_rate(media_executor: Session) -> None:
     import torch
 
     graph = parse_document({"inputs": {"clip": {"type": "audio"}},
@@ -77,7 +77,7 @@ def test_tiny_whisper_runs_on_stereo_audio_at_another_rate(media_executor: Execu
 
 
 @pytest.mark.parametrize(("samples", "reason"), [(16000, "silent"), (0, "empty")])
-def test_silent_or_empty_audio_is_a_node_error_naming_the_input(media_executor: Executor, samples: int,
+def test_silent_or_empty_audio_is_a_node_error_naming_the_input(media_executor: Session, samples: int,
                                                                 reason: str) -> None:
     import torch
 
@@ -89,7 +89,7 @@ def test_silent_or_empty_audio_is_a_node_error_naming_the_input(media_executor: 
     assert "input 'audio'" in node.error and reason in node.error
 
 
-def test_bad_literals_are_reported_before_anything_runs(media_executor: Executor) -> None:
+def test_bad_literals_are_reported_before_anything_runs(media_executor: Session) -> None:
     nodes = {
         "a": {"type": "audio.speech", "inputs": {"text": "x", "model": "piper-joe", "voice": "alice"}},
         "b": {"type": "audio.speech", "inputs": {"text": "x", "model": "tiny/wan"}},
@@ -108,7 +108,7 @@ def test_bad_literals_are_reported_before_anything_runs(media_executor: Executor
     assert "unknown language 'klingon'" in issues[("e", "language")]
 
 
-def test_piper_voice_by_path(media_executor: Executor) -> None:
+def test_piper_voice_by_path(media_executor: Session) -> None:
     from nodes.models import RESOLVER
 
     path = RESOLVER.resolve("piper-joe", None).path
@@ -119,7 +119,7 @@ def test_piper_voice_by_path(media_executor: Executor) -> None:
 
 
 @pytest.mark.skipif(espeak_program() is None, reason="espeak-ng is not installed")
-def test_espeak_speaks_and_knows_its_voices(media_executor: Executor) -> None:
+def test_espeak_speaks_and_knows_its_voices(media_executor: Session) -> None:
     result = run_nodes(media_executor, {"say": {"type": "audio.speech", "inputs": {
         "text": "Hello world. Good morning.", "model": "espeak", "voice": "en-gb"}}}, {"speech": "say.audio"})
     assert result.record.status == "succeeded", result.record.error
@@ -154,7 +154,7 @@ def test_fit_length_trims_and_pads() -> None:
     assert float(padded.audio.tensor[0, 8000:].abs().max()) == 0.0
 
 
-def test_a_linked_model_is_checked_when_the_node_runs(media_executor: Executor) -> None:
+def test_a_linked_model_is_checked_when_the_node_runs(media_executor: Session) -> None:
     result = run_nodes(media_executor, {
         "name": {"type": "text.value", "inputs": {"value": "tiny/vits"}},
         "say": {"type": "audio.speech", "inputs": {"text": "Hi.", "model": {"from": "name.text"}, "voice": "3"}}})

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from engine.document import parse_document
-from engine.executor import Executor
 from engine.graph import GraphEnv, validate
+from engine.session import Session
 from tests.support.testnodes import coordination
 
 INNER = {
@@ -32,7 +32,7 @@ def outer(channel: str, start_from: str = "seed") -> dict:
         "after": {"type": "test.add", "inputs": {"x": {"from": "call.total"}, "delta": 100}}}}
 
 
-def test_called_graph_ports_become_node_ports(executor: Executor, env: GraphEnv, request) -> None:
+def test_called_graph_ports_become_node_ports(executor: Session, env: GraphEnv, request) -> None:
     coord = coordination(request.node.name)
     save(env, "plus-two", INNER)
     result = executor.run(parse_document(outer(request.node.name)))
@@ -41,7 +41,7 @@ def test_called_graph_ports_become_node_ports(executor: Executor, env: GraphEnv,
     assert coord.calls == ["a", "b"]
 
 
-def test_inner_nodes_share_the_cache(executor: Executor, env: GraphEnv, request) -> None:
+def test_inner_nodes_share_the_cache(executor: Session, env: GraphEnv, request) -> None:
     coord = coordination(request.node.name)
     save(env, "plus-two", INNER)
     executor.run(parse_document(outer(request.node.name)))

@@ -15,10 +15,10 @@ from engine.cli import main as cli_main
 from engine.document import parse_document
 from engine.errors import GraphValidationError
 from engine.events import Event
-from engine.executor import Executor
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
+from engine.session import Session
 from nodes.models.diffusion import FLOW_SCHEDULERS, NOISE_SCHEDULERS
 from tests.nodes.image_support import generate, image_executor, pixels, resident, run_nodes, succeeded
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("family", ["sd", "sdxl", "sd3", "flux"])
-def test_generate_each_family_gives_a_batch_with_progress_per_step(image_executor: Executor, family: str) -> None:
+def test_generate_each_family_gives_a_batch_with_progress_per_step(image_executor: Session, family: str) -> None:
     events: list[Event] = []
     values = succeeded(run_nodes(image_executor, {"g": generate(f"tiny/{family}", steps=3, count=2)},
                                  events=events))
@@ -39,7 +39,7 @@ def test_generate_each_family_gives_a_batch_with_progress_per_step(image_executo
     assert progress == [(1, 3), (2, 3), (3, 3)]
 
 
-def test_same_seed_same_pixels_other_seed_other_pixels(image_executor: Executor) -> None:
+def test_same_seed_same_pixels_other_seed_other_pixels(image_executor: Session) -> None:
     first = succeeded(run_nodes(image_executor, {"g": generate(seed=11)}))["g.image"]
     again = succeeded(run_nodes(image_executor, {"g": generate(seed=11)}))["g.image"]
     other = succeeded(run_nodes(image_executor, {"g": generate(seed=12)}))["g.image"]
@@ -52,7 +52,7 @@ SUBPROCESS_RUN = """
 import hashlib, json, sys
 from pathlib import Path
 from engine.document import parse_document
-from engine.executor import Executor
+from engine.session import Session
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
@@ -62,7 +62,7 @@ for name in json.loads(sys.argv[3]):
     folder = RESOLVER.resolve("tiny/" + name, None).path
     digests[name] = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
                      for p in sorted(folder.rglob("*.safetensors"))}
-executor = Executor(GraphEnv(Registry.discover(), GraphLibrary([])), None, data_dir=Path(sys.argv[1]))
+executor = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, data_dir=Path(sys.argv[1]))
 image = executor.run(parse_document(json.loads(sys.argv[2]))).values["g.image"].tensor
 pixels = hashlib.sha256((image.clamp(0, 1) * 255).round().byte().numpy().tobytes()).hexdigest()
 print(json.dumps({"digests": digests, "pixels": pixels}))
@@ -77,7 +77,7 @@ def weight_digests(folder: Path) -> dict[str, str]:
 
 
 def test_another_process_builds_the_same_tiny_models_and_draws_the_same_pixels(
-        image_executor: Executor, tmp_path: Path, shared_models_dir: Path) -> None:
+        image_executor: Session, tmp_path: Path, shared_models_dir: Path) -> None:
     """The other process builds every tiny image model afresh in its own models dir; torch threads are pinned to
     one on both sides (the conftest sets OMP_NUM_THREADS), as float results depend on the thread count (P9)."""
     import hashlib
@@ -98,7 +98,7 @@ def test_another_process_builds_the_same_tiny_models_and_draws_the_same_pixels(
 
 
 @pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
-def test_transform_runs_on_each_family(image_executor: Executor, family: str) -> None:
+def test_transform_runs_on_each_family(image_executor: Session, family: str) -> None:
     values = succeeded(run_nodes(image_executor, {"g": generate(f"tiny/{family}"), "t": {
         "type": "image.transform", "inputs": {"image": {"from": "g.image"}, "prompt": "a cat", "steps": 2,
                                               "strength": 0.5, "model": f"tiny/{family}"}}}))
@@ -108,7 +108,7 @@ def test_transform_runs_on_each_family(image_executor: Executor, family: str) ->
 def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path, shared_models_dir: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    executor = Executor(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2, data_dir=tmp_path)
+    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2, data_dir=tmp_path)
     nodes = {"g": generate(), "t": {"type": "image.transform", "inputs": {
         "image": {"from": "g.image"}, "prompt": "a fox at night", "model": "tiny/sd", "steps": 4, "strength": 0.5,
         "seed": 3}}}
@@ -125,7 +125,7 @@ def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path,
     assert executor.models.loads == 1
 
 
-def test_transform_keeps_the_size_and_warns_when_it_must_round_it(image_executor: Executor) -> None:
+def test_transform_keeps_the_size_and_warns_when_it_must_round_it(image_executor: Session) -> None:
     from engine.values import Image
     from tests.nodes.image_support import draw_picture
 
@@ -151,7 +151,7 @@ def test_transform_keeps_the_size_and_warns_when_it_must_round_it(image_executor
         "image resized from 45x39 to 44x38: sd models need multiples of 2"]
 
 
-def test_every_scheduler_name_runs_on_its_family(image_executor: Executor) -> None:
+def test_every_scheduler_name_runs_on_its_family(image_executor: Session) -> None:
     for name in ["default", *NOISE_SCHEDULERS]:
         result = run_nodes(image_executor, {"g": generate("tiny/sd", scheduler=name, width=32, height=32)})
         assert result.record.status == "succeeded", f"{name}: {result.record.error}"
@@ -161,7 +161,7 @@ def test_every_scheduler_name_runs_on_its_family(image_executor: Executor) -> No
             assert result.record.status == "succeeded", f"{model} {name}: {result.record.error}"
 
 
-def test_bad_literals_are_reported_before_anything_runs(image_executor: Executor) -> None:
+def test_bad_literals_are_reported_before_anything_runs(image_executor: Session) -> None:
     with pytest.raises(GraphValidationError) as info:
         run_nodes(image_executor, {
             "a": generate(width=65, scheduler="warp_drive"),
@@ -180,14 +180,14 @@ def test_bad_literals_are_reported_before_anything_runs(image_executor: Executor
     assert issues[("e", "strength")] == "steps x strength = 2 x 0.2 runs no denoising step; raise steps or strength"
 
 
-def test_size_that_the_model_cannot_take_fails_naming_node_and_input(image_executor: Executor) -> None:
+def test_size_that_the_model_cannot_take_fails_naming_node_and_input(image_executor: Session) -> None:
     result = run_nodes(image_executor, {"g": generate("tiny/sd", width=64, height={"from": "h.value"}),
                                         "h": {"type": "int.value", "inputs": {"value": 60}}})
     assert result.record.nodes["g"].error == ("node 'g' (image.generate), input 'height': height 60 is not a "
                                               "positive multiple of 8 (e.g. 56 or 64)")
 
 
-def test_offline_hub_id_is_a_clear_error(image_executor: Executor, tmp_path: Path,
+def test_offline_hub_id_is_a_clear_error(image_executor: Session, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -199,7 +199,7 @@ def test_offline_hub_id_is_a_clear_error(image_executor: Executor, tmp_path: Pat
     assert "diffusion:nobody-here/no-such-model" not in resident(image_executor)
 
 
-def test_a_folder_that_is_no_pipeline_leaves_nothing_loaded(image_executor: Executor, tmp_path: Path) -> None:
+def test_a_folder_that_is_no_pipeline_leaves_nothing_loaded(image_executor: Session, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))

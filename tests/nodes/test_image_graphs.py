@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from engine.document import load_document
-from engine.executor import Executor
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
+from engine.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def test_upscale_sample_graph_runs_and_writes_pngs(tmp_path: Path, shared_models
     from PIL import Image as PILImage
 
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    executor = Executor(GraphEnv(Registry.discover(), GraphLibrary([ROOT / "graphs"])), None, data_dir=tmp_path)
+    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([ROOT / "graphs"])), None, data_dir=tmp_path)
     result = executor.run(load_document(ROOT / "graphs" / "upscale-sample.json"), out_dir=tmp_path / "out")
     assert result.record.status == "succeeded", result.record.error
     with PILImage.open(ROOT / "graphs" / "assets" / "sample.png") as sample:

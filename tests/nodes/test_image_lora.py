@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.executor import Executor
+from engine.session import Session
 from nodes.models import RESOLVER
 from tests.nodes.image_support import generate, image_executor, pixels, run_nodes, succeeded
 
@@ -48,18 +48,18 @@ def _kohya_lora(target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loras(image_executor: Executor, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def loras(image_executor: Session, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("loras")
     return {"style": _diffusers_lora("tiny/sd", folder / "style", 1), "xl": _diffusers_lora("tiny/sdxl",
                                                                                             folder / "xl", 2),
             "kohya": _kohya_lora(folder / "kohya.safetensors")}
 
 
-def _image(executor: Executor, **inputs: object) -> object:
+def _image(executor: Session, **inputs: object) -> object:
     return pixels(succeeded(run_nodes(executor, {"g": generate(**inputs)}))["g.image"])
 
 
-def test_lora_changes_the_output_scales_with_weight_and_is_removed(image_executor: Executor,
+def test_lora_changes_the_output_scales_with_weight_and_is_removed(image_executor: Session,
                                                                    loras: dict[str, Path]) -> None:
     base = _image(image_executor)
     styled = _image(image_executor, loras=[{"model": str(loras["style"]), "weight": 1.0}])
@@ -72,13 +72,13 @@ def test_lora_changes_the_output_scales_with_weight_and_is_removed(image_executo
     assert folder.equal(styled)
 
 
-def test_kohya_format_lora_applies_and_is_removed(image_executor: Executor, loras: dict[str, Path]) -> None:
+def test_kohya_format_lora_applies_and_is_removed(image_executor: Session, loras: dict[str, Path]) -> None:
     base = _image(image_executor)
     assert not _image(image_executor, loras=[{"model": str(loras["kohya"]), "weight": 0.8}]).equal(base)
     assert _image(image_executor).equal(base)
 
 
-def test_lora_for_another_model_fails_clearly_and_leaves_the_base_model(image_executor: Executor,
+def test_lora_for_another_model_fails_clearly_and_leaves_the_base_model(image_executor: Session,
                                                                         loras: dict[str, Path]) -> None:
     base = _image(image_executor)
     result = run_nodes(image_executor, {"g": generate(loras=[{"model": str(loras["style"])},
@@ -94,7 +94,7 @@ def test_lora_for_another_model_fails_clearly_and_leaves_the_base_model(image_ex
     assert _image(image_executor).equal(base)
 
 
-def test_cancelling_mid_run_removes_the_lora_too(image_executor: Executor, loras: dict[str, Path]) -> None:
+def test_cancelling_mid_run_removes_the_lora_too(image_executor: Session, loras: dict[str, Path]) -> None:
     import threading
 
     from engine.document import parse_document

@@ -11,10 +11,10 @@ import pytest
 from engine.cache import ResultCache
 from engine.errors import GraphValidationError
 from engine.events import Event
-from engine.executor import Executor
 from engine.graph import GraphEnv
 from engine.library import GraphLibrary
 from engine.registry import Registry
+from engine.session import Session
 from engine.values import Image
 from tests.nodes.image_support import draw_picture, image_executor, pixels, run_nodes, succeeded
 
@@ -43,7 +43,7 @@ def test_load_keys_on_file_content_and_finds_graph_assets(tmp_path: Path) -> Non
     picture = library / "assets" / "pic.png"
     draw_picture(32).save(picture)
     cache = ResultCache(tmp_path / "cache")
-    executor = Executor(GraphEnv(Registry.discover(), GraphLibrary([library])), cache, data_dir=tmp_path)
+    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([library])), cache, data_dir=tmp_path)
     nodes = {"img": {"type": "image.load", "inputs": {"path": "assets/pic.png"}},
              "big": {"type": "image.resize", "inputs": {"image": {"from": "img.image"}, "scale": 2.0}}}
     try:
@@ -59,7 +59,7 @@ def test_load_keys_on_file_content_and_finds_graph_assets(tmp_path: Path) -> Non
         cache.close()
 
 
-def test_load_reports_missing_and_undecodable_files(image_executor: Executor, tmp_path: Path) -> None:
+def test_load_reports_missing_and_undecodable_files(image_executor: Session, tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
     result = run_nodes(image_executor, {"img": {"type": "image.load", "inputs": {"path": str(broken)}}})
@@ -71,7 +71,7 @@ def test_load_reports_missing_and_undecodable_files(image_executor: Executor, tm
                                                 "artifact 'nowhere.png'")
 
 
-def test_load_keeps_alpha_and_applies_exif_orientation(image_executor: Executor, tmp_path: Path) -> None:
+def test_load_keeps_alpha_and_applies_exif_orientation(image_executor: Session, tmp_path: Path) -> None:
     from PIL import Image as PILImage
 
     PILImage.new("RGBA", (6, 4), (10, 20, 30, 128)).save(tmp_path / "a.png")
@@ -90,7 +90,7 @@ def test_save_always_runs_numbers_files_and_embeds_the_run(tmp_path: Path, solid
     from PIL import Image as PILImage
 
     cache = ResultCache(tmp_path / "cache")
-    executor = Executor(GraphEnv(Registry.discover(), GraphLibrary([])), cache, data_dir=tmp_path)
+    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([])), cache, data_dir=tmp_path)
     nodes = {"img": solid((0, 128, 255), 8, 8),
              "save": {"type": "image.save", "inputs": {"image": {"from": "img.image"}, "name": "blue",
                                                        "folder": str(tmp_path / "out")}}}
@@ -110,7 +110,7 @@ def test_save_always_runs_numbers_files_and_embeds_the_run(tmp_path: Path, solid
             "image": {"from": "img.image"}, "name": "../escape"}}})
 
 
-def test_grid_lays_out_cells_with_labels(image_executor: Executor, solid: Callable) -> None:
+def test_grid_lays_out_cells_with_labels(image_executor: Session, solid: Callable) -> None:
     values = succeeded(run_nodes(image_executor, {
         "r": solid((255, 0, 0), 20, 10), "g": solid((0, 255, 0), 20, 10), "b": solid((0, 0, 255), 10, 10),
         "grid": {"type": "image.grid", "inputs": {
@@ -140,13 +140,13 @@ def test_grid_lays_out_cells_with_labels(image_executor: Executor, solid: Callab
     ({"width": 30, "height": 30, "mode": "stretch"}, (30, 30)),
     ({"width": 50, "multiple": 8}, (24, 48)),
 ])
-def test_resize_modes(image_executor: Executor, solid: Callable, inputs: dict, size: tuple[int, int]) -> None:
+def test_resize_modes(image_executor: Session, solid: Callable, inputs: dict, size: tuple[int, int]) -> None:
     values = succeeded(run_nodes(image_executor, {"img": solid((9, 9, 9), 40, 20), "rs": {
         "type": "image.resize", "inputs": {"image": {"from": "img.image"}, **inputs}}}))
     assert tuple(values["rs.image"].tensor.shape[2:]) == size
 
 
-def test_resize_needs_a_size(image_executor: Executor, solid: Callable) -> None:
+def test_resize_needs_a_size(image_executor: Session, solid: Callable) -> None:
     with pytest.raises(GraphValidationError) as info:
         run_nodes(image_executor, {"img": solid((9, 9, 9), 4, 4), "a": {
             "type": "image.resize", "inputs": {"image": {"from": "img.image"}}}, "b": {
@@ -155,7 +155,7 @@ def test_resize_needs_a_size(image_executor: Executor, solid: Callable) -> None:
         ("a", "width", "give width, height or scale"), ("b", "scale", "give either scale or width/height, not both")}
 
 
-def test_caption_with_and_without_prompt(image_executor: Executor, solid: Callable) -> None:
+def test_caption_with_and_without_prompt(image_executor: Session, solid: Callable) -> None:
     import torch
 
     document_nodes = {"cap": {"type": "image.caption", "inputs": {"image": {"input": "picture"},
@@ -178,7 +178,7 @@ def test_caption_with_and_without_prompt(image_executor: Executor, solid: Callab
             "image": {"from": "img.image"}, "model": "realesrgan-x4plus"}}})
 
 
-def test_load_takes_an_uploaded_artifact_id(image_executor: Executor) -> None:
+def test_load_takes_an_uploaded_artifact_id(image_executor: Session) -> None:
     from engine.artifacts import artifact_files, new_artifact_id
 
     artifact = new_artifact_id()

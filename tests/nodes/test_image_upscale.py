@@ -10,7 +10,7 @@ import pytest
 
 from engine.document import parse_document
 from engine.events import Event
-from engine.executor import Executor
+from engine.session import Session
 from engine.values import Image
 from nodes.models.esrgan_arch import architectures, detect
 from tests.nodes.image_support import draw_picture, image_executor, psnr, resident, succeeded
@@ -24,14 +24,14 @@ UPSCALE = parse_document({"inputs": {"picture": {"type": "image"}, "model": {"ty
                           "outputs": {"big": {"from": "up.image"}}})
 
 
-def upscaled(executor: Executor, picture: Image, model: str, tile: int = 0,
+def upscaled(executor: Session, picture: Image, model: str, tile: int = 0,
              events: list[Event] | None = None) -> Any:
     result = executor.run(UPSCALE, {"picture": picture, "model": model, "tile": tile},
                           listener=events.append if events is not None else None)
     return succeeded(result)["big"].tensor
 
 
-def test_real_x4plus_restores_detail_better_than_bicubic(image_executor: Executor) -> None:
+def test_real_x4plus_restores_detail_better_than_bicubic(image_executor: Session) -> None:
     from PIL import Image as PILImage
 
     original = draw_picture(256)
@@ -43,7 +43,7 @@ def test_real_x4plus_restores_detail_better_than_bicubic(image_executor: Executo
     assert psnr(restored, truth) > psnr(bicubic, truth) + 1.5
 
 
-def test_tiled_and_whole_image_agree(image_executor: Executor) -> None:
+def test_tiled_and_whole_image_agree(image_executor: Session) -> None:
     picture = Image.from_pil([draw_picture(64)])
     whole = upscaled(image_executor, picture, "realesr-animevideov3")
     events: list[Event] = []
@@ -53,7 +53,7 @@ def test_tiled_and_whole_image_agree(image_executor: Executor) -> None:
     assert [(e.step, e.total) for e in events if e.kind == "node.progress"] == [(i, 9) for i in range(1, 10)]
 
 
-def test_tiny_esrgan_keeps_alpha_and_grey(image_executor: Executor) -> None:
+def test_tiny_esrgan_keeps_alpha_and_grey(image_executor: Session) -> None:
     import torch
 
     rgba = Image(torch.rand(2, 4, 16, 12, generator=torch.Generator().manual_seed(0)))
@@ -68,7 +68,7 @@ def test_tiny_esrgan_keeps_alpha_and_grey(image_executor: Executor) -> None:
     ("SRVGGNetCompact", {"num_feat": 8, "num_conv": 2, "upscale": 3}, "params", ".pth"),
     ("SRVGGNetCompact", {"num_feat": 8, "num_conv": 2, "upscale": 4, "act_type": "relu"}, None, ".safetensors"),
 ])
-def test_upstream_weight_files_load_into_our_architectures(image_executor: Executor, tmp_path: Path, arch: str,
+def test_upstream_weight_files_load_into_our_architectures(image_executor: Session, tmp_path: Path, arch: str,
                                                            params: dict[str, Any], wrapper: str | None,
                                                            suffix: str) -> None:
     import torch
@@ -91,7 +91,7 @@ def test_upstream_weight_files_load_into_our_architectures(image_executor: Execu
     assert torch.allclose(out, expected, atol=1e-5)
 
 
-def test_other_architectures_load_through_spandrel(image_executor: Executor, tmp_path: Path) -> None:
+def test_other_architectures_load_through_spandrel(image_executor: Session, tmp_path: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -108,7 +108,7 @@ def test_other_architectures_load_through_spandrel(image_executor: Executor, tmp
     assert tuple(out.shape) == (1, 3, 32, 32)
 
 
-def test_unknown_or_broken_weight_files_fail_naming_node_and_input(image_executor: Executor, tmp_path: Path) -> None:
+def test_unknown_or_broken_weight_files_fail_naming_node_and_input(image_executor: Session, tmp_path: Path) -> None:
     import torch
     from safetensors.torch import save_file
 

@@ -15,7 +15,7 @@ import pytest
 from engine.document import parse_document
 from engine.errors import GraphValidationError, NodeError
 from engine.events import Event
-from engine.executor import Executor
+from engine.session import Session
 from nodes.llm import CausalLM, GenerateOptions, chat_messages, generate, load_causal_lm, render_prompt
 from nodes.models import RESOLVER
 
@@ -35,7 +35,7 @@ def one_node(inputs: dict[str, Any]) -> Any:
                            "outputs": {"text": {"from": "llm.text"}}})
 
 
-def test_tokens_stream_as_progress_events_before_the_node_finishes(executor: Executor) -> None:
+def test_tokens_stream_as_progress_events_before_the_node_finishes(executor: Session) -> None:
     events: list[Event] = []
     result = executor.run(one_node({"prompt": "Tell me about foxes", "system": "Be brief.", "max_new_tokens": 12,
                                     "temperature": 0.8, "seed": 5}), listener=events.append)
@@ -86,7 +86,7 @@ def test_stop_string_ends_the_text_and_is_never_streamed(tiny_lm: CausalLM) -> N
     assert "".join(streamed) == cut.text
 
 
-def test_prompt_longer_than_the_context_fails_naming_the_input(executor: Executor) -> None:
+def test_prompt_longer_than_the_context_fails_naming_the_input(executor: Session) -> None:
     result = executor.run(one_node({"prompt": "fox " * 400, "max_new_tokens": 4, "seed": 1}))
     node = result.record.nodes["llm"]
     assert node.status == "failed"
@@ -94,7 +94,7 @@ def test_prompt_longer_than_the_context_fails_naming_the_input(executor: Executo
     assert "Traceback" not in node.error
 
 
-def test_token_budget_cut_to_the_context_with_a_warning(executor: Executor) -> None:
+def test_token_budget_cut_to_the_context_with_a_warning(executor: Session) -> None:
     events: list[Event] = []
     result = executor.run(one_node({"prompt": "fox " * 50, "max_new_tokens": 250, "temperature": 0, "seed": 1}),
                           listener=events.append)
@@ -103,7 +103,7 @@ def test_token_budget_cut_to_the_context_with_a_warning(executor: Executor) -> N
     assert any("max_new_tokens cut from 250" in (w or "") for w in warnings), warnings
 
 
-def test_bad_literals_are_reported_before_anything_runs(executor: Executor) -> None:
+def test_bad_literals_are_reported_before_anything_runs(executor: Session) -> None:
     with pytest.raises(GraphValidationError) as caught:
         executor.run(parse_document({"nodes": {
             "a": {"type": "llm.generate", "inputs": {"prompt": "x", "max_new_tokens": 300}},
@@ -159,7 +159,7 @@ def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     thread.join()
 
 
-def test_openai_model_streams_from_a_compatible_server(executor: Executor, openai_server: str) -> None:
+def test_openai_model_streams_from_a_compatible_server(executor: Session, openai_server: str) -> None:
     events: list[Event] = []
     result = executor.run(one_node({"prompt": "foxes?", "system": "be brief", "model": "openai:gpt-test",
                                     "max_new_tokens": 30, "temperature": 0.2, "seed": 9, "stop": ["END"]}),
@@ -187,7 +187,7 @@ def test_openai_unreachable_server_says_where_it_tried(monkeypatch: pytest.Monke
         chat_completion("m", chat_messages("x"), GenerateOptions(), data_dir=data_dir)
 
 
-def test_cancel_stops_generation_between_tokens(executor: Executor) -> None:
+def test_cancel_stops_generation_between_tokens(executor: Session) -> None:
     cancel = threading.Event()
     steps: list[int] = []
 

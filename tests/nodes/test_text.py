@@ -1,16 +1,16 @@
 """The text and number nodes."""
 
 from engine.document import parse_document
-from engine.executor import Executor
+from engine.session import Session
 
 
-def run_nodes(executor: Executor, nodes: dict) -> dict:
+def run_nodes(executor: Session, nodes: dict) -> dict:
     result = executor.run(parse_document({"nodes": nodes}))
     assert result.record.status == "succeeded", result.record.error
     return result.values
 
 
-def test_template_fills_placeholders_and_keeps_escaped_braces(executor: Executor) -> None:
+def test_template_fills_placeholders_and_keeps_escaped_braces(executor: Session) -> None:
     values = run_nodes(executor, {
         "who": {"type": "text.value", "inputs": {"value": "Grace"}},
         "t": {"type": "text.template", "inputs": {"template": "{{hi}} {who}, {what}!", "who": {"from": "who.text"},
@@ -18,7 +18,7 @@ def test_template_fills_placeholders_and_keeps_escaped_braces(executor: Executor
     assert values == {"t.text": "{hi} Grace, welcome!"}
 
 
-def test_template_with_linked_template_reports_missing_placeholder_at_run(executor: Executor) -> None:
+def test_template_with_linked_template_reports_missing_placeholder_at_run(executor: Session) -> None:
     result = executor.run(parse_document({"nodes": {
         "src": {"type": "text.value", "inputs": {"value": "Hi {name}"}},
         "t": {"type": "text.template", "inputs": {"template": {"from": "src.text"}}}}}))
@@ -26,7 +26,7 @@ def test_template_with_linked_template_reports_missing_placeholder_at_run(execut
         "node 't' (text.template), input 'template': placeholder {name} has no input named 'name'")
 
 
-def test_join_and_number_values(executor: Executor) -> None:
+def test_join_and_number_values(executor: Session) -> None:
     values = run_nodes(executor, {
         "j": {"type": "text.join", "inputs": {"texts": ["a", "b", "c"], "separator": ", "}},
         "i": {"type": "int.value", "inputs": {"value": 7}},

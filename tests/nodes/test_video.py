@@ -12,8 +12,8 @@ import pytest
 from engine.document import parse_document
 from engine.errors import GraphValidationError
 from engine.events import Event
-from engine.executor import Executor
 from engine.media import read_video
+from engine.session import Session
 from engine.values import Audio, Image, Video
 from nodes.video_pipelines import FAMILIES
 from tests.nodes.media_support import media_executor, run_nodes, sine
@@ -24,7 +24,7 @@ SMALL = {"prompt": "a red fox running in the snow", "model": "tiny/wan", "frames
          "steps": 3}
 
 
-def generate(executor: Executor, listener=None, **inputs) -> tuple[Video, list[Event]]:
+def generate(executor: Session, listener=None, **inputs) -> tuple[Video, list[Event]]:
     events: list[Event] = []
     result = run_nodes(executor, {"gen": {"type": "video.generate", "inputs": {**SMALL, **inputs}}},
                        {"video": "gen.video"}, listener=listener or events.append)
@@ -32,7 +32,7 @@ def generate(executor: Executor, listener=None, **inputs) -> tuple[Video, list[E
     return result.values["video"], events
 
 
-def test_text_to_video_frames_fps_size_and_progress_per_step(media_executor: Executor) -> None:
+def test_text_to_video_frames_fps_size_and_progress_per_step(media_executor: Session) -> None:
     video, events = generate(media_executor, seed=1, fps=12)
     assert tuple(video.frames.shape) == (9, 3, 64, 64) and video.fps == 12
     assert float(video.frames.min()) >= 0.0 and float(video.frames.max()) <= 1.0
@@ -42,7 +42,7 @@ def test_text_to_video_frames_fps_size_and_progress_per_step(media_executor: Exe
     assert all(i < finished for i, e in enumerate(events) if e.kind == "node.progress")
 
 
-def test_same_seed_same_frames_other_seed_other_frames(media_executor: Executor) -> None:
+def test_same_seed_same_frames_other_seed_other_frames(media_executor: Session) -> None:
     first, _ = generate(media_executor, seed=7)
     again, _ = generate(media_executor, seed=7)
     other, _ = generate(media_executor, seed=8)
@@ -50,7 +50,7 @@ def test_same_seed_same_frames_other_seed_other_frames(media_executor: Executor)
     assert not bool((first.frames == other.frames).all())
 
 
-def test_image_to_video_starts_from_the_connected_image(media_executor: Executor) -> None:
+def test_image_to_video_starts_from_the_connected_image(media_executor: Session) -> None:
     import torch
 
     graph = parse_document({"inputs": {"still": {"type": "image"}},
@@ -68,7 +68,7 @@ def test_image_to_video_starts_from_the_connected_image(media_executor: Executor
     assert not bool((text_only.frames == result.values["video"].frames).all())
 
 
-def test_family_limits_are_reported_before_anything_runs(media_executor: Executor) -> None:
+def test_family_limits_are_reported_before_anything_runs(media_executor: Session) -> None:
     nodes = {
         "a": {"type": "video.generate", "inputs": {**SMALL, "frames": 10}},
         "b": {"type": "video.generate", "inputs": {**SMALL, "width": 72}},
@@ -91,7 +91,7 @@ def test_family_rules_of_the_other_families() -> None:
     assert FAMILIES["animatediff"].image_to_video is None
 
 
-def test_loaded_checkpoint_limits_are_node_errors_naming_the_input(media_executor: Executor,
+def test_loaded_checkpoint_limits_are_node_errors_naming_the_input(media_executor: Session,
                                                                    shared_models_dir: Path,
                                                                    tmp_path: Path) -> None:
     from nodes.models import RESOLVER
@@ -117,7 +117,7 @@ def test_loaded_checkpoint_limits_are_node_errors_naming_the_input(media_executo
     assert "Traceback" not in failed.error
 
 
-def test_combine_fits_the_audio_to_the_video_with_a_warning(media_executor: Executor) -> None:
+def test_combine_fits_the_audio_to_the_video_with_a_warning(media_executor: Session) -> None:
     import torch
 
     graph = parse_document({
@@ -136,12 +136,12 @@ def test_combine_fits_the_audio_to_the_video_with_a_warning(media_executor: Exec
         assert any(word in (e.text or "") for e in events if e.kind == "node.warning")
 
 
-def test_combine_needs_exactly_one_of_frames_or_video(media_executor: Executor) -> None:
+def test_combine_needs_exactly_one_of_frames_or_video(media_executor: Session) -> None:
     with pytest.raises(GraphValidationError, match="exactly one of frames or video"):
         run_nodes(media_executor, {"clip": {"type": "video.combine", "inputs": {"fps": 8}}})
 
 
-def test_saved_mp4_reads_back_with_frames_fps_and_sound(media_executor: Executor, tmp_path: Path) -> None:
+def test_saved_mp4_reads_back_with_frames_fps_and_sound(media_executor: Session, tmp_path: Path) -> None:
     result = run_nodes(media_executor, {
         "gen": {"type": "video.generate", "inputs": {**SMALL, "frames": 17, "seed": 2}},
         "say": {"type": "audio.speech", "inputs": {"text": "A fox.", "model": "tiny/vits", "seed": 1}},
@@ -171,7 +171,7 @@ def test_saved_mp4_reads_back_with_frames_fps_and_sound(media_executor: Executor
     assert again.values["path"] == str(tmp_path / "saved" / "fox-2.mp4")
 
 
-def test_odd_sizes_are_padded_with_a_warning(media_executor: Executor, tmp_path: Path) -> None:
+def test_odd_sizes_are_padded_with_a_warning(media_executor: Session, tmp_path: Path) -> None:
     import torch
 
     graph = parse_document({"inputs": {"pictures": {"type": "image"}},
@@ -220,7 +220,7 @@ def tiny_ltx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_ltx_folder_makes_video_from_text_and_from_an_image(media_executor: Executor, tiny_ltx: Path) -> None:
+def test_ltx_folder_makes_video_from_text_and_from_an_image(media_executor: Session, tiny_ltx: Path) -> None:
     import torch
 
     ltx = {**SMALL, "model": str(tiny_ltx), "width": 32, "height": 32, "steps": 2}

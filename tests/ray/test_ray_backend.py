@@ -19,20 +19,20 @@ from engine.cache import ResultCache  # noqa: E402
 from engine.cli import main as cli_main  # noqa: E402
 from engine.document import parse_document  # noqa: E402
 from engine.events import Event  # noqa: E402
-from engine.executor import Executor, RunResult  # noqa: E402
 from engine.graph import GraphEnv  # noqa: E402
 from engine.ray_backend import RayBackend  # noqa: E402
+from engine.session import RunResult, Session  # noqa: E402
 from engine.values import Image  # noqa: E402
 from tests.ray.raynodes import NAMESPACE, Barrier, Counter  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def ray_executor(env: GraphEnv, backend: RayBackend, cache: ResultCache | None = None) -> Executor:
-    return Executor(env, cache or ResultCache(None), workers=4, backend=backend)
+def ray_executor(env: GraphEnv, backend: RayBackend, cache: ResultCache | None = None) -> Session:
+    return Session(env, cache or ResultCache(None), workers=4, backend=backend)
 
 
-def run(executor: Executor, document: dict[str, Any], events: list[Event] | None = None, **kwargs: Any) -> RunResult:
+def run(executor: Session, document: dict[str, Any], events: list[Event] | None = None, **kwargs: Any) -> RunResult:
     return executor.run(parse_document(document), listener=events.append if events is not None else None, **kwargs)
 
 
@@ -123,7 +123,7 @@ def test_outputs_are_identical_to_the_local_backend_and_land_in_the_shared_disk_
         ray_backend: RayBackend, ray_env: GraphEnv, shared_models_dir: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    local = succeeded(run(Executor(ray_env, ResultCache(None), workers=4), GRAPH))
+    local = succeeded(run(Session(ray_env, ResultCache(None), workers=4), GRAPH))
     cache = ResultCache(tmp_path / "cache")
     events: list[Event] = []
     try:
@@ -141,7 +141,7 @@ def test_outputs_are_identical_to_the_local_backend_and_land_in_the_shared_disk_
     assert all(event.seq < finished[0] for event in events if event.kind == "node.progress")
     reopened = ResultCache(tmp_path / "cache")
     try:
-        again = succeeded(run(Executor(ray_env, reopened, workers=4), GRAPH))
+        again = succeeded(run(Session(ray_env, reopened, workers=4), GRAPH))
     finally:
         reopened.close()
     assert {node.status for node in again.record.nodes.values()} == {"cached"}
@@ -153,7 +153,7 @@ def test_a_failing_node_reads_as_it_does_locally(ray_backend: RayBackend, ray_en
                        "after": {"type": "test.add", "inputs": {"x": {"from": "bad.value"}}},
                        "crash": {"type": "test.crash", "inputs": {"x": 0}},
                        "fine": {"type": "test.add", "inputs": {"x": 1}}}}
-    local = run(Executor(ray_env, ResultCache(None)), graph)
+    local = run(Session(ray_env, ResultCache(None)), graph)
     remote = run(ray_executor(ray_env, ray_backend), graph)
     assert remote.record.status == "failed"
     for name in graph["nodes"]:
@@ -226,12 +226,12 @@ def test_a_cluster_started_from_a_passing_thread_is_owned_by_a_thread_that_stays
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray's local processes die with the thread that started them: a server starts its backend from a short-lived
     thread, so the backend starts Ray from a thread that lives until the backend closes."""
-    from engine import ray_backend
+    from engine import ray_cluster
 
     starters: list[threading.Thread] = []
-    monkeypatch.setattr(ray_backend, "_connect", lambda *args: starters.append(threading.current_thread()))
+    monkeypatch.setattr(ray_cluster, "_connect", lambda *args: starters.append(threading.current_thread()))
     release = threading.Event()
-    caller = threading.Thread(target=ray_backend._start_ray, args=(ray, None, "ns", {}, release))
+    caller = threading.Thread(target=ray_cluster.start_ray, args=(ray, None, "ns", {}, release))
     caller.start()
     caller.join()
     assert len(starters) == 1 and starters[0] is not caller and starters[0].is_alive()

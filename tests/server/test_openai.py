@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from engine.document import parse_document
-from engine.executor import Executor
+from engine.session import Session
 from server.app import create_app
 from server.settings import Settings
 from tests.server.support import LiveServer
@@ -79,7 +79,7 @@ def test_models_that_cannot_answer(llm_client: TestClient, tmp_path: Path) -> No
     assert llm_client.post("/v1/chat/completions", json={**CHAT, "messages": image}).status_code == 400
 
 
-def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models_dir: Path, executor: Executor,
+def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models_dir: Path, executor: Session,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     graph = {"nodes": {"local": {"type": "llm.generate", "inputs": {
                  "prompt": "hello there", "system": "be brief", "model": "tiny/llm", "max_new_tokens": 12,

@@ -1,7 +1,8 @@
 """Nodes for the server's tests, loaded as a plugin folder (also by a server started in a subprocess).
 
 ``test.gate`` blocks until a file named after its gate appears in ``$NODEFORGE_TEST_GATES`` (and writes
-``<gate>.started`` there when it begins), so a test can hold a run in the middle and then kill the server.
+``<gate>.started`` there when it begins), so a test can hold a run in the middle and then kill the server;
+``test.device_gate`` does the same on a device (an accelerator node).
 """
 
 import os
@@ -37,6 +38,14 @@ class Gate(Node):
             ctx.progress(step)
             time.sleep(0.01)
         return self.Outputs(value=inputs.x)
+
+
+class DeviceGate(Gate):
+    """An accelerator node that waits for its gate file: it holds its device until the gate opens."""
+
+    type = "test.device_gate"
+    version = "1.0.0"
+    accelerator = True
 
 
 class Picture(Node):

@@ -8,7 +8,7 @@ import pytest
 from engine.document import parse_document
 from engine.errors import GraphInputError, GraphValidationError
 from engine.events import Event
-from engine.executor import Executor
+from engine.session import Session
 from tests.support.testnodes import coordination
 
 
@@ -27,7 +27,7 @@ def statuses(result) -> dict[str, str]:
     return {node_id: node.status for node_id, node in result.record.nodes.items()}
 
 
-def test_chain_computes_and_second_run_executes_nothing(executor: Executor, request) -> None:
+def test_chain_computes_and_second_run_executes_nothing(executor: Session, request) -> None:
     coord = coordination(request.node.name)
     first = executor.run(chain(5, request.node.name))
     assert first.record.status == "succeeded"
@@ -39,7 +39,7 @@ def test_chain_computes_and_second_run_executes_nothing(executor: Executor, requ
     assert set(statuses(second).values()) == {"cached"}
 
 
-def test_changing_one_literal_recomputes_that_node_and_descendants_only(executor: Executor, request) -> None:
+def test_changing_one_literal_recomputes_that_node_and_descendants_only(executor: Session, request) -> None:
     coord = coordination(request.node.name)
     nodes = {"a": {"type": "test.add", "inputs": {"x": 1, "channel": request.node.name}},
              "b": {"type": "test.add", "inputs": {"x": {"from": "a.value"}, "channel": request.node.name}},
@@ -55,7 +55,7 @@ def test_changing_one_literal_recomputes_that_node_and_descendants_only(executor
     assert result.values == {"b.value": 3, "d.value": 22}
 
 
-def test_cached_intermediate_stops_the_walk(executor: Executor, request) -> None:
+def test_cached_intermediate_stops_the_walk(executor: Session, request) -> None:
     coord = coordination(request.node.name)
     executor.run(chain(3, request.node.name))
     coord.calls.clear()
@@ -66,7 +66,7 @@ def test_cached_intermediate_stops_the_walk(executor: Executor, request) -> None
     assert result.values == {"result": 4}
 
 
-def test_failure_skips_descendants_and_independent_branch_finishes(executor: Executor) -> None:
+def test_failure_skips_descendants_and_independent_branch_finishes(executor: Session) -> None:
     nodes = {"bad": {"type": "test.fail", "inputs": {"reason": "out of paint"}},
              "after": {"type": "test.add", "inputs": {"x": {"from": "bad.value"}}},
              "later": {"type": "test.add", "inputs": {"x": {"from": "after.value"}}},
@@ -81,20 +81,20 @@ def test_failure_skips_descendants_and_independent_branch_finishes(executor: Exe
     assert result.values == {"good.value": 42}
 
 
-def test_python_exception_is_named_and_traceback_kept(executor: Executor) -> None:
+def test_python_exception_is_named_and_traceback_kept(executor: Session) -> None:
     result = executor.run(doc({"z": {"type": "test.crash", "inputs": {"x": 0}}}))
     node = result.record.nodes["z"]
     assert node.error == "node 'z' (test.crash): ZeroDivisionError: integer division or modulo by zero"
     assert "Traceback" in node.traceback and "1 // inputs.x" in node.traceback
 
 
-def test_failed_node_is_not_cached(executor: Executor, request) -> None:
+def test_failed_node_is_not_cached(executor: Session, request) -> None:
     nodes = {"bad": {"type": "test.fail"}}
     executor.run(doc(nodes))
     assert executor.run(doc(nodes)).record.nodes["bad"].status == "failed"
 
 
-def test_event_order_for_a_small_graph(executor: Executor) -> None:
+def test_event_order_for_a_small_graph(executor: Session) -> None:
     events: list[Event] = []
     nodes = {"a": {"type": "test.add", "inputs": {"x": 1}},
              "b": {"type": "test.add", "inputs": {"x": {"from": "a.value"}}}}
@@ -110,7 +110,7 @@ def test_event_order_for_a_small_graph(executor: Executor) -> None:
         ("run.started", None), ("node.cached", "a"), ("node.cached", "b"), ("run.finished", None)]
 
 
-def test_independent_branches_run_at_the_same_time(executor: Executor, request) -> None:
+def test_independent_branches_run_at_the_same_time(executor: Session, request) -> None:
     coord = coordination(request.node.name)
     coord.barriers["b"] = threading.Barrier(2)
     nodes = {"left": {"type": "test.meet", "inputs": {"channel": request.node.name, "x": 1}},
@@ -121,7 +121,7 @@ def test_independent_branches_run_at_the_same_time(executor: Executor, request) 
     assert sorted(arrivals) == ["left:arrive", "right:arrive"]
 
 
-def test_cancellation_stops_running_node_and_cancels_the_rest(executor: Executor, request) -> None:
+def test_cancellation_stops_running_node_and_cancels_the_rest(executor: Session, request) -> None:
     coord = coordination(request.node.name)
     coord.events["go"] = threading.Event()
     cancel = threading.Event()
@@ -141,7 +141,7 @@ def test_cancellation_stops_running_node_and_cancels_the_rest(executor: Executor
     assert not any(e.kind == "node.started" and e.node == "next" for e in events)
 
 
-def test_random_seed_is_drawn_recorded_and_reproducible(executor: Executor) -> None:
+def test_random_seed_is_drawn_recorded_and_reproducible(executor: Session) -> None:
     nodes = {"n": {"type": "test.noise", "inputs": {"seed": -1}},
              "m": {"type": "test.brightness", "inputs": {"image": {"from": "n.image"}}}}
     first = executor.run(doc(nodes))
@@ -156,7 +156,7 @@ def test_random_seed_is_drawn_recorded_and_reproducible(executor: Executor) -> N
     assert replay.values == first.values
 
 
-def test_graph_inputs_bind_defaults_and_reject_bad_values(executor: Executor) -> None:
+def test_graph_inputs_bind_defaults_and_reject_bad_values(executor: Session) -> None:
     document = doc({"a": {"type": "test.add", "inputs": {"x": {"input": "start"}}}},
                    inputs={"start": {"type": "int", "default": 4}}, outputs={"out": {"from": "a.value"}})
     assert executor.run(document).values == {"out": 5}
@@ -167,7 +167,7 @@ def test_graph_inputs_bind_defaults_and_reject_bad_values(executor: Executor) ->
         executor.run(document, {"stop": 1})
 
 
-def test_graph_input_value_checked_against_node_constraints(executor: Executor) -> None:
+def test_graph_input_value_checked_against_node_constraints(executor: Session) -> None:
     document = doc({"n": {"type": "test.noise", "inputs": {"size": {"input": "size"}, "seed": 1}}},
                    inputs={"size": {"type": "int", "default": 8}})
     with pytest.raises(GraphValidationError) as caught:
@@ -176,20 +176,20 @@ def test_graph_input_value_checked_against_node_constraints(executor: Executor) 
     assert (issue.node, issue.input, issue.code) == ("n", "size", "invalid_literal")
 
 
-def test_list_input_mixes_links_and_literals(executor: Executor) -> None:
+def test_list_input_mixes_links_and_literals(executor: Session) -> None:
     nodes = {"a": {"type": "text.value", "inputs": {"value": "one"}},
              "j": {"type": "text.join", "inputs": {"texts": [{"from": "a.text"}, "two", {"value": "three"}],
                                                    "separator": "+"}}}
     assert executor.run(doc(nodes)).values == {"j.text": "one+two+three"}
 
 
-def test_unused_branch_is_skipped_when_outputs_are_declared(executor: Executor) -> None:
+def test_unused_branch_is_skipped_when_outputs_are_declared(executor: Session) -> None:
     nodes = {"a": {"type": "test.add"}, "unused": {"type": "test.add"}}
     result = executor.run(doc(nodes, outputs={"a": {"from": "a.value"}}))
     assert statuses(result) == {"a": "succeeded", "unused": "skipped"}
 
 
-def test_nodes_use_the_callers_torch_thread_count(executor: Executor) -> None:
+def test_nodes_use_the_callers_torch_thread_count(executor: Session) -> None:
     import torch
 
     before = torch.get_num_threads()

@@ -1,0 +1,215 @@
+"""One run of a graph in a session, stage by stage: prepare (literals, seeds, keys), plan (walk back from the
+outputs, cache hits stop it), execute (``engine.workers``), then the record's final status.
+
+A failure skips the node's descendants while independent branches finish; a device failure (out of memory, a
+driver error) is retried once on another device; cancellation stops at the next node boundary or progress point.
+``graph.call`` runs its inner graph as a nested ``Run`` of the same session, so its nodes share the cache, the
+device slots and the resident models.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from engine.backend import Prepared, RunScope
+from engine.context import BoundValue, NodeContext
+from engine.devices import is_device_failure
+from engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
+from engine.errors import EngineError, NodeExecutionError, RunCancelled
+from engine.events import EventEmitter, Listener
+from engine.files import FileAccess
+from engine.graph import CompiledGraph, CompiledNode, GraphEnv, compile_graph
+from engine.inputs import bind_inputs
+from engine.plan import Plan, plan
+from engine.prepare import prepare
+from engine.record import NodeRecord, NodeStatus, RunRecord
+from engine.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+Outcome = tuple[dict[str, Any] | None, BaseException | None, str | None]
+
+
+class Run:
+    """The state of one execution; its methods run on the caller's thread except ``execute_node``, and
+    ``settle`` runs under the session's condition."""
+
+    def __init__(self, session: Session, graph: CompiledGraph, bound: Mapping[str, BoundValue],
+                 emitter: EventEmitter, cancel: threading.Event, env: GraphEnv) -> None:
+        self.session = session
+        self.graph = graph
+        self.bound = bound
+        self.emitter = emitter
+        self.cancel = cancel
+        self.env = env
+        self.values: dict[str, dict[str, Any]] = {}
+        nodes = {node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()}
+        self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(session.devices), nodes=nodes)
+        self.prepared: dict[str, Prepared] = {}
+        files = FileAccess(session.policy, session.data_dir, tuple(env.library.folders), session.limits)
+        self.scope = RunScope(emitter, cancel, env, session.data_dir, files, session.cache, self._call_graph)
+
+    def execute(self) -> None:
+        self.record.started = time.time()
+        self.emitter.emit("run.started")
+        self.prepared = prepare(self.graph, self.bound, self.env, self.record.seeds)
+        planned = plan(self.graph, self.prepared, self.session.cache)
+        self._report(planned)
+        if planned.to_run:
+            WorkerPool(self, planned.to_run).execute()
+        if self.session.cache is not None:
+            self.session.cache.flush()
+
+    def _report(self, planned: Plan) -> None:
+        """Take the plan's cached outputs and record (and announce) the nodes that will not run."""
+        self.values.update(planned.loaded)
+        for node_id in planned.cached:
+            node_record = self.record.nodes[node_id]
+            node_record.status = "cached"
+            self.emitter.emit("node.cached", node=node_id, node_type=node_record.type)
+        for node_id in planned.unneeded:
+            node_record = self.record.nodes[node_id]
+            node_record.status, node_record.error = "skipped", "not needed for the graph's outputs"
+
+    def finish(self) -> None:
+        record = self.record
+        failed = [node_id for node_id, node in record.nodes.items() if node.status == "failed"]
+        if self.cancel.is_set() and any(node.status == "cancelled" for node in record.nodes.values()):
+            record.status, record.error = "cancelled", "the run was cancelled"
+        elif failed:
+            record.status = "failed"
+            first = record.nodes[failed[0]].error
+            record.error = first if len(failed) == 1 else f"{len(failed)} nodes failed; first: {first}"
+        else:
+            record.status = "succeeded"
+        record.finished = time.time()
+        self.emitter.emit("run.finished", status=record.status, error=record.error)
+
+    def outputs(self) -> dict[str, Any]:
+        return {name: self.values[link.node][link.output]
+                for name, link in self.graph.outputs.items() if link.node in self.values}
+
+    # Settling a node (under the session's condition).
+    def settle(self, node_id: str, device: str, outcome: Outcome, pool: WorkerPool) -> None:
+        """Record a finished node and release its dependents, retry it elsewhere, or fail it and skip what
+        depends on it."""
+        node = self.graph.nodes[node_id]
+        outputs, error, trace = outcome
+        state = self.session.state
+        if outputs is not None:
+            seconds = self.record.nodes[node_id].seconds
+            if seconds is not None:
+                self.session.estimates.observe_run(node.spec.type, seconds)
+            self.values[node_id] = outputs
+            newly = pool.ready.complete(node_id)
+            if newly > 1:
+                state.notify(newly - 1)
+        elif isinstance(error, RunCancelled):
+            self.mark(node_id, "cancelled", None)
+        elif self._retry_elsewhere(node_id, device, error, pool.excluded):
+            pool.ready.push_back(node_id)
+            state.notify_all()
+        else:
+            self._fail(node_id, error, trace, pool.ready.drop_descendants(node_id))
+
+    def _retry_elsewhere(self, node_id: str, device: str, error: BaseException | None,
+                         excluded: dict[str, frozenset[str]]) -> bool:
+        """After a device failure (out of memory, driver error), try once more on another device."""
+        node = self.graph.nodes[node_id]
+        if not node.spec.cls.accelerator or node_id in excluded or not is_device_failure(error):
+            return False
+        backend = self.session.backend
+        if not any(name != device and name not in backend.down for name in self.session.devices):
+            return False
+        excluded[node_id] = frozenset({device})
+        for model in self.prepared[node_id].models:
+            backend.evict(device, model, self.emitter)
+        self.emitter.emit("node.warning", node=node_id, node_type=node.spec.type, device=device,
+                          text=f"device {device} failed ({error}); retrying on another device")
+        return True
+
+    def _fail(self, node_id: str, error: BaseException | None, trace: str | None, dropped: list[str]) -> None:
+        message = str(error)
+        node_record = self.record.nodes[node_id]
+        node_record.status, node_record.error, node_record.traceback = "failed", message, trace
+        self.emitter.emit("node.failed", node=node_id, node_type=node_record.type, error=message)
+        for child in dropped:
+            self.mark(child, "skipped", f"skipped because '{node_id}' failed")
+
+    def mark(self, node_id: str, status: NodeStatus, reason: str | None) -> None:
+        node_record = self.record.nodes[node_id]
+        node_record.status, node_record.error = status, reason
+        if status == "skipped":
+            self.emitter.emit("node.skipped", node=node_id, node_type=node_record.type, error=reason)
+
+    # Executing a node (on a worker thread).
+    def execute_node(self, node_id: str, device: str) -> Outcome:
+        """Run one node on the calling worker thread: (outputs, None, None) or (None, error, traceback)."""
+        node = self.graph.nodes[node_id]
+        node_record = self.record.nodes[node_id]
+        node_record.status, node_record.device, node_record.started = "running", device, time.time()
+        self.emitter.emit("node.started", node=node_id, node_type=node.spec.type, device=device)
+        started = time.perf_counter()
+        try:
+            outputs = self._invoke(node, self.prepared[node_id], device)
+        except RunCancelled as exc:
+            node_record.finished = time.time()
+            return None, exc, None
+        except Exception as exc:
+            node_record.finished = time.time()
+            wrapped = exc if isinstance(exc, NodeExecutionError) else NodeExecutionError(node_id, node.spec.type, exc)
+            return None, wrapped, traceback.format_exc()
+        seconds = time.perf_counter() - started
+        node_record.status, node_record.finished, node_record.seconds = "succeeded", time.time(), round(seconds, 6)
+        self.emitter.emit("node.finished", node=node_id, node_type=node.spec.type, device=device,
+                          seconds=node_record.seconds)
+        return outputs, None, None
+
+    def _invoke(self, node: CompiledNode, prepared: Prepared, device: str) -> dict[str, Any]:
+        """Gather the node's input values and hand the node to the backend, which stores cacheable outputs."""
+        values = dict(prepared.literals)
+        for name, binding in node.dynamic:
+            values[name] = self._value(binding, values.get(name))
+        return self.session.backend.invoke(node, prepared, device, values, self.scope)
+
+    def _value(self, binding: Binding, literal: Any) -> Any:
+        if isinstance(binding, LinkBinding):
+            return self.values[binding.node][binding.output]
+        if isinstance(binding, ListBinding):
+            return [self._value(item, item.value if isinstance(item, LiteralBinding) else None)
+                    for item in binding.items]
+        if isinstance(binding, InputBinding):
+            return literal if literal is not None else self.bound[binding.name].value
+        return literal
+
+    def _call_graph(self, ctx: NodeContext, document: GraphDocument,
+                    inputs: Mapping[str, BoundValue]) -> dict[str, Any]:
+        """``ctx.call_graph``: the inner graph as a nested run of this session (its devices, cache, models)."""
+        env = self.env.entering(document.name or "graph")
+        compiled = compile_graph(document, env)
+        bound, _ = bind_inputs(document, dict(inputs), limits=self.session.limits)
+        inner = EventEmitter(self.emitter.run_id, _forward_progress(ctx, len(compiled.nodes)))
+        nested = Run(self.session, compiled, bound, inner, self.cancel, env)
+        nested.execute()
+        failed = [node_id for node_id, rec in nested.record.nodes.items() if rec.status == "failed"]
+        if failed:
+            raise EngineError(f"inner node {nested.record.nodes[failed[0]].error}")
+        ctx.check_cancelled()
+        return nested.outputs()
+
+
+def _forward_progress(ctx: NodeContext, total: int) -> Listener:
+    """Inner nodes of a nested graph show up as progress steps of the calling node."""
+    finished = [0]
+
+    def listen(event: Any) -> None:
+        if event.kind in ("node.finished", "node.cached"):
+            finished[0] += 1
+            ctx.progress(finished[0], total, f"{event.node}: {event.kind.split('.')[1]}")
+
+    return listen

@@ -1,0 +1,123 @@
+"""Stage 3 of a run: every node's literal inputs, drawn seeds and Merkle key, before anything executes.
+
+Runs in topological order, so a node's key can include its upstream keys; no value is computed or hashed except
+the literals and graph inputs themselves (and a node's ``fingerprint`` of outside state, such as a file's
+content). A graph input that feeds a node input is checked against that input here (its range, its enum),
+since only now is its value known.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.backend import Prepared
+from engine.context import BoundValue
+from engine.document import Binding, InputBinding, LinkBinding, LiteralBinding
+from engine.errors import EngineError, GraphValidationError, Issue
+from engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
+from engine.keys import finish_key, input_part, link_material, list_material, literal_material
+from engine.node import Node
+from engine.types import MEDIA_TYPES
+
+
+def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv,
+            seeds: dict[str, int]) -> dict[str, Prepared]:
+    """Literals, key material, key and declared models per node; every seed used is written into ``seeds``.
+    Raises GraphValidationError when a graph input's value does not fit the node input it feeds."""
+    issues: list[Issue] = []
+    prepared: dict[str, Prepared] = {}
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        literals = dict(node.literals)
+        materials: dict[str, str] = {}
+        parts = [node.key_prefix]
+        cacheable = bool(node.key_prefix)
+        for name, binding in node.dynamic:
+            material, value, known = _material(binding, prepared, bound)
+            if material is None:
+                cacheable = False
+            else:
+                materials[name] = material
+                parts.append(input_part(name, material))
+            if known:
+                literals[name] = value
+                if isinstance(binding, InputBinding):
+                    issues.extend(_check_bound_literal(node, name, binding.name, literals))
+        seed = _draw_seed(node, literals, seeds)
+        if seed is not None:
+            materials["seed"] = literal_material(seed)
+            parts.append(input_part("seed", materials["seed"]))
+        key = _key(node, literals, parts, env) if cacheable else None
+        models = node.spec.instance.models(literals) if node.spec.cls.accelerator else []
+        prepared[node_id] = Prepared(literals, materials, key, models)
+    if issues:
+        raise GraphValidationError(issues)
+    return prepared
+
+
+def _draw_seed(node: CompiledNode, literals: dict[str, Any], seeds: dict[str, int]) -> int | None:
+    """Draw a random seed (-1 or "random", given or by default) and record every seed; returns a drawn seed."""
+    port = node.ports.inputs.get("seed")
+    if port is None:
+        return None
+    binding = node.bindings.get("seed")
+    seed = port.default if binding is None else literals.get("seed", getattr(binding, "value", None))
+    drawn = None
+    if seed in RANDOM_SEEDS and not isinstance(seed, bool):
+        seed = drawn = random.SystemRandom().randrange(2**31)
+        literals["seed"] = seed
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        seeds[node.id] = seed
+    return drawn
+
+
+def _material(binding: Binding, prepared: Mapping[str, Prepared],
+              bound: Mapping[str, BoundValue]) -> tuple[str | None, Any, bool]:
+    """(key material, literal value, whether the value is known before running)."""
+    if isinstance(binding, LinkBinding):
+        key = prepared[binding.node].key
+        return (None if key is None else link_material(key, binding.output)), None, False
+    if isinstance(binding, InputBinding):
+        value = bound[binding.name]
+        return value.material, value.value, True
+    if isinstance(binding, LiteralBinding):
+        return literal_material(binding.value), binding.value, True
+    items: list[str] = []
+    for item in binding.items:
+        material = _material(item, prepared, bound)[0]
+        if material is None:
+            return None, None, False
+        items.append(material)
+    return list_material(items), None, False
+
+
+def _check_bound_literal(node: CompiledNode, name: str, graph_input: str, literals: dict[str, Any]) -> list[Issue]:
+    """A graph input's value checked against the node input it feeds (its range, its enum)."""
+    port = node.ports.inputs[name]
+    if literals[name] is None or port.type in MEDIA_TYPES:
+        return []
+    try:
+        literals[name] = port.validate_literal(literals[name])
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        return [Issue(node.id, name, "invalid_literal",
+                      f"graph input '{graph_input}' gives {name} = {literals[name]!r}: {reason}")]
+    return []
+
+
+def _key(node: CompiledNode, literals: dict[str, Any], parts: list[str], env: GraphEnv) -> str | None:
+    """The node's cache key; None (never cached) when its fingerprint of outside state cannot be taken."""
+    instance = node.spec.instance
+    fingerprint = None
+    if type(instance).fingerprint is not Node.fingerprint:
+        try:
+            fingerprint = instance.fingerprint(literals, env)
+        except EngineError:
+            return None
+        if fingerprint is None:
+            return None
+    return finish_key(parts, fingerprint)

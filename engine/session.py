@@ -1,0 +1,126 @@
+"""The engine session: what outlives one run, shared by every run in the process.
+
+A ``Session`` owns the result cache, the model manager, the devices and their slots (one accelerator node per
+device at a time, across every run however many run at once), the backend that executes nodes (this process, or a
+Ray cluster) and the learned run-time estimates. The CLI, the server, ``watch`` and nested ``graph.call`` runs all
+go through one session. A run reads in pipeline order::
+
+    document -> validate + compile (engine.graph) -> bind graph inputs (engine.inputs)
+    -> prepare: literals, seeds, keys (engine.prepare) -> plan (engine.plan)
+    -> execute (engine.execute, engine.workers) -> outputs written, record finished
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.backend import Backend, LocalBackend
+from engine.cache import ResultCache
+from engine.devices import default_budget
+from engine.document import PNG_GRAPH_CHUNK, PNG_RUN_CHUNK, GraphDocument
+from engine.events import EventEmitter, Listener
+from engine.execute import Run
+from engine.files import FilePolicy
+from engine.graph import CompiledGraph, GraphEnv, compile_graph
+from engine.inputs import MediaResolver, bind_inputs
+from engine.limits import MediaLimits
+from engine.media import write_output
+from engine.models import ModelManager
+from engine.record import RunRecord
+from engine.scheduler import DeviceSlot, Estimates
+from engine.types import MEDIA_TYPES
+from engine.values import Audio, Image, Video
+
+
+@dataclass
+class RunResult:
+    """The run record plus the output values in memory (media not yet written when no folder was given)."""
+
+    record: RunRecord
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class Session:
+    """Runs graphs against one cache, model manager and set of devices. Thread-safe; runs may overlap.
+
+    ``env`` is the default graph environment (node types, saved graphs); a run may bring its own (a server whose
+    plugins were reloaded). Nodes run in this process unless a ``backend`` is given (``engine.ray_backend``); the
+    devices then come from the backend. ``policy`` restricts the files nodes open (``engine.files``)."""
+
+    def __init__(self, env: GraphEnv, cache: ResultCache | None, *, workers: int = 8,
+                 devices: list[str] | None = None, data_dir: Path | None = None,
+                 models: ModelManager | None = None, backend: Backend | None = None,
+                 policy: FilePolicy | None = None, limits: MediaLimits | None = None) -> None:
+        self.env = env
+        self.workers = workers
+        self.policy = policy
+        self.limits = limits or MediaLimits()
+        self.devices = devices or (backend.refresh() if backend is not None else None) or ["cpu"]
+        self.data_dir = data_dir
+        self.models = models or ModelManager({device: default_budget(device) for device in self.devices})
+        self.backend: Backend = backend if backend is not None else LocalBackend(self.models)
+        self.cache = self.backend.adapt_cache(cache)
+        self.estimates = Estimates()
+        self.slots = [DeviceSlot(device) for device in self.devices]
+        self.state = threading.Condition()
+
+    def run(self, graph: GraphDocument | CompiledGraph, inputs: Mapping[str, Any] | None = None, *,
+            env: GraphEnv | None = None, run_id: str | None = None, listener: Listener | None = None,
+            cancel: threading.Event | None = None, out_dir: Path | None = None,
+            media_resolver: MediaResolver | None = None) -> RunResult:
+        """Run a graph to completion (or failure, or cancellation). Invalid graphs or inputs raise before anything
+        runs: GraphValidationError with every issue, or GraphInputError naming the input."""
+        env = env or self.env
+        compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, env)
+        bound, shown = bind_inputs(compiled.document, inputs or {}, media_resolver, self.limits)
+        self._sync_devices()
+        emitter = EventEmitter(run_id or uuid.uuid4().hex[:12], listener)
+        run = Run(self, compiled, bound, emitter, cancel or threading.Event(), env)
+        run.record.inputs = shown
+        run.execute()
+        result = RunResult(run.record, self.backend.fetch(run.outputs()))
+        self._materialise(result, compiled, out_dir)
+        run.finish()
+        return result
+
+    def _sync_devices(self) -> None:
+        """Take the backend's current devices (a cluster gains or loses GPUs between runs); slots of devices
+        that stay keep their state."""
+        devices = self.backend.refresh()
+        if devices is None or devices == self.devices:
+            return
+        with self.state:
+            slots = {slot.name: slot for slot in self.slots}
+            self.slots = [slots.get(name) or DeviceSlot(name) for name in devices]
+            self.devices = list(devices)
+
+    def _materialise(self, result: RunResult, compiled: CompiledGraph, out_dir: Path | None) -> None:
+        record = result.record
+        metadata = {PNG_GRAPH_CHUNK: reproducible_document(compiled, record),
+                    PNG_RUN_CHUNK: {"id": record.id, "inputs": record.inputs, "seeds": record.seeds}}
+        for name, value in result.values.items():
+            record.outputs[name] = write_output(value, out_dir, name, metadata) if out_dir else _plain(value)
+
+
+def reproducible_document(compiled: CompiledGraph, record: RunRecord) -> dict[str, Any]:
+    """The graph as it ran: drawn seeds written in as literals and graph-input defaults set to the values used,
+    so the document embedded in an output reproduces that output on its own."""
+    data = compiled.document.to_json()
+    for node_id, seed in record.seeds.items():
+        data["nodes"][node_id]["inputs"]["seed"] = seed
+    for name, value in record.inputs.items():
+        decl = data["inputs"].get(name)
+        if decl is not None and decl["type"] not in MEDIA_TYPES:
+            decl["default"] = value
+    return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Image | Audio | Video):
+        return {"media_type": type(value).__name__.lower()}
+    return value
