@@ -1,11 +1,36 @@
-"""nodeforge engine: typed nodes, graph documents, validation, content-addressed cache and a parallel executor.
+"""nodeforge engine: typed nodes, graph documents, validation, a content-addressed cache and a parallel session.
 
-Importing the engine sets ``OMP_WAIT_POLICY=PASSIVE`` before anything can import torch: busy-waiting OpenMP threads
-make torch an order of magnitude slower when another process shares the cores.
+The public API, for embedding the engine (``engine.api``)::
+
+    import engine as nf
+
+    result = nf.run(nf.load_graph("graphs/hello.json"), {"name": "Ada"})
+
+Its names load on first use, so importing the engine (and starting the CLI) stays cheap. Importing the engine sets
+``OMP_WAIT_POLICY=PASSIVE`` before anything can import torch: busy-waiting OpenMP threads make torch an order of
+magnitude slower when another process shares the cores.
 """
 
+import importlib
 import os
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "load_graph": "engine.api", "validate": "engine.api", "run": "engine.api", "open_session": "engine.api",
+    "environment": "engine.api", "Session": "engine.session", "RunResult": "engine.session",
+    "FilePolicy": "engine.files", "MediaLimits": "engine.limits", "EngineError": "engine.errors",
+    "GraphValidationError": "engine.errors", "GraphInputError": "engine.errors", "NodeError": "engine.errors",
+    "Issue": "engine.errors",
+}
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,64 @@
+"""The engine in a few lines of Python: load a graph, validate it, run it.
+
+    import engine as nf
+
+    graph = nf.load_graph("graphs/hello.json")
+    assert nf.validate(graph) == []
+    result = nf.run(graph, {"name": "Ada"})
+    print(result.record.status, result.values)
+
+``run`` opens a session for one run; a program that runs many graphs keeps one ``open_session(...)`` (cache,
+resident models, devices) and calls ``session.run`` on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.cache import ResultCache
+from engine.datadir import resolve_data_dir
+from engine.document import GraphDocument, load_document
+from engine.errors import Issue
+from engine.graph import GraphEnv
+from engine.graph import validate as validate_document
+from engine.library import GraphLibrary
+from engine.registry import Registry
+from engine.session import RunResult, Session
+
+
+def load_graph(path: str | Path) -> GraphDocument:
+    """A graph document from a JSON file (or a PNG that nodeforge wrote); raises GraphValidationError."""
+    return load_document(Path(path))
+
+
+def environment(graph_folders: tuple[str | Path, ...] = (), plugins: tuple[str | Path, ...] = ()) -> GraphEnv:
+    """The installed node types (and plugin folders) with a library of saved graphs for ``graph.call``."""
+    return GraphEnv(Registry.discover([Path(folder) for folder in plugins]),
+                    GraphLibrary([Path(folder) for folder in graph_folders]))
+
+
+def validate(document: GraphDocument, env: GraphEnv | None = None) -> list[Issue]:
+    """Every issue of a graph (empty when it can run), each naming node, input and reason."""
+    return validate_document(document, env or environment())
+
+
+def open_session(data_dir: str | Path | None = None, *, env: GraphEnv | None = None, cache: bool = True,
+                 **options: Any) -> Session:
+    """A session on the data dir (``--data-dir``, ``NODEFORGE_DATA_DIR`` or the user's data folder) with its disk
+    cache; ``options`` are ``Session``'s (devices, workers, policy, limits...)."""
+    folder = resolve_data_dir(data_dir)
+    store = ResultCache(folder / "cache") if cache else None
+    return Session(env or environment((folder / "graphs",)), store, data_dir=folder, **options)
+
+
+def run(document: GraphDocument, inputs: Mapping[str, Any] | None = None, *, data_dir: str | Path | None = None,
+        out_dir: str | Path | None = None, **options: Any) -> RunResult:
+    """Run a graph once in a new session (cache on disk, outputs in memory unless ``out_dir`` is given)."""
+    session = open_session(data_dir, **options)
+    try:
+        return session.run(document, inputs, out_dir=Path(out_dir) if out_dir else None)
+    finally:
+        if session.cache is not None:
+            session.cache.close()
