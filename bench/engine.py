@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.cache import ResultCache
-from engine.context import NodeContext
-from engine.document import GraphDocument, parse_document
-from engine.graph import GraphEnv, compile_graph
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.registry import Registry
-from engine.session import Session
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.document import GraphDocument, parse_document
+from nodeforge.engine.graph import GraphEnv, compile_graph
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
 
 
 class Inc(Node):

@@ -33,11 +33,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.document import parse_document
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import Session
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
 
 GENERATE = {"prompt": "a red fox in the snow", "negative_prompt": "blurry", "model": "tiny/sd", "width": 128,
             "height": 128, "steps": 4, "guidance_scale": 5.0, "seed": 1}
@@ -82,7 +82,7 @@ def bench_generate(executor: Session, data_dir: Path, rounds: int) -> Timing:
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     pipe = StableDiffusionPipeline.from_pretrained(str(RESOLVER.resolve("tiny/sd", data_dir).path),
                                                    safety_checker=None, requires_safety_checker=False)
@@ -105,9 +105,9 @@ def bench_generate(executor: Session, data_dir: Path, rounds: int) -> Timing:
 def bench_upscale(executor: Session, data_dir: Path, rounds: int) -> Timing:
     import torch
 
-    from engine.values import Image
-    from nodes.models import RESOLVER
-    from nodes.models.upscalers import load_upscaler
+    from nodeforge.engine.values import Image
+    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models.upscalers import load_upscaler
 
     net = load_upscaler(RESOLVER.resolve("realesrgan-x4plus", data_dir).path, "realesrgan-x4plus", "cpu").net
     picture = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -127,7 +127,7 @@ def bench_residency(data_dir: Path) -> list[tuple[str, float, float]]:
     """First run (resolve, load) and second run (model resident) in a fresh executor, per model."""
     import torch
 
-    from engine.values import Image
+    from nodeforge.engine.values import Image
 
     rows = []
     picture = Image(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))

@@ -34,11 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.document import parse_document
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import Session
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
 
 ROUNDS = 11
 PARAGRAPH = ("The quick brown fox jumps over the lazy dog. A node graph wires models together, and each node runs "
@@ -143,7 +143,7 @@ def bench_llm(executor: Session, data_dir: Path, temperature: float) -> Overhead
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     path = RESOLVER.resolve("tiny/llm", data_dir).path  # its config suppresses end-of-turn: always 128 tokens
     tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -163,7 +163,7 @@ def bench_llm(executor: Session, data_dir: Path, temperature: float) -> Overhead
     engine = one_node(executor, "llm.generate", {"prompt": prompt, "system": system, "model": "tiny/llm",
                                                  "max_new_tokens": tokens, "temperature": temperature,
                                                  "top_p": 0.95, "seed": 1}, "text")
-    from nodes.llm import _TextTracker
+    from nodeforge.nodes.llm import _TextTracker
 
     with LibraryClock([(type(model), "generate"), (_TextTracker, "put"), (_TextTracker, "end")]) as clock:
         return paired(direct, engine, clock, "generate", ("put", "end"))
@@ -173,7 +173,7 @@ def bench_video(executor: Session, data_dir: Path) -> Overhead:
     import torch
     from diffusers import DiffusionPipeline
 
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     path = RESOLVER.resolve("tiny/wan", data_dir).path
     pipe = DiffusionPipeline.from_pretrained(str(path))

@@ -34,12 +34,12 @@ from typing import Any
 import ray
 
 from bench.engine import Inc, Total, chain, fan_out
-from engine.document import GraphDocument, parse_document
-from engine.graph import GraphEnv, compile_graph
-from engine.models import ModelManager
-from engine.ray_backend import RayBackend
-from engine.registry import Registry
-from engine.session import Session
+from nodeforge.engine.document import GraphDocument, parse_document
+from nodeforge.engine.graph import GraphEnv, compile_graph
+from nodeforge.engine.models import ModelManager
+from nodeforge.engine.ray_backend import RayBackend
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def first_result(env: GraphEnv, backend: RayBackend, graph: Path, models: Path) 
     with tempfile.TemporaryDirectory() as data:
         start = time.time()
         process = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "run", str(graph), "--backend", "ray", "--address", address,
+            [sys.executable, "-m", "nodeforge.engine.cli", "run", str(graph), "--backend", "ray", "--address", address,
              "--json", "--no-cache", "--data-dir", data, "--out", str(Path(data) / "out")],
             cwd=ROOT, capture_output=True, text=True, timeout=300,
             env={**os.environ, "NODEFORGE_MODELS_DIR": str(models)})

@@ -54,8 +54,8 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--data-dir",
-                                str(data_dir), "--no-watch", "--log-level", "warning"], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "nodeforge.engine.cli", "serve", "--port", str(port),
+                                "--data-dir", str(data_dir), "--no-watch", "--log-level", "warning"], cwd=ROOT,
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
     while True:
         try:

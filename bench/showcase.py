@@ -23,16 +23,16 @@ import argparse
 import time
 from typing import Any
 
-from engine.cache import ResultCache
-from engine.datadir import resolve_data_dir
-from engine.document import GraphDocument, load_document
-from engine.errors import EngineError
-from engine.events import Event
-from engine.graph import GraphEnv, compile_graph, validate
-from engine.inputs import parse_cli_value
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import Session
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.datadir import resolve_data_dir
+from nodeforge.engine.document import GraphDocument, load_document
+from nodeforge.engine.errors import EngineError
+from nodeforge.engine.events import Event
+from nodeforge.engine.graph import GraphEnv, compile_graph, validate
+from nodeforge.engine.inputs import parse_cli_value
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 
@@ -59,7 +59,7 @@ def model_names(document: GraphDocument) -> list[str]:
 
 def fetch_models(names: list[str], data_dir: Path) -> list[str]:
     """Resolve (and so download, when online) each model; the problems, one line per model that is missing."""
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     problems = []
     for name in names:

@@ -36,7 +36,7 @@ CONTEXT = 1024
 
 def long_context_copy(data_dir: Path) -> Path:
     """tiny/llm copied under ``<data dir>/models`` with a longer context and no end-of-turn token."""
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     source = RESOLVER.resolve("tiny/llm", data_dir).path
     target = data_dir / "models" / "tiny-llm-long"

@@ -1,8 +1,8 @@
 """nodeforge engine: typed nodes, graph documents, validation, a content-addressed cache and a parallel session.
 
-The public API, for embedding the engine (``engine.api``)::
+The public API, for embedding the engine (``nodeforge.engine.api``)::
 
-    import engine as nf
+    import nodeforge.engine as nf
 
     result = nf.run(nf.load_graph("graphs/hello.json"), {"name": "Ada"})
 
@@ -20,11 +20,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "load_graph": "engine.api", "validate": "engine.api", "run": "engine.api", "open_session": "engine.api",
-    "environment": "engine.api", "Session": "engine.session", "RunResult": "engine.session",
-    "FilePolicy": "engine.files", "MediaLimits": "engine.limits", "EngineError": "engine.errors",
-    "GraphValidationError": "engine.errors", "GraphInputError": "engine.errors", "NodeError": "engine.errors",
-    "Issue": "engine.errors",
+    **dict.fromkeys(("load_graph", "validate", "run", "open_session", "environment"), "api"),
+    **dict.fromkeys(("Session", "RunResult"), "session"),
+    "FilePolicy": "files", "MediaLimits": "limits",
+    **dict.fromkeys(("EngineError", "GraphValidationError", "GraphInputError", "NodeError", "Issue"), "errors"),
 }
 __all__ = [*_PUBLIC, "__version__"]
 
@@ -32,5 +31,5 @@ __all__ = [*_PUBLIC, "__version__"]
 def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
     if module is None:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+        raise AttributeError(f"module 'nodeforge.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

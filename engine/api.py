@@ -1,6 +1,6 @@
 """The engine in a few lines of Python: load a graph, validate it, run it.
 
-    import engine as nf
+    import nodeforge.engine as nf
 
     graph = nf.load_graph("graphs/hello.json")
     assert nf.validate(graph) == []
@@ -17,15 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.cache import ResultCache
-from engine.datadir import resolve_data_dir
-from engine.document import GraphDocument, load_document
-from engine.errors import Issue
-from engine.graph import GraphEnv
-from engine.graph import validate as validate_document
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import RunResult, Session
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.datadir import resolve_data_dir
+from nodeforge.engine.document import GraphDocument, load_document
+from nodeforge.engine.errors import Issue
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.graph import validate as validate_document
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import RunResult, Session
 
 
 def load_graph(path: str | Path) -> GraphDocument:

@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
-from engine.context import GraphCaller, NodeContext, NodeModels
-from engine.errors import EngineError, NodeExecutionError
-from engine.events import EventEmitter
-from engine.values import tensor_nbytes
+from nodeforge.engine.context import GraphCaller, NodeContext, NodeModels
+from nodeforge.engine.errors import EngineError, NodeExecutionError
+from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.values import tensor_nbytes
 
 if TYPE_CHECKING:
-    from engine.cache import ResultCache
-    from engine.files import FileAccess
-    from engine.graph import CompiledNode, GraphEnv
-    from engine.models import ModelManager
-    from engine.node import NodeSpec, Port
+    from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.files import FileAccess
+    from nodeforge.engine.graph import CompiledNode, GraphEnv
+    from nodeforge.engine.models import ModelManager
+    from nodeforge.engine.node import NodeSpec, Port
 
 
 @dataclass(slots=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.codec import PLAIN_TYPES, CodecError, decode, encode
-from engine.values import move_value, value_nbytes
+from nodeforge.engine.codec import PLAIN_TYPES, CodecError, decode, encode
+from nodeforge.engine.values import move_value, value_nbytes
 
 Outputs = dict[str, Any]
 _JSON = json.JSONEncoder(separators=(",", ":"))

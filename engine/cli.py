@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from engine.errors import EngineError, GraphInputError, GraphValidationError, Issue
+from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError, Issue
 
 if TYPE_CHECKING:
-    from engine.graph import CompiledGraph, GraphEnv
-    from engine.session import RunResult, Session
+    from nodeforge.engine.graph import CompiledGraph, GraphEnv
+    from nodeforge.engine.session import RunResult, Session
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -119,7 +119,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if handler is not None:
         return int(handler(args))
     if args.command == "schema":
-        from engine.document import document_schema
+        from nodeforge.engine.document import document_schema
 
         print(json.dumps(document_schema(), indent=2))
         return EXIT_OK
@@ -135,7 +135,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> Any:
-    from engine.registry import Registry
+    from nodeforge.engine.registry import Registry
 
     for folder in args.plugins:
         if not Path(folder).is_dir():
@@ -147,15 +147,15 @@ def _registry(args: argparse.Namespace) -> Any:
 
 
 def _env(args: argparse.Namespace, graph_path: Path, data_dir: Path | None) -> Any:
-    from engine.graph import GraphEnv
-    from engine.library import GraphLibrary
+    from nodeforge.engine.graph import GraphEnv
+    from nodeforge.engine.library import GraphLibrary
 
     folders = [graph_path.resolve().parent] + ([data_dir / "graphs"] if data_dir else [])
     return GraphEnv(_registry(args), GraphLibrary(folders))
 
 
 def _load(path_text: str) -> Any:
-    from engine.document import load_document
+    from nodeforge.engine.document import load_document
 
     path = Path(path_text)
     if not path.is_file():
@@ -181,8 +181,8 @@ def _invalid(graph: str, issues: list[Issue]) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.datadir import resolve_data_dir
-    from engine.graph import validate
+    from nodeforge.engine.datadir import resolve_data_dir
+    from nodeforge.engine.graph import validate
 
     try:
         document = _load(args.graph)
@@ -212,8 +212,8 @@ def _nodes(args: argparse.Namespace) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from engine.devices import parse_budgets, parse_devices
-    from engine.models import ModelManager
+    from nodeforge.engine.devices import parse_budgets, parse_devices
+    from nodeforge.engine.models import ModelManager
 
     try:
         names = parse_devices(args.devices)
@@ -231,8 +231,8 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from engine.cache import ResultCache
-    from engine.datadir import resolve_data_dir
+    from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.datadir import resolve_data_dir
 
     cache = ResultCache(resolve_data_dir(args.data_dir) / "cache")
     try:
@@ -249,8 +249,8 @@ def _cache(args: argparse.Namespace) -> int:
 
 def parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
     """``--set NAME=VALUE`` options as graph inputs, each parsed by the input's declared type."""
-    from engine.document import MAX_DEPTH, nested_too_deep
-    from engine.inputs import parse_cli_value
+    from nodeforge.engine.document import MAX_DEPTH, nested_too_deep
+    from nodeforge.engine.inputs import parse_cli_value
 
     given: dict[str, Any] = {}
     for item in sets:
@@ -275,12 +275,12 @@ def parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from engine.cache import ResultCache
-    from engine.datadir import resolve_data_dir
-    from engine.devices import parse_budgets, parse_devices, parse_size
-    from engine.graph import compile_graph
-    from engine.models import ModelManager
-    from engine.session import Session
+    from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.datadir import resolve_data_dir
+    from nodeforge.engine.devices import parse_budgets, parse_devices, parse_size
+    from nodeforge.engine.graph import compile_graph
+    from nodeforge.engine.models import ModelManager
+    from nodeforge.engine.session import Session
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -343,7 +343,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _ray_backend(address: str | None, budget: int | None) -> Any:
     """The Ray backend, connected (``address``) or on a new local cluster; its workers are up when it returns."""
-    from engine.ray_backend import RayBackend
+    from nodeforge.engine.ray_backend import RayBackend
 
     print(f"nodeforge: connecting to Ray ({address or 'a new local cluster'}) and starting device workers",
           file=sys.stderr, flush=True)
@@ -356,7 +356,7 @@ def execute_with_progress(session: Session, compiled: CompiledGraph, given: dict
     """Run a graph in a session, with the live per-node table when ``interactive`` (a terminal, not --json)."""
     if not interactive:
         return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir)
-    from engine.progress import ProgressDisplay
+    from nodeforge.engine.progress import ProgressDisplay
 
     with ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
         return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.values import Audio, Image, Video
+from nodeforge.engine.values import Audio, Image, Video
 
 
 class CodecError(ValueError):

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import RunCancelled
-from engine.events import EventEmitter
-from engine.keys import literal_material
+from nodeforge.engine.errors import RunCancelled
+from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.keys import literal_material
 
 if TYPE_CHECKING:
-    from engine.document import GraphDocument
-    from engine.files import FileAccess
-    from engine.graph import GraphEnv
-    from engine.models import ModelManager
+    from nodeforge.engine.document import GraphDocument
+    from nodeforge.engine.files import FileAccess
+    from nodeforge.engine.graph import GraphEnv
+    from nodeforge.engine.models import ModelManager
 
 
 @dataclass(frozen=True, slots=True)

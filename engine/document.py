@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from engine.errors import EngineError, GraphValidationError, Issue
-from engine.types import GRAPH_INPUT_TYPES
+from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
+from nodeforge.engine.types import GRAPH_INPUT_TYPES
 
 SCHEMA_ID = "nodeforge/graph@1"
 MAX_DEPTH = 64

@@ -15,22 +15,22 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine.backend import Prepared, RunScope
-from engine.context import BoundValue, NodeContext
-from engine.devices import is_device_failure
-from engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
-from engine.errors import EngineError, NodeExecutionError, RunCancelled
-from engine.events import EventEmitter, Listener
-from engine.files import FileAccess
-from engine.graph import CompiledGraph, CompiledNode, GraphEnv, compile_graph
-from engine.inputs import bind_inputs
-from engine.plan import Plan, plan
-from engine.prepare import prepare
-from engine.record import NodeRecord, NodeStatus, RunRecord
-from engine.workers import WorkerPool
+from nodeforge.engine.backend import Prepared, RunScope
+from nodeforge.engine.context import BoundValue, NodeContext
+from nodeforge.engine.devices import is_device_failure
+from nodeforge.engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
+from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled
+from nodeforge.engine.events import EventEmitter, Listener
+from nodeforge.engine.files import FileAccess
+from nodeforge.engine.graph import CompiledGraph, CompiledNode, GraphEnv, compile_graph
+from nodeforge.engine.inputs import bind_inputs
+from nodeforge.engine.plan import Plan, plan
+from nodeforge.engine.prepare import prepare
+from nodeforge.engine.record import NodeRecord, NodeStatus, RunRecord
+from nodeforge.engine.workers import WorkerPool
 
 if TYPE_CHECKING:
-    from engine.session import Session
+    from nodeforge.engine.session import Session
 
 Outcome = tuple[dict[str, Any] | None, BaseException | None, str | None]
 

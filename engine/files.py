@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.artifacts import artifact_id_of, find_artifact
-from engine.errors import NodeError
-from engine.limits import MediaLimits
+from nodeforge.engine.artifacts import artifact_id_of, find_artifact
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.limits import MediaLimits
 
 FileUse = Literal["read", "write", "model"]
 FILE_USES: frozenset[str] = frozenset({"read", "write", "model"})

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.document import (
+from nodeforge.engine.document import (
     BadBinding,
     Binding,
     GraphDocument,
@@ -25,12 +25,12 @@ from engine.document import (
     parse_binding,
     parse_link,
 )
-from engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
-from engine.keys import key_prefix
-from engine.library import GraphLibrary
-from engine.node import SEMVER, NodePorts, NodeSpec, Port, make_port
-from engine.registry import Registry
-from engine.types import MEDIA_TYPES, is_assignable, list_item
+from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
+from nodeforge.engine.keys import key_prefix
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.node import SEMVER, NodePorts, NodeSpec, Port, make_port
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.types import MEDIA_TYPES, is_assignable, list_item
 
 RANDOM_SEEDS = ("random", -1)
 

@@ -8,15 +8,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.context import BoundValue
-from engine.document import GraphDocument
-from engine.errors import GraphInputError
-from engine.keys import literal_material, media_material
-from engine.limits import MediaLimits
-from engine.media import file_digest, load_media
-from engine.node import make_port
-from engine.types import MEDIA_TYPES
-from engine.values import Audio, Image, Video
+from nodeforge.engine.context import BoundValue
+from nodeforge.engine.document import GraphDocument
+from nodeforge.engine.errors import GraphInputError
+from nodeforge.engine.keys import literal_material, media_material
+from nodeforge.engine.limits import MediaLimits
+from nodeforge.engine.media import file_digest, load_media
+from nodeforge.engine.node import make_port
+from nodeforge.engine.types import MEDIA_TYPES
+from nodeforge.engine.values import Audio, Image, Video
 
 MediaResolver = Callable[[str], str]
 """Turns a media graph input as given (a path, an artifact id) into the file to decode, or raises

@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from engine.document import GraphDocument, load_document
-from engine.errors import GraphNotFoundError
+from nodeforge.engine.document import GraphDocument, load_document
+from nodeforge.engine.errors import GraphNotFoundError
 
 GRAPH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 

@@ -8,9 +8,9 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from engine.errors import GraphInputError
-from engine.limits import MediaLimits, media_problem
-from engine.values import Audio, Image, Video
+from nodeforge.engine.errors import GraphInputError
+from nodeforge.engine.limits import MediaLimits, media_problem
+from nodeforge.engine.values import Audio, Image, Video
 
 MEDIA_TYPE = {"image": "image/png", "audio": "audio/wav", "video": "video/mp4"}
 

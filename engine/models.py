@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import EngineError
-from engine.events import EventEmitter
+from nodeforge.engine.errors import EngineError
+from nodeforge.engine.events import EventEmitter
 
 Loader = Callable[[str], Any]
 

@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from engine.errors import NodeDefinitionError
-from engine.files import FileUse, check_declarations
-from engine.types import port_type_of, python_type
+from nodeforge.engine.errors import NodeDefinitionError
+from nodeforge.engine.files import FileUse, check_declarations
+from nodeforge.engine.types import port_type_of, python_type
 
 if TYPE_CHECKING:
-    from engine.context import NodeContext
-    from engine.graph import GraphEnv
+    from nodeforge.engine.context import NodeContext
+    from nodeforge.engine.graph import GraphEnv
 
 TYPE_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.backend import Prepared
-from engine.cache import ResultCache
-from engine.graph import CompiledGraph
+from nodeforge.engine.backend import Prepared
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.graph import CompiledGraph
 
 
 @dataclass

@@ -14,14 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.backend import Prepared
-from engine.context import BoundValue
-from engine.document import Binding, InputBinding, LinkBinding, LiteralBinding
-from engine.errors import EngineError, GraphValidationError, Issue
-from engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
-from engine.keys import finish_key, input_part, link_material, list_material, literal_material
-from engine.node import Node
-from engine.types import MEDIA_TYPES
+from nodeforge.engine.backend import Prepared
+from nodeforge.engine.context import BoundValue
+from nodeforge.engine.document import Binding, InputBinding, LinkBinding, LiteralBinding
+from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
+from nodeforge.engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
+from nodeforge.engine.keys import finish_key, input_part, link_material, list_material, literal_material
+from nodeforge.engine.node import Node
+from nodeforge.engine.types import MEDIA_TYPES
 
 
 def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv,

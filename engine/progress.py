@@ -12,7 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from engine.events import Event
+from nodeforge.engine.events import Event
 
 STYLE = {"queued": "dim", "running": "yellow", "succeeded": "green", "cached": "cyan", "failed": "bold red",
          "skipped": "magenta", "cancelled": "red"}

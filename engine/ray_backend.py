@@ -26,22 +26,22 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.backend import LocalBackend, Prepared, RunScope
-from engine.cache import ResultCache
-from engine.devices import default_budget
-from engine.errors import DeviceError, EngineError, RunCancelled, first_line
-from engine.events import EventEmitter
-from engine.models import ModelManager
-from engine.ray_cache import RefCache
-from engine.ray_cluster import import_ray, start_ray
-from engine.ray_events import EventRelay
-from engine.ray_recipe import WorkerRecipe, recipe_of
-from engine.ray_refs import restore_refs, swap_refs
-from engine.registry import Registry
+from nodeforge.engine.backend import LocalBackend, Prepared, RunScope
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.devices import default_budget
+from nodeforge.engine.errors import DeviceError, EngineError, RunCancelled, first_line
+from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.models import ModelManager
+from nodeforge.engine.ray_cache import RefCache
+from nodeforge.engine.ray_cluster import import_ray, start_ray
+from nodeforge.engine.ray_events import EventRelay
+from nodeforge.engine.ray_recipe import WorkerRecipe, recipe_of
+from nodeforge.engine.ray_refs import restore_refs, swap_refs
+from nodeforge.engine.registry import Registry
 
 if TYPE_CHECKING:
-    from engine.graph import CompiledNode, GraphEnv
-    from engine.ray_worker import Report
+    from nodeforge.engine.graph import CompiledNode, GraphEnv
+    from nodeforge.engine.ray_worker import Report
 
 POLL = 0.1
 
@@ -87,7 +87,7 @@ class RayBackend:
     def __init__(self, address: str | None = None, *, budget: int | None = None, namespace: str = "nodeforge",
                  start_timeout: float = 180.0, init_options: dict[str, Any] | None = None) -> None:
         ray = import_ray()
-        from engine import ray_worker
+        from nodeforge.engine import ray_worker
 
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
@@ -234,7 +234,7 @@ class RayBackend:
     # Running nodes.
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
                scope: RunScope) -> dict[str, Any]:
-        from engine.ray_worker import RemoteCall
+        from nodeforge.engine.ray_worker import RemoteCall
 
         call = _Call(node, prepared, device, values, scope)
         spec = node.spec

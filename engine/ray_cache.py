@@ -6,9 +6,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from engine.cache import ResultCache
-from engine.ray_refs import holds_refs
-from engine.values import value_nbytes
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.ray_refs import holds_refs
+from nodeforge.engine.values import value_nbytes
 
 
 class RefCache:

@@ -9,7 +9,7 @@ import os
 import threading
 from typing import Any
 
-from engine.errors import EngineError
+from nodeforge.engine.errors import EngineError
 
 RAY_MISSING = "the Ray backend needs Ray: pip install 'nodeforge[ray]' (ray==2.60.0)"
 FORWARDED_ENV = ("NODEFORGE_MODELS_DIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_WAIT_POLICY")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.events import Event, EventEmitter
+from nodeforge.engine.events import Event, EventEmitter
 
 EVENT_WAIT = 10.0
 

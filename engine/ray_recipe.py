@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.registry import ENTRY_POINT_GROUP, Registry
+from nodeforge.engine.registry import ENTRY_POINT_GROUP, Registry
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,21 +21,21 @@ from typing import Any
 
 import ray
 
-from engine.backend import run_node
-from engine.cache import DiskTier
-from engine.context import NodeContext, NodeModels
-from engine.devices import default_budget, detect_devices
-from engine.errors import EngineError, NodeExecutionError, RunCancelled
-from engine.events import EventEmitter
-from engine.files import FileAccess
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.models import ModelManager
-from engine.node import make_port
-from engine.ray_events import EventForwarder
-from engine.ray_recipe import WorkerRecipe, registry_for
-from engine.ray_refs import restore_refs
-from engine.values import move_value, value_nbytes
+from nodeforge.engine.backend import run_node
+from nodeforge.engine.cache import DiskTier
+from nodeforge.engine.context import NodeContext, NodeModels
+from nodeforge.engine.devices import default_budget, detect_devices
+from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled
+from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.files import FileAccess
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.models import ModelManager
+from nodeforge.engine.node import make_port
+from nodeforge.engine.ray_events import EventForwarder
+from nodeforge.engine.ray_recipe import WorkerRecipe, registry_for
+from nodeforge.engine.ray_refs import restore_refs
+from nodeforge.engine.values import move_value, value_nbytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from engine.errors import EngineError, NodeDefinitionError
-from engine.node import Node, NodeSpec, build_spec
+from nodeforge.engine.errors import EngineError, NodeDefinitionError
+from nodeforge.engine.node import Node, NodeSpec, build_spec
 
 ENTRY_POINT_GROUP = "nodeforge.nodes"
 

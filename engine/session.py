@@ -19,22 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.backend import Backend, LocalBackend
-from engine.cache import ResultCache
-from engine.devices import default_budget
-from engine.document import PNG_GRAPH_CHUNK, PNG_RUN_CHUNK, GraphDocument
-from engine.events import EventEmitter, Listener
-from engine.execute import Run
-from engine.files import FilePolicy
-from engine.graph import CompiledGraph, GraphEnv, compile_graph
-from engine.inputs import MediaResolver, bind_inputs
-from engine.limits import MediaLimits
-from engine.media import write_output
-from engine.models import ModelManager
-from engine.record import RunRecord
-from engine.scheduler import DeviceSlot, Estimates
-from engine.types import MEDIA_TYPES
-from engine.values import Audio, Image, Video
+from nodeforge.engine.backend import Backend, LocalBackend
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.devices import default_budget
+from nodeforge.engine.document import PNG_GRAPH_CHUNK, PNG_RUN_CHUNK, GraphDocument
+from nodeforge.engine.events import EventEmitter, Listener
+from nodeforge.engine.execute import Run
+from nodeforge.engine.files import FilePolicy
+from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
+from nodeforge.engine.inputs import MediaResolver, bind_inputs
+from nodeforge.engine.limits import MediaLimits
+from nodeforge.engine.media import write_output
+from nodeforge.engine.models import ModelManager
+from nodeforge.engine.record import RunRecord
+from nodeforge.engine.scheduler import DeviceSlot, Estimates
+from nodeforge.engine.types import MEDIA_TYPES
+from nodeforge.engine.values import Audio, Image, Video
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel
 
-from engine.values import Audio, Image, Video
+from nodeforge.engine.values import Audio, Image, Video
 
 SCALAR_TYPES = ("text", "int", "float", "bool", "json")
 MEDIA_TYPES = ("image", "audio", "video")

@@ -13,10 +13,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from engine.scheduler import ReadySet, place
+from nodeforge.engine.scheduler import ReadySet, place
 
 if TYPE_CHECKING:
-    from engine.execute import Outcome, Run
+    from nodeforge.engine.execute import Outcome, Run
 
 
 class WorkerPool:

@@ -12,20 +12,20 @@ from typing import Any
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.errors import NodeError
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Audio
-from nodes import recognition, speech
-from nodes.audio_ops import concat, loudness_problem, resample, split_sentences, to_mono
-from nodes.runtime import literal
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Audio
+from nodeforge.nodes import recognition, speech
+from nodeforge.nodes.audio_ops import concat, loudness_problem, resample, split_sentences, to_mono
+from nodeforge.nodes.runtime import literal
 
 KNOWN_LANGUAGES = {"whisper-tiny.en": frozenset({"en"}), "tiny/whisper": frozenset({"en"})}
 SPEED_RANGE = (0.25, 4.0)
 
 
 def _resolve(name: str, ctx: NodeContext, families: tuple[str, ...]) -> Any:
-    from nodes.models import resolve_model
+    from nodeforge.nodes.models import resolve_model
 
     return resolve_model(ctx, name, families=families)
 
@@ -33,7 +33,7 @@ def _resolve(name: str, ctx: NodeContext, families: tuple[str, ...]) -> Any:
 def _model_problem(name: Any, families: tuple[str, ...]) -> str | None:
     if not isinstance(name, str):
         return None
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     return RESOLVER.problem(name, families=families)
 
@@ -125,7 +125,7 @@ def _static_paths(model: str) -> list[Any]:
     """Files behind a model name that are known without building or downloading (shipped voices, paths)."""
     from pathlib import Path
 
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     shipped = RESOLVER.shipped.get(model)
     if shipped is not None:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from engine.values import Audio
+from nodeforge.engine.values import Audio
 
 SILENCE_PEAK = 1e-4  # below -80 dBFS everywhere: nothing a recogniser could hear
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+")

@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.errors import NodeError, first_line
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Image
-from nodes.models import RESOLVER, ResolvedModel, resolve_model
-from nodes.runtime import quiet_transformers
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import NodeError, first_line
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Image
+from nodeforge.nodes.models import RESOLVER, ResolvedModel, resolve_model
+from nodeforge.nodes.runtime import quiet_transformers
 
 FAMILIES = ("blip",)
 

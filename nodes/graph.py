@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from engine.context import BoundValue, NodeContext
-from engine.errors import EngineError, GraphRecursionError, GraphValidationError, NodeError
-from engine.graph import GraphEnv, compile_graph
-from engine.library import document_digest
-from engine.node import Node, NodeInputs, NodeOutputs, NodePorts, make_port
+from nodeforge.engine.context import BoundValue, NodeContext
+from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, NodeError
+from nodeforge.engine.graph import GraphEnv, compile_graph
+from nodeforge.engine.library import document_digest
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, NodePorts, make_port
 
 
 class CallGraph(Node):

@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.errors import NodeError
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Image
-from nodes.models import RESOLVER
-from nodes.models.diffusion import (
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Image
+from nodeforge.nodes.models import RESOLVER
+from nodeforge.nodes.models.diffusion import (
     FAMILIES,
     FLOW_FAMILIES,
     SCHEDULERS,
@@ -30,7 +30,7 @@ from nodes.models.diffusion import (
     scheduler_problem,
     size_problem,
 )
-from nodes.runtime import torch_device
+from nodeforge.nodes.runtime import torch_device
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
               "flux-schnell, a Hub id, or a local diffusers folder or .safetensors checkpoint")

@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.errors import NodeError
-from engine.files import FileAccess
-from engine.graph import GraphEnv
-from engine.limits import image_problem
-from engine.media import file_digest
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Image
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.files import FileAccess
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.limits import image_problem
+from nodeforge.engine.media import file_digest
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Image
 
 ARTIFACT_REFERENCE = re.compile(r"^(?:/api/artifacts/)?([0-9a-f]{32})$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

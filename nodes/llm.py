@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.errors import NodeError, first_line
-from engine.node import Node, NodeInputs, NodeOutputs
-from nodes.runtime import literal, quiet_transformers, torch_device
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import NodeError, first_line
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.nodes.runtime import literal, quiet_transformers, torch_device
 
 OPENAI_PREFIX = "openai:"
 FAMILIES = ("llm",)
@@ -109,7 +109,7 @@ def context_length(model: Any, tokenizer: Any) -> int:
 
 def open_causal_lm(name: str, ctx: NodeContext) -> CausalLM:
     """The causal LM ``name`` resolved (tiny, path, alias, Hub id) and resident on the node's device."""
-    from nodes.models import resolve_model
+    from nodeforge.nodes.models import resolve_model
 
     resolved = resolve_model(ctx, name, families=FAMILIES)
     return ctx.models.get(f"llm:{resolved.key}", lambda device: load_causal_lm(name, resolved.path, device))
@@ -315,7 +315,7 @@ class Generate(Node):
             if not model.removeprefix(OPENAI_PREFIX).strip():
                 problems.append(("model", "openai:<model> needs a model name after the colon"))
             return problems
-        from nodes.models import RESOLVER
+        from nodeforge.nodes.models import RESOLVER
 
         problem = RESOLVER.problem(model, families=FAMILIES)
         if problem:
@@ -338,7 +338,7 @@ class Generate(Node):
             ctx.progress(tokens, options.max_new_tokens, delta=delta or None)
 
         if inputs.model.startswith(OPENAI_PREFIX):
-            from nodes.openai_chat import chat_completion
+            from nodeforge.nodes.openai_chat import chat_completion
 
             result = chat_completion(inputs.model.removeprefix(OPENAI_PREFIX).strip(), messages, options,
                                      on_text, data_dir=ctx.data_dir)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
 
 class IntValue(Node):

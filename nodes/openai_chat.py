@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import NodeError
-from nodes.llm import GenerateOptions, Generation, TextCallback
+from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.llm import GenerateOptions, Generation, TextCallback
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_STOPS = 4

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import NodeError
-from nodes.runtime import quiet_transformers, reading_model, torch_device
+from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.runtime import quiet_transformers, reading_model, torch_device
 
 FAMILIES = ("faster-whisper", "whisper")
 WINDOW_SECONDS = 30  # Whisper hears 30 s at a time

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.errors import NodeError, first_line
+from nodeforge.engine.errors import NodeError, first_line
 
 
 def torch_device(device: str) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.errors import NodeError
-from nodes.runtime import quiet_transformers, reading_model, torch_device
+from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.runtime import quiet_transformers, reading_model, torch_device
 
 ESPEAK = "espeak"
 FAMILIES = ("piper", "vits")
@@ -169,7 +169,7 @@ class EspeakSpeaker:
     pause: float = 0.0
 
     def speak(self, sentence: str, *, voice: str, speed: float, seed: int) -> Any:
-        from engine.media import read_wav
+        from nodeforge.engine.media import read_wav
 
         rate = round(ESPEAK_WPM * speed)
         with tempfile.TemporaryDirectory() as folder:

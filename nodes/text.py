@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from engine.context import NodeContext
-from engine.errors import NodeError
-from engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
 
 class TextOutput(NodeOutputs):

@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Image
-from nodes.models import RESOLVER, resolve_model
-from nodes.models.upscalers import Upscaler, load_upscaler, upscale
-from nodes.runtime import torch_device
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Image
+from nodeforge.nodes.models import RESOLVER, resolve_model
+from nodeforge.nodes.models.upscalers import Upscaler, load_upscaler, upscale
+from nodeforge.nodes.runtime import torch_device
 
 FAMILIES = ("esrgan",)
 

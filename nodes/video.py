@@ -8,13 +8,13 @@ from typing import Any
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.errors import DeviceError, NodeError
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Audio, Image, Video
-from nodes.audio_ops import fit_length
-from nodes.runtime import generator, literal, torch_device
-from nodes.video_pipelines import (
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import DeviceError, NodeError
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Audio, Image, Video
+from nodeforge.nodes.audio_ops import fit_length
+from nodeforge.nodes.runtime import generator, literal, torch_device
+from nodeforge.nodes.video_pipelines import (
     FAMILIES,
     VideoFamily,
     VideoModel,
@@ -30,7 +30,7 @@ GENERIC_SIZE_MULTIPLE = 8  # every video VAE we run divides by at least 8
 
 def static_family(name: str) -> VideoFamily | None:
     """The family of a model name known without loading anything (tiny models and aliases declare it)."""
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     name = name.strip()
     tiny = RESOLVER.tiny.get(name.removeprefix("tiny/")) if name.startswith("tiny/") else None
@@ -41,7 +41,7 @@ def static_family(name: str) -> VideoFamily | None:
 
 
 def open_video_model(name: str, ctx: NodeContext) -> VideoModel:
-    from nodes.models import resolve_model
+    from nodeforge.nodes.models import resolve_model
 
     resolved = resolve_model(ctx, name, families=tuple(FAMILIES))
     family = resolved.family if resolved.family in FAMILIES else family_of_folder(name, resolved.path)
@@ -77,7 +77,7 @@ class Generate(Node):
         video: Video
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        from nodes.models import RESOLVER
+        from nodeforge.nodes.models import RESOLVER
 
         model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
@@ -282,7 +282,7 @@ class Save(Node):
         return []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        from engine.media import write_mp4
+        from nodeforge.engine.media import write_mp4
 
         folder = ctx.files.write_folder(inputs.folder, input="folder")
         stem = inputs.name.removesuffix(".mp4")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import NodeError
-from nodes.runtime import quiet_pipeline, reading_model, torch_device
+from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.runtime import quiet_pipeline, reading_model, torch_device
 
 
 @dataclass(frozen=True)

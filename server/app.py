@@ -11,13 +11,13 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from engine import __version__
-from server.errors import install_error_handlers
-from server.guard import Guard
-from server.openapi import install_openapi
-from server.routes import artifacts, graphs, openai, runs, system
-from server.runtime import Runtime
-from server.settings import Settings
+from nodeforge.engine import __version__
+from nodeforge.server.errors import install_error_handlers
+from nodeforge.server.guard import Guard
+from nodeforge.server.openapi import install_openapi
+from nodeforge.server.routes import artifacts, graphs, openai, runs, system
+from nodeforge.server.runtime import Runtime
+from nodeforge.server.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 DESCRIPTION = """Save, validate and run nodeforge graphs; follow runs live; fetch their outputs.

@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from engine.artifacts import artifact_files, artifact_id_of, find_artifact, new_artifact_id
-from engine.errors import GraphInputError
-from engine.files import FileAccess, is_within
-from engine.limits import media_problem
-from server.sniff import ACCEPTED, HEAD_BYTES, sniff, verify
-from server.store import Artifact, RunStore
+from nodeforge.engine.artifacts import artifact_files, artifact_id_of, find_artifact, new_artifact_id
+from nodeforge.engine.errors import GraphInputError
+from nodeforge.engine.files import FileAccess, is_within
+from nodeforge.engine.limits import media_problem
+from nodeforge.server.sniff import ACCEPTED, HEAD_BYTES, sniff, verify
+from nodeforge.server.store import Artifact, RunStore
 
 CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.errors import EngineError, NodeError, RunCancelled
-from server.models import known_models, local_problem, offline_problem, registry
+from nodeforge.engine.errors import EngineError, NodeError, RunCancelled
+from nodeforge.server.models import known_models, local_problem, offline_problem, registry
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from nodeforge.server.runtime import Runtime
 
 
 class ChatUnavailable(LookupError):
@@ -72,7 +72,7 @@ class ChatBackend(Protocol):
 
 def _llm_module() -> Any | None:
     try:
-        return importlib.import_module("nodes.llm")
+        return importlib.import_module("nodeforge.nodes.llm")
     except ImportError:
         return None
 

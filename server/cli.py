@@ -9,9 +9,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from engine.cli import UsageError
-from engine.limits import DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_VIDEO_FRAMES, MediaLimits
-from server.settings import MiB, Settings, is_loopback
+from nodeforge.engine.cli import UsageError
+from nodeforge.engine.limits import (
+    DEFAULT_MAX_AUDIO_SECONDS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    DEFAULT_MAX_VIDEO_FRAMES,
+    MediaLimits,
+)
+from nodeforge.server.settings import MiB, Settings, is_loopback
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -59,9 +64,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the command line; refuses a bind that would expose the API without a token."""
     from pathlib import Path
 
-    from engine.datadir import resolve_data_dir
-    from engine.devices import parse_devices
-    from engine.errors import EngineError
+    from nodeforge.engine.datadir import resolve_data_dir
+    from nodeforge.engine.devices import parse_devices
+    from nodeforge.engine.errors import EngineError
 
     token = args.token or os.environ.get("NODEFORGE_TOKEN") or None
     if not is_loopback(args.host) and token is None and not args.insecure:
@@ -101,9 +106,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import create_app
-    from server.runtime import DataDirBusy, probe_data_dir
-    from server.serving import Server
+    from nodeforge.server.app import create_app
+    from nodeforge.server.runtime import DataDirBusy, probe_data_dir
+    from nodeforge.server.serving import Server
 
     settings = settings_from_args(args)
     try:

@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from engine.errors import Issue
-from server.redact import server_redactor
+from nodeforge.engine.errors import Issue
+from nodeforge.server.redact import server_redactor
 
 OPENAI_PREFIX = "/v1/"
 OPENAI_CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",

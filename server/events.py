@@ -11,8 +11,8 @@ import threading
 import time
 from typing import Any
 
-from server.hub import EventHub
-from server.store import RunStore
+from nodeforge.server.hub import EventHub
+from nodeforge.server.store import RunStore
 
 
 class EventLog:

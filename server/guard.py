@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import is_openai, openai_error
-from server.settings import Settings, is_loopback
+from nodeforge.server.errors import is_openai, openai_error
+from nodeforge.server.settings import Settings, is_loopback
 
 PUBLIC_PATHS = frozenset({"/", "/index.html", "/favicon.ico", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 UPLOAD_PATH = "/api/uploads"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.document import MAX_DEPTH, GraphDocument, atomic_write_text
-from engine.library import GraphLibrary
+from nodeforge.engine.document import MAX_DEPTH, GraphDocument, atomic_write_text
+from nodeforge.engine.library import GraphLibrary
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 

@@ -14,7 +14,7 @@ from typing import Any
 def registry() -> Any | None:
     """The model resolver, or None when the models package is not installed."""
     try:
-        return importlib.import_module("nodes.models").RESOLVER
+        return importlib.import_module("nodeforge.nodes.models").RESOLVER
     except (ImportError, AttributeError):
         return None
 
@@ -40,7 +40,7 @@ def local_problem(resolver: Any, name: str, data_dir: Path | None, *, aliases: b
     """Why ``name`` cannot be loaded from this machine alone (None when it can), found without building, converting
     or downloading anything: a tiny model builds locally, a shipped model needs its package, an existing path is
     there, an alias needs a target that is, and a Hub id needs its snapshot in the local Hugging Face cache."""
-    from nodes.models.resolver import HUB_ID
+    from nodeforge.nodes.models.resolver import HUB_ID
 
     name = name.strip()
     if name.startswith("tiny/"):
@@ -62,7 +62,7 @@ def local_problem(resolver: Any, name: str, data_dir: Path | None, *, aliases: b
 
 def offline_problem(resolver: Any, name: str, data_dir: Path | None) -> str | None:
     """``local_problem`` while the Hub is offline (HF_HUB_OFFLINE); None online, where a Hub id may download."""
-    from nodes.models.resolver import hub_offline
+    from nodeforge.nodes.models.resolver import hub_offline
 
     return local_problem(resolver, name, data_dir) if hub_offline() else None
 

@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
-from server.errors import is_openai
-from server.schemas import ErrorBody, OpenAIErrorBody
+from nodeforge.server.errors import is_openai
+from nodeforge.server.schemas import ErrorBody, OpenAIErrorBody
 
 REF = "#/components/schemas/{model}"
 FASTAPI_422 = {"$ref": REF.format(model="HTTPValidationError")}

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import Issue
-from engine.files import FileAccess, declared_strings
-from engine.registry import Registry
-from engine.types import MEDIA_TYPES
+from nodeforge.engine.errors import Issue
+from nodeforge.engine.files import FileAccess, declared_strings
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.types import MEDIA_TYPES
 
 
 def path_issues(document: dict[str, Any], registry: Registry, files: FileAccess) -> list[Issue]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from server.settings import Settings
+from nodeforge.server.settings import Settings
 
 INSTALL_ROOT = Path(__file__).resolve().parent.parent
 _END = r"(?=$|[/\\\s'\",;:)\]}])"

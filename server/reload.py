@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.files import is_within
+from nodeforge.engine.files import is_within
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from nodeforge.server.runtime import Runtime
 
 log = logging.getLogger("nodeforge.server")
 

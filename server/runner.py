@@ -13,15 +13,15 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from engine.document import parse_document
-from engine.errors import EngineError, GraphValidationError
-from engine.events import Event
-from engine.record import RunRecord
-from server.events import run_event
-from server.store import ClaimedRun
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import EngineError, GraphValidationError
+from nodeforge.engine.events import Event
+from nodeforge.engine.record import RunRecord
+from nodeforge.server.events import run_event
+from nodeforge.server.store import ClaimedRun
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from nodeforge.server.runtime import Runtime
 
 log = logging.getLogger("nodeforge.server")
 SHUTDOWN_REASON = "the server shut down while the run was running"

@@ -16,29 +16,29 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.cache import ResultCache
-from engine.devices import default_budget, detect_devices, parse_devices
-from engine.document import GraphDocument, depth_issues, nested_too_deep, parse_document, too_deep_issue
-from engine.errors import EngineError, GraphValidationError, Issue
-from engine.files import FileAccess
-from engine.graph import GraphEnv, validate
-from engine.models import ModelManager
-from engine.node import make_port
-from engine.record import iso
-from engine.registry import Registry
-from engine.session import Session
-from engine.types import MEDIA_TYPES
-from server.artifacts import ArtifactStore
-from server.chat import ChatBackend, LocalLLMBackend
-from server.events import EventLog, run_event
-from server.hub import EventHub
-from server.idempotency import fingerprint
-from server.library import GraphStore, check_name
-from server.paths import path_issues
-from server.reload import Reloader
-from server.runner import Runner
-from server.settings import Settings
-from server.store import NewRun, RunStore
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.devices import default_budget, detect_devices, parse_devices
+from nodeforge.engine.document import GraphDocument, depth_issues, nested_too_deep, parse_document, too_deep_issue
+from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
+from nodeforge.engine.files import FileAccess
+from nodeforge.engine.graph import GraphEnv, validate
+from nodeforge.engine.models import ModelManager
+from nodeforge.engine.node import make_port
+from nodeforge.engine.record import iso
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
+from nodeforge.engine.types import MEDIA_TYPES
+from nodeforge.server.artifacts import ArtifactStore
+from nodeforge.server.chat import ChatBackend, LocalLLMBackend
+from nodeforge.server.events import EventLog, run_event
+from nodeforge.server.hub import EventHub
+from nodeforge.server.idempotency import fingerprint
+from nodeforge.server.library import GraphStore, check_name
+from nodeforge.server.paths import path_issues
+from nodeforge.server.reload import Reloader
+from nodeforge.server.runner import Runner
+from nodeforge.server.settings import Settings
+from nodeforge.server.store import NewRun, RunStore
 
 log = logging.getLogger("nodeforge.server")
 RECOVERY_REASON = "the server stopped while the run was running (crash or kill)"
@@ -146,7 +146,7 @@ class Runtime:
         self._devices_ready.set()
 
     def _start_ray(self) -> None:
-        from engine.ray_backend import RayBackend
+        from nodeforge.engine.ray_backend import RayBackend
 
         try:
             self._backend = RayBackend(self.settings.ray_address)
@@ -287,7 +287,7 @@ class Runtime:
                 "devices": _loads(row["devices"]) or [], "events_url": f"/api/runs/{run_id}/events"}
 
     def health(self) -> dict[str, Any]:
-        from engine import __version__
+        from nodeforge.engine import __version__
 
         counts = self.store.counts()
         return {"status": "ok", "version": __version__, "devices": self.devices,

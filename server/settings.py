@@ -6,8 +6,8 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.files import FilePolicy
-from engine.limits import MediaLimits
+from nodeforge.engine.files import FilePolicy
+from nodeforge.engine.limits import MediaLimits
 
 MiB = 1 << 20
 PROJECT_GRAPHS = Path(__file__).resolve().parent.parent / "graphs"

@@ -6,7 +6,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.limits import MediaLimits, media_problem
+from nodeforge.engine.limits import MediaLimits, media_problem
 
 HEAD_BYTES = 64
 

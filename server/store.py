@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.record import RunRecord
-from server.idempotency import keyed_run
+from nodeforge.engine.record import RunRecord
+from nodeforge.server.idempotency import keyed_run
 
 SCHEMA_VERSION = 1
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from server.hub import ALL, CLOSED, HEARTBEAT, OVERFLOW, sse_frame
+from nodeforge.server.hub import ALL, CLOSED, HEARTBEAT, OVERFLOW, sse_frame
 
 if TYPE_CHECKING:
-    from server.runtime import Runtime
+    from nodeforge.server.runtime import Runtime
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 REPLAY_LIMIT = 100_000

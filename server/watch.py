@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli import UsageError, execute_with_progress, parse_sets, print_summary
+from nodeforge.engine.cli import UsageError, execute_with_progress, parse_sets, print_summary
 
 EXIT_OK = 0
 
@@ -39,8 +39,8 @@ class WatchSession:
     """The state kept between runs: the registry, the cache, and the engine session per device set."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from engine.cache import ResultCache
-        from engine.datadir import resolve_data_dir
+        from nodeforge.engine.cache import ResultCache
+        from nodeforge.engine.datadir import resolve_data_dir
 
         self.args = args
         self.path = Path(args.graph).resolve()
@@ -51,7 +51,7 @@ class WatchSession:
         self.sessions: dict[tuple[str, ...], Any] = {}
 
     def _discover(self) -> Any:
-        from engine.registry import Registry
+        from nodeforge.engine.registry import Registry
 
         registry = Registry.discover(self.plugins)
         for problem in registry.problems:
@@ -66,10 +66,10 @@ class WatchSession:
 
     def run_once(self, cancel: threading.Event) -> Any:
         """Run the graph as it is on disk now; None when it cannot run (the reason is printed)."""
-        from engine.document import load_document
-        from engine.errors import EngineError, GraphInputError, GraphValidationError
-        from engine.graph import GraphEnv, compile_graph
-        from engine.library import GraphLibrary
+        from nodeforge.engine.document import load_document
+        from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError
+        from nodeforge.engine.graph import GraphEnv, compile_graph
+        from nodeforge.engine.library import GraphLibrary
 
         try:
             document = load_document(self.path)
@@ -89,9 +89,9 @@ class WatchSession:
         return None
 
     def _session(self, compiled: Any) -> Any:
-        from engine.devices import parse_devices
-        from engine.graph import GraphEnv
-        from engine.session import Session
+        from nodeforge.engine.devices import parse_devices
+        from nodeforge.engine.graph import GraphEnv
+        from nodeforge.engine.session import Session
 
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
         devices = parse_devices(self.args.devices) if accelerated or self.args.devices != "auto" else ["cpu"]

@@ -12,11 +12,11 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from engine.cache import ResultCache  # noqa: E402
-from engine.graph import GraphEnv  # noqa: E402
-from engine.library import GraphLibrary  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.session import Session  # noqa: E402
+from nodeforge.engine.cache import ResultCache  # noqa: E402
+from nodeforge.engine.graph import GraphEnv  # noqa: E402
+from nodeforge.engine.library import GraphLibrary  # noqa: E402
+from nodeforge.engine.registry import Registry  # noqa: E402
+from nodeforge.engine.session import Session  # noqa: E402
 from tests.support import testnodes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.document import load_document
-from engine.graph import GraphEnv, validate
-from engine.library import GraphLibrary
-from engine.registry import Registry
+from nodeforge.engine.document import load_document
+from nodeforge.engine.graph import GraphEnv, validate
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = sorted(p for p in (ROOT / "graphs").glob("*.json") if p.name != "graph.schema.json")
@@ -29,10 +29,27 @@ def test_shipped_graphs_are_canonical_json() -> None:
 @pytest.mark.parametrize(("package", "forbidden"), [("engine", ("nodes", "server")), ("nodes", ("server",))])
 def test_packages_keep_their_layering(package: str, forbidden: tuple[str, ...]) -> None:
     """engine/ imports neither nodes/ nor server/; nodes/ never imports server/ (lazily inside a function too)."""
-    for path in (ROOT / package).rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            for name in names:
-                assert name.split(".")[0] not in forbidden, f"{package}/{path.name} imports {name}"
+    for path, name in imports_in(ROOT / package):
+        parts = name.split(".")
+        assert parts[:2] not in [["nodeforge", other] for other in forbidden], f"{package}/{path.name} imports {name}"
+
+
+def test_the_project_is_imported_by_one_name() -> None:
+    """Installed, only ``nodeforge`` lands in site-packages: no module may import ``engine``, ``nodes`` or
+    ``server`` as a top-level name."""
+    for folder in ("engine", "nodes", "server", "tests", "bench"):
+        for path, name in imports_in(ROOT / folder):
+            assert name.split(".")[0] not in ("engine", "nodes", "server"), f"{folder}/{path.name} imports {name}"
+
+
+def imports_in(folder: Path) -> list[tuple[Path, str]]:
+    found = []
+    for path in folder.rglob("*.py"):
+        if "node_modules" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found += [(path, alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found.append((path, node.module or ""))
+    return found

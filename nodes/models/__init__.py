@@ -38,8 +38,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import NodeError
-from nodes.models.resolver import (
+from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.models.resolver import (
     Alias,
     ModelResolveError,
     ResolvedModel,
@@ -50,7 +50,7 @@ from nodes.models.resolver import (
 )
 
 if TYPE_CHECKING:
-    from engine.context import NodeContext
+    from nodeforge.engine.context import NodeContext
 
 __all__ = ["RESOLVER", "Alias", "ModelResolveError", "ResolvedModel", "Resolver", "ShippedModel", "TinyModel",
            "resolve_model"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli import UsageError
+from nodeforge.engine.cli import UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -30,7 +30,7 @@ def register(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -
 
 
 def models_command(args: argparse.Namespace) -> int:
-    from engine.datadir import resolve_data_dir
+    from nodeforge.engine.datadir import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)
     if args.action == "get":
@@ -49,8 +49,8 @@ def models_command(args: argparse.Namespace) -> int:
 
 def inventory(data_dir: Path) -> dict[str, Any]:
     """Every named model with its family, whether it is on disk here, where, and its size in bytes."""
-    from nodes.models import RESOLVER
-    from nodes.models.store import folder_size
+    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models.store import folder_size
 
     models_dir = RESOLVER.models_dir(data_dir)
     tiny = []
@@ -129,8 +129,8 @@ def _print(listing: dict[str, Any]) -> None:
 
 
 def _get(name: str, data_dir: Path, *, as_json: bool) -> int:
-    from nodes.models import RESOLVER, ModelResolveError
-    from nodes.models.store import folder_size
+    from nodeforge.nodes.models import RESOLVER, ModelResolveError
+    from nodeforge.nodes.models.store import folder_size
 
     try:
         resolved = RESOLVER.resolve(name, data_dir)

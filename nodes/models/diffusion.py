@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nodes.models as models
-from engine.errors import NodeError, first_line
-from nodes.models.resolver import ResolvedModel
+import nodeforge.nodes.models as models
+from nodeforge.engine.errors import NodeError, first_line
+from nodeforge.nodes.models.resolver import ResolvedModel
 
 if TYPE_CHECKING:
-    from engine.context import NodeContext
+    from nodeforge.engine.context import NodeContext
 
 FAMILIES = ("sd", "sdxl", "flux", "sd3")
 FLOW_FAMILIES = ("flux", "sd3")

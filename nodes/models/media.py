@@ -13,7 +13,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from nodes.models.resolver import ModelResolveError, ShippedModel, TinyModel
+from nodeforge.nodes.models.resolver import ModelResolveError, ShippedModel, TinyModel
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",

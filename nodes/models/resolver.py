@@ -15,9 +15,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from engine.errors import EngineError, first_line
-from engine.files import names_local_path
-from nodes.models.store import build_once
+from nodeforge.engine.errors import EngineError, first_line
+from nodeforge.engine.files import names_local_path
+from nodeforge.nodes.models.store import build_once
 
 Source = Literal["tiny", "shipped", "path", "hub"]
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
@@ -242,7 +242,7 @@ def _data_dir(data_dir: Path | None) -> Path:
     """The run's data dir, else the default one (``NODEFORGE_DATA_DIR`` or the platform's user data folder)."""
     if data_dir is not None:
         return Path(data_dir)
-    from engine.datadir import resolve_data_dir
+    from nodeforge.engine.datadir import resolve_data_dir
 
     return resolve_data_dir()
 

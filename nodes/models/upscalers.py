@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import NodeError, first_line
+from nodeforge.engine.errors import NodeError, first_line
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
@@ -89,7 +89,7 @@ def load_upscaler(path: Path, name: str, device: str) -> Upscaler:
     """Build the network a weights file describes, load its weights strictly, move it to ``device``."""
     import torch
 
-    from nodes.models.esrgan_arch import detect
+    from nodeforge.nodes.models.esrgan_arch import detect
 
     file = weights_file(path)
     state = read_state_dict(file)

@@ -6,10 +6,10 @@ from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from server.artifacts import UploadRejected, describe
-from server.errors import ApiError
-from server.routes.deps import RuntimeDep
-from server.schemas import ErrorBody, Uploaded
+from nodeforge.server.artifacts import UploadRejected, describe
+from nodeforge.server.errors import ApiError
+from nodeforge.server.routes.deps import RuntimeDep
+from nodeforge.server.schemas import ErrorBody, Uploaded
 
 router = APIRouter(prefix="/api", tags=["artifacts"])
 MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/wav", "video/mp4", "video/webm")

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Response
 from fastapi.responses import JSONResponse
 
-from server.errors import ApiError, invalid
-from server.library import BadName, GraphMissing, ReadOnly, Unreadable, check_name
-from server.routes.deps import RuntimeDep
-from server.runtime import Invalid
-from server.schemas import ErrorBody, GraphList, Saved
+from nodeforge.server.errors import ApiError, invalid
+from nodeforge.server.library import BadName, GraphMissing, ReadOnly, Unreadable, check_name
+from nodeforge.server.routes.deps import RuntimeDep
+from nodeforge.server.runtime import Invalid
+from nodeforge.server.schemas import ErrorBody, GraphList, Saved
 
 router = APIRouter(prefix="/api/graphs", tags=["graphs"])
 ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody, "description": "not a valid graph name"},

@@ -16,13 +16,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
-from server.errors import ApiError, openai_error
-from server.redact import server_redactor
-from server.routes.deps import RuntimeDep
-from server.runtime import Runtime
-from server.schemas import OpenAIErrorBody
-from server.streams import SSE_HEADERS
+from nodeforge.server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
+from nodeforge.server.errors import ApiError, openai_error
+from nodeforge.server.redact import server_redactor
+from nodeforge.server.routes.deps import RuntimeDep
+from nodeforge.server.runtime import Runtime
+from nodeforge.server.schemas import OpenAIErrorBody
+from nodeforge.server.streams import SSE_HEADERS
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 

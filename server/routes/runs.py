@@ -6,15 +6,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 
-from server.errors import ApiError, invalid
-from server.idempotency import IdempotencyConflict
-from server.library import BadName, GraphMissing, Unreadable
-from server.routes.deps import RuntimeDep
-from server.routes.graphs import library_error
-from server.runtime import Invalid, summary
-from server.schemas import CancelResult, ErrorBody, Queued, RunList, RunRequest, RunStatus, RunView
-from server.store import QueueFull
-from server.streams import SSE_HEADERS, all_events, finished_by, run_events
+from nodeforge.server.errors import ApiError, invalid
+from nodeforge.server.idempotency import IdempotencyConflict
+from nodeforge.server.library import BadName, GraphMissing, Unreadable
+from nodeforge.server.routes.deps import RuntimeDep
+from nodeforge.server.routes.graphs import library_error
+from nodeforge.server.runtime import Invalid, summary
+from nodeforge.server.schemas import CancelResult, ErrorBody, Queued, RunList, RunRequest, RunStatus, RunView
+from nodeforge.server.store import QueueFull
+from nodeforge.server.streams import SSE_HEADERS, all_events, finished_by, run_events
 
 router = APIRouter(prefix="/api", tags=["runs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such run"}}

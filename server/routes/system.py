@@ -4,10 +4,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from engine.document import document_schema
-from server.models import known_models
-from server.routes.deps import RuntimeDep
-from server.schemas import Catalogue, Health, ModelList
+from nodeforge.engine.document import document_schema
+from nodeforge.server.models import known_models
+from nodeforge.server.routes.deps import RuntimeDep
+from nodeforge.server.schemas import Catalogue, Health, ModelList
 
 router = APIRouter(prefix="/api", tags=["system"])
 

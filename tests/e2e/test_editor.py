@@ -386,7 +386,7 @@ def test_widgets_follow_each_inputs_schema(editor: Any, shot: Shots) -> None:
 
 
 def test_the_page_links_by_the_engines_type_rules(editor: Any) -> None:
-    from engine.types import GRAPH_INPUT_TYPES, is_assignable
+    from nodeforge.engine.types import GRAPH_INPUT_TYPES, is_assignable
 
     types = [*GRAPH_INPUT_TYPES, *(f"list[{item}]" for item in GRAPH_INPUT_TYPES)]
     verdicts = editor.evaluate("""async (types) => {

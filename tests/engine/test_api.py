@@ -27,8 +27,8 @@ def test_the_readme_embedding_example_runs(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_public_names_load_on_first_use() -> None:
-    import engine
+    import nodeforge.engine as nf
 
-    assert engine.Session.__module__ == "engine.session"
+    assert nf.Session.__module__ == "nodeforge.engine.session"
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        _ = engine.nothing
+        _ = nf.nothing

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from engine.cache import ResultCache
-from engine.document import parse_document
-from engine.graph import GraphEnv
-from engine.session import Session
-from engine.values import Audio, Image, Video
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.session import Session
+from nodeforge.engine.values import Audio, Image, Video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,8 +89,8 @@ def test_corrupt_index_row_is_detected(tmp_path: Path) -> None:
 
 def _cli(*args: str, data_dir: Path) -> dict:
     env = {**os.environ, "NODEFORGE_DATA_DIR": str(data_dir)}
-    done = subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "nodeforge.engine.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -121,7 +121,7 @@ def test_cache_info_and_clear(data_dir: Path, tmp_path: Path) -> None:
     info = _cli("cache", "info", data_dir=data_dir)
     assert info["entries"] == 3 and info["bytes"] > 0
     env = {**os.environ, "NODEFORGE_DATA_DIR": str(data_dir)}
-    cleared = subprocess.run([sys.executable, "-m", "engine.cli", "cache", "clear"], capture_output=True, text=True,
-                             env=env, cwd=ROOT, timeout=60)
+    cleared = subprocess.run([sys.executable, "-m", "nodeforge.engine.cli", "cache", "clear"], capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=60)
     assert cleared.stdout.strip() == "cache cleared"
     assert _cli("cache", "info", data_dir=data_dir)["entries"] == 0

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.cli import main
-from engine.document import document_schema
+from nodeforge.engine.cli import main
+from nodeforge.engine.document import document_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = str(ROOT / "graphs" / "hello.json")
@@ -15,8 +15,8 @@ HELLO = str(ROOT / "graphs" / "hello.json")
 
 def cli(*args: str, data_dir: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NODEFORGE_DATA_DIR": str(data_dir)}
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "nodeforge.engine.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
 
 
 def test_run_json_prints_one_record(data_dir: Path, tmp_path: Path) -> None:

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from engine.cache import ResultCache
-from engine.devices import parse_devices
-from engine.document import parse_document
-from engine.errors import EngineError
-from engine.events import Event
-from engine.graph import GraphEnv
-from engine.models import ModelManager
-from engine.scheduler import DeviceSlot, place
-from engine.session import Session
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.devices import parse_devices
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import EngineError
+from nodeforge.engine.events import Event
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.models import ModelManager
+from nodeforge.engine.scheduler import DeviceSlot, place
+from nodeforge.engine.session import Session
 from tests.support.testnodes import coordination
 
 MB = 1 << 20
@@ -212,8 +212,8 @@ def test_node_can_evict_a_model_it_broke(env: GraphEnv) -> None:
     executor = executor_on(env, ["cpu:0"])
     executor.run(doc({"u": {"type": "test.use_model", "inputs": {"model": "fragile"}}}))
     assert executor.models.resident_on("fragile") == ["cpu:0"]
-    from engine.context import NodeModels
-    from engine.events import EventEmitter
+    from nodeforge.engine.context import NodeModels
+    from nodeforge.engine.events import EventEmitter
 
     events: list[Event] = []
     view = NodeModels(executor.models, "cpu:0", EventEmitter("r", events.append), "n", ["fragile"])

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.document import parse_document
-from engine.errors import NodeError
-from engine.files import FileAccess, FilePolicy
-from engine.graph import GraphEnv
-from engine.registry import Registry
-from engine.session import Session
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.files import FileAccess, FilePolicy
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
 from tests.server.test_media_limits import png_header
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from engine.registry import Registry
+from nodeforge.engine.registry import Registry
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 

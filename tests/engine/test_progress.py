@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from engine.events import EventEmitter
-from engine.progress import TAIL, ProgressDisplay
+from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.progress import TAIL, ProgressDisplay
 
 
 def shown(feed: list[dict[str, object]]) -> str:

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from engine.document import parse_document
-from engine.errors import GraphInputError, GraphValidationError
-from engine.events import Event
-from engine.session import Session
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import GraphInputError, GraphValidationError
+from nodeforge.engine.events import Event
+from nodeforge.engine.session import Session
 from tests.support.testnodes import coordination
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from engine.document import parse_document
-from engine.events import Event
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import RunResult, Session
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.events import Event
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import RunResult, Session
 
 
 def module_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Session]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.session import Session
+from nodeforge.engine.session import Session
 from tests.nodes.image_support import module_executor, run_nodes
 
 __all__ = ["media_executor", "run_nodes", "sine", "words"]

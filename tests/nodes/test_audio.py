@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.document import parse_document
-from engine.errors import GraphValidationError, NodeError
-from engine.events import Event
-from engine.session import Session
-from engine.values import Audio
-from nodes.audio_ops import fit_length, resample, split_sentences
-from nodes.speech import espeak_program
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import GraphValidationError, NodeError
+from nodeforge.engine.events import Event
+from nodeforge.engine.session import Session
+from nodeforge.engine.values import Audio
+from nodeforge.nodes.audio_ops import fit_length, resample, split_sentences
+from nodeforge.nodes.speech import espeak_program
 from tests.nodes.media_support import media_executor, run_nodes, sine, words
 
 __all__ = ["media_executor"]
@@ -109,7 +109,7 @@ def test_bad_literals_are_reported_before_anything_runs(media_executor: Session)
 
 
 def test_piper_voice_by_path(media_executor: Session) -> None:
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     path = RESOLVER.resolve("piper-joe", None).path
     result = run_nodes(media_executor, {"say": {"type": "audio.speech", "inputs": {"text": "Hi.", "model": str(path)}}},
@@ -130,7 +130,7 @@ def test_espeak_speaks_and_knows_its_voices(media_executor: Session) -> None:
 
 
 def test_espeak_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from nodes.speech import open_espeak
+    from nodeforge.nodes.speech import open_espeak
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NodeError, match="apt-get install espeak-ng"):

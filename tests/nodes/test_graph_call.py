@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from engine.document import parse_document
-from engine.graph import GraphEnv, validate
-from engine.session import Session
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.graph import GraphEnv, validate
+from nodeforge.engine.session import Session
 from tests.support.testnodes import coordination
 
 INNER = {

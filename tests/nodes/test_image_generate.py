@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main as cli_main
-from engine.document import parse_document
-from engine.errors import GraphValidationError
-from engine.events import Event
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import Session
-from nodes.models.diffusion import FLOW_SCHEDULERS, NOISE_SCHEDULERS
+from nodeforge.engine.cli import main as cli_main
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import GraphValidationError
+from nodeforge.engine.events import Event
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
+from nodeforge.nodes.models.diffusion import FLOW_SCHEDULERS, NOISE_SCHEDULERS
 from tests.nodes.image_support import generate, image_executor, pixels, resident, run_nodes, succeeded
 
 __all__ = ["image_executor"]
@@ -51,12 +51,12 @@ IMAGE_TINY = ["sd", "sdxl", "sd3", "flux", "blip", "esrgan"]
 SUBPROCESS_RUN = """
 import hashlib, json, sys
 from pathlib import Path
-from engine.document import parse_document
-from engine.session import Session
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from nodes.models import RESOLVER
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.session import Session
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.nodes.models import RESOLVER
 digests = {}
 for name in json.loads(sys.argv[3]):
     folder = RESOLVER.resolve("tiny/" + name, None).path
@@ -82,7 +82,7 @@ def test_another_process_builds_the_same_tiny_models_and_draws_the_same_pixels(
     one on both sides (the conftest sets OMP_NUM_THREADS), as float results depend on the thread count (P9)."""
     import hashlib
 
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     nodes = {"g": generate("tiny/sd", seed=1234, scheduler="euler_a")}
     local = pixels(succeeded(run_nodes(image_executor, nodes))["g.image"])
@@ -126,7 +126,7 @@ def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path,
 
 
 def test_transform_keeps_the_size_and_warns_when_it_must_round_it(image_executor: Session) -> None:
-    from engine.values import Image
+    from nodeforge.engine.values import Image
     from tests.nodes.image_support import draw_picture
 
     document = parse_document({

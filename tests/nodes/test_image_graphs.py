@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.document import load_document
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import Session
+from nodeforge.engine.document import load_document
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 

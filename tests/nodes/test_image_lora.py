@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.session import Session
-from nodes.models import RESOLVER
+from nodeforge.engine.session import Session
+from nodeforge.nodes.models import RESOLVER
 from tests.nodes.image_support import generate, image_executor, pixels, run_nodes, succeeded
 
 __all__ = ["image_executor"]
@@ -97,7 +97,7 @@ def test_lora_for_another_model_fails_clearly_and_leaves_the_base_model(image_ex
 def test_cancelling_mid_run_removes_the_lora_too(image_executor: Session, loras: dict[str, Path]) -> None:
     import threading
 
-    from engine.document import parse_document
+    from nodeforge.engine.document import parse_document
 
     base = _image(image_executor, steps=3)
     cancel = threading.Event()

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.cache import ResultCache
-from engine.errors import GraphValidationError
-from engine.events import Event
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
-from engine.session import Session
-from engine.values import Image
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.errors import GraphValidationError
+from nodeforge.engine.events import Event
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import Session
+from nodeforge.engine.values import Image
 from tests.nodes.image_support import draw_picture, image_executor, pixels, run_nodes, succeeded
 
 __all__ = ["image_executor"]
@@ -162,7 +162,7 @@ def test_caption_with_and_without_prompt(image_executor: Session, solid: Callabl
                                                                   "model": "tiny/blip", "max_new_tokens": 6}},
                       "ask": {"type": "image.caption", "inputs": {"image": {"input": "picture"}, "model": "tiny/blip",
                                                                   "prompt": "a photo of", "max_new_tokens": 6}}}
-    from engine.document import parse_document
+    from nodeforge.engine.document import parse_document
 
     document = parse_document({"inputs": {"picture": {"type": "image"}}, "nodes": document_nodes})
     batch = Image(torch.cat([Image.from_pil([draw_picture(64)]).tensor, torch.zeros(1, 3, 64, 64)]))
@@ -179,7 +179,7 @@ def test_caption_with_and_without_prompt(image_executor: Session, solid: Callabl
 
 
 def test_load_takes_an_uploaded_artifact_id(image_executor: Session) -> None:
-    from engine.artifacts import artifact_files, new_artifact_id
+    from nodeforge.engine.artifacts import artifact_files, new_artifact_id
 
     artifact = new_artifact_id()
     folder = artifact_files(image_executor.data_dir)

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from engine.document import parse_document
-from engine.errors import GraphValidationError, NodeError
-from engine.events import Event
-from engine.session import Session
-from nodes.llm import CausalLM, GenerateOptions, chat_messages, generate, load_causal_lm, render_prompt
-from nodes.models import RESOLVER
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import GraphValidationError, NodeError
+from nodeforge.engine.events import Event
+from nodeforge.engine.session import Session
+from nodeforge.nodes.llm import CausalLM, GenerateOptions, chat_messages, generate, load_causal_lm, render_prompt
+from nodeforge.nodes.models import RESOLVER
 
 
 @pytest.fixture(autouse=True)
@@ -173,14 +173,14 @@ def test_openai_model_streams_from_a_compatible_server(executor: Session, openai
 
 
 def test_openai_errors_are_node_errors_with_the_server_message(openai_server: str, data_dir: Path) -> None:
-    from nodes.openai_chat import chat_completion
+    from nodeforge.nodes.openai_chat import chat_completion
 
     with pytest.raises(NodeError, match="answered 401 .* invalid api key"):
         chat_completion("forbidden", chat_messages("x"), GenerateOptions(), data_dir=data_dir)
 
 
 def test_openai_unreachable_server_says_where_it_tried(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    from nodes.openai_chat import chat_completion
+    from nodeforge.nodes.openai_chat import chat_completion
 
     monkeypatch.setenv("NODEFORGE_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     with pytest.raises(NodeError, match=r"cannot reach .*127\.0\.0\.1:9/v1"):

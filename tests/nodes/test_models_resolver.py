@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nodes.models import RESOLVER, ModelResolveError, Resolver, TinyModel
-from nodes.models.resolver import ModelCatalogue
-from nodes.models.store import STAMP
+from nodeforge.nodes.models import RESOLVER, ModelResolveError, Resolver, TinyModel
+from nodeforge.nodes.models.resolver import ModelCatalogue
+from nodeforge.nodes.models.store import STAMP
 
 
 def _write_marker(folder: Path) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.media import read_video, read_wav
+from nodeforge.engine.media import read_video, read_wav
 from tests.nodes.media_support import words
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "nodeforge.engine.cli"]
 
 
 def run_quickstart(tmp_path: Path, models: Path, out: str) -> dict:

@@ -1,7 +1,7 @@
 """The text and number nodes."""
 
-from engine.document import parse_document
-from engine.session import Session
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.session import Session
 
 
 def run_nodes(executor: Session, nodes: dict) -> dict:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.document import parse_document
-from engine.errors import GraphValidationError
-from engine.events import Event
-from engine.media import read_video
-from engine.session import Session
-from engine.values import Audio, Image, Video
-from nodes.video_pipelines import FAMILIES
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import GraphValidationError
+from nodeforge.engine.events import Event
+from nodeforge.engine.media import read_video
+from nodeforge.engine.session import Session
+from nodeforge.engine.values import Audio, Image, Video
+from nodeforge.nodes.video_pipelines import FAMILIES
 from tests.nodes.media_support import media_executor, run_nodes, sine
 
 __all__ = ["media_executor"]
@@ -94,7 +94,7 @@ def test_family_rules_of_the_other_families() -> None:
 def test_loaded_checkpoint_limits_are_node_errors_naming_the_input(media_executor: Session,
                                                                    shared_models_dir: Path,
                                                                    tmp_path: Path) -> None:
-    from nodes.models import RESOLVER
+    from nodeforge.nodes.models import RESOLVER
 
     tiny = RESOLVER.resolve("tiny/wan", None).path
     assert tiny.is_relative_to(shared_models_dir)
@@ -198,7 +198,7 @@ def tiny_ltx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     from transformers import T5Config, T5EncoderModel
 
-    from nodes.models.media import t5_tokenizer
+    from nodeforge.nodes.models.media import t5_tokenizer
 
     folder = tmp_path_factory.mktemp("ltx")
     torch.manual_seed(0)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from engine.graph import GraphEnv
-from engine.library import GraphLibrary
-from engine.registry import Registry
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.registry import Registry
 from tests.support import testnodes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def ray_backend(shared_models_dir: Path) -> Iterator[Any]:
     """The session's cluster and its Ray backend; worker processes import the project (and these tests) from the
     project root and build tiny models in the session's models folder."""
     ray = pytest.importorskip("ray", reason=RAY_MISSING)
-    from engine.ray_backend import RayBackend
+    from nodeforge.engine.ray_backend import RayBackend
     from tests.ray.raynodes import NAMESPACE
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

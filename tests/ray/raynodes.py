@@ -9,9 +9,9 @@ import time
 
 import ray
 
-from engine.context import NodeContext
-from engine.errors import NodeError
-from engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
 NAMESPACE = "nodeforge-tests"
 

@@ -15,14 +15,14 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray backend tests need Ray: pip install -e '.[ray]'")
 
-from engine.cache import ResultCache  # noqa: E402
-from engine.cli import main as cli_main  # noqa: E402
-from engine.document import parse_document  # noqa: E402
-from engine.events import Event  # noqa: E402
-from engine.graph import GraphEnv  # noqa: E402
-from engine.ray_backend import RayBackend  # noqa: E402
-from engine.session import RunResult, Session  # noqa: E402
-from engine.values import Image  # noqa: E402
+from nodeforge.engine.cache import ResultCache  # noqa: E402
+from nodeforge.engine.cli import main as cli_main  # noqa: E402
+from nodeforge.engine.document import parse_document  # noqa: E402
+from nodeforge.engine.events import Event  # noqa: E402
+from nodeforge.engine.graph import GraphEnv  # noqa: E402
+from nodeforge.engine.ray_backend import RayBackend  # noqa: E402
+from nodeforge.engine.session import RunResult, Session  # noqa: E402
+from nodeforge.engine.values import Image  # noqa: E402
 from tests.ray.raynodes import NAMESPACE, Barrier, Counter  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
@@ -226,7 +226,7 @@ def test_a_cluster_started_from_a_passing_thread_is_owned_by_a_thread_that_stays
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray's local processes die with the thread that started them: a server starts its backend from a short-lived
     thread, so the backend starts Ray from a thread that lives until the backend closes."""
-    from engine import ray_cluster
+    from nodeforge.engine import ray_cluster
 
     starters: list[threading.Thread] = []
     monkeypatch.setattr(ray_cluster, "_connect", lambda *args: starters.append(threading.current_thread()))
@@ -253,8 +253,8 @@ def test_serve_runs_submitted_graphs_on_the_cluster_and_streams_their_progress(
         ray_backend: RayBackend, tmp_path: Path, shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from starlette.testclient import TestClient
 
-    from server.app import create_app
-    from server.settings import Settings
+    from nodeforge.server.app import create_app
+    from nodeforge.server.settings import Settings
     from tests.server.support import PLUGINS, parse_sse, wait_finished
 
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))

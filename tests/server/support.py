@@ -96,7 +96,7 @@ def server_process(data_dir: Path, gates: Path, port: int) -> Iterator[subproces
     """``nodeforge serve`` in a subprocess, answering on ``port``."""
     env = {**os.environ, "NODEFORGE_TEST_GATES": str(gates), "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
+        [sys.executable, "-m", "nodeforge.engine.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
          "--plugins", str(PLUGINS), "--devices", "cpu", "--no-watch", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from server.app import create_app
-from server.settings import PROJECT_GRAPHS, Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import PROJECT_GRAPHS, Settings
 from tests.server.support import LiveServer
 
 TOKEN = "contract-token"

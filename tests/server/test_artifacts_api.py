@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import wait_finished
 
 

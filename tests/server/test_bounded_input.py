@@ -10,8 +10,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer, text_graph
 
 DEEP = "nested deeper than 64 levels"

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx2
 from starlette.testclient import TestClient
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import (
     LiveServer,
     free_port,

@@ -7,7 +7,7 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from server.settings import Settings
+from nodeforge.server.settings import Settings
 from tests.server.support import text_graph
 
 

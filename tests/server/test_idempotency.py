@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer, text_graph
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from engine.limits import MediaLimits
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.engine.limits import MediaLimits
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer, wait_finished
 from tests.server.test_artifacts_api import MEASURE, png_bytes, wav_bytes
 
@@ -33,8 +33,8 @@ def png_header(width: int, height: int) -> bytes:
 def mp4_bytes(frames: int, folder: Path) -> bytes:
     import torch
 
-    from engine.media import write_mp4
-    from engine.values import Video
+    from nodeforge.engine.media import write_mp4
+    from nodeforge.engine.values import Video
 
     path = folder / "clip.mp4"
     write_mp4(Video(torch.rand(frames, 3, 16, 16), 8.0), path)

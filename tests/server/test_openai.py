@@ -11,10 +11,10 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from engine.document import parse_document
-from engine.session import Session
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.session import Session
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer
 
 pytest.importorskip("transformers")

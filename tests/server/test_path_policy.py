@@ -13,8 +13,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer, parse_sse, wait_finished
 from tests.server.test_artifacts_api import png_bytes
 

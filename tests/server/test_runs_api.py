@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx2
 from starlette.testclient import TestClient
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer, gate_graph, parse_sse, text_graph, wait_finished, wait_for
 
 

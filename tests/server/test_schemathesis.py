@@ -29,8 +29,8 @@ from schemathesis.checks import (  # noqa: E402
 )
 from schemathesis.core.failures import FailureGroup  # noqa: E402
 
-from server.app import create_app  # noqa: E402
-from server.settings import Settings  # noqa: E402
+from nodeforge.server.app import create_app  # noqa: E402
+from nodeforge.server.settings import Settings  # noqa: E402
 from tests.server.support import LiveServer, wait_finished  # noqa: E402
 
 TOKEN = "fuzz-token"

@@ -10,11 +10,11 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from engine.cli import main
-from server.app import create_app
-from server.cli import settings_from_args
-from server.runtime import DataDirBusy, Runtime
-from server.settings import Settings
+from nodeforge.engine.cli import main
+from nodeforge.server.app import create_app
+from nodeforge.server.cli import settings_from_args
+from nodeforge.server.runtime import DataDirBusy, Runtime
+from nodeforge.server.settings import Settings
 
 TOKEN = "s3cret-token"
 

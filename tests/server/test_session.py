@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx2
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer, parse_sse, wait_finished, wait_for
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from engine.cli import EXIT_CANCELLED
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.engine.cli import EXIT_CANCELLED
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import (
     LiveServer,
     free_port,

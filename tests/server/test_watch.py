@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx2
 
-from server.app import create_app
-from server.settings import Settings
+from nodeforge.server.app import create_app
+from nodeforge.server.settings import Settings
 from tests.server.support import LiveServer, parse_sse, text_graph, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = '''
-from engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
 
 class Echo(Node):
@@ -51,8 +51,8 @@ def test_watch_reruns_on_each_save_and_recomputes_only_what_changed(tmp_path: Pa
     graph = tmp_path / "g.json"
     graph.write_text(json.dumps(chain("one")))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "engine.cli", "watch", str(graph), "--json", "--data-dir",
-                                str(tmp_path / "data")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "nodeforge.engine.cli", "watch", str(graph), "--json",
+                                "--data-dir", str(tmp_path / "data")], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     records: list[dict] = []
 

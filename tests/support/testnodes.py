@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.errors import DeviceError, NodeError
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Image
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.errors import DeviceError, NodeError
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Image
 
 
 @dataclass

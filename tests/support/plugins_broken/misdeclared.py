@@ -1,6 +1,6 @@
 """A plugin whose node forgets its version: reported, not registered."""
 
-from engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
 
 class NoVersion(Node):

@@ -1,7 +1,7 @@
 """A plugin node module as a user would write it in a plugins folder."""
 
-from engine.context import NodeContext
-from engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
 
 class Shout(Node):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from engine.context import NodeContext
-from engine.node import Node, NodeInputs, NodeOutputs
-from engine.values import Audio, Image
+from nodeforge.engine.context import NodeContext
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.values import Audio, Image
 
 
 class Gate(Node):
