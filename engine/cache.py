@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.codec import PLAIN_TYPES, CodecError, decode, encode
+from nodeforge.engine.codec import PLAIN_TYPES, decode, encode
+from nodeforge.engine.errors import CodecError
 from nodeforge.engine.values import move_value, value_nbytes
 
 Outputs = dict[str, Any]

@@ -19,17 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError, Issue
+from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError, Issue, UsageError
 
 if TYPE_CHECKING:
     from nodeforge.engine.graph import CompiledGraph, GraphEnv
     from nodeforge.engine.session import RunResult, Session
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """A bad command line: reported as one line with exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodeforge.engine.errors import CodecError
 from nodeforge.engine.values import Audio, Image, Video
-
-
-class CodecError(ValueError):
-    pass
-
 
 PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 

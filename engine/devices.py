@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 
-from nodeforge.engine.errors import DeviceError, EngineError, NodeExecutionError
+from nodeforge.engine.errors import DeviceError, EngineError, ModelBudgetError, NodeExecutionError
 
 DEVICE = re.compile(r"^(cpu|mps|cuda)(:\d+)?$")
 
@@ -54,7 +54,6 @@ def default_budget(device: str) -> int:
 
 def is_device_failure(error: BaseException | None) -> bool:
     """Whether a node failed because of its device (out of memory, a driver error), not because of its inputs."""
-    from nodeforge.engine.models import ModelBudgetError
 
     cause = error.cause if isinstance(error, NodeExecutionError) else error
     if isinstance(cause, DeviceError | ModelBudgetError):

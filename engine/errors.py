@@ -75,6 +75,34 @@ class NodeExecutionError(EngineError):
         super().__init__(f"{where}: {reason}")
 
 
+class UsageError(Exception):
+    """A bad command line: reported as one line with exit code 2."""
+
+
+class CodecError(ValueError):
+    """A value the cache cannot encode or decode (a type it does not know, a torn entry)."""
+
+
+class ModelBudgetError(EngineError):
+    """A model cannot fit in a device's budget even after evicting every unpinned model."""
+
+
+class ModelResolveError(EngineError):
+    """A model name that resolves to nothing usable; the message says what was tried and what would work."""
+
+
+class RemoteNodeError(EngineError):
+    """A node's exception that could not travel back from a Ray worker as itself (not picklable); keeps its type
+    name, message and the input it named."""
+
+    def __init__(self, text: str, input: str | None = None) -> None:
+        self.input = input
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[type[RemoteNodeError], tuple[str, str | None]]:
+        return RemoteNodeError, (str(self), self.input)
+
+
 class DeviceError(EngineError):
     """A device failed under a node (out of memory, driver error): the scheduler may retry on another device."""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeforge.engine.errors import EngineError
+from nodeforge.engine.errors import EngineError, ModelBudgetError
 from nodeforge.engine.events import EventEmitter
 
 Loader = Callable[[str], Any]
@@ -78,10 +78,6 @@ class DeviceModels:
     @property
     def results_bytes(self) -> int:
         return sum(size for size, _ in self.results.values())
-
-
-class ModelBudgetError(EngineError):
-    """A model cannot fit in a device's budget even after evicting every unpinned model."""
 
 
 class ModelManager:

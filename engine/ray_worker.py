@@ -25,7 +25,7 @@ from nodeforge.engine.backend import run_node
 from nodeforge.engine.cache import DiskTier
 from nodeforge.engine.context import NodeContext, NodeModels
 from nodeforge.engine.devices import default_budget, detect_devices
-from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled
+from nodeforge.engine.errors import EngineError, NodeExecutionError, RemoteNodeError, RunCancelled
 from nodeforge.engine.events import EventEmitter
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import GraphEnv
@@ -81,18 +81,6 @@ class Report:
 
 class NeedsDriver(Exception):
     """Raised by ``ctx.call_graph`` in a worker: nodes that run graphs are scheduled by the driver."""
-
-
-class RemoteNodeError(EngineError):
-    """A node's exception that could not travel back as itself (not picklable); keeps its type name, message
-    and the input it named."""
-
-    def __init__(self, text: str, input: str | None = None) -> None:
-        self.input = input
-        super().__init__(text)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return RemoteNodeError, (str(self), self.input)
 
 
 @functools.lru_cache(maxsize=4)

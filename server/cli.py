@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from nodeforge.engine.cli import UsageError
+from nodeforge.engine.errors import UsageError
 from nodeforge.engine.limits import (
     DEFAULT_MAX_AUDIO_SECONDS,
     DEFAULT_MAX_IMAGE_PIXELS,

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.cli import UsageError, execute_with_progress, parse_sets, print_summary
+from nodeforge.engine.cli import execute_with_progress, parse_sets, print_summary
+from nodeforge.engine.errors import UsageError
 
 EXIT_OK = 0
 

@@ -38,10 +38,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nodeforge.engine.errors import NodeError
+from nodeforge.engine.errors import ModelResolveError, NodeError
 from nodeforge.nodes.models.resolver import (
     Alias,
-    ModelResolveError,
     ResolvedModel,
     Resolver,
     ShippedModel,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.cli import UsageError
+from nodeforge.engine.errors import UsageError
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -13,7 +13,8 @@ import importlib.util
 import json
 from pathlib import Path
 
-from nodeforge.nodes.models.resolver import ModelResolveError, ShippedModel, TinyModel
+from nodeforge.engine.errors import ModelResolveError
+from nodeforge.nodes.models.resolver import ShippedModel, TinyModel
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",

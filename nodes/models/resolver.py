@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from nodeforge.engine.errors import EngineError, first_line
+from nodeforge.engine.errors import EngineError, ModelResolveError, first_line
 from nodeforge.engine.files import names_local_path
 from nodeforge.nodes.models.store import build_once
 
@@ -24,10 +24,6 @@ HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(
 USER_ALIASES = "models.toml"
 HUB_IGNORE = ["*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ot", "*.tflite", "flax_model*",
               "tf_model*", "openvino*", "*.gguf"]
-
-
-class ModelResolveError(EngineError):
-    """A model name that resolves to nothing usable; the message says what was tried and what would work."""
 
 
 @dataclass(frozen=True)
