@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from nodeforge.engine.context import BoundValue
-from nodeforge.engine.document import GraphDocument
-from nodeforge.engine.errors import GraphInputError
+from nodeforge.engine.document import GraphDocument, nested_too_deep, too_deep_issue
+from nodeforge.engine.errors import GraphInputError, Issue
 from nodeforge.engine.keys import literal_material, media_material
 from nodeforge.engine.limits import MediaLimits
 from nodeforge.engine.media import file_digest, load_media
@@ -35,8 +36,6 @@ def parse_cli_value(port_type: str, text: str) -> Any:
             return False
         raise GraphInputError(f"'{text}' is not a bool (true/false)")
     if port_type == "json":
-        import json
-
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
@@ -44,16 +43,52 @@ def parse_cli_value(port_type: str, text: str) -> Any:
     return text
 
 
+MediaProblem = Callable[[Any, str], str | None]
+"""Why a media graph input's value (and its kind) cannot be used, None when it can: the server checks uploads and
+its path policy at submission."""
+
+
+def input_issues(document: GraphDocument, given: Mapping[str, Any],
+                 media_problem: MediaProblem | None = None) -> list[Issue]:
+    """Every problem with the values given for a graph's inputs: unknown names, required inputs neither given nor
+    defaulted, values nested too deeply, values that do not fit the declared type, and (with ``media_problem``)
+    media that cannot be used. The one rule for the CLI, the API and ``bind_inputs``."""
+    declared = ", ".join(document.inputs) or "none"
+    issues = [Issue(None, name, "unknown_graph_input", f"the graph has no input '{name}' (inputs: {declared})")
+              for name in given if name not in document.inputs]
+    for name, decl in document.inputs.items():
+        value = given.get(name, decl.default)
+        if isinstance(value, BoundValue):
+            continue
+        if nested_too_deep(value):
+            issues.append(too_deep_issue(None, name, f"graph input '{name}'"))
+        elif value is None:
+            if name not in given:
+                issues.append(Issue(None, name, "missing_graph_input",
+                                    f"graph input '{name}' ({decl.type}) has no default and is not given"))
+        elif decl.type in MEDIA_TYPES:
+            problem = media_problem(value, decl.type) if media_problem is not None else None
+            if problem:
+                issues.append(Issue(None, name, "invalid_graph_input", f"graph input '{name}': {problem}"))
+        else:
+            try:
+                make_port(name, decl.type).validate_literal(value)
+            except ValidationError as exc:
+                issues.append(Issue(None, name, "invalid_graph_input",
+                                    f"graph input '{name}' is {decl.type}: {_short(value)} does not fit "
+                                    f"({exc.errors()[0]['msg']})"))
+    return issues
+
+
 def bind_inputs(document: GraphDocument, given: Mapping[str, Any], media_resolver: MediaResolver | None = None,
                 limits: MediaLimits | None = None) -> tuple[dict[str, BoundValue], dict[str, Any]]:
     """Bound values for every declared graph input, and the JSON form for the run record.
 
-    Raises GraphInputError naming the input: unknown name, missing required value, or a value of the wrong type.
+    Raises GraphInputError naming the input (``input_issues``' first issue), or a media file that cannot be read.
     """
-    unknown = sorted(set(given) - set(document.inputs))
-    if unknown:
-        declared = ", ".join(document.inputs) or "none"
-        raise GraphInputError(f"unknown graph input '{unknown[0]}' (graph inputs: {declared})")
+    issues = input_issues(document, given)
+    if issues:
+        raise GraphInputError(issues[0].message)
     bound: dict[str, BoundValue] = {}
     shown: dict[str, Any] = {}
     for name, decl in document.inputs.items():
@@ -69,11 +104,7 @@ def bind_inputs(document: GraphDocument, given: Mapping[str, Any], media_resolve
             bound[name] = _bind_media(name, decl.type, value, media_resolver, limits)
             shown[name] = value if isinstance(value, str) else _shown(value)
             continue
-        try:
-            converted = make_port(name, decl.type).validate_literal(value)
-        except ValidationError as exc:
-            reason = exc.errors()[0]["msg"]
-            raise GraphInputError(f"graph input '{name}' is {decl.type}: {value!r} does not fit ({reason})") from None
+        converted = make_port(name, decl.type).validate_literal(value)
         bound[name] = BoundValue(converted, literal_material(converted))
         shown[name] = converted
     return bound, shown
@@ -94,6 +125,11 @@ def _bind_media(name: str, kind: str, value: Any, media_resolver: MediaResolver 
         return BoundValue(load_media(kind, path, limits), media_material(kind, file_digest(path)))
     except GraphInputError as exc:
         raise GraphInputError(f"graph input '{name}': {exc}") from None
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, str | int | float | bool | list | dict) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _shown(value: Any) -> Any:

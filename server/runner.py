@@ -101,9 +101,9 @@ class Runner:
                 runtime.events.record(data)
 
         try:
-            document = parse_document(claimed.document)
+            graph = runtime.compiled.take(claimed.id) or parse_document(claimed.document)
             result = runtime.session().run(
-                document, claimed.inputs, env=runtime.env, run_id=claimed.id, listener=listen, cancel=cancel,
+                graph, claimed.inputs, env=runtime.env, run_id=claimed.id, listener=listen, cancel=cancel,
                 out_dir=runtime.artifacts.run_folder(claimed.id), media_resolver=runtime.artifacts.resolve_input)
             record = result.record
             record.outputs = runtime.artifacts.adopt_outputs(claimed.id, record.outputs)

@@ -11,23 +11,21 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.devices import default_budget, detect_devices, parse_devices
-from nodeforge.engine.document import GraphDocument, depth_issues, nested_too_deep, parse_document, too_deep_issue
+from nodeforge.engine.document import GraphDocument, depth_issues, parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
 from nodeforge.engine.files import FileAccess
-from nodeforge.engine.graph import GraphEnv, validate
+from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
+from nodeforge.engine.inputs import input_issues
 from nodeforge.engine.models import ModelManager
-from nodeforge.engine.node import make_port
 from nodeforge.engine.record import iso
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
-from nodeforge.engine.types import MEDIA_TYPES
 from nodeforge.server.artifacts import ArtifactStore
 from nodeforge.server.chat import ChatBackend, LocalLLMBackend
 from nodeforge.server.events import EventLog, run_event
@@ -81,6 +79,7 @@ class Runtime:
         self.artifacts = ArtifactStore(data_dir, self.store, self.files)
         self.cache = ResultCache(data_dir / "cache")
         self.registry = self._discover()
+        self.compiled = CompiledRuns()
         self._devices: list[str] | None = fixed_devices
         self._session: Session | None = None
         self._backend: Any = None
@@ -115,6 +114,7 @@ class Runtime:
     def reload_plugins(self) -> Registry:
         """Import the plugin folders again; a broken plugin is reported (health, /api/nodes), never fatal."""
         self.registry = self._discover()
+        self.compiled.clear()
         self.events.announce({"kind": "plugins.reloaded", "nodes": len(self.registry),
                               "problems": [p.to_dict() for p in self.registry.problems]})
         return self.registry
@@ -176,11 +176,12 @@ class Runtime:
         return self._session
 
     # Graph documents.
-    def check_document(self, data: dict[str, Any], saved_as: str | None = None) -> GraphDocument:
-        """Parse and validate a raw document; raises Invalid with every issue (files outside the allowed
-        folders included, looked for only in a document that is not nested too deeply to walk). ``saved_as`` is
-        the saved graph's name the document is, or is about to be: graph.call then finds this document under it,
-        so calls that come back to it are an issue."""
+    def check_document(self, data: dict[str, Any], saved_as: str | None = None) -> CompiledGraph:
+        """Parse, validate and compile a raw document (once: a submitted run executes this compiled form);
+        raises Invalid with every issue (files outside the allowed folders included, looked for only in a
+        document that is not nested too deeply to walk). ``saved_as`` is the saved graph's name the document is,
+        or is about to be: graph.call then finds this document under it, so calls that come back to it are an
+        issue."""
         issues = [] if depth_issues(data) else path_issues(data, self.registry, self.files)
         try:
             document = parse_document(data)
@@ -188,10 +189,13 @@ class Runtime:
             raise Invalid(issues + exc.issues) from None
         env = self.env if saved_as is None else GraphEnv(
             self.registry, self.graphs.library.with_document(saved_as, document), (saved_as,))
-        issues += validate(document, env)
+        try:
+            compiled = compile_graph(document, env)
+        except GraphValidationError as exc:
+            raise Invalid(issues + exc.issues) from None
         if issues:
             raise Invalid(issues)
-        return document
+        return compiled
 
     def with_versions(self, document: GraphDocument) -> GraphDocument:
         """The document with every node's version written in (the installed one where it had none), as a saved
@@ -216,8 +220,9 @@ class Runtime:
             data = {**data, "name": graph}
         else:
             data = graph
-        document = self.check_document(data, graph if isinstance(graph, str) else None)
-        issues = self._input_issues(document, inputs)
+        compiled = self.check_document(data, graph if isinstance(graph, str) else None)
+        document = compiled.document
+        issues = input_issues(document, inputs, self.artifacts.media_problem)
         if issues:
             raise Invalid(issues)
         run_id = uuid.uuid4().hex[:16]
@@ -227,36 +232,10 @@ class Runtime:
         new = NewRun(run_id, document.name or "inline", document.to_json(), inputs, nodes, idempotency_key, request)
         run_id, created = self.store.create_run(new, event_id, event, self.settings.queue_limit)
         if created:
+            self.compiled.keep(run_id, compiled)
             self.hub.publish(run_id, (event_id, event))
             self.runner.wake()
         return run_id, created
-
-    def _input_issues(self, document: GraphDocument, inputs: dict[str, Any]) -> list[Issue]:
-        declared = ", ".join(document.inputs) or "none"
-        issues = [Issue(None, name, "unknown_graph_input", f"the graph has no input '{name}' (inputs: {declared})")
-                  for name in inputs if name not in document.inputs]
-        for name, decl in document.inputs.items():
-            value = inputs.get(name, decl.default)
-            if nested_too_deep(value):
-                issues.append(too_deep_issue(None, name, f"graph input '{name}'"))
-                continue
-            if value is None:
-                if name not in inputs:
-                    issues.append(Issue(None, name, "missing_graph_input",
-                                        f"graph input '{name}' ({decl.type}) has no default and is not given"))
-                continue
-            if decl.type in MEDIA_TYPES:
-                problem = self.artifacts.media_problem(value, decl.type)
-                if problem:
-                    issues.append(Issue(None, name, "invalid_graph_input", f"graph input '{name}': {problem}"))
-                continue
-            try:
-                make_port(name, decl.type).validate_literal(value)
-            except ValidationError as exc:
-                issues.append(Issue(None, name, "invalid_graph_input",
-                                    f"graph input '{name}' is {decl.type}: {json.dumps(value)[:80]} does not fit "
-                                    f"({exc.errors()[0]['msg']})"))
-        return issues
 
     def cancel(self, run_id: str) -> tuple[str, bool] | None:
         """Cancel a queued or running run: (its status now, whether this call cancelled it); None when unknown.
@@ -294,6 +273,32 @@ class Runtime:
                 "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
                 "nodes": len(self.registry), "problems": [p.to_dict() for p in self.registry.problems],
                 "uptime_seconds": round(time.time() - self.started_at, 3), "listeners": self.hub.listeners()}
+
+
+class CompiledRuns:
+    """Queued runs' graphs as compiled at submission, so a run is validated once; the last few only (a run whose
+    entry is gone, or that was queued before a restart, is compiled again from its stored document)."""
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._graphs: OrderedDict[str, CompiledGraph] = OrderedDict()
+
+    def keep(self, run_id: str, compiled: CompiledGraph) -> None:
+        with self._lock:
+            self._graphs[run_id] = compiled
+            while len(self._graphs) > self.LIMIT:
+                self._graphs.popitem(last=False)
+
+    def take(self, run_id: str) -> CompiledGraph | None:
+        with self._lock:
+            return self._graphs.pop(run_id, None)
+
+    def clear(self) -> None:
+        """Forget every compiled graph: the node types they were compiled against were reloaded."""
+        with self._lock:
+            self._graphs.clear()
 
 
 def summary(row: Any) -> dict[str, Any]:

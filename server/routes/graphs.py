@@ -51,7 +51,7 @@ def save_graph(name: str, response: Response,
                runtime: RuntimeDep) -> dict[str, Any]:
     try:
         check_name(name)
-        checked = runtime.check_document({**document, "name": name}, saved_as=name)
+        checked = runtime.check_document({**document, "name": name}, saved_as=name).document
         created = runtime.graphs.save(name, runtime.with_versions(checked))
     except Invalid as exc:
         raise invalid(exc.issues) from None

@@ -192,3 +192,22 @@ def test_all_runs_stream(settings: Settings, gates: Path) -> None:
         assert runs == {earlier, later}
         ids = [event["id"] for event in seen]
         assert len(ids) == len(set(ids))
+
+
+def test_a_submitted_run_is_validated_and_compiled_once(client: TestClient, monkeypatch) -> None:
+    import nodeforge.engine.session as session_module
+    import nodeforge.server.runtime as runtime_module
+
+    compiled: list[str] = []
+
+    def counting(original):
+        def compile_graph(document, env):
+            compiled.append(document.name)
+            return original(document, env)
+        return compile_graph
+
+    monkeypatch.setattr(runtime_module, "compile_graph", counting(runtime_module.compile_graph))
+    monkeypatch.setattr(session_module, "compile_graph", counting(session_module.compile_graph))
+    run_id = client.post("/api/runs", json={"graph": text_graph(), "inputs": {"who": "Lin"}}).json()["id"]
+    assert wait_finished(client, run_id)["outputs"] == {"text": "Hello, Lin!"}
+    assert compiled == ["greet"]
