@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from nodeforge.engine.context import GraphCaller, NodeContext, NodeModels
 from nodeforge.engine.errors import EngineError, NodeExecutionError
 from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.node import Node
 from nodeforge.engine.values import tensor_nbytes
 
 if TYPE_CHECKING:
@@ -109,7 +110,8 @@ class LocalBackend:
                           literals=prepared.literals, call_graph=scope.call_graph, models=models,
                           files=scope.files)
         try:
-            outputs = run_node(spec, node.id, values, ctx, node.ports.inputs, node.ports.outputs)
+            outputs = run_node(spec, node.id, values, ctx, node.ports.inputs, node.ports.outputs,
+                               recheck=bool(node.dynamic))
         finally:
             models.release_all()
         key, cache = prepared.key, scope.cache
@@ -127,9 +129,12 @@ class LocalBackend:
 
 
 def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeContext,
-             input_ports: Mapping[str, Port], output_names: Collection[str]) -> dict[str, Any]:
+             input_ports: Mapping[str, Port], output_names: Collection[str], *, recheck: bool = True) -> dict[str, Any]:
     """Validate a node's input values, run it and collect its outputs by name: the same code in every backend.
-    ``input_ports`` must hold the ports of extra inputs; ``output_names`` are the node's output ports."""
+    ``input_ports`` must hold the ports of extra inputs; ``output_names`` are the node's output ports. With
+    ``recheck`` (some input came from a link or a graph input, unseen by validation) the node's own ``check``
+    runs again on the values it is about to get, so ``run`` never repeats what ``check`` says."""
+    given_names = frozenset(values)
     try:
         if spec.cls.extra_inputs is not None:
             for name in values.keys() - spec.inputs.keys():
@@ -139,6 +144,10 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err["loc"] else None
         raise NodeExecutionError(node_id, spec.type, InputProblem(name, err["msg"])) from None
+    if recheck and type(spec.instance).check is not Node.check:
+        given = {name: getattr(inputs, name) for name in spec.cls.Inputs.model_fields} | dict(inputs.model_extra or {})
+        for name, message in spec.instance.check(given, given_names):
+            raise NodeExecutionError(node_id, spec.type, InputProblem(name, message))
     result = spec.instance.run(inputs, ctx)
     if result.model_extra:
         outputs = {**{name: getattr(result, name) for name in spec.outputs}, **result.model_extra}

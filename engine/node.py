@@ -102,7 +102,9 @@ class Node:
         return None
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        """Node-specific validation: (input, message) pairs. ``bound`` holds every input given a value or link."""
+        """Node-specific validation: (input, message) pairs. ``bound`` holds every input given a value or link.
+        Called at validation with the literals, and again just before ``run`` with every value when some input
+        came from a link or a graph input, so ``run`` need not repeat these checks."""
         return []
 
     def models(self, literals: Mapping[str, Any]) -> list[str]:

@@ -153,12 +153,6 @@ class Generate(Node):
         return issues
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
-        for name in ("width", "height"):
-            problem = size_problem(name, getattr(inputs, name))
-            if problem:
-                raise NodeError(problem, input=name)
-        for problem in lora_problems(inputs.loras):
-            raise NodeError(problem, input="loras")
         model = _model(ctx, inputs.model)
         multiple = _size_multiple(model)
         for name in ("width", "height"):
@@ -197,11 +191,6 @@ class Transform(Node):
         return issues
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
-        if int(inputs.steps * inputs.strength) < 1:
-            raise NodeError(f"steps x strength = {inputs.steps} x {inputs.strength} runs no denoising step; raise "
-                            "steps or strength", input="strength")
-        for problem in lora_problems(inputs.loras):
-            raise NodeError(problem, input="loras")
         model = _model(ctx, inputs.model)
         pixels = self._fit(inputs.image, _size_multiple(model), model, ctx)
         batch = int(pixels.shape[0])

@@ -105,9 +105,6 @@ class Save(Node):
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         from PIL.PngImagePlugin import PngInfo
 
-        problems = self.check({"name": inputs.name}, frozenset())
-        if problems:
-            raise NodeError(problems[0][1], input="name")
         folder = ctx.files.write_folder(inputs.folder, input="folder")
         info = PngInfo()
         info.add_itxt(RUN_CHUNK, json.dumps({"id": ctx.run_id, "node": ctx.node_id}))
@@ -245,9 +242,6 @@ class Resize(Node):
         import torch
         from torch.nn import functional as F  # noqa: N812
 
-        problem = _resize_problem(inputs.width, inputs.height, inputs.scale)
-        if problem:
-            raise NodeError(problem[1], input=problem[0])
         pixels = inputs.image.tensor.float()
         height, width = inputs.image.height, inputs.image.width
         crop: tuple[int, int] | None = None

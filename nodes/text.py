@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from nodeforge.engine.context import NodeContext
-from nodeforge.engine.errors import NodeError
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
 
@@ -54,15 +53,7 @@ class Template(Node):
                 if name not in bound]
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> TextOutput:
-        values = dict(inputs.model_extra or {})
-        try:
-            names = placeholders(inputs.template)
-        except ValueError as exc:
-            raise NodeError(str(exc), input="template") from None
-        missing = [name for name in names if name not in values]
-        if missing:
-            raise NodeError(f"placeholder {{{missing[0]}}} has no input named '{missing[0]}'", input="template")
-        return TextOutput(text=inputs.template.format_map(values))
+        return TextOutput(text=inputs.template.format_map(dict(inputs.model_extra or {})))
 
 
 class Join(Node):

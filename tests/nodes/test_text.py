@@ -23,7 +23,7 @@ def test_template_with_linked_template_reports_missing_placeholder_at_run(execut
         "src": {"type": "text.value", "inputs": {"value": "Hi {name}"}},
         "t": {"type": "text.template", "inputs": {"template": {"from": "src.text"}}}}}))
     assert result.record.nodes["t"].error == (
-        "node 't' (text.template), input 'template': placeholder {name} has no input named 'name'")
+        "node 't' (text.template), input 'name': placeholder {name} has no input named 'name'")
 
 
 def test_join_and_number_values(executor: Session) -> None:
