@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import RunCancelled
-from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.events import EventEmitter, NodeProgress, NodeWarning
 from nodeforge.engine.keys import literal_material
 
 if TYPE_CHECKING:
@@ -107,11 +107,11 @@ class NodeContext:
         status that replaces the last one; ``delta`` is streamed text that follows what came before (each event
         stays O(1), and listeners join the deltas)."""
         self.check_cancelled()
-        self._emitter.emit("node.progress", node=self.node_id, step=step, total=total, text=text, delta=delta)
+        self._emitter.emit(NodeProgress(node=self.node_id, step=step, total=total, text=text, delta=delta))
 
     def warn(self, message: str) -> None:
         """Tell the user about something the node changed or assumed, as a ``node.warning`` event."""
-        self._emitter.emit("node.warning", node=self.node_id, text=message)
+        self._emitter.emit(NodeWarning(node=self.node_id, text=message))
 
     def input_material(self, name: str) -> str:
         """The cache-key material of one input, so nested graphs key their nodes like the outer one."""

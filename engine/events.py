@@ -9,8 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar, Literal
+
+from nodeforge.engine.record import RunStatus
 
 EventKind = Literal[
     "run.queued", "run.started", "node.started", "node.progress", "node.cached", "node.finished", "node.failed",
@@ -18,8 +20,132 @@ EventKind = Literal[
 ]
 
 
+# What each kind of event carries: one class per kind, given to ``EventEmitter.emit``.
+
+@dataclass(frozen=True, slots=True)
+class RunQueued:
+    """The server accepted a run (the server makes this one)."""
+
+    kind: ClassVar[Literal["run.queued"]] = "run.queued"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    kind: ClassVar[Literal["run.started"]] = "run.started"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted:
+    kind: ClassVar[Literal["node.started"]] = "node.started"
+    node: str
+    node_type: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeProgress:
+    """A step advanced; ``text`` replaces the last status, ``delta`` is streamed text (the new piece only)."""
+
+    kind: ClassVar[Literal["node.progress"]] = "node.progress"
+    node: str
+    step: int
+    total: int | None = None
+    text: str | None = None
+    delta: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCached:
+    kind: ClassVar[Literal["node.cached"]] = "node.cached"
+    node: str
+    node_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFinished:
+    kind: ClassVar[Literal["node.finished"]] = "node.finished"
+    node: str
+    node_type: str
+    device: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed:
+    kind: ClassVar[Literal["node.failed"]] = "node.failed"
+    node: str
+    node_type: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSkipped:
+    """``error`` says why (a failed ancestor)."""
+
+    kind: ClassVar[Literal["node.skipped"]] = "node.skipped"
+    node: str
+    node_type: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWarning:
+    kind: ClassVar[Literal["node.warning"]] = "node.warning"
+    node: str
+    text: str
+    node_type: str | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoaded:
+    """``text`` is "from cpu" when the model came back from CPU RAM rather than from its loader."""
+
+    kind: ClassVar[Literal["model.loaded"]] = "model.loaded"
+    model: str
+    device: str
+    seconds: float
+    node: str | None = None
+    text: Literal["from cpu"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOffloaded:
+    kind: ClassVar[Literal["model.offloaded"]] = "model.offloaded"
+    model: str
+    device: str
+    text: Literal["to cpu", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    kind: ClassVar[Literal["run.finished"]] = "run.finished"
+    status: RunStatus
+    error: str | None = None
+
+
+EventData = (RunQueued | RunStarted | NodeStarted | NodeProgress | NodeCached | NodeFinished | NodeFailed
+             | NodeSkipped | NodeWarning | ModelLoaded | ModelOffloaded | RunFinished)
+EVENT_DATA: dict[str, type[EventData]] = {cls.kind: cls for cls in (
+    RunQueued, RunStarted, NodeStarted, NodeProgress, NodeCached, NodeFinished, NodeFailed, NodeSkipped, NodeWarning,
+    ModelLoaded, ModelOffloaded, RunFinished)}
+
+
+def data_fields(data: EventData) -> dict[str, Any]:
+    """An event's own fields by name, in the order its class declares them, those not set left out."""
+    return {field.name: value for field in fields(data) if (value := getattr(data, field.name)) is not None}
+
+
+def event_data(kind: str, values: dict[str, Any]) -> EventData:
+    """The typed data of an event that travelled as a kind and its fields (``data_fields``)."""
+    return EVENT_DATA[kind](**values)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
+    """One event as listeners, the run store and the SSE stream see it: the envelope (kind, run, seq, at) and the
+    fields its kind carries (the others None)."""
+
     kind: EventKind
     run: str
     seq: int
@@ -35,6 +161,10 @@ class Event:
     error: str | None = None
     status: str | None = None
     model: str | None = None
+
+    @classmethod
+    def of(cls, run: str, seq: int, at: float, data: EventData) -> Event:
+        return cls(data.kind, run, seq, at, **data_fields(data))
 
     def to_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -52,9 +182,9 @@ class EventEmitter:
         self._seq = 0
         self._lock = threading.Lock()
 
-    def emit(self, kind: EventKind, **fields: Any) -> None:
+    def emit(self, data: EventData) -> None:
         if self._listener is None:
             return
         with self._lock:
             self._seq += 1
-            self._listener(Event(kind, self.run_id, self._seq, time.time(), **fields))
+            self._listener(Event.of(self.run_id, self._seq, time.time(), data))

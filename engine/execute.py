@@ -20,7 +20,18 @@ from nodeforge.engine.context import BoundValue, NodeContext
 from nodeforge.engine.devices import is_device_failure
 from nodeforge.engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
 from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled
-from nodeforge.engine.events import EventEmitter, Listener
+from nodeforge.engine.events import (
+    EventEmitter,
+    Listener,
+    NodeCached,
+    NodeFailed,
+    NodeFinished,
+    NodeSkipped,
+    NodeStarted,
+    NodeWarning,
+    RunFinished,
+    RunStarted,
+)
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from nodeforge.engine.inputs import bind_inputs
@@ -56,7 +67,7 @@ class Run:
 
     def execute(self) -> None:
         self.record.started = time.time()
-        self.emitter.emit("run.started")
+        self.emitter.emit(RunStarted())
         self.prepared = prepare(self.graph, self.bound, self.env, self.record.seeds)
         planned = plan(self.graph, self.prepared, self.session.cache)
         self._report(planned)
@@ -71,7 +82,7 @@ class Run:
         for node_id in planned.cached:
             node_record = self.record.nodes[node_id]
             node_record.status = "cached"
-            self.emitter.emit("node.cached", node=node_id, node_type=node_record.type)
+            self.emitter.emit(NodeCached(node=node_id, node_type=node_record.type))
         for node_id in planned.unneeded:
             node_record = self.record.nodes[node_id]
             node_record.status, node_record.error = "skipped", "not needed for the graph's outputs"
@@ -88,7 +99,7 @@ class Run:
         else:
             record.status = "succeeded"
         record.finished = time.time()
-        self.emitter.emit("run.finished", status=record.status, error=record.error)
+        self.emitter.emit(RunFinished(status=record.status, error=record.error))
 
     def outputs(self) -> dict[str, Any]:
         return {name: self.values[link.node][link.output]
@@ -129,15 +140,15 @@ class Run:
         excluded[node_id] = frozenset({device})
         for model in self.prepared[node_id].models:
             backend.evict(device, model, self.emitter)
-        self.emitter.emit("node.warning", node=node_id, node_type=node.spec.type, device=device,
-                          text=f"device {device} failed ({error}); retrying on another device")
+        self.emitter.emit(NodeWarning(node=node_id, node_type=node.spec.type, device=device,
+                                      text=f"device {device} failed ({error}); retrying on another device"))
         return True
 
     def _fail(self, node_id: str, error: BaseException | None, trace: str | None, dropped: list[str]) -> None:
         message = str(error)
         node_record = self.record.nodes[node_id]
         node_record.status, node_record.error, node_record.traceback = "failed", message, trace
-        self.emitter.emit("node.failed", node=node_id, node_type=node_record.type, error=message)
+        self.emitter.emit(NodeFailed(node=node_id, node_type=node_record.type, error=message))
         for child in dropped:
             self.mark(child, "skipped", f"skipped because '{node_id}' failed")
 
@@ -145,7 +156,7 @@ class Run:
         node_record = self.record.nodes[node_id]
         node_record.status, node_record.error = status, reason
         if status == "skipped":
-            self.emitter.emit("node.skipped", node=node_id, node_type=node_record.type, error=reason)
+            self.emitter.emit(NodeSkipped(node=node_id, node_type=node_record.type, error=reason))
 
     # Executing a node (on a worker thread).
     def execute_node(self, node_id: str, device: str) -> Outcome:
@@ -153,7 +164,7 @@ class Run:
         node = self.graph.nodes[node_id]
         node_record = self.record.nodes[node_id]
         node_record.status, node_record.device, node_record.started = "running", device, time.time()
-        self.emitter.emit("node.started", node=node_id, node_type=node.spec.type, device=device)
+        self.emitter.emit(NodeStarted(node=node_id, node_type=node.spec.type, device=device))
         started = time.perf_counter()
         try:
             outputs = self._invoke(node, self.prepared[node_id], device)
@@ -166,8 +177,8 @@ class Run:
             return None, wrapped, traceback.format_exc()
         seconds = time.perf_counter() - started
         node_record.status, node_record.finished, node_record.seconds = "succeeded", time.time(), round(seconds, 6)
-        self.emitter.emit("node.finished", node=node_id, node_type=node.spec.type, device=device,
-                          seconds=node_record.seconds)
+        self.emitter.emit(NodeFinished(node=node_id, node_type=node.spec.type, device=device,
+                                       seconds=node_record.seconds))
         return outputs, None, None
 
     def _invoke(self, node: CompiledNode, prepared: Prepared, device: str) -> dict[str, Any]:

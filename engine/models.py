@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodeforge.engine.errors import EngineError, ModelBudgetError
-from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.events import EventEmitter, ModelLoaded, ModelOffloaded
 
 Loader = Callable[[str], Any]
 
@@ -161,7 +161,7 @@ class ModelManager:
             self._admit(device, key, _Resident(model, nbytes, callable(getattr(model, "to", None)), pins=1),
                         emitter, node)
         if emitter is not None:
-            emitter.emit("model.loaded", model=key, device=device, node=node, seconds=round(seconds, 6))
+            emitter.emit(ModelLoaded(model=key, device=device, node=node, seconds=round(seconds, 6)))
         return model
 
     def release(self, device: str, key: str) -> None:
@@ -177,7 +177,7 @@ class ModelManager:
             for name in sorted(({key} | self._declared.get(key, set())) & resident.keys()):
                 del resident[name]
                 if emitter is not None:
-                    emitter.emit("model.offloaded", model=name, device=device, text="dropped")
+                    emitter.emit(ModelOffloaded(model=name, device=device, text="dropped"))
 
     def _models(self, device: str) -> DeviceModels:
         models = self.devices.get(device)
@@ -193,8 +193,8 @@ class ModelManager:
         with self._lock:
             self._admit(device, key, parked, emitter, node)
         if emitter is not None:
-            emitter.emit("model.loaded", model=key, device=device, node=node, text="from cpu",
-                         seconds=round(time.perf_counter() - started, 6))
+            emitter.emit(ModelLoaded(model=key, device=device, node=node, text="from cpu",
+                                     seconds=round(time.perf_counter() - started, 6)))
         return parked.model
 
     def _admit(self, device: str, key: str, entry: _Resident, emitter: EventEmitter | None,
@@ -219,4 +219,4 @@ class ModelManager:
             entry.model = move_model(entry.model, "cpu")
             self.offloaded[key] = entry
         if emitter is not None:
-            emitter.emit("model.offloaded", model=key, device=device, text="to cpu" if to_cpu else "dropped")
+            emitter.emit(ModelOffloaded(model=key, device=device, text="to cpu" if to_cpu else "dropped"))

@@ -30,7 +30,7 @@ from nodeforge.engine.backend import LocalBackend, Prepared, RunScope
 from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.devices import default_budget
 from nodeforge.engine.errors import DeviceError, EngineError, RunCancelled, first_line
-from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.events import EventEmitter, ModelOffloaded
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ray_cache import RefCache
 from nodeforge.engine.ray_cluster import import_ray, start_ray
@@ -205,7 +205,7 @@ class RayBackend:
         if model in worker.resident:
             worker.resident.discard(model)
             if emitter is not None:
-                emitter.emit("model.offloaded", model=model, device=device, text="dropped")
+                emitter.emit(ModelOffloaded(model=model, device=device, text="dropped"))
         worker.handle.evict.remote(model)
 
     def _lost(self, device: str) -> None:

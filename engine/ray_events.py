@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeforge.engine.events import Event, EventEmitter
+from nodeforge.engine.events import Event, EventEmitter, event_data
 
 EVENT_WAIT = 10.0
 
@@ -134,7 +134,7 @@ class EventRelay:
             kind, fields = listening.early.pop(listening.delivered)
             if "device" in fields:
                 fields["device"] = listening.device
-            listening.emitter.emit(kind, **fields)  # type: ignore[arg-type]
+            listening.emitter.emit(event_data(kind, fields))
             listening.delivered += 1
 
     def close(self) -> None:

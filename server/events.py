@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from nodeforge.engine.events import EventData, data_fields
 from nodeforge.server.hub import EventHub
 from nodeforge.server.store import RunStore
 
@@ -42,7 +43,6 @@ class EventLog:
         self.hub.publish(None, (None, {**event, "at": time.time()}))
 
 
-def run_event(kind: str, run_id: str, seq: int, **fields: Any) -> dict[str, Any]:
+def run_event(run_id: str, seq: int, data: EventData) -> dict[str, Any]:
     """A server-made run event in the engine's shape."""
-    return {"kind": kind, "run": run_id, "seq": seq, "at": time.time(),
-            **{key: value for key, value in fields.items() if value is not None}}
+    return {"kind": data.kind, "run": run_id, "seq": seq, "at": time.time(), **data_fields(data)}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, RunFinished
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.events import run_event
 from nodeforge.server.store import ClaimedRun
@@ -117,7 +117,7 @@ class Runner:
         if self._stopping.is_set() and record.status == "cancelled":
             record.status, record.error = "interrupted", SHUTDOWN_REASON
         runtime.store.finish_run(record)
-        finished = held[0] if held else run_event("run.finished", claimed.id, last_seq[0] + 1)
+        finished = held[0] if held else run_event(claimed.id, last_seq[0] + 1, RunFinished(status=record.status))
         finished.update(status=record.status)
         if record.error:
             finished["error"] = record.error

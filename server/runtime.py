@@ -19,6 +19,7 @@ from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.devices import default_budget, detect_devices, parse_devices
 from nodeforge.engine.document import GraphDocument, depth_issues, parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
+from nodeforge.engine.events import RunFinished, RunQueued
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.inputs import input_issues
@@ -226,7 +227,7 @@ class Runtime:
         if issues:
             raise Invalid(issues)
         run_id = uuid.uuid4().hex[:16]
-        event = run_event("run.queued", run_id, 0)
+        event = run_event(run_id, 0, RunQueued())
         event_id = self.events.reserve()
         nodes = {node_id: node.type for node_id, node in document.nodes.items()}
         new = NewRun(run_id, document.name or "inline", document.to_json(), inputs, nodes, idempotency_key, request)
@@ -241,8 +242,8 @@ class Runtime:
         """Cancel a queued or running run: (its status now, whether this call cancelled it); None when unknown.
         A running run answers "cancelling" and stops at its next node boundary or progress step."""
         if self.store.cancel_queued(run_id):
-            self.events.record(run_event("run.finished", run_id, 1, status="cancelled",
-                                         error="cancelled before it started"))
+            cancelled = RunFinished(status="cancelled", error="cancelled before it started")
+            self.events.record(run_event(run_id, 1, cancelled))
             return "cancelled", True
         row = self.store.run_row(run_id)
         if row is None:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 
-from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.events import EventEmitter, NodeProgress, NodeStarted
 from nodeforge.engine.progress import TAIL, ProgressDisplay
 
 
-def shown(feed: list[dict[str, object]]) -> str:
+def shown(feed: list[dict[str, Any]]) -> str:
     """The table as printed after the events in ``feed`` (node ``llm``)."""
     console = Console(file=io.StringIO(), width=240, color_system=None)
     display = ProgressDisplay({"llm": "llm.generate"}, console)
     emitter = EventEmitter("run", display.listen)
     with display:
-        emitter.emit("node.started", node="llm", device="cpu")
+        emitter.emit(NodeStarted(node="llm", node_type="llm.generate", device="cpu"))
         for fields in feed:
-            emitter.emit("node.progress", node="llm", **fields)
+            emitter.emit(NodeProgress(node="llm", **fields))
     output = console.file.getvalue()  # type: ignore[attr-defined]
     return output.splitlines()[-2]
 
