@@ -34,7 +34,7 @@ from nodeforge.engine.session import Session
 class Step(Node):
     """A trivial accelerator node: measures what placement costs."""
 
-    type = "bench.step"
+    type_id = "bench.step"
     version = "1.0.0"
     accelerator = True
 

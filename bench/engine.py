@@ -33,7 +33,7 @@ from nodeforge.engine.session import Session
 class Inc(Node):
     """x + 1."""
 
-    type = "bench.inc"
+    type_id = "bench.inc"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -49,7 +49,7 @@ class Inc(Node):
 class Total(Node):
     """Sum of a list of ints."""
 
-    type = "bench.total"
+    type_id = "bench.total"
     version = "1.0.0"
 
     class Inputs(NodeInputs):

@@ -2,7 +2,7 @@
 
     class Join(Node):
         \"\"\"Join texts with a separator.\"\"\"
-        type = "text.join"
+        type_id = "text.join"
         version = "1.0.0"
 
         class Inputs(NodeInputs):
@@ -82,9 +82,9 @@ class NodePorts:
 
 
 class Node:
-    """Base class of node types. Subclasses set ``type``, ``version``, ``Inputs``, ``Outputs`` and ``run``."""
+    """Base class of node types. Subclasses set ``type_id``, ``version``, ``Inputs``, ``Outputs`` and ``run``."""
 
-    type: ClassVar[str]
+    type_id: ClassVar[str]
     version: ClassVar[str]
     title: ClassVar[str] = ""
     side_effects: ClassVar[bool] = False
@@ -165,7 +165,7 @@ class NodeSpec:
 
     @property
     def type(self) -> str:
-        return self.cls.type
+        return self.cls.type_id
 
     @property
     def version(self) -> str:
@@ -173,11 +173,11 @@ class NodeSpec:
 
     @property
     def category(self) -> str:
-        return self.cls.type.split(".", 1)[0]
+        return self.cls.type_id.split(".", 1)[0]
 
     @property
     def title(self) -> str:
-        return self.cls.title or self.cls.type.split(".", 1)[1].replace("_", " ").capitalize()
+        return self.cls.title or self.cls.type_id.split(".", 1)[1].replace("_", " ").capitalize()
 
     @property
     def description(self) -> str:
@@ -232,7 +232,10 @@ def _object_schema(model: type[BaseModel], ports: Mapping[str, Port]) -> dict[st
 def build_spec(cls: type[Node], source: str) -> NodeSpec:
     """Check a node class's declaration and build its spec; raises NodeDefinitionError naming what is wrong."""
     name = f"{cls.__module__}.{cls.__qualname__}"
-    type_id = getattr(cls, "type", None)
+    type_id = getattr(cls, "type_id", None)
+    old_style = vars(cls).get("type")
+    if type_id is None and isinstance(old_style, str):
+        raise NodeDefinitionError(f"{name}: the class attribute 'type' is now 'type_id' (type_id = {old_style!r})")
     if not isinstance(type_id, str) or not TYPE_ID.match(type_id):
         raise NodeDefinitionError(f"{name}: type {type_id!r} is not of the form 'family.name' (lower case)")
     version = getattr(cls, "version", None)

@@ -86,7 +86,7 @@ class Registry:
         """Register every node class defined in a module; a bad declaration is a problem, the rest still load."""
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if issubclass(obj, Node) and obj is not Node and obj.__module__ == module.__name__ \
-                    and "type" in vars(obj):
+                    and ("type_id" in vars(obj) or "type" in vars(obj)):  # "type": reported as renamed
                 try:
                     self.add(obj, source or module.__name__)
                 except NodeDefinitionError as exc:

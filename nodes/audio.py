@@ -62,7 +62,7 @@ class Speech(Node):
     its languages as ``voice``). Long text is spoken sentence by sentence. ``seed`` applies to VITS (Piper draws its
     noise inside onnxruntime; espeak has none)."""
 
-    type = "audio.speech"
+    type_id = "audio.speech"
     version = "1.0.0"
     files = {"model": "model"}
     accelerator = True
@@ -141,7 +141,7 @@ class Transcribe(Node):
     CTranslate2 Whisper folder through faster-whisper; ``tiny/whisper`` or any transformers Whisper folder or alias
     (e.g. ``whisper-small``). Audio is mixed to mono and resampled to the model's rate (16 kHz)."""
 
-    type = "audio.transcribe"
+    type_id = "audio.transcribe"
     version = "1.0.0"
     files = {"model": "model"}
     accelerator = True

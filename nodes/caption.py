@@ -53,7 +53,7 @@ class Caption(Node):
     """Describe an image in words with a captioning model. A ``prompt`` starts the caption (conditional
     captioning: "a photograph of"); the caption includes it. Greedy decoding: the same image gives the same text."""
 
-    type = "image.caption"
+    type_id = "image.caption"
     version = "1.0.0"
     files = {"model": "model"}
     accelerator = True

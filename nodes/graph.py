@@ -17,7 +17,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, NodePorts, make
 class CallGraph(Node):
     """Run a saved graph as one node. Its inner nodes share the cache, so unchanged parts are not recomputed."""
 
-    type = "graph.call"
+    type_id = "graph.call"
     version = "1.0.0"
     extra_inputs = "json"
 

@@ -132,7 +132,7 @@ class Generate(Node):
     """Text to image with a diffusion model (SD 1.x/2.x, SDXL, SD3, Flux): prompt, size, steps, guidance, seed,
     scheduler, a batch of ``count`` images and optional LoRAs. Reports progress per denoising step."""
 
-    type = "image.generate"
+    type_id = "image.generate"
     version = "1.0.0"
     files = {"model": "model", "loras": "model"}
     accelerator = True
@@ -170,7 +170,7 @@ class Transform(Node):
     """Image to image: re-draw an image guided by a prompt; ``strength`` 0..1 is how far it may move from the
     input (steps x strength denoising steps run). Uses the same loaded model as ``image.generate``."""
 
-    type = "image.transform"
+    type_id = "image.transform"
     version = "1.0.0"
     files = {"model": "model", "loras": "model"}
     accelerator = True

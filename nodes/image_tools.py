@@ -34,7 +34,7 @@ class Load(Node):
     """Load an image file (PNG, JPEG, WebP, GIF, BMP, TIFF) or an uploaded artifact. Cached by the file's content:
     change the file and what depends on it runs again."""
 
-    type = "image.load"
+    type_id = "image.load"
     version = "1.0.0"
     files = {"path": "read"}
 
@@ -81,7 +81,7 @@ class Save(Node):
     """Save images as PNG files (``<name>_00001.png``, the next free number; never overwrites), with the run's
     id and this node's id in a text chunk. Always runs, even when everything upstream is cached."""
 
-    type = "image.save"
+    type_id = "image.save"
     version = "1.0.0"
     side_effects = True
     files = {"folder": "write"}
@@ -131,7 +131,7 @@ class Grid(Node):
     """Lay images out in a grid (every image of every batch is one cell), with optional labels under the cells:
     for comparing models, seeds or settings side by side. ``columns`` 0 makes it as square as possible."""
 
-    type = "image.grid"
+    type_id = "image.grid"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -218,7 +218,7 @@ class Resize(Node):
     With both given, ``mode`` says how: stretch to exactly that size, fit inside it, or fill it and crop the
     centre. Sizes can be rounded to a ``multiple`` (8 for diffusion models)."""
 
-    type = "image.resize"
+    type_id = "image.resize"
     version = "1.0.0"
 
     class Inputs(NodeInputs):

@@ -287,7 +287,7 @@ class Generate(Node):
     (``NODEFORGE_OPENAI_BASE_URL`` / ``OPENAI_API_KEY``). The chat template is used when the model has one.
     Tokens stream as progress events, each carrying the text it added as a ``delta``."""
 
-    type = "llm.generate"
+    type_id = "llm.generate"
     version = "1.0.0"
     files = {"model": "model"}
     accelerator = True

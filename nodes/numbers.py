@@ -11,7 +11,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 class IntValue(Node):
     """A constant integer."""
 
-    type = "int.value"
+    type_id = "int.value"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -27,7 +27,7 @@ class IntValue(Node):
 class FloatValue(Node):
     """A constant floating-point number."""
 
-    type = "float.value"
+    type_id = "float.value"
     version = "1.0.0"
 
     class Inputs(NodeInputs):

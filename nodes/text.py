@@ -31,7 +31,7 @@ def placeholders(template: str) -> list[str]:
 class Template(Node):
     """Fill ``{name}`` placeholders in a template from extra named text inputs (``{{`` and ``}}`` for braces)."""
 
-    type = "text.template"
+    type_id = "text.template"
     version = "1.0.0"
     extra_inputs = "text"
 
@@ -59,7 +59,7 @@ class Template(Node):
 class Join(Node):
     """Join texts in order with a separator."""
 
-    type = "text.join"
+    type_id = "text.join"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -75,7 +75,7 @@ class Join(Node):
 class Value(Node):
     """A constant text, typed once and wired to many inputs."""
 
-    type = "text.value"
+    type_id = "text.value"
     version = "1.0.0"
 
     class Inputs(NodeInputs):

@@ -25,7 +25,7 @@ class Upscale(Node):
     """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default: real weights, offline).
     ``tile`` > 0 processes the image in tiles of that many input pixels, overlapping by ``overlap``."""
 
-    type = "image.upscale"
+    type_id = "image.upscale"
     version = "1.0.0"
     files = {"model": "model"}
     accelerator = True

@@ -54,7 +54,7 @@ class Generate(Node):
     the model can (Wan 2.2 TI2V and ``tiny/wan``, Wan I2V, LTX-Video, CogVideoX I2V). Families: Wan (frames 4k+1),
     LTX-Video (8k+1, sizes of 32), CogVideoX (4k+1), AnimateDiff (up to 32 frames)."""
 
-    type = "video.generate"
+    type_id = "video.generate"
     version = "1.0.0"
     files = {"model": "model"}
     accelerator = True
@@ -208,7 +208,7 @@ class Combine(Node):
     """Make one video from ``frames`` (an image batch) or a ``video``, with an optional ``audio`` track. The audio
     is trimmed or padded with silence to the video's length (a warning says which and by how much)."""
 
-    type = "video.combine"
+    type_id = "video.combine"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -262,7 +262,7 @@ class Save(Node):
     """Write a video as MP4 (H.264, AAC sound when it has a track) into ``folder`` (default: the data dir's
     outputs folder) as ``name``.mp4, never overwriting: a number is added when the name is taken."""
 
-    type = "video.save"
+    type_id = "video.save"
     version = "1.0.0"
     side_effects = True
     files = {"folder": "write"}

@@ -42,3 +42,20 @@ def test_catalogue_has_json_schema_and_port_types() -> None:
     assert entry["inputs"]["properties"]["separator"]["default"] == " "
     assert entry["inputs"]["required"] == ["texts"]
     assert entry["outputs"]["properties"]["text"]["x-nodeforge-type"] == "text"
+
+
+def test_a_node_still_declaring_type_is_reported_as_renamed(tmp_path: Path) -> None:
+    (tmp_path / "oldstyle.py").write_text(
+        "from nodeforge.engine.node import Node, NodeInputs, NodeOutputs\n\n\n"
+        "class Old(Node):\n"
+        "    \"\"\"Declared before the rename.\"\"\"\n\n"
+        "    type = \"plugin.old\"\n"
+        "    version = \"1.0.0\"\n\n"
+        "    class Inputs(NodeInputs):\n        x: int = 0\n\n"
+        "    class Outputs(NodeOutputs):\n        x: int\n\n"
+        "    def run(self, inputs, ctx):\n        return self.Outputs(x=inputs.x)\n")
+    registry = Registry.discover([tmp_path])
+    assert "plugin.old" not in registry
+    [problem] = registry.problems
+    assert problem.plugin == "oldstyle"
+    assert "the class attribute 'type' is now 'type_id' (type_id = 'plugin.old')" in problem.reason

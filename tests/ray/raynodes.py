@@ -60,7 +60,7 @@ class Meet(Node):
     """Accelerator node that loads a model, then waits at a barrier actor: two of these finish only if two
     device workers run them at the same time."""
 
-    type = "raytest.meet"
+    type_id = "raytest.meet"
     version = "1.0.0"
     accelerator = True
 
@@ -86,7 +86,7 @@ class Meet(Node):
 class Spin(Node):
     """Reports progress until cancelled; fails after ``seconds`` if nothing stopped it."""
 
-    type = "raytest.spin"
+    type_id = "raytest.spin"
     version = "1.0.0"
     accelerator = True
 
@@ -109,7 +109,7 @@ class Spin(Node):
 class SpinCpu(Spin):
     """The CPU-task flavour of ``raytest.spin``."""
 
-    type = "raytest.spin_cpu"
+    type_id = "raytest.spin_cpu"
     accelerator = False
 
 
@@ -117,7 +117,7 @@ class Fragile(Node):
     """On its first attempt (counted by a named counter actor) reports progress until its worker is killed; any
     later attempt succeeds at once."""
 
-    type = "raytest.fragile"
+    type_id = "raytest.fragile"
     version = "1.0.0"
     accelerator = True
 

@@ -26,7 +26,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 class Echo(Node):
     """Echo a text."""
 
-    type = "hot.echo"
+    type_id = "hot.echo"
     version = "VERSION"
 
     class Inputs(NodeInputs):

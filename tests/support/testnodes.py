@@ -47,7 +47,7 @@ class IntOut(NodeOutputs):
 class Add(Node):
     """x + delta, recording each execution in its channel."""
 
-    type = "test.add"
+    type_id = "test.add"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -66,7 +66,7 @@ class Add(Node):
 class Fail(Node):
     """Always fails with a user-facing reason."""
 
-    type = "test.fail"
+    type_id = "test.fail"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -82,7 +82,7 @@ class Fail(Node):
 class Crash(Node):
     """Raises a plain Python exception, as a buggy node would."""
 
-    type = "test.crash"
+    type_id = "test.crash"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -97,7 +97,7 @@ class Crash(Node):
 class Meet(Node):
     """Waits at its channel's barrier: two of these finish only if they run at the same time."""
 
-    type = "test.meet"
+    type_id = "test.meet"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -118,7 +118,7 @@ class Meet(Node):
 class Wait(Node):
     """Reports progress every few milliseconds until its channel's event is set; cancellation stops it."""
 
-    type = "test.wait"
+    type_id = "test.wait"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -141,7 +141,7 @@ class Wait(Node):
 class Noise(Node):
     """A seeded random image, for seed and tensor-cache tests."""
 
-    type = "test.noise"
+    type_id = "test.noise"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -161,7 +161,7 @@ class Noise(Node):
 class Brightness(Node):
     """Mean brightness of an image (consumes an image link)."""
 
-    type = "test.brightness"
+    type_id = "test.brightness"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -186,7 +186,7 @@ def weights(nbytes: int) -> object:
 class UseModel(Node):
     """Accelerator node that loads a model of a given size on its device and records where it ran."""
 
-    type = "test.use_model"
+    type_id = "test.use_model"
     version = "1.0.0"
     accelerator = True
 
@@ -213,7 +213,7 @@ class UseModel(Node):
 class DeviceWait(Node):
     """Accelerator node that reports progress until its channel's event is set (cancellation tests)."""
 
-    type = "test.device_wait"
+    type_id = "test.device_wait"
     version = "1.0.0"
     accelerator = True
 
@@ -236,7 +236,7 @@ class DeviceWait(Node):
 class FlakyDevice(Node):
     """Fails with a device error on one named device, succeeds elsewhere."""
 
-    type = "test.flaky_device"
+    type_id = "test.flaky_device"
     version = "1.0.0"
     accelerator = True
 
@@ -255,7 +255,7 @@ class FlakyDevice(Node):
 class Render(Node):
     """Accelerator node producing an image of a given size (results that count against the device ledger)."""
 
-    type = "test.render"
+    type_id = "test.render"
     version = "1.0.0"
     accelerator = True
 
@@ -275,7 +275,7 @@ class Render(Node):
 class TorchThreads(Node):
     """Reports how many threads torch uses inside the node."""
 
-    type = "test.torch_threads"
+    type_id = "test.torch_threads"
     version = "1.0.0"
 
     class Inputs(NodeInputs):

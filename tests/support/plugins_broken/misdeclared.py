@@ -6,7 +6,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 class NoVersion(Node):
     """Has no semver version."""
 
-    type = "plugin.noversion"
+    type_id = "plugin.noversion"
 
     class Inputs(NodeInputs):
         x: int = 0

@@ -7,7 +7,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 class Shout(Node):
     """Upper-case a text."""
 
-    type = "plugin.shout"
+    type_id = "plugin.shout"
     version = "0.1.0"
 
     class Inputs(NodeInputs):

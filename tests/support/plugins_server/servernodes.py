@@ -19,7 +19,7 @@ from nodeforge.engine.values import Audio, Image
 class Gate(Node):
     """Waits, reporting progress, until its gate file exists; then passes ``x`` on."""
 
-    type = "test.gate"
+    type_id = "test.gate"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -43,7 +43,7 @@ class Gate(Node):
 class DeviceGate(Gate):
     """An accelerator node that waits for its gate file: it holds its device until the gate opens."""
 
-    type = "test.device_gate"
+    type_id = "test.device_gate"
     version = "1.0.0"
     accelerator = True
 
@@ -51,7 +51,7 @@ class DeviceGate(Gate):
 class Picture(Node):
     """A seeded random picture (a media output for artifact tests)."""
 
-    type = "test.picture"
+    type_id = "test.picture"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -71,7 +71,7 @@ class Picture(Node):
 class Measure(Node):
     """The width and height of an image, as text (a media input for upload tests)."""
 
-    type = "test.measure"
+    type_id = "test.measure"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -88,7 +88,7 @@ class Measure(Node):
 class Duration(Node):
     """The length of a sound in samples, as text."""
 
-    type = "test.duration"
+    type_id = "test.duration"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
