@@ -59,8 +59,11 @@ class RunScope:
 class Backend(Protocol):
     """What the session needs from whatever runs its nodes."""
 
-    load_times: Mapping[str, float]
     down: frozenset[str]
+
+    @property
+    def load_times(self) -> Mapping[str, float]:
+        """Seconds each model took to load, by key (estimates read them)."""
 
     def resident_on(self, model: str) -> Sequence[str]:
         """Devices where a model (by key or declared name) is resident now: placement prefers them."""
@@ -142,12 +145,12 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
         inputs = spec.cls.Inputs.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = str(err["loc"][0]) if err["loc"] else None
-        raise NodeExecutionError(node_id, spec.type, InputProblem(name, err["msg"])) from None
+        where = str(err["loc"][0]) if err["loc"] else None
+        raise NodeExecutionError(node_id, spec.type, InputProblem(where, err["msg"])) from None
     if recheck and type(spec.instance).check is not Node.check:
         given = {name: getattr(inputs, name) for name in spec.cls.Inputs.model_fields} | dict(inputs.model_extra or {})
-        for name, message in spec.instance.check(given, given_names):
-            raise NodeExecutionError(node_id, spec.type, InputProblem(name, message))
+        for where, message in spec.instance.check(given, given_names):
+            raise NodeExecutionError(node_id, spec.type, InputProblem(where, message))
     result = spec.instance.run(inputs, ctx)
     if result.model_extra:
         outputs = {**{name: getattr(result, name) for name in spec.outputs}, **result.model_extra}

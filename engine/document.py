@@ -12,14 +12,14 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
-from nodeforge.engine.types import GRAPH_INPUT_TYPES
+from nodeforge.engine.types import GraphInputType
 
-SCHEMA_ID = "nodeforge/graph@1"
+SCHEMA_ID: Final = "nodeforge/graph@1"
 MAX_DEPTH = 64
 """How deeply lists and objects may nest inside one free-form value (a node input, a graph input's default or given
 value, ``ui``): deeper data is refused with a ``too_deep`` issue, never left to exhaust a recursion limit later."""
@@ -48,7 +48,7 @@ class GraphInputDecl(BaseModel):
     """A named input of a reusable graph; ``default`` makes it optional."""
 
     model_config = ConfigDict(extra="forbid")
-    type: Literal[GRAPH_INPUT_TYPES]  # type: ignore[valid-type]
+    type: GraphInputType
     default: Any = None
     description: str = ""
 
@@ -131,9 +131,10 @@ def parse_binding(raw: Any) -> Binding:
             return LiteralBinding(inner)
     if isinstance(raw, list):
         items = tuple(parse_binding(item) for item in raw)
-        if any(not isinstance(item, LiteralBinding) for item in items):
+        literals = [item.value for item in items if isinstance(item, LiteralBinding)]
+        if len(literals) < len(items):
             return ListBinding(items)
-        return LiteralBinding([item.value for item in items])  # type: ignore[union-attr]
+        return LiteralBinding(literals)
     return LiteralBinding(raw)
 
 

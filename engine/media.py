@@ -86,7 +86,7 @@ def read_video(path: Path, max_frames: int | None = None) -> Video:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 24)
-        frames = []
+        frames: list[np.ndarray] = []
         for frame in container.decode(stream):
             if max_frames is not None and len(frames) >= max_frames:
                 raise GraphInputError(f"{path.name}: the video has more than {max_frames} frames, over the limit "
@@ -144,8 +144,8 @@ def write_mp4(video: Video, path: Path) -> None:
     import av
     import numpy as np
 
-    frames = (video.frames.detach().float().clamp(0, 1) * 255).round().byte().to("cpu")
-    frames = frames.permute(0, 2, 3, 1).numpy()
+    pixels = (video.frames.detach().float().clamp(0, 1) * 255).round().byte().to("cpu")
+    frames = pixels.permute(0, 2, 3, 1).numpy()
     if frames.shape[3] == 1:
         frames = np.repeat(frames, 3, axis=3)
     frames = np.pad(frames[..., :3], ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)),
@@ -168,10 +168,10 @@ def write_mp4(video: Video, path: Path) -> None:
             samples = video.audio.tensor.detach().float().clamp(-1, 1).to("cpu").numpy().astype(np.float32)
             if samples.shape[0] > 2:
                 samples = np.stack([samples[0::2].mean(axis=0), samples[1::2].mean(axis=0)])
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
+            audio = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
                                                layout=audio_stream.layout.name)
-            frame.sample_rate = video.audio.sample_rate
-            for packet in audio_stream.encode(frame):
+            audio.sample_rate = video.audio.sample_rate
+            for packet in audio_stream.encode(audio):
                 container.mux(packet)
             for packet in audio_stream.encode():
                 container.mux(packet)

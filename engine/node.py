@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -145,8 +145,7 @@ def ports_of_model(model: type[BaseModel]) -> dict[str, Port]:
         port_type, optional = port_type_of(info.annotation)
         required = info.is_required()
         default = None if required else info.get_default(call_default_factory=True)
-        annotated = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-        adapter: TypeAdapter[Any] = TypeAdapter(annotated)
+        adapter: TypeAdapter[Any] = TypeAdapter(info.rebuild_annotation())  # the annotation with its metadata
         ports[name] = Port(name=name, type=port_type, required=required and not optional, default=default,
                            description=info.description or "", adapter=adapter,
                            schema={**properties.get(name, {}), "x-nodeforge-type": port_type})

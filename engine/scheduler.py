@@ -65,7 +65,7 @@ class ReadySet:
         needs ``place_on_device`` to name a free device, tried for the best few candidates only."""
         placed: tuple[tuple[int, int, str], str] | None = None
         if devices_free and self._devices:
-            tried = []
+            tried: list[tuple[int, int, str]] = []
             while self._devices and len(tried) < self.CANDIDATES:
                 entry = heapq.heappop(self._devices)
                 device = place_on_device(entry[2])

@@ -16,7 +16,7 @@ from nodeforge.engine.values import Audio, Image, Video
 
 SCALAR_TYPES = ("text", "int", "float", "bool", "json")
 MEDIA_TYPES = ("image", "audio", "video")
-GRAPH_INPUT_TYPES = SCALAR_TYPES + MEDIA_TYPES
+GraphInputType = Literal["text", "int", "float", "bool", "json", "image", "audio", "video"]  # SCALAR_ + MEDIA_TYPES
 _JSON_COMPATIBLE = {"text", "int", "float", "bool", "json"}
 
 _BY_CLASS: dict[Any, str] = {str: "text", int: "int", float: "float", bool: "bool", Image: "image",
@@ -82,5 +82,5 @@ def python_type(port_type: str) -> Any:
     """The Python type that holds values of a port type (for ports declared by name, such as extra inputs)."""
     item = list_item(port_type)
     if item is not None:
-        return list[python_type(item)]  # type: ignore[misc]
+        return pytypes.GenericAlias(list, (python_type(item),))  # list[item type], built at run time
     return _PY_TYPES[port_type]

@@ -181,3 +181,11 @@ def test_values_nested_too_deeply_are_listed_with_the_other_document_issues() ->
         (None, "n", "too_deep", "inputs.n.default: nested deeper than 64 levels"),
         (None, None, "too_deep", "ui: nested deeper than 64 levels"),
         (None, None, "document", "extra: Extra inputs are not permitted")]
+
+
+def test_graph_input_types_are_the_scalar_and_media_types() -> None:
+    from typing import get_args
+
+    from nodeforge.engine.types import MEDIA_TYPES, SCALAR_TYPES, GraphInputType
+
+    assert get_args(GraphInputType) == SCALAR_TYPES + MEDIA_TYPES
