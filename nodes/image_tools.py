@@ -188,7 +188,7 @@ def _colour(text: str) -> tuple[int, int, int] | None:
     from PIL import ImageColor
 
     try:
-        return ImageColor.getrgb(text)[:3]  # type: ignore[return-value]
+        return ImageColor.getrgb(text)[:3]
     except ValueError:
         return None
 

@@ -21,7 +21,7 @@ from pydantic import Field
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
-from nodeforge.nodes.runtime import literal, quiet_transformers, torch_device
+from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
 
 OPENAI_PREFIX = "openai:"
 FAMILIES = ("llm",)
@@ -88,7 +88,7 @@ def load_causal_lm(name: str, path: Path, device: str) -> CausalLM:
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         dtype: Any = "auto" if target != "cpu" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(target).eval()
+        model = on_device(AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype), target)
     except (OSError, ValueError, KeyError) as exc:
         raise NodeError(f"model '{name}' at {path} is not a transformers causal LM: {first_line(exc)}",
                         input="model") from None

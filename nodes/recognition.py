@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeforge.engine.errors import NodeError
-from nodeforge.nodes.runtime import quiet_transformers, reading_model, torch_device
+from nodeforge.nodes.runtime import on_device, quiet_transformers, reading_model, torch_device
 
 FAMILIES = ("faster-whisper", "whisper")
 WINDOW_SECONDS = 30  # Whisper hears 30 s at a time
@@ -137,7 +137,7 @@ def load_transformers_whisper(name: str, path: Path, device: str) -> Transformer
     quiet_transformers()
     with reading_model(name, path, "is not a transformers Whisper model"):
         processor = AutoProcessor.from_pretrained(str(path))
-        model = WhisperForConditionalGeneration.from_pretrained(str(path)).to(torch_device(device)).eval()
+        model = on_device(WhisperForConditionalGeneration.from_pretrained(str(path)), device)
     return TransformersWhisper(model, processor, name)
 
 

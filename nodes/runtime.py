@@ -5,16 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from nodeforge.engine.errors import NodeError, first_line
 
+if TYPE_CHECKING:
+    import torch
+
+ModuleT = TypeVar("ModuleT", bound="torch.nn.Module")
+
 
 def torch_device(device: str) -> str:
     """The torch device behind an engine device: virtual CPU devices (``cpu:0``) are the CPU."""
     return "cpu" if device.startswith("cpu") else device
+
+
+def on_device(model: ModuleT, device: str) -> ModuleT:
+    """``model.to(device).eval()``, typed as torch's ``Module.to`` (transformers wraps its models' ``to`` with
+    ``functools.wraps``, which type checkers do not bind to the model)."""
+    return model.to(torch_device(device)).eval()
 
 
 def generator(device: str, seed: int) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nodeforge.engine.errors import NodeError
-from nodeforge.nodes.runtime import quiet_transformers, reading_model, torch_device
+from nodeforge.nodes.runtime import on_device, quiet_transformers, reading_model, torch_device
 
 ESPEAK = "espeak"
 FAMILIES = ("piper", "vits")
@@ -156,7 +156,7 @@ def load_vits(name: str, path: Path, device: str) -> VitsSpeaker:
     quiet_transformers()
     with reading_model(name, path, "is not a VITS/MMS text-to-speech model"):
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = VitsModel.from_pretrained(str(path)).to(torch_device(device)).eval()
+        model = on_device(VitsModel.from_pretrained(str(path)), device)
     return VitsSpeaker(model, tokenizer, name)
 
 
