@@ -64,7 +64,7 @@ class ChatBackend(Protocol):
         """Raise ChatUnavailable when the model certainly cannot answer (before a stream starts)."""
         ...
 
-    def complete(self, call: ChatCall, on_text: Callable[[str], None] | None,
+    def complete(self, call: ChatCall, on_text: Callable[[str], object] | None,
                  cancel: threading.Event) -> ChatAnswer:
         """Answer a conversation; ``on_text`` receives each new piece of the text (joined, they are the text)."""
         ...
@@ -127,7 +127,7 @@ class LocalLLMBackend:
         if problem:
             raise ChatUnavailable(f"model '{call.model[:200]}' cannot answer offline (HF_HUB_OFFLINE): {problem}")
 
-    def complete(self, call: ChatCall, on_text: Callable[[str], None] | None,
+    def complete(self, call: ChatCall, on_text: Callable[[str], object] | None,
                  cancel: threading.Event) -> ChatAnswer:
         llm, resolver, model = self._support(call)
         try:

@@ -77,7 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        issues = []
+        issues: list[dict[str, Any]] = []
         for err in exc.errors():
             loc = [str(part) for part in err.get("loc", ())]
             issues.append({"node": None, "input": ".".join(loc[1:]) or None, "code": "request",

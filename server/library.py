@@ -147,8 +147,8 @@ def _read_info(path: Path, readonly: bool, modified: float) -> GraphInfo | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
         return None
-    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
-    outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
-    description = data.get("description") if isinstance(data.get("description"), str) else ""
-    return GraphInfo(path.stem, description, readonly, inputs, list(outputs), modified)
+    inputs, outputs, description = data.get("inputs"), data.get("outputs"), data.get("description")
+    return GraphInfo(path.stem, description if isinstance(description, str) else "", readonly,
+                     inputs if isinstance(inputs, dict) else {}, list(outputs) if isinstance(outputs, dict) else [],
+                     modified)
 
