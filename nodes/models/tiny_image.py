@@ -120,15 +120,15 @@ def t5_tokenizer() -> Any:
     """A T5 tokenizer without sentencepiece: a Unigram model over WORDS and single characters; 64 tokens long, so
     the tiny pipelines do not pad prompts to the 512 tokens real T5 encoders take."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import T5TokenizerFast
+    from transformers import T5Tokenizer  # T5TokenizerFast is this class in transformers 5
 
     chars = sorted(set("".join(WORDS)) | set("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-") | {"▁"})
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab += [("▁" + w, -1.0) for w in WORDS] + [(c, -5.0) for c in chars]
     unigram = Tokenizer(models.Unigram(vocab, unk_id=2))
     unigram.pre_tokenizer = pre_tokenizers.Metaspace()
-    return T5TokenizerFast(tokenizer_object=unigram, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-                           extra_ids=0, model_max_length=64)
+    return T5Tokenizer(tokenizer_object=unigram, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                       extra_ids=0, model_max_length=64)
 
 
 def build_flux(folder: Path) -> None:
@@ -139,7 +139,7 @@ def build_flux(folder: Path) -> None:
     tokenizer = _clip_tokenizer(folder / "_tokenizer")
     t5_tok = t5_tokenizer()
     t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                                 decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+                                 pad_token_id=0, eos_token_id=1))
     transformer = FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
                                          attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
                                          pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
@@ -166,7 +166,7 @@ def build_sd3(folder: Path) -> None:
     tokenizer = _clip_tokenizer(folder / "_tokenizer")
     t5_tok = t5_tokenizer()
     t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=64, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                                 decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+                                 pad_token_id=0, eos_token_id=1))
     transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1,
                                         attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
                                         joint_attention_dim=64, pooled_projection_dim=64, out_channels=4)
@@ -229,8 +229,8 @@ def _remove(folder: Path) -> None:
 TINY = {
     "sd": TinyModel("sd", build_sd, "SD 1.x layout, random weights (noise): tests and the offline quickstart"),
     "sdxl": TinyModel("sdxl", build_sdxl, "SDXL layout, random weights (noise)"),
-    "flux": TinyModel("flux", build_flux, "Flux layout, random weights (noise)", revision=2),
-    "sd3": TinyModel("sd3", build_sd3, "SD3 layout, random weights (noise)"),
+    "flux": TinyModel("flux", build_flux, "Flux layout, random weights (noise)", revision=3),
+    "sd3": TinyModel("sd3", build_sd3, "SD3 layout, random weights (noise)", revision=2),
     "blip": TinyModel("blip", build_blip, "BLIP captioning layout, random weights (random words)"),
     "esrgan": TinyModel("esrgan", build_esrgan, "RRDBNet x4, 16 features, 2 blocks, random weights"),
 }

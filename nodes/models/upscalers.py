@@ -153,8 +153,8 @@ def import_spandrel() -> Any:
     def unsupported(*_: Any, **__: Any) -> Any:
         raise NotImplementedError("torchvision is not installed")
 
-    functional.InterpolationMode, functional.rotate, functional.normalize = InterpolationMode, unsupported, unsupported
-    transforms.functional, vision.transforms = functional, transforms
+    vars(functional).update(InterpolationMode=InterpolationMode, rotate=unsupported, normalize=unsupported)
+    vars(transforms)["functional"], vars(vision)["transforms"] = functional, transforms
     stubs = dict(zip(names, (vision, transforms, functional), strict=True))
     sys.modules.update(stubs)
     try:
