@@ -41,6 +41,23 @@ class Prepared:
     models: list[str]
 
 
+class RunCache(Protocol):
+    """The result cache as a run uses it: a ``ResultCache``, or what a backend puts in its place (``adapt_cache``:
+    the Ray backend's ``RefCache``)."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def present(self, keys: list[str]) -> set[str]: ...
+
+    def put(self, key: str, outputs: dict[str, Any]) -> None: ...
+
+    def park(self, key: str, device: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class RunScope:
     """What every node of one run shares, handed to the backend with each node: the run's events, its
@@ -52,7 +69,7 @@ class RunScope:
     env: GraphEnv
     data_dir: Path | None
     files: FileAccess
-    cache: ResultCache | None
+    cache: RunCache | None
     call_graph: GraphCaller
 
 
@@ -71,7 +88,7 @@ class Backend(Protocol):
     def refresh(self) -> list[str] | None:
         """At the start of a run: the devices now available, or None when they cannot change."""
 
-    def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
+    def adapt_cache(self, cache: ResultCache | None) -> RunCache | None:
         """The cache the session should consult (a backend may keep its memory tier elsewhere)."""
 
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
@@ -99,7 +116,7 @@ class LocalBackend:
     def refresh(self) -> list[str] | None:
         return None
 
-    def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
+    def adapt_cache(self, cache: ResultCache | None) -> RunCache | None:
         return cache
 
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],

@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.engine.backend import LocalBackend, Prepared, RunScope
+from nodeforge.engine.backend import LocalBackend, Prepared, RunCache, RunScope
 from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.devices import default_budget
 from nodeforge.engine.errors import DeviceError, EngineError, RunCancelled, first_line
@@ -214,14 +214,14 @@ class RayBackend:
                 self.down = self.down | {device}
 
     # Cache.
-    def adapt_cache(self, cache: ResultCache | None) -> ResultCache | None:
+    def adapt_cache(self, cache: ResultCache | None) -> RunCache | None:
         if cache is None or isinstance(cache, RefCache):
             return cache
         with self._lock:
             adapted = self._caches.get(id(cache))
             if adapted is None or adapted.inner is not cache:
                 adapted = self._caches[id(cache)] = RefCache(cache)
-        return adapted  # type: ignore[return-value]
+        return adapted
 
     def fetch(self, values: dict[str, Any]) -> dict[str, Any]:
         refs: list[Any] = []
