@@ -386,9 +386,12 @@ def test_widgets_follow_each_inputs_schema(editor: Any, shot: Shots) -> None:
 
 
 def test_the_page_links_by_the_engines_type_rules(editor: Any) -> None:
-    from nodeforge.engine.types import GRAPH_INPUT_TYPES, is_assignable
+    from typing import get_args
 
-    types = [*GRAPH_INPUT_TYPES, *(f"list[{item}]" for item in GRAPH_INPUT_TYPES)]
+    from nodeforge.engine.types import GraphInputType, is_assignable
+
+    graph_input_types = get_args(GraphInputType)
+    types = [*graph_input_types, *(f"list[{item}]" for item in graph_input_types)]
     verdicts = editor.evaluate("""async (types) => {
         const { isAssignable } = await import('/static/js/types.js');
         return types.map(source => types.map(target => isAssignable(source, target)));
