@@ -91,6 +91,7 @@ class Node:
     accelerator: ClassVar[bool] = False
     extra_inputs: ClassVar[str | None] = None
     files: ClassVar[Mapping[str, FileUse]] = MappingProxyType({})
+    model_families: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})
     Inputs: ClassVar[type[NodeInputs]]
     Outputs: ClassVar[type[NodeOutputs]]
 
@@ -216,14 +217,24 @@ class NodeSpec:
             "files": dict(self.cls.files),
             "dynamic_ports": self.dynamic,
             "source": self.source,
-            "inputs": _object_schema(self.cls.Inputs, self.inputs),
+            "inputs": _object_schema(self.cls.Inputs, self.inputs, self.cls.files, self.cls.model_families),
             "outputs": _object_schema(self.cls.Outputs, self.outputs),
         }
 
 
-def _object_schema(model: type[BaseModel], ports: Mapping[str, Port]) -> dict[str, Any]:
+def _object_schema(model: type[BaseModel], ports: Mapping[str, Port], files: Mapping[str, FileUse] | None = None,
+                   families: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """The JSON Schema of an inputs or outputs model, each property as its port shows it; the node's declarations
+    ride along on the properties (``x-nodeforge-file``: read, write or model; ``x-nodeforge-models``: the model
+    families a model input takes), so the editor's pickers read them instead of guessing from input names."""
     schema = model.model_json_schema()
     schema["properties"] = {name: dict(port.schema) for name, port in ports.items()}
+    for name, use in (files or {}).items():
+        if name in schema["properties"]:
+            schema["properties"][name]["x-nodeforge-file"] = use
+    for name, kinds in (families or {}).items():
+        if name in schema["properties"]:
+            schema["properties"][name]["x-nodeforge-models"] = list(kinds)
     schema["required"] = [name for name, port in ports.items() if port.required]
     return schema
 
@@ -257,6 +268,10 @@ def build_spec(cls: type[Node], source: str) -> NodeSpec:
     problem = check_declarations(cls.files, list(inputs))
     if problem:
         raise NodeDefinitionError(f"{name} ({type_id}): {problem}")
+    undeclared = [input_name for input_name in cls.model_families if cls.files.get(input_name) != "model"]
+    if undeclared:
+        raise NodeDefinitionError(f"{name} ({type_id}): model_families names '{undeclared[0]}', which files does "
+                                  "not declare as a model input")
     seed = inputs.get("seed")
     if seed is not None and seed.type != "int":
         raise NodeDefinitionError(f"{name} ({type_id}): a 'seed' input must be an int, not {seed.type}")

@@ -65,6 +65,7 @@ class Speech(Node):
     type_id = "audio.speech"
     version = "1.0.0"
     files = {"model": "model"}
+    model_families = {"model": speech.FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
@@ -144,6 +145,7 @@ class Transcribe(Node):
     type_id = "audio.transcribe"
     version = "1.0.0"
     files = {"model": "model"}
+    model_families = {"model": recognition.FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):

@@ -56,6 +56,7 @@ class Caption(Node):
     type_id = "image.caption"
     version = "1.0.0"
     files = {"model": "model"}
+    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):

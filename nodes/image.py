@@ -135,6 +135,7 @@ class Generate(Node):
     type_id = "image.generate"
     version = "1.0.0"
     files = {"model": "model", "loras": "model"}
+    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(DiffusionInputs):
@@ -173,6 +174,7 @@ class Transform(Node):
     type_id = "image.transform"
     version = "1.0.0"
     files = {"model": "model", "loras": "model"}
+    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(DiffusionInputs):

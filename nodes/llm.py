@@ -290,6 +290,7 @@ class Generate(Node):
     type_id = "llm.generate"
     version = "1.0.0"
     files = {"model": "model"}
+    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):

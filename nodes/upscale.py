@@ -28,6 +28,7 @@ class Upscale(Node):
     type_id = "image.upscale"
     version = "1.0.0"
     files = {"model": "model"}
+    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):

@@ -57,6 +57,7 @@ class Generate(Node):
     type_id = "video.generate"
     version = "1.0.0"
     files = {"model": "model"}
+    model_families = {"model": tuple(FAMILIES)}
     accelerator = True
 
     class Inputs(NodeInputs):

@@ -81,3 +81,47 @@ def test_the_default_pixel_budget_holds_without_a_server(tmp_path: Path) -> None
     record = executor.run(document).record
     assert record.nodes["load"].error == ("node 'load' (image.load), input 'path': bomb.png: the image is "
                                           "12000x12000 (144 MP), over the limit of 64 MP (--max-image-pixels)")
+
+
+def test_declarations_are_checked_and_shown_in_the_catalogue() -> None:
+    from nodeforge.engine.errors import NodeDefinitionError
+    from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, build_spec
+
+    class Reads(Node):
+        """Reads a model."""
+
+        type_id = "test.reads"
+        version = "1.0.0"
+        files = {"model": "model", "path": "read"}
+        model_families = {"model": ("llm",)}
+
+        class Inputs(NodeInputs):
+            model: str
+            path: str
+
+        class Outputs(NodeOutputs):
+            text: str
+
+        def run(self, inputs: Inputs, ctx: object) -> Outputs:
+            return self.Outputs(text=inputs.path)
+
+    properties = build_spec(Reads, "test").catalogue_entry()["inputs"]["properties"]
+    assert properties["model"]["x-nodeforge-file"] == "model" and properties["model"]["x-nodeforge-models"] == ["llm"]
+    assert properties["path"]["x-nodeforge-file"] == "read" and "x-nodeforge-models" not in properties["path"]
+
+    class Undeclared(Reads):
+        """Names families for an input it does not declare as a model."""
+
+        model_families = {"path": ("llm",)}
+
+    with pytest.raises(NodeDefinitionError, match="model_families names 'path'"):
+        build_spec(Undeclared, "test")
+
+    class WrongUse(Reads):
+        """Declares a use that does not exist."""
+
+        files = {"path": "delete"}
+        model_families = {}
+
+    with pytest.raises(NodeDefinitionError, match="files\\['path'\\] is 'delete'"):
+        build_spec(WrongUse, "test")

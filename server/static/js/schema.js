@@ -3,17 +3,6 @@
 
 import { listItem, MEDIA_TYPES } from "./types.js";
 
-/** Model kinds (GET /api/models `kind`) each node type's `model` input takes; other types list every model. */
-const MODEL_KINDS = {
-  "image.generate": ["sd", "sdxl", "sd3", "flux"],
-  "image.transform": ["sd", "sdxl", "sd3", "flux"],
-  "image.upscale": ["esrgan"],
-  "image.caption": ["blip"],
-  "llm.generate": ["llm"],
-  "audio.speech": ["piper", "vits"],
-  "audio.transcribe": ["whisper", "faster-whisper"],
-  "video.generate": ["wan", "ltx", "cogvideox"],
-};
 /** Model names that resolve without the registry listing them. */
 const EXTRA_MODELS = { "audio.speech": ["espeak"] };
 
@@ -26,7 +15,8 @@ const EXTRA_MODELS = { "audio.speech": ["espeak"] };
  *   {kind: "combo", values}              enums
  *   {kind: "toggle"}
  *   {kind: "text", multiline}
- *   {kind: "model", kinds, extra}        a picker fed by GET /api/models; other names may be typed
+ *   {kind: "model", kinds, extra}        a picker fed by GET /api/models, for an input the node declares as a model
+ *                                        (`x-nodeforge-file`), of the families it declares (`x-nodeforge-models`)
  *   {kind: "loras"}                      [{model, weight}] edited in a dialog
  *   {kind: "graph"}                      graph.call: a saved graph's name
  *   {kind: "json"}
@@ -52,8 +42,9 @@ export function inputSpec(nodeType, name, schema, required) {
     return { ...base, kind: "number", integer: type === "int", min, max, step: numberStep(schema, type, min, max) };
   }
   if (type === "bool") return { ...base, kind: "toggle" };
-  if (type === "text" && name === "model") {
-    return { ...base, kind: "model", kinds: MODEL_KINDS[nodeType] ?? null, extra: EXTRA_MODELS[nodeType] ?? [] };
+  if (type === "text" && schema["x-nodeforge-file"] === "model") {
+    const kinds = schema["x-nodeforge-models"];
+    return { ...base, kind: "model", kinds: kinds?.length ? kinds : null, extra: EXTRA_MODELS[nodeType] ?? [] };
   }
   if (type === "text" && nodeType === "graph.call" && name === "graph") return { ...base, kind: "graph" };
   if (type === "text") return { ...base, kind: "text", multiline: Boolean(schema.multiline) };
