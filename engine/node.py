@@ -109,10 +109,10 @@ class Node:
         return []
 
     def models(self, literals: Mapping[str, Any]) -> list[str]:
-        """The model keys this node will ask ``ctx.models`` for, when known before it runs; the scheduler places
-        the node where they are resident. Default: a literal ``model`` input."""
-        model = literals.get("model")
-        return [model] if isinstance(model, str) else []
+        """The models this node will ask ``ctx.models`` for, when known before it runs; the scheduler places the
+        node where they are resident. Default: the literal names of the inputs ``files`` declares as models."""
+        return [value for name, use in self.files.items()
+                if use == "model" and isinstance(value := literals.get(name), str)]
 
     def fingerprint(self, literals: Mapping[str, Any], env: GraphEnv) -> str | None:
         """Extra cache-key material from state outside the graph (a file's hash, a saved graph's document)."""

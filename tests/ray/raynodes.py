@@ -63,6 +63,7 @@ class Meet(Node):
     type_id = "raytest.meet"
     version = "1.0.0"
     accelerator = True
+    files = {"model": "model"}
 
     class Inputs(NodeInputs):
         model: str

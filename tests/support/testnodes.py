@@ -189,6 +189,7 @@ class UseModel(Node):
     type_id = "test.use_model"
     version = "1.0.0"
     accelerator = True
+    files = {"model": "model"}
 
     class Inputs(NodeInputs):
         model: str
