@@ -15,14 +15,18 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError, Issue, UsageError
 
 if TYPE_CHECKING:
+    from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.graph import CompiledGraph, GraphEnv
+    from nodeforge.engine.ray_backend import RayBackend
+    from nodeforge.engine.record import RunRecord
+    from nodeforge.engine.registry import Registry
     from nodeforge.engine.session import RunResult, Session
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -31,6 +35,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+if TYPE_CHECKING:
+    Commands: TypeAlias = argparse._SubParsersAction[_Parser]
+    """The subcommands a plugin command's ``register(commands, common)`` adds its parser to."""
+CommonOptions = Callable[[argparse.ArgumentParser], None]
+"""``register``'s ``common``: adds the options every graph command takes (``--data-dir``, ``--plugins``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS_GROUP = "nodeforge.commands"
 
 
-def _add_plugin_commands(commands: Any, common: Any) -> None:
+def _add_plugin_commands(commands: Commands, common: CommonOptions) -> None:
     """Commands contributed by installed packages (``serve``, ``models``...): entry points in the group
     ``nodeforge.commands``, each ``register(subparsers, add_common_options)`` setting a ``handler(args) -> int``.
     The engine stays free of imports from the server and node packages."""
@@ -130,7 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run(args)
 
 
-def _registry(args: argparse.Namespace) -> Any:
+def _registry(args: argparse.Namespace) -> Registry:
     from nodeforge.engine.registry import Registry
 
     for folder in args.plugins:
@@ -142,7 +153,7 @@ def _registry(args: argparse.Namespace) -> Any:
     return registry
 
 
-def _env(args: argparse.Namespace, graph_path: Path, data_dir: Path | None) -> Any:
+def _env(args: argparse.Namespace, graph_path: Path, data_dir: Path | None) -> GraphEnv:
     from nodeforge.engine.graph import GraphEnv
     from nodeforge.engine.library import GraphLibrary
 
@@ -150,7 +161,7 @@ def _env(args: argparse.Namespace, graph_path: Path, data_dir: Path | None) -> A
     return GraphEnv(_registry(args), GraphLibrary(folders))
 
 
-def _load(path_text: str) -> Any:
+def _load(path_text: str) -> GraphDocument:
     from nodeforge.engine.document import load_document
 
     path = Path(path_text)
@@ -243,7 +254,7 @@ def _cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def parse_sets(document: Any, sets: list[str]) -> dict[str, Any]:
+def parse_sets(document: GraphDocument, sets: list[str]) -> dict[str, Any]:
     """``--set NAME=VALUE`` options as graph inputs, each parsed by the input's declared type."""
     from nodeforge.engine.document import MAX_DEPTH, nested_too_deep
     from nodeforge.engine.inputs import parse_cli_value
@@ -337,7 +348,7 @@ def _run(args: argparse.Namespace) -> int:
     return {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
 
 
-def _ray_backend(address: str | None, budget: int | None) -> Any:
+def _ray_backend(address: str | None, budget: int | None) -> RayBackend:
     """The Ray backend, connected (``address``) or on a new local cluster; its workers are up when it returns."""
     from nodeforge.engine.ray_backend import RayBackend
 
@@ -359,7 +370,7 @@ def execute_with_progress(session: Session, compiled: CompiledGraph, given: dict
                            listener=display.listen)
 
 
-def print_summary(record: Any) -> None:
+def print_summary(record: RunRecord) -> None:
     """One status line, then each output (media by file path)."""
     counts: dict[str, int] = {}
     for node in record.nodes.values():

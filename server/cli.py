@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nodeforge.engine.errors import UsageError
 from nodeforge.engine.limits import (
@@ -18,10 +17,13 @@ from nodeforge.engine.limits import (
 )
 from nodeforge.server.settings import MiB, Settings, is_loopback
 
+if TYPE_CHECKING:
+    from nodeforge.engine.cli import Commands, CommonOptions
+
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-def register_serve(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register_serve(commands: Commands, common: CommonOptions) -> None:
     serve = commands.add_parser("serve", help="serve the HTTP API (JSON, server-sent events, OpenAI-compatible)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8188)

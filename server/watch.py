@@ -13,17 +13,25 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.cli import execute_with_progress, parse_sets, print_summary
 from nodeforge.engine.errors import UsageError
 
+if TYPE_CHECKING:
+    import watchfiles
+
+    from nodeforge.engine.cli import Commands, CommonOptions
+    from nodeforge.engine.graph import CompiledGraph, GraphEnv
+    from nodeforge.engine.record import RunRecord
+    from nodeforge.engine.registry import Registry
+    from nodeforge.engine.session import Session
+
 EXIT_OK = 0
 
 
-def register_watch(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register_watch(commands: Commands, common: CommonOptions) -> None:
     watch = commands.add_parser("watch", help="run a graph, then again on every change of its file")
     watch.add_argument("graph", help="a graph .json file")
     watch.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
@@ -49,9 +57,9 @@ class WatchSession:
         self.data_dir = resolve_data_dir(args.data_dir)
         self.cache = ResultCache(self.data_dir / "cache")
         self.registry = self._discover()
-        self.sessions: dict[tuple[str, ...], Any] = {}
+        self.sessions: dict[tuple[str, ...], Session] = {}
 
-    def _discover(self) -> Any:
+    def _discover(self) -> Registry:
         from nodeforge.engine.registry import Registry
 
         registry = Registry.discover(self.plugins)
@@ -65,7 +73,7 @@ class WatchSession:
     def close(self) -> None:
         self.cache.close()
 
-    def run_once(self, cancel: threading.Event) -> Any:
+    def run_once(self, cancel: threading.Event) -> RunRecord | None:
         """Run the graph as it is on disk now; None when it cannot run (the reason is printed)."""
         from nodeforge.engine.document import load_document
         from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError
@@ -89,7 +97,7 @@ class WatchSession:
             print(f"{self.args.graph}: {exc}; waiting for the next change", file=sys.stderr)
         return None
 
-    def _session(self, compiled: Any) -> Any:
+    def _session(self, compiled: CompiledGraph) -> Session:
         from nodeforge.engine.devices import parse_devices
         from nodeforge.engine.graph import GraphEnv
         from nodeforge.engine.session import Session
@@ -102,8 +110,8 @@ class WatchSession:
                                          devices=devices, data_dir=self.data_dir)
         return self.sessions[key]
 
-    def _execute(self, session: Any, env: Any, compiled: Any, given: dict[str, Any], run_id: str,
-                 cancel: threading.Event, out_dir: Path) -> Any:
+    def _execute(self, session: Session, env: GraphEnv, compiled: CompiledGraph, given: dict[str, Any], run_id: str,
+                 cancel: threading.Event, out_dir: Path) -> RunRecord:
         interactive = not self.args.json and sys.stdout.isatty()
         record = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, env=env,
                                        interactive=interactive).record
@@ -138,7 +146,7 @@ def watch_command(args: argparse.Namespace) -> int:
         session.run_once(cancel)
         target = session.path
 
-        def relevant(change: Any, changed: str) -> bool:
+        def relevant(change: watchfiles.Change, changed: str) -> bool:
             candidate = Path(changed)
             return candidate == target or any(folder in candidate.parents for folder in session.plugins)
 

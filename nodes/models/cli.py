@@ -9,16 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import UsageError
+
+if TYPE_CHECKING:
+    from nodeforge.engine.cli import Commands, CommonOptions
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-def register(commands: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(commands: Commands, common: CommonOptions) -> None:
     models = commands.add_parser("models", help="list models: tiny, shipped in wheels, aliases; what is on disk")
     models.add_argument("action", nargs="?", default="list", choices=["list", "get"],
                         help="list (default), or get: build, convert or download NAME now")
