@@ -20,14 +20,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.codec import PLAIN_TYPES, decode, encode
+from nodeforge.engine.codec import decode, encode
 from nodeforge.engine.errors import CodecError
 from nodeforge.engine.values import move_value, value_nbytes
 
 Outputs = dict[str, Any]
 _JSON = json.JSONEncoder(separators=(",", ":"))
+_STRING = json.encoder.encode_basestring_ascii
+_FLOAT = _JSON.iterencode  # only for the rare non-finite float
 FLUSH_SECONDS = 0.05
 DEFAULT_MEMORY_BUDGET = 1 << 30
+_ROWS_PER_INSERT = 500
+
+
+def _plain_payload(outputs: Outputs) -> bytes | None:
+    """The JSON payload of outputs holding only text, numbers, booleans and None (what ``_JSON.encode`` writes),
+    built without the encoder's per-call set-up; None when some value needs the codec (media, lists, dicts)."""
+    parts = []
+    for name, value in outputs.items():
+        kind = type(value)
+        if kind is str:
+            text = _STRING(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int:
+            text = int.__repr__(value)
+        elif value is None:
+            text = "null"
+        elif kind is float:
+            text = float.__repr__(value) if value - value == 0 else "".join(_FLOAT(value))
+        else:
+            return None
+        parts.append(f"{_STRING(name)}:{text}")
+    return f"{{{','.join(parts)}}}".encode()
 
 
 @dataclass(slots=True)
@@ -158,8 +183,9 @@ class DiskTier:
 
     def put(self, key: str, outputs: Outputs) -> None:
         tensors: dict[str, Any] = {}
-        plain = all(type(value) in PLAIN_TYPES for value in outputs.values())
-        payload = _JSON.encode(outputs if plain else encode(outputs, tensors)).encode()
+        payload = _plain_payload(outputs)
+        if payload is None:
+            payload = _JSON.encode(encode(outputs, tensors)).encode()
         blob = blob_checksum = None
         nbytes = len(payload)
         if tensors:
@@ -204,9 +230,15 @@ class DiskTier:
 
     @staticmethod
     def _commit(db: sqlite3.Connection, rows: list[Row]) -> None:
+        """One transaction; rows go in as multi-row INSERTs, so SQLite's B-tree work runs in a few statements with
+        the GIL released instead of one statement (and one GIL hand-off with the node workers) per row."""
+        per_statement = max(1, min(_ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 7))
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start:start + per_statement]
+                values = ",".join(("(?,?,?,?,?,?,?)",) * len(chunk))
+                db.execute(f"INSERT OR REPLACE INTO entries VALUES {values}", [v for row in chunk for v in row])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeforge.engine.backend import Prepared
-from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.backend import Prepared, RunCache
 from nodeforge.engine.graph import CompiledGraph
 
 
@@ -27,15 +26,14 @@ class Plan:
     unneeded: list[str] = field(default_factory=list)
 
 
-def plan(graph: CompiledGraph, prepared: Mapping[str, Prepared], cache: ResultCache | None) -> Plan:
+def plan(graph: CompiledGraph, prepared: Mapping[str, Prepared], cache: RunCache | None) -> Plan:
     """The plan for the graph's outputs and its side-effect nodes (which always run)."""
     requested = {link.node for link in graph.outputs.values()}
     requested |= {node_id for node_id, node in graph.nodes.items() if node.spec.cls.side_effects}
     result = Plan()
     visited: set[str] = set()
     stack = sorted(requested)
-    keys = [entry.key for entry in prepared.values() if entry.key is not None]
-    present = cache.present(keys) if cache is not None else set()
+    present = _Presence(graph, prepared, cache) if cache is not None else None
     while stack:
         node_id = stack.pop()
         if node_id in visited:
@@ -43,7 +41,8 @@ def plan(graph: CompiledGraph, prepared: Mapping[str, Prepared], cache: ResultCa
         visited.add(node_id)
         node = graph.nodes[node_id]
         key = prepared[node_id].key
-        if cache is not None and key in present and not node.spec.cls.side_effects:
+        if present is not None and cache is not None and key is not None and not node.spec.cls.side_effects \
+                and present.has(key):
             outputs = cache.get(key)
             if outputs is not None:
                 result.loaded[node_id] = outputs
@@ -59,6 +58,34 @@ def plan(graph: CompiledGraph, prepared: Mapping[str, Prepared], cache: ResultCa
         else:
             result.unneeded.append(node_id)
     return result
+
+
+class _Presence:
+    """Which keys the cache holds, asked in a few growing batches as the walk needs them: the key asked for plus
+    the next unknown keys in reverse topological order (where the walk goes next), 1, then 8, 64... at a time. A
+    fully cached run asks for its output keys only; a cold chain of 1,000 nodes costs five queries."""
+
+    def __init__(self, graph: CompiledGraph, prepared: Mapping[str, Prepared], cache: RunCache) -> None:
+        self._cache = cache
+        self._known: dict[str, bool] = {}
+        self._ahead = (key for node_id in reversed(graph.order) if (key := prepared[node_id].key) is not None)
+        self._batch = 1
+
+    def has(self, key: str) -> bool:
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        batch = [key]
+        for candidate in self._ahead:
+            if candidate not in self._known and candidate != key:
+                batch.append(candidate)
+                if len(batch) >= self._batch:
+                    break
+        self._batch = min(self._batch * 8, 4096)
+        found = self._cache.present(batch)
+        for candidate in batch:
+            self._known[candidate] = candidate in found
+        return key in found
 
 
 def _ancestors(graph: CompiledGraph, nodes: set[str]) -> set[str]:
