@@ -9,8 +9,8 @@ the session, not to the run), placed first where its model is resident (``engine
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from nodeforge.engine.scheduler import ReadySet, place
@@ -20,34 +20,73 @@ if TYPE_CHECKING:
 
 
 class WorkerPool:
-    """The workers of one run over the session's shared device slots."""
+    """The workers of one run over the session's shared device slots. The calling thread is the first worker;
+    another thread starts only when more nodes are ready than workers are free to take them (up to ``size``), so a
+    chain, or a run of one node, never pays for threads it cannot use."""
 
     def __init__(self, run: Run, to_run: set[str]) -> None:
         graph = run.graph
         self.run = run
         self.session = run.session
-        self.ready = ReadySet(to_run, {node_id: graph.nodes[node_id].upstream for node_id in to_run}, graph.order,
-                              lambda node_id: graph.nodes[node_id].spec.cls.accelerator)
+        nodes = graph.nodes
+        self.ready = ReadySet(to_run, {node_id: nodes[node_id].upstream for node_id in to_run}, graph.order,
+                              lambda node_id: nodes[node_id].spec.cls.accelerator)
         self.running = 0
         self.excluded: dict[str, frozenset[str]] = {}
         self.size = min(self.session.workers, len(to_run))
-        if any(graph.nodes[node_id].spec.cls.accelerator for node_id in to_run):
+        if any(nodes[node_id].spec.cls.accelerator for node_id in to_run):
             self.size = min(max(self.size, len(self.session.devices) + 1), len(to_run))
+        self._started = 1
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+        self._torch_threads: int | None = None
 
     def execute(self) -> None:
         """Run every node of the plan (or until cancelled); nodes left pending are marked cancelled."""
-        threads = _torch_threads()
-        with ThreadPoolExecutor(self.size, thread_name_prefix=f"run-{self.run.record.id}") as pool:
-            for future in [pool.submit(self._work, threads) for _ in range(self.size)]:
-                future.result()
+        self._torch_threads = _torch_threads()
+        try:
+            self._work()
+        except BaseException as exc:
+            self._abort(exc)
+        finally:
+            while self._threads:
+                self._threads.pop().join()
+        if self._errors:
+            raise self._errors[0]
+        pending = self.ready.pending
         for node_id in self.run.graph.order:
-            if node_id in self.ready.pending:
+            if node_id in pending:
                 self.run.mark(node_id, "cancelled", None)
 
-    def _work(self, torch_threads: int | None) -> None:
-        if torch_threads is not None:
-            _set_torch_threads(torch_threads)
+    def _spawn(self) -> None:
+        """Start workers for ready nodes that no free worker will take (called under the session's condition)."""
+        wanted = min(len(self.ready) - self._idle, self.size - self._started)
+        for _ in range(max(wanted, 0)):
+            self._started += 1
+            thread = threading.Thread(target=self._thread_main, daemon=True,
+                                      name=f"run-{self.run.record.id}-{self._started}")
+            self._threads.append(thread)
+            thread.start()
+
+    def _thread_main(self) -> None:
+        if self._torch_threads is not None:
+            _set_torch_threads(self._torch_threads)
+        try:
+            self._work()
+        except BaseException as exc:
+            self._abort(exc)
+
+    def _abort(self, exc: BaseException) -> None:
+        """A worker died of an engine error (or an interrupt): the others stop taking nodes, and it is raised."""
+        self._errors.append(exc)
+        with self.session.state:
+            self.session.state.notify_all()
+
+    def _work(self) -> None:
         state = self.session.state
+        ready, slots = self.ready, self.session.slots
+        cancel = self.run.cancel
         node_id: str | None = None
         device = "cpu"
         outcome: Outcome = (None, None, None)
@@ -58,18 +97,24 @@ class WorkerPool:
                     self._release(node_id, device)
                     self.run.settle(node_id, device, outcome, self)
                 picked = None
-                while not self.run.cancel.is_set():
-                    free = any(not slot.busy for slot in self.session.slots)
-                    picked = self.ready.pop_first(self._device_for, free)
-                    if picked is not None or (not self.running and not len(self.ready)):
+                while not cancel.is_set() and not self._errors:
+                    free = any(not slot.busy for slot in slots)
+                    picked = ready.pop_first(self._device_for, free)
+                    if picked is not None or (not self.running and not len(ready)):
                         break
-                    state.wait()
+                    self._idle += 1
+                    try:
+                        state.wait()
+                    finally:
+                        self._idle -= 1
                 if picked is None:
                     state.notify_all()
                     return
                 node_id, device = picked
                 self._claim(node_id, device)
                 self.running += 1
+                if len(ready) > self._idle and self._started < self.size:
+                    self._spawn()
             outcome = self.run.execute_node(node_id, device)
 
     def _device_for(self, node_id: str) -> str | None:
