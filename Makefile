@@ -28,6 +28,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check engine nodes server tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -39,8 +40,10 @@ bench: setup
 	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/ray.py
 
+# mypy checks engine/, nodes/ and server/ as the nodeforge packages ([tool.mypy] in pyproject.toml).
 lint: setup
 	$(BIN)/ruff check engine nodes server tests bench
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs .pytest_cache .mypy_cache
