@@ -7,8 +7,7 @@ iterative, so a 10,000-node chain validates without recursion limits.
 
 from __future__ import annotations
 
-import graphlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,11 @@ from nodeforge.engine.registry import Registry
 from nodeforge.engine.types import MEDIA_TYPES, is_assignable, list_item
 
 RANDOM_SEEDS = ("random", -1)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class _Compiler:
         self.env = env
         self.issues: list[Issue] = []
         self.nodes: dict[str, CompiledNode] = {}
+        self.links: list[tuple[str, Port, LinkBinding, bool]] = []  # (node, port, link, in a list) to check
 
     def issue(self, node: str | None, input: str | None, code: str, message: str) -> None:
         self.issues.append(Issue(node, input, code, message))
@@ -113,8 +118,8 @@ class _Compiler:
         self._check_graph_inputs()
         for node_id, node_doc in self.document.nodes.items():
             self._compile_node(node_id, node_doc.type, node_doc.version, node_doc.inputs)
-        for node in self.nodes.values():
-            self._check_links(node)
+        for node_id, port, link, in_list in self.links:
+            self._check_link(node_id, port, link, in_list=in_list)
         order = self._order()
         outputs = self._outputs()
         if self.issues or order is None:
@@ -132,19 +137,26 @@ class _Compiler:
                            f"default of graph input '{name}' is not a valid {decl.type}: {_pydantic_reason(exc)}")
 
     def _compile_node(self, node_id: str, type_id: str, version: str | None, raw_inputs: Mapping[str, Any]) -> None:
-        if type_id not in self.env.registry:
+        spec = self.env.registry.find(type_id)
+        if spec is None:
             self.issue(node_id, None, "unknown_type", f"unknown node type '{type_id}'")
             return
-        spec = self.env.registry.get(type_id)
         if version is not None:
             self._check_version(node_id, spec, version)
         bindings: dict[str, Binding] = {}
+        literals: dict[str, Any] = {}
         for name, raw in raw_inputs.items():
+            if type(raw) in _SCALARS:  # most inputs: a literal that cannot be mistaken for a link
+                bindings[name] = LiteralBinding(raw)
+                literals[name] = raw
+                continue
             try:
-                bindings[name] = parse_binding(raw)
+                binding = bindings[name] = parse_binding(raw)
             except BadBinding as exc:
                 self.issue(node_id, name, "bad_link", str(exc))
-        literals = {name: b.value for name, b in bindings.items() if isinstance(b, LiteralBinding)}
+                continue
+            if isinstance(binding, LiteralBinding):
+                literals[name] = binding.value
         try:
             ports = spec.ports_for(literals, bindings.keys(), self.env)
         except GraphRecursionError as exc:
@@ -153,30 +165,50 @@ class _Compiler:
         except EngineError as exc:
             self.issue(node_id, None, "bad_ports", str(exc))
             return
+        inputs = ports.inputs
+        upstream: dict[str, None] = {}
+        dynamic: list[tuple[str, Binding]] = []
         for name, binding in bindings.items():
-            port = ports.inputs.get(name)
+            port = inputs.get(name)
             if port is None:
-                accepted = ", ".join(ports.inputs) or "none"
-                self.issue(node_id, name, "unknown_input",
-                           f"{type_id} has no input '{name}' (inputs: {accepted})")
+                accepted = ", ".join(inputs) or "none"
+                self.issue(node_id, name, "unknown_input", f"{type_id} has no input '{name}' (inputs: {accepted})")
+                upstream.update(dict.fromkeys(link.node for link in _links((binding,))))
+                continue
+            if isinstance(binding, LiteralBinding):
+                self._check_literal(node_id, port, binding.value)
+                continue
+            dynamic.append((name, binding))
+            if isinstance(binding, LinkBinding):
+                upstream[binding.node] = None
+                self.links.append((node_id, port, binding, False))
                 continue
             self._check_binding(node_id, port, binding)
-        for name, port in ports.inputs.items():
-            if port.required and name not in bindings:
-                self.issue(node_id, name, "missing_input", f"required input '{name}' ({port.type}) is not given")
-        bound = frozenset(bindings)
-        for input_name, message in spec.instance.check(literals, bound):
-            self.issue(node_id, input_name, "invalid_input", message)
-        upstream = tuple(dict.fromkeys(link.node for link in _links(bindings.values())))
-        literals = {name: b.value for name, b in bindings.items() if isinstance(b, LiteralBinding)
-                    and not (name == "seed" and b.value in RANDOM_SEEDS)}
-        dynamic = tuple(sorted(((name, b) for name, b in bindings.items() if not isinstance(b, LiteralBinding)),
-                              key=lambda item: item[0]))
+            if isinstance(binding, ListBinding):
+                for item in binding.items:
+                    if isinstance(item, LinkBinding):
+                        upstream[item.node] = None
+                        self.links.append((node_id, port, item, True))
+        required = spec.required_inputs if ports is spec.static_ports or not spec.dynamic else \
+            tuple(name for name, port in inputs.items() if port.required)
+        for name in required:
+            if name not in bindings:
+                self.issue(node_id, name, "missing_input",
+                           f"required input '{name}' ({inputs[name].type}) is not given")
+        if spec.checks:
+            for input_name, message in spec.instance.check(literals, frozenset(bindings)):
+                self.issue(node_id, input_name, "invalid_input", message)
+        seed = literals.get("seed")
+        if seed is not None and seed in RANDOM_SEEDS:
+            literals = {name: value for name, value in literals.items() if name != "seed"}
+        if len(dynamic) > 1:
+            dynamic.sort(key=_first)
         try:
-            prefix = key_prefix(spec.type, spec.version, literals.items())
+            prefix = key_prefix(type_id, spec.version, literals.items(), spec.key_head)
         except TypeError:
             prefix = ""
-        self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, upstream, literals, prefix, dynamic)
+        self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, tuple(upstream), literals, prefix,
+                                           tuple(dynamic))
 
     def _check_version(self, node_id: str, spec: NodeSpec, wanted: str) -> None:
         match, have = SEMVER.match(wanted), SEMVER.match(spec.version)
@@ -228,16 +260,6 @@ class _Compiler:
             self.issue(node_id, port.name, "invalid_literal",
                        f"{port.name}: {shown} is not a valid {port.type}: {_pydantic_reason(exc)}")
 
-    def _check_links(self, node: CompiledNode) -> None:
-        for name, binding in node.bindings.items():
-            port = node.ports.inputs.get(name)
-            if port is None:
-                continue
-            items = binding.items if isinstance(binding, ListBinding) else (binding,)
-            for item in items:
-                if isinstance(item, LinkBinding):
-                    self._check_link(node.id, port, item, in_list=isinstance(binding, ListBinding))
-
     def _check_link(self, node_id: str, port: Port, link: LinkBinding, *, in_list: bool) -> None:
         if link.node not in self.document.nodes:
             self.issue(node_id, port.name, "missing_node", f"link to missing node '{link.node}'")
@@ -259,13 +281,11 @@ class _Compiler:
     def _order(self) -> list[str] | None:
         """A topological order (the standard library's sorter: networkx costs 0.2 s to import), or None with an
         issue for every cycle (networkx finds them all, on this rare path only)."""
-        upstream = {node_id: [up for up in node.upstream if up in self.document.nodes]
-                    for node_id, node in self.nodes.items()}
-        sorter = graphlib.TopologicalSorter({node_id: upstream.get(node_id, ()) for node_id in self.document.nodes})
-        try:
-            return list(sorter.static_order())
-        except graphlib.CycleError:
-            pass
+        present = self.document.nodes
+        upstream = {node_id: [up for up in node.upstream if up in present] for node_id, node in self.nodes.items()}
+        order = _topological_order(present, upstream)
+        if order is not None:
+            return order
         import networkx as nx
 
         graph: nx.DiGraph[str] = nx.DiGraph()
@@ -297,6 +317,37 @@ class _Compiler:
         consumed = {link.node for node in self.nodes.values() for link in _links(node.bindings.values())}
         return {f"{node.id}.{out}": LinkBinding(node.id, out)
                 for node in self.nodes.values() if node.id not in consumed for out in node.ports.outputs}
+
+
+def _topological_order(nodes: Iterable[str], upstream: Mapping[str, list[str]]) -> list[str] | None:
+    """Kahn's algorithm in the order ``graphlib.TopologicalSorter(...).static_order()`` gives (nodes as first named,
+    each wave of ready nodes in the order they became ready), without its per-node objects and cycle search; None
+    when there is a cycle."""
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for node_id in nodes:
+        ups = upstream.get(node_id, ())
+        if node_id not in waiting:
+            waiting[node_id] = 0
+            dependents[node_id] = []
+        waiting[node_id] += len(ups)
+        for up in ups:
+            if up not in waiting:
+                waiting[up] = 0
+                dependents[up] = []
+            dependents[up].append(node_id)
+    order = [node_id for node_id, count in waiting.items() if count == 0]
+    start = 0
+    while start < len(order):
+        end = len(order)
+        for index in range(start, end):
+            for child in dependents[order[index]]:
+                count = waiting[child] - 1
+                waiting[child] = count
+                if count == 0:
+                    order.append(child)
+        start = end
+    return order if len(order) == len(waiting) else None
 
 
 def _links(bindings: Any) -> list[LinkBinding]:

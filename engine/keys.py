@@ -19,10 +19,28 @@ def _reject(value: Any) -> Any:
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_reject)
+_STRING = json.encoder.encode_basestring
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON of a value (sorted keys, no spaces, UTF-8 kept); text and numbers without the encoder's
+    per-call set-up, which costs more than encoding them. Keys depend on these exact strings."""
+    kind = type(value)
+    if kind is str:
+        return _STRING(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if kind is float and value - value == 0:
+        return float.__repr__(value)
+    return _CANONICAL.encode(value)
 
 
 def literal_material(value: Any) -> str:
-    return "v" + _CANONICAL.encode(value)
+    return "v" + canonical(value)
 
 
 def link_material(upstream_key: str, output: str) -> str:
@@ -37,15 +55,20 @@ def media_material(kind: str, digest: str) -> str:
     return f"m{kind}:{digest}"
 
 
-def key_prefix(type_id: str, version: str, literals: Iterable[tuple[str, Any]]) -> str:
+def key_head(type_id: str, version: str) -> str:
+    """The start of every key of a node type: its type id and version."""
+    return _CANONICAL.encode([type_id, version])
+
+
+def key_prefix(type_id: str, version: str, literals: Iterable[tuple[str, Any]], head: str | None = None) -> str:
     """The part of a key fixed by the graph document: type, version and literal inputs (sorted by name)."""
-    parts = [_CANONICAL.encode([type_id, version])]
-    parts.extend(f"{_CANONICAL.encode(name)}={literal_material(value)};" for name, value in sorted(literals))
+    parts = [key_head(type_id, version) if head is None else head]
+    parts.extend(f"{_STRING(name)}=v{canonical(value)};" for name, value in sorted(literals))
     return "".join(parts)
 
 
 def input_part(name: str, material: str) -> str:
-    return f"{_CANONICAL.encode(name)}={material};"
+    return f"{_STRING(name)}={material};"
 
 
 def finish_key(parts: list[str], fingerprint: str | None) -> str:

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from nodeforge.engine.errors import NodeDefinitionError
 from nodeforge.engine.files import FileUse, check_declarations
+from nodeforge.engine.keys import key_head
 from nodeforge.engine.types import port_type_of, python_type
 
 if TYPE_CHECKING:
@@ -263,25 +264,53 @@ class NodeSpec:
     def description(self) -> str:
         return (self.cls.__doc__ or "").strip()
 
-    @property
+    @functools.cached_property
     def dynamic(self) -> bool:
         return type(self.instance).ports is not Node.ports
 
+    @functools.cached_property
+    def checks(self) -> bool:
+        """Whether the node type has its own ``check``."""
+        return type(self.instance).check is not Node.check
+
+    @functools.cached_property
+    def static_ports(self) -> NodePorts:
+        return NodePorts(self.inputs, self.outputs)
+
+    @functools.cached_property
+    def required_inputs(self) -> tuple[str, ...]:
+        return tuple(name for name, port in self.inputs.items() if port.required)
+
+    @functools.cached_property
+    def key_head(self) -> str:
+        """The start of this type's cache keys (its type id and version)."""
+        return key_head(self.type, self.version)
+
+    @functools.cached_property
+    def _extra_ports(self) -> dict[tuple[str, ...], NodePorts]:
+        return {}
+
     def ports_for(self, literals: Mapping[str, Any], given: Iterable[str], env: GraphEnv) -> NodePorts:
         """The ports of one node in a graph: those its literals select (``graph.call``), else the static ones plus
-        a port of type ``extra_inputs`` for every other input given."""
+        a port of type ``extra_inputs`` for every other input given (built once per set of extra names)."""
         ports = self.instance.ports(literals, env) if self.dynamic else None
         if ports is not None:
             return ports
-        ports = NodePorts(self.inputs, self.outputs)
         extra_type = self.cls.extra_inputs
-        extras = [name for name in given if name not in ports.inputs] if extra_type else []
+        if extra_type is None:
+            return self.static_ports
+        inputs = self.inputs
+        extras = tuple(name for name in given if name not in inputs)
         if not extras:
-            return ports
-        inputs = dict(ports.inputs)
-        for name in extras:
-            inputs[name] = make_port(name, extra_type or "json")
-        return NodePorts(inputs, ports.outputs)
+            return self.static_ports
+        known = self._extra_ports
+        ports = known.get(extras)
+        if ports is None:
+            if len(known) >= 256:
+                known.clear()
+            ports = known[extras] = NodePorts({**inputs, **{name: make_port(name, extra_type) for name in extras}},
+                                              self.outputs)
+        return ports
 
     def catalogue_entry(self) -> dict[str, Any]:
         """What ``nodeforge nodes --json`` and ``GET /api/nodes`` show for this type."""

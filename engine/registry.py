@@ -66,6 +66,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._specs)
 
+    def find(self, type_id: str) -> NodeSpec | None:
+        """The spec of a type id, or None when no such type is registered."""
+        return self._specs.get(type_id)
+
     def get(self, type_id: str) -> NodeSpec:
         try:
             return self._specs[type_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,12 @@ class TextOutput(NodeOutputs):
 
 def placeholders(template: str) -> list[str]:
     """The ``{name}`` fields of a template, in order; raises ValueError for malformed braces or positional fields."""
+    return list(_placeholders(template))
+
+
+@functools.lru_cache(maxsize=1024)
+def _placeholders(template: str) -> tuple[str, ...]:
+    """Parsed once per template: validation and every run of the node check the same few templates."""
     names = []
     for _, field, _, _ in string.Formatter().parse(template):
         if field is None:
@@ -25,7 +32,7 @@ def placeholders(template: str) -> list[str]:
         if not field.isidentifier():
             raise ValueError(f"placeholder {{{field}}} is not a name (write {{{{ and }}}} for literal braces)")
         names.append(field)
-    return list(dict.fromkeys(names))
+    return tuple(dict.fromkeys(names))
 
 
 class Template(Node):
