@@ -13,15 +13,15 @@ from nodeforge.engine.progress import TAIL, ProgressDisplay
 
 def shown(feed: list[dict[str, Any]]) -> str:
     """The table as printed after the events in ``feed`` (node ``llm``)."""
-    console = Console(file=io.StringIO(), width=240, color_system=None)
+    printed = io.StringIO()
+    console = Console(file=printed, width=240, color_system=None)
     display = ProgressDisplay({"llm": "llm.generate"}, console)
     emitter = EventEmitter("run", display.listen)
     with display:
         emitter.emit(NodeStarted(node="llm", node_type="llm.generate", device="cpu"))
         for fields in feed:
             emitter.emit(NodeProgress(node="llm", **fields))
-    output = console.file.getvalue()  # type: ignore[attr-defined]
-    return output.splitlines()[-2]
+    return printed.getvalue().splitlines()[-2]
 
 
 def test_deltas_join_into_the_text_and_a_long_one_shows_its_tail() -> None:
