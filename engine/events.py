@@ -1,7 +1,9 @@
 """The one typed event stream: CLI progress, server-sent events and run history all read it.
 
-Each event is O(1) in size: it describes one change (a node started, a step advanced), never the whole graph;
-streamed text comes as a ``delta`` (the new piece), never as the text so far.
+Each event is bounded in size: it describes one change (a node started, a step advanced), never the whole graph;
+streamed text comes as a ``delta`` (the new piece), never as the text so far. The nodes a run will not execute
+because of the cache come as ``nodes.cached`` events of up to ``CACHED_PER_EVENT`` ids each, so a fully cached run
+costs a few bytes per node rather than an event per node.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any, ClassVar, Literal
 from nodeforge.engine.record import RunStatus
 
 EventKind = Literal[
-    "run.queued", "run.started", "node.started", "node.progress", "node.cached", "node.finished", "node.failed",
+    "run.queued", "run.started", "node.started", "node.progress", "nodes.cached", "node.finished", "node.failed",
     "node.skipped", "node.warning", "model.loaded", "model.offloaded", "run.finished",
 ]
+CACHED_PER_EVENT = 1000
+"""Most node ids one ``nodes.cached`` event lists: a larger graph's cached nodes come in several events."""
 
 
 # What each kind of event carries: one class per kind, given to ``EventEmitter.emit``.
@@ -55,10 +59,12 @@ class NodeProgress:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeCached:
-    kind: ClassVar[Literal["node.cached"]] = "node.cached"
-    node: str
-    node_type: str
+class NodesCached:
+    """Nodes that will not run because their result, or everything that depends on them, is cached: one event for
+    up to ``CACHED_PER_EVENT`` of them (ids only: a fully cached run's events stay a few bytes per node)."""
+
+    kind: ClassVar[Literal["nodes.cached"]] = "nodes.cached"
+    nodes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +130,10 @@ class RunFinished:
     error: str | None = None
 
 
-EventData = (RunQueued | RunStarted | NodeStarted | NodeProgress | NodeCached | NodeFinished | NodeFailed
+EventData = (RunQueued | RunStarted | NodeStarted | NodeProgress | NodesCached | NodeFinished | NodeFailed
              | NodeSkipped | NodeWarning | ModelLoaded | ModelOffloaded | RunFinished)
 EVENT_DATA: dict[str, type[EventData]] = {cls.kind: cls for cls in (
-    RunQueued, RunStarted, NodeStarted, NodeProgress, NodeCached, NodeFinished, NodeFailed, NodeSkipped, NodeWarning,
+    RunQueued, RunStarted, NodeStarted, NodeProgress, NodesCached, NodeFinished, NodeFailed, NodeSkipped, NodeWarning,
     ModelLoaded, ModelOffloaded, RunFinished)}
 
 
@@ -161,6 +167,7 @@ class Event:
     error: str | None = None
     status: str | None = None
     model: str | None = None
+    nodes: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, run: str, seq: int, at: float, data: EventData) -> Event:
@@ -181,6 +188,11 @@ class EventEmitter:
         self._listener = listener
         self._seq = 0
         self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens (callers on hot paths skip building events nobody reads)."""
+        return self._listener is not None
 
     def emit(self, data: EventData) -> None:
         if self._listener is None:

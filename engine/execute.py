@@ -21,11 +21,12 @@ from nodeforge.engine.devices import is_device_failure
 from nodeforge.engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
 from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled
 from nodeforge.engine.events import (
+    CACHED_PER_EVENT,
     EventEmitter,
     Listener,
-    NodeCached,
     NodeFailed,
     NodeFinished,
+    NodesCached,
     NodeSkipped,
     NodeStarted,
     NodeWarning,
@@ -79,10 +80,11 @@ class Run:
     def _report(self, planned: Plan) -> None:
         """Take the plan's cached outputs and record (and announce) the nodes that will not run."""
         self.values.update(planned.loaded)
+        records = self.record.nodes
         for node_id in planned.cached:
-            node_record = self.record.nodes[node_id]
-            node_record.status = "cached"
-            self.emitter.emit(NodeCached(node=node_id, node_type=node_record.type))
+            records[node_id].status = "cached"
+        for start in range(0, len(planned.cached), CACHED_PER_EVENT):
+            self.emitter.emit(NodesCached(nodes=tuple(planned.cached[start:start + CACHED_PER_EVENT])))
         for node_id in planned.unneeded:
             node_record = self.record.nodes[node_id]
             node_record.status, node_record.error = "skipped", "not needed for the graph's outputs"
@@ -164,7 +166,9 @@ class Run:
         node = self.graph.nodes[node_id]
         node_record = self.record.nodes[node_id]
         node_record.status, node_record.device, node_record.started = "running", device, time.time()
-        self.emitter.emit(NodeStarted(node=node_id, node_type=node.spec.type, device=device))
+        emitter = self.emitter
+        if emitter.active:
+            emitter.emit(NodeStarted(node=node_id, node_type=node.spec.type, device=device))
         started = time.perf_counter()
         try:
             outputs = self._invoke(node, self.prepared[node_id], device)
@@ -177,15 +181,20 @@ class Run:
             return None, wrapped, traceback.format_exc()
         seconds = time.perf_counter() - started
         node_record.status, node_record.finished, node_record.seconds = "succeeded", time.time(), round(seconds, 6)
-        self.emitter.emit(NodeFinished(node=node_id, node_type=node.spec.type, device=device,
-                                       seconds=node_record.seconds))
+        if emitter.active:
+            emitter.emit(NodeFinished(node=node_id, node_type=node.spec.type, device=device,
+                                      seconds=node_record.seconds))
         return outputs, None, None
 
     def _invoke(self, node: CompiledNode, prepared: Prepared, device: str) -> dict[str, Any]:
         """Gather the node's input values and hand the node to the backend, which stores cacheable outputs."""
         values = dict(prepared.literals)
+        produced = self.values
         for name, binding in node.dynamic:
-            values[name] = self._value(binding, values.get(name))
+            if isinstance(binding, LinkBinding):
+                values[name] = produced[binding.node][binding.output]
+            else:
+                values[name] = self._value(binding, values.get(name))
         return self.session.backend.invoke(node, prepared, device, values, self.scope)
 
     def _value(self, binding: Binding, literal: Any) -> Any:
@@ -219,8 +228,12 @@ def _forward_progress(ctx: NodeContext, total: int) -> Listener:
     finished = [0]
 
     def listen(event: Any) -> None:
-        if event.kind in ("node.finished", "node.cached"):
+        if event.kind == "node.finished":
             finished[0] += 1
-            ctx.progress(finished[0], total, f"{event.node}: {event.kind.split('.')[1]}")
+            ctx.progress(finished[0], total, f"{event.node}: finished")
+        elif event.kind == "nodes.cached":
+            finished[0] += len(event.nodes)
+            ctx.progress(finished[0], total, f"{event.nodes[-1]}: cached" if len(event.nodes) == 1
+                         else f"{len(event.nodes)} nodes cached")
 
     return listen

@@ -50,6 +50,12 @@ class ProgressDisplay:
 
     def listen(self, event: Event) -> None:
         with self._lock:
+            if event.kind == "nodes.cached":
+                for node_id in event.nodes or ():
+                    cached = self._rows.get(node_id)
+                    if cached is not None:
+                        cached.status = "cached"
+                return
             row = self._rows.get(event.node or "")
             if event.kind == "run.finished":
                 self._status = event.status or ""
@@ -65,8 +71,6 @@ class ProgressDisplay:
                     row.text = event.text[-TAIL:]
             elif event.kind == "node.finished":
                 row.status, row.seconds = "succeeded", event.seconds
-            elif event.kind == "node.cached":
-                row.status = "cached"
             elif event.kind == "node.failed":
                 row.status, row.text = "failed", (event.error or "")[:100]
             elif event.kind == "node.skipped":

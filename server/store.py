@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_NODE_STATUS = {"node.started": "running", "node.finished": "succeeded", "node.cached": "cached",
+_NODE_STATUS = {"node.started": "running", "node.finished": "succeeded",
                 "node.failed": "failed", "node.skipped": "skipped"}
 _STOP = object()
 
@@ -384,6 +384,10 @@ class QueueFull(Exception):
 def _apply_event(db: sqlite3.Connection, event_id: int, event: dict[str, Any]) -> None:
     db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
                (event_id, event["run"], event["seq"], dumps(event)))
+    if event["kind"] == "nodes.cached":
+        db.executemany("UPDATE nodes SET status = 'cached', finished_at = ? WHERE run = ? AND node = ?",
+                       [(event["at"], event["run"], node) for node in event["nodes"]])
+        return
     status = _NODE_STATUS.get(event["kind"])
     node = event.get("node")
     if status is None or node is None:

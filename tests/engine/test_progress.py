@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from nodeforge.engine.events import EventEmitter, NodeProgress, NodeStarted
+from nodeforge.engine.events import EventEmitter, NodeProgress, NodesCached, NodeStarted
 from nodeforge.engine.progress import TAIL, ProgressDisplay
 
 
@@ -37,3 +37,13 @@ def test_deltas_join_into_the_text_and_a_long_one_shows_its_tail() -> None:
 def test_a_status_text_replaces_the_last_one() -> None:
     row = shown([{"step": 1, "total": 2, "text": "inner: started"}, {"step": 2, "total": 2, "text": "inner: done"}])
     assert row.rstrip().endswith("inner: done") and "started" not in row
+
+
+def test_one_event_marks_every_cached_node() -> None:
+    printed = io.StringIO()
+    display = ProgressDisplay({"a": "text.value", "b": "text.join", "c": "text.value"},
+                              Console(file=printed, width=240, color_system=None))
+    with display:
+        EventEmitter("run", display.listen).emit(NodesCached(nodes=("a", "b")))
+    rows = {line.split()[0]: line.split()[2] for line in printed.getvalue().splitlines()[-4:-1]}
+    assert rows == {"a": "cached", "b": "cached", "c": "queued"}

@@ -1,5 +1,6 @@
 """Execution: outputs, partial recompute, failure isolation, cancellation, event order, seeds, concurrency."""
 
+import json
 import threading
 from typing import Any
 
@@ -7,7 +8,7 @@ import pytest
 
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import GraphInputError, GraphValidationError
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import CACHED_PER_EVENT, Event
 from nodeforge.engine.session import Session
 from tests.support.testnodes import coordination
 
@@ -106,8 +107,24 @@ def test_event_order_for_a_small_graph(executor: Session) -> None:
     assert events[1].device == "cpu" and events[-1].status == "succeeded"
     cached: list[Event] = []
     executor.run(doc(nodes), listener=cached.append)
-    assert [(e.kind, e.node) for e in cached] == [
-        ("run.started", None), ("node.cached", "a"), ("node.cached", "b"), ("run.finished", None)]
+    assert [(e.kind, e.nodes) for e in cached] == [
+        ("run.started", None), ("nodes.cached", ("a", "b")), ("run.finished", None)]
+
+
+def test_a_fully_cached_run_lists_its_nodes_in_a_few_small_events(executor: Session) -> None:
+    size = CACHED_PER_EVENT * 2 + 500
+    nodes = {"n0": {"type": "test.add", "inputs": {"x": 1}}}
+    nodes.update({f"n{i}": {"type": "test.add", "inputs": {"x": {"from": f"n{i - 1}.value"}}} for i in range(1, size)})
+    executor.run(doc(nodes))
+    events: list[Event] = []
+    again = executor.run(doc(nodes), listener=events.append)
+    cached = [event.nodes for event in events if event.kind == "nodes.cached"]
+    assert [len(ids or ()) for ids in cached] == [CACHED_PER_EVENT, CACHED_PER_EVENT, 500]
+    assert [node for ids in cached for node in ids or ()] == list(nodes)
+    assert {record.status for record in again.record.nodes.values()} == {"cached"}
+    assert [event.kind for event in events] == ["run.started", *["nodes.cached"] * 3, "run.finished"]
+    wire = sum(len(json.dumps(event.to_dict(), separators=(",", ":"))) for event in events)
+    assert wire < 12 * size
 
 
 def test_independent_branches_run_at_the_same_time(executor: Session, request) -> None:

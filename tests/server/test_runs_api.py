@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from nodeforge.server.app import create_app
 from nodeforge.server.settings import Settings
+from nodeforge.server.store import NewRun, RunStore
 from tests.server.support import LiveServer, gate_graph, parse_sse, text_graph, wait_finished, wait_for
 
 
@@ -86,6 +87,20 @@ def test_a_failing_node_is_recorded_with_its_error(client: TestClient) -> None:
     gate_doc = gate_graph("never")
     gate_doc["nodes"]["wait"]["inputs"]["x"] = "not a number"
     assert client.post("/api/runs", json={"graph": gate_doc}).status_code == 422
+
+
+def test_the_run_store_marks_the_nodes_one_cached_event_lists(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs.sqlite")
+    try:
+        queued = {"kind": "run.queued", "run": "r1", "seq": 1, "at": 1.0}
+        store.create_run(NewRun("r1", "g", {}, {}, {"a": "text.value", "b": "text.join", "c": "text.value"}), 1,
+                         queued, queue_limit=10)
+        store.append_event(2, {"kind": "nodes.cached", "run": "r1", "seq": 2, "at": 2.0, "nodes": ["a", "b"]})
+        store.barrier()
+        assert {row["node"]: row["status"] for row in store.node_rows("r1")} == {
+            "a": "cached", "b": "cached", "c": "pending"}
+    finally:
+        store.close()
 
 
 def test_outputs_are_recorded_the_same_with_or_without_listeners(client: TestClient) -> None:

@@ -156,7 +156,10 @@ export class Runs {
         if (text != null) this.showLiveText(run, node, text);
         break;
       }
-      case "node.cached":
+      case "nodes.cached": // one event lists many cached nodes
+        for (const id of event.nodes ?? []) this.canvas.setNodeState(id, { status: "cached" });
+        break;
+      case "node.cached": // runs recorded before nodes.cached replay one event per node
         this.canvas.setNodeState(node, { status: "cached" });
         break;
       case "node.finished":
