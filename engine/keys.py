@@ -20,6 +20,8 @@ def _reject(value: Any) -> Any:
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_reject)
 _STRING = json.encoder.encode_basestring
+quoted = _STRING
+"""A text as a JSON string (what ``canonical`` gives for text)."""
 
 
 def canonical(value: Any) -> str:

@@ -269,6 +269,11 @@ class NodeSpec:
         return type(self.instance).ports is not Node.ports
 
     @functools.cached_property
+    def fingerprints(self) -> bool:
+        """Whether the node type has its own ``fingerprint`` (cache-key material from outside state)."""
+        return type(self.instance).fingerprint is not Node.fingerprint
+
+    @functools.cached_property
     def checks(self) -> bool:
         """Whether the node type has its own ``check``."""
         return type(self.instance).check is not Node.check

@@ -20,7 +20,7 @@ from nodeforge.engine.document import Binding, InputBinding, LinkBinding, Litera
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
 from nodeforge.engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
 from nodeforge.engine.keys import finish_key, input_part, link_material, list_material, literal_material
-from nodeforge.engine.node import Node
+from nodeforge.engine.keys import quoted as _STRING
 from nodeforge.engine.types import MEDIA_TYPES
 
 
@@ -30,13 +30,23 @@ def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv
     Raises GraphValidationError when a graph input's value does not fit the node input it feeds."""
     issues: list[Issue] = []
     prepared: dict[str, Prepared] = {}
+    nodes = graph.nodes
     for node_id in graph.order:
-        node = graph.nodes[node_id]
-        literals = dict(node.literals)
+        node = nodes[node_id]
+        spec = node.spec
+        literals = node.literals  # copied before the first change: most nodes take their literals as compiled
         materials: dict[str, str] = {}
         parts = [node.key_prefix]
         cacheable = bool(node.key_prefix)
         for name, binding in node.dynamic:
+            if isinstance(binding, LinkBinding):  # most dynamic inputs: the upstream key and output name
+                upstream = prepared[binding.node].key
+                if upstream is None:
+                    cacheable = False
+                else:
+                    link = materials[name] = f"l{upstream}.{binding.output}"
+                    parts.append(f"{_STRING(name)}={link};")
+                continue
             material, value, known = _material(binding, prepared, bound)
             if material is None:
                 cacheable = False
@@ -44,15 +54,20 @@ def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv
                 materials[name] = material
                 parts.append(input_part(name, material))
             if known:
+                if literals is node.literals:
+                    literals = dict(literals)
                 literals[name] = value
                 if isinstance(binding, InputBinding):
                     issues.extend(_check_bound_literal(node, name, binding.name, literals))
-        seed = _draw_seed(node, literals, seeds)
-        if seed is not None:
-            materials["seed"] = literal_material(seed)
-            parts.append(input_part("seed", materials["seed"]))
+        if "seed" in node.ports.inputs:
+            if literals is node.literals:
+                literals = dict(literals)
+            seed = _draw_seed(node, literals, seeds)
+            if seed is not None:
+                materials["seed"] = literal_material(seed)
+                parts.append(input_part("seed", materials["seed"]))
         key = _key(node, literals, parts, env) if cacheable else None
-        models = node.spec.instance.models(literals) if node.spec.cls.accelerator else []
+        models = spec.instance.models(literals) if spec.cls.accelerator else []
         prepared[node_id] = Prepared(literals, materials, key, models)
     if issues:
         raise GraphValidationError(issues)
@@ -111,9 +126,10 @@ def _check_bound_literal(node: CompiledNode, name: str, graph_input: str, litera
 
 def _key(node: CompiledNode, literals: dict[str, Any], parts: list[str], env: GraphEnv) -> str | None:
     """The node's cache key; None (never cached) when its fingerprint of outside state cannot be taken."""
-    instance = node.spec.instance
+    spec = node.spec
     fingerprint = None
-    if type(instance).fingerprint is not Node.fingerprint:
+    if spec.fingerprints:
+        instance = spec.instance
         try:
             fingerprint = instance.fingerprint(literals, env)
         except EngineError:
