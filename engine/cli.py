@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import gc
 import json
 import signal
 import sys
@@ -44,7 +45,12 @@ CommonOptions = Callable[[argparse.ArgumentParser], None]
 """``register``'s ``common``: adds the options every graph command takes (``--data-dir``, ``--plugins``)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+BUILTIN_COMMANDS = ("run", "validate", "nodes", "schema", "devices", "cache")
+
+
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``plugin_commands`` False leaves out the installed packages' commands (importing their
+    modules costs more than a small graph's validation)."""
     parser = _Parser(prog="nodeforge", description="Typed node-graph pipelines for generative AI.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -89,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     cache = commands.add_parser("cache", help="inspect or clear the result cache")
     cache.add_argument("action", choices=["info", "clear"])
     cache.add_argument("--data-dir")
-    _add_plugin_commands(commands, common)
+    if plugin_commands:
+        _add_plugin_commands(commands, common)
     return parser
 
 
@@ -110,8 +117,11 @@ def _add_plugin_commands(commands: Commands, common: CommonOptions) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in words if not word.startswith("-")), None)
     try:
-        args = build_parser().parse_args(argv)
+        # a built-in command needs no plugin command; help, a plugin's command or a mistyped one loads them all
+        args = build_parser(plugin_commands=command not in BUILTIN_COMMANDS).parse_args(words)
         return _dispatch(args)
     except UsageError as exc:
         print(f"nodeforge: {exc}", file=sys.stderr)
@@ -150,6 +160,7 @@ def _registry(args: argparse.Namespace) -> Registry:
     registry = Registry.discover([Path(folder) for folder in args.plugins])
     for problem in registry.problems:
         print(f"nodeforge: plugin {problem.plugin} not loaded: {problem.reason}", file=sys.stderr)
+    gc.freeze()  # modules, node types and their schemas live as long as the process: the collector skips them
     return registry
 
 

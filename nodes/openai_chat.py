@@ -12,7 +12,6 @@ import json
 import os
 import tomllib
 import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,8 @@ def chat_completion(model: str, messages: Sequence[Mapping[str, str]], options: 
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if where.api_key:
         headers["Authorization"] = f"Bearer {where.api_key}"
+    import urllib.request  # http.client and ssl: imported when a request is made, not with the node catalogue
+
     request = urllib.request.Request(f"{where.base_url}/chat/completions", data=json.dumps(body).encode(),
                                      headers=headers, method="POST")
     try:

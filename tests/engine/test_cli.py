@@ -158,3 +158,15 @@ def test_deeply_nested_graphs_and_set_values_are_refused(data_dir: Path, tmp_pat
         "--set extra=...: graph input 'extra' is nested deeper than 64 levels"] * 2
     for done, message in zip(usage, expected, strict=True):
         assert done.returncode == 2 and done.stderr.strip() == f"nodeforge: {message}", done.stderr
+
+
+def test_validate_loads_neither_torch_nor_the_plugin_commands_and_help_lists_them(data_dir: Path) -> None:
+    probe = ("import json, sys\nfrom nodeforge.engine.cli import main\n"
+             f"code = main(['validate', {HELLO!r}])\n"
+             "heavy = [m for m in sys.modules if m == 'torch' or m.startswith('nodeforge.server')]\n"
+             "print(json.dumps([code, sorted(heavy)]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "NODEFORGE_DATA_DIR": str(data_dir)})
+    assert json.loads(done.stdout.splitlines()[-1]) == [0, []], done.stderr
+    shown = cli("--help", data_dir=data_dir)
+    assert shown.returncode == 0 and all(name in shown.stdout for name in ("serve", "watch", "models"))
