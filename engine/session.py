@@ -101,8 +101,11 @@ class Session:
 
     def _materialise(self, result: RunResult, compiled: CompiledGraph, out_dir: Path | None) -> None:
         record = result.record
-        metadata = {PNG_GRAPH_CHUNK: reproducible_document(compiled, record),
-                    PNG_RUN_CHUNK: {"id": record.id, "inputs": record.inputs, "seeds": record.seeds}}
+        metadata = None
+        if out_dir is not None and any(_holds_image(value) for value in result.values.values()):
+            # what a PNG carries; the whole document as JSON, so only when some output is a picture
+            metadata = {PNG_GRAPH_CHUNK: reproducible_document(compiled, record),
+                        PNG_RUN_CHUNK: {"id": record.id, "inputs": record.inputs, "seeds": record.seeds}}
         for name, value in result.values.items():
             record.outputs[name] = write_output(value, out_dir, name, metadata) if out_dir else _plain(value)
 
@@ -118,6 +121,10 @@ def reproducible_document(compiled: CompiledGraph, record: RunRecord) -> dict[st
         if decl is not None and decl["type"] not in MEDIA_TYPES:
             decl["default"] = value
     return data
+
+
+def _holds_image(value: Any) -> bool:
+    return isinstance(value, Image) or (isinstance(value, list) and any(_holds_image(item) for item in value))
 
 
 def _plain(value: Any) -> Any:
