@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from nodeforge.engine.context import GraphCaller, NodeContext, NodeModels
 from nodeforge.engine.errors import EngineError, NodeExecutionError
 from nodeforge.engine.events import EventEmitter
-from nodeforge.engine.node import Node
 from nodeforge.engine.values import tensor_nbytes
 
 if TYPE_CHECKING:
@@ -154,7 +153,6 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
     ``input_ports`` must hold the ports of extra inputs; ``output_names`` are the node's output ports. With
     ``recheck`` (some input came from a link or a graph input, unseen by validation) the node's own ``check``
     runs again on the values it is about to get, so ``run`` never repeats what ``check`` says."""
-    given_names = frozenset(values)
     try:
         if spec.cls.extra_inputs is not None:
             for name in values.keys() - spec.inputs.keys():
@@ -164,9 +162,9 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
         err = exc.errors()[0]
         where = str(err["loc"][0]) if err["loc"] else None
         raise NodeExecutionError(node_id, spec.type, InputProblem(where, err["msg"])) from None
-    if recheck and type(spec.instance).check is not Node.check:
-        given = {name: getattr(inputs, name) for name in spec.cls.Inputs.model_fields} | dict(inputs.model_extra or {})
-        for where, message in spec.instance.check(given, given_names):
+    if recheck and spec.checks:
+        given = {name: getattr(inputs, name) for name in spec.inputs} | dict(inputs.model_extra or {})
+        for where, message in spec.instance.check(given, frozenset(values)):
             raise NodeExecutionError(node_id, spec.type, InputProblem(where, message))
     result = spec.instance.run(inputs, ctx)
     if result.model_extra:

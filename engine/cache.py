@@ -30,7 +30,23 @@ _STRING = json.encoder.encode_basestring_ascii
 _FLOAT = _JSON.iterencode  # only for the rare non-finite float
 FLUSH_SECONDS = 0.05
 DEFAULT_MEMORY_BUDGET = 1 << 30
-_ROWS_PER_INSERT = 500
+BATCH_ROWS = 512
+"""Staged entries that make the writer commit at once rather than after ``FLUSH_SECONDS``."""
+_ROWS_PER_INSERT = (256, 64, 16, 4, 1)
+_INSERTS = {size: "INSERT OR REPLACE INTO entries VALUES " + ",".join(("(?,?,?,?,?,?,?)",) * size)
+            for size in _ROWS_PER_INSERT}
+
+
+def _outputs_nbytes(outputs: Outputs) -> int:
+    """``value_nbytes(outputs)``, with text and numbers counted here rather than by a call each."""
+    size = 64
+    for name, value in outputs.items():
+        kind = type(value)
+        size += len(name) + 49 + (len(value) + 49 if kind is str else 32 if kind in _SCALARS else value_nbytes(value))
+    return size
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _plain_payload(outputs: Outputs) -> bytes | None:
@@ -80,7 +96,7 @@ class MemoryTier:
         return entry[0]
 
     def put(self, key: str, outputs: Outputs) -> None:
-        size = value_nbytes(outputs)
+        size = _outputs_nbytes(outputs)
         if size > self.budget:
             return
         old = self._entries.pop(key, None)
@@ -198,9 +214,12 @@ class DiskTier:
             nbytes += len(data)
         row = (key, payload, hashlib.sha256(payload).hexdigest(), blob, blob_checksum, nbytes, time.time())
         self._unflushed[key] = row
-        self._queue.append(row)
+        queue = self._queue
+        queue.append(row)
         if not self._wake.is_set():
             self._wake.set()
+        elif len(queue) >= BATCH_ROWS and not self._hurry.is_set():
+            self._hurry.set()  # a batch is ready: commit it now (SQLite works with the GIL released) than at the end
 
     def _write_loop(self) -> None:
         db = self._connect()
@@ -209,6 +228,7 @@ class DiskTier:
                 self._wake.wait()
                 if not self._closed:
                     self._hurry.wait(FLUSH_SECONDS)
+                self._hurry.clear()  # flush sets it again while it waits; a full batch sets it again
                 self._wake.clear()
                 with self._drained:
                     self._in_flight += 1
@@ -231,14 +251,18 @@ class DiskTier:
     @staticmethod
     def _commit(db: sqlite3.Connection, rows: list[Row]) -> None:
         """One transaction; rows go in as multi-row INSERTs, so SQLite's B-tree work runs in a few statements with
-        the GIL released instead of one statement (and one GIL hand-off with the node workers) per row."""
-        per_statement = max(1, min(_ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 7))
+        the GIL released instead of one statement (and one GIL hand-off with the node workers) per row. Statements
+        hold 256, 64, 16, 4 or 1 rows, so the few statement texts are parsed once and then come from the cache."""
+        most = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 7
+        sizes = [size for size in _ROWS_PER_INSERT if size <= most] or [1]
         db.execute("BEGIN IMMEDIATE")
         try:
-            for start in range(0, len(rows), per_statement):
-                chunk = rows[start:start + per_statement]
-                values = ",".join(("(?,?,?,?,?,?,?)",) * len(chunk))
-                db.execute(f"INSERT OR REPLACE INTO entries VALUES {values}", [v for row in chunk for v in row])
+            start = 0
+            while start < len(rows):
+                size = next(size for size in sizes if size <= len(rows) - start)
+                chunk = rows[start:start + size]
+                start += size
+                db.execute(_INSERTS[size], [value for row in chunk for value in row])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

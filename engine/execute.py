@@ -116,7 +116,7 @@ class Run:
         state = self.session.state
         if outputs is not None:
             seconds = self.record.nodes[node_id].seconds
-            if seconds is not None:
+            if seconds is not None and node.spec.cls.accelerator:  # placement reads the estimates of these only
                 self.session.estimates.observe_run(node.spec.type, seconds)
             self.values[node_id] = outputs
             newly = pool.ready.complete(node_id)

@@ -25,39 +25,53 @@ class ReadySet:
     def __init__(self, to_run: Iterable[str], upstream: Mapping[str, Sequence[str]], order: Sequence[str],
                  accelerated: Callable[[str], bool] = lambda node: False) -> None:
         members = set(to_run)
-        self._waiting = {node: sum(1 for up in upstream[node] if up in members) for node in members}
-        self._dependents: dict[str, list[str]] = {node: [] for node in members}
-        for node in members:
+        waiting: dict[str, int] = {}
+        dependents: dict[str, list[str]] = {}
+        position: dict[str, int] = {}
+        for index, node in enumerate(order):  # topological: a node's upstream members come before it
+            if node not in members:
+                continue
+            position[node] = index
+            dependents[node] = []
+            count = 0
             for up in upstream[node]:
                 if up in members:
-                    self._dependents[up].append(node)
-        self._rank = self._remaining_path_lengths(members, order)
-        self._position = {node: index for index, node in enumerate(order) if node in members}
-        self._accelerated = {node for node in members if accelerated(node)}
+                    count += 1
+                    dependents[up].append(node)
+            waiting[node] = count
+        rank: dict[str, int] = {}  # the longest path from a node to the end of the plan, in nodes
+        for node in reversed(order):
+            children = dependents.get(node)
+            if children is not None:
+                longest = 0
+                for child in children:
+                    if rank[child] > longest:
+                        longest = rank[child]
+                rank[node] = longest + 1
+        self._waiting, self._dependents, self._rank, self._position = waiting, dependents, rank, position
+        self.accelerated = frozenset(node for node in members if accelerated(node))
         self._cpu: list[tuple[int, int, str]] = []
         self._devices: list[tuple[int, int, str]] = []
-        for node, count in self._waiting.items():
+        for node, count in waiting.items():
             if count == 0:
                 self._queue_of(node).append(self._entry(node))
         heapq.heapify(self._cpu)
         heapq.heapify(self._devices)
-        self.pending = set(members)
-
-    def _remaining_path_lengths(self, members: set[str], order: Sequence[str]) -> dict[str, int]:
-        length: dict[str, int] = {}
-        for node in reversed(order):
-            if node in members:
-                length[node] = 1 + max((length[child] for child in self._dependents[node]), default=0)
-        return length
+        self.pending = members
 
     def _entry(self, node: str) -> tuple[int, int, str]:
         return (-self._rank[node], self._position[node], node)
 
     def _queue_of(self, node: str) -> list[tuple[int, int, str]]:
-        return self._devices if node in self._accelerated else self._cpu
+        return self._devices if node in self.accelerated else self._cpu
 
     def __len__(self) -> int:
         return len(self._cpu) + len(self._devices)
+
+    @property
+    def waits_for_device(self) -> bool:
+        """Whether an accelerator node is ready (only then does a free device matter)."""
+        return bool(self._devices)
 
     def pop_first(self, place_on_device: Callable[[str], str | None],
                   devices_free: bool = True) -> tuple[str, str] | None:

@@ -98,7 +98,7 @@ class WorkerPool:
                     self.run.settle(node_id, device, outcome, self)
                 picked = None
                 while not cancel.is_set() and not self._errors:
-                    free = any(not slot.busy for slot in slots)
+                    free = ready.waits_for_device and any(not slot.busy for slot in slots)
                     picked = ready.pop_first(self._device_for, free)
                     if picked is not None or (not self.running and not len(ready)):
                         break
@@ -129,9 +129,9 @@ class WorkerPool:
 
     def _claim(self, node_id: str, device: str) -> None:
         """Mark a device busy for an accelerator node until about when it should finish (called under state)."""
-        node = self.run.graph.nodes[node_id]
-        if not node.spec.cls.accelerator:
+        if node_id not in self.ready.accelerated:
             return
+        node = self.run.graph.nodes[node_id]
         estimates, backend = self.session.estimates, self.session.backend
         loading = sum(backend.load_times.get(model, estimates.default_load)
                       for model in self.run.prepared[node_id].models if device not in backend.resident_on(model))
@@ -141,7 +141,7 @@ class WorkerPool:
 
     def _release(self, node_id: str, device: str) -> None:
         """Free the device of a finished accelerator node and wake every worker of every run (under state)."""
-        if not self.run.graph.nodes[node_id].spec.cls.accelerator:
+        if node_id not in self.ready.accelerated:
             return
         for slot in self.session.slots:
             if slot.name == device:
