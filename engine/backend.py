@@ -163,7 +163,7 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
         where = str(err["loc"][0]) if err["loc"] else None
         raise NodeExecutionError(node_id, spec.type, InputProblem(where, err["msg"])) from None
     if recheck and spec.checks:
-        given = {name: getattr(inputs, name) for name in spec.inputs} | dict(inputs.model_extra or {})
+        given = {**inputs.__dict__, **(inputs.model_extra or {})}  # pydantic keeps the fields in __dict__
         for where, message in spec.instance.check(given, frozenset(values)):
             raise NodeExecutionError(node_id, spec.type, InputProblem(where, message))
     result = spec.instance.run(inputs, ctx)

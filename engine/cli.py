@@ -315,6 +315,7 @@ def _run(args: argparse.Namespace) -> int:
     env = _env(args, Path(args.graph), data_dir)
     try:
         compiled = compile_graph(document, env)
+        gc.freeze()  # the compiled graph lives as long as the process too
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
         on_ray = args.backend == "ray"
         devices = parse_devices(args.devices) if not on_ray and (accelerated or args.devices != "auto") else ["cpu"]

@@ -163,6 +163,9 @@ def too_deep_issue(node: str | None, input: str | None, where: str) -> Issue:
     return Issue(node, input, "too_deep", f"{where}: nested deeper than {MAX_DEPTH} levels")
 
 
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
 def depth_issues(data: Any) -> list[Issue]:
     """A ``too_deep`` issue for each free-form value of a raw document that nests more than MAX_DEPTH levels."""
     if not isinstance(data, dict):
@@ -172,6 +175,9 @@ def depth_issues(data: Any) -> list[Issue]:
     for node_id, node in nodes.items() if isinstance(nodes, dict) else ():
         inputs = node.get("inputs") if isinstance(node, dict) else None
         for name, value in inputs.items() if isinstance(inputs, dict) else ():
+            kind = type(value)
+            if kind in _FLAT or (kind is dict and len(value) == 1 and type(next(iter(value.values()))) in _FLAT):
+                continue  # a literal or a link: one level at most, no walk needed
             if nested_too_deep(value):
                 issues.append(too_deep_issue(str(node_id), str(name), f"nodes.{node_id}.inputs.{name}"))
     declared = data.get("inputs")

@@ -39,6 +39,23 @@ def _first(item: tuple[str, Any]) -> str:
     return item[0]
 
 
+_LITERALS: dict[tuple[type, Any], LiteralBinding] = {}
+
+
+def _literal(value: Any) -> LiteralBinding:
+    """The binding of a text, number, boolean or None literal; bindings are immutable, so the same literal in many
+    nodes (or many compiles of one graph) shares one (short texts only, a few thousand at most)."""
+    if type(value) is str and len(value) > 200:
+        return LiteralBinding(value)
+    key = (type(value), value)
+    binding = _LITERALS.get(key)
+    if binding is None:
+        if len(_LITERALS) >= 4096:
+            _LITERALS.clear()
+        binding = _LITERALS[key] = LiteralBinding(value)
+    return binding
+
+
 @dataclass(frozen=True)
 class GraphEnv:
     """What validation may consult besides the document: node types, saved graphs, and the graph.call stack."""
@@ -147,7 +164,7 @@ class _Compiler:
         literals: dict[str, Any] = {}
         for name, raw in raw_inputs.items():
             if type(raw) in _SCALARS:  # most inputs: a literal that cannot be mistaken for a link
-                bindings[name] = LiteralBinding(raw)
+                bindings[name] = _literal(raw)
                 literals[name] = raw
                 continue
             try:
@@ -158,7 +175,7 @@ class _Compiler:
             if isinstance(binding, LiteralBinding):
                 literals[name] = binding.value
         try:
-            ports = spec.ports_for(literals, bindings.keys(), self.env)
+            ports = spec.static_ports if spec.plain_ports else spec.ports_for(literals, bindings.keys(), self.env)
         except GraphRecursionError as exc:
             self.issue(node_id, exc.input, "recursion", str(exc))
             return

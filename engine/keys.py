@@ -65,7 +65,8 @@ def key_head(type_id: str, version: str) -> str:
 def key_prefix(type_id: str, version: str, literals: Iterable[tuple[str, Any]], head: str | None = None) -> str:
     """The part of a key fixed by the graph document: type, version and literal inputs (sorted by name)."""
     parts = [key_head(type_id, version) if head is None else head]
-    parts.extend(f"{_STRING(name)}=v{canonical(value)};" for name, value in sorted(literals))
+    for name, value in sorted(literals):
+        parts.append(f"{_STRING(name)}=v{canonical(value)};")
     return "".join(parts)
 
 

@@ -283,6 +283,11 @@ class NodeSpec:
         return NodePorts(self.inputs, self.outputs)
 
     @functools.cached_property
+    def plain_ports(self) -> bool:
+        """Whether every node of this type has the static ports (no ``ports`` hook, no extra inputs)."""
+        return not self.dynamic and self.cls.extra_inputs is None
+
+    @functools.cached_property
     def required_inputs(self) -> tuple[str, ...]:
         return tuple(name for name, port in self.inputs.items() if port.required)
 
