@@ -82,9 +82,9 @@ def bench_generate(executor: Session, data_dir: Path, rounds: int) -> Timing:
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
-    pipe = StableDiffusionPipeline.from_pretrained(str(RESOLVER.resolve("tiny/sd", data_dir).path),
+    pipe = StableDiffusionPipeline.from_pretrained(str(build_resolver().resolve("tiny/sd", data_dir).path),
                                                    safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     settings = GENERATE
@@ -106,10 +106,10 @@ def bench_upscale(executor: Session, data_dir: Path, rounds: int) -> Timing:
     import torch
 
     from nodeforge.engine.values import Image
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
     from nodeforge.nodes.models.upscalers import load_upscaler
 
-    net = load_upscaler(RESOLVER.resolve("realesrgan-x4plus", data_dir).path, "realesrgan-x4plus", "cpu").net
+    net = load_upscaler(build_resolver().resolve("realesrgan-x4plus", data_dir).path, "realesrgan-x4plus", "cpu").net
     picture = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
     def direct() -> Any:

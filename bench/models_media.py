@@ -143,9 +143,9 @@ def bench_llm(executor: Session, data_dir: Path, temperature: float) -> Overhead
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
-    path = RESOLVER.resolve("tiny/llm", data_dir).path  # its config suppresses end-of-turn: always 128 tokens
+    path = build_resolver().resolve("tiny/llm", data_dir).path  # its config suppresses end-of-turn: always 128 tokens
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForCausalLM.from_pretrained(str(path)).eval()
     prompt, system, tokens = "Write a film pitch about a red fox at golden hour", "You write film pitches.", 128
@@ -173,9 +173,9 @@ def bench_video(executor: Session, data_dir: Path) -> Overhead:
     import torch
     from diffusers import DiffusionPipeline
 
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
-    path = RESOLVER.resolve("tiny/wan", data_dir).path
+    path = build_resolver().resolve("tiny/wan", data_dir).path
     pipe = DiffusionPipeline.from_pretrained(str(path))
     pipe.set_progress_bar_config(disable=True)
     settings = {"frames": 17, "width": 128, "height": 128, "steps": 4, "guidance_scale": 5.0}

@@ -59,13 +59,13 @@ def model_names(document: GraphDocument) -> list[str]:
 
 def fetch_models(names: list[str], data_dir: Path) -> list[str]:
     """Resolve (and so download, when online) each model; the problems, one line per model that is missing."""
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
     problems = []
     for name in names:
         started = time.perf_counter()
         try:
-            resolved = RESOLVER.resolve(name, data_dir)
+            resolved = build_resolver().resolve(name, data_dir)
         except EngineError as exc:
             problems.append(f"{name}: {exc}")
             continue

@@ -36,9 +36,9 @@ CONTEXT = 1024
 
 def long_context_copy(data_dir: Path) -> Path:
     """tiny/llm copied under ``<data dir>/models`` with a longer context and no end-of-turn token."""
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
-    source = RESOLVER.resolve("tiny/llm", data_dir).path
+    source = build_resolver().resolve("tiny/llm", data_dir).path
     target = data_dir / "models" / "tiny-llm-long"
     shutil.copytree(source, target)
     config = json.loads((target / "config.json").read_text())

@@ -123,7 +123,8 @@ class LocalBackend:
         """Run the node on the calling thread; cached results produced on an accelerator count against that
         device's ledger until parked in RAM."""
         spec = node.spec
-        models = NodeModels(self.models, device, scope.emitter, node.id, prepared.models)
+        models = NodeModels(self.models, device, scope.emitter, node.id, source=scope.env.registry.model_source,
+                            families=spec.cls.model_families, files=scope.files, data_dir=scope.data_dir)
         ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=scope.emitter,
                           cancel=scope.cancel, env=scope.env, data_dir=scope.data_dir, materials=prepared.materials,
                           literals=prepared.literals, call_graph=scope.call_graph, models=models,
@@ -164,7 +165,7 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
         raise NodeExecutionError(node_id, spec.type, InputProblem(where, err["msg"])) from None
     if recheck and spec.checks:
         given = {**inputs.__dict__, **(inputs.model_extra or {})}  # pydantic keeps the fields in __dict__
-        for where, message in spec.instance.check(given, frozenset(values)):
+        for where, message in spec.instance.check(given, frozenset(values), ctx.models.source):
             raise NodeExecutionError(node_id, spec.type, InputProblem(where, message))
     result = spec.instance.run(inputs, ctx)
     if result.model_extra:

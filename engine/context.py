@@ -6,17 +6,20 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from nodeforge.engine.errors import RunCancelled
+from nodeforge.engine.errors import ModelResolveError, NodeError, RunCancelled
 from nodeforge.engine.events import EventEmitter, NodeProgress, NodeWarning
 from nodeforge.engine.keys import literal_material
+from nodeforge.engine.model_source import ModelSource, ResolvedModel, model_key
 
 if TYPE_CHECKING:
     from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.files import FileAccess
     from nodeforge.engine.graph import GraphEnv
     from nodeforge.engine.models import ModelManager
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,24 +31,55 @@ class BoundValue:
 
 
 class NodeModels:
-    """A node's view of the model manager: models on the node's device, pinned until the node finishes."""
+    """A node's view of the models: names resolved through the session's catalogue (under the run's path policy),
+    loaded on the node's device and pinned until the node finishes. One rule gives a loaded model its identity:
+    ``<kind>:<where its files are>``, so two names for the same files share one copy, and the name the node
+    declared is linked to that identity for placement (``Node.models``)."""
 
-    __slots__ = ("_manager", "_device", "_emitter", "_node", "_held", "_declared")
+    __slots__ = ("_manager", "_device", "_emitter", "_node", "_held", "_source", "_families", "_files",
+                 "_data_dir")
 
-    def __init__(self, manager: ModelManager, device: str, emitter: EventEmitter, node: str,
-                 declared: list[str]) -> None:
+    def __init__(self, manager: ModelManager, device: str, emitter: EventEmitter, node: str, *,
+                 source: ModelSource, families: Mapping[str, tuple[str, ...]], files: FileAccess,
+                 data_dir: Path | None) -> None:
         self._manager = manager
         self._device = device
         self._emitter = emitter
         self._node = node
-        self._declared = declared
+        self._source = source
+        self._families = families
+        self._files = files
+        self._data_dir = data_dir
         self._held: list[str] = []
 
-    def get(self, key: str, load: Callable[[str], Any]) -> Any:
-        """The model named ``key`` on this node's device; ``load(device)`` builds it when it is not resident."""
-        model = self._manager.get(self._device, key, load, self._emitter, self._node)
-        if len(self._declared) == 1 and not self._held:
-            self._manager.link_declared(self._declared[0], key)
+    @property
+    def source(self) -> ModelSource:
+        """The catalogue names resolve through (``check`` hooks get the same one)."""
+        return self._source
+
+    def resolve(self, name: str, *, input: str = "model") -> ResolvedModel:
+        """The files behind the model name given to ``input``, checked against the path policy first; a NodeError
+        on ``input`` that says why when the name is forbidden or leads nowhere usable. The families the node
+        declared for ``input`` (``Node.model_families``) are the ones accepted."""
+        checked = self._files.model(name, input=input)
+        try:
+            return self._source.resolve(checked, self._data_dir, families=self._families.get(input, ()),
+                                        relative_paths=not self._files.restricted)
+        except ModelResolveError as exc:
+            raise NodeError(str(exc), input=input) from None
+
+    def load(self, name: str, build: Callable[[ResolvedModel, str], T], *, kind: str, input: str = "model") -> T:
+        """The model ``name`` (given to ``input``) as ``kind`` (what ``build`` makes of the files: a pipeline, a
+        captioner) on this node's device; ``build(resolved, device)`` runs only when it is not resident."""
+        resolved = self.resolve(name, input=input)
+        key = model_key(kind, resolved)
+        self._manager.link_declared(name, key)
+        return self.hold(key, lambda device: build(resolved, device))
+
+    def hold(self, key: str, build: Callable[[str], T]) -> T:
+        """A model no catalogue names (built from code, not from files) under the identity ``key``, which is also
+        the name the node declares for placement; ``build(device)`` runs only when it is not resident."""
+        model: T = self._manager.get(self._device, key, build, self._emitter, self._node)
         self._held.append(key)
         return model
 

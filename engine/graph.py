@@ -25,7 +25,6 @@ from nodeforge.engine.document import (
     parse_link,
 )
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
-from nodeforge.engine.keys import key_prefix
 from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.node import SEMVER, NodePorts, NodeSpec, Port, make_port
 from nodeforge.engine.registry import Registry
@@ -73,8 +72,10 @@ class GraphEnv:
 
 @dataclass(slots=True)
 class CompiledNode:
-    """A validated node. ``literals`` and ``key_prefix`` cover its literal inputs (a random seed excepted, as it is
-    drawn per run); ``dynamic`` lists the inputs whose key material is known only per run (links, graph inputs)."""
+    """A validated node. ``literals`` holds its literal inputs (a random seed excepted, as it is drawn per run);
+    ``dynamic`` lists the inputs whose key material is known only per run (links, graph inputs). Validation
+    computes no key: ``key_prefix`` (the key material of the literals) is filled in by the prepare stage the first
+    time the node is prepared (``engine.prepare``), so a compiled graph that runs many times computes it once."""
 
     id: str
     spec: NodeSpec
@@ -82,8 +83,8 @@ class CompiledNode:
     bindings: dict[str, Binding]
     upstream: tuple[str, ...]
     literals: dict[str, Any] = field(default_factory=dict)
-    key_prefix: str = ""
     dynamic: tuple[tuple[str, Binding], ...] = ()
+    key_prefix: str | None = None
 
 
 @dataclass(slots=True)
@@ -124,6 +125,7 @@ class _Compiler:
     def __init__(self, document: GraphDocument, env: GraphEnv) -> None:
         self.document = document
         self.env = env
+        self.models = env.registry.model_source
         self.issues: list[Issue] = []
         self.nodes: dict[str, CompiledNode] = {}
         self.links: list[tuple[str, Port, LinkBinding, bool]] = []  # (node, port, link, in a list) to check
@@ -213,19 +215,14 @@ class _Compiler:
                 self.issue(node_id, name, "missing_input",
                            f"required input '{name}' ({inputs[name].type}) is not given")
         if spec.checks:
-            for input_name, message in spec.instance.check(literals, frozenset(bindings)):
+            for input_name, message in spec.instance.check(literals, frozenset(bindings), self.models):
                 self.issue(node_id, input_name, "invalid_input", message)
         seed = literals.get("seed")
         if seed is not None and seed in RANDOM_SEEDS:
             literals = {name: value for name, value in literals.items() if name != "seed"}
         if len(dynamic) > 1:
             dynamic.sort(key=_first)
-        try:
-            prefix = key_prefix(type_id, spec.version, literals.items(), spec.key_head)
-        except TypeError:
-            prefix = ""
-        self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, tuple(upstream), literals, prefix,
-                                           tuple(dynamic))
+        self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, tuple(upstream), literals, tuple(dynamic))
 
     def _check_version(self, node_id: str, spec: NodeSpec, wanted: str) -> None:
         match, have = SEMVER.match(wanted), SEMVER.match(spec.version)

@@ -44,6 +44,7 @@ from nodeforge.engine.types import port_type_of, python_type
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
     from nodeforge.engine.graph import GraphEnv
+    from nodeforge.engine.model_source import ModelSource
 
 TYPE_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
@@ -163,8 +164,10 @@ class Node:
         """Ports that depend on literal inputs (None: the static ports of ``Inputs``/``Outputs``)."""
         return None
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        """Node-specific validation: (input, message) pairs. ``bound`` holds every input given a value or link.
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
+        """Node-specific validation: (input, message) pairs. ``bound`` holds every input given a value or link;
+        ``models`` is the catalogue model names resolve through (ask it what it knows without loading anything).
         Called at validation with the literals, and again just before ``run`` with every value when some input
         came from a link or a graph input, so ``run`` need not repeat these checks."""
         return []

@@ -19,7 +19,7 @@ from nodeforge.engine.context import BoundValue
 from nodeforge.engine.document import Binding, InputBinding, LinkBinding, LiteralBinding
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
 from nodeforge.engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
-from nodeforge.engine.keys import finish_key, input_part, link_material, list_material, literal_material
+from nodeforge.engine.keys import finish_key, input_part, key_prefix, link_material, list_material, literal_material
 from nodeforge.engine.keys import quoted as _STRING
 from nodeforge.engine.types import MEDIA_TYPES
 
@@ -36,8 +36,11 @@ def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv
         spec = node.spec
         literals = node.literals  # copied before the first change: most nodes take their literals as compiled
         materials: dict[str, str] = {}
-        parts = [node.key_prefix]
-        cacheable = bool(node.key_prefix)
+        prefix = node.key_prefix
+        if prefix is None:
+            prefix = node.key_prefix = _literal_prefix(node)
+        parts = [prefix]
+        cacheable = bool(prefix)
         for name, binding in node.dynamic:
             if isinstance(binding, LinkBinding):  # most dynamic inputs: the upstream key and output name
                 upstream = prepared[binding.node].key
@@ -72,6 +75,15 @@ def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv
     if issues:
         raise GraphValidationError(issues)
     return prepared
+
+
+def _literal_prefix(node: CompiledNode) -> str:
+    """The key material the document fixes (type, version, literals); empty when a literal cannot be keyed."""
+    spec = node.spec
+    try:
+        return key_prefix(spec.type, spec.version, node.literals.items(), spec.key_head)
+    except TypeError:
+        return ""
 
 
 def _draw_seed(node: CompiledNode, literals: dict[str, Any], seeds: dict[str, int]) -> int | None:

@@ -115,9 +115,11 @@ def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelM
     values = {name: restore_refs(value, args) for name, value in call.values.items()}
     forward = EventForwarder(call.call_id, call.events, call.namespace)
     emitter = EventEmitter(call.run_id, forward)
-    held = NodeModels(models, device, emitter, call.node_id, call.models)
+    data_dir = Path(call.data_dir) if call.data_dir else None
+    held = NodeModels(models, device, emitter, call.node_id, source=registry.model_source,
+                      families=spec.cls.model_families, files=call.files, data_dir=data_dir)
     ctx = NodeContext(node_id=call.node_id, node_type=call.node_type, device=device, emitter=emitter,
-                      cancel=cancel, env=env, data_dir=Path(call.data_dir) if call.data_dir else None,
+                      cancel=cancel, env=env, data_dir=data_dir,
                       materials=call.materials, literals=call.literals, call_graph=_needs_driver, models=held,
                       files=call.files)
     ports = {name: make_port(name, port_type) for name, port_type in call.extra_ports.items()}

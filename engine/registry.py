@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from nodeforge.engine.errors import EngineError, NodeDefinitionError
+from nodeforge.engine.model_source import LazyModelSource, ModelSource
 from nodeforge.engine.node import Node, NodeSpec, build_spec
 
 ENTRY_POINT_GROUP = "nodeforge.nodes"
@@ -41,16 +42,21 @@ class UnknownNodeType(EngineError):
 
 
 class Registry:
-    """Node types by type id. Build one with ``Registry.discover`` or add modules and classes by hand."""
+    """Node types by type id, and the model catalogue their model inputs resolve through. Build one with
+    ``Registry.discover`` or add modules and classes by hand; the catalogue is the installed one
+    (``engine.model_source``), loaded on first use, unless one is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_source: ModelSource | None = None) -> None:
         self._specs: dict[str, NodeSpec] = {}
+        self.model_source: ModelSource = model_source if model_source is not None else LazyModelSource()
         self.problems: list[PluginProblem] = []
 
     @classmethod
-    def discover(cls, plugin_dirs: Iterable[Path] = (), *, entry_points: bool = True) -> Registry:
-        """The registry a CLI or server uses: installed entry points (the built-in nodes among them), then folders."""
-        registry = cls()
+    def discover(cls, plugin_dirs: Iterable[Path] = (), *, entry_points: bool = True,
+                 model_source: ModelSource | None = None) -> Registry:
+        """The registry a CLI or server uses: installed entry points (the built-in nodes among them), then folders;
+        the installed model catalogue unless ``model_source`` is given."""
+        registry = cls(model_source)
         if entry_points:
             registry.load_entry_points()
         for folder in plugin_dirs:

@@ -8,12 +8,14 @@ The backend follows from the model: ``piper-joe`` (a real voice shipped in a whe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError
+from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio
 from nodeforge.nodes import recognition, speech
@@ -24,36 +26,33 @@ KNOWN_LANGUAGES = {"whisper-tiny.en": frozenset({"en"}), "tiny/whisper": frozens
 SPEED_RANGE = (0.25, 4.0)
 
 
-def _resolve(name: str, ctx: NodeContext, families: tuple[str, ...]) -> Any:
-    from nodeforge.nodes.models import resolve_model
-
-    return resolve_model(ctx, name, families=families)
-
-
-def _model_problem(name: Any, families: tuple[str, ...]) -> str | None:
-    if not isinstance(name, str):
-        return None
-    from nodeforge.nodes.models import RESOLVER
-
-    return RESOLVER.problem(name, families=families)
+def _model_problem(name: Any, families: tuple[str, ...], models: ModelSource) -> str | None:
+    return models.problem(name, families=families) if isinstance(name, str) else None
 
 
 def open_speaker(name: str, ctx: NodeContext) -> speech.Speaker:
     """The text-to-speech backend for model ``name``, loaded on the node's device."""
     if name.strip() == speech.ESPEAK:
         return speech.open_espeak()
-    resolved = _resolve(name, ctx, speech.FAMILIES)
-    family = speech.speech_family(name, resolved.path, resolved.family)
-    loader = speech.load_piper if family == "piper" else speech.load_vits
-    return ctx.models.get(f"tts-{family}:{resolved.key}", lambda device: loader(name, resolved.path, device))
+
+    def build(resolved: ResolvedModel, device: str) -> speech.Speaker:
+        family = speech.speech_family(name, resolved.path, resolved.family)
+        if family == "piper":
+            return speech.load_piper(name, resolved.path, device)
+        return speech.load_vits(name, resolved.path, device)
+
+    return ctx.models.load(name, build, kind="tts")
 
 
 def open_recogniser(name: str, ctx: NodeContext) -> Any:
     """The speech-to-text backend for model ``name``, loaded on the node's device."""
-    resolved = _resolve(name, ctx, recognition.FAMILIES)
-    family = recognition.recognition_family(name, resolved.path, resolved.family)
-    loader = recognition.load_faster_whisper if family == "faster-whisper" else recognition.load_transformers_whisper
-    return ctx.models.get(f"asr-{family}:{resolved.key}", lambda device: loader(name, resolved.path, device))
+    def build(resolved: ResolvedModel, device: str) -> Any:
+        family = recognition.recognition_family(name, resolved.path, resolved.family)
+        loader = recognition.load_faster_whisper if family == "faster-whisper" else \
+            recognition.load_transformers_whisper
+        return loader(name, resolved.path, device)
+
+    return ctx.models.load(name, build, kind="asr")
 
 
 class Speech(Node):
@@ -80,7 +79,8 @@ class Speech(Node):
     class Outputs(NodeOutputs):
         audio: Audio
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         model = literal(literals, bound, self.Inputs, "model")
         voice = literal(literals, bound, self.Inputs, "voice")
         speed = literal(literals, bound, self.Inputs, "speed")
@@ -96,11 +96,11 @@ class Speech(Node):
                                           f"{speech.ESPEAK_WPM_RANGE[1]} words a minute: speed must be within "
                                           f"{low:.2f}-{high:.2f}"))
             return problems
-        problem = _model_problem(model, speech.FAMILIES)
+        problem = _model_problem(model, speech.FAMILIES, models)
         if problem:
             return [("model", problem)]
         if isinstance(voice, str) and voice.strip():
-            voices = speech.known_voices(model, _static_paths(model))
+            voices = speech.known_voices(model, _static_paths(model, models))
             if voices is not None and voice.strip() not in voices and voice.strip() != "default":
                 listed = ", ".join(voices[:20]) if voices else "a single voice (leave voice empty)"
                 return [("voice", f"unknown voice '{voice}': {model} has {listed}")]
@@ -122,19 +122,10 @@ class Speech(Node):
         return self.Outputs(audio=audio)
 
 
-def _static_paths(model: str) -> list[Any]:
+def _static_paths(model: str, models: ModelSource) -> list[Path]:
     """Files behind a model name that are known without building or downloading (shipped voices, paths)."""
-    from pathlib import Path
-
-    from nodeforge.nodes.models import RESOLVER
-
-    shipped = RESOLVER.shipped.get(model)
-    if shipped is not None:
-        try:
-            return [shipped.locate(RESOLVER.models_dir(None))]
-        except Exception:  # noqa: BLE001 - a missing package is reported when the node runs
-            return []
-    return [Path(model).expanduser()] if model.endswith(".onnx") else []
+    found = models.known_files(model)
+    return [found] if found is not None else []
 
 
 class Transcribe(Node):
@@ -157,10 +148,11 @@ class Transcribe(Node):
     class Outputs(NodeOutputs):
         text: str
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         model = literal(literals, bound, self.Inputs, "model")
         language = literal(literals, bound, self.Inputs, "language")
-        problem = _model_problem(model, recognition.FAMILIES)
+        problem = _model_problem(model, recognition.FAMILIES, models)
         if problem:
             return [("model", problem)]
         if isinstance(language, str):

@@ -10,9 +10,9 @@ from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError, first_line
+from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
-from nodeforge.nodes.models import RESOLVER, ResolvedModel, resolve_model
 from nodeforge.nodes.runtime import quiet_transformers
 
 FAMILIES = ("blip",)
@@ -70,20 +70,16 @@ class Caption(Node):
         text: str = Field(description="The caption (one line per image for a batch)")
         texts: list[str] = Field(description="One caption per image")
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         model = literals.get("model")
-        problem = RESOLVER.problem(model, families=FAMILIES) if isinstance(model, str) else None
+        problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
         return [("model", problem)] if problem else []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch
 
-        name = ctx.files.model(inputs.model, input="model")
-
-        def load(device: str) -> Captioner:
-            return load_captioner(resolve_model(ctx, name, families=FAMILIES), device)
-
-        captioner = ctx.models.get(f"caption:{name}", load)
+        captioner = ctx.models.load(inputs.model, load_captioner, kind="caption")
         pictures = [picture.convert("RGB") for picture in inputs.image.to_pil()]
         text = [inputs.prompt] * len(pictures) if inputs.prompt else None
         batch = captioner.processor(images=pictures, text=text, return_tensors="pt")

@@ -1,7 +1,7 @@
 """Text-to-image and image-to-image with diffusers pipelines (SD 1.x/2.x, SDXL, SD3, Flux), LoRAs and schedulers.
 
-The model is loaded once per device through the model manager under the literal model name; ``image.transform``
-asks for the same key and builds its image-to-image pipeline from the loaded components (``from_pipe``), so a graph
+The model is loaded once per device through ``ctx.models`` as a ``diffusion`` model; ``image.transform``
+asks for the same one and builds its image-to-image pipeline from the loaded components (``from_pipe``), so a graph
 that generates and then refines an image loads the weights once.
 """
 
@@ -14,9 +14,9 @@ from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError
+from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
-from nodeforge.nodes.models import RESOLVER
 from nodeforge.nodes.models.diffusion import (
     FAMILIES,
     FLOW_FAMILIES,
@@ -25,8 +25,8 @@ from nodeforge.nodes.models.diffusion import (
     applied_loras,
     load_pipeline,
     lora_problems,
+    pipeline_family,
     pipeline_for_run,
-    resolve_pipeline_model,
     scheduler_problem,
     size_problem,
 )
@@ -57,16 +57,16 @@ class ImageOutput(NodeOutputs):
     image: Image
 
 
-def check_diffusion(literals: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+def check_diffusion(literals: Mapping[str, Any], models: ModelSource) -> list[tuple[str | None, str]]:
     """Static checks both nodes share: model family, scheduler name (for the family when known), LoRA list."""
     issues: list[tuple[str | None, str]] = []
     model = literals.get("model")
     family = None
     if isinstance(model, str):
-        problem = RESOLVER.problem(model, families=FAMILIES)
+        problem = models.problem(model, families=FAMILIES)
         if problem:
             issues.append(("model", problem))
-        family = RESOLVER.family_of(model)
+        family = models.family_of(model)
     scheduler = literals.get("scheduler")
     if isinstance(scheduler, str):
         problem = scheduler_problem(scheduler, family if family in FAMILIES else None)
@@ -77,14 +77,11 @@ def check_diffusion(literals: Mapping[str, Any]) -> list[tuple[str | None, str]]
     return issues
 
 
-def _model(ctx: NodeContext, given: str) -> DiffusionModel:
-    name = ctx.files.model(given, input="model")
+def _model(ctx: NodeContext, name: str) -> DiffusionModel:
+    def build(resolved: ResolvedModel, device: str) -> DiffusionModel:
+        return load_pipeline(resolved, pipeline_family(name, resolved), device)
 
-    def load(device: str) -> DiffusionModel:
-        resolved, family = resolve_pipeline_model(ctx, name)
-        return load_pipeline(resolved, family, device)
-
-    return ctx.models.get(f"diffusion:{name}", load)
+    return ctx.models.load(name, build, kind="diffusion")
 
 
 def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext) -> dict[str, Any]:
@@ -145,8 +142,9 @@ class Generate(Node):
 
     Outputs = ImageOutput
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        issues = check_diffusion(literals)
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
+        issues = check_diffusion(literals, models)
         for name in ("width", "height"):
             problem = size_problem(name, literals.get(name))
             if problem:
@@ -184,8 +182,9 @@ class Transform(Node):
 
     Outputs = ImageOutput
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        issues = check_diffusion(literals)
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
+        issues = check_diffusion(literals, models)
         steps, strength = literals.get("steps"), literals.get("strength")
         if isinstance(steps, int) and isinstance(strength, int | float) and int(steps * strength) < 1:
             issues.append(("strength", f"steps x strength = {steps} x {strength} runs no denoising step; raise "

@@ -22,6 +22,7 @@ from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.limits import image_problem
 from nodeforge.engine.media import file_digest
+from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
 
@@ -96,7 +97,8 @@ class Save(Node):
         path: str = Field(description="The first file written")
         paths: list[str] = Field(description="Every file written, one per image of the batch")
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         name = literals.get("name")
         if isinstance(name, str) and (not SAFE_NAME.match(name) or ".." in name):
             return [("name", f"'{name}' is not a plain file name prefix (letters, digits, '_', '.', '-')")]
@@ -144,7 +146,8 @@ class Grid(Node):
     class Outputs(NodeOutputs):
         image: Image
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         background = literals.get("background")
         if isinstance(background, str) and _colour(background) is None:
             return [("background", f"'{background}' is not a colour (e.g. #ffffff, white, rgb(0,0,0))")]
@@ -233,7 +236,8 @@ class Resize(Node):
     class Outputs(NodeOutputs):
         image: Image
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         known = {name: literals.get(name) if name in bound else 0 for name in ("width", "height", "scale")}
         problem = _resize_problem(known["width"], known["height"], known["scale"])
         return [problem] if problem else []

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError, first_line
+from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
 
@@ -109,10 +110,7 @@ def context_length(model: Any, tokenizer: Any) -> int:
 
 def open_causal_lm(name: str, ctx: NodeContext) -> CausalLM:
     """The causal LM ``name`` resolved (tiny, path, alias, Hub id) and resident on the node's device."""
-    from nodeforge.nodes.models import resolve_model
-
-    resolved = resolve_model(ctx, name, families=FAMILIES)
-    return ctx.models.get(f"llm:{resolved.key}", lambda device: load_causal_lm(name, resolved.path, device))
+    return ctx.models.load(name, lambda resolved, device: load_causal_lm(name, resolved.path, device), kind="llm")
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
@@ -307,7 +305,8 @@ class Generate(Node):
     class Outputs(NodeOutputs):
         text: str
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
         model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
@@ -316,9 +315,7 @@ class Generate(Node):
             if not model.removeprefix(OPENAI_PREFIX).strip():
                 problems.append(("model", "openai:<model> needs a model name after the colon"))
             return problems
-        from nodeforge.nodes.models import RESOLVER
-
-        problem = RESOLVER.problem(model, families=FAMILIES)
+        problem = models.problem(model, families=FAMILIES)
         if problem:
             problems.append(("model", problem))
         context = KNOWN_CONTEXT.get(model)

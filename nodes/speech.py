@@ -31,8 +31,11 @@ _GLOBAL_RNG = threading.Lock()  # VITS draws its noise from torch's global RNG: 
 class Speaker(Protocol):
     """A loaded voice: speaks one sentence into mono float samples at ``sample_rate``."""
 
-    sample_rate: int
-    pause: float
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def pause(self) -> float: ...
 
     def speak(self, sentence: str, *, voice: str, speed: float, seed: int) -> Any: ...
 

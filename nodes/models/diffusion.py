@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nodeforge.nodes.models as models
 from nodeforge.engine.errors import NodeError, first_line
-from nodeforge.nodes.models.resolver import ResolvedModel
+from nodeforge.engine.model_source import ResolvedModel
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
@@ -172,9 +171,8 @@ def family_of_file(path: Path) -> str | None:
     return None
 
 
-def resolve_pipeline_model(ctx: NodeContext, name: str) -> tuple[ResolvedModel, str]:
-    """The model's files and family; NodeError on ``model`` when it is not a diffusion pipeline this node runs."""
-    resolved = models.resolve_model(ctx, name, families=FAMILIES)
+def pipeline_family(name: str, resolved: ResolvedModel) -> str:
+    """The model's family; NodeError on ``model`` when it is not a diffusion pipeline this node runs."""
     family = resolved.family
     if family is None:
         family = family_of_file(resolved.path) if resolved.path.is_file() else family_of_folder(resolved.path)
@@ -182,7 +180,7 @@ def resolve_pipeline_model(ctx: NodeContext, name: str) -> tuple[ResolvedModel, 
         raise NodeError(f"model '{name}' ({resolved.path}) is not a diffusion pipeline this node can run; accepted: "
                         "a diffusers folder or single .safetensors checkpoint of SD 1.x/2.x, SDXL, SD3 or Flux",
                         input="model")
-    return resolved, family
+    return family
 
 
 def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> DiffusionModel:
@@ -269,7 +267,7 @@ def applied_loras(model: DiffusionModel, loras: Sequence[Mapping[str, Any]], ctx
 def _load_lora(model: DiffusionModel, name: str, adapter: str, ctx: NodeContext, index: int) -> None:
     where = f"loras[{index}]"
     try:
-        resolved = models.resolve_model(ctx, name, input="loras")
+        resolved = ctx.models.resolve(name, input="loras")
     except NodeError as exc:
         raise NodeError(f"{where}: {exc}", input="loras") from None
     path = resolved.path

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from nodeforge.engine.errors import EngineError, ModelResolveError, first_line
 from nodeforge.engine.files import names_local_path
+from nodeforge.engine.model_source import ModelEntry, ResolvedModel
 from nodeforge.nodes.models.store import build_once
 
-Source = Literal["tiny", "shipped", "path", "hub"]
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
 USER_ALIASES = "models.toml"
 HUB_IGNORE = ["*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ot", "*.tflite", "flax_model*",
@@ -73,23 +73,6 @@ class Alias:
 
 
 @dataclass(frozen=True)
-class ResolvedModel:
-    """Where a model name led: files on local disk, how they were found, and the family when it is known."""
-
-    name: str
-    source: Source
-    path: Path
-    family: str | None = None
-    repo: str | None = None
-    alias: str | None = None
-
-    @property
-    def key(self) -> str:
-        """Identity for the model manager: two names that lead to the same files share one loaded model."""
-        return f"{self.source}:{self.path}"
-
-
-@dataclass(frozen=True)
 class ModelCatalogue:
     """The named models one resolver knows (tiny and shipped), gathered from the catalogue modules."""
 
@@ -98,7 +81,10 @@ class ModelCatalogue:
 
 
 class Resolver:
-    """Resolves model names for every node family. Built once, at import of ``nodes.models``."""
+    """Resolves model names for every node family (the ``engine.model_source.ModelSource`` the built-in nodes
+    register). A registry builds one when a model is first needed; nothing holds one at module level."""
+
+    installed = True
 
     def __init__(self, catalogue: ModelCatalogue, alias_files: Sequence[Path]) -> None:
         self.tiny = MappingProxyType(dict(catalogue.tiny))
@@ -174,6 +160,57 @@ class Resolver:
                 and not Path(name).expanduser().exists() and not names_local_path(name) and not HUB_ID.match(name)):
             return self._not_found(name, data_dir)
         return None
+
+    def known_files(self, name: str) -> Path | None:
+        """The files behind a shipped model or an existing path, found without building or downloading (a
+        missing package is reported when the node runs)."""
+        name = name.strip()
+        shipped = self.shipped.get(name)
+        if shipped is not None:
+            try:
+                return shipped.locate(self.models_dir(None))
+            except Exception:  # noqa: BLE001 - the node's run says what is missing
+                return None
+        path = Path(name).expanduser()
+        return path if path.exists() else None
+
+    def entries(self, data_dir: Path | None) -> list[ModelEntry]:
+        """Tiny models first, then shipped models and aliases, each sorted by name."""
+        entries = [ModelEntry(f"tiny/{name}", tiny.family, "tiny", tiny.description)
+                   for name, tiny in self.tiny.items()]
+        entries += [ModelEntry(name, shipped.family, "shipped", shipped.description)
+                    for name, shipped in self.shipped.items()]
+        entries += [ModelEntry(name, alias.family, f"alias ({alias.origin}) of {alias.target}", alias.description)
+                    for name, alias in self.aliases(data_dir).items()]
+        return sorted(entries, key=lambda entry: (entry.source != "tiny", entry.name))
+
+    def local_problem(self, name: str, data_dir: Path | None, *, aliases: bool = True) -> str | None:
+        """Why ``name`` cannot be loaded from this machine alone (None when it can), found without building,
+        converting or downloading: a tiny model builds locally, a shipped model needs its package, an existing
+        path is there, an alias needs a target that is, and a Hub id needs its snapshot in the local cache."""
+        import importlib.util
+
+        name = name.strip()
+        if name.startswith("tiny/"):
+            return None if name.removeprefix("tiny/") in self.tiny else f"there is no tiny model '{name}'"
+        if name in self.shipped:
+            package = self.shipped[name].package
+            return None if importlib.util.find_spec(package) else f"its package '{package}' is not installed"
+        if Path(name).expanduser().exists():
+            return None
+        alias = self.aliases(data_dir).get(name) if aliases else None
+        if alias is not None:
+            problem = self.local_problem(alias.target, data_dir, aliases=False)
+            return problem and f"it is an alias of '{alias.target}': {problem}"
+        match = HUB_ID.match(name)
+        if match is None:
+            return "it is not a model on this machine"
+        return None if hub_cached(match["repo"], match["revision"]) else \
+            "its weights are not in the local Hugging Face cache"
+
+    def offline_problem(self, name: str, data_dir: Path | None) -> str | None:
+        """``local_problem`` while the Hub is offline (HF_HUB_OFFLINE); None online, where a Hub id may download."""
+        return self.local_problem(name, data_dir) if hub_offline() else None
 
     def _resolve(self, name: str, data_dir: Path | None, *, alias: Alias | None, depth: int,
                  relative_paths: bool = True) -> ResolvedModel:
@@ -283,6 +320,17 @@ def hub_offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_cached(repo: str, revision: str | None) -> bool:
+    """Whether the Hub snapshot is in the local Hugging Face cache (nothing is downloaded)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(repo, revision=revision, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any miss (not cached, no such revision, unreadable cache) means: not here
+        return False
+    return True
 
 
 def hub_snapshot(repo: str, revision: str | None) -> Path:

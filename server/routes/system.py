@@ -30,5 +30,5 @@ def graph_schema() -> dict[str, Any]:
 
 @router.get("/models", response_model=ModelList, summary="Model names the model registry resolves")
 def models(runtime: RuntimeDep) -> dict[str, Any]:
-    entries, available = known_models(runtime.settings.data_dir)
+    entries, available = known_models(runtime.registry.model_source, runtime.settings.data_dir)
     return {"models": entries, "registry": available}

@@ -56,21 +56,26 @@ def test_one_device_runs_accelerator_nodes_one_at_a_time(env: GraphEnv) -> None:
     assert all(order[i][1] == order[i + 1][1] for i in range(0, 6, 2))
 
 
-def test_node_goes_where_its_model_is_resident(env: GraphEnv, request) -> None:
+def test_node_goes_where_its_model_is_resident(env: GraphEnv, request, tmp_path) -> None:
     coord = coordination(request.node.name)
     coord.barriers["b"] = threading.Barrier(2)
     executor = executor_on(env, ["cpu:0", "cpu:1"])
-    warm = {"first": {"type": "test.use_model", "inputs": {"model": "alpha", "channel": request.node.name,
-                                                           "barrier": "b"}},
-            "second": {"type": "test.use_model", "inputs": {"model": "beta", "key_prefix": "resolved:",
-                                                            "channel": request.node.name, "barrier": "b"}}}
-    warmed = executor.run(doc(warm))
-    beta_device = warmed.record.nodes["second"].device
-    assert executor.models.resident_on("beta") == [beta_device]
-    loads = executor.models.loads
+    alpha, beta = tmp_path / "alpha.safetensors", tmp_path / "beta.safetensors"
+    alpha.write_bytes(b"a" * 100)
+    beta.write_bytes(b"b" * 100)
+    warm = {"first": {"type": "test.load_weights", "inputs": {"model": str(alpha), "channel": request.node.name,
+                                                              "barrier": "b"}},
+            "second": {"type": "test.load_weights", "inputs": {"model": str(beta), "channel": request.node.name,
+                                                               "barrier": "b"}}}
     events: list[Event] = []
-    again = executor.run(doc({"later": {"type": "test.use_model", "inputs": {"model": "beta", "x": 5,
-                                                                             "key_prefix": "resolved:"}}}),
+    warmed = executor.run(doc(warm), listener=events.append)
+    beta_device = warmed.record.nodes["second"].device
+    loaded = sorted(e.model for e in events if e.kind == "model.loaded")
+    assert loaded == [f"weights:path:{alpha}", f"weights:path:{beta}"]
+    assert executor.models.resident_on(str(beta)) == [beta_device]
+    loads = executor.models.loads
+    events.clear()
+    again = executor.run(doc({"later": {"type": "test.load_weights", "inputs": {"model": str(beta), "x": 5}}}),
                          listener=events.append)
     assert again.record.nodes["later"].device == beta_device
     assert executor.models.loads == loads
@@ -214,10 +219,13 @@ def test_node_can_evict_a_model_it_broke(env: GraphEnv) -> None:
     assert executor.models.resident_on("fragile") == ["cpu:0"]
     from nodeforge.engine.context import NodeModels
     from nodeforge.engine.events import EventEmitter
+    from nodeforge.engine.files import FileAccess
+    from nodeforge.engine.model_source import NoModels
 
     events: list[Event] = []
-    view = NodeModels(executor.models, "cpu:0", EventEmitter("r", events.append), "n", ["fragile"])
-    view.get("fragile", lambda device: None)
+    view = NodeModels(executor.models, "cpu:0", EventEmitter("r", events.append), "n", source=NoModels(),
+                      families={}, files=FileAccess(None), data_dir=None)
+    view.hold("fragile", lambda device: None)
     view.evict("fragile")
     view.release_all()
     assert executor.models.resident_on("fragile") == []

@@ -109,9 +109,9 @@ def test_bad_literals_are_reported_before_anything_runs(media_executor: Session)
 
 
 def test_piper_voice_by_path(media_executor: Session) -> None:
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
-    path = RESOLVER.resolve("piper-joe", None).path
+    path = build_resolver().resolve("piper-joe", None).path
     result = run_nodes(media_executor, {"say": {"type": "audio.speech", "inputs": {"text": "Hi.", "model": str(path)}}},
                        {"speech": "say.audio"})
     assert result.record.status == "succeeded", result.record.error

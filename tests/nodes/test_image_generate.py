@@ -56,10 +56,10 @@ from nodeforge.engine.session import Session
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
-from nodeforge.nodes.models import RESOLVER
+from nodeforge.nodes.models import build_resolver
 digests = {}
 for name in json.loads(sys.argv[3]):
-    folder = RESOLVER.resolve("tiny/" + name, None).path
+    folder = build_resolver().resolve("tiny/" + name, None).path
     digests[name] = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
                      for p in sorted(folder.rglob("*.safetensors"))}
 executor = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, data_dir=Path(sys.argv[1]))
@@ -82,11 +82,11 @@ def test_another_process_builds_the_same_tiny_models_and_draws_the_same_pixels(
     one on both sides (the conftest sets OMP_NUM_THREADS), as float results depend on the thread count (P9)."""
     import hashlib
 
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
     nodes = {"g": generate("tiny/sd", seed=1234, scheduler="euler_a")}
     local = pixels(succeeded(run_nodes(image_executor, nodes))["g.image"])
-    digests = {name: weight_digests(RESOLVER.resolve(f"tiny/{name}", None).path) for name in IMAGE_TINY}
+    digests = {name: weight_digests(build_resolver().resolve(f"tiny/{name}", None).path) for name in IMAGE_TINY}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1",
            "NODEFORGE_MODELS_DIR": str(tmp_path / "models")}
     done = subprocess.run([sys.executable, "-c", SUBPROCESS_RUN, str(tmp_path), json.dumps({"nodes": nodes}),
@@ -114,7 +114,7 @@ def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path,
         "seed": 3}}}
     first: list[Event] = []
     values = succeeded(run_nodes(executor, nodes, events=first))
-    assert [e.model for e in first if e.kind == "model.loaded"] == ["diffusion:tiny/sd"]
+    assert [e.model for e in first if e.kind == "model.loaded"] == [f"diffusion:tiny:{shared_models_dir / 'tiny/sd'}"]
     assert tuple(values["t.image"].tensor.shape) == (1, 3, 64, 64)
     assert [e.step for e in first if e.kind == "node.progress" and e.node == "t"] == [1, 2]
     second: list[Event] = []

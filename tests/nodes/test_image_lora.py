@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.session import Session
-from nodeforge.nodes.models import RESOLVER
+from nodeforge.nodes.models import build_resolver
 from tests.nodes.image_support import generate, image_executor, pixels, run_nodes, succeeded
 
 __all__ = ["image_executor"]
@@ -21,7 +21,7 @@ def _diffusers_lora(model: str, target: Path, seed: int) -> Path:
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    pipe = DiffusionPipeline.from_pretrained(str(RESOLVER.resolve(model, None).path))
+    pipe = DiffusionPipeline.from_pretrained(str(build_resolver().resolve(model, None).path))
     torch.manual_seed(seed)
     pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
                                      target_modules=["to_q", "to_k", "to_v", "to_out.0"]))

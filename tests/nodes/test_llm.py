@@ -17,7 +17,7 @@ from nodeforge.engine.errors import GraphValidationError, NodeError
 from nodeforge.engine.events import Event
 from nodeforge.engine.session import Session
 from nodeforge.nodes.llm import CausalLM, GenerateOptions, chat_messages, generate, load_causal_lm, render_prompt
-from nodeforge.nodes.models import RESOLVER
+from nodeforge.nodes.models import build_resolver
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def shared_models(shared_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.fixture
 def tiny_lm(data_dir: Path) -> CausalLM:
-    return load_causal_lm("tiny/llm", RESOLVER.resolve("tiny/llm", data_dir).path, "cpu")
+    return load_causal_lm("tiny/llm", build_resolver().resolve("tiny/llm", data_dir).path, "cpu")
 
 
 def one_node(inputs: dict[str, Any]) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nodeforge.nodes.models import RESOLVER, ModelResolveError, Resolver, TinyModel
+from nodeforge.nodes.models import ModelResolveError, Resolver, TinyModel, build_resolver
 from nodeforge.nodes.models.resolver import ModelCatalogue
 from nodeforge.nodes.models.store import STAMP
 
@@ -88,7 +88,7 @@ def test_hub_id_offline_is_a_clear_error_never_a_fallback(tmp_path: Path, monkey
 
 
 def test_package_resolver_knows_the_image_models() -> None:
-    aliases = RESOLVER.aliases(Path("/nonexistent-data-dir"))
+    aliases = build_resolver().aliases(Path("/nonexistent-data-dir"))
     assert aliases["sd-turbo"].target == "stabilityai/sd-turbo"
     assert aliases["flux-schnell"].family == "flux"
     assert aliases["blip-base"].target == "Salesforce/blip-image-captioning-base"

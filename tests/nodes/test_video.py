@@ -94,9 +94,9 @@ def test_family_rules_of_the_other_families() -> None:
 def test_loaded_checkpoint_limits_are_node_errors_naming_the_input(media_executor: Session,
                                                                    shared_models_dir: Path,
                                                                    tmp_path: Path) -> None:
-    from nodeforge.nodes.models import RESOLVER
+    from nodeforge.nodes.models import build_resolver
 
-    tiny = RESOLVER.resolve("tiny/wan", None).path
+    tiny = build_resolver().resolve("tiny/wan", None).path
     assert tiny.is_relative_to(shared_models_dir)
     text_only = tmp_path / "wan-t2v"
     shutil.copytree(tiny, text_only)

@@ -75,7 +75,7 @@ class Meet(Node):
     def run(self, inputs: Inputs, ctx: NodeContext) -> Placed:
         from tests.support.testnodes import weights
 
-        ctx.models.get(inputs.model, lambda device: weights(1000))
+        ctx.models.hold(inputs.model, lambda device: weights(1000))
         if inputs.barrier:
             try:
                 ray.get(ray.get_actor(inputs.barrier, namespace=NAMESPACE).wait.remote(30))

@@ -193,7 +193,6 @@ class UseModel(Node):
 
     class Inputs(NodeInputs):
         model: str
-        key_prefix: str = ""
         size: int = 1000
         channel: str = ""
         barrier: str = ""
@@ -202,7 +201,34 @@ class UseModel(Node):
     Outputs = IntOut
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
-        ctx.models.get(inputs.key_prefix + inputs.model, lambda device: weights(inputs.size))
+        ctx.models.hold(inputs.model, lambda device: weights(inputs.size))
+        if inputs.channel:
+            coord = CHANNELS[inputs.channel]
+            coord.record(f"{ctx.node_id}@{ctx.device}")
+            if inputs.barrier:
+                coord.barriers[inputs.barrier].wait(timeout=30)
+        return IntOut(value=inputs.x + 1)
+
+
+class LoadWeights(Node):
+    """Accelerator node that loads a weights file through the model catalogue (``ctx.models.load``): the loaded
+    model's identity is where the files are, not the name the graph gave."""
+
+    type_id = "test.load_weights"
+    version = "1.0.0"
+    accelerator = True
+    files = {"model": "model"}
+
+    class Inputs(NodeInputs):
+        model: str
+        channel: str = ""
+        barrier: str = ""
+        x: int = 0
+
+    Outputs = IntOut
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
+        ctx.models.load(inputs.model, lambda resolved, device: weights(resolved.path.stat().st_size), kind="weights")
         if inputs.channel:
             coord = CHANNELS[inputs.channel]
             coord.record(f"{ctx.node_id}@{ctx.device}")
