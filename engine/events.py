@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 from nodeforge.engine.record import RunStatus
@@ -22,6 +23,23 @@ EventKind = Literal[
 ]
 CACHED_PER_EVENT = 1000
 """Most node ids one ``nodes.cached`` event lists: a larger graph's cached nodes come in several events."""
+
+NODE_STATUS: Mapping[str, str] = MappingProxyType({
+    "node.started": "running", "node.finished": "succeeded", "node.failed": "failed", "node.skipped": "skipped",
+    "nodes.cached": "cached", "node.cached": "cached",  # node.cached: one per node, in runs stored before 0.2
+})
+"""The one rule from an event to a node's status: the CLI's table, the server's run store and the editor (which
+reads it from ``GET /api/nodes``) all apply it."""
+
+
+def status_changes(kind: str, node: str | None, nodes: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(node, status) for each node an event of ``kind`` moves; empty for events that move none."""
+    status = NODE_STATUS.get(kind)
+    if status is None:
+        return []
+    if nodes is not None:
+        return [(node_id, status) for node_id in nodes]
+    return [(node, status)] if node else []
 
 
 # What each kind of event carries: one class per kind, given to ``EventEmitter.emit``.

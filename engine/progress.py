@@ -12,7 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, status_changes
 
 STYLE = {"queued": "dim", "running": "yellow", "succeeded": "green", "cached": "cyan", "failed": "bold red",
          "skipped": "magenta", "cancelled": "red"}
@@ -50,19 +50,16 @@ class ProgressDisplay:
 
     def listen(self, event: Event) -> None:
         with self._lock:
-            if event.kind == "nodes.cached":
-                for node_id in event.nodes or ():
-                    cached = self._rows.get(node_id)
-                    if cached is not None:
-                        cached.status = "cached"
-                return
-            row = self._rows.get(event.node or "")
             if event.kind == "run.finished":
                 self._status = event.status or ""
+            for node_id, status in status_changes(event.kind, event.node, event.nodes):
+                if (moved := self._rows.get(node_id)) is not None:
+                    moved.status = status
+            row = self._rows.get(event.node or "")
             if row is None:
                 return
             if event.kind == "node.started":
-                row.status, row.device = "running", event.device or ""
+                row.device = event.device or ""
             elif event.kind == "node.progress":
                 row.step, row.total = event.step or 0, event.total
                 if event.delta is not None:  # streamed text: the row shows the tail of the deltas joined
@@ -70,11 +67,9 @@ class ProgressDisplay:
                 elif event.text is not None:
                     row.text = event.text[-TAIL:]
             elif event.kind == "node.finished":
-                row.status, row.seconds = "succeeded", event.seconds
+                row.seconds = event.seconds
             elif event.kind == "node.failed":
-                row.status, row.text = "failed", (event.error or "")[:100]
-            elif event.kind == "node.skipped":
-                row.status = "skipped"
+                row.text = (event.error or "")[:100]
 
     def _render(self) -> Group:
         table = Table(box=None, pad_edge=False, expand=False)

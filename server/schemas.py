@@ -54,6 +54,8 @@ class Health(BaseModel):
 class Catalogue(BaseModel):
     nodes: list[dict[str, Any]] = Field(description="each type with JSON Schema of its inputs and outputs")
     problems: list[Problem]
+    node_status: dict[str, str] = Field(description="the status each event kind gives the node(s) it names "
+                                                    "(nodes.cached: every node in its nodes list)")
 
 
 class ModelEntry(BaseModel):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodeforge.engine.events import status_changes
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.idempotency import keyed_run
 
@@ -77,8 +78,6 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_NODE_STATUS = {"node.started": "running", "node.finished": "succeeded",
-                "node.failed": "failed", "node.skipped": "skipped"}
 _STOP = object()
 
 
@@ -384,20 +383,18 @@ class QueueFull(Exception):
 def _apply_event(db: sqlite3.Connection, event_id: int, event: dict[str, Any]) -> None:
     db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
                (event_id, event["run"], event["seq"], dumps(event)))
-    if event["kind"] == "nodes.cached":
-        db.executemany("UPDATE nodes SET status = 'cached', finished_at = ? WHERE run = ? AND node = ?",
-                       [(event["at"], event["run"], node) for node in event["nodes"]])
+    changes = status_changes(event["kind"], event.get("node"), event.get("nodes"))
+    at, run = event["at"], event["run"]
+    if event["kind"] == "nodes.cached":  # many nodes at once, nothing else to record for them
+        db.executemany("UPDATE nodes SET status = ?, finished_at = ? WHERE run = ? AND node = ?",
+                       [(status, at, run, node) for node, status in changes])
         return
-    status = _NODE_STATUS.get(event["kind"])
-    node = event.get("node")
-    if status is None or node is None:
-        return
-    at = event["at"]
-    if status == "running":
-        db.execute("UPDATE nodes SET status = ?, device = ?, started_at = ? WHERE run = ? AND node = ?",
-                   (status, event.get("device"), at, event["run"], node))
-    else:
-        db.execute("UPDATE nodes SET status = ?, finished_at = ?, seconds = COALESCE(?, seconds), "
-                   "error = COALESCE(?, error) WHERE run = ? AND node = ?",
-                   (status, at if status != "skipped" else None, event.get("seconds"), event.get("error"),
-                    event["run"], node))
+    for node, status in changes:
+        if status == "running":
+            db.execute("UPDATE nodes SET status = ?, device = ?, started_at = ? WHERE run = ? AND node = ?",
+                       (status, event.get("device"), at, run, node))
+        else:
+            db.execute("UPDATE nodes SET status = ?, finished_at = ?, seconds = COALESCE(?, seconds), "
+                       "error = COALESCE(?, error) WHERE run = ? AND node = ?",
+                       (status, at if status != "skipped" else None, event.get("seconds"), event.get("error"),
+                        run, node))

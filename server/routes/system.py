@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from nodeforge.engine.document import document_schema
+from nodeforge.engine.events import NODE_STATUS
 from nodeforge.server.models import known_models
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.schemas import Catalogue, Health, ModelList
@@ -20,7 +21,8 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
 @router.get("/nodes", response_model=Catalogue, summary="Every node type with the JSON Schema of its ports")
 def nodes(runtime: RuntimeDep) -> dict[str, Any]:
     registry = runtime.registry
-    return {"nodes": registry.catalogue(), "problems": [problem.to_dict() for problem in registry.problems]}
+    return {"nodes": registry.catalogue(), "problems": [problem.to_dict() for problem in registry.problems],
+            "node_status": dict(NODE_STATUS)}
 
 
 @router.get("/schema/graph", summary="JSON Schema of the graph document")

@@ -6,6 +6,7 @@ from typing import get_args
 
 from nodeforge.engine.events import (
     EVENT_DATA,
+    NODE_STATUS,
     Event,
     EventData,
     EventEmitter,
@@ -14,6 +15,7 @@ from nodeforge.engine.events import (
     NodeProgress,
     RunFinished,
     event_data,
+    status_changes,
 )
 from nodeforge.server.events import run_event
 
@@ -51,3 +53,14 @@ def test_server_made_events_have_the_engine_shape() -> None:
     event = run_event("r1", 1, RunFinished(status="cancelled", error="cancelled before it started"))
     assert list(event) == ["kind", "run", "seq", "at", "status", "error"]
     assert event["kind"] == "run.finished" and event["status"] == "cancelled"
+
+
+def test_one_rule_gives_each_node_its_status() -> None:
+    assert status_changes("node.started", "a") == [("a", "running")]
+    assert status_changes("node.finished", "a") == [("a", "succeeded")]
+    assert status_changes("node.failed", "a") == [("a", "failed")]
+    assert status_changes("node.skipped", "a") == [("a", "skipped")]
+    assert status_changes("nodes.cached", None, ("a", "b")) == [("a", "cached"), ("b", "cached")]
+    assert status_changes("node.progress", "a") == []
+    assert status_changes("run.finished", None) == []
+    assert set(NODE_STATUS) - set(get_args(EventKind)) == {"node.cached"}  # only the pre-0.2 stored kind

@@ -131,6 +131,8 @@ def test_schema_and_catalogue(client: TestClient) -> None:
     types = {entry["type"]: entry for entry in catalogue["nodes"]}
     assert types["text.join"]["inputs"]["properties"]["texts"]["x-nodeforge-type"] == "list[text]"
     assert "test.gate" in types and catalogue["problems"] == []
+    assert catalogue["node_status"]["nodes.cached"] == "cached"  # the editor applies the engine's rule
+    assert catalogue["node_status"]["node.finished"] == "succeeded"
 
 
 def test_every_example_graph_saves_and_its_assets_are_allowed(client: TestClient) -> None:

@@ -138,41 +138,39 @@ export class Runs {
 
   onEvent(run, event) {
     const node = event.node;
+    // The engine's one rule from an event to node status, as GET /api/nodes gives it.
+    const status = this.editor.catalogue.node_status?.[event.kind];
+    if (status) {
+      for (const id of event.nodes ?? (node ? [node] : [])) this.canvas.setNodeState(id, { status });
+    }
     switch (event.kind) {
       case "run.started":
         run.status = "running";
         this.setStatus(`run ${run.id}: running`, "busy");
         break;
       case "node.started":
-        this.canvas.setNodeState(node, { status: "running", device: event.device, step: 0, total: null });
+        this.canvas.setNodeState(node, { device: event.device, step: 0, total: null });
         break;
       case "node.progress": {
         // Streamed text arrives as deltas (the stream is replayed from the start, so joining them rebuilds it);
         // `text` is a status line that replaces the last one.
         const text = event.delta != null ? (run.streamed.get(node) ?? "") + event.delta : event.text;
-        this.canvas.setNodeState(node, { status: "running", step: event.step, total: event.total,
-                                         ...(text != null ? { text } : {}) });
+        this.canvas.setNodeState(node, { step: event.step, total: event.total, ...(text != null ? { text } : {}) });
         if (event.delta != null) run.streamed.set(node, text);
         if (text != null) this.showLiveText(run, node, text);
         break;
       }
-      case "nodes.cached": // one event lists many cached nodes
-        for (const id of event.nodes ?? []) this.canvas.setNodeState(id, { status: "cached" });
-        break;
-      case "node.cached": // runs recorded before nodes.cached replay one event per node
-        this.canvas.setNodeState(node, { status: "cached" });
-        break;
       case "node.finished":
-        this.canvas.setNodeState(node, { status: "succeeded", seconds: event.seconds });
+        this.canvas.setNodeState(node, { seconds: event.seconds });
         break;
       case "node.failed": {
-        this.canvas.setNodeState(node, { status: "failed", error: event.error });
+        this.canvas.setNodeState(node, { error: event.error });
         const input = /input '([A-Za-z_][A-Za-z0-9_]*)'/.exec(event.error ?? "")?.[1];
         if (input) this.canvas.flagInput(node, input);
         break;
       }
       case "node.skipped":
-        this.canvas.setNodeState(node, { status: "skipped", error: event.error ?? null });
+        this.canvas.setNodeState(node, { error: event.error ?? null });
         break;
       case "node.warning": {
         const warnings = [...(this.canvas.nodeState(node)?.warnings ?? []), event.text];
