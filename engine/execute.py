@@ -74,8 +74,6 @@ class Run:
         self._report(planned)
         if planned.to_run:
             WorkerPool(self, planned.to_run).execute()
-        if self.session.cache is not None:
-            self.session.cache.flush()
 
     def _report(self, planned: Plan) -> None:
         """Take the plan's cached outputs and record (and announce) the nodes that will not run."""

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from nodeforge.engine.errors import Issue
-from nodeforge.server.redact import server_redactor
 
 OPENAI_PREFIX = "/v1/"
 OPENAI_CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
@@ -55,7 +54,7 @@ def _body(detail: str, issues: list[dict[str, Any]] | None) -> dict[str, Any]:
 
 def _redactor(request: Request) -> Callable[[str], str]:
     runtime = getattr(request.app.state, "runtime", None)
-    return server_redactor(runtime.settings) if runtime is not None else str
+    return runtime.redact if runtime is not None else str
 
 
 def install_error_handlers(app: FastAPI) -> None:

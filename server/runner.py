@@ -31,7 +31,7 @@ class Runner:
     def __init__(self, runtime: Runtime, concurrency: int) -> None:
         self.runtime = runtime
         self.concurrency = concurrency
-        self._wake = threading.Condition()
+        self._pending = threading.Event()  # set when a run may be waiting to be claimed
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._cancels: dict[str, threading.Event] = {}
@@ -44,8 +44,7 @@ class Runner:
             self._threads.append(thread)
 
     def wake(self) -> None:
-        with self._wake:
-            self._wake.notify()
+        self._pending.set()
 
     def stop(self, grace: float) -> None:
         """Stop claiming, cancel what runs, and wait up to ``grace`` seconds for it to be recorded."""
@@ -53,8 +52,7 @@ class Runner:
         with self._lock:
             for cancel in self._cancels.values():
                 cancel.set()
-        with self._wake:
-            self._wake.notify_all()
+        self._pending.set()
         for thread in self._threads:
             thread.join(timeout=grace)
 
@@ -68,14 +66,14 @@ class Runner:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            self._pending.clear()  # before claiming: a run queued from here on sets it again, so none waits
             try:
                 claimed = self.runtime.store.claim_next()
             except Exception:
                 log.exception("claiming a run failed")
                 claimed = None
             if claimed is None:
-                with self._wake:
-                    self._wake.wait(timeout=1.0)
+                self._pending.wait(timeout=1.0)
                 continue
             try:
                 self._execute(claimed)

@@ -8,6 +8,7 @@ import fcntl
 import json
 import logging
 import os
+import gc
 import threading
 import time
 import uuid
@@ -34,6 +35,7 @@ from nodeforge.server.hub import EventHub
 from nodeforge.server.idempotency import fingerprint
 from nodeforge.server.library import GraphStore, check_name
 from nodeforge.server.paths import path_issues
+from nodeforge.server.redact import server_redactor
 from nodeforge.server.reload import Reloader
 from nodeforge.server.runner import Runner
 from nodeforge.server.settings import Settings
@@ -81,6 +83,7 @@ class Runtime:
         self.cache = ResultCache(data_dir / "cache")
         self.registry = self._discover()
         self.compiled = CompiledRuns()
+        self.redact = server_redactor(settings)  # built once: every error message leaving the server goes through it
         self._devices: list[str] | None = fixed_devices
         self._session: Session | None = None
         self._backend: Any = None
@@ -144,6 +147,7 @@ class Runtime:
                                     devices=None if self._backend else self._devices, data_dir=self.settings.data_dir,
                                     models=models, backend=self._backend, policy=self.files.policy,
                                     limits=self.files.limits)
+        gc.freeze()  # torch's modules and the app live as long as the server: full collections skip them
         self._devices_ready.set()
 
     def _start_ray(self) -> None:

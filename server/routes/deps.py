@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from nodeforge.server.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:  # async: no thread hand-off per request
     return request.app.state.runtime
 
 

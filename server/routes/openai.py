@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from nodeforge.server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
 from nodeforge.server.errors import ApiError, openai_error
-from nodeforge.server.redact import server_redactor
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.runtime import Runtime
 from nodeforge.server.schemas import OpenAIErrorBody
@@ -145,9 +144,9 @@ async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep) -> 
 def _stream_error(runtime: Runtime, exc: Exception) -> dict[str, Any]:
     """The error chunk that ends a stream which had already started (a 200 went out), in OpenAI's shape."""
     if isinstance(exc, ChatUnavailable):
-        return openai_error(404, server_redactor(runtime.settings)(str(exc)), "model_not_found")
+        return openai_error(404, runtime.redact(str(exc)), "model_not_found")
     if isinstance(exc, ChatFailed):
-        return openai_error(400, server_redactor(runtime.settings)(str(exc)))
+        return openai_error(400, runtime.redact(str(exc)))
     return openai_error(500, "internal error")
 
 

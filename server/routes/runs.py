@@ -45,7 +45,7 @@ def submit(body: RunRequest, runtime: RuntimeDep, idempotency_key: Annotated[str
         raise ApiError(409, str(exc)) from None
     except QueueFull as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": "5"}) from None
-    row = runtime.store.run_row(run_id)
+    row = None if created else runtime.store.run_row(run_id)  # a new run is queued (it may have started since)
     return {"id": run_id, "status": row["status"] if row else "queued", "created": created,
             "url": f"/api/runs/{run_id}", "events_url": f"/api/runs/{run_id}/events"}
 
