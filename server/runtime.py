@@ -5,10 +5,10 @@ and the file watcher. The app creates one at start-up (its lifespan) and closes 
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import logging
 import os
-import gc
 import threading
 import time
 import uuid
