@@ -2,9 +2,8 @@
 events from ``nodeforge serve``. Each ``node.progress`` event carries the token's text as a ``delta``, so the bytes
 per token stay flat as answers grow (events that carried the text so far grew with the answer, quadratic in all).
 
-tiny/llm holds 256 tokens of context, too few for 512 new ones. The benchmark copies it into the data dir's models
-folder with a 1024-token context (its rotary positions have no fixed table, so the copy runs as it is) and without an
-end-of-turn token, so every answer is exactly as long as asked. Its weights are random: the tokens it picks are short
+The benchmark copies tiny/llm (1024 tokens of context) into the data dir's models folder without an end-of-turn
+token, so every answer is exactly as long as asked. Its weights are random: the tokens it picks are short
 pieces of words, so a real model's longer tokens add a few bytes to each event, no more.
 
 Run: ``.venv/bin/python bench/streams.py`` (offline; about half a minute on two CPU cores).

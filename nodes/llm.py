@@ -22,11 +22,12 @@ from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.nodes.models.media import TINY_LLM_CONTEXT
 from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
 
 OPENAI_PREFIX = "openai:"
 FAMILIES = ("llm",)
-KNOWN_CONTEXT = {"tiny/llm": 256}
+KNOWN_CONTEXT = {"tiny/llm": TINY_LLM_CONTEXT}  # room for the node's default 256 new tokens and a long prompt
 
 TextCallback = Callable[[str, int], None]
 WarningCallback = Callable[[str], None]

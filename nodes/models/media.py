@@ -57,11 +57,11 @@ def build_tiny_llm(folder: Path) -> None:
         special_tokens=["<|bos|>", "<|eos|>", "<|pad|>", "<|user|>", "<|assistant|>", "<|system|>"])
     raw.train_from_iterator(CORPUS, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|bos|>", eos_token="<|eos|>",
-                                        pad_token="<|pad|>", model_max_length=256)
+                                        pad_token="<|pad|>", model_max_length=TINY_LLM_CONTEXT)
     tokenizer.chat_template = CHAT_TEMPLATE
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=TINY_LLM_CONTEXT,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -170,10 +170,10 @@ def build_tiny_wan(folder: Path) -> None:
     pipe.save_pretrained(str(folder))
 
 
-TINY_LLM_CONTEXT = 256
+TINY_LLM_CONTEXT = 1024
 
 TINY = {
-    "llm": TinyModel(family="llm", build=build_tiny_llm, revision=2,
+    "llm": TinyModel(family="llm", build=build_tiny_llm, revision=3,
                      description="Llama-layout causal LM, byte-level BPE, chat template, "
                      f"{TINY_LLM_CONTEXT}-token context (random weights: word salad)"),
     "vits": TinyModel(family="vits", build=build_tiny_vits, description="VITS/MMS text-to-speech, 16 kHz "

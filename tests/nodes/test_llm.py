@@ -87,16 +87,16 @@ def test_stop_string_ends_the_text_and_is_never_streamed(tiny_lm: CausalLM) -> N
 
 
 def test_prompt_longer_than_the_context_fails_naming_the_input(executor: Session) -> None:
-    result = executor.run(one_node({"prompt": "fox " * 400, "max_new_tokens": 4, "seed": 1}))
+    result = executor.run(one_node({"prompt": "fox " * 1500, "max_new_tokens": 4, "seed": 1}))
     node = result.record.nodes["llm"]
     assert node.status == "failed"
-    assert "input 'prompt'" in node.error and "256 tokens of context" in node.error
+    assert "input 'prompt'" in node.error and "1024 tokens of context" in node.error
     assert "Traceback" not in node.error
 
 
 def test_token_budget_cut_to_the_context_with_a_warning(executor: Session) -> None:
     events: list[Event] = []
-    result = executor.run(one_node({"prompt": "fox " * 50, "max_new_tokens": 250, "temperature": 0, "seed": 1}),
+    result = executor.run(one_node({"prompt": "fox " * 900, "max_new_tokens": 250, "temperature": 0, "seed": 1}),
                           listener=events.append)
     assert result.record.status == "succeeded"
     warnings = [e.text for e in events if e.kind == "node.warning"]
@@ -106,14 +106,14 @@ def test_token_budget_cut_to_the_context_with_a_warning(executor: Session) -> No
 def test_bad_literals_are_reported_before_anything_runs(executor: Session) -> None:
     with pytest.raises(GraphValidationError) as caught:
         executor.run(parse_document({"nodes": {
-            "a": {"type": "llm.generate", "inputs": {"prompt": "x", "max_new_tokens": 300}},
+            "a": {"type": "llm.generate", "inputs": {"prompt": "x", "max_new_tokens": 1024}},
             "b": {"type": "llm.generate", "inputs": {"prompt": "x", "model": "tiny/wan"}},
             "c": {"type": "llm.generate", "inputs": {"prompt": "x", "model": "openai:"}},
             "d": {"type": "llm.generate", "inputs": {"prompt": "x", "temperature": -1}}}}))
     where = {(issue.node, issue.input) for issue in caught.value.issues}
     assert {("a", "max_new_tokens"), ("b", "model"), ("c", "model"), ("d", "temperature")} <= where
     messages = " ".join(issue.message for issue in caught.value.issues)
-    assert "256 tokens" in messages and "wan model" in messages
+    assert "1024 tokens" in messages and "wan model" in messages
 
 
 class _FakeOpenAI(BaseHTTPRequestHandler):
@@ -202,3 +202,9 @@ def test_cancel_stops_generation_between_tokens(executor: Session) -> None:
     assert result.record.status == "cancelled"
     assert result.record.nodes["llm"].status == "cancelled"
     assert max(steps) == 3
+
+
+def test_a_new_node_with_its_defaults_validates_on_the_default_model(executor: Session) -> None:
+    from nodeforge.engine.graph import validate
+
+    assert validate(one_node({"prompt": "hello"}), executor.env) == []
