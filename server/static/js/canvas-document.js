@@ -48,7 +48,7 @@ function inputDecl(node) {
 }
 
 /** A node as the document writes it; inputs its type does not know are kept as they were, for validation. */
-function nodeDoc(editor, node) {
+export function nodeDoc(editor, node) {
   const inputs = { ...node.nf.strays };
   for (const spec of node.nf.specs.values()) {
     const binding = bindingOf(editor, node, spec);
@@ -90,7 +90,7 @@ function bindingOf(editor, node, spec) {
     if (looksLikeBinding(value)) value = { value };
   }
   const isDefault = JSON.stringify(value) === JSON.stringify(spec.default);
-  if (!spec.required && !node.nf.explicit.has(spec.name) && (isDefault || spec.default === undefined)) {
+  if (!spec.required && !node.nf.explicit.has(spec.name) && (isDefault || spec.default == null)) {
     return undefined;
   }
   if (spec.kind === "loras" && !node.nf.explicit.has(spec.name) && !value.length) return undefined;

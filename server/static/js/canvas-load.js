@@ -1,5 +1,6 @@
 // Showing a graph document on the canvas: its graph inputs, nodes and their literals, graph outputs, the links
-// between them, and the layout from `ui` (nodes it does not place are laid out in columns, see layout.js).
+// between them, and the layout from `ui` (laid out in layers when it places too little or piles nodes up, see
+// layout.js).
 
 import { formatTyped, isReference } from "./bindings.js";
 import { arrange, catalogueType, createNode, slotLook, titleHeight } from "./canvas-litegraph.js";
@@ -7,7 +8,7 @@ import { addInputNode, addOutputNode, addUnknownNode } from "./canvas-nodes.js";
 import { addExtraInput, addListSlot, refreshCallPorts, tidyListSlots } from "./canvas-ports.js";
 import { fitToNodes } from "./canvas-view.js";
 import { setLiteral, widgetOf } from "./canvas-widgets.js";
-import { layoutColumns, placeInColumns } from "./layout.js";
+import { documentEdges, layeredPositions, overlapping } from "./layout.js";
 import { ANY } from "./types.js";
 
 /** Replace what the canvas shows with `document`. */
@@ -68,13 +69,7 @@ export async function loadDocument(editor, document) {
       }
     }
     for (const node of editor.nodes()) arrange(node);
-    if (unplaced.size) {
-      const columns = layoutColumns(document);
-      const boxes = [...unplaced].map(([key, node]) => ({ key, column: columns.get(key) ?? 0,
-                                                           width: node.size[0], height: node.size[1] }));
-      const places = placeInColumns(boxes, titleHeight());
-      for (const [key, node] of unplaced) node.pos = places.get(key);
-    }
+    layOutIfNeeded(editor, document, unplaced.size > 0);
     if (ui.view?.offset && typeof ui.view.scale === "number") {
       editor.canvas.ds.offset = ui.view.offset;
       editor.canvas.ds.scale = ui.view.scale;
@@ -85,6 +80,22 @@ export async function loadDocument(editor, document) {
     editor.loading = false;
   }
   editor.canvas.setDirty(true, true);
+}
+
+/** Lay the whole graph out in layers when some node has no position or two nodes overlap (titles included). */
+function layOutIfNeeded(editor, document, missing) {
+  const title = titleHeight();
+  const keyed = editor.nodes().map((node) => {
+    const key = node.nf.kind === "input" ? `input:${node.nf.name}`
+      : node.nf.kind === "output" ? `output:${node.nf.name}` : node.nf.id;
+    return { key, node, x: node.pos[0], y: node.pos[1] - title, width: node.size[0], height: node.size[1] + title };
+  });
+  if (!missing && !overlapping(keyed)) return;
+  const places = layeredPositions(keyed, documentEdges(document));
+  for (const { key, node } of keyed) {
+    const [x, y] = places.get(key);
+    node.pos = [x, y + title];
+  }
 }
 
 function loadLinks(editor, document) {

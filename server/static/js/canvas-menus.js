@@ -1,11 +1,18 @@
-// The canvas's context menus: on the empty canvas (graph inputs and outputs, fit view) and on a node (a
-// text.template's extra inputs).
+// The canvas's context menus: on the empty canvas (graph inputs and outputs, fit view) and on a node (rename,
+// collapse, pin, a text.template's extra inputs; the library adds Clone and Remove). Only entries that work on a
+// nodeforge graph are offered: none of the library's own (subgraphs, modes, properties), which the engine ignores.
 
+import { renameNode } from "./canvas-naming.js";
 import { addExtraInput } from "./canvas-ports.js";
 import { fitToNodes } from "./canvas-view.js";
 
-/** The library's menu `options` for `node`, with the node's own entries added. */
-export function nodeMenu(editor, node, options) {
+/** The menu of `node` (the library appends Clone and Remove). */
+export function nodeMenu(editor, node) {
+  const options = [
+    { content: "Rename…", callback: () => renameNode(editor, node) },
+    { content: node.collapsed ? "Expand" : "Collapse", callback: () => node.collapse() },
+    { content: node.pinned ? "Unpin" : "Pin", callback: () => node.pin() },
+  ];
   if (node.nf.type === "text.template") {
     options.push({ content: "Add input…", callback: async () => {
       const name = await editor.hooks.askText("Name of the new input (used as {name})", "");

@@ -5,6 +5,7 @@ import { retypeInput, takeSourceType } from "./canvas-links.js";
 import {
   badge, catalogueType, createNode, INPUT_TYPE, OUTPUT_TYPE, slotLook, UNKNOWN_TYPE,
 } from "./canvas-litegraph.js";
+import { baseName, markSource } from "./canvas-copies.js";
 import { nodeMenu } from "./canvas-menus.js";
 import { renameNode, uniqueId } from "./canvas-naming.js";
 import { addOutputSlot, addPort, connectionsChanged } from "./canvas-ports.js";
@@ -27,7 +28,8 @@ export function setUpNode(editor, node, entry) {
   node.onConnectionsChange = (kind, index) => connectionsChanged(editor, node, kind, index);
   node.onDrawForeground = (ctx) => drawNodeState(node, ctx);
   node.onNodeTitleDblClick = () => renameNode(editor, node);
-  node.getExtraMenuOptions = (_, options) => nodeMenu(editor, node, options);
+  node.getMenuOptions = () => nodeMenu(editor, node);
+  markSource(node);
   node.size = node.computeSize();
   node.size[0] = Math.max(node.size[0], 260);
 }
@@ -70,8 +72,7 @@ export function addCatalogueNode(editor, type, pos = null, id = null) {
   const entry = editor.entries.get(type);
   if (!entry) throw new Error(`unknown node type ${type}`);
   const node = createNode(catalogueType(entry));
-  const [family, name] = type.split(".");
-  node.nf.id = id ?? uniqueId(editor, name === "value" ? family : name);
+  node.nf.id = id ?? uniqueId(editor, baseName(type));
   node.title = node.nf.id;
   node.pos = pos ?? freeSpot(editor);
   editor.graph.add(node);

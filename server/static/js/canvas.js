@@ -4,6 +4,7 @@
 // imports it, the other canvas-*.js modules work on its nodes, each function taking this GraphCanvas as `editor`.
 // Swapping the library means rewriting the canvas modules only.
 
+import { adoptCopy } from "./canvas-copies.js";
 import { describeNode, showHover } from "./canvas-describe.js";
 import { documentOf } from "./canvas-document.js";
 import { afterDrop } from "./canvas-links.js";
@@ -44,7 +45,10 @@ export class GraphCanvas {
     this.canvas.onNodeSelected = (node) => this.hooks.selected(describeNode(node));
     this.canvas.onNodeDeselected = () => this.hooks.selected(null);
     this.canvas.getCanvasMenuOptions = () => canvasMenu(this);
-    this.graph.onNodeAdded = () => this.changed();
+    this.graph.onNodeAdded = (node) => {
+      adoptCopy(this, node);
+      this.changed();
+    };
     this.graph.onNodeRemoved = () => this.changed();
     this.canvas.linkConnector.events.addEventListener("after-drop-links", (event) => afterDrop(this, event.detail));
     element.addEventListener("pointermove", (event) => showHover(this, event));

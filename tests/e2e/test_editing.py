@@ -1,0 +1,65 @@
+"""Editing habits a ComfyUI user brings, in a real Chromium: copy and paste, Clone and Alt+drag make nodes with
+ids and values of their own that save; the node menu offers each entry once, and only entries that work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Server, Shots
+from tests.e2e.test_editor import api, document, drag, import_json
+
+pytestmark = pytest.mark.e2e
+
+GRAPH = {"name": "copies", "nodes": {
+    "text": {"type": "text.value", "inputs": {"value": "world"}},
+    "greet": {"type": "text.template", "inputs": {"template": "Hello, {who}!", "who": {"from": "text.text"}}}},
+    "outputs": {"greeting": {"from": "greet.text"}}, "ui": {"positions": {"text": [100, 150], "greet": [500, 150]}}}
+
+
+def title_of(page: Any, node: str) -> dict[str, float]:
+    return page.evaluate("id => editor.canvas.titlePosition(id)", node)
+
+
+def node_ids(page: Any) -> list[str]:
+    return sorted(document(page)["nodes"])
+
+
+def test_copy_paste_clone_and_alt_drag_make_nodes_that_save(editor: Any, server: Server, shot: Shots) -> None:
+    page = editor
+    import_json(page, GRAPH)
+    spot = title_of(page, "text")
+    page.mouse.click(spot["x"], spot["y"])
+    page.keyboard.press("Control+c")
+    page.mouse.move(spot["x"] + 40, spot["y"] + 260)
+    page.keyboard.press("Control+v")
+    page.wait_for_function("() => editor.canvas.findNode('text_2') !== null")
+    shot(page, "pasted")
+
+    page.mouse.click(spot["x"], spot["y"], button="right")
+    entries = page.locator(".litecontextmenu .litemenu-entry").all_inner_texts()
+    shot(page, "node menu")
+    labels = [entry.strip() for entry in entries if entry.strip()]
+    assert len(labels) == len(set(labels)), labels
+    assert "Clone" in labels and "Rename…" in labels
+    assert not [label for label in labels if "Subgraph" in label or label in ("Mode", "Properties")], labels
+    page.locator(".litecontextmenu .litemenu-entry", has_text="Clone").click()
+    page.wait_for_function("() => editor.canvas.findNode('text_3') !== null")
+
+    page.keyboard.down("Alt")
+    drag(page, title_of(page, "greet"), {"x": title_of(page, "greet")["x"] + 30, "y": spot["y"] + 420})
+    page.keyboard.up("Alt")
+    page.wait_for_function("() => editor.canvas.findNode('greet_2') !== null")
+    shot(page, "cloned and alt-dragged")
+
+    built = document(page)
+    assert node_ids(page) == ["greet", "greet_2", "text", "text_2", "text_3"]
+    for copy in ("text_2", "text_3"):
+        assert built["nodes"][copy] == {"type": "text.value", "inputs": {"value": "world"}}
+    assert built["nodes"]["greet_2"]["inputs"] == {"template": "Hello, {who}!", "who": ""}  # unlinked, inputs kept
+    page.click("#save-button")  # the imported graph has a name: it saves under it (a 422 before copies had ids)
+    page.wait_for_function("() => !editor.library.dirty()")
+    saved = api(server, "GET", "/api/graphs/copies")
+    assert sorted(saved["nodes"]) == ["greet", "greet_2", "text", "text_2", "text_3"]
+    shot(page, "saved")
