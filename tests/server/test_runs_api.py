@@ -47,6 +47,14 @@ def test_invalid_submissions_list_every_issue_and_queue_nothing(client: TestClie
     assert client.get("/api/runs").json()["total"] == 0
 
 
+def test_an_empty_graph_is_refused_with_nothing_to_run(client: TestClient) -> None:
+    response = client.post("/api/runs", json={"graph": {"name": "blank", "nodes": {}}})
+    assert response.status_code == 422
+    assert [(i["code"], i["message"]) for i in response.json()["issues"]] == [
+        ("empty_graph", "the graph has no nodes: there is nothing to run")]
+    assert client.get("/api/runs").json()["total"] == 0
+
+
 def test_missing_required_input_unknown_graph_and_bad_body(client: TestClient) -> None:
     document = text_graph()
     document["inputs"]["who"] = {"type": "text"}

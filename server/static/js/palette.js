@@ -1,5 +1,5 @@
-// The node palette: every type from GET /api/nodes by category, searched by type, title and description; a
-// click adds the node in the middle of the view, a drag drops it where it lands. Hover shows the docs.
+// The node palette: every type from GET /api/nodes by category, searched by type, title, description and input
+// names; a click adds the node in the middle of the view, a drag drops it where it lands. Hover shows the docs.
 
 import { inputSpecs, outputSpecs, prose } from "./schema.js";
 import { colourOf } from "./types.js";
@@ -27,7 +27,8 @@ export class Palette {
   }
 
   matches(entry, words) {
-    const haystack = `${entry.type} ${entry.title} ${entry.category} ${entry.description}`.toLowerCase();
+    const inputs = Object.keys(entry.inputs?.properties ?? {}).join(" ");  // "prompt" finds llm.generate
+    const haystack = `${entry.type} ${entry.title} ${entry.category} ${entry.description} ${inputs}`.toLowerCase();
     return words.every((word) => haystack.includes(word));
   }
 
