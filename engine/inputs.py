@@ -52,7 +52,8 @@ def input_issues(document: GraphDocument, given: Mapping[str, Any],
                  media_problem: MediaProblem | None = None) -> list[Issue]:
     """Every problem with the values given for a graph's inputs: unknown names, required inputs neither given nor
     defaulted, values nested too deeply, values that do not fit the declared type, and (with ``media_problem``)
-    media that cannot be used; a graph without nodes, which has nothing to run. The one rule for the CLI, the API and ``bind_inputs``."""
+    media that cannot be used; a graph without nodes, which has nothing to run. The one rule for the CLI, the API
+    and ``bind_inputs``."""
     declared = ", ".join(document.inputs) or "none"
     issues = [Issue(None, name, "unknown_graph_input", f"the graph has no input '{name}' (inputs: {declared})")
               for name in given if name not in document.inputs]
