@@ -183,6 +183,15 @@ def weights(nbytes: int) -> object:
     return module
 
 
+def check_in(ctx: NodeContext, channel: str, barrier: str) -> None:
+    """Record where the node runs on its channel, then wait at the channel's barrier when one is named."""
+    if channel:
+        coord = CHANNELS[channel]
+        coord.record(f"{ctx.node_id}@{ctx.device}")
+        if barrier:
+            coord.barriers[barrier].wait(timeout=30)
+
+
 class UseModel(Node):
     """Accelerator node that loads a model of a given size on its device and records where it ran."""
 
@@ -202,11 +211,7 @@ class UseModel(Node):
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
         ctx.models.hold(inputs.model, lambda device: weights(inputs.size))
-        if inputs.channel:
-            coord = CHANNELS[inputs.channel]
-            coord.record(f"{ctx.node_id}@{ctx.device}")
-            if inputs.barrier:
-                coord.barriers[inputs.barrier].wait(timeout=30)
+        check_in(ctx, inputs.channel, inputs.barrier)
         return IntOut(value=inputs.x + 1)
 
 
@@ -229,11 +234,7 @@ class LoadWeights(Node):
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
         ctx.models.load(inputs.model, lambda resolved, device: weights(resolved.path.stat().st_size), kind="weights")
-        if inputs.channel:
-            coord = CHANNELS[inputs.channel]
-            coord.record(f"{ctx.node_id}@{ctx.device}")
-            if inputs.barrier:
-                coord.barriers[inputs.barrier].wait(timeout=30)
+        check_in(ctx, inputs.channel, inputs.barrier)
         return IntOut(value=inputs.x + 1)
 
 
