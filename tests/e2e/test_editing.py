@@ -63,3 +63,38 @@ def test_copy_paste_clone_and_alt_drag_make_nodes_that_save(editor: Any, server:
     saved = api(server, "GET", "/api/graphs/copies")
     assert sorted(saved["nodes"]) == ["greet", "greet_2", "text", "text_2", "text_3"]
     shot(page, "saved")
+
+
+def test_undo_redo_the_unsaved_mark_and_a_draft_after_reload(editor: Any, shot: Shots) -> None:
+    page = editor
+    import_json(page, GRAPH, discard=page.evaluate("editor.library.dirty()"))
+    page.click("#save-button")
+    page.wait_for_function("() => !editor.library.dirty()")
+    start = title_of(page, "text")
+    drag(page, start, {"x": start["x"] + 120, "y": start["y"] + 200})
+    assert page.is_visible("#dirty-mark"), "moving a node is an unsaved change"
+    moved = document(page)["ui"]["positions"]["text"]
+    page.mouse.click(title_of(page, "text")["x"], title_of(page, "text")["y"])
+    page.keyboard.press("Delete")
+    page.wait_for_function("() => editor.canvas.findNode('text') === null")
+    shot(page, "deleted")
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => editor.canvas.findNode('text') !== null")
+    restored = document(page)
+    assert restored["nodes"]["text"] == GRAPH["nodes"]["text"]
+    assert restored["nodes"]["greet"]["inputs"]["who"] == {"from": "text.text"}  # its link came back too
+    assert restored["ui"]["positions"]["text"] == moved
+    shot(page, "undone")
+    page.keyboard.press("Control+Shift+z")
+    page.wait_for_function("() => editor.canvas.findNode('text') === null")
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => editor.canvas.findNode('text') !== null")
+
+    page.reload()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.get_by_role("button", name="Restore").click()
+    page.wait_for_function("() => editor.canvas.findNode('greet') !== null")
+    assert document(page)["ui"]["positions"]["text"] == moved
+    assert page.is_visible("#dirty-mark")
+    assert page.evaluate("document.querySelector('#graph-name').textContent") == "copies"
+    shot(page, "draft restored after reload")

@@ -12,7 +12,7 @@ import { documentEdges, layeredPositions, overlapping } from "./layout.js";
 import { ANY } from "./types.js";
 
 /** Replace what the canvas shows with `document`. */
-export async function loadDocument(editor, document) {
+export async function loadDocument(editor, document, { keepLayout = false } = {}) {
   editor.loading = true;
   try {
     editor.graph.clear();
@@ -69,7 +69,7 @@ export async function loadDocument(editor, document) {
       }
     }
     for (const node of editor.nodes()) arrange(node);
-    layOutIfNeeded(editor, document, unplaced.size > 0);
+    if (!keepLayout || unplaced.size) layOutIfNeeded(editor, document, unplaced.size > 0);
     if (ui.view?.offset && typeof ui.view.scale === "number") {
       editor.canvas.ds.offset = ui.view.offset;
       editor.canvas.ds.scale = ui.view.scale;

@@ -50,6 +50,8 @@ export class GraphCanvas {
       this.changed();
     };
     this.graph.onNodeRemoved = () => this.changed();
+    this.canvas.onNodeMoved = () => this.changed();  // a drag ends inside the library: no pointerup reaches us
+    this.graph.onAfterChange = () => this.changed();
     this.canvas.linkConnector.events.addEventListener("after-drop-links", (event) => afterDrop(this, event.detail));
     element.addEventListener("pointermove", (event) => showHover(this, event));
     element.addEventListener("pointerleave", () => this.hooks.hover(null));
@@ -91,8 +93,9 @@ export class GraphCanvas {
   }
 
   /** Show a document: nodes, links, graph inputs and outputs, layout from `ui` (or laid out when absent). */
-  async load(document) {
-    await loadDocument(this, document);
+  /** Show `document`; `keepLayout` (undo) never lays its nodes out again, even where they overlap. */
+  async load(document, { keepLayout = false } = {}) {
+    await loadDocument(this, document, { keepLayout });
   }
 
   nodes() {

@@ -42,6 +42,7 @@ export class Library {
 
   markSaved() {
     this.saved = this.snapshot();
+    this.editor.history.keepDraft();  // saved: no draft to offer after a reload
     this.editor.showTitle();
   }
 
@@ -74,6 +75,7 @@ export class Library {
     this.editor.clearIssues();
     await this.canvas.load(document);
     this.saved = unsaved ? "" : this.snapshot();
+    this.editor.history.reset();
     this.editor.graphChanged();
   }
 

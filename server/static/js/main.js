@@ -4,11 +4,12 @@
 
 import { Api } from "./api.js";
 import { GraphCanvas } from "./canvas.js";
+import { History } from "./history.js";
 import { Library } from "./library.js";
 import { DRAG_TYPE, Palette } from "./palette.js";
 import { Runs } from "./run.js";
 import { GRAPH_INPUT_TYPES } from "./types.js";
-import { askText, h, installTooltips, modal, showTooltip, toast } from "./ui.js";
+import { askText, confirmAction, h, installTooltips, modal, showTooltip, toast } from "./ui.js";
 
 class Editor {
   constructor() {
@@ -32,6 +33,7 @@ class Editor {
       graphDocument: (name) => this.api.get(`/api/graphs/${encodeURIComponent(name)}`).catch(() => null),
       addIo: (kind) => this.addIo(kind),
     });
+    this.history = new History(this);
     this.library = new Library(this);
     this.runs = new Runs(this);
     this.palette = new Palette(document.getElementById("palette"), catalogue, (type) => this.addNode(type));
@@ -45,6 +47,7 @@ class Editor {
     this.runs.loadHistory();
     this.ready = true;
     document.body.dataset.ready = "true";
+    await this.offerDraft();
   }
 
   wire(element) {
@@ -75,10 +78,17 @@ class Editor {
       tab.addEventListener("click", () => this.showTab(tab.dataset.tab));
     }
     document.addEventListener("keydown", (event) => {
-      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+      const key = event.key.toLowerCase();
+      if (!(event.ctrlKey || event.metaKey)) return;
+      if (key === "s") {
         event.preventDefault();
         if (event.shiftKey) this.library.saveAs();
         else this.library.save();
+      } else if ((key === "z" || key === "y") && !typing(event.target)) {
+        event.preventDefault();
+        event.stopPropagation();
+        if (key === "y" || event.shiftKey) this.history.redo();
+        else this.history.undo();
       }
     }, true);
     const wrap = element.parentElement;
@@ -162,7 +172,19 @@ class Editor {
   }
 
   // ------------------------------------------------------------------------------------------- page updates
+  /** The unsaved work this tab had before a reload, offered back. */
+  async offerDraft() {
+    const draft = History.draft();
+    if (!draft?.document) return;
+    const name = draft.name || "untitled";
+    const restore = await confirmAction("Unsaved changes from before the reload",
+                                        `Restore your unsaved changes to ${name}?`, "Restore");
+    if (restore) await this.library.show(draft.document, { name: draft.name, readonly: draft.readonly, unsaved: true });
+    else this.history.keepDraft();
+  }
+
   graphChanged() {
+    this.history?.record();
     this.showTitle();
     if (this.library && this.runs) {
       const document = this.library.document();
@@ -239,3 +261,9 @@ editor.start().catch((error) => {
   toast(`The editor could not start: ${error.message}`, "error");
   document.body.dataset.ready = "failed";
 });
+
+/** Whether a key went to a text field (its own undo applies there, not the graph's). */
+function typing(target) {
+  return target instanceof HTMLElement
+    && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
