@@ -36,6 +36,8 @@ FILE_USES: frozenset[str] = frozenset({"read", "write", "model"})
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".onnx", ".gguf")
 _LOCAL = re.compile(r"^(/|~|\.{1,2}([/\\]|$)|[A-Za-z]:[/\\]|file:)|\\|(^|[/\\])\.\.([/\\]|$)")
 OUTSIDE_READ = "is not a file inside the folders this server allows"
+PLAIN_NAMES = (" (a plain name is looked for in the data dir's inputs folder, the graph's own folder and the "
+               "readable folders)")
 OUTSIDE_WRITE = "is not a folder this server may write to (the outputs folder or an --allow-write-dir folder)"
 OUTSIDE_MODEL = "is not a model file or folder inside the folders this server allows"
 
@@ -86,10 +88,28 @@ class FileAccess:
         """The file a node reads for ``text`` (a path or an uploaded artifact id); NodeError on ``input``."""
         found = self.find_file(text)
         if found is None:
-            if self.policy is not None:
+            if self.policy is not None and not self._names_allowed_place(text):
                 raise NodeError(f"'{_shown(text)}' {OUTSIDE_READ}", input=input)
-            raise NodeError(f"no file or uploaded artifact '{_shown(text)}'", input=input)
+            where = "" if Path(text).is_absolute() else PLAIN_NAMES
+            raise NodeError(f"no file or uploaded artifact '{_shown(text)}'{where}", input=input)
         return found
+
+    def _lookup_folders(self) -> tuple[Path, ...]:
+        """Where a relative name is looked for: the graph library's folders, then the readable folders (the
+        data dir's inputs first), or the data dir's inputs without a policy."""
+        if self.policy is not None:
+            return (*self.search, *self.policy.read)
+        inputs = (self.data_dir / "inputs",) if self.data_dir is not None else ()
+        return (*self.search, *inputs)
+
+    def _names_allowed_place(self, text: str) -> bool:
+        """Whether ``text`` names a place inside the readable folders (so a miss is a missing file, not a refusal)."""
+        if self.policy is None:
+            return True
+        path = Path(os.path.expanduser(text.removeprefix("file://")))
+        if path.is_absolute():
+            return is_within(path, self.policy.read)
+        return any(is_within(folder / path, self.policy.read) for folder in self._lookup_folders())
 
     def find_file(self, text: str) -> Path | None:
         """The readable file ``text`` names, or None (outside the allowed folders, or nothing there)."""
@@ -99,12 +119,12 @@ class FileAccess:
             return find_artifact(self.data_dir, text)
         path = Path(os.path.expanduser(text.removeprefix("file://")))
         if self.policy is None:
-            candidates = [path, *(folder / path for folder in self.search if not path.is_absolute())]
+            candidates = [path, *(folder / path for folder in self._lookup_folders() if not path.is_absolute())]
             return next((candidate for candidate in candidates if candidate.is_file()), None)
         roots = self.policy.read
         if path.is_absolute():
             return path if is_within(path, roots) and path.is_file() else None
-        for folder in (*self.search, *roots):
+        for folder in self._lookup_folders():
             candidate = folder / path
             if is_within(candidate, roots) and candidate.is_file():
                 return candidate

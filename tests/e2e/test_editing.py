@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Server, Shots
-from tests.e2e.test_editor import api, document, drag, import_json
+from tests.e2e.test_editor import api, document, drag, import_json, run_and_wait
 
 pytestmark = pytest.mark.e2e
 
@@ -98,3 +98,29 @@ def test_undo_redo_the_unsaved_mark_and_a_draft_after_reload(editor: Any, shot: 
     assert page.is_visible("#dirty-mark")
     assert page.evaluate("document.querySelector('#graph-name').textContent") == "copies"
     shot(page, "draft restored after reload")
+
+
+def test_the_choose_file_button_uploads_a_picture_for_image_load(editor: Any, server: Server, shot: Shots,
+                                                                   tmp_path: Any) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "mine.png"
+    Image.new("RGB", (40, 24), "#3080c0").save(picture)
+    graph = {"name": "mine", "nodes": {"load": {"type": "image.load", "inputs": {}}},
+             "outputs": {"picture": {"from": "load.image"}}}
+    page = editor
+    import_json(page, graph, discard=page.evaluate("editor.library.dirty()"))
+    spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", ["load", "path:upload"])
+    with page.expect_file_chooser() as chooser:
+        page.mouse.click(spot["x"], spot["y"])
+    chooser.value.set_files(str(picture))
+    page.wait_for_function("() => /^[0-9a-f]{16,}/.test(editor.library.document().nodes.load.inputs.path ?? '')")
+    artifact = document(page)["nodes"]["load"]["inputs"]["path"]
+    shot(page, "uploaded into image.load")
+    assert api(server, "GET", f"/api/artifacts/{artifact}")[:4] == b"\x89PNG"
+    status = run_and_wait(page)
+    assert status == "succeeded"
+    import io
+
+    view = api(server, "GET", f"/api/runs/{page.evaluate('editor.runs.active.id')}")
+    assert Image.open(io.BytesIO(api(server, "GET", view["outputs"]["picture"]["url"]))).size == (40, 24)

@@ -67,8 +67,20 @@ def test_load_reports_missing_and_undecodable_files(image_executor: Session, tmp
         "node 'img' (image.load), input 'path': cannot decode broken.png as an image (")
     assert result.record.nodes["img"].error.endswith("accepted: PNG, JPEG, WebP, GIF, BMP, TIFF")
     result = run_nodes(image_executor, {"img": {"type": "image.load", "inputs": {"path": "nowhere.png"}}})
-    assert result.record.nodes["img"].error == ("node 'img' (image.load), input 'path': no file or uploaded "
-                                                "artifact 'nowhere.png'")
+    assert result.record.nodes["img"].error == (
+        "node 'img' (image.load), input 'path': no file or uploaded artifact 'nowhere.png' (a plain name is looked "
+        "for in the data dir's inputs folder, the graph's own folder and the readable folders)")
+
+
+def test_a_plain_name_is_found_in_the_data_dirs_inputs(image_executor: Session) -> None:
+    from PIL import Image as PILImage
+
+    inputs = image_executor.data_dir / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    PILImage.new("RGB", (6, 4), "red").save(inputs / "plain.png")
+    result = run_nodes(image_executor, {"img": {"type": "image.load", "inputs": {"path": "plain.png"}}})
+    assert result.record.status == "succeeded", result.record.error
+    assert tuple(result.values["img.image"].tensor.shape) == (1, 3, 4, 6)
 
 
 def test_load_keeps_alpha_and_applies_exif_orientation(image_executor: Session, tmp_path: Path) -> None:

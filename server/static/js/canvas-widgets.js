@@ -100,8 +100,20 @@ export function addWidgetFor(editor, node, spec, changed, graphChosen) {
     case "json":
       return node.addWidget("text", spec.name, value === null ? "" : JSON.stringify(value), changed,
                             { multiline: true });
-    default:
-      return node.addWidget("text", spec.name, value, changed, { multiline: Boolean(spec.multiline) });
+    default: {
+      const widget = node.addWidget("text", spec.name, value, changed, { multiline: Boolean(spec.multiline) });
+      if (spec.file === "read") {
+        const choose = node.addWidget("button", `${spec.name}:upload`, null, async () => {
+          const artifact = await editor.hooks.chooseFile();
+          if (!artifact) return;
+          widget.value = artifact;
+          changed();
+          node.setDirtyCanvas(true, true);
+        }, {});
+        choose.label = "choose file… (uploads it)";
+      }
+      return widget;
+    }
   }
 }
 

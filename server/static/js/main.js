@@ -32,6 +32,7 @@ class Editor {
       editLoras: (loras) => this.editLoras(loras),
       graphDocument: (name) => this.api.get(`/api/graphs/${encodeURIComponent(name)}`).catch(() => null),
       addIo: (kind) => this.addIo(kind),
+      chooseFile: () => this.chooseUpload(),
     });
     this.history = new History(this);
     this.library = new Library(this);
@@ -172,6 +173,29 @@ class Editor {
   }
 
   // ------------------------------------------------------------------------------------------- page updates
+  /** Pick a picture, sound or video on this computer and upload it; its artifact id, or null. */
+  chooseUpload() {
+    return new Promise((resolve) => {
+      const input = h("input", { type: "file", accept: "image/*,audio/*,video/*" });
+      input.addEventListener("change", async () => {
+        const [file] = input.files;
+        if (!file) {
+          resolve(null);
+          return;
+        }
+        try {
+          const uploaded = await this.api.upload(file);
+          toast(`Uploaded ${uploaded.filename}`, "ok");
+          resolve(uploaded.artifact);
+        } catch (error) {
+          toast(`Upload failed: ${error.message}`, "error");
+          resolve(null);
+        }
+      });
+      input.click();
+    });
+  }
+
   /** The unsaved work this tab had before a reload, offered back. */
   async offerDraft() {
     const draft = History.draft();

@@ -14,7 +14,7 @@ const EXTRA_MODELS = { "audio.speech": ["espeak"] };
  *   {kind: "seed"}                       integer with "random each run" and a randomise button
  *   {kind: "combo", values}              enums
  *   {kind: "toggle"}
- *   {kind: "text", multiline}
+ *   {kind: "text", multiline, file}      file: "read" for a file to read (a choose-and-upload button goes with it)
  *   {kind: "model", kinds, extra}        a picker fed by GET /api/models, for an input the node declares as a model
  *                                        (`x-nodeforge-file`), of the families it declares (`x-nodeforge-models`)
  *   {kind: "loras"}                      [{model, weight}] edited in a dialog
@@ -47,7 +47,9 @@ export function inputSpec(nodeType, name, schema, required) {
     return { ...base, kind: "model", kinds: kinds?.length ? kinds : null, extra: EXTRA_MODELS[nodeType] ?? [] };
   }
   if (type === "text" && nodeType === "graph.call" && name === "graph") return { ...base, kind: "graph" };
-  if (type === "text") return { ...base, kind: "text", multiline: Boolean(schema.multiline) };
+  if (type === "text") {
+    return { ...base, kind: "text", multiline: Boolean(schema.multiline), file: schema["x-nodeforge-file"] ?? null };
+  }
   if (name === "loras") return { ...base, kind: "loras" };
   return { ...base, kind: "json" };
 }
