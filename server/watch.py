@@ -143,21 +143,37 @@ def watch_command(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        session.run_once(cancel)
         target = session.path
+        seen = _version(target)
+        session.run_once(cancel)
 
         def relevant(change: watchfiles.Change, changed: str) -> bool:
             candidate = Path(changed)
             return candidate == target or any(folder in candidate.parents for folder in session.plugins)
 
         print(f"watching {args.graph} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        # Each pass also compares the file with the version last run, so a save made before the watcher started
+        # (during the first run) or between two passes is never lost.
         for changes in watchfiles.watch(target.parent, *session.plugins, watch_filter=relevant, stop_event=stop,
-                                        recursive=False, debounce=150, step=50, raise_interrupt=False):
+                                        recursive=False, debounce=150, step=50, raise_interrupt=False,
+                                        yield_on_timeout=True, rust_timeout=500):
             if any(Path(changed) != target for _, changed in changes):
                 session.reload_plugins()
+            elif _version(target) == seen:
+                continue
             if target.is_file():
+                seen = _version(target)
                 session.run_once(cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
         session.close()
     return EXIT_OK
+
+
+def _version(path: Path) -> tuple[int, int, int] | None:
+    """What identifies one saved version of a file: inode (an atomic save replaces it), size, modification time."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
