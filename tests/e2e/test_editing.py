@@ -124,3 +124,30 @@ def test_the_choose_file_button_uploads_a_picture_for_image_load(editor: Any, se
 
     view = api(server, "GET", f"/api/runs/{page.evaluate('editor.runs.active.id')}")
     assert Image.open(io.BytesIO(api(server, "GET", view["outputs"]["picture"]["url"]))).size == (40, 24)
+
+
+def test_search_at_the_pointer_and_on_a_dropped_link(editor: Any, shot: Shots) -> None:
+    page = editor
+    import_json(page, GRAPH, discard=page.evaluate("editor.library.dirty()"))
+    page.mouse.dblclick(900, 700)
+    page.locator(".quick-search input").fill("upscale")
+    shot(page, "search at the pointer")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => editor.canvas.findNode('upscale') !== null")
+    at = page.evaluate("editor.canvas.findNode('upscale').pos")
+    assert at == page.evaluate("() => editor.canvas.toGraphPoint(900, 700)")
+
+    out = page.evaluate("([n, p]) => editor.canvas.socketPosition(n, 'out', p, 0)", ["text", "text"])
+    drag(page, out, {"x": out["x"] + 150, "y": out["y"] + 380})
+    page.locator(".quick-search").wait_for()
+    def offered(query: str) -> list[str]:
+        page.locator(".quick-search input").fill(query)
+        return page.locator(".quick-item").evaluate_all("items => items.map(i => i.dataset.type)")
+
+    assert offered("join") == ["text.join"]
+    assert offered("combine") == []  # video.combine has no input that takes text
+    page.locator(".quick-search input").fill("llm generate")
+    shot(page, "search on a dropped link")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => editor.canvas.findNode('generate') !== null")
+    assert document(page)["nodes"]["generate"]["inputs"]["prompt"] == {"from": "text.text"}

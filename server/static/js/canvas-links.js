@@ -2,6 +2,8 @@
 // no longer fits, a graph output's link taking its source's type, and saying why a dropped link was refused.
 
 import { linkOf, slotLook } from "./canvas-litegraph.js";
+import { addCatalogueNode } from "./canvas-nodes.js";
+import { acceptingInput, quickSearch } from "./quick-search.js";
 import { linkAllowed, refusal } from "./types.js";
 
 /** {from: "node.output"} or {input: name} for the link into a slot. */
@@ -45,6 +47,10 @@ export function afterDrop(editor, { renderLinks, event }) {
   const link = renderLinks?.[0];
   if (!link || !event) return;
   const node = editor.graph.getNodeOnPos(event.canvasX, event.canvasY);
+  if (!node && link.toType === "input") {
+    dropSearch(editor, link, event);
+    return;
+  }
   if (!node || node === link.node) return;
   const point = [event.canvasX, event.canvasY];
   if (link.toType === "input") {
@@ -62,6 +68,27 @@ export function afterDrop(editor, { renderLinks, event }) {
       editor.hooks.refused(refusalOf(node, slot, link.node, link.fromSlot), event.clientX, event.clientY);
     }
   }
+}
+
+/** A link from an output dropped on the empty canvas: search the node types that take it, add one there, link. */
+async function dropSearch(editor, link, event) {
+  const from = link.fromSlot;
+  const type = await quickSearch([...editor.entries.values()], event.clientX, event.clientY, from.type);
+  if (!type) return;
+  const id = addCatalogueNode(editor, type, [event.canvasX, event.canvasY]);
+  const target = editor.findNode(id);
+  const port = acceptingInput(editor.entries.get(type), from.type);
+  const index = target.inputs.findIndex((slot) => slot.nf_port === port);
+  if (index >= 0) link.node.connect(link.node.outputs.indexOf(from), target, index);
+  editor.changed();
+}
+
+/** A double-click on the empty canvas: search the node types and add the chosen one where the pointer is. */
+export async function searchAtPointer(editor, event) {
+  const [x, y] = editor.toGraphPoint(event.clientX, event.clientY);
+  if (editor.graph.getNodeOnPos(x, y)) return;
+  const type = await quickSearch([...editor.entries.values()], event.clientX, event.clientY);
+  if (type) addCatalogueNode(editor, type, [x, y]);
 }
 
 /** Why output `from` of `source` may not feed input `slot` of `target`, naming both as the user knows them. */

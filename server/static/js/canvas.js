@@ -7,7 +7,7 @@
 import { adoptCopy } from "./canvas-copies.js";
 import { describeNode, showHover } from "./canvas-describe.js";
 import { documentOf } from "./canvas-document.js";
-import { afterDrop } from "./canvas-links.js";
+import { afterDrop, searchAtPointer } from "./canvas-links.js";
 import { createCanvas, registerNodeTypes } from "./canvas-litegraph.js";
 import { loadDocument } from "./canvas-load.js";
 import { canvasMenu } from "./canvas-menus.js";
@@ -57,6 +57,7 @@ export class GraphCanvas {
     element.addEventListener("pointermove", (event) => showHover(this, event));
     element.addEventListener("pointerleave", () => this.hooks.hover(null));
     element.addEventListener("pointerup", () => this.changed());
+    element.addEventListener("dblclick", (event) => searchAtPointer(this, event));
     registerNodeTypes(this.entries.values(), {
       node: (node, entry) => setUpNode(this, node, entry),
       input: (node) => setUpInputNode(this, node),

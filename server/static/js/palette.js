@@ -7,6 +7,13 @@ import { h } from "./ui.js";
 
 export const DRAG_TYPE = "application/x-nodeforge-node";
 
+/** Whether a catalogue entry matches every search word (type, title, category, description, input names). */
+export function entryMatches(entry, words) {
+  const inputs = Object.keys(entry.inputs?.properties ?? {}).join(" ");  // "prompt" finds llm.generate
+  const haystack = `${entry.type} ${entry.title} ${entry.category} ${entry.description} ${inputs}`.toLowerCase();
+  return words.every((word) => haystack.includes(word));
+}
+
 export class Palette {
   constructor(root, catalogue, onAdd) {
     this.root = root;
@@ -27,9 +34,7 @@ export class Palette {
   }
 
   matches(entry, words) {
-    const inputs = Object.keys(entry.inputs?.properties ?? {}).join(" ");  // "prompt" finds llm.generate
-    const haystack = `${entry.type} ${entry.title} ${entry.category} ${entry.description} ${inputs}`.toLowerCase();
-    return words.every((word) => haystack.includes(word));
+    return entryMatches(entry, words);
   }
 
   render() {

@@ -147,6 +147,7 @@ export class Runs {
       case "run.started":
         run.status = "running";
         this.setStatus(`run ${run.id}: running`, "busy");
+        if (!run.texts.size) this.outputsRoot.replaceChildren(h("p.hint", {}, `Run ${run.id} is running…`));
         break;
       case "node.started":
         this.canvas.setNodeState(node, { device: event.device, step: 0, total: null });

@@ -125,6 +125,7 @@ export function installTooltips(root) {
   root.addEventListener("mouseout", (event) => {
     if (event.target.closest("[data-tip]")) showTooltip(null);
   });
+  root.addEventListener("pointerdown", () => showTooltip(null), true);  // a click ends the hover: Run, then the tabs
 }
 
 /** Show an image full size with a download link. */
