@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    WithJsonSchema,
+    model_serializer,
+)
 
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
 from nodeforge.engine.types import GraphInputType
@@ -62,12 +70,21 @@ class GraphOutputDecl(BaseModel):
 
 
 class NodeDoc(BaseModel):
-    """One node of a graph: its type, optional pinned version, and its inputs."""
+    """One node of a graph: its type, optional pinned version, its inputs, and whether it is bypassed."""
 
     model_config = ConfigDict(extra="forbid")
     type: str
     version: str | None = None
     inputs: dict[str, InputValue] = Field(default_factory=dict)
+    bypass: bool = Field(False, description="skip the node: each output takes its first input of the same type")
+
+    @model_serializer(mode="wrap")
+    def _written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A node that is not bypassed is written without the flag (documents stay as they were)."""
+        data: dict[str, Any] = handler(self)
+        if not self.bypass:
+            data.pop("bypass", None)
+        return data
 
 
 class GraphDocument(BaseModel):

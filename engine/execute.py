@@ -61,6 +61,9 @@ class Run:
         self.env = env
         self.values: dict[str, dict[str, Any]] = {}
         nodes = {node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()}
+        for node_id, doc in graph.document.nodes.items():
+            if doc.bypass and node_id not in nodes:
+                nodes[node_id] = NodeRecord(type=doc.type, status="skipped", error="bypassed")
         self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(session.devices), nodes=nodes)
         self.prepared: dict[str, Prepared] = {}
         files = FileAccess(session.policy, session.data_dir, tuple(env.library.folders), session.limits)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from nodeforge.engine.bypass import without_bypassed
 from nodeforge.engine.document import (
     BadBinding,
     Binding,
@@ -123,10 +124,10 @@ def _pydantic_reason(exc: ValidationError) -> str:
 
 class _Compiler:
     def __init__(self, document: GraphDocument, env: GraphEnv) -> None:
-        self.document = document
+        self.source = document  # what the run records: bypassed nodes included
+        self.document, self.issues = without_bypassed(document, env.registry)
         self.env = env
         self.models = env.registry.model_source
-        self.issues: list[Issue] = []
         self.nodes: dict[str, CompiledNode] = {}
         self.links: list[tuple[str, Port, LinkBinding, bool]] = []  # (node, port, link, in a list) to check
 
@@ -143,7 +144,7 @@ class _Compiler:
         outputs = self._outputs()
         if self.issues or order is None:
             return self.issues, None
-        return [], CompiledGraph(self.document, self.nodes, order, outputs)
+        return [], CompiledGraph(self.source, self.nodes, order, outputs)
 
     def _check_graph_inputs(self) -> None:
         for name, decl in self.document.inputs.items():

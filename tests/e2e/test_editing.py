@@ -151,3 +151,28 @@ def test_search_at_the_pointer_and_on_a_dropped_link(editor: Any, shot: Shots) -
     page.keyboard.press("Enter")
     page.wait_for_function("() => editor.canvas.findNode('generate') !== null")
     assert document(page)["nodes"]["generate"]["inputs"]["prompt"] == {"from": "text.text"}
+
+
+def test_bypass_from_the_menu_and_ctrl_b_runs_without_the_node(editor: Any, server: Server, shot: Shots) -> None:
+    graph = {"name": "bypass", "nodes": {
+        "text": {"type": "text.value", "inputs": {"value": "fox"}},
+        "shout": {"type": "text.template", "inputs": {"template": "{t}!!!", "t": {"from": "text.text"}}},
+        "wrap": {"type": "text.join", "inputs": {"texts": [{"from": "shout.text"}, "tail"], "separator": " "}}},
+        "outputs": {"out": {"from": "wrap.text"}}}
+    page = editor
+    import_json(page, graph, discard=page.evaluate("editor.library.dirty()"))
+    spot = title_of(page, "shout")
+    page.mouse.click(spot["x"], spot["y"], button="right")
+    page.locator(".litecontextmenu .litemenu-entry", has_text="Bypass").click()
+    assert document(page)["nodes"]["shout"]["bypass"] is True
+    shot(page, "bypassed")
+    assert run_and_wait(page) == "succeeded"
+    run = api(server, "GET", f"/api/runs/{page.evaluate('editor.runs.active.id')}")
+    assert run["outputs"]["out"] == "{t}!!! tail"  # the template passes its first text input (the template) on
+    assert run["nodes"]["shout"]["status"] == "skipped" and run["nodes"]["shout"]["error"] == "bypassed"
+    page.mouse.click(spot["x"], spot["y"])
+    page.keyboard.press("Control+b")
+    assert "bypass" not in document(page)["nodes"]["shout"]
+    assert run_and_wait(page) == "succeeded"
+    run = api(server, "GET", f"/api/runs/{page.evaluate('editor.runs.active.id')}")
+    assert run["outputs"]["out"] == "fox!!! tail"

@@ -7,6 +7,7 @@
 import { isReference } from "./bindings.js";
 import { nodeDoc } from "./canvas-document.js";
 import { uniqueId } from "./canvas-naming.js";
+import { setBypass } from "./canvas-nodes.js";
 import { addExtraInput } from "./canvas-ports.js";
 import { setLiteral } from "./canvas-widgets.js";
 
@@ -31,6 +32,7 @@ export function adoptCopy(editor, node) {
   node.title = node.nf.id;
   if (!source || source === node) return;
   node.nf.version = source.nf.version;
+  if (source.nf.bypass) setBypass(editor, node, true);
   for (const name of source.nf.extras) if (!node.nf.specs.has(name)) addExtraInput(editor, node, name);
   const given = nodeDoc(editor, source).inputs;
   for (const [name, value] of Object.entries(given)) {

@@ -54,7 +54,8 @@ export function nodeDoc(editor, node) {
     const binding = bindingOf(editor, node, spec);
     if (binding !== undefined) inputs[spec.name] = binding;
   }
-  return { type: node.nf.type, ...(node.nf.version ? { version: node.nf.version } : {}), inputs };
+  return { type: node.nf.type, ...(node.nf.version ? { version: node.nf.version } : {}), inputs,
+           ...(node.nf.bypass ? { bypass: true } : {}) };
 }
 
 /** What the document says for input `spec`: its link(s), its literal, or undefined where the default serves. */

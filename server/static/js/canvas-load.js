@@ -4,7 +4,7 @@
 
 import { formatTyped, isReference } from "./bindings.js";
 import { arrange, catalogueType, createNode, slotLook, titleHeight } from "./canvas-litegraph.js";
-import { addInputNode, addOutputNode, addUnknownNode } from "./canvas-nodes.js";
+import { addInputNode, addOutputNode, addUnknownNode, setBypass } from "./canvas-nodes.js";
 import { addExtraInput, addListSlot, refreshCallPorts, tidyListSlots } from "./canvas-ports.js";
 import { fitToNodes } from "./canvas-view.js";
 import { setLiteral, widgetOf } from "./canvas-widgets.js";
@@ -38,6 +38,7 @@ export async function loadDocument(editor, document, { keepLayout = false } = {}
       const node = createNode(catalogueType(editor.entries.get(doc.type)));
       node.nf.id = id;
       node.nf.version = doc.version ?? null;
+      if (doc.bypass) setBypass(editor, node, true);
       node.title = id;
       node.pos = at;
       editor.graph.add(node);

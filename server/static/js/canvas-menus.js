@@ -3,6 +3,7 @@
 // nodeforge graph are offered: none of the library's own (subgraphs, modes, properties), which the engine ignores.
 
 import { renameNode } from "./canvas-naming.js";
+import { setBypass } from "./canvas-nodes.js";
 import { addExtraInput } from "./canvas-ports.js";
 import { fitToNodes } from "./canvas-view.js";
 
@@ -12,6 +13,8 @@ export function nodeMenu(editor, node) {
     { content: "Rename…", callback: () => renameNode(editor, node) },
     { content: node.collapsed ? "Expand" : "Collapse", callback: () => node.collapse() },
     { content: node.pinned ? "Unpin" : "Pin", callback: () => node.pin() },
+    { content: node.nf.bypass ? "Stop bypassing" : "Bypass (Ctrl+B)", callback: () => setBypass(editor, node,
+                                                                                             !node.nf.bypass) },
   ];
   if (node.nf.type === "text.template") {
     options.push({ content: "Add input…", callback: async () => {

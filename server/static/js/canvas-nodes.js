@@ -18,7 +18,7 @@ import { ANY, GRAPH_INPUT_TYPES } from "./types.js";
 /** A new node of catalogue `entry`: its ports and widgets from the entry's schema. */
 export function setUpNode(editor, node, entry) {
   node.nf = { kind: "node", type: entry.type, entry, id: "", version: null, explicit: new Set(), specs: new Map(),
-              extras: [], state: null, issues: [], listLiterals: {}, strays: {} };
+              extras: [], state: null, issues: [], listLiterals: {}, strays: {}, bypass: false };
   node.title = entry.type;
   node.color = "#2b2f36";
   node.bgcolor = "#1e2126";
@@ -32,6 +32,17 @@ export function setUpNode(editor, node, entry) {
   markSource(node);
   node.size = node.computeSize();
   node.size[0] = Math.max(node.size[0], 260);
+}
+
+/** Bypass a node (it does not run; each output takes its first input of the same type) or stop bypassing it. */
+export function setBypass(editor, node, bypass) {
+  node.nf.bypass = bypass;
+  node.color = bypass ? "#5b3f75" : "#2b2f36";
+  node.bgcolor = bypass ? "#2e2438" : "#1e2126";
+  node.badges = [badge({ text: bypass ? `${node.nf.type} · bypassed` : node.nf.type, fgColor: "#c9d1d9",
+                         bgColor: bypass ? "#5b3f75" : "#3a3f48" })];
+  editor.canvas.setDirty(true, true);
+  editor.changed();
 }
 
 /** A new graph input: one output socket, and widgets for its type, default, whether required, description. */

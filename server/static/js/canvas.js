@@ -12,7 +12,7 @@ import { createCanvas, registerNodeTypes } from "./canvas-litegraph.js";
 import { loadDocument } from "./canvas-load.js";
 import { canvasMenu } from "./canvas-menus.js";
 import {
-  addCatalogueNode, addInputNode, addOutputNode, setUpInputNode, setUpNode, setUpOutputNode,
+  addCatalogueNode, addInputNode, addOutputNode, setBypass, setUpInputNode, setUpNode, setUpOutputNode,
 } from "./canvas-nodes.js";
 import { clearIssues, flagInput, markIssues } from "./canvas-state.js";
 import {
@@ -102,6 +102,13 @@ export class GraphCanvas {
 
   nodes() {
     return this.graph.nodes;
+  }
+
+  /** Ctrl+B: bypass the selected nodes, or stop bypassing them when they all are. */
+  toggleBypassSelected() {
+    const chosen = Object.values(this.canvas.selected_nodes ?? {}).filter((node) => node.nf?.kind === "node");
+    const bypass = !chosen.every((node) => node.nf.bypass);
+    for (const node of chosen) setBypass(this, node, bypass);
   }
 
   findNode(id) {

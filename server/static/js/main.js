@@ -85,6 +85,9 @@ class Editor {
         event.preventDefault();
         if (event.shiftKey) this.library.saveAs();
         else this.library.save();
+      } else if (key === "b" && !typing(event.target)) {
+        event.preventDefault();
+        this.canvas.toggleBypassSelected();
       } else if ((key === "z" || key === "y") && !typing(event.target)) {
         event.preventDefault();
         event.stopPropagation();
