@@ -176,3 +176,35 @@ def test_bypass_from_the_menu_and_ctrl_b_runs_without_the_node(editor: Any, serv
     assert run_and_wait(page) == "succeeded"
     run = api(server, "GET", f"/api/runs/{page.evaluate('editor.runs.active.id')}")
     assert run["outputs"]["out"] == "fox!!! tail"
+
+
+def test_a_group_moves_its_nodes_and_is_saved_in_ui(editor: Any, server: Server, shot: Shots) -> None:
+    page = editor
+    import_json(page, GRAPH, discard=page.evaluate("editor.library.dirty()"))
+    page.evaluate("() => { for (const id of ['text', 'greet']) editor.canvas.canvas.selectNode("
+                  "editor.canvas.findNode(id), true); }")
+    page.keyboard.press("Control+g")
+    page.fill(".dialog input", "greeting part")
+    page.press(".dialog input", "Enter")
+    page.wait_for_function("() => editor.canvas.graph.groups.length === 1")
+    page.evaluate("() => { editor.canvas.canvas.ds.offset[1] += 200; editor.canvas.canvas.setDirty(true, true); }")
+    before = document(page)["ui"]["positions"]
+    group = document(page)["ui"]["groups"][0]
+    assert group["title"] == "greeting part"
+    x, y, _, _ = group["bounding"]
+    grab = page.evaluate("([gx, gy]) => editor.canvas.graphToPage(gx + 60, gy + 12)", [x, y])
+    drag(page, grab, {"x": grab["x"] + 100, "y": grab["y"] + 150})
+    shot(page, "group moved with its nodes")
+    after = document(page)["ui"]["positions"]
+    scale = page.evaluate("editor.canvas.canvas.ds.scale")
+    for node in ("text", "greet"):
+        assert [round((b - a) / scale) for a, b in zip(before[node], after[node], strict=True)] == [100, 150]
+    assert document(page)["ui"]["groups"][0]["bounding"][0] == x + round(100 / scale)
+    page.click("#save-button")
+    page.wait_for_function("() => !editor.library.dirty()")
+    page.reload()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    page.click("#open-button")
+    page.click(".graph-row[data-name='copies']")
+    page.wait_for_function("() => editor.canvas.graph.groups.length === 1")
+    assert page.evaluate("editor.canvas.graph.groups[0].title") == "greeting part"

@@ -31,7 +31,9 @@ export function documentOf(editor, base = {}) {
       positions[node.nf.id] = at;
     }
   }
-  document.ui = { ...document.ui, positions, inputs: inputsAt, outputs: outputsAt,
+  const groups = editor.graph.groups.map((group) => ({ title: group.title, color: group.color,
+                                                       bounding: [...group._bounding].map(Math.round) }));
+  document.ui = { ...document.ui, positions, inputs: inputsAt, outputs: outputsAt, groups,
                   view: { offset: [...editor.canvas.ds.offset].map(Math.round), scale: editor.canvas.ds.scale } };
   return document;
 }

@@ -3,7 +3,7 @@
 // options, slot layout, the links table) the other canvas modules need.
 
 import {
-  LGraph, LGraphBadge, LGraphCanvas, LGraphNode, LiteGraph, RenderShape,
+  LGraph, LGraphBadge, LGraphCanvas, LGraphGroup, LGraphNode, LiteGraph, RenderShape,
 } from "../node_modules/@comfyorg/litegraph/dist/litegraph.es.js";
 import { colourOf, GRAPH_INPUT_TYPES, linkAllowed } from "./types.js";
 
@@ -69,6 +69,13 @@ export function catalogueType(entry) {
 
 export function createNode(type) {
   return LiteGraph.createNode(type);
+}
+
+/** A group (a titled, coloured frame whose nodes move with it) over `bounding` [x, y, width, height]. */
+export function createGroup(title, bounding, color = null) {
+  const group = new LGraphGroup(title);
+  group.configure({ id: group.id, title, bounding, color: color ?? group.color });
+  return group;
 }
 
 export function badge(options) {

@@ -3,7 +3,7 @@
 // layout.js).
 
 import { formatTyped, isReference } from "./bindings.js";
-import { arrange, catalogueType, createNode, slotLook, titleHeight } from "./canvas-litegraph.js";
+import { arrange, catalogueType, createGroup, createNode, slotLook, titleHeight } from "./canvas-litegraph.js";
 import { addInputNode, addOutputNode, addUnknownNode, setBypass } from "./canvas-nodes.js";
 import { addExtraInput, addListSlot, refreshCallPorts, tidyListSlots } from "./canvas-ports.js";
 import { fitToNodes } from "./canvas-view.js";
@@ -63,6 +63,11 @@ export async function loadDocument(editor, document, { keepLayout = false } = {}
       widgetOf(node, "description").value = decl.description ?? "";
     }
     loadLinks(editor, document);
+    for (const group of Array.isArray(ui.groups) ? ui.groups : []) {
+      if (Array.isArray(group?.bounding) && group.bounding.length === 4) {
+        editor.graph.add(createGroup(String(group.title ?? "Group"), group.bounding, group.color ?? null));
+      }
+    }
     for (const node of editor.nodes()) {
       if (node.nf.kind === "node") {
         for (const spec of node.nf.specs.values()) if (spec.kind === "list") tidyListSlots(editor, node, spec.name);

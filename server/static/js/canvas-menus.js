@@ -2,6 +2,7 @@
 // collapse, pin, a text.template's extra inputs; the library adds Clone and Remove). Only entries that work on a
 // nodeforge graph are offered: none of the library's own (subgraphs, modes, properties), which the engine ignores.
 
+import { createGroup, titleHeight } from "./canvas-litegraph.js";
 import { renameNode } from "./canvas-naming.js";
 import { setBypass } from "./canvas-nodes.js";
 import { addExtraInput } from "./canvas-ports.js";
@@ -36,7 +37,29 @@ export function canvasMenu(editor) {
   return [
     { content: "Add graph input…", callback: () => editor.hooks.addIo?.("input") },
     { content: "Add graph output…", callback: () => editor.hooks.addIo?.("output") },
+    { content: "Group the selected nodes (Ctrl+G)", callback: () => groupSelected(editor) },
     null,
     { content: "Fit view", callback: () => fitToNodes(editor) },
   ];
+}
+
+const GROUP_PADDING = 20;
+
+/** A titled group around the selected nodes (asks for the title). */
+export async function groupSelected(editor) {
+  const nodes = Object.values(editor.canvas.selected_nodes ?? {});
+  if (!nodes.length) {
+    editor.hooks.refused("select the nodes to group first (click, Ctrl+click or drag a box)");
+    return;
+  }
+  const title = await editor.hooks.askText("Title of the group", "Group");
+  if (!title) return;
+  const top = titleHeight();
+  const left = Math.min(...nodes.map((n) => n.pos[0])) - GROUP_PADDING;
+  const upper = Math.min(...nodes.map((n) => n.pos[1] - top)) - GROUP_PADDING - top * 1.5;
+  const right = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])) + GROUP_PADDING;
+  const lower = Math.max(...nodes.map((n) => n.pos[1] + n.size[1])) + GROUP_PADDING;
+  editor.graph.add(createGroup(title, [left, upper, right - left, lower - upper]));
+  editor.canvas.setDirty(true, true);
+  editor.changed();
 }

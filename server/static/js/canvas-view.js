@@ -35,7 +35,7 @@ export function pageToGraph(editor, clientX, clientY) {
 }
 
 /** Page coordinates of a point in the graph. */
-function graphToPage(editor, point) {
+export function graphToPage(editor, point) {
   const [x, y] = editor.canvas.ds.convertOffsetToCanvas(point);
   const box = editor.element.getBoundingClientRect();
   return { x: box.left + x, y: box.top + y };

@@ -10,13 +10,13 @@ import { documentOf } from "./canvas-document.js";
 import { afterDrop, searchAtPointer } from "./canvas-links.js";
 import { createCanvas, registerNodeTypes } from "./canvas-litegraph.js";
 import { loadDocument } from "./canvas-load.js";
-import { canvasMenu } from "./canvas-menus.js";
+import { canvasMenu, groupSelected } from "./canvas-menus.js";
 import {
   addCatalogueNode, addInputNode, addOutputNode, setBypass, setUpInputNode, setUpNode, setUpOutputNode,
 } from "./canvas-nodes.js";
 import { clearIssues, flagInput, markIssues } from "./canvas-state.js";
 import {
-  fitToNodes, pageToGraph, socketPagePosition, titlePagePosition, widgetPagePosition,
+  fitToNodes, graphToPage, pageToGraph, socketPagePosition, titlePagePosition, widgetPagePosition,
 } from "./canvas-view.js";
 
 /** Hooks the page gives the canvas (dialogs and panels live outside the adapter). */
@@ -102,6 +102,11 @@ export class GraphCanvas {
 
   nodes() {
     return this.graph.nodes;
+  }
+
+  /** Ctrl+G: a titled group around the selected nodes. */
+  groupSelected() {
+    return groupSelected(this);
   }
 
   /** Ctrl+B: bypass the selected nodes, or stop bypassing them when they all are. */
@@ -199,5 +204,10 @@ export class GraphCanvas {
   /** Page coordinates of a node's title bar. */
   titlePosition(id) {
     return titlePagePosition(this, id);
+  }
+
+  /** Page coordinates of a point in graph coordinates. */
+  graphToPage(x, y) {
+    return graphToPage(this, [x, y]);
   }
 }

@@ -85,6 +85,9 @@ class Editor {
         event.preventDefault();
         if (event.shiftKey) this.library.saveAs();
         else this.library.save();
+      } else if (key === "g" && !typing(event.target)) {
+        event.preventDefault();
+        this.canvas.groupSelected();
       } else if (key === "b" && !typing(event.target)) {
         event.preventDefault();
         this.canvas.toggleBypassSelected();
