@@ -208,3 +208,18 @@ def test_a_group_moves_its_nodes_and_is_saved_in_ui(editor: Any, server: Server,
     page.click(".graph-row[data-name='copies']")
     page.wait_for_function("() => editor.canvas.graph.groups.length === 1")
     assert page.evaluate("editor.canvas.graph.groups[0].title") == "greeting part"
+
+
+def test_the_last_output_picture_is_drawn_on_the_node_that_made_it(editor: Any, server: Server, shot: Shots) -> None:
+    graph = {"name": "preview", "nodes": {
+        "load": {"type": "image.load", "inputs": {"path": "dot.png"}},
+        "big": {"type": "image.resize", "inputs": {"image": {"from": "load.image"}, "width": 96, "height": 64}}},
+        "outputs": {"picture": {"from": "big.image"}}}
+    page = editor
+    import_json(page, graph, discard=page.evaluate("editor.library.dirty()"))
+    height = page.evaluate("editor.canvas.findNode('big').size[1]")
+    assert run_and_wait(page) == "succeeded"
+    page.wait_for_function("() => editor.canvas.findNode('big').nf.preview?.naturalWidth === 96")
+    assert page.evaluate("editor.canvas.findNode('big').size[1]") > height  # the node grew to show it
+    assert page.evaluate("editor.canvas.findNode('load').nf.preview ?? null") is None
+    shot(page, "preview on the node")

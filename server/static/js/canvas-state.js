@@ -94,6 +94,7 @@ export function drawNodeState(node, ctx) {
     ctx.fillStyle = STATUS_COLOURS.running;
     ctx.fillRect(0, height - 5, width * fraction, 5);
   }
+  if (node.nf.preview) drawPreview(node, ctx);
   const notes = node.nf.note && !issues.length ? [{ text: node.nf.note, colour: "#ff9a9a" }] : [];
   for (const issue of issues) notes.push({ text: issue.input ? `${issue.input}: ${issue.message}` : issue.message,
                                            colour: "#ff9a9a" });
@@ -101,4 +102,24 @@ export function drawNodeState(node, ctx) {
   if (state?.text) notes.push({ text: state.text, colour: "#d6e4f0", tail: true });
   if (state?.warnings) for (const warning of state.warnings) notes.push({ text: `⚠ ${warning}`, colour: "#ffd966" });
   if (notes.length) drawNotes(ctx, notes, width, height + 8);
+}
+
+const PREVIEW_HEIGHT = 180;
+
+/** Show `image` (the node's last output picture) in an area added at the bottom of the node; null removes it. */
+export function setPreview(node, image) {
+  const base = node.nf.previewBase ?? node.size[1];
+  node.nf.previewBase = image ? base : null;
+  node.nf.preview = image;
+  node.setSize([node.size[0], base + (image ? PREVIEW_HEIGHT : 0)]);
+}
+
+function drawPreview(node, ctx) {
+  const image = node.nf.preview;
+  const [width] = node.size;
+  const top = node.nf.previewBase + 4;
+  const room = [width - 12, PREVIEW_HEIGHT - 10];
+  const scale = Math.min(room[0] / image.naturalWidth, room[1] / image.naturalHeight);
+  const [w, h] = [image.naturalWidth * scale, image.naturalHeight * scale];
+  ctx.drawImage(image, (width - w) / 2, top + (room[1] - h) / 2, w, h);
 }

@@ -14,7 +14,7 @@ import { canvasMenu, groupSelected } from "./canvas-menus.js";
 import {
   addCatalogueNode, addInputNode, addOutputNode, setBypass, setUpInputNode, setUpNode, setUpOutputNode,
 } from "./canvas-nodes.js";
-import { clearIssues, flagInput, markIssues } from "./canvas-state.js";
+import { clearIssues, flagInput, markIssues, setPreview } from "./canvas-state.js";
 import {
   fitToNodes, graphToPage, pageToGraph, socketPagePosition, titlePagePosition, widgetPagePosition,
 } from "./canvas-view.js";
@@ -159,6 +159,14 @@ export class GraphCanvas {
     if (!node) return;
     node.nf.state = state ? { ...(node.nf.state ?? {}), ...state } : null;
     this.canvas.setDirty(true, false);
+  }
+
+  /** Draw `image` on the node that made it (its last output picture); null takes it off. */
+  setNodePreview(id, image) {
+    const node = this.findNode(id);
+    if (!node) return;
+    setPreview(node, image);
+    this.canvas.setDirty(true, true);
   }
 
   nodeState(id) {

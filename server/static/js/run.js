@@ -223,7 +223,20 @@ export class Runs {
     this.setStatus(`run ${runId}: ${summary}`, view.status);
     if (view.status !== "succeeded") toast(`Run ${view.status}${view.error ? `: ${view.error}` : ""}`, "warn");
     await this.renderOutputs(view, run?.texts);
+    if (run?.document) await this.showPreviews(view, run.document);
     this.loadHistory();
+  }
+
+  /** Each image the run returned, drawn on the node that made it. */
+  async showPreviews(view, document) {
+    for (const [name, value] of Object.entries(view.outputs ?? {})) {
+      const source = String(document.outputs?.[name]?.from ?? "").split(".")[0];
+      if (!source || !value?.url || !String(value.media_type).startsWith("image/")) continue;
+      const image = new Image();
+      image.src = await this.api.mediaUrl(value.url);
+      await image.decode().catch(() => null);
+      if (image.naturalWidth) this.canvas.setNodePreview(source, image);
+    }
   }
 
   async cancel() {
