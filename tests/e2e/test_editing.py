@@ -223,3 +223,17 @@ def test_the_last_output_picture_is_drawn_on_the_node_that_made_it(editor: Any, 
     assert page.evaluate("editor.canvas.findNode('big').size[1]") > height  # the node grew to show it
     assert page.evaluate("editor.canvas.findNode('load').nf.preview ?? null") is None
     shot(page, "preview on the node")
+
+
+def test_the_question_mark_lists_the_shortcuts(editor: Any, shot: Shots) -> None:
+    page = editor
+    page.mouse.click(700, 500)
+    page.keyboard.press("?")
+    dialog = page.locator(".dialog", has_text="Shortcuts")
+    dialog.wait_for()
+    text = dialog.inner_text()
+    shot(page, "shortcuts")
+    for keys in ("Ctrl+Z", "Ctrl+B", "Ctrl+G", "double-click the canvas"):
+        assert keys in text
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")

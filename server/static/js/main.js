@@ -80,6 +80,11 @@ class Editor {
     }
     document.addEventListener("keydown", (event) => {
       const key = event.key.toLowerCase();
+      if (event.key === "?" && !typing(event.target) && !document.querySelector(".backdrop")) {
+        event.preventDefault();
+        showShortcuts();
+        return;
+      }
       if (!(event.ctrlKey || event.metaKey)) return;
       if (key === "s") {
         event.preventDefault();
@@ -296,4 +301,20 @@ editor.start().catch((error) => {
 function typing(target) {
   return target instanceof HTMLElement
     && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
+
+const SHORTCUTS = [
+  ["Ctrl+Enter", "run the graph"], ["Ctrl+S / Ctrl+Shift+S", "save / save as"],
+  ["Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y", "undo / redo"], ["Ctrl+C / Ctrl+V", "copy / paste the selected nodes"],
+  ["Alt+drag a node", "clone it"], ["Delete", "remove the selected nodes"], ["Ctrl+B", "bypass the selected nodes"],
+  ["Ctrl+G", "group the selected nodes"], ["double-click the canvas", "search a node type, add it there"],
+  ["drop a link on the canvas", "search the types that take it, add one linked"],
+  ["double-click a title", "rename the node"], ["drag the canvas / wheel", "pan / zoom"], ["?", "this list"],
+];
+
+/** The keyboard and mouse shortcuts, in a dialog (the ? key). */
+function showShortcuts() {
+  const rows = SHORTCUTS.map(([keys, what]) => h("tr", {}, h("th", {}, keys), h("td", {}, what)));
+  modal({ title: "Shortcuts", body: h("table.shortcuts", {}, h("tbody", {}, rows)), cancel: null,
+          buttons: [{ label: "Close", value: true, primary: true }] });
 }
