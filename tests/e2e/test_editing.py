@@ -237,3 +237,39 @@ def test_the_question_mark_lists_the_shortcuts(editor: Any, shot: Shots) -> None
         assert keys in text
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached")
+
+
+OVERLAPPING_CONTROLS = """() => {
+  const boxes = [...document.querySelectorAll('header button, header .tag, #graph-name, #run-status, [data-tab]')]
+    .filter((e) => e.offsetParent !== null).map((e) => [e.id || e.textContent.trim(), e.getBoundingClientRect()]);
+  const pairs = [];
+  for (let i = 0; i < boxes.length; i += 1) for (let j = i + 1; j < boxes.length; j += 1) {
+    const [a, p] = boxes[i];
+    const [b, q] = boxes[j];
+    if (p.left < q.right - 1 && q.left < p.right - 1 && p.top < q.bottom - 1 && q.top < p.bottom - 1) pairs.push([a, b]);
+  }
+  const outside = boxes.filter(([, r]) => r.right > innerWidth || r.bottom > innerHeight).map(([n]) => n);
+  const canvas = document.getElementById('graph-canvas').getBoundingClientRect();
+  return { pairs, outside, canvas: [canvas.width, canvas.height] };
+}"""
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (2560, 1440)])
+def test_the_editor_fits_small_and_large_screens(browser: Any, server: Server, shot: Shots,
+                                                  size: tuple[int, int]) -> None:
+    from tests.e2e.conftest import wait_ready_page
+
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    try:
+        page = context.new_page()
+        page.goto(server.url)
+        wait_ready_page(page)
+        page.click("#open-button")
+        page.click(".graph-row[data-name='quickstart']")
+        page.wait_for_function("() => document.querySelector('#graph-name').textContent === 'quickstart'")
+        found = page.evaluate(OVERLAPPING_CONTROLS)
+        shot(page, f"quickstart at {size[0]}x{size[1]}")
+        assert found["pairs"] == [] and found["outside"] == [], found
+        assert found["canvas"][0] > size[0] / 3 and found["canvas"][1] > size[1] / 2, found
+    finally:
+        context.close()
