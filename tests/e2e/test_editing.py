@@ -246,7 +246,8 @@ OVERLAPPING_CONTROLS = """() => {
   for (let i = 0; i < boxes.length; i += 1) for (let j = i + 1; j < boxes.length; j += 1) {
     const [a, p] = boxes[i];
     const [b, q] = boxes[j];
-    if (p.left < q.right - 1 && q.left < p.right - 1 && p.top < q.bottom - 1 && q.top < p.bottom - 1) pairs.push([a, b]);
+    const apart = p.right - 1 <= q.left || q.right - 1 <= p.left || p.bottom - 1 <= q.top || q.bottom - 1 <= p.top;
+    if (!apart) pairs.push([a, b]);
   }
   const outside = boxes.filter(([, r]) => r.right > innerWidth || r.bottom > innerHeight).map(([n]) => n);
   const canvas = document.getElementById('graph-canvas').getBoundingClientRect();
