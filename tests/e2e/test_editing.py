@@ -274,3 +274,22 @@ def test_the_editor_fits_small_and_large_screens(browser: Any, server: Server, s
         assert found["canvas"][0] > size[0] / 3 and found["canvas"][1] > size[1] / 2, found
     finally:
         context.close()
+
+
+def test_the_queue_shows_waiting_runs_and_cancels_one(editor: Any, server: Server, shot: Shots) -> None:
+    slow = {"name": "slow", "nodes": {"llm": {"type": "llm.generate", "inputs": {
+        "prompt": "x", "model": "tiny/llm", "max_new_tokens": 1000, "temperature": 1.0, "seed": 5}}}}
+    first = api(server, "POST", "/api/runs", {"graph": slow})["id"]
+    second = api(server, "POST", "/api/runs", {"graph": {**slow, "name": "slow-too"}})["id"]
+    page = editor
+    page.click("[data-tab='history']")
+    page.click("#history-refresh")
+    row = page.locator(f".history-row[data-run='{second}']")
+    row.wait_for()
+    assert "Queue:" in page.inner_text(".history-queue")
+    shot(page, "queue")
+    row.get_by_role("button", name="Cancel").click()
+    page.wait_for_function("id => document.querySelector(`.history-row[data-run='${id}'] .pill`)?.textContent "
+                           "=== 'cancelled'", arg=second)
+    assert api(server, "GET", f"/api/runs/{second}")["status"] == "cancelled"
+    api(server, "POST", f"/api/runs/{first}/cancel")

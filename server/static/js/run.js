@@ -127,6 +127,7 @@ export class Runs {
     this.runButton.disabled = true;
     this.cancelButton.disabled = false;
     this.outputsRoot.replaceChildren(h("p.hint", {}, `Run ${runId} is queued…`));
+    this.loadHistory();
     this.editor.showTab("outputs");
     try {
       await this.api.followRun(runId, (event) => this.onEvent(this.active, event), controller.signal);
@@ -313,14 +314,32 @@ export class Runs {
       this.historyRoot.replaceChildren(h("p.hint", {}, "No runs yet."));
       return;
     }
-    this.historyRoot.replaceChildren(...runs.map((run) => h("li.history-row", { dataset: { run: run.id } },
+    const waiting = runs.filter((run) => run.status === "queued" || run.status === "running");
+    const queue = waiting.length ? h("li.history-queue", {}, `Queue: ${waiting.filter((r) => r.status === "running")
+      .length} running, ${waiting.filter((r) => r.status === "queued").length} queued`) : null;
+    this.historyRoot.replaceChildren(queue ?? "", ...runs.map((run) => h("li.history-row", { dataset: { run: run.id } },
       h("span.pill", { dataset: { status: run.status } }, run.status),
       h("span.history-graph", {}, run.graph),
       h("span.history-time", { title: run.created_at ?? "" }, shortTime(run.created_at)),
       h("span.history-actions", {},
+        waiting.includes(run)
+          ? h("button.small.danger", { type: "button", onclick: () => this.cancelRun(run.id) }, "Cancel") : null,
         h("button.small", { type: "button", onclick: () => this.showRun(run.id) }, "Outputs"),
         h("button.small", { type: "button", onclick: () => this.reopen(run.id) }, "Open graph")),
       run.error ? h("p.error-line", {}, run.error) : null)));
+    clearTimeout(this.historyTimer);
+    if (waiting.length) this.historyTimer = setTimeout(() => this.loadHistory(), 1500);  // the queue moves on
+  }
+
+  /** Cancel a queued or running run from the history's queue. */
+  async cancelRun(runId) {
+    try {
+      const { status } = await this.api.post(`/api/runs/${runId}/cancel`);
+      toast(`Run ${runId}: ${status}`, "ok");
+    } catch (error) {
+      toast(`Cannot cancel run ${runId}: ${error.message}`, "error");
+    }
+    this.loadHistory();
   }
 
   /** A past run's outputs in the Outputs panel. */
