@@ -293,3 +293,38 @@ def test_the_queue_shows_waiting_runs_and_cancels_one(editor: Any, server: Serve
                            "=== 'cancelled'", arg=second)
     assert api(server, "GET", f"/api/runs/{second}")["status"] == "cancelled"
     api(server, "POST", f"/api/runs/{first}/cancel")
+
+
+def test_a_painted_mask_reaches_the_server_as_the_pictures_alpha(editor: Any, server: Server, shot: Shots,
+                                                                 tmp_path: Any) -> None:
+    import io
+
+    from PIL import Image
+
+    picture = tmp_path / "scene.png"
+    Image.new("RGB", (64, 64), "#40a040").save(picture)
+    page = editor
+    import_json(page, {"name": "masked", "nodes": {"load": {"type": "image.load", "inputs": {}}}},
+                discard=page.evaluate("editor.library.dirty()"))
+    spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", ["load", "path:upload"])
+    with page.expect_file_chooser() as chooser:
+        page.mouse.click(spot["x"], spot["y"])
+    chooser.value.set_files(str(picture))
+    page.wait_for_function("() => /^[0-9a-f]{32}$/.test(editor.library.document().nodes.load.inputs.path ?? '')")
+    uploaded = document(page)["nodes"]["load"]["inputs"]["path"]
+    spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", ["load", "path:mask"])
+    page.mouse.click(spot["x"], spot["y"])
+    view = page.locator(".mask-view")
+    view.wait_for()
+    box = view.bounding_box()
+    page.locator(".mask-tools input[name='size']").fill("8")
+    drag(page, {"x": box["x"] + box["width"] * 0.1, "y": box["y"] + box["height"] * 0.5},
+         {"x": box["x"] + box["width"] * 0.5, "y": box["y"] + box["height"] * 0.5})
+    shot(page, "mask painted")
+    page.get_by_role("button", name="Save mask").click()
+    page.wait_for_function("id => (editor.library.document().nodes.load.inputs.path ?? id) !== id", arg=uploaded)
+    masked = document(page)["nodes"]["load"]["inputs"]["path"]
+    alpha = Image.open(io.BytesIO(api(server, "GET", f"/api/artifacts/{masked}"))).convert("RGBA").getchannel("A")
+    assert alpha.getpixel((20, 32)) == 0  # painted: transparent
+    assert alpha.getpixel((50, 10)) == 255 and alpha.getpixel((60, 32)) == 255  # not painted: opaque
+    assert run_and_wait(page) == "succeeded"

@@ -112,6 +112,16 @@ export function addWidgetFor(editor, node, spec, changed, graphChosen) {
         }, {});
         choose.label = "choose file… (uploads it)";
       }
+      if (spec.file === "read" && node.nf.type === "image.load") {
+        const paint = node.addWidget("button", `${spec.name}:mask`, null, async () => {
+          const artifact = await editor.hooks.paintMask(String(widget.value ?? ""));
+          if (!artifact) return;
+          widget.value = artifact;
+          changed();
+          node.setDirtyCanvas(true, true);
+        }, {});
+        paint.label = "paint mask…";
+      }
       return widget;
     }
   }

@@ -23,7 +23,7 @@ import {
 const NO_HOOKS = {
   changed() {}, selected() {}, refused() {}, hover() {},
   askText: async () => null, editLoras: async () => null, graphDocument: async () => null,
-  chooseFile: async () => null,
+  chooseFile: async () => null, paintMask: async () => null,
 };
 
 export class GraphCanvas {

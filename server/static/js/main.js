@@ -5,6 +5,7 @@
 import { Api } from "./api.js";
 import { GraphCanvas } from "./canvas.js";
 import { History } from "./history.js";
+import { paintMask } from "./mask.js";
 import { Library } from "./library.js";
 import { DRAG_TYPE, Palette } from "./palette.js";
 import { Runs } from "./run.js";
@@ -33,6 +34,7 @@ class Editor {
       graphDocument: (name) => this.api.get(`/api/graphs/${encodeURIComponent(name)}`).catch(() => null),
       addIo: (kind) => this.addIo(kind),
       chooseFile: () => this.chooseUpload(),
+      paintMask: (path) => this.paintMaskOn(path),
     });
     this.history = new History(this);
     this.library = new Library(this);
@@ -205,6 +207,16 @@ class Editor {
       });
       input.click();
     });
+  }
+
+  /** Paint a mask on the uploaded picture `path` names; the masked copy's artifact id, or null. */
+  async paintMaskOn(path) {
+    const artifact = /^(?:\/api\/artifacts\/)?([0-9a-f]{32})$/.exec(path.trim())?.[1];
+    if (!artifact) {
+      toast("Choose the picture with 'choose file…' first: masks are painted on an uploaded picture", "warn");
+      return null;
+    }
+    return paintMask(this.api, artifact);
   }
 
   /** The unsaved work this tab had before a reload, offered back. */
