@@ -100,6 +100,24 @@ def test_undo_redo_the_unsaved_mark_and_a_draft_after_reload(editor: Any, shot: 
     shot(page, "draft restored after reload")
 
 
+def choose_file(page: Any, node: str, path: str) -> None:
+    """Click a node's "choose file…" button and pick ``path`` in the file chooser it opens (clicked again if the
+    chooser did not open: on a loaded machine the first click can land before the canvas has settled)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", [node, "path:upload"])
+        try:
+            with page.expect_file_chooser(timeout=10_000) as chooser:
+                page.mouse.click(spot["x"], spot["y"])
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            continue
+        chooser.value.set_files(path)
+        return
+
+
 def test_the_choose_file_button_uploads_a_picture_for_image_load(editor: Any, server: Server, shot: Shots,
                                                                    tmp_path: Any) -> None:
     from PIL import Image
@@ -110,10 +128,7 @@ def test_the_choose_file_button_uploads_a_picture_for_image_load(editor: Any, se
              "outputs": {"picture": {"from": "load.image"}}}
     page = editor
     import_json(page, graph, discard=page.evaluate("editor.library.dirty()"))
-    spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", ["load", "path:upload"])
-    with page.expect_file_chooser() as chooser:
-        page.mouse.click(spot["x"], spot["y"])
-    chooser.value.set_files(str(picture))
+    choose_file(page, "load", str(picture))
     page.wait_for_function("() => /^[0-9a-f]{16,}/.test(editor.library.document().nodes.load.inputs.path ?? '')")
     artifact = document(page)["nodes"]["load"]["inputs"]["path"]
     shot(page, "uploaded into image.load")
@@ -306,10 +321,7 @@ def test_a_painted_mask_reaches_the_server_as_the_pictures_alpha(editor: Any, se
     page = editor
     import_json(page, {"name": "masked", "nodes": {"load": {"type": "image.load", "inputs": {}}}},
                 discard=page.evaluate("editor.library.dirty()"))
-    spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", ["load", "path:upload"])
-    with page.expect_file_chooser() as chooser:
-        page.mouse.click(spot["x"], spot["y"])
-    chooser.value.set_files(str(picture))
+    choose_file(page, "load", str(picture))
     page.wait_for_function("() => /^[0-9a-f]{32}$/.test(editor.library.document().nodes.load.inputs.path ?? '')")
     uploaded = document(page)["nodes"]["load"]["inputs"]["path"]
     spot = page.evaluate("([n, w]) => editor.canvas.widgetPosition(n, w)", ["load", "path:mask"])

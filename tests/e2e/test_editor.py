@@ -199,6 +199,8 @@ def test_run_a_text_graph_with_streamed_llm_text(editor: Any, shot: Shots) -> No
     assert story.strip()
     assert page.evaluate("editor.canvas.nodeState('llm').text") == story
     assert page.evaluate("editor.canvas.nodeState('llm').status") == "succeeded"
+    inside = page.evaluate("(() => { const n = editor.canvas.findNode('llm'); return n.nf.textArea < n.size[1]; })()")
+    assert inside, "the streamed text has room inside its node"
     shot(page, "text output and the streamed text on its node")
 
 

@@ -9,7 +9,7 @@ import { baseName, markSource } from "./canvas-copies.js";
 import { nodeMenu } from "./canvas-menus.js";
 import { renameNode, uniqueId } from "./canvas-naming.js";
 import { addOutputSlot, addPort, connectionsChanged } from "./canvas-ports.js";
-import { drawNodeState } from "./canvas-state.js";
+import { drawNodeState, reserveTextArea } from "./canvas-state.js";
 import { freeSpot } from "./canvas-view.js";
 import { widgetOf } from "./canvas-widgets.js";
 import { inputSpecs, outputSpecs } from "./schema.js";
@@ -32,6 +32,7 @@ export function setUpNode(editor, node, entry) {
   markSource(node);
   node.size = node.computeSize();
   node.size[0] = Math.max(node.size[0], 260);
+  if (entry.accelerator && outputSpecs(entry).some((output) => output.type === "text")) reserveTextArea(node);
 }
 
 /** Bypass a node (it does not run; each output takes its first input of the same type) or stop bypassing it. */

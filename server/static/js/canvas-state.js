@@ -3,7 +3,7 @@
 
 import { titleHeight } from "./canvas-litegraph.js";
 import { widgetOf } from "./canvas-widgets.js";
-import { drawNotes } from "./drawing.js";
+import { drawNotes, wrapLines } from "./drawing.js";
 
 const STATUS_COLOURS = {
   queued: "#8a8a8a", running: "#4aa3ff", cached: "#8e7cc3", succeeded: "#6aa84f", failed: "#e06666",
@@ -99,7 +99,8 @@ export function drawNodeState(node, ctx) {
   for (const issue of issues) notes.push({ text: issue.input ? `${issue.input}: ${issue.message}` : issue.message,
                                            colour: "#ff9a9a" });
   if (state?.error) notes.push({ text: state.error.replace(/^node '[^']*' \([^)]*\), /, ""), colour: "#ff9a9a" });
-  if (state?.text) notes.push({ text: state.text, colour: "#d6e4f0", tail: true });
+  if (node.nf.textArea != null) drawTextArea(node, ctx, state?.text);
+  else if (state?.text) notes.push({ text: state.text, colour: "#d6e4f0", tail: true });
   if (state?.warnings) for (const warning of state.warnings) notes.push({ text: `⚠ ${warning}`, colour: "#ffd966" });
   if (notes.length) drawNotes(ctx, notes, width, height + 8);
 }
@@ -122,4 +123,29 @@ function drawPreview(node, ctx) {
   const scale = Math.min(room[0] / image.naturalWidth, room[1] / image.naturalHeight);
   const [w, h] = [image.naturalWidth * scale, image.naturalHeight * scale];
   ctx.drawImage(image, (width - w) / 2, top + (room[1] - h) / 2, w, h);
+}
+
+const TEXT_LINES = 6;
+const TEXT_AREA_HEIGHT = TEXT_LINES * 16 + 16;
+
+/** Room at the bottom of a node that writes text as it runs (an LLM): the text streams there, inside the node,
+ * so it never covers the node below (the layout counts the room from the start). */
+export function reserveTextArea(node) {
+  node.nf.textArea = node.size[1];
+  node.size[1] += TEXT_AREA_HEIGHT;
+}
+
+function drawTextArea(node, ctx, text) {
+  const [width] = node.size;
+  const top = node.nf.textArea + 4;
+  ctx.save();
+  ctx.fillStyle = "rgba(12, 14, 17, 0.7)";
+  ctx.beginPath();
+  ctx.roundRect(6, top, width - 12, TEXT_AREA_HEIGHT - 10, 5);
+  ctx.fill();
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillStyle = text ? "#d6e4f0" : "#6b737d";
+  const lines = text ? wrapLines(ctx, text, width - 28).slice(-TEXT_LINES) : ["the text appears here as it is written"];
+  lines.forEach((line, i) => ctx.fillText(line, 14, top + 18 + i * 16));
+  ctx.restore();
 }

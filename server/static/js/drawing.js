@@ -1,4 +1,5 @@
-// Canvas drawing that needs no graph library: the notes (issues, errors, streamed text) shown under a node.
+// Canvas drawing that needs no graph library: the notes (issues, errors, streamed text) shown under a node, and
+// wrapping text to a width.
 
 /** Wrapped notes under a node (errors, issues, streamed text): at most a few lines each. */
 export function drawNotes(ctx, notes, width, top) {
@@ -6,7 +7,7 @@ export function drawNotes(ctx, notes, width, top) {
   ctx.font = "12px system-ui, sans-serif";
   const lines = [];
   for (const note of notes) {
-    const wrapped = wrap(ctx, note.text, width - 16);
+    const wrapped = wrapLines(ctx, note.text, width - 16);
     const kept = note.tail ? wrapped.slice(-8) : wrapped.slice(0, 6);
     if (!note.tail && wrapped.length > kept.length) kept[kept.length - 1] += " …";
     for (const line of kept) lines.push({ line, colour: note.colour });
@@ -25,7 +26,8 @@ export function drawNotes(ctx, notes, width, top) {
   ctx.restore();
 }
 
-function wrap(ctx, text, width) {
+/** `text` in lines that fit `width` at the context's font (paragraphs kept). */
+export function wrapLines(ctx, text, width) {
   const lines = [];
   for (const paragraph of String(text).split("\n")) {
     let line = "";

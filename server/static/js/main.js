@@ -189,8 +189,14 @@ class Editor {
   /** Pick a picture, sound or video on this computer and upload it; its artifact id, or null. */
   chooseUpload() {
     return new Promise((resolve) => {
-      const input = h("input", { type: "file", accept: "image/*,audio/*,video/*" });
+      const input = h("input", { type: "file", accept: "image/*,audio/*,video/*", hidden: true });
+      document.body.append(input);  // a chooser in the page opens more reliably than a detached one
+      input.addEventListener("cancel", () => {
+        input.remove();
+        resolve(null);
+      });
       input.addEventListener("change", async () => {
+        input.remove();
         const [file] = input.files;
         if (!file) {
           resolve(null);
