@@ -43,7 +43,9 @@ def test_quickstart_produces_every_output_offline(first_run: tuple[dict, Path]) 
     assert set(outputs) == {"speech", "transcript", "upscaled", "story", "still", "movie"}
     speech = read_wav(Path(outputs["speech"]["path"]))
     assert speech.sample_rate == 22050 and speech.seconds > 2
-    expected = words("a red fox, spoken by a voice that runs offline")
+    # Piper draws its noise inside onnxruntime (no seed), so the sentence sounds a little different each run; the
+    # article before "red fox" is the word whisper-tiny.en hears as "a" or "the".
+    expected = words("red fox, spoken by a voice that runs offline")
     assert words(outputs["transcript"])[-len(expected):] == expected
     with Image.open(outputs["upscaled"]["path"]) as upscaled, Image.open(ROOT / "graphs/assets/sample.png") as small:
         assert upscaled.size == (small.width * 4, small.height * 4)
