@@ -50,19 +50,20 @@ export class History {
     this.keepDraft();
   }
 
-  async undo() {
-    if (this.pending) this.commit();
-    if (!this.past.length) return false;
-    this.future.push(this.current);
-    await this.restore(this.past.pop());
-    return true;
+  undo() {
+    return this.step(this.past, this.future);
   }
 
-  async redo() {
+  redo() {
+    return this.step(this.future, this.past);
+  }
+
+  /** Go to the last state of `from`, keeping the current one on `to`; false when `from` is empty. */
+  async step(from, to) {
     if (this.pending) this.commit();
-    if (!this.future.length) return false;
-    this.past.push(this.current);
-    await this.restore(this.future.pop());
+    if (!from.length) return false;
+    to.push(this.current);
+    await this.restore(from.pop());
     return true;
   }
 
