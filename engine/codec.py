@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodeforge.engine.errors import CodecError
-from nodeforge.engine.values import Audio, Image, Video
+from nodeforge.engine.values import Audio, Control, Image, Mask, Video
 
 PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
@@ -16,8 +16,14 @@ def encode(value: Any, tensors: dict[str, Any]) -> Any:
         return value
     if isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, Mask):
+        return {"$media": "mask", "t": _put(value.tensor, tensors)}
     if isinstance(value, Image):
         return {"$media": "image", "t": _put(value.tensor, tensors)}
+    if isinstance(value, Control):
+        return {"$media": "control", "t": _put(value.image.tensor, tensors), "kind": value.kind, "model": value.model,
+                "weight": value.weight, "start": value.start, "end": value.end, "family": value.family,
+                "mode": value.mode}
     if isinstance(value, Audio):
         return {"$media": "audio", "t": _put(value.tensor, tensors), "sample_rate": value.sample_rate}
     if isinstance(value, Video):
@@ -48,6 +54,11 @@ def decode(data: Any, tensors: dict[str, Any]) -> Any:
         tensor = tensors[data["t"]]
         if kind == "image":
             return Image(tensor)
+        if kind == "mask":
+            return Mask(tensor)
+        if kind == "control":
+            return Control(str(data["kind"]), str(data["model"]), Image(tensor), float(data["weight"]),
+                           float(data["start"]), float(data["end"]), data.get("family"), data.get("mode"))
         if kind == "audio":
             return Audio(tensor, int(data["sample_rate"]))
         if kind == "video":

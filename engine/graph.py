@@ -29,7 +29,7 @@ from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValid
 from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.node import SEMVER, NodePorts, NodeSpec, Port, make_port
 from nodeforge.engine.registry import Registry
-from nodeforge.engine.types import MEDIA_TYPES, is_assignable, list_item
+from nodeforge.engine.types import LINK_ONLY_TYPES, MEDIA_TYPES, is_assignable, list_item
 
 RANDOM_SEEDS = ("random", -1)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -262,7 +262,7 @@ class _Compiler:
                     self._check_binding(node_id, make_port(port.name, item_type or "json"), item)
 
     def _check_literal(self, node_id: str, port: Port, value: Any) -> None:
-        if port.type in MEDIA_TYPES:
+        if port.type in LINK_ONLY_TYPES:
             self.issue(node_id, port.name, "invalid_literal",
                        f"input '{port.name}' takes a {port.type} from a link or a graph input, not a literal")
             return

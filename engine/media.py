@@ -10,7 +10,7 @@ from typing import Any
 
 from nodeforge.engine.errors import GraphInputError
 from nodeforge.engine.limits import MediaLimits, media_problem
-from nodeforge.engine.values import Audio, Image, Video
+from nodeforge.engine.values import Audio, Control, Image, Video
 
 MEDIA_TYPE = {"image": "image/png", "audio": "audio/wav", "video": "video/mp4"}
 
@@ -191,6 +191,9 @@ def write_output(value: Any, folder: Path, name: str, metadata: dict[str, Any] |
             return {"path": str(folder / f"{safe}.wav"), "media_type": MEDIA_TYPE["audio"]}
         write_mp4(value, folder / f"{safe}.mp4")
         return {"path": str(folder / f"{safe}.mp4"), "media_type": MEDIA_TYPE["video"]}
+    if isinstance(value, Control):
+        return {"kind": value.kind, "model": value.model, "weight": value.weight, "start": value.start,
+                "end": value.end, "mode": value.mode, "image": write_output(value.image, folder, name, metadata)}
     if isinstance(value, list):
         return [write_output(item, folder, f"{name}-{i + 1}", metadata) for i, item in enumerate(value)]
     return value

@@ -21,7 +21,7 @@ from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
 from nodeforge.engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
 from nodeforge.engine.keys import finish_key, input_part, key_prefix, link_material, list_material, literal_material
 from nodeforge.engine.keys import quoted as _STRING
-from nodeforge.engine.types import MEDIA_TYPES
+from nodeforge.engine.types import LINK_ONLY_TYPES
 
 
 def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv,
@@ -125,7 +125,7 @@ def _material(binding: Binding, prepared: Mapping[str, Prepared],
 def _check_bound_literal(node: CompiledNode, name: str, graph_input: str, literals: dict[str, Any]) -> list[Issue]:
     """A graph input's value checked against the node input it feeds (its range, its enum)."""
     port = node.ports.inputs[name]
-    if literals[name] is None or port.type in MEDIA_TYPES:
+    if literals[name] is None or port.type in LINK_ONLY_TYPES:
         return []
     try:
         literals[name] = port.validate_literal(literals[name])

@@ -34,7 +34,7 @@ from nodeforge.engine.models import ModelManager
 from nodeforge.engine.record import RunRecord
 from nodeforge.engine.scheduler import DeviceSlot, Estimates
 from nodeforge.engine.types import MEDIA_TYPES
-from nodeforge.engine.values import Audio, Image, Video
+from nodeforge.engine.values import Audio, Control, Image, Video
 
 
 @dataclass
@@ -128,6 +128,6 @@ def _holds_image(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Image | Audio | Video):
+    if isinstance(value, Image | Audio | Video | Control):
         return {"media_type": type(value).__name__.lower()}
     return value

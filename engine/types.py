@@ -1,7 +1,8 @@
 """Port types: the names graphs and the editor use, how Python annotations map onto them, and which links fit.
 
 A port type is a short string: ``text``, ``int``, ``float``, ``bool``, ``json``, ``image``, ``audio``, ``video``,
-or ``list[<item>]``. Strings keep validation cheap and travel unchanged into JSON Schema and the editor.
+``mask`` (a one-channel image: where to repaint), ``control`` (steering for a diffusion node), or ``list[<item>]``.
+Strings keep validation cheap and travel unchanged into JSON Schema and the editor.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel
 
-from nodeforge.engine.values import Audio, Image, Video
+from nodeforge.engine.values import Audio, Control, Image, Mask, Video
 
 SCALAR_TYPES = ("text", "int", "float", "bool", "json")
 MEDIA_TYPES = ("image", "audio", "video")
+LINK_ONLY_TYPES = (*MEDIA_TYPES, "mask", "control")  # values that come from a link or a graph input, never a literal
 GraphInputType = Literal["text", "int", "float", "bool", "json", "image", "audio", "video"]  # SCALAR_ + MEDIA_TYPES
 _JSON_COMPATIBLE = {"text", "int", "float", "bool", "json"}
 
 _BY_CLASS: dict[Any, str] = {str: "text", int: "int", float: "float", bool: "bool", Image: "image",
-                             Audio: "audio", Video: "video", dict: "json", Any: "json"}
+                             Mask: "mask", Control: "control", Audio: "audio", Video: "video", dict: "json",
+                             Any: "json"}
 
 
 def list_item(port_type: str) -> str | None:
@@ -60,10 +63,11 @@ def port_type_of(annotation: Any) -> tuple[str, bool]:
 
 
 def is_assignable(source: str, target: str) -> bool:
-    """Whether an output of type ``source`` may feed an input of type ``target`` (int widens to float)."""
+    """Whether an output of type ``source`` may feed an input of type ``target`` (int widens to float, a mask is a
+    grayscale image)."""
     if source == target:
         return True
-    if source == "int" and target == "float":
+    if (source, target) in (("int", "float"), ("mask", "image")):
         return True
     if target == "json":
         return source in _JSON_COMPATIBLE or (list_item(source) or "") in _JSON_COMPATIBLE
@@ -75,7 +79,8 @@ def is_assignable(source: str, target: str) -> bool:
 
 
 _PY_TYPES: dict[str, Any] = {"text": str, "int": int, "float": float, "bool": bool, "json": Any,
-                             "image": Image, "audio": Audio, "video": Video}
+                             "image": Image, "mask": Mask, "control": Control, "audio": Audio,
+                             "video": Video}
 
 
 def python_type(port_type: str) -> Any:

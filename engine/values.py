@@ -5,6 +5,7 @@ torch is imported only when a tensor is touched, so the engine starts without it
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,42 @@ class Image(_MediaValue):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Mask(Image):
+    """Where to repaint: float tensor ``[B, 1, H, W]`` in 0..1, 1 = repaint. A mask is also a grayscale image, so
+    it links into any image input (a preview, ``image.save``)."""
+
+    def __post_init__(self) -> None:
+        if self.tensor.ndim != 4 or self.tensor.shape[1] != 1:
+            raise ValueError(f"a Mask tensor is [B, 1, H, W]; got shape {tuple(self.tensor.shape)}")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Control(_MediaValue):
+    """Steering for a diffusion node: an adapter model (``kind`` is ``controlnet`` or ``ip_adapter``) named as a
+    model input is, its picture (a batch: several reference pictures for an IP-Adapter), its weight, and the
+    fraction of the denoising steps it acts in. ``mode`` is the control type of a ControlNet-Union model."""
+
+    kind: str
+    model: str
+    image: Image
+    weight: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+    family: str | None = None
+    mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("controlnet", "ip_adapter"):
+            raise ValueError(f"a Control is a controlnet or an ip_adapter, not {self.kind!r}")
+        if not 0.0 <= self.start < self.end <= 1.0:
+            raise ValueError(f"a Control acts from start to end, 0 <= start < end <= 1; got {self.start}..{self.end}")
+
+    @property
+    def nbytes(self) -> int:
+        return self.image.nbytes
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Audio(_MediaValue):
     """Audio samples: float tensor ``[channels, samples]`` in -1..1 at ``sample_rate`` Hz."""
 
@@ -131,7 +168,7 @@ def value_nbytes(value: Any) -> int:
         return 32
     if kind is dict:
         return 64 + sum(len(k) + 49 + value_nbytes(v) for k, v in value.items())
-    if isinstance(value, Image | Audio | Video):
+    if isinstance(value, Image | Audio | Video | Control):
         return value.nbytes
     if isinstance(value, str):
         return len(value) + 49
@@ -145,7 +182,9 @@ def value_nbytes(value: Any) -> int:
 def move_value(value: Any, device: str) -> Any:
     """The same value with every tensor moved to ``device`` (results parked off an accelerator)."""
     if isinstance(value, Image):
-        return Image(value.tensor.to(device))
+        return type(value)(value.tensor.to(device))
+    if isinstance(value, Control):
+        return dataclasses.replace(value, image=move_value(value.image, device))
     if isinstance(value, Audio):
         return Audio(value.tensor.to(device), value.sample_rate)
     if isinstance(value, Video):
@@ -159,7 +198,7 @@ def move_value(value: Any, device: str) -> Any:
 
 def tensor_nbytes(value: Any) -> int:
     """Bytes held in tensors by a value (what a result costs on the device that produced it)."""
-    if isinstance(value, Image | Audio | Video):
+    if isinstance(value, Image | Audio | Video | Control):
         return value.nbytes
     if isinstance(value, list):
         return sum(tensor_nbytes(item) for item in value)

@@ -93,6 +93,8 @@ class ArtifactStore:
                 os.replace(source, self.files / artifact.file)
                 adopted.append(artifact)
                 return describe(artifact)
+            if isinstance(value, dict):
+                return {key: convert(item) for key, item in value.items()}
             return value
 
         converted = {name: convert(value) for name, value in outputs.items()}

@@ -1,7 +1,7 @@
 // What editor control each node input gets, read from the input's JSON Schema in GET /api/nodes. Pure data: the
 // canvas adapter turns these specs into widgets, the run panel into form fields.
 
-import { listItem, MEDIA_TYPES } from "./types.js";
+import { LINK_ONLY_TYPES, listItem } from "./types.js";
 
 /** Model names that resolve without the registry listing them. */
 const EXTRA_MODELS = { "audio.speech": ["espeak"] };
@@ -31,8 +31,8 @@ export function inputSpec(nodeType, name, schema, required) {
     title: schema.title ?? name,
   };
   const item = listItem(type);
-  if (MEDIA_TYPES.includes(type)) return { ...base, kind: "slot" };
-  if (item !== null) return { ...base, kind: "list", item, literal: !MEDIA_TYPES.includes(item) };
+  if (LINK_ONLY_TYPES.includes(type)) return { ...base, kind: "slot" };
+  if (item !== null) return { ...base, kind: "list", item, literal: !LINK_ONLY_TYPES.includes(item) };
   if (name === "seed" && type === "int") return { ...base, kind: "seed" };
   const values = schema.enum ?? schema.items?.enum;
   if (Array.isArray(values) && type === "text") return { ...base, kind: "combo", values: values.map(String) };

@@ -3,6 +3,8 @@
 
 const JSON_COMPATIBLE = new Set(["text", "int", "float", "bool", "json"]);
 export const MEDIA_TYPES = ["image", "audio", "video"];
+/** Types that only come from a link: no literal widget. */
+export const LINK_ONLY_TYPES = [...MEDIA_TYPES, "mask", "control"];
 export const GRAPH_INPUT_TYPES = ["text", "int", "float", "bool", "json", "image", "audio", "video"];
 /** The type of a graph output's slot and of outputs of unknown nodes: anything may go there. */
 export const ANY = "*";
@@ -16,6 +18,8 @@ const COLOURS = {
   image: "#f6b26b",
   audio: "#ffd966",
   video: "#e69ac0",
+  mask: "#d9d9d9",
+  control: "#76d7c4",
 };
 
 /** The item type of `list[x]`, else null. */
@@ -27,6 +31,7 @@ export function listItem(type) {
 export function isAssignable(source, target) {
   if (source === target) return true;
   if (source === "int" && target === "float") return true;
+  if (source === "mask" && target === "image") return true;
   if (target === "json") return JSON_COMPATIBLE.has(source) || JSON_COMPATIBLE.has(listItem(source) ?? "");
   const item = listItem(target);
   if (item !== null) {
