@@ -27,7 +27,7 @@ from nodeforge.engine.document import (
 )
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
 from nodeforge.engine.library import GraphLibrary
-from nodeforge.engine.node import SEMVER, NodePorts, NodeSpec, Port, make_port
+from nodeforge.engine.node import SEMVER, NodePorts, NodeSpec, Port, Upstream, make_port
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.types import LINK_ONLY_TYPES, MEDIA_TYPES, is_assignable, list_item
 
@@ -140,6 +140,7 @@ class _Compiler:
             self._compile_node(node_id, node_doc.type, node_doc.version, node_doc.inputs)
         for node_id, port, link, in_list in self.links:
             self._check_link(node_id, port, link, in_list=in_list)
+        self._check_upstream()
         order = self._order()
         outputs = self._outputs()
         if self.issues or order is None:
@@ -224,6 +225,25 @@ class _Compiler:
         if len(dynamic) > 1:
             dynamic.sort(key=_first)
         self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, tuple(upstream), literals, tuple(dynamic))
+
+    def _check_upstream(self) -> None:
+        """Run the ``check_upstream`` hooks with the literals of the nodes linked into each input."""
+        wanted = {node_id for node_id, node in self.nodes.items() if node.spec.checks_upstream}
+        if not wanted:
+            return
+        upstream: dict[str, dict[str, list[Upstream]]] = {node_id: {} for node_id in wanted}
+        for node_id, port, link, _ in self.links:
+            source = self.nodes.get(link.node)
+            if node_id in wanted and source is not None:
+                given = {name: p.default for name, p in source.ports.inputs.items()
+                         if not p.required and p.default is not None and name not in source.bindings}
+                upstream[node_id].setdefault(port.name, []).append(
+                    Upstream(source.spec.type, link.output, {**given, **source.literals}))
+        for node_id in wanted:
+            node = self.nodes[node_id]
+            for input_name, message in node.spec.instance.check_upstream(node.literals, upstream[node_id],
+                                                                          self.models):
+                self.issue(node_id, input_name, "invalid_input", message)
 
     def _check_version(self, node_id: str, spec: NodeSpec, wanted: str) -> None:
         match, have = SEMVER.match(wanted), SEMVER.match(spec.version)

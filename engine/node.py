@@ -143,6 +143,16 @@ class NodePorts:
     outputs: Mapping[str, Port]
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """A node linked into an input, as validation sees it: its type, the output used, and its literal inputs with
+    the defaults of those left unset."""
+
+    type: str
+    output: str
+    literals: Mapping[str, Any]
+
+
 class Node:
     """Base class of node types. Subclasses set ``type_id``, ``version``, ``Inputs``, ``Outputs`` and ``run``."""
 
@@ -170,6 +180,13 @@ class Node:
         ``models`` is the catalogue model names resolve through (ask it what it knows without loading anything).
         Called at validation with the literals, and again just before ``run`` with every value when some input
         came from a link or a graph input, so ``run`` need not repeat these checks."""
+        return []
+
+    def check_upstream(self, literals: Mapping[str, Any], upstream: Mapping[str, list[Upstream]],
+                       models: ModelSource) -> list[tuple[str | None, str]]:
+        """Validation that needs the nodes linked into this one (a ControlNet for another model family):
+        ``upstream`` holds, per input, each linked node in order (one per item of a list input). Called at
+        validation only; what links carry at run time is checked by ``check``."""
         return []
 
     def models(self, literals: Mapping[str, Any]) -> list[str]:
@@ -280,6 +297,11 @@ class NodeSpec:
     def checks(self) -> bool:
         """Whether the node type has its own ``check``."""
         return type(self.instance).check is not Node.check
+
+    @functools.cached_property
+    def checks_upstream(self) -> bool:
+        """Whether the node type has its own ``check_upstream``."""
+        return type(self.instance).check_upstream is not Node.check_upstream
 
     @functools.cached_property
     def static_ports(self) -> NodePorts:
