@@ -23,7 +23,7 @@ def encode(value: Any, tensors: dict[str, Any]) -> Any:
     if isinstance(value, Control):
         return {"$media": "control", "t": _put(value.image.tensor, tensors), "kind": value.kind, "model": value.model,
                 "weight": value.weight, "start": value.start, "end": value.end, "family": value.family,
-                "mode": value.mode}
+                "mode": value.mode, "encoder": value.encoder}
     if isinstance(value, Audio):
         return {"$media": "audio", "t": _put(value.tensor, tensors), "sample_rate": value.sample_rate}
     if isinstance(value, Video):
@@ -58,7 +58,8 @@ def decode(data: Any, tensors: dict[str, Any]) -> Any:
             return Mask(tensor)
         if kind == "control":
             return Control(str(data["kind"]), str(data["model"]), Image(tensor), float(data["weight"]),
-                           float(data["start"]), float(data["end"]), data.get("family"), data.get("mode"))
+                           float(data["start"]), float(data["end"]), data.get("family"), data.get("mode"),
+                           data.get("encoder"))
         if kind == "audio":
             return Audio(tensor, int(data["sample_rate"]))
         if kind == "video":

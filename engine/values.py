@@ -92,7 +92,8 @@ class Mask(Image):
 class Control(_MediaValue):
     """Steering for a diffusion node: an adapter model (``kind`` is ``controlnet`` or ``ip_adapter``) named as a
     model input is, its picture (a batch: several reference pictures for an IP-Adapter), its weight, and the
-    fraction of the denoising steps it acts in. ``mode`` is the control type of a ControlNet-Union model."""
+    fraction of the denoising steps it acts in. ``mode`` is the control type of a ControlNet-Union model;
+    ``encoder`` the image encoder (a model name or path) an IP-Adapter reads its pictures with."""
 
     kind: str
     model: str
@@ -102,6 +103,7 @@ class Control(_MediaValue):
     end: float = 1.0
     family: str | None = None
     mode: str | None = None
+    encoder: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("controlnet", "ip_adapter"):

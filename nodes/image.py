@@ -1,8 +1,10 @@
-"""Text-to-image and image-to-image with diffusers pipelines (SD 1.x/2.x, SDXL, SD3, Flux), LoRAs and schedulers.
+"""Text-to-image and image-to-image with diffusers pipelines (SD 1.x/2.x, SDXL, SD3, Flux), LoRAs, schedulers and
+controls (ControlNets, IP-Adapters).
 
-The model is loaded once per device through ``ctx.models`` as a ``diffusion`` model; ``image.transform``
-asks for the same one and builds its image-to-image pipeline from the loaded components (``from_pipe``), so a graph
-that generates and then refines an image loads the weights once.
+The model is loaded once per device through ``ctx.models`` as a ``diffusion`` model; ``image.transform`` and
+``image.inpaint`` ask for the same one and build their pipelines from the loaded components (``from_pipe``), so a
+graph that generates, refines and repaints an image loads the weights once. ``sample`` is the one way every
+diffusion node calls a pipeline: the lock, LoRAs, ControlNets and IP-Adapters for the run, and the scheduler.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ from pydantic import Field
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
-from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
-from nodeforge.engine.values import Image
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, Upstream
+from nodeforge.engine.values import Control, Image
+from nodeforge.nodes.models.controls import (
+    CONTROL_FAMILIES,
+    control_problems,
+    linked_control_problems,
+    load_controlnets,
+)
 from nodeforge.nodes.models.diffusion import (
     FAMILIES,
     FLOW_FAMILIES,
@@ -30,6 +38,7 @@ from nodeforge.nodes.models.diffusion import (
     scheduler_problem,
     size_problem,
 )
+from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
 from nodeforge.nodes.runtime import torch_device
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
@@ -51,6 +60,9 @@ class DiffusionInputs(NodeInputs):
     loras: list[dict[str, Any]] = Field(default_factory=list,
                                         description='LoRAs for this run: [{"model": file, folder or Hub id, '
                                                     '"weight": 1.0}], diffusers or kohya format')
+    controls: list[Control] = Field(default_factory=list,
+                                    description="ControlNets and IP-Adapters (image.controlnet, image.ip_adapter), "
+                                                "several at once, each with its own weight and step range")
 
 
 class ImageOutput(NodeOutputs):
@@ -74,14 +86,35 @@ def check_diffusion(literals: Mapping[str, Any], models: ModelSource) -> list[tu
             issues.append(("scheduler", problem))
     if "loras" in literals and literals["loras"] is not None:
         issues.extend(("loras", problem) for problem in lora_problems(literals["loras"]))
+    if isinstance(model, str):
+        issues.extend(("controls", problem) for problem in control_problems(literals.get("controls"), family, model))
     return issues
 
 
-def _model(ctx: NodeContext, name: str) -> DiffusionModel:
+def diffusion_model(ctx: NodeContext, name: str) -> DiffusionModel:
     def build(resolved: ResolvedModel, device: str) -> DiffusionModel:
         return load_pipeline(resolved, pipeline_family(name, resolved), device)
 
     return ctx.models.load(name, build, kind="diffusion")
+
+
+def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, task: str,
+           size: tuple[int, int], **call: Any) -> Image:
+    """Run the model's pipeline for ``task`` (text, image, inpaint) at ``size`` (height, width) with the node's
+    LoRAs and controls applied for this run only; ``call`` holds the task's own arguments (prompt, image, mask)."""
+    problems = control_problems(inputs.controls, model.family, inputs.model)
+    if problems:
+        raise NodeError(problems[0], input="controls")
+    controlnets = load_controlnets(ctx, inputs.controls, model.family, model.dtype, size)
+    adapters = [control for control in inputs.controls if control.kind == "ip_adapter"]
+    with model.lock, applied_loras(model, inputs.loras, ctx), \
+            pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets) as pipe, \
+            applied_ip_adapters(model, pipe, adapters, ctx) as adapter_kwargs:
+        kwargs = _common_kwargs(model, inputs, ctx)
+        if controlnets is not None:
+            kwargs.update(controlnets.call_kwargs(pipe))
+        result = pipe(**call, **kwargs, **adapter_kwargs)
+    return _images(result)
 
 
 def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext) -> dict[str, Any]:
@@ -110,7 +143,7 @@ def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeCont
     return kwargs
 
 
-def _size_multiple(model: DiffusionModel) -> int:
+def size_multiple(model: DiffusionModel) -> int:
     """Pixel sizes the model's latents need: the VAE's factor, times the transformer's patch for SD3 and the 2x2
     packing of Flux."""
     factor = int(getattr(model.pipe, "vae_scale_factor", 8))
@@ -125,14 +158,23 @@ def _images(result: Any) -> Image:
     return Image(result.images.float().clamp(0, 1))
 
 
-class Generate(Node):
+class DiffusionNode(Node):
+    """What every diffusion node validates the same way: the controls linked into it fit its model's family."""
+
+    def check_upstream(self, literals: Mapping[str, Any], upstream: Mapping[str, list[Upstream]],
+                       models: ModelSource) -> list[tuple[str | None, str]]:
+        linked = [(node.type, node.literals.get("model")) for node in upstream.get("controls", [])]
+        return [("controls", problem) for problem in linked_control_problems(literals.get("model"), linked, models)]
+
+
+class Generate(DiffusionNode):
     """Text to image with a diffusion model (SD 1.x/2.x, SDXL, SD3, Flux): prompt, size, steps, guidance, seed,
     scheduler, a batch of ``count`` images and optional LoRAs. Reports progress per denoising step."""
 
     type_id = "image.generate"
-    version = "1.0.0"
-    files = {"model": "model", "loras": "model"}
-    model_families = {"model": FAMILIES}
+    version = "1.1.0"
+    files = {"model": "model", "loras": "model", "controls": "model"}
+    model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
     accelerator = True
 
     class Inputs(DiffusionInputs):
@@ -152,27 +194,25 @@ class Generate(Node):
         return issues
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
-        model = _model(ctx, inputs.model)
-        multiple = _size_multiple(model)
+        model = diffusion_model(ctx, inputs.model)
+        multiple = size_multiple(model)
         for name in ("width", "height"):
             if getattr(inputs, name) % multiple:
                 raise NodeError(f"{name} {getattr(inputs, name)} is not a multiple of {multiple}, which "
                                 f"{model.family} models need", input=name)
-        with model.lock, applied_loras(model, inputs.loras, ctx), pipeline_for_run(model, inputs.scheduler) as pipe:
-            kwargs = _common_kwargs(model, inputs, ctx)
-            result = pipe(prompt=inputs.prompt, width=inputs.width, height=inputs.height,
-                          num_images_per_prompt=inputs.count, **kwargs)
-        return ImageOutput(image=_images(result))
+        return ImageOutput(image=sample(model, inputs, ctx, task="text", size=(inputs.height, inputs.width),
+                                        prompt=inputs.prompt, width=inputs.width, height=inputs.height,
+                                        num_images_per_prompt=inputs.count))
 
 
-class Transform(Node):
+class Transform(DiffusionNode):
     """Image to image: re-draw an image guided by a prompt; ``strength`` 0..1 is how far it may move from the
     input (steps x strength denoising steps run). Uses the same loaded model as ``image.generate``."""
 
     type_id = "image.transform"
-    version = "1.0.0"
-    files = {"model": "model", "loras": "model"}
-    model_families = {"model": FAMILIES}
+    version = "1.1.0"
+    files = {"model": "model", "loras": "model", "controls": "model"}
+    model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
     accelerator = True
 
     class Inputs(DiffusionInputs):
@@ -192,32 +232,28 @@ class Transform(Node):
         return issues
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
-        model = _model(ctx, inputs.model)
-        pixels = self._fit(inputs.image, _size_multiple(model), model, ctx)
-        batch = int(pixels.shape[0])
-        with model.lock, applied_loras(model, inputs.loras, ctx), \
-                pipeline_for_run(model, inputs.scheduler, image_to_image=True) as pipe:
-            kwargs = _common_kwargs(model, inputs, ctx)
-            if model.family == "flux":
-                kwargs.update(height=int(pixels.shape[2]), width=int(pixels.shape[3]))
-            result = pipe(prompt=[inputs.prompt] * batch, image=pixels, strength=inputs.strength,
-                          num_images_per_prompt=inputs.count, **kwargs)
-        return ImageOutput(image=_images(result))
+        model = diffusion_model(ctx, inputs.model)
+        pixels = fit_pixels(inputs.image, size_multiple(model), model, ctx)
+        height, width = int(pixels.shape[2]), int(pixels.shape[3])
+        sizes = {"height": height, "width": width} if model.family == "flux" or inputs.controls else {}
+        return ImageOutput(image=sample(model, inputs, ctx, task="image", size=(height, width),
+                                        prompt=[inputs.prompt] * int(pixels.shape[0]), image=pixels,
+                                        strength=inputs.strength, num_images_per_prompt=inputs.count, **sizes))
 
-    @staticmethod
-    def _fit(image: Image, multiple: int, model: DiffusionModel, ctx: NodeContext) -> Any:
-        """RGB pixels on the model's device, resized down to the nearest size the model accepts (with a warning)."""
-        from torch.nn import functional as F  # noqa: N812
 
-        pixels = image.tensor.float()
-        if pixels.shape[1] == 4:
-            pixels = pixels[:, :3]
-        elif pixels.shape[1] == 1:
-            pixels = pixels.repeat(1, 3, 1, 1)
-        height, width = image.height, image.width
-        fit_h, fit_w = max(multiple, height // multiple * multiple), max(multiple, width // multiple * multiple)
-        if (fit_h, fit_w) != (height, width):
-            ctx.warn(f"image resized from {width}x{height} to {fit_w}x{fit_h}: {model.family} models need "
-                     f"multiples of {multiple}")
-            pixels = F.interpolate(pixels, size=(fit_h, fit_w), mode="bicubic", antialias=True).clamp(0, 1)
-        return pixels.to(torch_device(ctx.device))
+def fit_pixels(image: Image, multiple: int, model: DiffusionModel, ctx: NodeContext) -> Any:
+    """RGB pixels on the model's device, resized down to the nearest size the model accepts (with a warning)."""
+    from torch.nn import functional as F  # noqa: N812
+
+    pixels = image.tensor.float()
+    if pixels.shape[1] == 4:
+        pixels = pixels[:, :3]
+    elif pixels.shape[1] == 1:
+        pixels = pixels.repeat(1, 3, 1, 1)
+    height, width = image.height, image.width
+    fit_h, fit_w = max(multiple, height // multiple * multiple), max(multiple, width // multiple * multiple)
+    if (fit_h, fit_w) != (height, width):
+        ctx.warn(f"image resized from {width}x{height} to {fit_w}x{fit_h}: {model.family} models need "
+                 f"multiples of {multiple}")
+        pixels = F.interpolate(pixels, size=(fit_h, fit_w), mode="bicubic", antialias=True).clamp(0, 1)
+    return pixels.to(torch_device(ctx.device))

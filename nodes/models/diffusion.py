@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError, first_line
-from nodeforge.engine.model_source import ResolvedModel
+from nodeforge.engine.model_source import ResolvedModel, model_key
+from nodeforge.nodes.models.controls import CONTROLNET_PIPELINES, ControlNets
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
@@ -29,6 +30,9 @@ TEXT_TO_IMAGE = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipe
                  "sd3": "StableDiffusion3Pipeline"}
 IMAGE_TO_IMAGE = {"sd": "StableDiffusionImg2ImgPipeline", "sdxl": "StableDiffusionXLImg2ImgPipeline",
                   "flux": "FluxImg2ImgPipeline", "sd3": "StableDiffusion3Img2ImgPipeline"}
+INPAINT = {"sd": "StableDiffusionInpaintPipeline", "sdxl": "StableDiffusionXLInpaintPipeline",
+           "flux": "FluxInpaintPipeline", "sd3": "StableDiffusion3InpaintPipeline"}
+PLAIN_PIPELINES = {"text": TEXT_TO_IMAGE, "image": IMAGE_TO_IMAGE, "inpaint": INPAINT}
 
 # Scheduler names -> (diffusers class, config overrides). Noise-prediction models (SD 1.x/2.x, SDXL) take the
 # first table; flow-matching models (Flux, SD3) the second. "default" keeps the model's own scheduler.
@@ -100,26 +104,38 @@ def lora_problems(loras: Any) -> list[str]:
 
 @dataclass
 class DiffusionModel:
-    """A loaded text-to-image pipeline as the model manager holds it. ``lock`` serialises runs on it: LoRAs and
-    scheduler swaps change shared modules for the length of one run."""
+    """A loaded text-to-image pipeline as the model manager holds it. ``lock`` serialises runs on it: LoRAs,
+    IP-Adapters, ControlNets and scheduler swaps change shared modules for the length of one run."""
 
     pipe: Any
     family: str
     name: str
+    key: str = ""  # the model manager's identity, to drop a pipeline that cannot be put back
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        self._image_to_image: Any = None
+        self._variants: dict[str, Any] = {}
 
-    def image_to_image(self) -> Any:
-        """The image-to-image pipeline over the same modules (``from_pipe``: nothing is loaded twice); made once."""
-        if self._image_to_image is None:
+    def variant(self, cls_name: str, **components: Any) -> Any:
+        """The pipeline ``cls_name`` over the same modules (``from_pipe``: nothing is loaded twice), made once;
+        ``components`` are the modules it adds (a ControlNet), set again on every call."""
+        if cls_name == type(self.pipe).__name__:
+            return self.pipe
+        pipe = self._variants.get(cls_name)
+        if pipe is None:
             import diffusers
 
-            cls = getattr(diffusers, IMAGE_TO_IMAGE[self.family])
-            self._image_to_image = cls.from_pipe(self.pipe)
-            self._image_to_image.set_progress_bar_config(disable=True)
-        return self._image_to_image
+            pipe = getattr(diffusers, cls_name).from_pipe(self.pipe, **components)
+            pipe.set_progress_bar_config(disable=True)
+            self._variants[cls_name] = pipe
+        for name, module in components.items():
+            setattr(pipe, name, module)
+        return pipe
+
+    @property
+    def fills(self) -> bool:
+        """Whether this is a Flux Fill model (its transformer takes the masked image and mask as extra channels)."""
+        return self.family == "flux" and int(self.pipe.transformer.config.in_channels) > 64
 
     @property
     def components(self) -> dict[str, Any]:
@@ -183,16 +199,21 @@ def pipeline_family(name: str, resolved: ResolvedModel) -> str:
     return family
 
 
+def pipeline_dtype(family: str, device: str) -> Any:
+    """fp16 on GPUs (bf16 for Flux, which overflows in fp16), fp32 on the CPU."""
+    import torch
+
+    if device.startswith(("cuda", "mps")):
+        return torch.bfloat16 if family == "flux" else torch.float16
+    return torch.float32
+
+
 def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> DiffusionModel:
     """Load the text-to-image pipeline of a model onto ``device`` (fp16/bf16 on GPUs, fp32 on the CPU)."""
     import diffusers
-    import torch
 
     cls = getattr(diffusers, TEXT_TO_IMAGE[family])
-    dtype = torch.float32
-    if device.startswith(("cuda", "mps")):
-        dtype = torch.bfloat16 if family == "flux" else torch.float16
-    extra: dict[str, Any] = {"dtype": dtype}
+    extra: dict[str, Any] = {"dtype": pipeline_dtype(family, device)}
     if family == "sd":
         extra.update(safety_checker=None, requires_safety_checker=False)
     _quiet()
@@ -211,7 +232,7 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> Diffusio
     pipe.set_progress_bar_config(disable=True)
     if device != "cpu":
         pipe.to(device)
-    return DiffusionModel(pipe, family, resolved.name)
+    return DiffusionModel(pipe, family, resolved.name, model_key("diffusion", resolved))
 
 
 def make_scheduler(model: DiffusionModel, name: str) -> Any:
@@ -227,11 +248,30 @@ def make_scheduler(model: DiffusionModel, name: str) -> Any:
     return getattr(diffusers, cls_name).from_config(model.pipe.scheduler.config, **overrides)
 
 
+def pipeline_class(model: DiffusionModel, task: str, controlnets: ControlNets | None) -> str:
+    """The diffusers pipeline for a task (``text``, ``image`` or ``inpaint``) on this model, with ControlNets or
+    without; NodeError on ``controls`` when diffusers has no such pipeline for the family."""
+    if controlnets is None:
+        if task == "inpaint" and model.fills:
+            return "FluxFillPipeline"
+        return PLAIN_PIPELINES[task][model.family]
+    if task == "inpaint" and model.fills:
+        raise NodeError("Flux Fill models take no ControlNets in diffusers; use an ordinary Flux model with a "
+                        "ControlNet, or Flux Fill without one", input="controls")
+    name = CONTROLNET_PIPELINES.get((controlnets.pipeline_key(model.family), task))
+    if name is None:
+        raise NodeError(f"diffusers has no {model.family} ControlNet pipeline for {task} to image; use "
+                        "image.generate or image.inpaint with this model", input="controls")
+    return name
+
+
 @contextmanager
-def pipeline_for_run(model: DiffusionModel, scheduler: str, *, image_to_image: bool = False) -> Iterator[Any]:
+def pipeline_for_run(model: DiffusionModel, scheduler: str, *, task: str = "text",
+                     controlnets: ControlNets | None = None) -> Iterator[Any]:
     """The pipeline to call for one run, with the requested scheduler swapped in and put back afterwards.
     Hold ``model.lock`` around it: schedulers keep per-run state, so runs on one model take turns."""
-    pipe = model.image_to_image() if image_to_image else model.pipe
+    extra = {} if controlnets is None else {"controlnet": controlnets.module}
+    pipe = model.variant(pipeline_class(model, task, controlnets), **extra)
     replacement = make_scheduler(model, scheduler)
     if replacement is None:
         yield pipe

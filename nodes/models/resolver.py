@@ -63,13 +63,17 @@ class ShippedModel:
 
 @dataclass(frozen=True)
 class Alias:
-    """A short name for another model name (usually a Hub id), from a shipped or the user's models TOML."""
+    """A short name for another model name (usually a Hub id), from a shipped or the user's models TOML. ``file``
+    is a path inside the target (one adapter file of a repository holding many); ``allow`` the file patterns a Hub
+    download takes (default: everything but the formats nodeforge never loads)."""
 
     name: str
     target: str
     family: str | None
     description: str
     origin: str
+    file: str | None = None
+    allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,13 +204,23 @@ class Resolver:
             return None
         alias = self.aliases(data_dir).get(name) if aliases else None
         if alias is not None:
-            problem = self.local_problem(alias.target, data_dir, aliases=False)
+            problem = self._target_problem(alias, data_dir)
             return problem and f"it is an alias of '{alias.target}': {problem}"
         match = HUB_ID.match(name)
         if match is None:
             return "it is not a model on this machine"
-        return None if hub_cached(match["repo"], match["revision"]) else \
+        return None if hub_cached(match["repo"], match["revision"], alias.file if alias else None) else \
             "its weights are not in the local Hugging Face cache"
+
+    def _target_problem(self, alias: Alias, data_dir: Path | None) -> str | None:
+        if alias.file is None:
+            return self.local_problem(alias.target, data_dir, aliases=False)
+        match = HUB_ID.match(alias.target)
+        if match is not None:
+            cached = hub_cached(match["repo"], match["revision"], alias.file)
+            return None if cached else f"its file {alias.file} is not in the local Hugging Face cache"
+        return None if (Path(alias.target).expanduser() / alias.file).exists() else \
+            f"{alias.file} is not in {alias.target}"
 
     def offline_problem(self, name: str, data_dir: Path | None) -> str | None:
         """``local_problem`` while the Hub is offline (HF_HUB_OFFLINE); None online, where a Hub id may download."""
@@ -222,7 +236,8 @@ class Resolver:
             return self._shipped(name, data_dir, alias)
         path = Path(name).expanduser()
         if (relative_paths or path.is_absolute()) and path.exists():
-            return ResolvedModel(shown, "path", path.resolve(), family=family, alias=alias.name if alias else None)
+            return ResolvedModel(shown, "path", _inside(path.resolve(), alias), family=family,
+                                 alias=alias.name if alias else None)
         if alias is None and depth == 0:
             found = self.aliases(data_dir).get(name)
             if found is not None:
@@ -231,8 +246,8 @@ class Resolver:
             raise ModelResolveError(f"model file or folder '{name}' does not exist")
         match = HUB_ID.match(name)
         if match:
-            folder = hub_snapshot(match["repo"], match["revision"])
-            return ResolvedModel(shown, "hub", folder, family=family, repo=match["repo"],
+            folder = hub_snapshot(match["repo"], match["revision"], alias.allow if alias else ())
+            return ResolvedModel(shown, "hub", _inside(folder, alias), family=family, repo=match["repo"],
                                  alias=alias.name if alias else None)
         if alias is not None:
             raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) points to '{name}', which is not a "
@@ -308,8 +323,13 @@ def read_aliases(path: Path, origin: str) -> dict[str, Alias]:
         if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
             raise ModelResolveError(f"models config {path}: alias '{name}' needs a model (a string or "
                                     '{model = "org/name"})')
+        allow = entry.get("allow", [])
+        if not isinstance(allow, list) or not all(isinstance(p, str) for p in allow) or \
+                not isinstance(entry.get("file", ""), str):
+            raise ModelResolveError(f"models config {path}: alias '{name}': file is a path inside the model and "
+                                    "allow a list of file patterns")
         found[name] = Alias(name, entry["model"], entry.get("family"), entry.get("description", ""),
-                            f"{origin} {path.name}")
+                            f"{origin} {path.name}", entry.get("file"), tuple(allow))
     return found
 
 
@@ -322,23 +342,38 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def hub_cached(repo: str, revision: str | None) -> bool:
-    """Whether the Hub snapshot is in the local Hugging Face cache (nothing is downloaded)."""
+def _inside(folder: Path, alias: Alias | None) -> Path:
+    """The file an alias names inside its target folder (the folder itself when it names none)."""
+    if alias is None or alias.file is None:
+        return folder
+    path = folder / alias.file
+    if not path.exists():
+        raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) names {alias.file}, which is not in "
+                                f"{alias.target}")
+    return path
+
+
+def hub_cached(repo: str, revision: str | None, file: str | None = None) -> bool:
+    """Whether the Hub snapshot (and ``file`` in it, when given) is in the local Hugging Face cache (nothing is
+    downloaded)."""
     from huggingface_hub import snapshot_download
 
     try:
-        snapshot_download(repo, revision=revision, local_files_only=True)
+        folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
     except Exception:  # noqa: BLE001 - any miss (not cached, no such revision, unreadable cache) means: not here
         return False
-    return True
+    return file is None or (folder / file).exists()
 
 
-def hub_snapshot(repo: str, revision: str | None) -> Path:
-    """A local snapshot of a Hub repository: from the Hugging Face cache, else downloaded when online."""
+def hub_snapshot(repo: str, revision: str | None, allow: Sequence[str] = ()) -> Path:
+    """A local snapshot of a Hub repository: from the Hugging Face cache, else downloaded when online (only the
+    files matching ``allow`` when given)."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo, revision=revision, local_files_only=True))
+        folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
+        if not allow or all(any(folder.glob(pattern)) for pattern in allow):
+            return folder
     except Exception:  # noqa: BLE001 - any miss in the local cache means: download, or explain
         pass
     shown = repo + (f"@{revision}" if revision else "")
@@ -348,6 +383,8 @@ def hub_snapshot(repo: str, revision: str | None) -> Path:
             f"Get the weights while online with `nodeforge models get {shown}` (or `hf download {repo}`), "
             "or give a local folder or file path instead")
     try:
+        if allow:
+            return Path(snapshot_download(repo, revision=revision, allow_patterns=list(allow)))
         return Path(snapshot_download(repo, revision=revision, ignore_patterns=HUB_IGNORE))
     except Exception as exc:  # noqa: BLE001 - network, auth and not-found errors all become one clear message
         raise ModelResolveError(f"model '{shown}' could not be downloaded from the Hugging Face Hub: "

@@ -78,17 +78,37 @@ def _euler() -> Any:
                                   steps_offset=1, timestep_spacing="trailing")
 
 
+def sd_unet(in_channels: int = 4) -> Any:
+    """The tiny SD 1.x UNet (32, 64), cross-attention only at the low resolution; 9 input channels make the
+    inpainting variant (latents, mask, masked-image latents)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=32, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8)
+
+
+def sdxl_unet() -> Any:
+    """The tiny SDXL UNet: linear projections, ``text_time`` added conditioning over two text encoders."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64)
+
+
 def build_sd(folder: Path) -> None:
     """SD 1.x layout: UNet (32, 64) with cross-attention only at the low resolution, 2-level VAE, 2-layer CLIP."""
-    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import StableDiffusionPipeline
     from transformers import CLIPTextModel
 
     tokenizer = _clip_tokenizer(folder / "_tokenizer")
     text_encoder = CLIPTextModel(_clip_config(tokenizer))
-    unet = UNet2DConditionModel(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8)
+    unet = sd_unet()
     pipe = StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=_euler(), safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
@@ -98,16 +118,11 @@ def build_sd(folder: Path) -> None:
 
 def build_sdxl(folder: Path) -> None:
     """SDXL layout: two CLIP text encoders (the second with projection), ``text_time`` added conditioning."""
-    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = _clip_tokenizer(folder / "_tokenizer")
-    unet = UNet2DConditionModel(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
-        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64)
+    unet = sdxl_unet()
     pipe = StableDiffusionXLPipeline(
         vae=_vae(), text_encoder=CLIPTextModel(_clip_config(tokenizer)),
         text_encoder_2=CLIPTextModelWithProjection(_clip_config(tokenizer)), tokenizer=tokenizer,
