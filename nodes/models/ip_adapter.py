@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.values import Control
+from nodeforge.nodes.runtime import torch_device
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
@@ -112,7 +113,7 @@ def _encoder(ctx: NodeContext, control: Control, model: DiffusionModel) -> Any:
         except Exception as exc:  # noqa: BLE001 - any load failure becomes one message naming the encoder
             raise NodeError(f"the image encoder of IP-Adapter '{control.model}' could not be loaded from "
                             f"{resolved.path}: {type(exc).__name__}: {first_line(exc)}", input="controls") from None
-        return encoder.to(device)
+        return encoder.eval().to(torch_device(device))
 
     if not control.encoder:
         raise NodeError(f"IP-Adapter '{control.model}' has no image encoder", input="controls")
