@@ -61,6 +61,22 @@ def build_controlnet_union(folder: Path) -> None:
     controlnet.save_pretrained(str(folder))
 
 
+def build_controlnet_flux(folder: Path) -> None:
+    """A Flux ControlNet for tiny/flux (one double and one single block, as the tiny transformer): it reads the
+    control picture through the pipeline's VAE, as the InstantX and Shakker-Labs ones do."""
+    import torch
+    from diffusers import FluxControlNetModel
+
+    controlnet = FluxControlNetModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
+                                     attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                     pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
+    with torch.no_grad():
+        for module in [*controlnet.controlnet_blocks, *controlnet.controlnet_single_blocks,
+                       controlnet.controlnet_x_embedder]:
+            module.weight.normal_(0.0, 0.5)
+    controlnet.save_pretrained(str(folder))
+
+
 def build_sd_inpainting(folder: Path) -> None:
     """tiny/sd with a 9-channel UNet (latents, mask, masked-image latents): the layout of SD inpainting
     checkpoints such as sd15-inpainting."""
@@ -118,6 +134,7 @@ def _hidden_size(processor: str, blocks: list[int]) -> int:
 TINY = {
     "controlnet": TinyModel("controlnet-sd", build_controlnet, "ControlNet for tiny/sd, random weights"),
     "controlnet-sdxl": TinyModel("controlnet-sdxl", build_controlnet_sdxl, "ControlNet for tiny/sdxl, random weights"),
+    "controlnet-flux": TinyModel("controlnet-flux", build_controlnet_flux, "ControlNet for tiny/flux, random weights"),
     "controlnet-union": TinyModel("controlnet-union-sdxl", build_controlnet_union,
                                   "ControlNet-Union (ProMax layout) for tiny/sdxl, random weights"),
     "ip_adapter": TinyModel("ip-adapter-sd", build_ip_adapter,

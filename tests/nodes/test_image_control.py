@@ -101,6 +101,20 @@ def test_several_controlnets_at_once_each_with_its_weight(image_executor: Sessio
     assert bool((second_off == one).all())
 
 
+@pytest.mark.parametrize(("model", "net"), [("tiny/sdxl", "tiny/controlnet-sdxl"),
+                                            ("tiny/flux", "tiny/controlnet-flux")])
+def test_controlnets_of_other_families(image_executor: Session, picture: Image, model: str, net: str) -> None:
+    without = pixels(values(run(image_executor, {"g": generate(model)}, picture))["image"])
+    for task in ("image.generate", "image.transform"):
+        node = generate(model, controls=1)
+        if task == "image.transform":
+            node = {"type": task, "inputs": {**node["inputs"], "image": {"input": "picture"}}}
+            del node["inputs"]["width"], node["inputs"]["height"]
+        steered = pixels(values(run(image_executor, {"c0": controlnet(net), "g": node}, picture))["image"])
+        assert steered.shape == without.shape
+        assert not bool((steered == without).all())
+
+
 def test_controlnet_union_takes_a_mode_per_picture(image_executor: Session, picture: Image) -> None:
     nodes = {"c0": controlnet("tiny/controlnet-union", mode="canny"), "g": generate("tiny/sdxl", controls=1)}
     image = values(run(image_executor, nodes, picture))["image"]
@@ -214,3 +228,28 @@ def test_a_mask_of_another_size_is_an_error_naming_the_input(image_executor: Ses
     assert failure.status == "failed"
     assert "input 'mask'" in (failure.error or "") and "72x64" in (failure.error or "") and "64x64" in (
         failure.error or "")
+
+
+def test_controlnet_and_ip_adapter_files_in_the_layouts_users_download(image_executor: Session, picture: Image,
+                                                                      tmp_path: Path,
+                                                                      shared_models_dir: Path) -> None:
+    """A ControlNet weights file beside its config.json; an IP-Adapter .bin (torch state dict of image_proj and
+    ip_adapter, as h94 ships them) with its image_encoder folder beside it."""
+    import torch
+    from safetensors.torch import load_file
+
+    tiny = shared_models_dir / "tiny"
+    by_alias = pixels(values(run(image_executor, {"c0": controlnet(), "c1": ip_adapter(weight=1.0),
+                                                  "g": generate(controls=2)}, picture))["image"])
+    net = tmp_path / "control_tiny_canny"
+    shutil.copytree(tiny / "controlnet", net)
+    adapters = tmp_path / "ip"
+    shutil.copytree(tiny / "ip_adapter" / "models" / "image_encoder", adapters / "image_encoder")
+    flat = load_file(tiny / "ip_adapter" / "models" / "ip-adapter_sd15.safetensors")
+    nested = {part: {key.removeprefix(f"{part}."): value for key, value in flat.items() if key.startswith(part)}
+              for part in ("image_proj", "ip_adapter")}
+    torch.save(nested, adapters / "ip-adapter_sd15.bin")
+    nodes = {"c0": controlnet(str(net / "diffusion_pytorch_model.safetensors")),
+             "c1": ip_adapter(str(adapters / "ip-adapter_sd15.bin"), weight=1.0), "g": generate(controls=2)}
+    from_files = pixels(values(run(image_executor, nodes, picture))["image"])
+    assert bool((from_files == by_alias).all())
