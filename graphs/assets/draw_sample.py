@@ -1,6 +1,7 @@
 """Draw graphs/assets/sample.png, the small picture the quickstart upscales: a fox under a low sun over hills, with
-hard edges and a word of text, so a 4x upscaler has something to sharpen. Made by the project (no third-party
-image); run ``python graphs/assets/draw_sample.py`` to redraw it (the output is byte-for-byte the same).
+hard edges and a word of text, so a 4x upscaler has something to sharpen; and sample-sun-mask.png, white over the
+sun, the area the inpainting example repaints. Made by the project (no third-party image); run
+``python graphs/assets/draw_sample.py`` to redraw them (the output is byte-for-byte the same).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 WIDTH, HEIGHT = 96, 64
 OUT = Path(__file__).resolve().with_name("sample.png")
+MASK = OUT.with_name("sample-sun-mask.png")
+SUN = (58, 14, 78, 34)
 
 
 def draw() -> Image.Image:
@@ -19,7 +22,7 @@ def draw() -> Image.Image:
     for y in range(HEIGHT):  # evening sky: deep blue to orange
         t = y / (HEIGHT - 1)
         pen.line([(0, y), (WIDTH, y)], fill=(int(40 + 215 * t), int(50 + 110 * t), int(120 - 70 * t)))
-    pen.ellipse([58, 14, 78, 34], fill=(255, 214, 90), outline=(255, 240, 170))
+    pen.ellipse(list(SUN), fill=(255, 214, 90), outline=(255, 240, 170))
     pen.polygon([(0, 46), (22, 30), (44, 44), (66, 28), (96, 42), (96, 64), (0, 64)], fill=(46, 92, 52))
     pen.polygon([(0, 54), (30, 44), (60, 52), (96, 46), (96, 64), (0, 64)], fill=(30, 66, 38))
     fox = (214, 96, 30)
@@ -33,6 +36,15 @@ def draw() -> Image.Image:
     return picture
 
 
+def draw_mask() -> Image.Image:
+    """White (repaint) over the sun and a 4-pixel margin, black elsewhere: a luminance mask."""
+    mask = Image.new("L", (WIDTH, HEIGHT))
+    left, top, right, bottom = SUN
+    ImageDraw.Draw(mask).ellipse([left - 4, top - 4, right + 4, bottom + 4], fill=255)
+    return mask
+
+
 if __name__ == "__main__":
     draw().save(OUT, optimize=True)
-    print(f"wrote {OUT}")
+    draw_mask().save(MASK, optimize=True)
+    print(f"wrote {OUT} and {MASK}")

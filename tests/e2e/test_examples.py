@@ -27,6 +27,18 @@ TINY = {
     "showcase-prompt-to-picture": {
         "expand": {"model": "tiny/llm", "max_new_tokens": 16},
         "picture": {"model": "tiny/sdxl", "width": 64, "height": 64, "steps": 2}},
+    "showcase-sdxl-controlnet-union": {
+        "big": {"width": 64, "height": 64},
+        "depth": {"model": "tiny/depth"},
+        "edge_control": {"model": "tiny/controlnet-union"},
+        "depth_control": {"model": "tiny/controlnet-union"},
+        "generate": {"model": "tiny/sdxl", "width": 64, "height": 64, "steps": 2}},
+    "showcase-flux-fill": {
+        "big": {"width": 64, "height": 64},
+        "big_mask": {"width": 64, "height": 64},
+        "moon": {"model": "tiny/flux", "steps": 2},
+        "pad": {"left": 16, "right": 16, "feather": 4},
+        "wide": {"model": "tiny/flux", "steps": 2}},
 }
 
 OVERLAPS = """() => {
