@@ -23,6 +23,7 @@ _PUBLIC = {
     **dict.fromkeys(("load_graph", "validate", "run", "open_session", "environment"), "api"),
     **dict.fromkeys(("Session", "RunResult"), "session"),
     "FilePolicy": "files", "MediaLimits": "limits",
+    **dict.fromkeys(("Previews", "PreviewSink", "PreviewPicture", "FolderSink"), "previews"),
     **dict.fromkeys(("EngineError", "GraphValidationError", "GraphInputError", "NodeError", "Issue"), "errors"),
 }
 __all__ = [*_PUBLIC, "__version__"]

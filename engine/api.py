@@ -24,6 +24,7 @@ from nodeforge.engine.errors import Issue
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.graph import validate as validate_document
 from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.previews import Previews
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import RunResult, Session
 
@@ -54,11 +55,12 @@ def open_session(data_dir: str | Path | None = None, *, env: GraphEnv | None = N
 
 
 def run(document: GraphDocument, inputs: Mapping[str, Any] | None = None, *, data_dir: str | Path | None = None,
-        out_dir: str | Path | None = None, **options: Any) -> RunResult:
-    """Run a graph once in a new session (cache on disk, outputs in memory unless ``out_dir`` is given)."""
+        out_dir: str | Path | None = None, previews: Previews | None = None, **options: Any) -> RunResult:
+    """Run a graph once in a new session (cache on disk, outputs in memory unless ``out_dir`` is given; step
+    previews to ``previews``' sink when given, e.g. ``Previews(FolderSink(path))``)."""
     session = open_session(data_dir, **options)
     try:
-        return session.run(document, inputs, out_dir=Path(out_dir) if out_dir else None)
+        return session.run(document, inputs, out_dir=Path(out_dir) if out_dir else None, previews=previews)
     finally:
         if session.cache is not None:
             session.cache.close()

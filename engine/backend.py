@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from nodeforge.engine.context import GraphCaller, NodeContext, NodeModels
 from nodeforge.engine.errors import EngineError, NodeExecutionError
 from nodeforge.engine.events import EventEmitter
+from nodeforge.engine.previews import NodePreviews, Previews
 from nodeforge.engine.values import tensor_nbytes
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class RunCache(Protocol):
 class RunScope:
     """What every node of one run shares, handed to the backend with each node: the run's events, its
     cancellation, the graph environment, the data dir, how nodes open files (the path policy), the cache results are
-    stored in, and nested graphs."""
+    stored in, nested graphs, and where step previews go (None: no node makes any)."""
 
     emitter: EventEmitter
     cancel: threading.Event
@@ -70,6 +71,7 @@ class RunScope:
     files: FileAccess
     cache: RunCache | None
     call_graph: GraphCaller
+    previews: Previews | None = None
 
 
 class Backend(Protocol):
@@ -128,7 +130,8 @@ class LocalBackend:
         ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=scope.emitter,
                           cancel=scope.cancel, env=scope.env, data_dir=scope.data_dir, materials=prepared.materials,
                           literals=prepared.literals, call_graph=scope.call_graph, models=models,
-                          files=scope.files)
+                          files=scope.files,
+                          previews=NodePreviews(scope.previews, scope.emitter, node.id) if scope.previews else None)
         try:
             outputs = run_node(spec, node.id, values, ctx, node.ports.inputs, node.ports.outputs,
                                recheck=bool(node.dynamic))

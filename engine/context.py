@@ -1,4 +1,5 @@
-"""What a running node may ask of the engine: its device, progress reporting, cancellation and nested graphs."""
+"""What a running node may ask of the engine: its device, progress reporting, step previews, cancellation and
+nested graphs."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from nodeforge.engine.files import FileAccess
     from nodeforge.engine.graph import GraphEnv
     from nodeforge.engine.models import ModelManager
+    from nodeforge.engine.previews import NodePreviews, PreviewMethod
+    from nodeforge.engine.values import Image
 
 T = TypeVar("T")
 
@@ -103,12 +106,12 @@ class NodeContext:
     """Handed to ``Node.run``; one per node execution."""
 
     __slots__ = ("node_id", "node_type", "device", "env", "data_dir", "files", "models", "_emitter", "_cancel",
-                 "_materials", "_literals", "_call_graph")
+                 "_materials", "_literals", "_call_graph", "_previews")
 
     def __init__(self, *, node_id: str, node_type: str, device: str, emitter: EventEmitter,
                  cancel: threading.Event, env: GraphEnv, data_dir: Path | None,
                  materials: Mapping[str, str], literals: Mapping[str, Any], call_graph: GraphCaller,
-                 models: NodeModels, files: FileAccess) -> None:
+                 models: NodeModels, files: FileAccess, previews: NodePreviews | None = None) -> None:
         self.node_id = node_id
         self.node_type = node_type
         self.device = device
@@ -121,6 +124,7 @@ class NodeContext:
         self._materials = materials
         self._literals = literals
         self._call_graph = call_graph
+        self._previews = previews
 
     @property
     def run_id(self) -> str:
@@ -142,6 +146,22 @@ class NodeContext:
         stays O(1), and listeners join the deltas)."""
         self.check_cancelled()
         self._emitter.emit(NodeProgress(node=self.node_id, step=step, total=total, text=text, delta=delta))
+
+    @property
+    def preview_method(self) -> PreviewMethod | None:
+        """How the run wants previews made (``engine.previews``); None when nobody keeps them."""
+        return self._previews.method if self._previews is not None else None
+
+    def preview_due(self) -> bool:
+        """Whether to make a preview now: False when nobody keeps previews or the rate limit says not yet, so a
+        node skips computing the picture. A node that asks and gets True should call ``preview`` next."""
+        return self._previews is not None and self._previews.due()
+
+    def preview(self, step: int, total: int | None, image: Image) -> None:
+        """Publish a small picture of what the node is making at ``step`` (after ``preview_due`` said True): it is
+        scaled down, stored by the run's preview sink, and announced as a ``node.preview`` event linking to it."""
+        if self._previews is not None:
+            self._previews.publish(step, total, image)
 
     def warn(self, message: str) -> None:
         """Tell the user about something the node changed or assumed, as a ``node.warning`` event."""

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal
 from nodeforge.engine.record import RunStatus
 
 EventKind = Literal[
-    "run.queued", "run.started", "node.started", "node.progress", "nodes.cached", "node.finished", "node.failed",
-    "node.skipped", "node.warning", "model.loaded", "model.offloaded", "run.finished",
+    "run.queued", "run.started", "node.started", "node.progress", "node.preview", "nodes.cached", "node.finished",
+    "node.failed", "node.skipped", "node.warning", "model.loaded", "model.offloaded", "run.finished",
 ]
 CACHED_PER_EVENT = 1000
 """Most node ids one ``nodes.cached`` event lists: a larger graph's cached nodes come in several events."""
@@ -74,6 +74,21 @@ class NodeProgress:
     total: int | None = None
     text: str | None = None
     delta: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodePreview:
+    """A small picture of what a node is making, at ``step`` of ``total`` (a diffusion node's current latent):
+    ``link`` leads to the stored picture (a URL on the server, a file path with ``nodeforge run --previews``) of
+    ``width`` x ``height`` pixels. The picture never travels in the event (``engine.previews``)."""
+
+    kind: ClassVar[Literal["node.preview"]] = "node.preview"
+    node: str
+    step: int
+    link: str
+    width: int
+    height: int
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +163,11 @@ class RunFinished:
     error: str | None = None
 
 
-EventData = (RunQueued | RunStarted | NodeStarted | NodeProgress | NodesCached | NodeFinished | NodeFailed
-             | NodeSkipped | NodeWarning | ModelLoaded | ModelOffloaded | RunFinished)
+EventData = (RunQueued | RunStarted | NodeStarted | NodeProgress | NodePreview | NodesCached | NodeFinished
+             | NodeFailed | NodeSkipped | NodeWarning | ModelLoaded | ModelOffloaded | RunFinished)
 EVENT_DATA: dict[str, type[EventData]] = {cls.kind: cls for cls in (
-    RunQueued, RunStarted, NodeStarted, NodeProgress, NodesCached, NodeFinished, NodeFailed, NodeSkipped, NodeWarning,
-    ModelLoaded, ModelOffloaded, RunFinished)}
+    RunQueued, RunStarted, NodeStarted, NodeProgress, NodePreview, NodesCached, NodeFinished, NodeFailed, NodeSkipped,
+    NodeWarning, ModelLoaded, ModelOffloaded, RunFinished)}
 
 
 def data_fields(data: EventData) -> dict[str, Any]:
@@ -186,6 +201,9 @@ class Event:
     status: str | None = None
     model: str | None = None
     nodes: tuple[str, ...] | None = None
+    link: str | None = None
+    width: int | None = None
+    height: int | None = None
 
     @classmethod
     def of(cls, run: str, seq: int, at: float, data: EventData) -> Event:

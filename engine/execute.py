@@ -38,6 +38,7 @@ from nodeforge.engine.graph import CompiledGraph, CompiledNode, GraphEnv, compil
 from nodeforge.engine.inputs import bind_inputs
 from nodeforge.engine.plan import Plan, plan
 from nodeforge.engine.prepare import prepare
+from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import NodeRecord, NodeStatus, RunRecord
 from nodeforge.engine.workers import WorkerPool
 
@@ -52,7 +53,8 @@ class Run:
     ``settle`` runs under the session's condition."""
 
     def __init__(self, session: Session, graph: CompiledGraph, bound: Mapping[str, BoundValue],
-                 emitter: EventEmitter, cancel: threading.Event, env: GraphEnv) -> None:
+                 emitter: EventEmitter, cancel: threading.Event, env: GraphEnv,
+                 previews: Previews | None = None) -> None:
         self.session = session
         self.graph = graph
         self.bound = bound
@@ -67,7 +69,8 @@ class Run:
         self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(session.devices), nodes=nodes)
         self.prepared: dict[str, Prepared] = {}
         files = FileAccess(session.policy, session.data_dir, tuple(env.library.folders), session.limits)
-        self.scope = RunScope(emitter, cancel, env, session.data_dir, files, session.cache, self._call_graph)
+        self.scope = RunScope(emitter, cancel, env, session.data_dir, files, session.cache, self._call_graph,
+                              previews)
 
     def execute(self) -> None:
         self.record.started = time.time()
@@ -210,7 +213,8 @@ class Run:
 
     def _call_graph(self, ctx: NodeContext, document: GraphDocument,
                     inputs: Mapping[str, BoundValue]) -> dict[str, Any]:
-        """``ctx.call_graph``: the inner graph as a nested run of this session (its devices, cache, models)."""
+        """``ctx.call_graph``: the inner graph as a nested run of this session (its devices, cache, models; its
+        nodes make no previews, their ids not being the outer graph's)."""
         env = self.env.entering(document.name or "graph")
         compiled = compile_graph(document, env)
         bound, _ = bind_inputs(document, dict(inputs), limits=self.session.limits)

@@ -31,6 +31,7 @@ from nodeforge.engine.inputs import MediaResolver, bind_inputs
 from nodeforge.engine.limits import MediaLimits
 from nodeforge.engine.media import write_output
 from nodeforge.engine.models import ModelManager
+from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import RunRecord
 from nodeforge.engine.scheduler import DeviceSlot, Estimates
 from nodeforge.engine.types import MEDIA_TYPES
@@ -72,15 +73,16 @@ class Session:
     def run(self, graph: GraphDocument | CompiledGraph, inputs: Mapping[str, Any] | None = None, *,
             env: GraphEnv | None = None, run_id: str | None = None, listener: Listener | None = None,
             cancel: threading.Event | None = None, out_dir: Path | None = None,
-            media_resolver: MediaResolver | None = None) -> RunResult:
+            media_resolver: MediaResolver | None = None, previews: Previews | None = None) -> RunResult:
         """Run a graph to completion (or failure, or cancellation). Invalid graphs or inputs raise before anything
-        runs: GraphValidationError with every issue, or GraphInputError naming the input."""
+        runs: GraphValidationError with every issue, or GraphInputError naming the input. With ``previews``,
+        diffusion nodes publish step previews to its sink (``engine.previews``)."""
         env = env or self.env
         compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, env)
         bound, shown = bind_inputs(compiled.document, inputs or {}, media_resolver, self.limits)
         self._sync_devices()
         emitter = EventEmitter(run_id or uuid.uuid4().hex[:12], listener)
-        run = Run(self, compiled, bound, emitter, cancel or threading.Event(), env)
+        run = Run(self, compiled, bound, emitter, cancel or threading.Event(), env, previews)
         run.record.inputs = shown
         run.execute()
         result = RunResult(run.record, self.backend.fetch(run.outputs()))
