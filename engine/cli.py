@@ -25,6 +25,7 @@ from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidatio
 if TYPE_CHECKING:
     from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.graph import CompiledGraph, GraphEnv
+    from nodeforge.engine.previews import Previews
     from nodeforge.engine.ray_backend import RayBackend
     from nodeforge.engine.record import RunRecord
     from nodeforge.engine.registry import Registry
@@ -65,6 +66,11 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
                      help="a graph input, parsed by its declared type (a media input takes a file path)")
     run.add_argument("--json", action="store_true", help="print the run record as one JSON object")
     run.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
+    run.add_argument("--previews", metavar="DIR", help="keep diffusion nodes' step previews in DIR as "
+                                                      "<node>-<step>.jpg (a few per second per node)")
+    run.add_argument("--preview-method", choices=["latent", "taesd"], default="latent",
+                     help="with --previews: latent (a fast projection, default) or taesd (the model family's tiny "
+                          "autoencoder, tiny/taesd for tiny models; downloaded once like any model)")
     run.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1 or cpu:0,cpu:1")
     run.add_argument("--vram-budget", help="bytes of models and results per device: 8G, or cuda:0=8G,cuda:1=12G")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
@@ -265,39 +271,14 @@ def _cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def parse_sets(document: GraphDocument, sets: list[str]) -> dict[str, Any]:
-    """``--set NAME=VALUE`` options as graph inputs, each parsed by the input's declared type."""
-    from nodeforge.engine.document import MAX_DEPTH, nested_too_deep
-    from nodeforge.engine.inputs import parse_cli_value
-
-    given: dict[str, Any] = {}
-    for item in sets:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--set {item}: expected NAME=VALUE")
-        decl = document.inputs.get(name)
-        if decl is None:
-            declared = ", ".join(document.inputs) or "none"
-            raise UsageError(f"--set {item}: the graph has no input '{name}' (inputs: {declared})")
-        too_deep = UsageError(f"--set {name}=...: graph input '{name}' is nested deeper than {MAX_DEPTH} levels")
-        try:
-            value = parse_cli_value(decl.type, text)
-        except GraphInputError as exc:
-            raise UsageError(f"--set {item}: graph input '{name}' is {decl.type}: {exc}") from None
-        except RecursionError:
-            raise too_deep from None
-        if nested_too_deep(value):
-            raise too_deep
-        given[name] = value
-    return given
-
-
 def _run(args: argparse.Namespace) -> int:
     from nodeforge.engine.cache import ResultCache
     from nodeforge.engine.datadir import resolve_data_dir
     from nodeforge.engine.devices import parse_budgets, parse_devices, parse_size
     from nodeforge.engine.graph import compile_graph
+    from nodeforge.engine.inputs import parse_sets
     from nodeforge.engine.models import ModelManager
+    from nodeforge.engine.previews import FolderSink, Previews
     from nodeforge.engine.session import Session
 
     if args.workers < 1:
@@ -306,6 +287,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--address needs --backend ray")
     if args.backend == "ray" and args.devices != "auto":
         raise UsageError("--devices does not apply to --backend ray: every GPU of the cluster gets a worker")
+    if args.preview_method != "latent" and not args.previews:
+        raise UsageError("--preview-method needs --previews DIR")
     data_dir = resolve_data_dir(args.data_dir)
     try:
         document = _load(args.graph)
@@ -339,9 +322,10 @@ def _run(args: argparse.Namespace) -> int:
 
     run_id = uuid.uuid4().hex[:12]
     out_dir = Path(args.out) if args.out else Path("outputs") / run_id
+    previews = Previews(FolderSink(Path(args.previews)), args.preview_method) if args.previews else None
     try:
-        result = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, interactive=not args.json
-                          and sys.stdout.isatty())
+        result = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, previews=previews,
+                                       interactive=not args.json and sys.stdout.isatty())
     except GraphValidationError as exc:
         return _invalid(args.graph, exc.issues)
     except GraphInputError as exc:
@@ -371,15 +355,15 @@ def _ray_backend(address: str | None, budget: int | None) -> RayBackend:
 
 def execute_with_progress(session: Session, compiled: CompiledGraph, given: dict[str, Any], run_id: str,
                           cancel: threading.Event, out_dir: Path, *, interactive: bool,
-                          env: GraphEnv | None = None) -> RunResult:
+                          env: GraphEnv | None = None, previews: Previews | None = None) -> RunResult:
     """Run a graph in a session, with the live per-node table when ``interactive`` (a terminal, not --json)."""
     if not interactive:
-        return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir)
+        return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir, previews=previews)
     from nodeforge.engine.progress import ProgressDisplay
 
     with ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
         return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir,
-                           listener=display.listen)
+                           listener=display.listen, previews=previews)
 
 
 def print_summary(record: RunRecord) -> None:

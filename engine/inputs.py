@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from nodeforge.engine.context import BoundValue
-from nodeforge.engine.document import GraphDocument, nested_too_deep, too_deep_issue
-from nodeforge.engine.errors import GraphInputError, Issue
+from nodeforge.engine.document import MAX_DEPTH, GraphDocument, nested_too_deep, too_deep_issue
+from nodeforge.engine.errors import GraphInputError, Issue, UsageError
 from nodeforge.engine.keys import literal_material, media_material
 from nodeforge.engine.limits import MediaLimits
 from nodeforge.engine.media import file_digest, load_media
@@ -41,6 +41,30 @@ def parse_cli_value(port_type: str, text: str) -> Any:
         except json.JSONDecodeError as exc:
             raise GraphInputError(f"'{text}' is not JSON: {exc.msg}") from None
     return text
+
+
+def parse_sets(document: GraphDocument, sets: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` options as graph inputs, each parsed by the input's declared type."""
+    given: dict[str, Any] = {}
+    for item in sets:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set {item}: expected NAME=VALUE")
+        decl = document.inputs.get(name)
+        if decl is None:
+            declared = ", ".join(document.inputs) or "none"
+            raise UsageError(f"--set {item}: the graph has no input '{name}' (inputs: {declared})")
+        too_deep = UsageError(f"--set {name}=...: graph input '{name}' is nested deeper than {MAX_DEPTH} levels")
+        try:
+            value = parse_cli_value(decl.type, text)
+        except GraphInputError as exc:
+            raise UsageError(f"--set {item}: graph input '{name}' is {decl.type}: {exc}") from None
+        except RecursionError:
+            raise too_deep from None
+        if nested_too_deep(value):
+            raise too_deep
+        given[name] = value
+    return given
 
 
 MediaProblem = Callable[[Any, str], str | None]

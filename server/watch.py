@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.engine.cli import execute_with_progress, parse_sets, print_summary
+from nodeforge.engine.cli import execute_with_progress, print_summary
 from nodeforge.engine.errors import UsageError
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class WatchSession:
         from nodeforge.engine.document import load_document
         from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError
         from nodeforge.engine.graph import GraphEnv, compile_graph
+        from nodeforge.engine.inputs import parse_sets
         from nodeforge.engine.library import GraphLibrary
 
         try:
