@@ -14,6 +14,7 @@ from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.audio_ops import fit_length
+from nodeforge.nodes.models.steps import step_callback
 from nodeforge.nodes.runtime import generator, literal, torch_device
 from nodeforge.nodes.video_pipelines import (
     FAMILIES,
@@ -22,7 +23,6 @@ from nodeforge.nodes.video_pipelines import (
     family_of_folder,
     load_video_model,
     pipeline_for,
-    step_callback,
     text_tokens,
 )
 
@@ -107,7 +107,6 @@ class Generate(Node):
         _check_loaded(model, inputs, with_image)
         pipe = pipeline_for(model, with_image)
         arguments = self._arguments(model, pipe, inputs, ctx)
-        arguments.update(step_callback(pipe, lambda done: ctx.progress(done, inputs.steps)))
         try:
             with torch.inference_mode():
                 output = pipe(**arguments)
@@ -132,6 +131,9 @@ class Generate(Node):
             "num_inference_steps": inputs.steps, "guidance_scale": inputs.guidance_scale,
             "generator": generator(ctx.device, inputs.seed), "output_type": "np",
             "prompt": inputs.prompt, "negative_prompt": inputs.negative_prompt or None}
+        if "callback_on_step_end" in accepted:  # progress, cancellation and step previews per denoising step
+            arguments["callback_on_step_end"] = step_callback(ctx, family.name, inputs.steps, model=inputs.model,
+                                                              height=inputs.height, width=inputs.width)
         if "max_sequence_length" in accepted and limit is not None:
             arguments["max_sequence_length"] = limit
         if family.takes_frame_rate and "frame_rate" in accepted:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,14 +177,3 @@ def text_tokens(pipe: Any, prompt: str) -> tuple[int, int | None]:
     limit = getattr(tokenizer, "model_max_length", None)
     return count, limit if isinstance(limit, int) and 0 < limit < 100_000 else None
 
-
-def step_callback(pipe: Any, on_step: Callable[[int], None]) -> dict[str, Any]:
-    """Keyword arguments that make ``pipe`` call ``on_step(done)`` after each denoising step."""
-    parameters = inspect.signature(type(pipe).__call__).parameters
-    if "callback_on_step_end" in parameters:
-        def on_step_end(pipeline: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            on_step(index + 1)
-            return tensors
-
-        return {"callback_on_step_end": on_step_end}
-    return {}
