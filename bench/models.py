@@ -3,6 +3,8 @@
 - ``image.generate`` on tiny/sd (128x128, 4 steps, guidance 5) as a one-node graph (no result cache, the model
   resident) against ``StableDiffusionPipeline.__call__`` with the same inputs; the ratio of medians is the engine's
   cost (target <= 1.05).
+- ``image.controlnet`` + ``image.generate`` on tiny/sd with tiny/controlnet (same settings, a 128x128 control
+  picture) as a graph against ``StableDiffusionControlNetPipeline.__call__`` (target <= 1.05).
 - ``image.upscale`` with the real realesrgan-x4plus weights on a 64x64 picture against the same network's forward.
 - A first run in a fresh executor (resolving, loading the weights) against the second (the model resident).
 - Peak resident memory of the process.
@@ -102,6 +104,38 @@ def bench_generate(executor: Session, data_dir: Path, rounds: int) -> Timing:
     return paired(direct, engine, rounds)
 
 
+def bench_controlnet(executor: Session, data_dir: Path, rounds: int) -> Timing:
+    import torch
+    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+
+    from nodeforge.engine.values import Image
+    from nodeforge.nodes.models import build_resolver
+
+    resolver = build_resolver()
+    controlnet = ControlNetModel.from_pretrained(str(resolver.resolve("tiny/controlnet", data_dir).path))
+    pipe = StableDiffusionControlNetPipeline.from_pretrained(
+        str(resolver.resolve("tiny/sd", data_dir).path), controlnet=controlnet, safety_checker=None,
+        requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    picture = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    settings = GENERATE
+
+    def direct() -> Any:
+        return pipe(settings["prompt"], image=picture, negative_prompt=settings["negative_prompt"],
+                    width=settings["width"], height=settings["height"], num_inference_steps=settings["steps"],
+                    guidance_scale=settings["guidance_scale"], controlnet_conditioning_scale=1.0,
+                    control_guidance_start=0.0, control_guidance_end=1.0,
+                    generator=torch.Generator("cpu").manual_seed(settings["seed"]), output_type="pt").images
+
+    document = parse_document({"inputs": {"picture": {"type": "image"}}, "nodes": {
+        "c": {"type": "image.controlnet", "inputs": {"image": {"input": "picture"}, "model": "tiny/controlnet"}},
+        "n": {"type": "image.generate", "inputs": {**settings, "controls": [{"from": "c.control"}]}}},
+        "outputs": {"out": {"from": "n.image"}}})
+    engine = graph_run(executor, document, {"picture": Image(picture)})
+    assert torch.equal(direct(), engine().tensor), "the graph's image differs from the direct call's"
+    return paired(direct, engine, rounds)
+
+
 def bench_upscale(executor: Session, data_dir: Path, rounds: int) -> Timing:
     import torch
 
@@ -172,6 +206,7 @@ def main() -> None:
               f"{os.getloadavg()[0]:.1f}")
         print(f"engine overhead, {args.rounds} interleaved rounds{'':<9}{'direct':>10}{'engine':>10}{'ratio':>8}")
         for label, bench in (("image.generate tiny/sd 128x128, 4 steps, CFG", bench_generate),
+                             ("image.controlnet + generate, tiny/controlnet", bench_controlnet),
                              ("image.upscale realesrgan-x4plus 64 -> 256", bench_upscale)):
             direct, engine = bench(executor, data_dir, args.rounds)
             for kind, pick in (("median", statistics.median), ("best", min)):
