@@ -1,8 +1,11 @@
-"""Artifacts: uploaded inputs and run outputs stored as ``artifacts/files/<id><suffix>``, served by id only.
+"""Artifacts: uploaded inputs, run outputs and step previews stored as ``artifacts/files/<id><suffix>``, served by
+id only.
 
 An upload is streamed to a temporary file with a byte limit, typed from its first bytes and decoded once before
 it gets an id. Run outputs are written by the session into ``artifacts/tmp/<run>/`` and then moved into place.
-Serving resolves the stored file with realpath and refuses anything outside ``artifacts/files``.
+Step previews (kind ``preview``, ``RunPreviews``) are written as they come and linked from ``node.preview`` events
+by URL; their number stays bounded. Serving resolves the stored file with realpath and refuses anything outside
+``artifacts/files``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+from collections import deque
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,10 +23,13 @@ from nodeforge.engine.artifacts import artifact_files, artifact_id_of, find_arti
 from nodeforge.engine.errors import GraphInputError
 from nodeforge.engine.files import FileAccess, is_within
 from nodeforge.engine.limits import media_problem
+from nodeforge.engine.previews import PreviewPicture
 from nodeforge.server.sniff import ACCEPTED, HEAD_BYTES, sniff, verify
 from nodeforge.server.store import Artifact, RunStore
 
 CHUNK = 1 << 20
+PREVIEWS_KEPT = 3
+"""Previews each node keeps while its run goes (older ones are deleted as newer ones come); one after the run."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -75,6 +83,10 @@ class ArtifactStore:
             tmp.unlink(missing_ok=True)
         self.store.add_artifacts([artifact])
         return artifact
+
+    def previews(self, run_id: str) -> RunPreviews:
+        """The preview sink of one run (``engine.previews``); ``settle`` it when the run has finished."""
+        return RunPreviews(self, run_id)
 
     def run_folder(self, run_id: str) -> Path:
         return self.tmp / run_id
@@ -141,6 +153,43 @@ class ArtifactStore:
         except Exception as exc:  # noqa: BLE001 - an unreadable header: the run reports the decoder's reason
             return f"{path.name} cannot be read as {kind}: {type(exc).__name__}"
         return f"{path.name}: {too_large}" if too_large else None
+
+
+class RunPreviews:
+    """A run's step previews as artifacts of kind ``preview``. Bounded: while the run goes each node keeps its
+    latest ``PREVIEWS_KEPT`` (an older one's file and record go as a newer one is stored, in the same commit), and
+    ``settle`` keeps only each node's last one, so a finished run holds one preview per diffusion node. A listener
+    replaying the stream later finds the links of dropped previews answering 404; the editor draws the latest."""
+
+    def __init__(self, artifacts: ArtifactStore, run_id: str) -> None:
+        self._artifacts = artifacts
+        self._run = run_id
+        self._kept: dict[str, deque[Artifact]] = {}
+        self._lock = threading.Lock()
+
+    def store(self, picture: PreviewPicture) -> str:
+        artifact = _artifact(self._run, "preview", picture.suffix, picture.media_type,
+                             f"{picture.node}-{picture.step}{picture.suffix}", len(picture.data))
+        (self._artifacts.files / artifact.file).write_bytes(picture.data)
+        with self._lock:
+            kept = self._kept.setdefault(picture.node, deque())
+            kept.append(artifact)
+            dropped = [kept.popleft() for _ in range(len(kept) - PREVIEWS_KEPT)]
+            self._drop(dropped, [artifact])
+        return describe(artifact)["url"]
+
+    def settle(self) -> None:
+        """The run has finished: keep each node's last preview only."""
+        with self._lock:
+            dropped = [artifact for kept in self._kept.values() for artifact in list(kept)[:-1]]
+            self._drop(dropped)
+            self._kept = {node: deque(list(kept)[-1:]) for node, kept in self._kept.items()}
+
+    def _drop(self, dropped: list[Artifact], added: list[Artifact] | None = None) -> None:
+        if added or dropped:
+            self._artifacts.store.add_artifacts(added or [], drop=[artifact.id for artifact in dropped])
+        for artifact in dropped:
+            (self._artifacts.files / artifact.file).unlink(missing_ok=True)
 
 
 def describe(artifact: Artifact) -> dict[str, Any]:

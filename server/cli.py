@@ -56,6 +56,9 @@ def register_serve(commands: Commands, common: CommonOptions) -> None:
                             f"{DEFAULT_MAX_VIDEO_FRAMES:,})")
     serve.add_argument("--max-audio-seconds", type=float, default=DEFAULT_MAX_AUDIO_SECONDS, metavar="S",
                        help=f"longest sound an upload or a graph may load (default {DEFAULT_MAX_AUDIO_SECONDS:g} s)")
+    serve.add_argument("--preview-method", choices=["latent", "taesd", "off"], default="latent",
+                       help="step previews of diffusion nodes: latent (a fast projection, default), taesd (the "
+                            "family's tiny autoencoder; tiny/taesd for tiny models) or off")
     serve.add_argument("--no-watch", action="store_true", help="do not reload graphs and plugins on file changes")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     common(serve)
@@ -102,7 +105,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                     limits=MediaLimits(args.max_image_pixels, args.max_video_frames, args.max_audio_seconds),
                     concurrency=args.concurrency, workers=args.workers,
                     max_upload_bytes=args.max_upload_mb * MiB, watch=not args.no_watch,
-                    allowed_origins=tuple(args.allow_origin))
+                    allowed_origins=tuple(args.allow_origin), preview_method=args.preview_method)
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 The record is the same whoever listens: outputs (cached ones included) come from the session's result, never from
 what a listener saw. ``run.finished`` is held back until the record is committed, so a client that reacts to it
-always reads the final state. Cancellation uses the run's cancel event; a run cancelled because the server is
-shutting down is recorded as ``interrupted``, as is one that was running when the server was killed.
+always reads the final state (and each node's last step preview: the others are dropped before). Cancellation uses
+the run's cancel event; a run cancelled because the server is shutting down is recorded as ``interrupted``, as is
+one that was running when the server was killed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError
 from nodeforge.engine.events import Event, RunFinished
+from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.events import run_event
 from nodeforge.server.store import ClaimedRun
@@ -98,11 +100,14 @@ class Runner:
             else:
                 runtime.events.record(data)
 
+        method = runtime.settings.preview_method
+        sink = runtime.artifacts.previews(claimed.id)
         try:
             graph = runtime.compiled.take(claimed.id) or parse_document(claimed.document)
             result = runtime.session().run(
                 graph, claimed.inputs, env=runtime.env, run_id=claimed.id, listener=listen, cancel=cancel,
-                out_dir=runtime.artifacts.run_folder(claimed.id), media_resolver=runtime.artifacts.resolve_input)
+                out_dir=runtime.artifacts.run_folder(claimed.id), media_resolver=runtime.artifacts.resolve_input,
+                previews=Previews(sink, method) if method != "off" else None)
             record = result.record
             record.outputs = runtime.artifacts.adopt_outputs(claimed.id, record.outputs)
         except GraphValidationError as exc:
@@ -112,6 +117,7 @@ class Runner:
         except Exception as exc:
             log.error("run %s failed inside the server:\n%s", claimed.id, traceback.format_exc())
             record = _failed(claimed, f"internal error: {type(exc).__name__}: {exc}")
+        sink.settle()  # before the record: a client reacting to run.finished finds each node's last preview
         if self._stopping.is_set() and record.status == "cancelled":
             record.status, record.error = "interrupted", SHUTDOWN_REASON
         runtime.store.finish_run(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from nodeforge.engine.files import FilePolicy
 from nodeforge.engine.limits import MediaLimits
@@ -50,6 +51,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     queue_limit: int = 10_000
     shutdown_grace_seconds: float = 10.0
+    preview_method: Literal["latent", "taesd", "off"] = "latent"
 
     def resolved(self) -> Settings:
         """A copy with absolute, symlink-free paths and the data dir created."""

@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,10 +351,16 @@ class RunStore:
         return [(int(row["id"]), json.loads(row["data"])) for row in rows]
 
     # Artifacts.
-    def add_artifacts(self, artifacts: list[Artifact]) -> None:
+    def add_artifacts(self, artifacts: list[Artifact], drop: Collection[str] = ()) -> None:
+        """Insert ``artifacts`` and delete the records of the ids in ``drop`` (previews replaced), in one commit."""
         now = time.time()
         rows = [(a.id, a.run, a.kind, a.file, a.media_type, a.filename, a.size, now) for a in artifacts]
-        self._write(lambda db: db.executemany("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows))
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("DELETE FROM artifacts WHERE id = ?", [(artifact_id,) for artifact_id in drop])
+
+        self._write(fn)
 
     def artifact(self, artifact_id: str) -> Artifact | None:
         row = self._reader().execute("SELECT id, run, kind, file, media_type, filename, size FROM artifacts "

@@ -122,7 +122,8 @@ export class Runs {
 
   async follow(runId, document) {
     const controller = new AbortController();
-    this.active = { id: runId, status: "queued", controller, texts: new Map(), streamed: new Map(), document };
+    this.active = { id: runId, status: "queued", controller, texts: new Map(), streamed: new Map(), document,
+                    previews: new Map() };
     this.setStatus(`run ${runId}: queued`, "busy");
     this.runButton.disabled = true;
     this.cancelButton.disabled = false;
@@ -162,6 +163,9 @@ export class Runs {
         if (text != null) this.showLiveText(run, node, text);
         break;
       }
+      case "node.preview":
+        this.showStepPreview(run, node, event);
+        break;
       case "node.finished":
         this.canvas.setNodeState(node, { seconds: event.seconds });
         break;
@@ -224,8 +228,25 @@ export class Runs {
     this.setStatus(`run ${runId}: ${summary}`, view.status);
     if (view.status !== "succeeded") toast(`Run ${view.status}${view.error ? `: ${view.error}` : ""}`, "warn");
     await this.renderOutputs(view, run?.texts);
+    if (run) run.previewsDone = true;  // the final pictures replace the step previews from here on
     if (run?.document) await this.showPreviews(view, run.document);
     this.loadHistory();
+  }
+
+  /** A node's step preview, drawn on it while the run goes unless a newer one (or the run's final pictures) came
+   * first; one the server no longer keeps (it keeps each node's last few) is left out. */
+  async showStepPreview(run, node, event) {
+    run.previews.set(node, event.seq);
+    const image = new Image();
+    try {
+      image.src = await this.api.mediaUrl(event.link);
+      await image.decode();
+    } catch {
+      return;
+    } finally {
+      if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+    }
+    if (run.previews.get(node) === event.seq && !run.previewsDone) this.canvas.setNodePreview(node, image);
   }
 
   /** Each image the run returned, drawn on the node that made it. */
