@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/models_media.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/streams.py
+	$(BIN)/python bench/previews.py
 	$(BIN)/python bench/ray.py
 
 # mypy checks engine/, nodes/ and server/ as the nodeforge packages ([tool.mypy] in pyproject.toml).
