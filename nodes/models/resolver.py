@@ -246,7 +246,8 @@ class Resolver:
             raise ModelResolveError(f"model file or folder '{name}' does not exist")
         match = HUB_ID.match(name)
         if match:
-            folder = hub_snapshot(match["repo"], match["revision"], alias.allow if alias else ())
+            folder = hub_snapshot(match["repo"], match["revision"], alias.allow if alias else (),
+                                  alias.name if alias and alias.allow else None)
             return ResolvedModel(shown, "hub", _inside(folder, alias), family=family, repo=match["repo"],
                                  alias=alias.name if alias else None)
         if alias is not None:
@@ -365,9 +366,9 @@ def hub_cached(repo: str, revision: str | None, file: str | None = None) -> bool
     return file is None or (folder / file).exists()
 
 
-def hub_snapshot(repo: str, revision: str | None, allow: Sequence[str] = ()) -> Path:
+def hub_snapshot(repo: str, revision: str | None, allow: Sequence[str] = (), alias: str | None = None) -> Path:
     """A local snapshot of a Hub repository: from the Hugging Face cache, else downloaded when online (only the
-    files matching ``allow`` when given)."""
+    files matching ``allow`` when given; the offline error then names the ``alias`` that knows them)."""
     from huggingface_hub import snapshot_download
 
     try:
@@ -380,8 +381,9 @@ def hub_snapshot(repo: str, revision: str | None, allow: Sequence[str] = ()) -> 
     if hub_offline():
         raise ModelResolveError(
             f"model '{shown}' is not in the local Hugging Face cache and the Hub is offline (HF_HUB_OFFLINE). "
-            f"Get the weights while online with `nodeforge models get {shown}` (or `hf download {repo}`), "
-            "or give a local folder or file path instead")
+            f"Get the weights while online with `nodeforge models get {alias or shown}` (or `hf download "
+            f"{repo}{''.join(f' --include {pattern!r}' for pattern in allow)}`), or give a local folder or file "
+            "path instead")
     try:
         if allow:
             return Path(snapshot_download(repo, revision=revision, allow_patterns=list(allow)))

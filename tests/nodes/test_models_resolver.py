@@ -92,3 +92,26 @@ def test_package_resolver_knows_the_image_models() -> None:
     assert aliases["sd-turbo"].target == "stabilityai/sd-turbo"
     assert aliases["flux-schnell"].family == "flux"
     assert aliases["blip-base"].target == "Salesforce/blip-image-captioning-base"
+
+
+def test_an_alias_can_name_one_file_inside_its_target(tmp_path: Path) -> None:
+    """``file`` picks one adapter file of a folder (or Hub repository) holding many; ``allow`` limits a download,
+    and the offline error then names the alias, whose ``models get`` fetches only those files."""
+    repo = tmp_path / "adapters"
+    (repo / "models").mkdir(parents=True)
+    (repo / "models" / "ip-adapter_sd15.safetensors").write_bytes(b"weights")
+    resolver = make_resolver(tmp_path, f'''[aliases]
+one = {{ model = "{repo.as_posix()}", family = "ip-adapter-sd", file = "models/ip-adapter_sd15.safetensors" }}
+gone = {{ model = "{repo.as_posix()}", file = "models/missing.safetensors" }}
+hub = {{ model = "nobody-here/adapters", file = "models/a.safetensors", allow = ["models/a.safetensors"] }}
+''')
+    resolved = resolver.resolve("one", tmp_path)
+    assert resolved.path == repo / "models" / "ip-adapter_sd15.safetensors" and resolved.family == "ip-adapter-sd"
+    with pytest.raises(ModelResolveError, match="names models/missing.safetensors, which is not in"):
+        resolver.resolve("gone", tmp_path)
+    assert resolver.local_problem("gone", tmp_path) == (f"it is an alias of '{repo.as_posix()}': "
+                                                        f"models/missing.safetensors is not in {repo.as_posix()}")
+    with pytest.raises(ModelResolveError) as caught:
+        resolver.resolve("hub", tmp_path)
+    assert "`nodeforge models get hub`" in str(caught.value)
+    assert "--include 'models/a.safetensors'" in str(caught.value)
