@@ -24,6 +24,17 @@ def picture() -> Image:
     return Image(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
 
 
+@pytest.fixture(scope="module")
+def tiny(image_executor: Session) -> Path:
+    """The tiny models folder, with the control models built (the executor's models dir)."""
+    from nodeforge.nodes.models import build_resolver
+
+    resolver = build_resolver()
+    for name in ("tiny/controlnet", "tiny/ip_adapter"):
+        resolver.resolve(name, None)
+    return resolver.models_dir(None) / "tiny"
+
+
 def run(executor: Session, nodes: dict[str, Any], picture: Image, *, references: Image | None = None,
         **outputs: str) -> RunResult:
     """Run ``nodes`` with the graph input ``picture`` (and ``references`` when given)."""
@@ -157,9 +168,9 @@ def test_ip_adapter_reads_every_reference_picture(image_executor: Session, pictu
 
 
 def test_ip_adapter_without_its_encoder_is_an_error_on_the_node(image_executor: Session, picture: Image,
-                                                                tmp_path: Path, shared_models_dir: Path) -> None:
+                                                                tmp_path: Path, tiny: Path) -> None:
     weights = tmp_path / "ip-adapter_sd15.safetensors"
-    shutil.copy(shared_models_dir / "tiny" / "ip_adapter" / "models" / "ip-adapter_sd15.safetensors", weights)
+    shutil.copy(tiny / "ip_adapter" / "models" / "ip-adapter_sd15.safetensors", weights)
     result = run(image_executor, {"c0": ip_adapter(str(weights)), "g": generate(controls=1)}, picture)
     failure = result.record.nodes["c0"]
     assert failure.status == "failed"
@@ -231,14 +242,12 @@ def test_a_mask_of_another_size_is_an_error_naming_the_input(image_executor: Ses
 
 
 def test_controlnet_and_ip_adapter_files_in_the_layouts_users_download(image_executor: Session, picture: Image,
-                                                                      tmp_path: Path,
-                                                                      shared_models_dir: Path) -> None:
+                                                                      tmp_path: Path, tiny: Path) -> None:
     """A ControlNet weights file beside its config.json; an IP-Adapter .bin (torch state dict of image_proj and
     ip_adapter, as h94 ships them) with its image_encoder folder beside it."""
     import torch
     from safetensors.torch import load_file
 
-    tiny = shared_models_dir / "tiny"
     by_alias = pixels(values(run(image_executor, {"c0": controlnet(), "c1": ip_adapter(weight=1.0),
                                                   "g": generate(controls=2)}, picture))["image"])
     net = tmp_path / "control_tiny_canny"
@@ -253,3 +262,22 @@ def test_controlnet_and_ip_adapter_files_in_the_layouts_users_download(image_exe
              "c1": ip_adapter(str(adapters / "ip-adapter_sd15.bin"), weight=1.0), "g": generate(controls=2)}
     from_files = pixels(values(run(image_executor, nodes, picture))["image"])
     assert bool((from_files == by_alias).all())
+
+
+def test_an_ip_adapter_that_does_not_fit_is_removed_again(image_executor: Session, picture: Image, tmp_path: Path,
+                                                          tiny: Path, plain: Any) -> None:
+    """Weights for other layer widths fail while loading into the UNet: the error names the adapter and the model,
+    and the next run sees the base model, not a half-loaded adapter."""
+    from safetensors.torch import load_file, save_file
+
+    files = tiny / "ip_adapter" / "models"
+    folder = tmp_path / "wrong"
+    shutil.copytree(files / "image_encoder", folder / "image_encoder")
+    tensors = load_file(files / "ip-adapter_sd15.safetensors")
+    tensors = {key: (value[:, :5].contiguous() if "to_k_ip" in key else value) for key, value in tensors.items()}
+    save_file(tensors, folder / "ip-adapter_wrong.safetensors")
+    result = run(image_executor, {"c0": ip_adapter(str(folder / "ip-adapter_wrong.safetensors")),
+                                  "g": generate(controls=1)}, picture)
+    error = result.record.nodes["g"].error or ""
+    assert result.record.status == "failed" and "does not fit model 'tiny/sd'" in error and "controls" in error
+    assert bool((pixels(values(run(image_executor, {"g": generate()}, picture))["image"]) == plain).all())
