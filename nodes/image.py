@@ -39,6 +39,7 @@ from nodeforge.nodes.models.diffusion import (
     size_problem,
 )
 from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
+from nodeforge.nodes.models.steps import step_callback
 from nodeforge.nodes.runtime import torch_device
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
@@ -110,21 +111,19 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
     with model.lock, applied_loras(model, inputs.loras, ctx), \
             pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets) as pipe, \
             applied_ip_adapters(model, pipe, adapters, ctx) as adapter_kwargs:
-        kwargs = _common_kwargs(model, inputs, ctx)
+        kwargs = _common_kwargs(model, inputs, ctx, size)
         if controlnets is not None:
             kwargs.update(controlnets.call_kwargs(pipe))
         result = pipe(**call, **kwargs, **adapter_kwargs)
     return _images(result)
 
 
-def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext) -> dict[str, Any]:
-    """Call arguments every family takes, plus per-step progress and the seeded generator."""
+def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext,
+                   size: tuple[int, int]) -> dict[str, Any]:
+    """Call arguments every family takes, plus per-step progress and previews and the seeded generator."""
     import torch
 
-    def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        ctx.progress(step + 1, getattr(pipe, "num_timesteps", None) or inputs.steps)
-        return tensors
-
+    on_step = step_callback(ctx, model.family, inputs.steps, model=inputs.model, height=size[0], width=size[1])
     kwargs: dict[str, Any] = {
         "num_inference_steps": inputs.steps, "guidance_scale": inputs.guidance_scale,
         "generator": torch.Generator("cpu").manual_seed(inputs.seed), "output_type": "pt",

@@ -1,8 +1,5 @@
-"""Step previews of real tiny pipelines: ``step_callback`` handed to diffusers (SD, Flux's packed latents, TAESD),
-``video.generate`` on tiny/wan, ``nodeforge run --previews DIR``, and the latent layouts and projections.
-
-``test.diffuse`` below runs a tiny text-to-image pipeline with ``step_callback`` as the image nodes do (the image
-nodes themselves switch to it in their own change)."""
+"""Step previews of real tiny pipelines: the image nodes (SD, Flux's packed latents, TAESD, inpainting),
+``video.generate`` on tiny/wan, ``nodeforge run --previews DIR``, and the latent layouts and projections."""
 
 from __future__ import annotations
 
@@ -17,68 +14,30 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from nodeforge.engine.context import NodeContext
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.events import Event
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.library import GraphLibrary
-from nodeforge.engine.model_source import ResolvedModel
-from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.previews import FolderSink, PreviewMethod, Previews
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
-from nodeforge.engine.values import Image
 from nodeforge.nodes.models.previews import FACTORS, project, spatial_latents, taesd_name
-from nodeforge.nodes.models.steps import step_callback
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO = {"prompt": "a red fox running in the snow", "model": "tiny/wan", "frames": 9, "width": 64, "height": 64,
          "steps": 3}
 
 
-class Diffuse(Node):
-    """Text to image on a tiny diffusers pipeline, with ``step_callback`` as its ``callback_on_step_end``."""
-
-    type_id = "test.diffuse"
-    version = "1.0.0"
-    files = {"model": "model"}
-    accelerator = True
-
-    class Inputs(NodeInputs):
-        model: str = "tiny/sd"
-        steps: int = 4
-        width: int = 64
-        height: int = 64
-
-    class Outputs(NodeOutputs):
-        image: Image
-
-    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        import diffusers
-        import torch
-
-        def build(resolved: ResolvedModel, device: str) -> Any:
-            pipe = diffusers.DiffusionPipeline.from_pretrained(str(resolved.path))
-            pipe.set_progress_bar_config(disable=True)
-            return pipe
-
-        family = ctx.models.resolve(inputs.model).family or ""
-        pipe = ctx.models.load(inputs.model, build, kind="test-diffusion")
-        extra = {"max_sequence_length": 64} if family in ("flux", "sd3") else {}
-        result = pipe(prompt="a fox", num_inference_steps=inputs.steps, width=inputs.width, height=inputs.height,
-                      guidance_scale=0.0, generator=torch.Generator().manual_seed(1), output_type="pt",
-                      callback_on_step_end=step_callback(ctx, family, inputs.steps, model=inputs.model,
-                                                         height=inputs.height, width=inputs.width), **extra)
-        return self.Outputs(image=Image(result.images.float().clamp(0, 1)))
+def generate(model: str = "tiny/sd", steps: int = 4, width: int = 64, height: int = 64) -> dict[str, Any]:
+    return {"type": "image.generate", "inputs": {"prompt": "a fox", "model": model, "steps": steps, "width": width,
+                                                 "height": height, "guidance_scale": 0.0, "seed": 1}}
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Session]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-        registry = Registry.discover()
-        registry.add_module(sys.modules[__name__])
-        yield Session(GraphEnv(registry, GraphLibrary([])), None, workers=2,
+        yield Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2,
                       data_dir=tmp_path_factory.mktemp("data"))
 
 
@@ -108,26 +67,26 @@ def assert_pictures(previews: list[Event], steps: int, size: tuple[int, int]) ->
 
 
 def test_sd_previews_every_step_as_the_latent_projection(session: Session, tmp_path: Path) -> None:
-    previews, warnings = previewed(session, {"type": "test.diffuse", "inputs": {"steps": 4}}, tmp_path)
+    previews, warnings = previewed(session, generate(), tmp_path)
     assert_pictures(previews, 4, (32, 32))  # the tiny SD VAE halves: one pixel per latent cell
     assert not warnings
     assert sorted(path.name for path in tmp_path.iterdir()) == [f"n-{step:04d}.jpg" for step in range(1, 5)]
 
 
 def test_without_previews_the_callback_only_reports_progress(session: Session) -> None:
-    previews, _ = previewed(session, {"type": "test.diffuse", "inputs": {"steps": 2}}, None)
+    previews, _ = previewed(session, generate(steps=2), None)
     assert previews == []
 
 
 def test_flux_packed_latents_are_unpacked_with_the_pixel_size(session: Session, tmp_path: Path) -> None:
-    node = {"type": "test.diffuse", "inputs": {"model": "tiny/flux", "steps": 3, "width": 64, "height": 48}}
+    node = generate("tiny/flux", steps=3, width=64, height=48)
     previews, _ = previewed(session, node, tmp_path)
     assert_pictures(previews, 3, (64, 48))  # tiny/flux: 1 latent channel, VAE factor 1, packed 2x2
 
 
 def test_taesd_previews_decode_to_the_image_size(session: Session, tmp_path: Path) -> None:
     events: list[Event] = []
-    document = parse_document({"nodes": {"n": {"type": "test.diffuse", "inputs": {"steps": 2}}}})
+    document = parse_document({"nodes": {"n": generate(steps=2)}})
     result = session.run(document, listener=events.append,
                          previews=Previews(FolderSink(tmp_path), "taesd", interval=0, budget=None))
     assert result.record.status == "succeeded", result.record.error
@@ -137,11 +96,28 @@ def test_taesd_previews_decode_to_the_image_size(session: Session, tmp_path: Pat
 
 def test_taesd_for_other_latents_falls_back_to_the_projection_with_a_warning(session: Session,
                                                                              tmp_path: Path) -> None:
-    node = {"type": "test.diffuse", "inputs": {"model": "tiny/flux", "steps": 2, "width": 32, "height": 32}}
+    node = generate("tiny/flux", steps=2, width=32, height=32)
     previews, warnings = previewed(session, node, tmp_path, "taesd")
     assert_pictures(previews, 2, (32, 32))
     assert [event.text for event in warnings] == [
         "previews use the latent projection: the TAESD takes 4-channel latents, this model makes 1"]
+
+
+def test_inpainting_previews_its_steps(session: Session, tmp_path: Path) -> None:
+    """image.inpaint on Flux (packed latents) previews through the same callback; image-to-image runs count the
+    steps the strength leaves."""
+    events: list[Event] = []
+    document = parse_document({"nodes": {
+        "source": generate("tiny/flux", steps=1, width=32, height=32),
+        "pad": {"type": "image.pad", "inputs": {"image": {"from": "source.image"}, "left": 16}},
+        "n": {"type": "image.inpaint", "inputs": {"image": {"from": "pad.image"}, "mask": {"from": "pad.mask"},
+                                                  "prompt": "a fox", "model": "tiny/flux", "steps": 4,
+                                                  "strength": 0.5}}},
+        "outputs": {"out": {"from": "n.image"}}})
+    result = session.run(document, listener=events.append,
+                         previews=Previews(FolderSink(tmp_path), "latent", interval=0, budget=None))
+    assert result.record.status == "succeeded", result.record.error
+    assert_pictures([event for event in events if event.kind == "node.preview" and event.node == "n"], 2, (48, 32))
 
 
 def test_video_generate_previews_the_middle_frame(session: Session, tmp_path: Path) -> None:
