@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from nodeforge.engine.files import FileAccess
     from nodeforge.engine.graph import CompiledNode, GraphEnv
     from nodeforge.engine.models import ModelManager
-    from nodeforge.engine.node import NodeSpec, Port
+    from nodeforge.engine.node import NodeSpec
+    from nodeforge.engine.ports import Port
 
 
 @dataclass(slots=True)

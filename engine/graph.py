@@ -27,7 +27,8 @@ from nodeforge.engine.document import (
 )
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
 from nodeforge.engine.library import GraphLibrary
-from nodeforge.engine.node import SEMVER, NodePorts, NodeSpec, Port, Upstream, make_port
+from nodeforge.engine.node import SEMVER, NodeSpec, Upstream
+from nodeforge.engine.ports import NodePorts, Port, make_port
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.types import LINK_ONLY_TYPES, MEDIA_TYPES, is_assignable, list_item
 

@@ -31,7 +31,7 @@ from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.models import ModelManager
-from nodeforge.engine.node import make_port
+from nodeforge.engine.ports import make_port
 from nodeforge.engine.ray_events import EventForwarder
 from nodeforge.engine.ray_recipe import WorkerRecipe, registry_for
 from nodeforge.engine.ray_refs import restore_refs

@@ -11,7 +11,8 @@ from nodeforge.engine.context import BoundValue, NodeContext
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, NodeError
 from nodeforge.engine.graph import GraphEnv, compile_graph
 from nodeforge.engine.library import document_digest
-from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, NodePorts, make_port
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.engine.ports import NodePorts, make_port
 
 
 class CallGraph(Node):
