@@ -15,15 +15,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from nodeforge.engine.errors import EngineError, ModelResolveError, first_line
+from nodeforge.engine.errors import EngineError, ModelResolveError
 from nodeforge.engine.files import names_local_path
 from nodeforge.engine.model_source import ModelEntry, ResolvedModel
+from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
 from nodeforge.nodes.models.store import build_once
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
 USER_ALIASES = "models.toml"
-HUB_IGNORE = ["*.ckpt", "*.onnx", "*.onnx_data", "*.msgpack", "*.h5", "*.ot", "*.tflite", "flax_model*",
-              "tf_model*", "openvino*", "*.gguf"]
 
 
 @dataclass(frozen=True)
@@ -334,15 +333,6 @@ def read_aliases(path: Path, origin: str) -> dict[str, Alias]:
     return found
 
 
-def hub_offline() -> bool:
-    if any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE",
-                                                                                  "TRANSFORMERS_OFFLINE")):
-        return True
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def _inside(folder: Path, alias: Alias | None) -> Path:
     """The file an alias names inside its target folder (the folder itself when it names none)."""
     if alias is None or alias.file is None:
@@ -352,46 +342,6 @@ def _inside(folder: Path, alias: Alias | None) -> Path:
         raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) names {alias.file}, which is not in "
                                 f"{alias.target}")
     return path
-
-
-def hub_cached(repo: str, revision: str | None, file: str | None = None) -> bool:
-    """Whether the Hub snapshot (and ``file`` in it, when given) is in the local Hugging Face cache (nothing is
-    downloaded)."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any miss (not cached, no such revision, unreadable cache) means: not here
-        return False
-    return file is None or (folder / file).exists()
-
-
-def hub_snapshot(repo: str, revision: str | None, allow: Sequence[str] = (), alias: str | None = None) -> Path:
-    """A local snapshot of a Hub repository: from the Hugging Face cache, else downloaded when online (only the
-    files matching ``allow`` when given; the offline error then names the ``alias`` that knows them)."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
-        if not allow or all(any(folder.glob(pattern)) for pattern in allow):
-            return folder
-    except Exception:  # noqa: BLE001 - any miss in the local cache means: download, or explain
-        pass
-    shown = repo + (f"@{revision}" if revision else "")
-    if hub_offline():
-        raise ModelResolveError(
-            f"model '{shown}' is not in the local Hugging Face cache and the Hub is offline (HF_HUB_OFFLINE). "
-            f"Get the weights while online with `nodeforge models get {alias or shown}` (or `hf download "
-            f"{repo}{''.join(f' --include {pattern!r}' for pattern in allow)}`), or give a local folder or file "
-            "path instead")
-    try:
-        if allow:
-            return Path(snapshot_download(repo, revision=revision, allow_patterns=list(allow)))
-        return Path(snapshot_download(repo, revision=revision, ignore_patterns=HUB_IGNORE))
-    except Exception as exc:  # noqa: BLE001 - network, auth and not-found errors all become one clear message
-        raise ModelResolveError(f"model '{shown}' could not be downloaded from the Hugging Face Hub: "
-                                f"{type(exc).__name__}: {first_line(exc)}. Check the id, your network and "
-                                "(for gated models) `hf auth login`, or give a local path") from None
 
 
 def catalogue_from(modules: Iterable[Any]) -> ModelCatalogue:
