@@ -1,9 +1,10 @@
 """What step previews cost: sampling with and without them, through the engine, on a tiny model.
 
-- ``video.generate`` on tiny/wan (128x128, 17 frames, 40 steps: the denoising loop is most of the node's time) as a
-  one-node graph (no result cache, the model resident), run without previews and with previews into a folder at
-  the default rate (the first step, then at most four a second and at most 3% of the node's time); the ratio of
-  the node's times is the cost (target <= 1.03).
+- ``video.generate`` on tiny/wan (128x128, 17 frames, 40 steps: the denoising loop is most of the node's time) and
+  ``image.generate`` on tiny/sd (64x64: 32x32 latents, 30 steps, guidance on), each as a one-node graph (no
+  result cache, the model resident), run without previews and with previews into a folder at the default rate
+  (the first step, then at most four a second and at most 3% of the node's time); the ratio of the node's times
+  is the cost (target <= 1.03).
 - The same with every step previewed (no rate limit), to show one preview's raw cost per step.
 
 Two figures per variant. The ratio of run times, per interleaved round (so drifting machine load hits every
@@ -29,7 +30,6 @@ if not __package__:  # run as a file, this folder would shadow the engine packag
 import argparse
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,10 @@ from nodeforge.engine.session import Session
 
 VIDEO = {"prompt": "a red fox running in the snow", "model": "tiny/wan", "frames": 17, "width": 128, "height": 128,
          "steps": 40, "seed": 1}
+IMAGE = {"prompt": "a red fox in the snow", "model": "tiny/sd", "width": 64, "height": 64, "steps": 30,
+         "guidance_scale": 5.0, "seed": 1}
+CASES = (("video.generate tiny/wan 128x128, 17 frames, 40 steps", "video.generate", VIDEO, "video"),
+         ("image.generate tiny/sd 64x64, 30 steps, CFG", "image.generate", IMAGE, "image"))
 
 
 @dataclass
@@ -58,7 +62,7 @@ def timed(session: Session, document: Any, previews: Previews | None, timing: Ti
     result = session.run(document, listener=events.append, previews=previews)
     if result.record.status != "succeeded":
         raise RuntimeError(result.record.error)
-    seconds = result.record.nodes["clip"].seconds
+    seconds = result.record.nodes["n"].seconds
     assert seconds is not None
     stepped = {event.step: event.at for event in events if event.kind == "node.progress"}
     made = [event for event in events if event.kind == "node.preview"]
@@ -84,31 +88,40 @@ def main() -> None:
         data_dir = Path(folder)
         session = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2, devices=["cpu"],
                           data_dir=data_dir)
-        document = parse_document({"nodes": {"clip": {"type": "video.generate", "inputs": VIDEO}},
-                                   "outputs": {"video": {"from": "clip.video"}}})
-        variants: dict[str, Previews | None] = {
-            "no previews": None,
-            "previews (default rate)": Previews(FolderSink(data_dir / "rated")),
-            "every step previewed": Previews(FolderSink(data_dir / "every"), interval=0, budget=None),
-        }
-        for previews in variants.values():  # warm-up: model built and loaded, first-call costs paid
-            timed(session, document, previews, Timing())
-        timings = {name: Timing() for name in variants}
-        started = time.perf_counter()
-        for _ in range(args.rounds):
-            for name, previews in variants.items():
-                timed(session, document, previews, timings[name])
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, load average "
-              f"{os.getloadavg()[0]:.1f}; {args.rounds} interleaved rounds in {time.perf_counter() - started:.0f} s")
-        print(f"video.generate tiny/wan 128x128, 17 frames, {VIDEO['steps']} steps{'':<3}{'previews':>9}"
-              f"{'median':>9}{'ratio median':>14}{'best':>7}{'share in-run':>14}")
-        base, rated = timings["no previews"].seconds, timings["previews (default rate)"]
-        for name, timing in timings.items():
-            ratios = [seconds / plain for seconds, plain in zip(timing.seconds, base, strict=True)]
-            share = statistics.median(timing.shares)
-            verdict = "" if timing is not rated else ("  ok" if share <= 0.03 else "  over 3%")
-            print(f"  {name:<48}{timing.previews:>9}{statistics.median(timing.seconds):>8.3f}s"
-                  f"{statistics.median(ratios):>14.3f}{min(ratios):>7.3f}{share:>13.2%}{verdict}")
+              f"{os.getloadavg()[0]:.1f}; {args.rounds} interleaved rounds")
+        for label, node_type, inputs, output in CASES:
+            document = parse_document({"nodes": {"n": {"type": node_type, "inputs": inputs}},
+                                       "outputs": {"out": {"from": f"n.{output}"}}})
+            report(label, compare(session, document, data_dir / output, args.rounds))
+
+
+def compare(session: Session, document: Any, folder: Path, rounds: int) -> dict[str, Timing]:
+    """The three variants' timings over interleaved rounds, after a warm-up run of each."""
+    variants: dict[str, Previews | None] = {
+        "no previews": None,
+        "previews (default rate)": Previews(FolderSink(folder / "rated")),
+        "every step previewed": Previews(FolderSink(folder / "every"), interval=0, budget=None),
+    }
+    for previews in variants.values():  # warm-up: model built and loaded, first-call costs paid
+        timed(session, document, previews, Timing())
+    timings = {name: Timing() for name in variants}
+    for _ in range(rounds):
+        for name, previews in variants.items():
+            timed(session, document, previews, timings[name])
+    return timings
+
+
+def report(label: str, timings: dict[str, Timing]) -> None:
+    print(f"{label:<51}{'previews':>9}{'median':>9}{'ratio median':>14}{'best':>7}{'share in-run':>14}")
+    base, rated = timings["no previews"].seconds, timings["previews (default rate)"]
+    for name, timing in timings.items():
+        ratios = [seconds / plain for seconds, plain in zip(timing.seconds, base, strict=True)]
+        share = statistics.median(timing.shares)
+        verdict = "" if timing is not rated else ("  ok" if share <= 0.03 else "  over 3%")
+        print(f"  {name:<49}{timing.previews:>9}{statistics.median(timing.seconds):>8.3f}s"
+              f"{statistics.median(ratios):>14.3f}{min(ratios):>7.3f}{share:>13.2%}{verdict}")
+
 
 if __name__ == "__main__":
     main()
