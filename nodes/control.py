@@ -43,6 +43,7 @@ class ControlNetNode(Node):
     ``weight`` scales its effect; ``start``/``end`` are the fractions of the denoising steps it acts in."""
 
     type_id = "image.controlnet"
+    title = "ControlNet"
     version = "1.0.0"
     files = {"model": "model"}
     model_families = {"model": CONTROLNET_FAMILIES}
@@ -87,6 +88,7 @@ class IPAdapterNode(Node):
     picture of the batch is a reference; ``weight`` scales their pull. Removed after the node that uses it."""
 
     type_id = "image.ip_adapter"
+    title = "IP-Adapter"
     version = "1.0.0"
     files = {"model": "model", "image_encoder": "model"}
     model_families = {"model": IP_ADAPTER_FAMILIES}

@@ -30,6 +30,7 @@ class Canny(Node):
     the strongest gradient of them); alpha is ignored."""
 
     type_id = "image.canny"
+    title = "Canny edges"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -106,6 +107,7 @@ class Depth(Node):
     farthest black (as the ControlNet depth annotators draw it; distances from metric models are turned round)."""
 
     type_id = "image.depth"
+    title = "Depth map"
     version = "1.0.0"
     files = {"model": "model"}
     model_families = {"model": DEPTH_FAMILIES}

@@ -32,6 +32,7 @@ class FromImage(Node):
     a black-and-white mask picture: white = repaint."""
 
     type_id = "mask.from_image"
+    title = "Mask from image"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
@@ -166,6 +167,7 @@ class Pad(Node):
     old; sides not padded get no ramp, and a feather wider than the picture ramps across all of it."""
 
     type_id = "image.pad"
+    title = "Pad for outpainting"
     version = "1.0.0"
 
     class Inputs(NodeInputs):
