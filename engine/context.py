@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from nodeforge.engine.graph import GraphEnv
     from nodeforge.engine.models import ModelManager
     from nodeforge.engine.previews import NodePreviews, PreviewMethod
+    from nodeforge.engine.record import RunRecord
     from nodeforge.engine.values import Image
 
 T = TypeVar("T")
@@ -99,7 +100,16 @@ class NodeModels:
         self._held.clear()
 
 
-GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]], dict[str, Any]]
+@dataclass(frozen=True)
+class NestedRun:
+    """What a graph run inside a node gives back: its outputs by name and its record (each inner node's status,
+    device and seconds)."""
+
+    outputs: dict[str, Any]
+    record: RunRecord
+
+
+GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]], NestedRun]
 
 
 class NodeContext:
@@ -174,4 +184,8 @@ class NodeContext:
 
     def call_graph(self, document: GraphDocument, inputs: Mapping[str, BoundValue]) -> dict[str, Any]:
         """Run a graph inside this node, sharing the cache, cancellation and devices; returns its outputs."""
+        return self._call_graph(self, document, inputs).outputs
+
+    def run_graph(self, document: GraphDocument, inputs: Mapping[str, BoundValue]) -> NestedRun:
+        """``call_graph`` that also gives the inner run's record."""
         return self._call_graph(self, document, inputs)

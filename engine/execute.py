@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.backend import Prepared, RunScope
-from nodeforge.engine.context import BoundValue, NodeContext
+from nodeforge.engine.context import BoundValue, NestedRun, NodeContext
 from nodeforge.engine.devices import is_device_failure
 from nodeforge.engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
 from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled
@@ -212,7 +212,7 @@ class Run:
         return literal
 
     def _call_graph(self, ctx: NodeContext, document: GraphDocument,
-                    inputs: Mapping[str, BoundValue]) -> dict[str, Any]:
+                    inputs: Mapping[str, BoundValue]) -> NestedRun:
         """``ctx.call_graph``: the inner graph as a nested run of this session (its devices, cache, models; its
         nodes make no previews, their ids not being the outer graph's)."""
         env = self.env.entering(document.name or "graph")
@@ -225,7 +225,7 @@ class Run:
         if failed:
             raise EngineError(f"inner node {nested.record.nodes[failed[0]].error}")
         ctx.check_cancelled()
-        return nested.outputs()
+        return NestedRun(nested.outputs(), nested.record)
 
 
 def _forward_progress(ctx: NodeContext, total: int) -> Listener:

@@ -185,7 +185,7 @@ class _Compiler:
             self.issue(node_id, exc.input, "recursion", str(exc))
             return
         except EngineError as exc:
-            self.issue(node_id, None, "bad_ports", str(exc))
+            self.issue(node_id, getattr(exc, "input", None), "bad_ports", str(exc))
             return
         inputs = ports.inputs
         upstream: dict[str, None] = {}

@@ -1,0 +1,195 @@
+"""Sweeps: one graph run over several values of its inputs, as one combined graph.
+
+A sweep is a list of cells, each the values of some graph inputs (``sweep_cells``: a cartesian product of axes, a
+zip of them, or explicit rows). ``expand_sweep`` writes the combined graph: a node that depends on no swept input
+appears once and every cell uses it; every other node is copied per cell as ``c<i>__<id>``, reading that cell's
+values from graph inputs ``c<i>__<input>``. The combined graph runs like any graph: its nodes run in parallel on
+every device, a copy keys exactly as the same node in a plain run with that value (graph inputs count as literals),
+so shared work runs once, a re-run is cached, and a batch interrupted halfway resumes from the cache.
+``sweep_table`` reads each cell's outputs, seconds, devices and cache state back from the run record.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nodeforge.engine.document import GraphDocument, parse_document
+from nodeforge.engine.errors import NodeError
+from nodeforge.engine.keys import canonical
+from nodeforge.engine.record import RunRecord
+
+SweepMode = Literal["product", "zip", "rows"]
+MODES: tuple[SweepMode, ...] = ("product", "zip", "rows")
+MAX_CELLS = 4096
+
+
+def cell_name(index: int, name: str) -> str:
+    """The id of a node, graph input or output copied into cell ``index``."""
+    return f"c{index}__{name}"
+
+
+def sweep_cells(axes: Any, mode: str = "product") -> list[dict[str, Any]]:
+    """The cells of a sweep, in order: ``product`` (the first axis varies slowest, so with two axes the first
+    gives the rows of a sheet), ``zip`` (axes of one length, taken together) or ``rows`` (``axes`` is then a list of
+    input objects). NodeError on ``axes`` or ``mode`` when they do not describe a sweep."""
+    if mode not in MODES:
+        raise NodeError(f"mode is one of {', '.join(MODES)}, not {mode!r}", input="mode")
+    if mode == "rows":
+        if not isinstance(axes, list) or not axes or not all(isinstance(row, dict) and row for row in axes):
+            raise NodeError("rows mode takes a non-empty list of input objects, e.g. [{\"seed\": 1}, {\"seed\": 2}]",
+                            input="axes")
+        cells = [dict(row) for row in axes]
+    else:
+        if not isinstance(axes, dict) or not axes:
+            raise NodeError('axes is an object of input names and value lists, e.g. {"seed": [1, 2, 3]}',
+                            input="axes")
+        for name, values in axes.items():
+            if not isinstance(values, list) or not values:
+                raise NodeError(f"axes.{name} must be a non-empty list of values", input="axes")
+        names, lists = list(axes), list(axes.values())
+        if mode == "zip":
+            if len({len(values) for values in lists}) > 1:
+                lengths = ", ".join(f"{name}: {len(values)}" for name, values in axes.items())
+                raise NodeError(f"zip takes axes of one length ({lengths})", input="axes")
+            cells = [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
+        else:
+            cells = [dict(zip(names, values, strict=True)) for values in itertools.product(*lists)]
+    if len(cells) > MAX_CELLS:
+        raise NodeError(f"the sweep has {len(cells)} cells; at most {MAX_CELLS} run in one sweep", input="axes")
+    return cells
+
+
+def axis_problems(document: GraphDocument, cells: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Swept names that are not inputs of the graph (each once, in order)."""
+    declared = document.inputs
+    unknown = dict.fromkeys(name for cell in cells for name in cell if name not in declared)
+    accepted = ", ".join(declared) or "none"
+    return [f"'{name}' is not an input of graph '{document.name or 'graph'}' (its inputs: {accepted})"
+            for name in unknown]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A combined graph and how to read it back: the cells' values (``inputs`` binds them), the original graph's
+    output names, and per cell the node ids that are its own copies."""
+
+    document: GraphDocument
+    cells: list[dict[str, Any]]
+    outputs: list[str]
+    own_nodes: list[list[str]]
+    inputs: dict[str, Any]
+
+
+def expand_sweep(document: GraphDocument, cells: list[dict[str, Any]]) -> Sweep:
+    """The combined graph of ``document`` over ``cells`` (see the module docstring). A node is copied once per
+    distinct combination of the swept values it reads (directly or upstream), so in a 3x2 sweep a node that reads
+    only the first axis runs three times, not six. Raises NodeError on ``axes`` when a cell names something that is
+    not an input of the graph."""
+    problems = axis_problems(document, cells)
+    if problems:
+        raise NodeError("; ".join(problems), input="axes")
+    source = document.to_json()
+    swept = set().union(*(cell.keys() for cell in cells))
+    reads = _swept_reads(source["nodes"], swept)
+    nodes: dict[str, Any] = {node_id: node for node_id, node in source["nodes"].items() if node_id not in reads}
+    declared = {name: decl for name, decl in source["inputs"].items()
+                if name not in swept or any(name not in cell for cell in cells)}
+    inputs: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    own: list[list[str]] = [[] for _ in cells]
+    first: dict[tuple[str, str], int] = {}  # (node, the swept values it reads) -> the cell that has its copy
+    for index, cell in enumerate(cells):
+        for name, value in cell.items():
+            declared[cell_name(index, name)] = {**source["inputs"][name], "default": None}
+            inputs[cell_name(index, name)] = value
+        copies = {}
+        for node_id, names in reads.items():
+            signature = (node_id, canonical([[name, cell.get(name, None), name in cell] for name in sorted(names)]))
+            copies[node_id] = first.setdefault(signature, index)
+            if copies[node_id] == index:
+                node = source["nodes"][node_id]
+                nodes[cell_name(index, node_id)] = {**node, "inputs": {
+                    name: _rebind(value, index, cell, copies) for name, value in node["inputs"].items()}}
+                own[index].append(cell_name(index, node_id))
+        for name, decl in source["outputs"].items():
+            outputs[cell_name(index, name)] = {**decl, "from": _relink(decl["from"], copies)}
+    combined = parse_document({
+        "name": f"{document.name or 'graph'} (sweep)", "description": document.description, "inputs": declared,
+        "nodes": nodes, "outputs": outputs,
+        "ui": {"sweep": {"graph": document.name, "cells": cells, "outputs": list(source["outputs"])}}})
+    return Sweep(combined, cells, list(source["outputs"]), own, inputs)
+
+
+def sweep_table(sweep: Sweep, record: RunRecord, outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per cell: its swept values, its outputs (from ``outputs``, keyed by the combined graph's output
+    names: the record's files, or JSON summaries), and the seconds, devices and cache state of its own nodes
+    (shared nodes run once and are not counted in any cell)."""
+    table = []
+    for index, cell in enumerate(sweep.cells):
+        records = [record.nodes[node_id] for node_id in sweep.own_nodes[index] if node_id in record.nodes]
+        table.append({
+            "index": index, "inputs": cell,
+            "outputs": {name: outputs.get(cell_name(index, name)) for name in sweep.outputs},
+            "seconds": round(sum(node.seconds or 0.0 for node in records), 6),
+            "devices": sorted({node.device for node in records if node.device}),
+            "cached": bool(records) and all(node.status == "cached" for node in records),
+            "status": _cell_status(records),
+        })
+    return table
+
+
+def _cell_status(records: Sequence[Any]) -> str:
+    statuses = {node.status for node in records}
+    for status in ("failed", "cancelled", "skipped"):
+        if status in statuses:
+            return status
+    return "succeeded"
+
+
+def _swept_reads(nodes: Mapping[str, Any], swept: set[str]) -> dict[str, set[str]]:
+    """For every node that reads a swept input, directly or through links, the swept inputs it reads (in
+    document order; nodes absent read none and are shared by every cell)."""
+    reads: dict[str, set[str]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for node_id, node in nodes.items():
+            found: set[str] = set()
+            for value in node["inputs"].values():
+                _collect(value, swept, reads, found)
+            if found and found != reads.get(node_id):
+                reads[node_id] = found
+                changed = True
+    return {node_id: reads[node_id] for node_id in nodes if node_id in reads}
+
+
+def _collect(value: Any, swept: set[str], reads: Mapping[str, set[str]], found: set[str]) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _collect(item, swept, reads, found)
+    elif isinstance(value, dict) and len(value) == 1:
+        if "input" in value and value["input"] in swept:
+            found.add(value["input"])
+        elif "from" in value and isinstance(value["from"], str):
+            found.update(reads.get(value["from"].split(".", 1)[0], ()))
+
+
+def _rebind(value: Any, index: int, cell: Mapping[str, Any], copies: Mapping[str, int]) -> Any:
+    """A node input as the copy in cell ``index`` reads it: the cell's graph inputs, the right copies' outputs."""
+    if isinstance(value, list):
+        return [_rebind(item, index, cell, copies) for item in value]
+    if isinstance(value, dict) and len(value) == 1:
+        if "input" in value and value["input"] in cell:
+            return {"input": cell_name(index, value["input"])}
+        if "from" in value and isinstance(value["from"], str):
+            return {"from": _relink(value["from"], copies)}
+    return value
+
+
+def _relink(link: str, copies: Mapping[str, int]) -> str:
+    """A link to a node's output, pointed at the copy (of the cell ``copies`` names) when the node is copied."""
+    node, output = link.split(".", 1)
+    return f"{cell_name(copies[node], node)}.{output}" if node in copies else link

@@ -1,0 +1,115 @@
+"""Sweeps: one saved graph over several values of its inputs, as ordinary cached runs that share their work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.errors import GraphValidationError, NodeError
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.session import Session
+from nodeforge.engine.sweep import expand_sweep, sweep_cells
+from tests.support.testnodes import coordination
+
+
+def saved_graph(env: GraphEnv, channel: str) -> None:
+    """``shared`` reads no swept input, ``first`` reads ``a``, ``second`` reads ``a`` (through ``first``) and
+    ``b``: out = a + 5 + b."""
+    folder = env.library.folders[0]
+    document = {
+        "name": "pipeline",
+        "inputs": {"a": {"type": "int", "default": 1}, "b": {"type": "int", "default": 10}},
+        "nodes": {
+            "shared": {"type": "test.add", "inputs": {"x": 5, "delta": 0, "channel": channel}},
+            "first": {"type": "test.add", "inputs": {"x": {"input": "a"}, "delta": {"from": "shared.value"},
+                                                     "channel": channel}},
+            "second": {"type": "test.add", "inputs": {"x": {"from": "first.value"}, "delta": {"input": "b"},
+                                                      "channel": channel}}},
+        "outputs": {"out": {"from": "second.value"}, "mid": {"from": "first.value"}}}
+    (Path(folder) / "pipeline.json").write_text(json.dumps(document), encoding="utf-8")
+
+
+def sweep(executor: Session, axes: Any, mode: str = "product", **extra: Any) -> Any:
+    document = parse_document({"nodes": {"s": {"type": "graph.sweep", "inputs": {
+        "graph": "pipeline", "axes": axes, "mode": mode, **extra}}},
+        "outputs": {"cells": {"from": "s.cells"}, "out": {"from": "s.out"}, "mid": {"from": "s.mid"}}})
+    result = executor.run(document)
+    assert result.record.status == "succeeded", result.record.error
+    return result
+
+
+def test_a_product_sweep_gives_every_cell_in_order_and_shares_upstream_work(executor: Session,
+                                                                            request: pytest.FixtureRequest) -> None:
+    channel = request.node.name
+    calls = coordination(channel).calls
+    saved_graph(executor.env, channel)
+    result = sweep(executor, {"a": [1, 2, 3], "b": [10, 20]})
+    cells = result.values["cells"]
+    assert [cell["inputs"] for cell in cells] == [{"a": a, "b": b} for a in (1, 2, 3) for b in (10, 20)]
+    assert result.values["out"] == [a + 5 + b for a in (1, 2, 3) for b in (10, 20)]
+    assert [cell["outputs"]["out"] for cell in cells] == result.values["out"]
+    assert result.values["mid"] == [6, 6, 7, 7, 8, 8]
+    assert sorted(call.split("__")[-1] for call in calls) == ["first"] * 3 + ["second"] * 6 + ["shared"]
+    assert all(cell["devices"] == ["cpu"] and not cell["cached"] for cell in cells)
+
+
+def test_a_rerun_is_cached_and_a_changed_value_recomputes_only_its_cells(executor: Session,
+                                                                         request: pytest.FixtureRequest) -> None:
+    channel = request.node.name
+    calls = coordination(channel).calls
+    saved_graph(executor.env, channel)
+    sweep(executor, {"a": [1, 2, 3], "b": [10, 20]})
+    calls.clear()
+    again = sweep(executor, {"a": [1, 2, 3], "b": [10, 20]})
+    assert calls == [] and again.record.nodes["s"].status == "cached"
+    changed = sweep(executor, {"a": [1, 2, 3], "b": [10, 30]})
+    assert sorted(calls) == [f"c{i}__second" for i in (1, 3, 5)]
+    cells = changed.values["cells"]
+    assert [cell["cached"] for cell in cells] == [True, False, True, False, True, False]
+    assert changed.values["out"] == [16, 36, 17, 37, 18, 38]
+
+
+def test_zip_and_rows_modes(executor: Session, request: pytest.FixtureRequest) -> None:
+    saved_graph(executor.env, "")
+    assert sweep(executor, {"a": [1, 2], "b": [10, 20]}, "zip").values["out"] == [16, 27]
+    rows = sweep(executor, [{"a": 3}, {"b": 100}, {"a": 2, "b": 0}], "rows")
+    assert rows.values["out"] == [3 + 5 + 10, 1 + 5 + 100, 2 + 5 + 0]
+    assert [cell["inputs"] for cell in rows.values["cells"]] == [{"a": 3}, {"b": 100}, {"a": 2, "b": 0}]
+
+
+def test_other_graph_inputs_pass_through(executor: Session) -> None:
+    saved_graph(executor.env, "")
+    assert sweep(executor, {"a": [1, 2]}, b=1000).values["out"] == [1006, 1007]
+
+
+def test_an_axis_that_is_not_an_input_of_the_graph_is_a_validation_issue(executor: Session) -> None:
+    saved_graph(executor.env, "")
+    with pytest.raises(GraphValidationError) as caught:
+        sweep(executor, {"a": [1], "colour": ["red"]})
+    assert [(issue.node, issue.input) for issue in caught.value.issues] == [("s", "axes")]
+    assert "'colour' is not an input of graph 'pipeline' (its inputs: a, b)" in caught.value.issues[0].message
+
+
+def test_sweep_cells_refuse_what_is_not_a_sweep() -> None:
+    with pytest.raises(NodeError, match="zip takes axes of one length"):
+        sweep_cells({"a": [1, 2], "b": [1]}, "zip")
+    with pytest.raises(NodeError, match="axes.a must be a non-empty list"):
+        sweep_cells({"a": []})
+    with pytest.raises(NodeError, match="rows mode takes a non-empty list"):
+        sweep_cells({"a": [1]}, "rows")
+    with pytest.raises(NodeError, match="mode is one of product, zip, rows"):
+        sweep_cells({"a": [1]}, "grid")
+
+
+def test_the_combined_graph_copies_a_node_once_per_combination_it_reads(executor: Session) -> None:
+    saved_graph(executor.env, "")
+    document = executor.env.library.load("pipeline")
+    combined = expand_sweep(document, sweep_cells({"a": [1, 2], "b": [10, 20, 30]}))
+    assert sorted(combined.document.nodes) == sorted(
+        ["shared", "c0__first", "c3__first"] + [f"c{i}__second" for i in range(6)])
+    assert combined.document.nodes["c4__second"].inputs["x"] == {"from": "c3__first.value"}
+    assert combined.own_nodes[1] == ["c1__second"]
