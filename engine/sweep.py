@@ -74,7 +74,8 @@ def axis_problems(document: GraphDocument, cells: Iterable[Mapping[str, Any]]) -
 @dataclass(frozen=True)
 class Sweep:
     """A combined graph and how to read it back: the cells' values (``inputs`` binds them), the original graph's
-    output names, and per cell the node ids that are its own copies."""
+    output names, and per cell the node ids that are its own copies. The document's ``ui.sweep`` holds the same
+    (cells, outputs, own), so a stored run can be read back as a table."""
 
     document: GraphDocument
     cells: list[dict[str, Any]]
@@ -119,30 +120,38 @@ def expand_sweep(document: GraphDocument, cells: list[dict[str, Any]]) -> Sweep:
     combined = parse_document({
         "name": f"{document.name or 'graph'} (sweep)", "description": document.description, "inputs": declared,
         "nodes": nodes, "outputs": outputs,
-        "ui": {"sweep": {"graph": document.name, "cells": cells, "outputs": list(source["outputs"])}}})
+        "ui": {"sweep": {"graph": document.name, "cells": cells, "outputs": list(source["outputs"]), "own": own}}})
     return Sweep(combined, cells, list(source["outputs"]), own, inputs)
 
 
-def sweep_table(sweep: Sweep, record: RunRecord, outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per cell: its swept values, its outputs (from ``outputs``, keyed by the combined graph's output
-    names: the record's files, or JSON summaries), and the seconds, devices and cache state of its own nodes
-    (shared nodes run once and are not counted in any cell)."""
+def sweep_table(meta: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]],
+                outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per cell of a combined graph (``meta`` is its ``ui.sweep``): its swept values, its outputs (from
+    ``outputs``, keyed by the combined graph's output names: the record's files, artifact URLs, or JSON summaries),
+    and the seconds, devices and cache state of its own nodes (``nodes``: each node's status, device, seconds;
+    shared nodes run once and are not counted in any cell)."""
     table = []
-    for index, cell in enumerate(sweep.cells):
-        records = [record.nodes[node_id] for node_id in sweep.own_nodes[index] if node_id in record.nodes]
+    for index, cell in enumerate(meta["cells"]):
+        records = [nodes[node_id] for node_id in meta["own"][index] if node_id in nodes]
         table.append({
             "index": index, "inputs": cell,
-            "outputs": {name: outputs.get(cell_name(index, name)) for name in sweep.outputs},
-            "seconds": round(sum(node.seconds or 0.0 for node in records), 6),
-            "devices": sorted({node.device for node in records if node.device}),
-            "cached": bool(records) and all(node.status == "cached" for node in records),
+            "outputs": {name: outputs.get(cell_name(index, name)) for name in meta["outputs"]},
+            "seconds": round(sum(node.get("seconds") or 0.0 for node in records), 6),
+            "devices": sorted({node["device"] for node in records if node.get("device")}),
+            "cached": bool(records) and all(node["status"] == "cached" for node in records),
             "status": _cell_status(records),
         })
     return table
 
 
-def _cell_status(records: Sequence[Any]) -> str:
-    statuses = {node.status for node in records}
+def node_states(record: RunRecord) -> dict[str, dict[str, Any]]:
+    """A run record's nodes as ``sweep_table`` reads them."""
+    return {node_id: {"status": node.status, "device": node.device, "seconds": node.seconds}
+            for node_id, node in record.nodes.items()}
+
+
+def _cell_status(records: Sequence[Mapping[str, Any]]) -> str:
+    statuses = {node["status"] for node in records}
     for status in ("failed", "cancelled", "skipped"):
         if status in statuses:
             return status

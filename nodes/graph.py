@@ -15,7 +15,15 @@ from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.library import document_digest
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.ports import NodePorts, make_port
-from nodeforge.engine.sweep import MODES, axis_problems, cell_name, expand_sweep, sweep_cells, sweep_table
+from nodeforge.engine.sweep import (
+    MODES,
+    axis_problems,
+    cell_name,
+    expand_sweep,
+    node_states,
+    sweep_cells,
+    sweep_table,
+)
 from nodeforge.engine.types import list_item
 from nodeforge.engine.values import Audio, Image, Video
 
@@ -144,7 +152,8 @@ class SweepGraph(Node):
         lists = {name: [nested.outputs[cell_name(i, name)] for i in range(len(sweep.cells))]
                  for name in sweep.outputs}
         summaries = {name: _summary(value) for name, value in nested.outputs.items()}
-        return self.Outputs(**{"cells": sweep_table(sweep, nested.record, summaries), **lists})
+        table = sweep_table(sweep.document.ui["sweep"], node_states(nested.record), summaries)
+        return self.Outputs(**{"cells": table, **lists})
 
 
 def _summary(value: Any) -> Any:

@@ -113,3 +113,34 @@ def test_the_combined_graph_copies_a_node_once_per_combination_it_reads(executor
         ["shared", "c0__first", "c3__first"] + [f"c{i}__second" for i in range(6)])
     assert combined.document.nodes["c4__second"].inputs["x"] == {"from": "c3__first.value"}
     assert combined.own_nodes[1] == ["c1__second"]
+
+
+def test_a_rows_batch_cut_short_resumes_without_recomputing_finished_rows(
+        env: GraphEnv, cache: Any, data_dir: Path, request: pytest.FixtureRequest) -> None:
+    """One worker runs the rows one after another; the run is cancelled when the second row's node finishes. The
+    next run of the same batch computes only the rows that had not finished, from the shared cache."""
+    import threading
+
+    channel = request.node.name
+    calls = coordination(channel).calls
+    saved_graph(env, channel)
+    executor = Session(env, cache, workers=1, data_dir=data_dir)
+    batch = expand_sweep(env.library.load("pipeline"), sweep_cells([{"b": b} for b in (1, 2, 3, 4)], "rows"))
+    cancel = threading.Event()
+    finished: list[str] = []
+
+    def listen(event: Any) -> None:
+        if event.kind == "node.finished" and event.node.endswith("__second"):
+            finished.append(event.node)
+            if len(finished) == 2:
+                cancel.set()
+
+    first = executor.run(batch.document, batch.inputs, listener=listen, cancel=cancel)
+    assert first.record.status == "cancelled"
+    done = [f"c{i}__second" for i in range(4) if first.record.nodes[f"c{i}__second"].status == "succeeded"]
+    assert done == finished == ["c0__second", "c1__second"]
+    calls.clear()
+    second = executor.run(batch.document, batch.inputs)
+    assert second.record.status == "succeeded"
+    assert sorted(calls) == ["c2__second", "c3__second"]
+    assert [second.values[f"c{i}__out"] for i in range(4)] == [7, 8, 9, 10]
