@@ -11,6 +11,7 @@ sampling at once on one machine therefore stay reproducible.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,12 +67,28 @@ class GenerateOptions:
 
 @dataclass(frozen=True)
 class Generation:
-    """A finished generation. ``finish_reason`` is ``stop`` (end of turn or a stop string) or ``length``."""
+    """A finished generation. ``finish_reason`` is ``stop`` (end of turn or a stop string) or ``length``.
+    ``counted`` is False when the token counts are unknown (an OpenAI-compatible server that reported no usage);
+    both counts are 0 then."""
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    counted: bool = True
+
+
+def usage(result: Generation, context: int | None, seconds: float) -> dict[str, Any]:
+    """What a generation took, as ``llm.generate`` reports it: token counts (None when not counted), the model's
+    context length (None when unknown: OpenAI-compatible servers do not say), the wall time and the completion
+    tokens per second."""
+    counted = result.counted
+    completion = result.completion_tokens if counted else None
+    return {"prompt_tokens": result.prompt_tokens if counted else None, "completion_tokens": completion,
+            "total_tokens": result.prompt_tokens + result.completion_tokens if counted else None,
+            "context_length": context, "seconds": round(seconds, 6),
+            "tokens_per_second": round(completion / seconds, 2) if completion is not None and seconds > 0 else None,
+            "finish_reason": result.finish_reason}
 
 
 def chat_messages(prompt: str, system: str = "") -> list[dict[str, str]]:
@@ -284,10 +301,12 @@ class Generate(Node):
     """Generate text with a language model: a local transformers causal LM (``tiny/llm``, an alias such as
     ``qwen2.5-0.5b-instruct``, a folder or a Hub id) or ``openai:<model>`` on any OpenAI-compatible server
     (``NODEFORGE_OPENAI_BASE_URL`` / ``OPENAI_API_KEY``). The chat template is used when the model has one.
-    Tokens stream as progress events, each carrying the text it added as a ``delta``."""
+    Tokens stream as progress events, each carrying the text it added as a ``delta``. ``usage`` says what the
+    generation took: prompt, completion and total tokens (by the model's tokenizer, or as the server reports them),
+    the context length, the seconds it ran (a local model's loading not included) and tokens per second."""
 
     type_id = "llm.generate"
-    version = "1.0.0"
+    version = "1.1.0"
     files = {"model": "model"}
     model_families = {"model": FAMILIES}
     accelerator = True
@@ -305,6 +324,9 @@ class Generate(Node):
 
     class Outputs(NodeOutputs):
         text: str
+        usage: dict[str, Any] = Field(description="prompt_tokens, completion_tokens, total_tokens, "
+                                      "context_length, seconds, tokens_per_second, finish_reason (null where "
+                                      "unknown)")
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
@@ -339,8 +361,11 @@ class Generate(Node):
         if inputs.model.startswith(OPENAI_PREFIX):
             from nodeforge.nodes.openai_chat import chat_completion
 
+            start, context = time.perf_counter(), None
             result = chat_completion(inputs.model.removeprefix(OPENAI_PREFIX).strip(), messages, options,
                                      on_text, data_dir=ctx.data_dir)
         else:
-            result = generate(open_causal_lm(inputs.model, ctx), messages, options, on_text, ctx.warn)
-        return self.Outputs(text=result.text)
+            lm = open_causal_lm(inputs.model, ctx)
+            start, context = time.perf_counter(), lm.context
+            result = generate(lm, messages, options, on_text, ctx.warn)
+        return self.Outputs(text=result.text, usage=usage(result, context, time.perf_counter() - start))

@@ -50,7 +50,9 @@ def endpoint(data_dir: Path | None) -> Endpoint:
 
 def chat_completion(model: str, messages: Sequence[Mapping[str, str]], options: GenerateOptions,
                     on_text: TextCallback | None = None, *, data_dir: Path | None = None) -> Generation:
-    """One streamed chat completion; ``on_text(piece, chunks_so_far)`` is called per streamed piece."""
+    """One streamed chat completion; ``on_text(piece, chunks_so_far)`` is called per streamed piece. The token
+    counts are the server's own (``stream_options.include_usage`` asks for them in a last chunk); a server that
+    sends none gives a Generation that is not ``counted``."""
     if len(options.stop) > MAX_STOPS:
         raise NodeError(f"{len(options.stop)} stop strings given; OpenAI-compatible servers take at most {MAX_STOPS}",
                         input="stop")
@@ -106,8 +108,11 @@ def _read_stream(response: Any, on_text: TextCallback | None) -> Generation:
                 chunks += 1
                 if on_text is not None:
                     on_text(piece, chunks)
-    return Generation(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", chunks)),
-                      "length" if finish == "length" else "stop")
+    reason = "length" if finish == "length" else "stop"
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")  # the include_usage chunk
+    if isinstance(prompt, int) and isinstance(completion, int):
+        return Generation(text, prompt, completion, reason)
+    return Generation(text, 0, 0, reason, counted=False)
 
 
 def _message(error: Any) -> str:

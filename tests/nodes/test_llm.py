@@ -51,6 +51,22 @@ def test_tokens_stream_as_progress_events_before_the_node_finishes(executor: Ses
     assert max(len(e.delta or "") for e in progress) < len(result.values["text"])
 
 
+def test_usage_counts_the_tokenizers_tokens_of_prompt_and_text(executor: Session, tiny_lm: CausalLM) -> None:
+    document = parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
+        "prompt": "Tell me about foxes", "system": "Be brief.", "max_new_tokens": 12, "temperature": 0}}},
+        "outputs": {"text": {"from": "llm.text"}, "usage": {"from": "llm.usage"}}})
+    result = executor.run(document)
+    assert result.record.status == "succeeded", result.record.error
+    usage, text = result.values["usage"], result.values["text"]
+    tokenizer = tiny_lm.tokenizer
+    prompt = render_prompt(tokenizer, chat_messages("Tell me about foxes", "Be brief."))
+    assert usage["prompt_tokens"] == len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert usage["completion_tokens"] == len(tokenizer(text, add_special_tokens=False)["input_ids"]) == 12
+    assert usage["total_tokens"] == usage["prompt_tokens"] + 12
+    assert (usage["context_length"], usage["finish_reason"]) == (1024, "length")
+    assert usage["seconds"] > 0 and usage["tokens_per_second"] == pytest.approx(12 / usage["seconds"], rel=0.01)
+
+
 def test_same_seed_same_text_other_seed_other_text(tiny_lm: CausalLM) -> None:
     messages = chat_messages("hello", "system text")
     first = generate(tiny_lm, messages, GenerateOptions(max_new_tokens=16, temperature=0.9, seed=1))
@@ -138,6 +154,9 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
             last = i == len(self.reply) - 1
             chunk = {"choices": [{"delta": {"content": piece}, "finish_reason": "stop" if last else None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        if (body.get("stream_options") or {}).get("include_usage") and body["model"] != "no-usage":
+            usage = {"prompt_tokens": 21, "completion_tokens": 4, "total_tokens": 25}  # OpenAI's last chunk
+            self.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
     def log_message(self, *args: Any) -> None:
@@ -170,6 +189,26 @@ def test_openai_model_streams_from_a_compatible_server(executor: Session, openai
     assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer sk-test" and sent["stream"] is True
     assert sent["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "foxes?"}]
     assert (sent["model"], sent["max_tokens"], sent["seed"], sent["stop"]) == ("gpt-test", 30, 9, ["END"])
+    assert sent["stream_options"] == {"include_usage": True}
+
+
+def test_openai_usage_is_the_servers_count_or_null_when_it_sends_none(executor: Session, openai_server: str) -> None:
+    def usage(model: str) -> dict[str, Any]:
+        result = executor.run(parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
+            "prompt": "foxes?", "model": model}}}, "outputs": {"usage": {"from": "llm.usage"}}}))
+        assert result.record.status == "succeeded", result.record.error
+        return result.values["usage"]
+
+    counted, unknown = usage("openai:gpt-test"), usage("openai:no-usage")
+    assert {key: counted[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens", "context_length",
+                                          "finish_reason")} == {"prompt_tokens": 21, "completion_tokens": 4,
+                                                                "total_tokens": 25, "context_length": None,
+                                                                "finish_reason": "stop"}
+    assert counted["seconds"] > 0 and counted["tokens_per_second"] == pytest.approx(4 / counted["seconds"], rel=0.01)
+    assert {key: unknown[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens",
+                                          "tokens_per_second")} == dict.fromkeys(
+        ("prompt_tokens", "completion_tokens", "total_tokens", "tokens_per_second"))
+    assert unknown["seconds"] > 0
 
 
 def test_openai_errors_are_node_errors_with_the_server_message(openai_server: str, data_dir: Path) -> None:

@@ -95,6 +95,9 @@ def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models
         result = executor.run(parse_document(graph), listener=events.append)
         assert result.record.status == "succeeded", result.record.error
         assert result.values["remote.text"] == result.values["local.text"] != ""
+        counts = ("prompt_tokens", "completion_tokens", "total_tokens", "finish_reason")
+        remote, local = result.values["remote.usage"], result.values["local.usage"]
+        assert [remote[key] for key in counts] == [local[key] for key in counts], "the server's usage chunk"
         assert any(e.kind == "node.progress" and e.node == "remote" for e in events)
         monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", "wrong")
         uncached = {"type": "llm.generate", "inputs": {**graph["nodes"]["remote"]["inputs"], "seed": 8}}
