@@ -169,7 +169,7 @@ class Grid(Node):
         columns = inputs.columns or math.ceil(math.sqrt(len(cells)))
         rows = math.ceil(len(cells) / columns)
         cell_w, cell_h = max(c.width for c in cells), max(c.height for c in cells)
-        font, strip = _label_font(cell_w) if inputs.labels else (None, 0)
+        font, strip = label_font(cell_w) if inputs.labels else (None, 0)
         gap = inputs.gap
         sheet = PILImage.new("RGB", (columns * cell_w + (columns + 1) * gap,
                                      rows * (cell_h + strip) + (rows + 1) * gap), background)
@@ -180,7 +180,7 @@ class Grid(Node):
             rgba = cell.convert("RGBA")
             sheet.paste(rgba, (left + (cell_w - cell.width) // 2, top + (cell_h - cell.height) // 2), rgba)
             if font is not None and index < len(inputs.labels):
-                text = _fit_text(draw, inputs.labels[index], font, cell_w)
+                text = fit_text(draw, inputs.labels[index], font, cell_w)
                 width = draw.textlength(text, font=font)
                 ink = (0, 0, 0) if sum(background) > 382 else (255, 255, 255)
                 draw.text((left + (cell_w - width) / 2, top + cell_h + 2), text, fill=ink, font=font)
@@ -196,18 +196,23 @@ def _colour(text: str) -> tuple[int, int, int] | None:
         return None
 
 
-def _label_font(cell_width: int) -> tuple[Any, int]:
+def label_font(cell_width: int) -> tuple[Any, int]:
+    """The label font for cells of this width (a tenth of it, 10 to 32 px) and the height of one label line."""
+    size = max(10, min(32, cell_width // 10))
+    return text_font(size), size + 6
+
+
+def text_font(size: int) -> Any:
+    """PIL's default font at ``size`` px; its small fixed bitmap font where Pillow has no FreeType."""
     from PIL import ImageFont
 
-    size = max(10, min(32, cell_width // 10))
     try:
-        font: Any = ImageFont.load_default(size=size)
+        return ImageFont.load_default(size=size)
     except (TypeError, OSError):
-        font = ImageFont.load_default()
-    return font, size + 6
+        return ImageFont.load_default()
 
 
-def _fit_text(draw: Any, text: str, font: Any, width: int) -> str:
+def fit_text(draw: Any, text: str, font: Any, width: int) -> str:
     """The label, shortened with an ellipsis until it fits the cell's width."""
     if draw.textlength(text, font=font) <= width:
         return text
