@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from nodeforge.engine.record import RunRecord
     from nodeforge.engine.registry import Registry
     from nodeforge.engine.session import RunResult, Session
+    from nodeforge.engine.sweep import Sweep
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -65,6 +66,11 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="sets",
                      help="a graph input, parsed by its declared type (a media input takes a file path)")
     run.add_argument("--json", action="store_true", help="print the run record as one JSON object")
+    run.add_argument("--sweep", action="append", default=[], metavar="NAME=VALUES", dest="sweeps", help="run over "
+                     "values of an input (a,b,c or FIRST..LAST; more --sweep: every combination); writes compare.html")
+    run.add_argument("--zip", action="store_true", help="with --sweep: take the i-th values of every axis together")
+    run.add_argument("--rows", metavar="FILE", help="run once per row of a .jsonl or .csv file of inputs (a "
+                                                    "batch; a re-run skips finished rows through the cache)")
     run.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
     run.add_argument("--previews", metavar="DIR", help="keep diffusion nodes' step previews in DIR as "
                                                       "<node>-<step>.jpg (a few per second per node)")
@@ -273,6 +279,7 @@ def _cache(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.cli_sweep import report, sweep_of
     from nodeforge.engine.datadir import resolve_data_dir
     from nodeforge.engine.devices import parse_budgets, parse_devices, parse_size
     from nodeforge.engine.graph import compile_graph
@@ -295,6 +302,9 @@ def _run(args: argparse.Namespace) -> int:
     except GraphValidationError as exc:
         return _invalid(args.graph, exc.issues)
     given = parse_sets(document, args.sets)
+    sweep = sweep_of(document, args.sweeps, args.zip, args.rows)
+    if sweep is not None:
+        document, given = sweep.document, {**given, **sweep.inputs}
     env = _env(args, Path(args.graph), data_dir)
     try:
         compiled = compile_graph(document, env)
@@ -325,7 +335,7 @@ def _run(args: argparse.Namespace) -> int:
     previews = Previews(FolderSink(Path(args.previews)), args.preview_method) if args.previews else None
     try:
         result = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, previews=previews,
-                                       interactive=not args.json and sys.stdout.isatty())
+                                       interactive=not args.json and sys.stdout.isatty(), sweep=sweep)
     except GraphValidationError as exc:
         return _invalid(args.graph, exc.issues)
     except GraphInputError as exc:
@@ -337,7 +347,9 @@ def _run(args: argparse.Namespace) -> int:
         if backend is not None:
             backend.close()
     record = result.record
-    if args.json:
+    if sweep is not None:
+        report(sweep, record, out_dir, as_json=args.json)
+    elif args.json:
         print(json.dumps(record.to_json(), ensure_ascii=False))
     else:
         print_summary(record)
@@ -355,13 +367,17 @@ def _ray_backend(address: str | None, budget: int | None) -> RayBackend:
 
 def execute_with_progress(session: Session, compiled: CompiledGraph, given: dict[str, Any], run_id: str,
                           cancel: threading.Event, out_dir: Path, *, interactive: bool,
-                          env: GraphEnv | None = None, previews: Previews | None = None) -> RunResult:
-    """Run a graph in a session, with the live per-node table when ``interactive`` (a terminal, not --json)."""
+                          env: GraphEnv | None = None, previews: Previews | None = None,
+                          sweep: Sweep | None = None) -> RunResult:
+    """Run a graph in a session, with the live per-node table (a bar of cells for a sweep) when ``interactive``
+    (a terminal, not --json)."""
     if not interactive:
         return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir, previews=previews)
+    from nodeforge.engine.cli_sweep import CellProgress
     from nodeforge.engine.progress import ProgressDisplay
 
-    with ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
+    with CellProgress(sweep) if sweep is not None else \
+            ProgressDisplay({node_id: node.spec.type for node_id, node in compiled.nodes.items()}) as display:
         return session.run(compiled, given, env=env, run_id=run_id, cancel=cancel, out_dir=out_dir,
                            listener=display.listen, previews=previews)
 
