@@ -19,7 +19,7 @@ from typing import Any
 from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.devices import default_budget, detect_devices, parse_devices
 from nodeforge.engine.document import GraphDocument, depth_issues, parse_document
-from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
+from nodeforge.engine.errors import EngineError, GraphValidationError, Issue, NodeError
 from nodeforge.engine.events import RunFinished, RunQueued
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
@@ -28,6 +28,7 @@ from nodeforge.engine.models import ModelManager
 from nodeforge.engine.record import iso
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
+from nodeforge.engine.sweep import expand_sweep, sweep_cells
 from nodeforge.server.artifacts import ArtifactStore
 from nodeforge.server.chat import ChatBackend, LocalLLMBackend
 from nodeforge.server.events import EventLog, run_event
@@ -212,11 +213,13 @@ class Runtime:
 
     # Runs.
     def submit(self, graph: str | dict[str, Any], inputs: dict[str, Any],
-               idempotency_key: str | None = None) -> tuple[str, bool]:
-        """Validate and queue a run; returns (run id, created). Raises Invalid, GraphMissing/BadName, or
+               idempotency_key: str | None = None, sweep: dict[str, Any] | None = None) -> tuple[str, bool]:
+        """Validate and queue a run; returns (run id, created). ``sweep`` ({"axes", "mode"}) runs the graph over
+        its cells as one combined graph (``engine.sweep``). Raises Invalid, GraphMissing/BadName, or
         IdempotencyConflict when the key was used for another request (the graph and inputs as given). A retry
         is answered from the key before anything is validated again."""
-        request = fingerprint({"graph": graph, "inputs": inputs}) if idempotency_key is not None else None
+        request = fingerprint({"graph": graph, "inputs": inputs, **({"sweep": sweep} if sweep else {})}) \
+            if idempotency_key is not None else None
         earlier = self.store.keyed_run(idempotency_key, request) if idempotency_key is not None else None
         if earlier is not None:
             return earlier, False
@@ -225,7 +228,9 @@ class Runtime:
             data = {**data, "name": graph}
         else:
             data = graph
-        compiled = self.check_document(data, graph if isinstance(graph, str) else None)
+        if sweep is not None:
+            data, inputs = swept(data, inputs, sweep)
+        compiled = self.check_document(data, graph if isinstance(graph, str) and sweep is None else None)
         document = compiled.document
         issues = input_issues(document, inputs, self.artifacts.media_problem)
         if issues:
@@ -278,6 +283,20 @@ class Runtime:
                 "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
                 "nodes": len(self.registry), "problems": [p.to_dict() for p in self.registry.problems],
                 "uptime_seconds": round(time.time() - self.started_at, 3), "listeners": self.hub.listeners()}
+
+
+def swept(data: dict[str, Any], inputs: dict[str, Any], sweep: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                                     dict[str, Any]]:
+    """The combined graph of a sweep and its inputs (the cells' values, plus the given inputs it still takes);
+    Invalid with the issue on ``sweep`` when the axes do not fit the graph."""
+    try:
+        combined = expand_sweep(parse_document(data), sweep_cells(sweep["axes"], sweep["mode"]))
+    except GraphValidationError as exc:
+        raise Invalid(exc.issues) from None
+    except NodeError as exc:
+        raise Invalid([Issue(None, "sweep", "invalid_sweep", f"{exc.input}: {exc}")]) from None
+    kept = {name: value for name, value in inputs.items() if name in combined.document.inputs}
+    return combined.document.to_json(), {**kept, **combined.inputs}
 
 
 class CompiledRuns:

@@ -89,10 +89,20 @@ class Saved(BaseModel):
     url: str
 
 
+class SweepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    axes: dict[str, list[Any]] = Field(description='the swept graph inputs and their values: {"seed": [1, 2, 3]}')
+    mode: Literal["product", "zip"] = Field("product", description="product: every combination; zip: the i-th "
+                                                                    "values of every axis together")
+
+
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     graph: str | dict[str, Any] = Field(description="a saved graph's name, or a whole graph document")
     inputs: dict[str, Any] = Field(default_factory=dict, description="graph inputs; media inputs take artifact ids")
+    sweep: SweepRequest | None = Field(None, description="run the graph over several values of its inputs; "
+                                                         "GET /api/runs/{id}/compare shows the cells side by side")
+    rows: list[dict[str, Any]] | None = Field(None, description="run the graph once per object of inputs (a batch)")
 
 
 class Queued(BaseModel):

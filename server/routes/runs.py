@@ -4,8 +4,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from nodeforge.engine.compare import compare_html
+from nodeforge.engine.sweep import sweep_table
 from nodeforge.server.errors import ApiError, invalid
 from nodeforge.server.idempotency import IdempotencyConflict
 from nodeforge.server.library import BadName, GraphMissing, Unreadable
@@ -35,8 +37,12 @@ def submit(body: RunRequest, runtime: RuntimeDep, idempotency_key: Annotated[str
                                     "another body is refused (409)")] = None) -> dict[str, Any]:
     if idempotency_key is not None and not idempotency_key.strip():
         raise ApiError(400, "the Idempotency-Key header is empty: send a key (one per request) or no header")
+    if body.sweep is not None and body.rows is not None:
+        raise ApiError(422, "give sweep or rows, not both: put the swept values in the rows")
+    sweep = body.sweep.model_dump() if body.sweep is not None else \
+        {"axes": body.rows, "mode": "rows"} if body.rows is not None else None
     try:
-        run_id, created = runtime.submit(body.graph, body.inputs, idempotency_key)
+        run_id, created = runtime.submit(body.graph, body.inputs, idempotency_key, sweep)
     except Invalid as exc:
         raise invalid(exc.issues, "the submission") from None
     except (BadName, GraphMissing, Unreadable) as exc:
@@ -75,6 +81,22 @@ def read_run_graph(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     if row is None:
         raise ApiError(404, f"no run '{run_id[:64]}'")
     return json.loads(row["document"])
+
+
+@router.get("/runs/{run_id}/compare", summary="A sweep's cells side by side: a sortable HTML page",
+            response_class=HTMLResponse, responses=NOT_FOUND)
+def compare_run(run_id: str, runtime: RuntimeDep) -> HTMLResponse:
+    row = runtime.store.run_row(run_id)
+    view = runtime.run_view(run_id)
+    if row is None or view is None:
+        raise ApiError(404, f"no run '{run_id[:64]}'")
+    meta = json.loads(row["document"]).get("ui", {}).get("sweep")
+    if not isinstance(meta, dict):
+        raise ApiError(404, f"run '{run_id[:64]}' is not a sweep: submit one with \"sweep\" or \"rows\"")
+    table = sweep_table(meta, view["nodes"], view["outputs"])
+    axes = list(dict.fromkeys(name for cell in meta["cells"] for name in cell))
+    title = f"{meta.get('graph') or 'graph'}: {len(table)} cells, {view['status']}"
+    return HTMLResponse(compare_html(table, title=title, axes=axes))
 
 
 @router.post("/runs/{run_id}/cancel", response_model=CancelResult, summary="Cancel a queued or running run",
