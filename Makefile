@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/previews.py
+	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/ray.py
 
 # mypy checks engine/, nodes/ and server/ as the nodeforge packages ([tool.mypy] in pyproject.toml).
