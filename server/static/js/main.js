@@ -3,6 +3,7 @@
 // with real mouse and keyboard input and read state through it).
 
 import { Api } from "./api.js";
+import { openCompareDialog } from "./compare-dialog.js";
 import { GraphCanvas } from "./canvas.js";
 import { History } from "./history.js";
 import { paintMask } from "./mask.js";
@@ -66,6 +67,7 @@ class Editor {
       "add-input-button": () => this.addIo("input"),
       "add-output-button": () => this.addIo("output"),
       "fit-button": () => this.canvas.fit(),
+      "compare-button": () => openCompareDialog(this),
     };
     for (const [id, action] of Object.entries(actions)) document.getElementById(id).addEventListener("click", action);
     document.getElementById("import-file").addEventListener("change", async (event) => {

@@ -95,17 +95,26 @@ export class Runs {
   // --------------------------------------------------------------------------------------------------- running
   /** Validate and queue the canvas's graph; follow it live. */
   async run() {
+    const queued = await this.submit().catch(() => null);  // a refusal is already shown
+    if (queued) await this.follow(queued.id, queued.document);
+  }
+
+  /** Validate and queue the canvas's graph with `extra` request fields (a sweep): resolves to {id, document};
+   * rejects, after showing why (issues on the nodes and in the Run tab), when it is refused or a run is going. */
+  async submit(extra = {}) {
     if (this.active && !FINAL.has(this.active.status)) {
       toast("A run is already going; cancel it first", "warn");
-      return;
+      throw new Error("a run is already going; cancel it first");
     }
     const document = this.editor.library.document();
     this.canvas.clearStates();
     this.editor.clearIssues();
     this.setStatus("validating…", "busy");
-    let queued;
     try {
-      queued = await this.api.post("/api/runs", { graph: document, inputs: this.submissionInputs(document) });
+      const queued = await this.api.post("/api/runs", { graph: document, inputs: this.submissionInputs(document),
+                                                        ...extra });
+      for (const id of Object.keys(document.nodes)) this.canvas.setNodeState(id, { status: "queued" });
+      return { id: queued.id, document };
     } catch (error) {
       if (error instanceof ApiError && error.issues) {
         this.setStatus(`not run: ${error.issues.length} issue(s)`, "failed");
@@ -114,10 +123,8 @@ export class Runs {
         this.setStatus(`not run: ${error.message}`, "failed");
         toast(`Not run: ${error.message}`, "error");
       }
-      return;
+      throw error;
     }
-    for (const id of Object.keys(document.nodes)) this.canvas.setNodeState(id, { status: "queued" });
-    this.follow(queued.id, document);
   }
 
   async follow(runId, document) {
