@@ -55,6 +55,11 @@ def test_a_sweep_from_the_dialog_opens_its_comparison_page(editor: Any, shot: Sh
     assert comparison.url.endswith("/compare")
     shot(comparison, "comparison page of the six cells")
 
+    with page.context.expect_page() as again:  # the Outputs panel of a swept run links its page too
+        page.locator("#outputs .output-head").get_by_role("button", name="Compare page").click()
+    again.value.wait_for_load_state()
+    assert again.value.locator("#cells tbody tr").count() == 6
+
 
 def test_a_zip_of_unequal_lengths_cannot_be_submitted(editor: Any, shot: Shots) -> None:
     page = editor

@@ -4,6 +4,7 @@
 
 import { h, modal, toast } from "./ui.js";
 
+const SWEPT_OUTPUT = /^c\d+__/;  // a sweep's record names its outputs c<cell>__<output>
 const RANGE = /^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$/;
 const MAX_RANGE = 10_000;  // a typo such as 1..1000000 should not freeze the page building the list
 const TRUE = new Set(["true", "yes", "1", "on"]);
@@ -163,4 +164,11 @@ export async function openComparePage(api, runId) {
     toast(h("span", {}, `Run ${runId}'s comparison page is ready: `, h("a", { href: url, target: "_blank" }, "open it")),
           "ok");
   }
+}
+
+/** A "Compare page" button for a finished run's outputs panel when the run was a sweep, else null. */
+export function comparePageButton(api, view) {
+  const swept = Object.keys(view.outputs ?? {}).some((name) => SWEPT_OUTPUT.test(name));
+  return swept ? h("button.small", { type: "button", onclick: () => openComparePage(api, view.id) }, "Compare page")
+    : null;
 }

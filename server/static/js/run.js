@@ -2,6 +2,7 @@
 // the run's server-sent events, the outputs (images, audio, video, text) and the history of past runs.
 
 import { ApiError } from "./api.js";
+import { comparePageButton } from "./compare-dialog.js";
 import { MEDIA_TYPES } from "./types.js";
 import { h, lightbox, toast } from "./ui.js";
 
@@ -297,7 +298,8 @@ export class Runs {
       h("span.pill", { dataset: { status: view.status } }, view.status),
       h("span", {}, `${view.graph} · run ${view.id}`),
       Object.keys(view.seeds ?? {}).length
-        ? h("span.hint", {}, `seeds: ${Object.entries(view.seeds).map(([k, v]) => `${k}=${v}`).join(", ")}`) : null);
+        ? h("span.hint", {}, `seeds: ${Object.entries(view.seeds).map(([k, v]) => `${k}=${v}`).join(", ")}`) : null,
+      comparePageButton(this.api, view));
     const errors = failed.map(([id, node]) => h("p.error-line", {}, `${id}: ${node.error}`));
     const streamed = live && live.size && !sections.length
       ? [...live].map(([node, block]) => h("section.output", {}, h("h3", {}, node), block)) : [];
