@@ -101,6 +101,7 @@ def expand_sweep(document: GraphDocument, cells: list[dict[str, Any]]) -> Sweep:
     inputs: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
     own: list[list[str]] = [[] for _ in cells]
+    uses: list[list[str]] = []
     first: dict[tuple[str, str], int] = {}  # (node, the swept values it reads) -> the cell that has its copy
     for index, cell in enumerate(cells):
         for name, value in cell.items():
@@ -115,12 +116,14 @@ def expand_sweep(document: GraphDocument, cells: list[dict[str, Any]]) -> Sweep:
                 nodes[cell_name(index, node_id)] = {**node, "inputs": {
                     name: _rebind(value, index, cell, copies) for name, value in node["inputs"].items()}}
                 own[index].append(cell_name(index, node_id))
+        uses.append([cell_name(copy, node_id) for node_id, copy in copies.items()])
         for name, decl in source["outputs"].items():
             outputs[cell_name(index, name)] = {**decl, "from": _relink(decl["from"], copies)}
     combined = parse_document({
         "name": f"{document.name or 'graph'} (sweep)", "description": document.description, "inputs": declared,
         "nodes": nodes, "outputs": outputs,
-        "ui": {"sweep": {"graph": document.name, "cells": cells, "outputs": list(source["outputs"]), "own": own}}})
+        "ui": {"sweep": {"graph": document.name, "cells": cells, "outputs": list(source["outputs"]), "own": own,
+                         "uses": uses}}})
     return Sweep(combined, cells, list(source["outputs"]), own, inputs)
 
 
@@ -128,18 +131,20 @@ def sweep_table(meta: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]],
                 outputs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per cell of a combined graph (``meta`` is its ``ui.sweep``): its swept values, its outputs (from
     ``outputs``, keyed by the combined graph's output names: the record's files, artifact URLs, or JSON summaries),
-    and the seconds, devices and cache state of its own nodes (``nodes``: each node's status, device, seconds;
-    shared nodes run once and are not counted in any cell)."""
+    the seconds of its own nodes (work another cell shares is counted once, in the first cell that needs it; nodes
+    that read no swept input in none), and the devices, cache state and status of every copied node it uses
+    (``nodes``: each node's status, device, seconds)."""
     table = []
     for index, cell in enumerate(meta["cells"]):
-        records = [nodes[node_id] for node_id in meta["own"][index] if node_id in nodes]
+        own = [nodes[node_id] for node_id in meta["own"][index] if node_id in nodes]
+        used = [nodes[node_id] for node_id in meta["uses"][index] if node_id in nodes]
         table.append({
             "index": index, "inputs": cell,
             "outputs": {name: outputs.get(cell_name(index, name)) for name in meta["outputs"]},
-            "seconds": round(sum(node.get("seconds") or 0.0 for node in records), 6),
-            "devices": sorted({node["device"] for node in records if node.get("device")}),
-            "cached": bool(records) and all(node["status"] == "cached" for node in records),
-            "status": _cell_status(records),
+            "seconds": round(sum(node.get("seconds") or 0.0 for node in own), 6),
+            "devices": sorted({node["device"] for node in used if node.get("device")}),
+            "cached": bool(used) and all(node["status"] == "cached" for node in used),
+            "status": _cell_status(used),
         })
     return table
 

@@ -84,7 +84,8 @@ def read_run_graph(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}/compare", summary="A sweep's cells side by side: a sortable HTML page",
-            response_class=HTMLResponse, responses=NOT_FOUND)
+            response_class=Response, responses={
+                200: {"content": {"text/html": {}}, "description": "the comparison page"}, **NOT_FOUND})
 def compare_run(run_id: str, runtime: RuntimeDep) -> HTMLResponse:
     row = runtime.store.run_row(run_id)
     view = runtime.run_view(run_id)

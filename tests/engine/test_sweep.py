@@ -144,3 +144,14 @@ def test_a_rows_batch_cut_short_resumes_without_recomputing_finished_rows(
     assert second.record.status == "succeeded"
     assert sorted(calls) == ["c2__second", "c3__second"]
     assert [second.values[f"c{i}__out"] for i in range(4)] == [7, 8, 9, 10]
+
+
+def test_a_cell_whose_work_another_cell_did_reports_that_work(executor: Session) -> None:
+    """Two equal rows: the second has no node of its own (its seconds are counted in the first), but its device
+    and state are those of the nodes it uses."""
+    saved_graph(executor.env, "")
+    cells = sweep(executor, [{"a": 2}, {"a": 2}], "rows").values["cells"]
+    assert cells[1]["seconds"] == 0 and cells[0]["seconds"] > 0
+    assert cells[1]["devices"] == cells[0]["devices"] == ["cpu"]
+    assert [cell["status"] for cell in cells] == ["succeeded", "succeeded"]
+    assert cells[0]["outputs"] == cells[1]["outputs"] == {"out": 17, "mid": 7}
