@@ -2,8 +2,9 @@
 // (links, literals; defaults left out), graph outputs, and the layout in `ui`.
 
 import { looksLikeBinding, parseTyped, refOf } from "./bindings.js";
-import { linkInto } from "./canvas-links.js";
+import { linkInto, sourceType } from "./canvas-links.js";
 import { widgetOf } from "./canvas-widgets.js";
+import { listItem } from "./types.js";
 
 /** The document (`base` supplies name, description and unknown `ui` keys). */
 export function documentOf(editor, base = {}) {
@@ -64,9 +65,13 @@ export function nodeDoc(editor, node) {
 function bindingOf(editor, node, spec) {
   const slots = node.inputs.filter((slot) => slot.nf_port === spec.name);
   if (spec.kind === "list") {
-    const items = slots.filter((slot) => slot.link != null).map((slot) => linkInto(editor, slot))
-      .filter(Boolean).map(refOf);
-    if (items.length) return [...items, ...(node.nf.listLiterals[spec.name] ?? [])];
+    const linked = slots.filter((slot) => slot.link != null);
+    const literals = node.nf.listLiterals[spec.name] ?? [];
+    if (linked.length === 1 && !literals.length && listItem(sourceType(editor, linked[0]))) {
+      return refOf(linkInto(editor, linked[0]));  // a whole list from one output (a sweep's pictures)
+    }
+    const items = linked.map((slot) => linkInto(editor, slot)).filter(Boolean).map(refOf);
+    if (items.length) return [...items, ...literals];
     const text = String(widgetOf(node, spec.name)?.value ?? "").trim();
     if (!text) return undefined;
     try {

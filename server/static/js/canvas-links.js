@@ -17,6 +17,13 @@ export function linkInto(editor, slot) {
   return { from: `${origin.nf.id}.${origin.outputs[link.origin_slot]?.name}` };
 }
 
+/** The port type of the output a slot's link comes from (null when unlinked). */
+export function sourceType(editor, slot) {
+  const link = slot?.link == null ? null : linkOf(editor.graph, slot.link);
+  const origin = link && editor.graph.getNodeById(link.origin_id);
+  return origin ? String(origin.outputs[link.origin_slot]?.type ?? "") : null;
+}
+
 /** A graph input's type changed: its socket follows, and links the new type does not fit are removed (and said). */
 export function retypeInput(editor, node, type) {
   const slot = node.outputs[0];

@@ -83,23 +83,29 @@ export function addExtraInput(editor, node, name) {
   node.setSize([node.size[0], node.computeSize()[1]]);
 }
 
-/** graph.call: ports follow the called graph's declared inputs and outputs. */
+/** Nodes that run a saved graph: their ports follow its declared inputs and outputs (graph.sweep: every input
+ * optional, as a swept or passed-through value, and each output a list of the cells' values, plus `cells`). */
+export const GRAPH_RUNNERS = new Set(["graph.call", "graph.sweep"]);
+
 export async function refreshCallPorts(editor, node, values = {}) {
   const name = widgetOf(node, "graph")?.value;
   const document = name ? await editor.hooks.graphDocument(name) : null;
   for (const extra of [...node.nf.extras]) removeExtraInput(node, extra);
   while (node.outputs?.length) node.removeOutput(0);
   if (!document) return;
+  const sweep = node.nf.type === "graph.sweep";
   for (const [input, decl] of Object.entries(document.inputs ?? {})) {
-    const spec = inputSpec("graph.call", input, { "x-nodeforge-type": decl.type, description: decl.description,
+    const spec = inputSpec(node.nf.type, input, { "x-nodeforge-type": decl.type, description: decl.description,
                                                   ...(decl.default !== undefined ? { default: decl.default } : {}) },
-                           decl.default === undefined || decl.default === null);
+                           !sweep && (decl.default === undefined || decl.default === null));
     node.nf.extras.push(input);
     addPort(editor, node, spec);
     if (input in values) setLiteral(editor, node, spec, values[input]);
   }
+  if (sweep) addOutputSlot(node, "cells", "json");
   for (const [output, decl] of Object.entries(document.outputs ?? {})) {
-    addOutputSlot(node, output, outputTypeIn(editor, document, decl.from));
+    const type = outputTypeIn(editor, document, decl.from);
+    addOutputSlot(node, output, sweep && type !== ANY && !listItem(type) ? `list[${type}]` : type);
   }
   node.setSize([Math.max(node.size[0], 260), node.computeSize()[1]]);
   editor.canvas.setDirty(true, true);

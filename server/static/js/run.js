@@ -3,7 +3,7 @@
 
 import { ApiError } from "./api.js";
 import { comparePageButton } from "./compare-dialog.js";
-import { MEDIA_TYPES } from "./types.js";
+import { inputField } from "./run-inputs.js";
 import { h, lightbox, toast } from "./ui.js";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
@@ -42,46 +42,12 @@ export class Runs {
                                                        + "menu (right click) or the palette's Graph section."));
       return;
     }
-    this.inputsRoot.replaceChildren(...inputs.map(([name, decl]) => this.inputField(name, decl)));
-  }
-
-  inputField(name, decl) {
-    const id = `run-input-${name}`;
-    const has = name in this.values;
-    const value = has ? this.values[name] : decl.default;
-    const set = (v) => { this.values[name] = v; };
-    let field;
-    if (MEDIA_TYPES.includes(decl.type)) {
-      const text = h("input.field", { id, value: value ?? "", placeholder: "artifact id or a file path",
-                                      oninput: () => set(text.value.trim() || undefined) });
-      const file = h("input", { type: "file", accept: `${decl.type}/*`, onchange: async () => {
-        if (!file.files.length) return;
-        try {
-          const uploaded = await this.api.upload(file.files[0]);
-          text.value = uploaded.artifact;
-          set(uploaded.artifact);
-          toast(`Uploaded ${uploaded.filename}`, "ok");
-        } catch (error) {
-          toast(`Upload failed: ${error.message}`, "error");
-        }
-      } });
-      field = h("div.media-input", {}, text, h("label.button.small", {}, "Upload…", file));
-    } else if (decl.type === "bool") {
-      field = h("input", { id, type: "checkbox", checked: Boolean(value), onchange: (e) => set(e.target.checked) });
-    } else if (decl.type === "int" || decl.type === "float") {
-      field = h("input.field", { id, type: "number", step: decl.type === "int" ? 1 : "any", value: value ?? "",
-                                 oninput: (e) => set(e.target.value === "" ? undefined : Number(e.target.value)) });
-    } else if (decl.type === "json") {
-      field = h("textarea.field", { id, rows: 3, value: value === undefined ? "" : JSON.stringify(value),
-                                    oninput: (e) => {
-                                      try { set(JSON.parse(e.target.value)); } catch { set(e.target.value); }
-                                    } });
-    } else {
-      field = h("textarea.field", { id, rows: 2, value: value ?? "", oninput: (e) => set(e.target.value) });
-    }
-    return h("div.run-input", { dataset: { name } },
-      h("label", { for: id }, h("span.input-name", {}, name), h("span.input-type", {}, decl.type)),
-      field, decl.description ? h("p.hint", {}, decl.description) : null);
+    const field = ([name, decl]) => inputField(name, decl, {
+      value: name in this.values ? this.values[name] : decl.default,
+      set: (value) => { this.values[name] = value; },
+      upload: (file) => this.api.upload(file),
+    });
+    this.inputsRoot.replaceChildren(...inputs.map(field));
   }
 
   /** Inputs for the submission: what was typed; declared defaults fill the rest on the server. */

@@ -46,7 +46,9 @@ export function inputSpec(nodeType, name, schema, required) {
     const kinds = schema["x-nodeforge-models"];
     return { ...base, kind: "model", kinds: kinds?.length ? kinds : null, extra: EXTRA_MODELS[nodeType] ?? [] };
   }
-  if (type === "text" && nodeType === "graph.call" && name === "graph") return { ...base, kind: "graph" };
+  if (type === "text" && (nodeType === "graph.call" || nodeType === "graph.sweep") && name === "graph") {
+    return { ...base, kind: "graph" };
+  }
   if (type === "text") {
     return { ...base, kind: "text", multiline: Boolean(schema.multiline), file: schema["x-nodeforge-file"] ?? null };
   }
