@@ -46,7 +46,24 @@ def load_called(name: str, env: GraphEnv) -> tuple[GraphDocument, CompiledGraph]
     return document, compiled
 
 
-class CallGraph(Node):
+def saved_graph(name: str, ctx: NodeContext) -> GraphDocument:
+    """The saved graph a node runs; NodeError on its ``graph`` input when there is none of that name."""
+    try:
+        return ctx.env.library.load(name)
+    except EngineError as exc:
+        raise NodeError(str(exc), input="graph") from None
+
+
+class RunsSavedGraph(Node):
+    """What the nodes that run a saved graph share: the graph's content is part of their cache key, so editing
+    the saved graph recomputes them."""
+
+    def fingerprint(self, literals: Mapping[str, Any], env: GraphEnv) -> str | None:
+        name = literals.get("graph")
+        return document_digest(env.library.load(name)) if isinstance(name, str) else None
+
+
+class CallGraph(RunsSavedGraph):
     """Run a saved graph as one node. Its inner nodes share the cache, so unchanged parts are not recomputed."""
 
     type_id = "graph.call"
@@ -74,21 +91,14 @@ class CallGraph(Node):
                    for output_name, link in compiled.outputs.items()}
         return NodePorts(inputs, outputs)
 
-    def fingerprint(self, literals: Mapping[str, Any], env: GraphEnv) -> str | None:
-        name = literals.get("graph")
-        return document_digest(env.library.load(name)) if isinstance(name, str) else None
-
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        try:
-            document = ctx.env.library.load(inputs.graph)
-        except EngineError as exc:
-            raise NodeError(str(exc), input="graph") from None
+        document = saved_graph(inputs.graph, ctx)
         given = {name: BoundValue(value, ctx.input_material(name))
                  for name, value in (inputs.model_extra or {}).items()}
         return self.Outputs(**ctx.call_graph(document, given))
 
 
-class SweepGraph(Node):
+class SweepGraph(RunsSavedGraph):
     """Run a saved graph over several values of its inputs (``axes``: ``{"seed": [1, 2], "model": [...]}``) as a
     cartesian ``product``, a ``zip``, or ``rows`` (``axes`` a list of input objects); the graph's other inputs pass
     through. Every cell is an ordinary cached run of the graph: nodes that read no swept input run once for all
@@ -135,15 +145,8 @@ class SweepGraph(Node):
             outputs[output_name] = make_port(output_name, item if list_item(item) else f"list[{item}]")
         return NodePorts(inputs, outputs)
 
-    def fingerprint(self, literals: Mapping[str, Any], env: GraphEnv) -> str | None:
-        name = literals.get("graph")
-        return document_digest(env.library.load(name)) if isinstance(name, str) else None
-
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        try:
-            document = ctx.env.library.load(inputs.graph)
-        except EngineError as exc:
-            raise NodeError(str(exc), input="graph") from None
+        document = saved_graph(inputs.graph, ctx)
         sweep = expand_sweep(document, sweep_cells(inputs.axes, inputs.mode))
         given: dict[str, Any] = {name: BoundValue(value, ctx.input_material(name))
                                  for name, value in (inputs.model_extra or {}).items()
