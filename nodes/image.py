@@ -158,7 +158,12 @@ def _images(result: Any) -> Image:
 
 
 class DiffusionNode(Node):
-    """What every diffusion node validates the same way: the controls linked into it fit its model's family."""
+    """What every diffusion node shares: its model, LoRA and control inputs name models, it runs on a device, and
+    the controls linked into it must fit its model's family."""
+
+    files = {"model": "model", "loras": "model", "controls": "model"}
+    model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
+    accelerator = True
 
     def check_upstream(self, literals: Mapping[str, Any], upstream: Mapping[str, list[Upstream]],
                        models: ModelSource) -> list[tuple[str | None, str]]:
@@ -172,9 +177,6 @@ class Generate(DiffusionNode):
 
     type_id = "image.generate"
     version = "1.1.0"
-    files = {"model": "model", "loras": "model", "controls": "model"}
-    model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
-    accelerator = True
 
     class Inputs(DiffusionInputs):
         width: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
@@ -210,9 +212,6 @@ class Transform(DiffusionNode):
 
     type_id = "image.transform"
     version = "1.1.0"
-    files = {"model": "model", "loras": "model", "controls": "model"}
-    model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
-    accelerator = True
 
     class Inputs(DiffusionInputs):
         image: Image = Field(description="The image to start from (its size is kept)")

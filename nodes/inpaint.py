@@ -27,8 +27,6 @@ from nodeforge.nodes.image import (
     sample,
     size_multiple,
 )
-from nodeforge.nodes.models.controls import CONTROL_FAMILIES
-from nodeforge.nodes.models.diffusion import FAMILIES
 
 
 class InpaintOutput(NodeOutputs):
@@ -42,9 +40,6 @@ class Inpaint(DiffusionNode):
 
     type_id = "image.inpaint"
     version = "1.0.0"
-    files = {"model": "model", "loras": "model", "controls": "model"}
-    model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
-    accelerator = True
 
     class Inputs(DiffusionInputs):
         image: Image = Field(description="The picture to repaint (its size is kept)")
