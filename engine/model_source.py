@@ -19,7 +19,7 @@ from nodeforge.engine.errors import ModelResolveError, first_line
 
 ENTRY_POINT_GROUP = "nodeforge.models"
 
-Source = Literal["tiny", "shipped", "path", "hub"]
+Source = Literal["tiny", "shipped", "path", "hub", "parts", "config"]
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,16 @@ class ResolvedModel:
     family: str | None = None
     repo: str | None = None
     alias: str | None = None
+    parts: tuple[tuple[str, Path], ...] = ()
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
-        """Identity for the model manager: two names that lead to the same files share one loaded model."""
-        return f"{self.source}:{self.path}"
+        """Identity for the model manager: two names that lead to the same files (the same component files and
+        loading settings, for a model assembled from parts) share one loaded model."""
+        extra = "".join(f"+{name}={path}" for name, path in self.parts)
+        extra += "".join(f";{name}={value}" for name, value in self.settings)
+        return f"{self.source}:{self.path}{extra}"
 
 
 @dataclass(frozen=True)

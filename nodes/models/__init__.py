@@ -41,7 +41,8 @@ from pathlib import Path
 
 from nodeforge.engine.errors import ModelResolveError
 from nodeforge.engine.model_source import ResolvedModel
-from nodeforge.nodes.models.resolver import Alias, Resolver, ShippedModel, TinyModel, catalogue_from
+from nodeforge.nodes.models.aliases import Alias
+from nodeforge.nodes.models.resolver import Resolver, ShippedModel, TinyModel, catalogue_from
 
 __all__ = ["Alias", "ModelResolveError", "ResolvedModel", "Resolver", "ShippedModel", "TinyModel", "build_resolver"]
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -18,11 +17,13 @@ from typing import Any
 from nodeforge.engine.errors import EngineError, ModelResolveError
 from nodeforge.engine.files import names_local_path
 from nodeforge.engine.model_source import ModelEntry, ResolvedModel
+from nodeforge.nodes.models.aliases import Alias, inside, read_aliases
 from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
 from nodeforge.nodes.models.store import build_once
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
 USER_ALIASES = "models.toml"
+CONFIG_PREFIX = "config/"
 
 
 @dataclass(frozen=True)
@@ -58,21 +59,6 @@ class ShippedModel:
     description: str
     install: str = ""
     cache: str = ""
-
-
-@dataclass(frozen=True)
-class Alias:
-    """A short name for another model name (usually a Hub id), from a shipped or the user's models TOML. ``file``
-    is a path inside the target (one adapter file of a repository holding many); ``allow`` the file patterns a Hub
-    download takes (default: everything but the formats nodeforge never loads)."""
-
-    name: str
-    target: str
-    family: str | None
-    description: str
-    origin: str
-    file: str | None = None
-    allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,7 +190,7 @@ class Resolver:
         alias = self.aliases(data_dir).get(name) if aliases else None
         if alias is not None:
             problem = self._target_problem(alias, data_dir)
-            return problem and f"it is an alias of '{alias.target}': {problem}"
+            return problem and f"it is an alias of '{alias.target or 'component files'}': {problem}"
         match = HUB_ID.match(name)
         if match is None:
             return "it is not a model on this machine"
@@ -212,6 +198,12 @@ class Resolver:
             "its weights are not in the local Hugging Face cache"
 
     def _target_problem(self, alias: Alias, data_dir: Path | None) -> str | None:
+        for component, value in alias.parts:
+            problem = self.local_problem(value, data_dir, aliases=False)
+            if problem:
+                return f"its component {component} '{value}': {problem}"
+        if not alias.target:
+            return None
         if alias.file is None:
             return self.local_problem(alias.target, data_dir, aliases=False)
         match = HUB_ID.match(alias.target)
@@ -231,28 +223,61 @@ class Resolver:
         family = alias.family if alias else None
         if name.startswith("tiny/"):
             return self._tiny(name, data_dir, alias)
+        if name.startswith(CONFIG_PREFIX):
+            return self._config(name, data_dir)
         if name in self.shipped:
             return self._shipped(name, data_dir, alias)
         path = Path(name).expanduser()
         if (relative_paths or path.is_absolute()) and path.exists():
-            return ResolvedModel(shown, "path", _inside(path.resolve(), alias), family=family,
+            return ResolvedModel(shown, "path", inside(path.resolve(), alias), family=family,
                                  alias=alias.name if alias else None)
         if alias is None and depth == 0:
             found = self.aliases(data_dir).get(name)
             if found is not None:
-                return self._resolve(found.target, data_dir, alias=found, depth=depth + 1)
+                return self._aliased(found, data_dir, depth)
         if names_local_path(name):
             raise ModelResolveError(f"model file or folder '{name}' does not exist")
         match = HUB_ID.match(name)
         if match:
             folder = hub_snapshot(match["repo"], match["revision"], alias.allow if alias else (),
                                   alias.name if alias and alias.allow else None)
-            return ResolvedModel(shown, "hub", _inside(folder, alias), family=family, repo=match["repo"],
+            return ResolvedModel(shown, "hub", inside(folder, alias), family=family, repo=match["repo"],
                                  alias=alias.name if alias else None)
         if alias is not None:
             raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) points to '{name}', which is not a "
                                     "tiny model, a shipped model, an existing path or a Hub id")
         raise ModelResolveError(self._not_found(name, data_dir))
+
+    def _aliased(self, alias: Alias, data_dir: Path | None, depth: int) -> ResolvedModel:
+        """An alias's target, completed by its component files (each resolved like a model name) and settings."""
+        base = self._resolve(alias.target, data_dir, alias=alias, depth=depth + 1) if alias.target else None
+        if not alias.parts and not alias.settings and base is not None:
+            return base
+        parts = []
+        for component, value in alias.parts:
+            try:
+                parts.append((component, self._resolve(value, data_dir, alias=None, depth=depth + 1).path))
+            except ModelResolveError as exc:
+                raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}): component {component}: {exc}") \
+                    from None
+        if base is None:
+            denoiser = dict(parts).get("transformer") or dict(parts).get("unet")
+            if denoiser is None:
+                raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) has no model and no transformer or "
+                                        "unet component to build a pipeline around")
+            base = ResolvedModel(alias.name, "parts", denoiser, family=alias.family, alias=alias.name)
+        return replace(base, parts=tuple(parts), settings=alias.settings)
+
+    def _config(self, name: str, data_dir: Path | None) -> ResolvedModel:
+        """A configuration folder that ships with nodeforge (``config/<architecture>``: configs and tokenizers,
+        no weights), assembled once under the models dir."""
+        from nodeforge.nodes.models.bundled import BUNDLED_ARCHITECTURES, config_folder
+
+        architecture = name.removeprefix(CONFIG_PREFIX)
+        if architecture not in BUNDLED_ARCHITECTURES:
+            raise ModelResolveError(f"unknown bundled configuration '{name}' (bundled: "
+                                    f"{', '.join(sorted(BUNDLED_ARCHITECTURES))})")
+        return ResolvedModel(name, "config", config_folder(architecture, self.models_dir(data_dir)))
 
     def _tiny(self, name: str, data_dir: Path | None, alias: Alias | None) -> ResolvedModel:
         short = name.removeprefix("tiny/")
@@ -306,42 +331,6 @@ def _seeded(build: Callable[[Path], None], seed: int) -> Callable[[Path], None]:
             build(folder)
 
     return run
-
-
-def read_aliases(path: Path, origin: str) -> dict[str, Alias]:
-    """Aliases of one TOML file: ``[aliases]`` with ``name = "target"`` or ``name = {model, family, description}``."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ModelResolveError(f"models config {path} cannot be read: {exc}") from None
-    found: dict[str, Alias] = {}
-    for name, entry in (data.get("aliases") or {}).items():
-        if isinstance(entry, str):
-            entry = {"model": entry}
-        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
-            raise ModelResolveError(f"models config {path}: alias '{name}' needs a model (a string or "
-                                    '{model = "org/name"})')
-        allow = entry.get("allow", [])
-        if not isinstance(allow, list) or not all(isinstance(p, str) for p in allow) or \
-                not isinstance(entry.get("file", ""), str):
-            raise ModelResolveError(f"models config {path}: alias '{name}': file is a path inside the model and "
-                                    "allow a list of file patterns")
-        found[name] = Alias(name, entry["model"], entry.get("family"), entry.get("description", ""),
-                            f"{origin} {path.name}", entry.get("file"), tuple(allow))
-    return found
-
-
-def _inside(folder: Path, alias: Alias | None) -> Path:
-    """The file an alias names inside its target folder (the folder itself when it names none)."""
-    if alias is None or alias.file is None:
-        return folder
-    path = folder / alias.file
-    if not path.exists():
-        raise ModelResolveError(f"alias '{alias.name}' ({alias.origin}) names {alias.file}, which is not in "
-                                f"{alias.target}")
-    return path
 
 
 def catalogue_from(modules: Iterable[Any]) -> ModelCatalogue:
