@@ -1,5 +1,6 @@
 """``nodeforge models``: what model names resolve to, what is built, converted or downloaded locally, and sizes;
-``nodeforge models get NAME`` builds, converts or downloads one now (e.g. before going offline).
+``nodeforge models get NAME`` builds, converts or downloads one now (e.g. before going offline);
+``nodeforge models convert NAME OUT`` writes it as an original-layout checkpoint or GGUF file (convert_cli).
 
 Registered through the ``nodeforge.commands`` entry point, so the engine's CLI never imports the node packages.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import UsageError
+from nodeforge.nodes.models.convert_cli import add_convert_options, convert_command
 
 if TYPE_CHECKING:
     from nodeforge.engine.cli import Commands, CommonOptions
@@ -22,10 +24,12 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 def register(commands: Commands, common: CommonOptions) -> None:
     models = commands.add_parser("models", help="list models: tiny, shipped in wheels, aliases; what is on disk")
-    models.add_argument("action", nargs="?", default="list", choices=["list", "get"],
-                        help="list (default), or get: build, convert or download NAME now")
-    models.add_argument("name", nargs="?", help="with get: a model name (tiny/sd, realesrgan-x4plus, an alias, "
-                                                "a Hub id org/name)")
+    models.add_argument("action", nargs="?", default="list", choices=["list", "get", "convert"],
+                        help="list (default); get: build, convert or download NAME now; convert: write NAME as "
+                             "an original single-file checkpoint or GGUF (OUT)")
+    models.add_argument("name", nargs="?", help="with get or convert: a model name (tiny/sd, realesrgan-x4plus, an "
+                                                "alias, a Hub id org/name, a folder)")
+    add_convert_options(models)
     models.add_argument("--json", action="store_true", help="print one JSON object")
     common(models)
     models.set_defaults(handler=models_command)
@@ -35,6 +39,10 @@ def models_command(args: argparse.Namespace) -> int:
     from nodeforge.engine.datadir import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)
+    if args.action == "convert":
+        return convert_command(args, data_dir)
+    if args.output:
+        raise UsageError(f"models {args.action} takes one name; OUT is for models convert")
     if args.action == "get":
         if not args.name:
             raise UsageError("models get needs a model name, e.g. nodeforge models get sd-turbo")
