@@ -162,9 +162,11 @@ def _networks(prompt: str, build: Builder) -> tuple[str, list[dict[str, Any]]]:
             value = 1.0
         file = name if name.lower().endswith((".safetensors", ".pt", ".ckpt")) else f"{name}.safetensors"
         loras.append({"model": file, "weight": value})
-    cleaned = NETWORK.sub("", prompt)
-    cleaned = re.sub(r"[ \t]{2,}", " ", re.sub(r"\s*,(\s*,)+", ",", cleaned)).strip().strip(",").strip()
-    return cleaned, loras
+    lines = []
+    for line in NETWORK.sub("", prompt).split("\n"):
+        line = re.sub(r"[ \t]{2,}", " ", re.sub(r"[ \t]*,([ \t]*,)+", ",", line))
+        lines.append(line.strip().strip(",").strip())
+    return "\n".join(lines).strip(), loras
 
 
 def _size(text: str, key: str) -> tuple[int, int]:

@@ -32,7 +32,7 @@ A1111_SAMPLERS = {
     "dpm2 a": "dpm_2_ancestral", "dpm++ 2s a": "dpmpp_2s_ancestral", "dpm++ 2m": "dpmpp_2m",
     "dpm++ sde": "dpmpp_sde", "dpm++ 2m sde": "dpmpp_2m_sde", "dpm++ 2m sde gpu": "dpmpp_2m_sde_gpu",
     "dpm++ 3m sde": "dpmpp_3m_sde", "dpm fast": "dpm_fast", "dpm adaptive": "dpm_adaptive", "ddim": "ddim",
-    "plms": "ipndm", "unipc": "uni_pc", "lcm": "lcm", "ddpm": "ddpm", "deis": "deis", "restart": "euler",
+    "plms": "ipndm", "unipc": "uni_pc", "lcm": "lcm", "ddpm": "ddpm", "deis": "deis",
     "heun pp2": "heunpp2", "dpm++ 2m sde heun": "dpmpp_2m_sde",
 }
 A1111_SCHEDULES = {"karras": "karras", "automatic": "normal", "uniform": "normal", "normal": "normal",
