@@ -7,7 +7,7 @@ EDITOR_MODULES := server/static/node_modules/.package-lock.json
 export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test test-slow bench lint clean
 
 setup: $(STAMP) $(EDITOR_MODULES)
 
@@ -30,6 +30,10 @@ test: setup
 	$(BIN)/ruff check engine nodes server tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The tests marked slow (full-size architectures; `make test` leaves them out through addopts in pyproject.toml).
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
 
 bench: setup
 	$(BIN)/python bench/engine.py
