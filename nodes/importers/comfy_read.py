@@ -63,9 +63,9 @@ def png_texts(data: bytes) -> dict[str, str]:
 
     try:
         with Image.open(io.BytesIO(data)) as picture:
-            texts = {key: value for key, value in picture.info.items() if isinstance(value, str)}
+            texts = {str(key): value for key, value in picture.info.items() if isinstance(value, str)}
             if not texts:
-                texts = dict(getattr(picture, "text", {}) or {})
+                texts = {str(key): str(value) for key, value in (getattr(picture, "text", {}) or {}).items()}
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImportFailed(f"cannot read the PNG file ({exc})") from None
     return texts
@@ -110,9 +110,8 @@ def from_json(data: Any) -> Workflow:
     if isinstance(data.get("nodes"), list):
         return _from_ui(data)
     if isinstance(data.get("prompt"), dict):
-        extra = data.get("extra_data") if isinstance(data.get("extra_data"), dict) else {}
-        info = extra.get("extra_pnginfo") if isinstance(extra.get("extra_pnginfo"), dict) else {}
-        return _merged(data["prompt"], info.get("workflow"), "api")
+        extra = _object(data.get("extra_data"))
+        return _merged(data["prompt"], _object(extra.get("extra_pnginfo")).get("workflow"), "api")
     if data and all(isinstance(node, dict) and "class_type" in node for node in data.values()):
         return _merged(data, None, "api")
     raise ImportFailed("not a ComfyUI workflow: expected the API format ({id: {class_type, inputs}}) or the UI "
@@ -143,9 +142,8 @@ def _from_api(data: Any, source: str) -> Workflow:
         node_id = str(key)
         if not isinstance(raw, dict) or not isinstance(raw.get("class_type"), str):
             raise ImportFailed(f"node {node_id} has no class_type: not a ComfyUI API-format node")
-        given = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
-        inputs = {str(name): _api_value(value) for name, value in given.items()}
-        meta = raw.get("_meta") if isinstance(raw.get("_meta"), dict) else {}
+        inputs = {str(name): _api_value(value) for name, value in _object(raw.get("inputs")).items()}
+        meta = _object(raw.get("_meta"))
         nodes[node_id] = ComfyNode(node_id, raw["class_type"], inputs, title=str(meta.get("title") or ""))
     workflow = Workflow(nodes, source)
     check_links(workflow)
@@ -172,7 +170,7 @@ def _from_ui(data: Mapping[str, Any]) -> Workflow:
         for slot in raw.get("inputs") or []:
             if not isinstance(slot, dict) or slot.get("link") is None:
                 continue
-            widget = slot.get("widget") if isinstance(slot.get("widget"), dict) else {}
+            widget = _object(slot.get("widget"))
             name = str(widget.get("name") or slot.get("name") or "")
             where = f"node {node_id} ({class_type}) input '{name}'"
             source = _ui_source(slot["link"], links, by_id, where, set())
@@ -274,6 +272,10 @@ def check_links(workflow: Workflow) -> None:
             for value in workflow.nodes[node_id].inputs.values():
                 if isinstance(value, Link) and state.get(value.node) != 2:
                     stack.append((value.node, False))
+
+
+def _object(raw: Any) -> dict[str, Any]:
+    return raw if isinstance(raw, dict) else {}
 
 
 def _pos(raw: Any) -> tuple[float, float] | None:

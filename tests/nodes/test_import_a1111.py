@@ -15,7 +15,7 @@ from PIL.PngImagePlugin import PngInfo
 import nodeforge.engine as nf
 from nodeforge.engine.cli import main
 from nodeforge.engine.document import parse_document
-from nodeforge.nodes.importers import ImportFailed, import_a1111, import_file
+from nodeforge.nodes.importers import import_a1111, import_file
 from nodeforge.nodes.importers.a1111 import parse_parameters
 
 A1111 = """masterpiece, best quality, a red fox in the snow, <lora:add_detail:0.6>, <lora:film_grain:1>
