@@ -8,8 +8,9 @@ the event stream. A backend runs one node on the device it was given and answers
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -63,7 +64,8 @@ class RunCache(Protocol):
 class RunScope:
     """What every node of one run shares, handed to the backend with each node: the run's events, its
     cancellation, the graph environment, the data dir, how nodes open files (the path policy), the cache results are
-    stored in, nested graphs, and where step previews go (None: no node makes any)."""
+    stored in, nested graphs, where step previews go (None: no node makes any), and where a node's recorded
+    details go (``details(node_id, name, data)``: its record in the run)."""
 
     emitter: EventEmitter
     cancel: threading.Event
@@ -73,6 +75,7 @@ class RunScope:
     cache: RunCache | None
     call_graph: GraphCaller
     previews: Previews | None = None
+    details: Callable[[str, str, dict[str, Any]], None] | None = None
 
 
 class Backend(Protocol):
@@ -132,7 +135,8 @@ class LocalBackend:
                           cancel=scope.cancel, env=scope.env, data_dir=scope.data_dir, materials=prepared.materials,
                           literals=prepared.literals, call_graph=scope.call_graph, models=models,
                           files=scope.files,
-                          previews=NodePreviews(scope.previews, scope.emitter, node.id) if scope.previews else None)
+                          previews=NodePreviews(scope.previews, scope.emitter, node.id) if scope.previews else None,
+                          details=functools.partial(scope.details, node.id) if scope.details else None)
         try:
             outputs = run_node(spec, node.id, values, ctx, node.ports.inputs, node.ports.outputs,
                                recheck=bool(node.dynamic))

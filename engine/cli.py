@@ -20,11 +20,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
+from nodeforge.engine.cli_devices import add_device_options, cluster_memory, device_manager, devices_command
 from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError, Issue, UsageError
 
 if TYPE_CHECKING:
     from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.graph import CompiledGraph, GraphEnv
+    from nodeforge.engine.memory_modes import MemorySetting
     from nodeforge.engine.previews import Previews
     from nodeforge.engine.ray_backend import RayBackend
     from nodeforge.engine.record import RunRecord
@@ -77,8 +79,7 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--preview-method", choices=["latent", "taesd"], default="latent",
                      help="with --previews: latent (a fast projection, default) or taesd (the model family's tiny "
                           "autoencoder, tiny/taesd for tiny models; downloaded once like any model)")
-    run.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1 or cpu:0,cpu:1")
-    run.add_argument("--vram-budget", help="bytes of models and results per device: 8G, or cuda:0=8G,cuda:1=12G")
+    add_device_options(run)
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     run.add_argument("--workers", type=int, default=8, help="threads for ready nodes (default 8)")
     run.add_argument("--backend", choices=["local", "ray"], default="local",
@@ -99,9 +100,8 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the JSON Schema of the graph document")
 
-    devices = commands.add_parser("devices", help="devices, their memory budgets and resident models")
-    devices.add_argument("--devices", default="auto")
-    devices.add_argument("--vram-budget")
+    devices = commands.add_parser("devices", help="devices, their memory budgets and modes, resident models")
+    add_device_options(devices)
     devices.add_argument("--json", action="store_true")
 
     cache = commands.add_parser("cache", help="inspect or clear the result cache")
@@ -155,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "cache":
         return _cache(args)
     if args.command == "devices":
-        return _devices(args)
+        return devices_command(args)
     if args.command == "nodes":
         return _nodes(args)
     if args.command == "validate":
@@ -241,25 +241,6 @@ def _nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _devices(args: argparse.Namespace) -> int:
-    from nodeforge.engine.devices import parse_budgets, parse_devices
-    from nodeforge.engine.models import ModelManager
-
-    try:
-        names = parse_devices(args.devices)
-        manager = ModelManager(parse_budgets(args.vram_budget, names))
-    except EngineError as exc:
-        raise UsageError(str(exc)) from None
-    ledger = manager.snapshot()
-    if args.json:
-        print(json.dumps({"devices": ledger}, indent=2))
-        return EXIT_OK
-    for name, info in ledger.items():
-        models = ", ".join(info["models"]) or "no resident models"
-        print(f"{name:<10} budget {info['budget'] / 2**30:8.2f} GiB  used {info['used'] / 2**30:6.2f} GiB  {models}")
-    return EXIT_OK
-
-
 def _cache(args: argparse.Namespace) -> int:
     from nodeforge.engine.cache import ResultCache
     from nodeforge.engine.datadir import resolve_data_dir
@@ -281,10 +262,9 @@ def _run(args: argparse.Namespace) -> int:
     from nodeforge.engine.cache import ResultCache
     from nodeforge.engine.cli_sweep import report, sweep_of
     from nodeforge.engine.datadir import resolve_data_dir
-    from nodeforge.engine.devices import parse_budgets, parse_devices, parse_size
+    from nodeforge.engine.devices import parse_devices, parse_size
     from nodeforge.engine.graph import compile_graph
     from nodeforge.engine.inputs import parse_sets
-    from nodeforge.engine.models import ModelManager
     from nodeforge.engine.previews import FolderSink, Previews
     from nodeforge.engine.session import Session
 
@@ -312,20 +292,21 @@ def _run(args: argparse.Namespace) -> int:
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
         on_ray = args.backend == "ray"
         devices = parse_devices(args.devices) if not on_ray and (accelerated or args.devices != "auto") else ["cpu"]
-        budgets = {} if on_ray else parse_budgets(args.vram_budget, devices)
+        manager = None if on_ray else device_manager(devices, args.vram_budget, args.memory_mode)
         budget = parse_size(args.vram_budget) if on_ray and args.vram_budget else None
+        memory = cluster_memory(args.memory_mode) if on_ray else None
     except GraphValidationError as exc:
         return _invalid(args.graph, exc.issues)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
     try:
-        backend = _ray_backend(args.address, budget) if on_ray else None
+        backend = _ray_backend(args.address, budget, memory) if on_ray else None
     except EngineError as exc:
         print(f"nodeforge: {exc}", file=sys.stderr)
         return EXIT_FAILED
     cache = None if args.no_cache else ResultCache(data_dir / "cache")
     session = Session(env, cache, workers=args.workers, devices=None if backend else devices, data_dir=data_dir,
-                      models=None if backend else ModelManager(budgets), backend=backend)
+                      models=manager, backend=backend)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     import uuid
@@ -356,13 +337,13 @@ def _run(args: argparse.Namespace) -> int:
     return {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
 
 
-def _ray_backend(address: str | None, budget: int | None) -> RayBackend:
+def _ray_backend(address: str | None, budget: int | None, memory: MemorySetting | None) -> RayBackend:
     """The Ray backend, connected (``address``) or on a new local cluster; its workers are up when it returns."""
     from nodeforge.engine.ray_backend import RayBackend
 
     print(f"nodeforge: connecting to Ray ({address or 'a new local cluster'}) and starting device workers",
           file=sys.stderr, flush=True)
-    return RayBackend(address, budget=budget)
+    return RayBackend(address, budget=budget, memory=memory)
 
 
 def execute_with_progress(session: Session, compiled: CompiledGraph, given: dict[str, Any], run_id: str,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.files import FileAccess
     from nodeforge.engine.graph import GraphEnv
+    from nodeforge.engine.memory_modes import DeviceMemory
     from nodeforge.engine.models import ModelManager
     from nodeforge.engine.previews import NodePreviews, PreviewMethod
     from nodeforge.engine.record import RunRecord
@@ -55,6 +56,12 @@ class NodeModels:
         self._files = files
         self._data_dir = data_dir
         self._held: list[str] = []
+
+    @property
+    def memory(self) -> DeviceMemory:
+        """This device's memory setting (``--memory-mode``), budget and bytes held now: how a large pipeline
+        should sit on it (``nodes.models.memory``)."""
+        return self._manager.memory_of(self._device)
 
     @property
     def source(self) -> ModelSource:
@@ -110,18 +117,21 @@ class NestedRun:
 
 
 GraphCaller = Callable[["NodeContext", "GraphDocument", Mapping[str, BoundValue]], NestedRun]
+DetailSink = Callable[[str, dict[str, Any]], None]
+"""Where ``ctx.record_detail(name, data)`` goes: the node's record in the run (``NodeRecord.details``)."""
 
 
 class NodeContext:
     """Handed to ``Node.run``; one per node execution."""
 
     __slots__ = ("node_id", "node_type", "device", "env", "data_dir", "files", "models", "_emitter", "_cancel",
-                 "_materials", "_literals", "_call_graph", "_previews")
+                 "_materials", "_literals", "_call_graph", "_previews", "_details")
 
     def __init__(self, *, node_id: str, node_type: str, device: str, emitter: EventEmitter,
                  cancel: threading.Event, env: GraphEnv, data_dir: Path | None,
                  materials: Mapping[str, str], literals: Mapping[str, Any], call_graph: GraphCaller,
-                 models: NodeModels, files: FileAccess, previews: NodePreviews | None = None) -> None:
+                 models: NodeModels, files: FileAccess, previews: NodePreviews | None = None,
+                 details: DetailSink | None = None) -> None:
         self.node_id = node_id
         self.node_type = node_type
         self.device = device
@@ -135,6 +145,7 @@ class NodeContext:
         self._literals = literals
         self._call_graph = call_graph
         self._previews = previews
+        self._details = details
 
     @property
     def run_id(self) -> str:
@@ -172,6 +183,13 @@ class NodeContext:
         scaled down, stored by the run's preview sink, and announced as a ``node.preview`` event linking to it."""
         if self._previews is not None:
             self._previews.publish(step, total, image)
+
+    def record_detail(self, name: str, data: Mapping[str, Any]) -> None:
+        """Keep a small JSON object about how the node ran under ``name`` in its record (``details`` in the run
+        record): e.g. the memory mode a diffusion node chose and the numbers it chose from. A later call with the
+        same name replaces the earlier one."""
+        if self._details is not None:
+            self._details(name, dict(data))
 
     def warn(self, message: str) -> None:
         """Tell the user about something the node changed or assumed, as a ``node.warning`` event."""

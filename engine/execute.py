@@ -70,7 +70,7 @@ class Run:
         self.prepared: dict[str, Prepared] = {}
         files = FileAccess(session.policy, session.data_dir, tuple(env.library.folders), session.limits)
         self.scope = RunScope(emitter, cancel, env, session.data_dir, files, session.cache, self._call_graph,
-                              previews)
+                              previews, self._record_detail)
 
     def execute(self) -> None:
         self.record.started = time.time()
@@ -106,6 +106,10 @@ class Run:
             record.status = "succeeded"
         record.finished = time.time()
         self.emitter.emit(RunFinished(status=record.status, error=record.error))
+
+    def _record_detail(self, node_id: str, name: str, data: dict[str, Any]) -> None:
+        """``ctx.record_detail`` of a node of this run: kept in its record (``details``)."""
+        self.record.nodes[node_id].details[name] = data
 
     def outputs(self) -> dict[str, Any]:
         return {name: self.values[link.node][link.output]

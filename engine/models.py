@@ -18,6 +18,7 @@ from typing import Any
 
 from nodeforge.engine.errors import EngineError, ModelBudgetError
 from nodeforge.engine.events import EventEmitter, ModelLoaded, ModelOffloaded
+from nodeforge.engine.memory_modes import DeviceMemory, MemorySetting
 
 Loader = Callable[[str], Any]
 
@@ -41,6 +42,19 @@ def module_nbytes(model: Any) -> int:
         if callable(buffers):
             total += sum(b.numel() * b.element_size() for b in buffers())
     return total
+
+
+def device_nbytes(model: Any) -> int:
+    """Bytes a model keeps on its device: what it says itself (``device_nbytes``: a pipeline offloaded to CPU RAM
+    keeps one component or one layer there at a time), else all its weights."""
+    own = getattr(model, "device_nbytes", None)
+    return own if isinstance(own, int) else module_nbytes(model)
+
+
+def parkable(model: Any) -> bool:
+    """Whether a model can be parked in CPU RAM and moved back (``to``), unless it says not (``parkable``: an
+    offloaded pipeline's hooks are bound to its device, so it is dropped and loaded again instead)."""
+    return callable(getattr(model, "to", None)) and getattr(model, "parkable", True) is not False
 
 
 def move_model(model: Any, device: str) -> Any:
@@ -68,6 +82,7 @@ class DeviceModels:
     one byte budget, so a long graph cannot exhaust the device through its cache."""
 
     budget: int
+    memory: MemorySetting = MemorySetting()
     resident: OrderedDict[str, _Resident] = field(default_factory=OrderedDict)
     results: OrderedDict[str, tuple[int, Callable[[], None]]] = field(default_factory=OrderedDict)
 
@@ -83,8 +98,11 @@ class DeviceModels:
 class ModelManager:
     """Resident models for a set of devices; one instance lives as long as the session (a server's lifetime)."""
 
-    def __init__(self, budgets: dict[str, int], *, cpu_budget: int = 16 << 30) -> None:
-        self.devices = {device: DeviceModels(budget) for device, budget in budgets.items()}
+    def __init__(self, budgets: dict[str, int], *, cpu_budget: int = 16 << 30,
+                 memory: dict[str, MemorySetting] | None = None) -> None:
+        memory = memory or {}
+        self.devices = {device: DeviceModels(budget, memory.get(device, MemorySetting()))
+                        for device, budget in budgets.items()}
         self.offloaded: OrderedDict[str, _Resident] = OrderedDict()
         self.cpu_budget = cpu_budget
         self.loads = 0
@@ -110,8 +128,15 @@ class ModelManager:
         """Per device: budget, bytes used, resident models and results held (``nodeforge devices``, the API)."""
         with self._lock:
             return {device: {"budget": models.budget, "used": models.used, "models": list(models.resident),
-                             "results": len(models.results), "results_bytes": models.results_bytes}
+                             "results": len(models.results), "results_bytes": models.results_bytes,
+                             "memory_mode": str(models.memory)}
                     for device, models in self.devices.items()}
+
+    def memory_of(self, device: str) -> DeviceMemory:
+        """A device's memory setting, budget and the bytes held against it now (diffusion nodes plan by it)."""
+        with self._lock:
+            models = self._models(device)
+            return DeviceMemory(device, models.budget, models.used, models.memory)
 
     def hold_result(self, device: str, key: str, nbytes: int, park: Callable[[], None]) -> None:
         """Charge a cached result kept on ``device`` to its ledger; ``park`` moves it to CPU RAM when the device
@@ -153,12 +178,12 @@ class ModelManager:
                     return entry.model
             started = time.perf_counter()
             model = load(_physical(device))
-            nbytes = module_nbytes(model)
+            nbytes = device_nbytes(model)
             seconds = time.perf_counter() - started
             self.loads += 1
             self.load_times[key] = seconds
         with self._lock:
-            self._admit(device, key, _Resident(model, nbytes, callable(getattr(model, "to", None)), pins=1),
+            self._admit(device, key, _Resident(model, nbytes, parkable(model), pins=1),
                         emitter, node)
         if emitter is not None:
             emitter.emit(ModelLoaded(model=key, device=device, node=node, seconds=round(seconds, 6)))

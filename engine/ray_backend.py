@@ -31,6 +31,7 @@ from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.devices import default_budget
 from nodeforge.engine.errors import DeviceError, EngineError, RunCancelled, first_line
 from nodeforge.engine.events import EventEmitter, ModelOffloaded
+from nodeforge.engine.memory_modes import MemorySetting
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ray_cache import RefCache
 from nodeforge.engine.ray_cluster import import_ray, start_ray
@@ -82,9 +83,11 @@ class _Call:
 class RayBackend:
     """Runs nodes on a Ray cluster: ``address`` None starts a local cluster, ``auto`` joins the one this machine
     belongs to, ``HOST:PORT`` names its head, ``ray://HOST:10001`` goes through Ray Client. ``budget`` caps the
-    bytes of models and results per device (default: 90% of each GPU's memory)."""
+    bytes of models and results per device (default: 90% of each GPU's memory); ``memory`` is every GPU's memory
+    mode (``--memory-mode``; default auto)."""
 
-    def __init__(self, address: str | None = None, *, budget: int | None = None, namespace: str = "nodeforge",
+    def __init__(self, address: str | None = None, *, budget: int | None = None,
+                 memory: MemorySetting | None = None, namespace: str = "nodeforge",
                  start_timeout: float = 180.0, init_options: dict[str, Any] | None = None) -> None:
         ray = import_ray()
         from nodeforge.engine import ray_worker
@@ -96,6 +99,7 @@ class RayBackend:
             start_ray(ray, address, namespace, init_options or {}, self._release)
         self.namespace = ray.get_runtime_context().namespace or namespace
         self.budget = budget
+        self.memory = memory
         self.start_timeout = start_timeout
         self.load_times: dict[str, float] = {}
         self.down: frozenset[str] = frozenset()
@@ -157,7 +161,8 @@ class RayBackend:
 
         handle = self._worker_class.options(
             name=actor, namespace=self.namespace, get_if_exists=True, num_gpus=1 if gpu else 0, num_cpus=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)).remote(self.budget)
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+        ).remote(self.budget, self.memory)
         starting = _Starting(actor, handle, handle.describe.remote(), node_id, gpu)
         self._starting.append(starting)
         return starting
@@ -269,6 +274,9 @@ class RayBackend:
             returned = list(returned) if names else [returned]
             report = self._await(returned[-1], call, worker, call_id)
             self._events.wait_delivered(listening, report.events)
+        if scope.details is not None:
+            for name, data in report.details.items():
+                scope.details(node.id, name, data)
         if worker is not None:
             with self._lock:
                 worker.resident, worker.loads = set(report.resident), report.loads

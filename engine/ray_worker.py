@@ -30,6 +30,7 @@ from nodeforge.engine.events import EventEmitter
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.memory_modes import MemorySetting
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ports import make_port
 from nodeforge.engine.ray_events import EventForwarder
@@ -77,6 +78,7 @@ class Report:
     resident: list[str] = field(default_factory=list)
     load_times: dict[str, float] = field(default_factory=dict)
     loads: int = 0
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class NeedsDriver(Exception):
@@ -116,14 +118,14 @@ def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelM
     forward = EventForwarder(call.call_id, call.events, call.namespace)
     emitter = EventEmitter(call.run_id, forward)
     data_dir = Path(call.data_dir) if call.data_dir else None
+    report = Report("ok")
     held = NodeModels(models, device, emitter, call.node_id, source=registry.model_source,
                       families=spec.cls.model_families, files=call.files, data_dir=data_dir)
     ctx = NodeContext(node_id=call.node_id, node_type=call.node_type, device=device, emitter=emitter,
                       cancel=cancel, env=env, data_dir=data_dir,
                       materials=call.materials, literals=call.literals, call_graph=_needs_driver, models=held,
-                      files=call.files)
+                      files=call.files, details=report.details.__setitem__)
     ports = {name: make_port(name, port_type) for name, port_type in call.extra_ports.items()}
-    report = Report("ok")
     outputs: dict[str, Any] = {}
     started = time.perf_counter()
     loads_before = models.loads
@@ -157,10 +159,11 @@ class DeviceWorker:
     """One GPU of the cluster (Ray sets its visible device, so it is ``cuda:0`` here): holds that GPU's resident
     models in its own ModelManager and runs the accelerator nodes the driver places on it, one at a time."""
 
-    def __init__(self, budget: int | None = None) -> None:
+    def __init__(self, budget: int | None = None, memory: MemorySetting | None = None) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.device = detect_devices()[0]
-        self.models = ModelManager({self.device: budget or default_budget(self.device)})
+        self.models = ModelManager({self.device: budget or default_budget(self.device)},
+                                   memory={self.device: memory or MemorySetting()})
         self._declared: set[str] = set()
         self._cancels: dict[str, threading.Event] = {}
         self._cancelled: set[str] = set()

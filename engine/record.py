@@ -41,11 +41,13 @@ class NodeRecord:
     seconds: float | None = None
     error: str | None = None
     traceback: str | None = None
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What the node recorded about how it ran (``ctx.record_detail``), by name: e.g. ``memory``."""
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "status": self.status, "device": self.device, "started_at": iso(self.started),
                 "finished_at": iso(self.finished), "seconds": self.seconds, "error": self.error,
-                "traceback": self.traceback}
+                "traceback": self.traceback, "details": self.details}
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from nodeforge.engine.cli_devices import add_device_options, check_device_options
 from nodeforge.engine.errors import UsageError
 from nodeforge.engine.limits import (
     DEFAULT_MAX_AUDIO_SECONDS,
@@ -31,7 +32,7 @@ def register_serve(commands: Commands, common: CommonOptions) -> None:
                                        "arguments are visible to other users)")
     serve.add_argument("--insecure", action="store_true",
                        help="allow a non-loopback --host without a token (anyone who can reach it can run graphs)")
-    serve.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1")
+    add_device_options(serve, "auto, or a list such as cuda:0,cuda:1")
     serve.add_argument("--backend", choices=["local", "ray"], default="local",
                        help="where nodes run: this process (local, default) or a Ray cluster (ray: one worker per "
                             "GPU; needs pip install 'nodeforge[ray]')")
@@ -70,7 +71,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     from pathlib import Path
 
     from nodeforge.engine.datadir import resolve_data_dir
-    from nodeforge.engine.devices import parse_devices
     from nodeforge.engine.errors import EngineError
 
     token = args.token or os.environ.get("NODEFORGE_TOKEN") or None
@@ -92,13 +92,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError("--address needs --backend ray")
     if args.backend == "ray" and args.devices != "auto":
         raise UsageError("--devices does not apply to --backend ray: every GPU of the cluster gets a worker")
-    if args.devices != "auto":
-        try:
-            parse_devices(args.devices)
-        except EngineError as exc:
-            raise UsageError(str(exc)) from None
+    if args.backend == "ray" and args.memory_mode and "=" in args.memory_mode:
+        raise UsageError("--memory-mode with --backend ray takes one mode for every GPU (e.g. offload)")
+    try:
+        check_device_options(args.devices, args.vram_budget, args.memory_mode)
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
     return Settings(data_dir=resolve_data_dir(args.data_dir), host=args.host, port=args.port, token=token,
-                    devices=args.devices, backend=args.backend, ray_address=args.address,
+                    devices=args.devices, vram_budget=args.vram_budget, memory_mode=args.memory_mode,
+                    backend=args.backend, ray_address=args.address,
                     plugins=tuple(Path(p) for p in args.plugins),
                     input_dirs=tuple(Path(p) for p in args.allow_dir),
                     write_dirs=tuple(Path(p) for p in args.allow_write_dir),

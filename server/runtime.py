@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from nodeforge.engine.cache import ResultCache
-from nodeforge.engine.devices import default_budget, detect_devices, parse_devices
+from nodeforge.engine.cli_devices import cluster_memory, device_manager
+from nodeforge.engine.devices import default_budget, detect_devices, parse_devices, parse_size
 from nodeforge.engine.document import GraphDocument, depth_issues, parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue, NodeError
 from nodeforge.engine.events import RunFinished, RunQueued
@@ -142,8 +143,8 @@ class Runtime:
                 log.warning("device detection failed (%s: %s); running on the CPU", type(exc).__name__, exc)
                 self._devices = ["cpu"]
         local = ["cpu"] if self.settings.backend == "ray" else self._devices or ["cpu"]
-        if self._backend_error is None:
-            models = ModelManager({device: default_budget(device) for device in local})
+        models = self._model_manager(local) if self._backend_error is None else None
+        if models is not None:
             self._session = Session(self.env, self.cache, workers=self.settings.workers,
                                     devices=None if self._backend else self._devices, data_dir=self.settings.data_dir,
                                     models=models, backend=self._backend, policy=self.files.policy,
@@ -151,11 +152,25 @@ class Runtime:
         gc.freeze()  # torch's modules and the app live as long as the server: full collections skip them
         self._devices_ready.set()
 
+    def _model_manager(self, local: list[str]) -> ModelManager | None:
+        """This process's model manager, with ``--vram-budget`` and ``--memory-mode`` (those go to the cluster's
+        workers with ``--backend ray``); None, with the reason kept for every run, when they do not fit."""
+        if self._backend is not None:
+            return ModelManager({device: default_budget(device) for device in local})
+        try:
+            return device_manager(local, self.settings.vram_budget, self.settings.memory_mode)
+        except EngineError as exc:
+            self._backend_error = f"the devices could not be set up: {exc}"
+            log.error("%s", self._backend_error)
+            return None
+
     def _start_ray(self) -> None:
         from nodeforge.engine.ray_backend import RayBackend
 
         try:
-            self._backend = RayBackend(self.settings.ray_address)
+            budget = parse_size(self.settings.vram_budget) if self.settings.vram_budget else None
+            self._backend = RayBackend(self.settings.ray_address, budget=budget,
+                                       memory=cluster_memory(self.settings.memory_mode))
             self._devices = self._backend.devices
         except Exception as exc:
             self._backend_error = f"the Ray backend could not start: {exc}"

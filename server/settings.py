@@ -35,6 +35,8 @@ class Settings:
     port: int = 8188
     token: str | None = None
     devices: str = "auto"
+    vram_budget: str | None = None
+    memory_mode: str | None = None
     backend: str = "local"
     ray_address: str | None = None
     plugins: tuple[Path, ...] = ()

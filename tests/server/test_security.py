@@ -87,7 +87,8 @@ def args(**given: object) -> argparse.Namespace:
     base = dict(host="127.0.0.1", port=8188, token=None, insecure=False, devices="auto", concurrency=1, workers=8,
                 max_upload_mb=256, allow_origin=[], allow_dir=[], no_watch=False, data_dir=None, plugins=[],
                 backend="local", address=None, allow_write_dir=[], max_image_pixels=64_000_000,
-                max_video_frames=2_000, max_audio_seconds=1_800.0, preview_method="latent")
+                max_video_frames=2_000, max_audio_seconds=1_800.0, preview_method="latent", vram_budget=None,
+                memory_mode=None)
     return argparse.Namespace(**{**base, **given})
 
 
