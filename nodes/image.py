@@ -39,6 +39,7 @@ from nodeforge.nodes.models.diffusion import (
     size_problem,
 )
 from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
+from nodeforge.nodes.models.memory import for_call, memory_record, picture_batch, plan_decode
 from nodeforge.nodes.models.steps import step_callback
 from nodeforge.nodes.runtime import torch_device
 
@@ -94,7 +95,8 @@ def check_diffusion(literals: Mapping[str, Any], models: ModelSource) -> list[tu
 
 def diffusion_model(ctx: NodeContext, name: str) -> DiffusionModel:
     def build(resolved: ResolvedModel, device: str) -> DiffusionModel:
-        return load_pipeline(resolved, pipeline_family(name, resolved), device)
+        memory = ctx.models.memory  # the device's --memory-mode and budget, when the model loads
+        return load_pipeline(resolved, pipeline_family(name, resolved), device, memory=memory)
 
     return ctx.models.load(name, build, kind="diffusion")
 
@@ -114,7 +116,10 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
         kwargs = _common_kwargs(model, inputs, ctx, size)
         if controlnets is not None:
             kwargs.update(controlnets.call_kwargs(pipe))
-        result = pipe(**call, **kwargs, **adapter_kwargs)
+        decode = plan_decode(pipe.vae, ctx.models.memory, size[1], size[0], picture_batch(call))
+        ctx.record_detail("memory", memory_record(model.memory, decode))
+        with for_call(model.pipe, pipe, model.memory, decode):  # VAE slicing/tiling when the decode needs it
+            result = pipe(**call, **kwargs, **adapter_kwargs)
     return _images(result)
 
 

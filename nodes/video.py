@@ -14,6 +14,7 @@ from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.audio_ops import fit_length
+from nodeforge.nodes.models.memory import for_call, memory_record, plan_decode
 from nodeforge.nodes.models.steps import step_callback
 from nodeforge.nodes.runtime import generator, literal, torch_device
 from nodeforge.nodes.video_pipelines import (
@@ -37,7 +38,7 @@ def static_family(name: str, models: ModelSource) -> VideoFamily | None:
 def open_video_model(name: str, ctx: NodeContext) -> VideoModel:
     def build(resolved: ResolvedModel, device: str) -> VideoModel:
         family = resolved.family if resolved.family in FAMILIES else family_of_folder(name, resolved.path)
-        return load_video_model(name, resolved.path, family, device)
+        return load_video_model(name, resolved.path, family, device, ctx.models.memory)
 
     return ctx.models.load(name, build, kind="video")
 
@@ -107,8 +108,11 @@ class Generate(Node):
         _check_loaded(model, inputs, with_image)
         pipe = pipeline_for(model, with_image)
         arguments = self._arguments(model, pipe, inputs, ctx)
+        decode = plan_decode(pipe.vae, ctx.models.memory, inputs.width, inputs.height, 1,
+                             _frames_decoded_at_once(model, inputs.frames))
+        ctx.record_detail("memory", memory_record(model.memory, decode))
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), for_call(model.pipe, pipe, model.memory, decode):
                 output = pipe(**arguments)
         except torch.OutOfMemoryError:
             raise DeviceError(f"{inputs.model} ran out of device memory at {inputs.width}x{inputs.height}, "
@@ -143,6 +147,11 @@ class Generate(Node):
             if family.name == "wan":
                 arguments.update(_wan_prompt_embeds(model, arguments, ctx))
         return arguments
+
+
+def _frames_decoded_at_once(model: VideoModel, frames: int) -> int:
+    """Wan's causal VAE decodes one latent frame (``temporal_step`` frames) at a time; the others all at once."""
+    return min(frames, model.temporal_step()) if model.family.name == "wan" else frames
 
 
 def _call_parameters(pipe: Any) -> frozenset[str]:

@@ -12,10 +12,14 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
 from nodeforge.nodes.runtime import quiet_pipeline, reading_model, torch_device
+
+if TYPE_CHECKING:
+    from nodeforge.engine.memory_modes import DeviceMemory
 
 
 @dataclass(frozen=True)
@@ -79,20 +83,21 @@ def family_of_folder(name: str, path: Path) -> str:
 
 
 @dataclass
-class VideoModel:
+class VideoModel(PlacedPipeline):
     """A loaded video pipeline and what it can do: text-to-video, image-to-video, or both (Wan 2.2 TI2V, LTX)."""
 
     family: VideoFamily
     pipe: Any
     text_to_video: bool
     image_to_video: bool
+    memory: MemoryPlan | None = None  # how it sits on its device (--memory-mode, nodes.models.memory)
 
     @property
     def components(self) -> dict[str, Any]:
         return self.pipe.components
 
     def to(self, device: str) -> VideoModel:
-        self.pipe.to(torch_device(device))
+        self.move_pipe(torch_device(device))
         return self
 
     def spatial_multiple(self) -> int:
@@ -128,8 +133,10 @@ class VideoModel:
         return None
 
 
-def load_video_model(name: str, path: Path, family_name: str, device: str) -> VideoModel:
-    """The pipeline at ``path`` on ``device`` (bfloat16 on GPUs, float32 on CPU) and its capabilities."""
+def load_video_model(name: str, path: Path, family_name: str, device: str,
+                     memory: DeviceMemory | None = None) -> VideoModel:
+    """The pipeline at ``path`` on ``device`` (bfloat16 on GPUs, float32 on CPU), placed by the device's memory mode
+    (``memory``; None: all on the device), and its capabilities."""
     import diffusers
     import torch
 
@@ -139,7 +146,15 @@ def load_video_model(name: str, path: Path, family_name: str, device: str) -> Vi
     with reading_model(name, path, f"cannot be loaded as a {family_name} pipeline",
                        (OSError, ValueError, KeyError, TypeError)):
         pipe = diffusers.DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
-    pipe = quiet_pipeline(pipe.to(target))
+    placed = place_pipeline(pipe, target, memory)
+    model = _capabilities(family, quiet_pipeline(pipe))
+    model.memory = placed
+    return model
+
+
+def _capabilities(family: VideoFamily, pipe: Any) -> VideoModel:
+    """A loaded pipeline with what it can make (from its transformer's input channels and config)."""
+    family_name = family.name
     cls = type(pipe).__name__
     if family_name in ("wan", "cogvideox"):
         transformer = pipe.components.get("transformer") or pipe.components.get("transformer_2")

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel, model_key
 from nodeforge.nodes.models.controls import CONTROLNET_PIPELINES, ControlNets
+from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
+    from nodeforge.engine.memory_modes import DeviceMemory
 
 FAMILIES = ("sd", "sdxl", "flux", "sd3")
 FLOW_FAMILIES = ("flux", "sd3")
@@ -103,7 +105,7 @@ def lora_problems(loras: Any) -> list[str]:
 
 
 @dataclass
-class DiffusionModel:
+class DiffusionModel(PlacedPipeline):
     """A loaded text-to-image pipeline as the model manager holds it. ``lock`` serialises runs on it: LoRAs,
     IP-Adapters, ControlNets and scheduler swaps change shared modules for the length of one run."""
 
@@ -111,6 +113,7 @@ class DiffusionModel:
     family: str
     name: str
     key: str = ""  # the model manager's identity, to drop a pipeline that cannot be put back
+    memory: MemoryPlan | None = None  # how it sits on its device (--memory-mode, nodes.models.memory)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -142,7 +145,7 @@ class DiffusionModel:
         return dict(self.pipe.components)
 
     def to(self, device: str) -> DiffusionModel:
-        self.pipe.to(device)
+        self.move_pipe(device)
         return self
 
     @property
@@ -208,7 +211,8 @@ def pipeline_dtype(family: str, device: str) -> Any:
     return torch.float32
 
 
-def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> DiffusionModel:
+def load_pipeline(resolved: ResolvedModel, family: str, device: str,
+                  memory: DeviceMemory | None = None) -> DiffusionModel:
     """Load the text-to-image pipeline of a model onto ``device`` (fp16/bf16 on GPUs, fp32 on the CPU)."""
     import diffusers
 
@@ -230,9 +234,8 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str) -> Diffusio
         raise NodeError(f"model '{resolved.name}' could not be loaded as a {family} pipeline from {resolved.path}: "
                         f"{type(exc).__name__}: {first_line(exc)}{hint}", input="model") from None
     pipe.set_progress_bar_config(disable=True)
-    if device != "cpu":
-        pipe.to(device)
-    return DiffusionModel(pipe, family, resolved.name, model_key("diffusion", resolved))
+    placed = place_pipeline(pipe, device, memory)  # whole, offloaded or layer by layer: --memory-mode
+    return DiffusionModel(pipe, family, resolved.name, model_key("diffusion", resolved), memory=placed)
 
 
 def make_scheduler(model: DiffusionModel, name: str) -> Any:

@@ -1,0 +1,178 @@
+"""Memory modes of diffusion pipelines on virtual CPU devices with small budgets: what ``auto`` picks from the
+model's size and the budget, that offloaded pipelines make the same pixels, VAE tiling and slicing decided per run,
+fp8 storage, the model manager's accounting, and the ``memory`` detail in the run record.
+
+On a CPU device the offload hooks move weights from CPU RAM to CPU RAM: the same weights meet the same kernels in
+the same order, so offload and sequential pixels equal gpu pixels exactly (on CUDA they save device memory, which
+``bench/gpu_check.sh`` measures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.document import parse_document
+from nodeforge.engine.graph import GraphEnv
+from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.memory_modes import parse_memory_modes
+from nodeforge.engine.models import ModelManager
+from nodeforge.engine.registry import Registry
+from nodeforge.engine.session import RunResult, Session
+from tests.nodes.image_support import generate, pixels, psnr
+
+MB = 1 << 20
+DEVICE = "cpu:0"
+
+
+@pytest.fixture(scope="module")
+def env(shared_models_dir: Path) -> Iterator[GraphEnv]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
+        yield GraphEnv(Registry.discover(), GraphLibrary([]))
+
+
+def session(env: GraphEnv, budget: int, mode: str = "auto") -> Session:
+    """A session on one virtual device with this budget and memory mode (each loads its models afresh)."""
+    manager = ModelManager({DEVICE: budget}, memory=parse_memory_modes(mode, [DEVICE]))
+    return Session(env, ResultCache(None), devices=[DEVICE], workers=1, models=manager)
+
+
+def run(executor: Session, node: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The picture and the node's record (as JSON) of a one-node graph."""
+    result: RunResult = executor.run(parse_document({"nodes": {"img": node}, "outputs": {"image": {"from":
+                                                                                                "img.image"}}}))
+    record = result.record.to_json()["nodes"]["img"]
+    assert result.record.status == "succeeded", record["error"]
+    return result.values["image"], record
+
+
+@pytest.fixture(scope="module")
+def sizes(env: GraphEnv) -> dict[str, dict[str, Any]]:
+    """Each tiny model's plan with room to spare: its total bytes, largest component and pixels in gpu mode."""
+    found = {}
+    for model in ("tiny/sd", "tiny/flux"):
+        image, record = run(session(env, 1 << 30, "gpu"), generate(model))
+        found[model] = {**record["details"]["memory"], "pixels": pixels(image), "image": image}
+    return found
+
+
+@pytest.mark.parametrize("model", ["tiny/sd", "tiny/flux"])
+def test_auto_picks_gpu_offload_or_sequential_from_size_and_budget(env: GraphEnv, sizes, model: str) -> None:
+    total, largest = sizes[model]["model_bytes"], sizes[model]["largest_bytes"]
+    assert 0 < largest < total
+    budgets = {"gpu": int(total / 0.8) + MB, "offload": int((largest + total) / 2 / 0.8),
+               "sequential": int(largest / 0.8) - 1}
+    for expected, budget in budgets.items():
+        image, record = run(session(env, budget), generate(model))
+        memory = record["details"]["memory"]
+        assert (memory["mode"], memory["asked"], memory["budget"]) == (expected, "auto", budget)
+        assert (memory["model_bytes"], memory["largest_bytes"]) == (total, largest)
+        assert memory["largest_component"] == sizes[model]["largest_component"]
+        assert memory["how"] == {"gpu": "to(device)", "offload": "enable_model_cpu_offload",
+                                 "sequential": "enable_group_offload(leaf_level)"}[expected]
+        assert memory["device_bytes"] == {"gpu": total, "offload": largest,
+                                          "sequential": memory["layer_bytes"]}[expected]
+        assert memory["reason"].startswith({"gpu": "the model", "offload": "the model",
+                                            "sequential": "not even the largest component"}[expected])
+        if not memory["vae"]["tiling"]:  # a small budget may tile the decode too (tiny/flux tiles at 32 px)
+            assert gap(image, sizes[model]["image"]) <= 1e-6, f"{expected} pixels differ from gpu"
+
+
+@pytest.mark.parametrize(("model", "mode", "tolerance"), [
+    ("tiny/sd", "offload", 0.0), ("tiny/sd", "sequential", 0.0), ("tiny/flux", "sequential", 0.0),
+    ("tiny/flux", "offload", 1e-6)])
+def test_offload_and_sequential_make_the_gpu_pixels(env: GraphEnv, sizes, model: str, mode: str,
+                                                    tolerance: float) -> None:
+    """Exact, except Flux under model offload: its float32 output moves in the last bits (3.6e-7 measured, a
+    thousandth of one 8-bit step) because accelerate's hooks run it on the device ``cpu:0`` rather than ``cpu``."""
+    image, record = run(session(env, 1 << 30, mode), generate(model))
+    assert record["details"]["memory"]["mode"] == mode
+    assert record["details"]["memory"]["vae"]["tiling"] is False
+    assert gap(image, sizes[model]["image"]) <= tolerance
+
+
+def gap(a: Any, b: Any) -> float:
+    return float((a.tensor - b.tensor).abs().max())
+
+
+@pytest.mark.parametrize("mode", ["offload", "sequential"])
+def test_offloaded_image_to_image_equals_gpu(env: GraphEnv, mode: str) -> None:
+    """image.transform builds its pipeline over the loaded one's modules (from_pipe): hooks and all."""
+    import torch
+
+    from nodeforge.engine.values import Image
+
+    start = Image(torch.linspace(0, 1, 3 * 64 * 64).reshape(1, 3, 64, 64))
+    graph = parse_document({
+        "inputs": {"start": {"type": "image"}}, "outputs": {"image": {"from": "img.image"}},
+        "nodes": {"img": {"type": "image.transform", "inputs": {"prompt": "a red fox", "model": "tiny/sd", "steps": 4,
+                                                                "strength": 0.5, "seed": 3,
+                                                                "image": {"input": "start"}}}}})
+
+    def transformed(executor: Session, expected: str) -> Any:
+        result = executor.run(graph, {"start": start})
+        assert result.record.status == "succeeded", result.record.error
+        assert result.record.nodes["img"].details["memory"]["mode"] == expected
+        return pixels(result.values["image"])
+
+    assert (transformed(session(env, 1 << 30, mode), mode) == transformed(session(env, 1 << 30, "gpu"), "gpu")).all()
+
+
+def test_offloaded_pipeline_is_accounted_by_what_it_keeps_on_the_device(env: GraphEnv, sizes) -> None:
+    executor = session(env, 1 << 30, "offload")
+    run(executor, generate("tiny/sd"))
+    ledger = executor.models.devices[DEVICE]
+    [entry] = ledger.resident.values()
+    assert entry.nbytes == sizes["tiny/sd"]["largest_bytes"] < sizes["tiny/sd"]["model_bytes"]
+    assert entry.movable is False  # its hooks are bound to this device: dropped under pressure, never parked
+    gpu = session(env, 1 << 30, "gpu")
+    run(gpu, generate("tiny/sd"))
+    [whole] = gpu.models.devices[DEVICE].resident.values()
+    assert whole.nbytes == sizes["tiny/sd"]["model_bytes"] and whole.movable is True
+
+
+def test_large_picture_on_a_small_budget_decodes_tiled_and_says_so(env: GraphEnv, sizes) -> None:
+    """128 px on tiny/sd: the decode estimate (3 maps x 128 x 128 x 64 channels x 4 bytes = 12 MiB) exceeds what a
+    budget of model + 4 MiB leaves free, so the VAE tiles (its tiles are 64 px); with room, it does not."""
+    budget = sizes["tiny/sd"]["model_bytes"] + 4 * MB
+    executor = session(env, budget)
+    tiled, record = run(executor, generate("tiny/sd", width=128, height=128))
+    vae = record["details"]["memory"]["vae"]
+    assert record["details"]["memory"]["mode"] == "gpu"
+    assert vae == {"width": 128, "height": 128, "batch": 1, "frames": 1, "decode_bytes": 3 * 128 * 128 * 64 * 4,
+                   "free": budget - sizes["tiny/sd"]["model_bytes"], "slicing": False, "tiling": True}
+    [entry] = executor.models.devices[DEVICE].resident.values()
+    assert entry.model.pipe.vae.use_tiling is False  # switched on for that call only
+    whole, roomy = run(session(env, 1 << 30), generate("tiny/sd", width=128, height=128))
+    assert roomy["details"]["memory"]["vae"]["tiling"] is False
+    assert not (pixels(tiled) == pixels(whole)).all()  # tiles blend at their seams: the decode really was tiled
+    assert psnr(tiled.tensor, whole.tensor) > 20
+
+
+def test_a_batch_that_does_not_fit_decodes_one_picture_at_a_time(env: GraphEnv, sizes) -> None:
+    one = 3 * 64 * 64 * 64 * 4
+    budget = sizes["tiny/sd"]["model_bytes"] + int(1.5 * one)
+    sliced, record = run(session(env, budget), generate("tiny/sd", count=2))
+    vae = record["details"]["memory"]["vae"]
+    assert (vae["batch"], vae["decode_bytes"], vae["slicing"], vae["tiling"]) == (2, 2 * one, True, False)
+    whole, roomy = run(session(env, 1 << 30), generate("tiny/sd", count=2))
+    assert roomy["details"]["memory"]["vae"]["slicing"] is False
+    assert psnr(sliced.tensor, whole.tensor) > 60  # the same decode, one picture at a time
+
+
+def test_fp8_storage_shrinks_the_denoiser_and_keeps_the_picture_close(env: GraphEnv, sizes) -> None:
+    image, record = run(session(env, 1 << 30, "gpu+fp8"), generate("tiny/sd"))
+    memory = record["details"]["memory"]
+    assert (memory["asked"], memory["mode"], memory["fp8"]) == ("gpu+fp8", "gpu", ["unet"])
+    assert memory["model_bytes"] < sizes["tiny/sd"]["model_bytes"]  # the UNet's fp32 weights now take one byte
+    assert psnr(image.tensor, sizes["tiny/sd"]["pixels"].float() / 255) > 25
+
+
+def test_a_mode_given_for_another_device_leaves_this_one_on_auto(env: GraphEnv) -> None:
+    modes = parse_memory_modes("cpu:1=sequential", ["cpu:0", "cpu:1"])
+    assert (str(modes["cpu:0"]), str(modes["cpu:1"])) == ("auto", "sequential")
