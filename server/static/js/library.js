@@ -2,6 +2,7 @@
 // that restore the graph a nodeforge image carries, and the unsaved-changes guard.
 
 import { ApiError } from "./api.js";
+import { importForeign, importProblem, importSummary, isForeign } from "./import-foreign.js";
 import { graphFromPng } from "./png.js";
 import { askText, confirmAction, h, modal, toast } from "./ui.js";
 
@@ -222,6 +223,7 @@ export class Library {
     try {
       const buffer = await file.arrayBuffer();
       const isPng = new Uint8Array(buffer.slice(0, 4)).every((byte, i) => byte === [137, 80, 78, 71][i]);
+      if (await isForeign(buffer, isPng)) return await this.importForeign(file);
       const document = isPng ? await graphFromPng(buffer) : JSON.parse(new TextDecoder().decode(buffer));
       if (!document || typeof document !== "object" || typeof document.nodes !== "object") {
         throw new Error("it is not a nodeforge graph (no \"nodes\")");
@@ -234,6 +236,20 @@ export class Library {
       toast(`Cannot open ${file.name}: ${error.message}`, "error");
       return false;
     }
+  }
+
+  /** A ComfyUI workflow or an A1111 PNG, as the graph the server imports it to. */
+  async importForeign(file) {
+    let result;
+    try {
+      result = await importForeign(this.api, file);
+    } catch (error) {
+      toast(`Cannot import ${file.name}: ${importProblem(error)}`, "error");
+      return false;
+    }
+    await this.show(result.document, { name: result.document.name || "", unsaved: true });
+    toast(importSummary(file, result), result.warnings.length ? "warn" : "ok");
+    return true;
   }
 }
 
