@@ -44,3 +44,11 @@ for label in one all; do
   awk -F', ' '{n[$1]++; u[$1]+=$2; if ($3>m[$1]) m[$1]=$3} END {for (d in n) printf "  cuda:%s  mean util %5.1f%%  peak memory %6d MiB\n", d, u[d]/n[d], m[d]}' \
     "$WORK/util-$label.csv" | sort
 done
+
+# Memory modes: peak VRAM and seconds per picture at SDXL size (1024x1024) in each --memory-mode, one fresh process
+# per mode. tiny/sdxl by default (offline: the activations of a full-size picture over tiny weights); set
+# MEMORY_MODEL to a real model (e.g. sdxl-turbo, weights in the cache) to see the weights' share too.
+echo "memory modes on cuda:${GPUS[0]}:"
+NODEFORGE_DATA_DIR="$WORK/data" "${PYTHON:-.venv/bin/python}" bench/memory_modes.py --device "cuda:${GPUS[0]}" \
+  --model "${MEMORY_MODEL:-tiny/sdxl}" --size 1024 \
+  || echo "gpu_check: the memory-mode measurement failed" >&2
