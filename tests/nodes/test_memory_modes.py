@@ -9,6 +9,10 @@ the same order, so offload and sequential pixels equal gpu pixels exactly (on CU
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +180,35 @@ def test_fp8_storage_shrinks_the_denoiser_and_keeps_the_picture_close(env: Graph
 def test_a_mode_given_for_another_device_leaves_this_one_on_auto(env: GraphEnv) -> None:
     modes = parse_memory_modes("cpu:1=sequential", ["cpu:0", "cpu:1"])
     assert (str(modes["cpu:0"]), str(modes["cpu:1"])) == ("auto", "sequential")
+
+
+def test_video_generate_offloaded_makes_the_same_frames_and_records_its_plan(env: GraphEnv) -> None:
+    node = {"type": "video.generate", "inputs": {"prompt": "a red fox running in the snow", "model": "tiny/wan",
+                                                 "frames": 5, "width": 64, "height": 64, "steps": 2}}
+    graph = parse_document({"nodes": {"gen": node}, "outputs": {"video": {"from": "gen.video"}}})
+    frames = {}
+    for mode in ("gpu", "offload"):
+        result = session(env, 1 << 30, mode).run(graph)
+        assert result.record.status == "succeeded", result.record.error
+        memory = result.record.nodes["gen"].details["memory"]
+        assert (memory["mode"], memory["vae"]["frames"], memory["vae"]["tiling"]) == (mode, 4, False)
+        frames[mode] = result.values["video"].frames
+    assert float((frames["gpu"] - frames["offload"]).abs().max()) <= 1e-6
+
+
+def test_run_json_shows_what_auto_chose(tmp_path: Path, shared_models_dir: Path) -> None:
+    """nodeforge run on a 3 MiB virtual device: tiny/sd's UNet (3.8 MiB) does not fit, so layer by layer."""
+    graph = tmp_path / "fox.json"
+    graph.write_text(json.dumps({"nodes": {"img": generate("tiny/sd")}}), encoding="utf-8")
+    env = {**os.environ, "NODEFORGE_MODELS_DIR": str(shared_models_dir), "NODEFORGE_DATA_DIR": str(tmp_path / "d")}
+    done = subprocess.run([sys.executable, "-m", "nodeforge.engine.cli", "run", str(graph), "--json", "--no-cache",
+                           "--devices", "cpu:0", "--vram-budget", "3M", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    memory = json.loads(done.stdout)["nodes"]["img"]["details"]["memory"]
+    assert (memory["asked"], memory["mode"], memory["budget"]) == ("auto", "sequential", 3 * MB)
+    assert memory["reason"].startswith("not even the largest component, unet")
+    bad = subprocess.run([sys.executable, "-m", "nodeforge.engine.cli", "run", str(graph), "--devices", "cpu:0",
+                          "--memory-mode", "cpu:1=gpu"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("nodeforge: --memory-mode names 'cpu:1', which is not in --devices (cpu:0)")
