@@ -19,6 +19,7 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, Upstream
 from nodeforge.engine.values import Control, Image
+from nodeforge.nodes.models.assemble import FindConfig
 from nodeforge.nodes.models.controls import (
     CONTROL_FAMILIES,
     control_problems,
@@ -41,6 +42,7 @@ from nodeforge.nodes.models.diffusion import (
 from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
 from nodeforge.nodes.models.memory import for_call, memory_record, picture_batch, plan_decode
 from nodeforge.nodes.models.steps import step_callback
+from nodeforge.nodes.models.vae import override_vae
 from nodeforge.nodes.runtime import torch_device
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
@@ -65,6 +67,8 @@ class DiffusionInputs(NodeInputs):
     controls: list[Control] = Field(default_factory=list,
                                     description="ControlNets and IP-Adapters (image.controlnet, image.ip_adapter), "
                                                 "several at once, each with its own weight and step range")
+    vae: str = Field("", description="A VAE file or folder to decode with instead of the model's own (e.g. "
+                                     "SDXL's fp16 fix); empty: the model's own")
 
 
 class ImageOutput(NodeOutputs):
@@ -90,15 +94,25 @@ def check_diffusion(literals: Mapping[str, Any], models: ModelSource) -> list[tu
         issues.extend(("loras", problem) for problem in lora_problems(literals["loras"]))
     if isinstance(model, str):
         issues.extend(("controls", problem) for problem in control_problems(literals.get("controls"), family, model))
+    vae = literals.get("vae")
+    if isinstance(vae, str) and vae.strip():
+        problem = models.problem(vae)
+        if problem:
+            issues.append(("vae", problem))
     return issues
 
 
 def diffusion_model(ctx: NodeContext, name: str) -> DiffusionModel:
     def build(resolved: ResolvedModel, device: str) -> DiffusionModel:
         memory = ctx.models.memory  # the device's --memory-mode and budget, when the model loads
-        return load_pipeline(resolved, pipeline_family(name, resolved), device, memory=memory)
+        return load_pipeline(resolved, pipeline_family(name, resolved), device, find_config(ctx), memory=memory)
 
     return ctx.models.load(name, build, kind="diffusion")
+
+
+def find_config(ctx: NodeContext) -> FindConfig:
+    """Configuration folders by name (``config/<architecture>``, ``tiny/<name>``) for single-file checkpoints."""
+    return lambda name: ctx.models.resolve(name, input="config").path
 
 
 def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, task: str,
@@ -110,8 +124,9 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
         raise NodeError(problems[0], input="controls")
     controlnets = load_controlnets(ctx, inputs.controls, model.family, model.dtype, size)
     adapters = [control for control in inputs.controls if control.kind == "ip_adapter"]
+    vae = override_vae(ctx, model, inputs.vae)
     with model.lock, applied_loras(model, inputs.loras, ctx), \
-            pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets) as pipe, \
+            pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets, vae=vae) as pipe, \
             applied_ip_adapters(model, pipe, adapters, ctx) as adapter_kwargs:
         kwargs = _common_kwargs(model, inputs, ctx, size)
         if controlnets is not None:
@@ -166,7 +181,7 @@ class DiffusionNode(Node):
     """What every diffusion node shares: its model, LoRA and control inputs name models, it runs on a device, and
     the controls linked into it must fit its model's family."""
 
-    files = {"model": "model", "loras": "model", "controls": "model"}
+    files = {"model": "model", "loras": "model", "controls": "model", "vae": "model"}
     model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
     accelerator = True
 
@@ -181,7 +196,7 @@ class Generate(DiffusionNode):
     scheduler, a batch of ``count`` images and optional LoRAs. Reports progress per denoising step."""
 
     type_id = "image.generate"
-    version = "1.1.0"
+    version = "1.2.0"
 
     class Inputs(DiffusionInputs):
         width: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
@@ -216,7 +231,7 @@ class Transform(DiffusionNode):
     input (steps x strength denoising steps run). Uses the same loaded model as ``image.generate``."""
 
     type_id = "image.transform"
-    version = "1.1.0"
+    version = "1.2.0"
 
     class Inputs(DiffusionInputs):
         image: Image = Field(description="The image to start from (its size is kept)")

@@ -39,7 +39,7 @@ class Inpaint(DiffusionNode):
     ``image.generate``."""
 
     type_id = "image.inpaint"
-    version = "1.0.0"
+    version = "1.1.0"
 
     class Inputs(DiffusionInputs):
         image: Image = Field(description="The picture to repaint (its size is kept)")

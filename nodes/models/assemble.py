@@ -17,7 +17,7 @@ from typing import Any
 
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.nodes.models.checkpoints import Checkpoint, config_signature, describe, inspect_checkpoint
-from nodeforge.nodes.models.components import load_component, weighted_components
+from nodeforge.nodes.models.components import TEXT_ENCODERS, StateDicts, load_component, weighted_components
 
 # Configurations tried for a checkpoint of each family: the bundled real architectures, then the tiny models.
 CANDIDATES: Mapping[str, tuple[str, ...]] = {
@@ -27,7 +27,9 @@ CANDIDATES: Mapping[str, tuple[str, ...]] = {
     "flux": ("config/flux-dev", "config/flux-schnell", "tiny/flux"),
     "wan": ("config/wan21-t2v-1.3b", "tiny/wan"),
 }
-OPTIONAL_PARTS = {"sd3": ("text_encoder_3",)}  # SD3 runs without its T5 encoder (lower prompt fidelity)
+OPTIONAL_PARTS = {"sd3": ("text_encoder_3",)}
+# Families whose single files nodeforge reads part by part (diffusers' Flux reader assumes FLUX.1's width).
+COMPONENT_FAMILIES = ("flux",)  # SD3 runs without its T5 encoder (lower prompt fidelity)
 V_PREDICTION = ("config/sd2-v",)
 # ComfyUI's test for SD 2.x v-prediction checkpoints: this norm's bias spreads wider in v-models.
 V_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
@@ -127,18 +129,27 @@ def load_from_files(cls: Any, files: ModelFiles, family: str, dtype: Any, find: 
     if checkpoint.family != family:
         raise NodeError(f"model '{files.name}' is a {checkpoint.family} checkpoint, not {family}", input="model")
     folder = choose_config(files, checkpoint, find)
+    if family in COMPONENT_FAMILIES and files.base is not None and files.base.is_file():
+        held = {part: files.base for part in checkpoint.parts}
+        files = ModelFiles(files.name, None, {**held, **files.parts}, files.settings)
     missing = missing_parts(files, checkpoint, folder)
     if missing:
         raise NodeError(f"model '{files.name}' ({checkpoint.path.name}) holds no {', '.join(missing)}; a {family} "
                         f"pipeline needs {', '.join(weighted_components(folder))}. Name the missing file(s) in its "
                         f"models.toml alias, e.g. {missing[0]} = \"/path/to/{missing[0]}.safetensors\"",
                         input="model")
-    components = {name: load_component(name, path, folder, dtype) for name, path in files.parts.items()}
+    states = StateDicts()
+    components = {name: load_component(name, path, folder, dtype, states) for name, path in files.parts.items()}
     for name in OPTIONAL_PARTS.get(family, ()):
         if name not in components and name not in checkpoint.parts:
             components[name] = None
             components[name.replace("text_encoder", "tokenizer")] = None
-    kwargs: dict[str, Any] = {"torch_dtype": dtype, "local_files_only": True, **extra, **components}
+    if files.base is not None and files.base.is_file():
+        # diffusers' own readers of the encoders inside a checkpoint fail on transformers 5 (OpenCLIP left empty)
+        for name in TEXT_ENCODERS:
+            if name in checkpoint.parts and name not in components:
+                components[name] = load_component(name, files.base, folder, dtype, states)
+    kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, **extra, **components}
     try:
         if files.base is not None and files.base.is_file():
             pipe = cls.from_single_file(str(files.base), config=str(folder), **kwargs)

@@ -142,7 +142,7 @@ def _flux(path: Path, index: TensorIndex, dtype: str) -> Checkpoint | None:
                  "single_layers": index.count(re.escape(prefix) + r"single_blocks\.(\d+)\."),
                  "guidance": int(prefix + "guidance_in.in_layer.weight" in index.shapes)}
     parts = {"transformer"}
-    if index.has("vae."):
+    if index.has("vae.", "first_stage_model."):
         parts.add("vae")
     if index.has("text_encoders.clip_l."):
         parts.add("text_encoder")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel, model_key
+from nodeforge.nodes.models.assemble import FindConfig, ModelFiles, load_from_files
 from nodeforge.nodes.models.controls import CONTROLNET_PIPELINES, ControlNets
 from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
 
@@ -113,6 +114,7 @@ class DiffusionModel(PlacedPipeline):
     family: str
     name: str
     key: str = ""  # the model manager's identity, to drop a pipeline that cannot be put back
+    config: Path | None = None  # the diffusers configuration folder the pipeline was built with
     memory: MemoryPlan | None = None  # how it sits on its device (--memory-mode, nodes.models.memory)
 
     def __post_init__(self) -> None:
@@ -171,30 +173,21 @@ def family_of_folder(folder: Path) -> str | None:
     return None
 
 
-def family_of_file(path: Path) -> str | None:
-    """The family of a single-file checkpoint, from its tensor names (SDXL has two text conditioners)."""
-    if path.suffix.lower() != ".safetensors":
-        return None
-    from safetensors import safe_open
+def family_of_files(resolved: ResolvedModel) -> str | None:
+    """The family of a single-file checkpoint or a model made of component files, from the tensor names."""
+    from nodeforge.nodes.models.checkpoints import inspect_checkpoint
 
-    with safe_open(str(path), framework="pt") as handle:
-        keys = list(handle.keys())
-    if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
-        return "flux"
-    if any(k.startswith("conditioner.embedders.1.") for k in keys):
-        return "sdxl"
-    if any(k.startswith("model.diffusion_model.joint_blocks.") for k in keys):
-        return "sd3"
-    if any(k.startswith("model.diffusion_model.input_blocks.") for k in keys):
-        return "sd"
-    return None
+    try:
+        return inspect_checkpoint(resolved.path).family
+    except NodeError:
+        return None
 
 
 def pipeline_family(name: str, resolved: ResolvedModel) -> str:
     """The model's family; NodeError on ``model`` when it is not a diffusion pipeline this node runs."""
     family = resolved.family
     if family is None:
-        family = family_of_file(resolved.path) if resolved.path.is_file() else family_of_folder(resolved.path)
+        family = family_of_files(resolved) if resolved.path.is_file() else family_of_folder(resolved.path)
     if family not in FAMILIES:
         raise NodeError(f"model '{name}' ({resolved.path}) is not a diffusion pipeline this node can run; accepted: "
                         "a diffusers folder or single .safetensors checkpoint of SD 1.x/2.x, SDXL, SD3 or Flux",
@@ -211,31 +204,38 @@ def pipeline_dtype(family: str, device: str) -> Any:
     return torch.float32
 
 
-def load_pipeline(resolved: ResolvedModel, family: str, device: str,
+def load_pipeline(resolved: ResolvedModel, family: str, device: str, find_config: FindConfig,
                   memory: DeviceMemory | None = None) -> DiffusionModel:
-    """Load the text-to-image pipeline of a model onto ``device`` (fp16/bf16 on GPUs, fp32 on the CPU)."""
+    """Load the text-to-image pipeline of a model onto ``device`` (fp16/bf16 on GPUs, fp32 on the CPU): a diffusers
+    folder as it is; a single-file checkpoint or component files offline, with a bundled configuration
+    (``find_config`` resolves ``config/<architecture>`` and tiny names to folders)."""
     import diffusers
 
     cls = getattr(diffusers, TEXT_TO_IMAGE[family])
-    extra: dict[str, Any] = {"dtype": pipeline_dtype(family, device)}
+    dtype = pipeline_dtype(family, device)
+    extra: dict[str, Any] = {}
     if family == "sd":
         extra.update(safety_checker=None, requires_safety_checker=False)
     _quiet()
-    try:
-        if resolved.path.is_file():
-            pipe = cls.from_single_file(str(resolved.path), **extra)
-        else:
-            pipe = cls.from_pretrained(str(resolved.path), **extra)
-    except Exception as exc:  # noqa: BLE001 - a load failure of any kind becomes one message naming the model
-        hint = ""
-        if resolved.path.is_file():
-            hint = (" (a single-file checkpoint needs its pipeline configuration from the Hugging Face Hub once; "
-                    "offline, use a diffusers folder instead)")
-        raise NodeError(f"model '{resolved.name}' could not be loaded as a {family} pipeline from {resolved.path}: "
-                        f"{type(exc).__name__}: {first_line(exc)}{hint}", input="model") from None
+    files = model_files(resolved)
+    if files.single_file or files.parts or files.settings:
+        pipe, config = load_from_files(cls, files, family, dtype, find_config, extra)
+    else:
+        config = resolved.path
+        try:
+            pipe = cls.from_pretrained(str(resolved.path), dtype=dtype, **extra)
+        except Exception as exc:  # noqa: BLE001 - a load failure of any kind becomes one message naming the model
+            raise NodeError(f"model '{resolved.name}' could not be loaded as a {family} pipeline from "
+                            f"{resolved.path}: {type(exc).__name__}: {first_line(exc)}", input="model") from None
     pipe.set_progress_bar_config(disable=True)
     placed = place_pipeline(pipe, device, memory)  # whole, offloaded or layer by layer: --memory-mode
-    return DiffusionModel(pipe, family, resolved.name, model_key("diffusion", resolved), memory=placed)
+    return DiffusionModel(pipe, family, resolved.name, model_key("diffusion", resolved), config, memory=placed)
+
+
+def model_files(resolved: ResolvedModel) -> ModelFiles:
+    """The base and component files of a resolved model (a model made of parts only has no base)."""
+    base = None if resolved.source == "parts" else resolved.path
+    return ModelFiles(resolved.name, base, dict(resolved.parts), dict(resolved.settings))
 
 
 def make_scheduler(model: DiffusionModel, name: str) -> Any:
@@ -270,21 +270,21 @@ def pipeline_class(model: DiffusionModel, task: str, controlnets: ControlNets | 
 
 @contextmanager
 def pipeline_for_run(model: DiffusionModel, scheduler: str, *, task: str = "text",
-                     controlnets: ControlNets | None = None) -> Iterator[Any]:
-    """The pipeline to call for one run, with the requested scheduler swapped in and put back afterwards.
-    Hold ``model.lock`` around it: schedulers keep per-run state, so runs on one model take turns."""
+                     controlnets: ControlNets | None = None, vae: Any = None) -> Iterator[Any]:
+    """The pipeline to call for one run, with the requested scheduler (and VAE, when one replaces the model's)
+    swapped in and put back afterwards. Hold ``model.lock`` around it: schedulers keep per-run state, so runs on
+    one model take turns."""
     extra = {} if controlnets is None else {"controlnet": controlnets.module}
     pipe = model.variant(pipeline_class(model, task, controlnets), **extra)
-    replacement = make_scheduler(model, scheduler)
-    if replacement is None:
-        yield pipe
-        return
-    original = pipe.scheduler
-    pipe.scheduler = replacement
+    swaps = {"scheduler": make_scheduler(model, scheduler), "vae": vae}
+    originals = {name: getattr(pipe, name) for name, module in swaps.items() if module is not None}
+    for name in originals:
+        setattr(pipe, name, swaps[name])
     try:
         yield pipe
     finally:
-        pipe.scheduler = original
+        for name, module in originals.items():
+            setattr(pipe, name, module)
 
 
 @contextmanager

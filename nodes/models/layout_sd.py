@@ -181,6 +181,32 @@ def open_clip_to_original(state: Mapping[str, Tensor]) -> StateDict:
     return converted
 
 
+def open_clip_from_original(state: Mapping[str, Tensor]) -> StateDict:
+    """OpenCLIP names -> the Hugging Face ``text_model.*`` layout (the reverse of ``open_clip_to_original``):
+    ``in_proj`` split into q, k and v, ``text_projection`` transposed back into a Linear weight. Tensors that are
+    not the text tower (OpenCLIP's ``logit_scale``, attention masks) are left out."""
+    top = {original: name for name, original in OPEN_CLIP_TOP.items()}
+    layers = {original: name for name, original in OPEN_CLIP_LAYER.items()}
+    converted: StateDict = {}
+    for key, tensor in state.items():
+        if key == "text_projection":
+            converted["text_projection.weight"] = tensor.T.contiguous()
+        elif key in top:
+            converted[top[key]] = tensor
+        elif key.startswith("transformer.resblocks."):
+            layer, rest = key.removeprefix("transformer.resblocks.").split(".", 1)
+            module, leaf = rest.rsplit(".", 1)
+            target = f"text_model.encoder.layers.{layer}"
+            if module == "attn" and leaf in ("in_proj_weight", "in_proj_bias"):
+                for name, part in zip(("q", "k", "v"), tensor.chunk(3, dim=0), strict=True):
+                    converted[f"{target}.self_attn.{name}_proj.{leaf.removeprefix('in_proj_')}"] = part.clone()
+            elif module in layers:
+                converted[f"{target}.{layers[module]}.{leaf}"] = tensor
+            else:
+                raise ConversionError(f"OpenCLIP: no Hugging Face name for tensor '{key}'")
+    return converted
+
+
 def is_open_clip(text_encoder: Any) -> bool:
     """SD 2.x's text encoder is OpenCLIP ViT-H (GELU); SD 1.x's is OpenAI CLIP ViT-L (quick GELU)."""
     return str(getattr(text_encoder.config, "hidden_act", "")) == "gelu"

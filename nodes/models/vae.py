@@ -41,11 +41,11 @@ def load_vae(resolved: ResolvedModel, model: DiffusionModel) -> Any:
     try:
         if path.is_dir():
             sub = "vae" if (path / "vae" / "config.json").exists() else None
-            vae = cls.from_pretrained(str(path), subfolder=sub, torch_dtype=dtype)
+            vae = cls.from_pretrained(str(path), subfolder=sub, dtype=dtype)
         elif model.config is not None:
             vae = load_component("vae", path, model.config, dtype)
         else:
-            vae = cls.from_single_file(str(path), config=own.config, torch_dtype=dtype)
+            vae = cls.from_single_file(str(path), config=own.config, dtype=dtype)
     except NodeError as exc:
         raise NodeError(str(exc).replace("component vae", f"VAE '{resolved.name}'"), input="vae") from None
     except Exception as exc:  # noqa: BLE001 - a file that is not this kind of VAE
