@@ -129,6 +129,8 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
             pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets, vae=vae) as pipe, \
             applied_ip_adapters(model, pipe, adapters, ctx) as adapter_kwargs:
         kwargs = _common_kwargs(model, inputs, ctx, size)
+        if isinstance(call.get("prompt"), list) and "negative_prompt" in kwargs:  # one per prompt, as diffusers asks
+            kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(call["prompt"])
         if controlnets is not None:
             kwargs.update(controlnets.call_kwargs(pipe))
         decode = plan_decode(pipe.vae, ctx.models.memory, size[1], size[0], picture_batch(call))

@@ -105,6 +105,19 @@ def test_transform_runs_on_each_family(image_executor: Session, family: str) -> 
     assert tuple(values["t.image"].tensor.shape) == (1, 3, 64, 64)
 
 
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_transform_and_inpaint_take_a_negative_prompt_with_guidance(image_executor: Session, family: str) -> None:
+    """Their prompts go to diffusers as a list (one per input picture), so the negative prompt must be one too."""
+    common = {"prompt": "a cat", "negative_prompt": "blurry", "guidance_scale": 4.0, "steps": 2,
+              "model": f"tiny/{family}", "image": {"from": "g.image"}}
+    values = succeeded(run_nodes(image_executor, {
+        "g": generate(f"tiny/{family}", count=2),
+        "t": {"type": "image.transform", "inputs": {**common, "strength": 0.5}},
+        "m": {"type": "mask.from_image", "inputs": {"image": {"from": "g.image"}, "channel": "red"}},
+        "i": {"type": "image.inpaint", "inputs": {**common, "mask": {"from": "m.mask"}}}}))
+    assert tuple(values["t.image"].tensor.shape) == tuple(values["i.image"].tensor.shape) == (2, 3, 64, 64)
+
+
 def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path, shared_models_dir: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
