@@ -197,17 +197,19 @@ def test_video_generate_offloaded_makes_the_same_frames_and_records_its_plan(env
 
 
 def test_run_json_shows_what_auto_chose(tmp_path: Path, shared_models_dir: Path) -> None:
-    """nodeforge run on a 3 MiB virtual device: tiny/sd's UNet (3.8 MiB) does not fit, so layer by layer."""
-    graph = tmp_path / "fox.json"
-    graph.write_text(json.dumps({"nodes": {"img": generate("tiny/sd")}}), encoding="utf-8")
+    """The README's command: on a 3 MiB virtual device tiny/sd's UNet (3.8 MiB) does not fit, so layer by layer."""
+    graph = Path(__file__).resolve().parents[2] / "graphs" / "picture-scored.json"
     env = {**os.environ, "NODEFORGE_MODELS_DIR": str(shared_models_dir), "NODEFORGE_DATA_DIR": str(tmp_path / "d")}
     done = subprocess.run([sys.executable, "-m", "nodeforge.engine.cli", "run", str(graph), "--json", "--no-cache",
                            "--devices", "cpu:0", "--vram-budget", "3M", "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    memory = json.loads(done.stdout)["nodes"]["img"]["details"]["memory"]
+    nodes = json.loads(done.stdout)["nodes"]
+    memory = nodes["picture"]["details"]["memory"]
     assert (memory["asked"], memory["mode"], memory["budget"]) == ("auto", "sequential", 3 * MB)
-    assert memory["reason"].startswith("not even the largest component, unet")
+    assert memory["how"] == "enable_group_offload(leaf_level)" and memory["vae"]["tiling"] is True
+    assert memory["reason"] == "not even the largest component, unet (3.8 MiB), fits in 80% of the budget (3.0 MiB)"
+    assert nodes["score"]["details"] == {}  # score.clip records nothing
     bad = subprocess.run([sys.executable, "-m", "nodeforge.engine.cli", "run", str(graph), "--devices", "cpu:0",
                           "--memory-mode", "cpu:1=gpu"], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2
