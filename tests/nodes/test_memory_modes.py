@@ -214,3 +214,40 @@ def test_run_json_shows_what_auto_chose(tmp_path: Path, shared_models_dir: Path)
                           "--memory-mode", "cpu:1=gpu"], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.strip() == ("nodeforge: --memory-mode names 'cpu:1', which is not in --devices (cpu:0)")
+
+
+def plan(mode: str, abilities: Any, budget: int = 10 * MB) -> Any:
+    from nodeforge.engine.memory_modes import DeviceMemory, parse_memory_setting
+    from nodeforge.nodes.models.memory import plan_memory
+
+    memory = DeviceMemory("cuda:0", budget, 0, parse_memory_setting(mode))
+    return plan_memory({"text_encoder": 2 * MB, "unet": 6 * MB, "vae": MB}, MB // 4, memory, abilities)
+
+
+def test_a_mode_that_cannot_run_here_falls_back_and_says_why() -> None:
+    from nodeforge.nodes.models.memory import Abilities
+
+    cuda = Abilities(model_offload=True, group_offload=True, streams=True, sequential_hooks=True)
+    assert (plan("sequential", cuda).how, plan("sequential", cuda).device_bytes) == (
+        "enable_group_offload(leaf_level, CUDA stream)", MB // 2)  # the running layer and the one arriving
+    no_groups = Abilities(model_offload=True, group_offload=False, streams=True, sequential_hooks=True)
+    assert plan("sequential", no_groups).how == "enable_sequential_cpu_offload"
+    cpu_no_groups = Abilities(model_offload=True, group_offload=False, streams=False, sequential_hooks=False)
+    fallback = plan("sequential", cpu_no_groups)
+    assert (fallback.mode, fallback.how, fallback.device_bytes) == ("offload", "enable_model_cpu_offload", 6 * MB)
+    assert fallback.reason == ("--memory-mode sequential; sequential offload is not available for this pipeline "
+                               "here, so model offload instead")
+    fixed = plan("offload", Abilities(model_offload=False, group_offload=False, streams=False, sequential_hooks=False))
+    assert (fixed.mode, fixed.device_bytes) == ("gpu", 9 * MB)
+    assert fixed.reason.endswith("this pipeline cannot offload its components, so all on the device")
+    assert (plan("auto", cuda, budget=12 * MB).mode, plan("auto", cuda).mode, plan("auto", cuda, 7 * MB).mode) == (
+        "gpu", "offload", "sequential")  # 9 MiB <= 80% of 12; 6 MiB <= 80% of 10; not of 7
+
+
+def test_vae_decode_estimate_is_three_full_resolution_maps_of_the_widest_width() -> None:
+    from nodeforge.nodes.models.memory import vae_decode_bytes
+
+    sdxl = (128, 256, 512, 512)  # block_out_channels of the SD and SDXL VAEs
+    assert vae_decode_bytes(1024, 1024, 1, sdxl, 2) == 3 * 1024 * 1024 * 256 * 2 == 1536 * MB
+    assert vae_decode_bytes(1024, 1024, 4, sdxl, 2) == 4 * 1536 * MB
+    assert vae_decode_bytes(64, 64, 1, (4,), 4, frames=5) == 3 * 64 * 64 * 4 * 4 * 5
