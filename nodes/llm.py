@@ -23,7 +23,9 @@ from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.nodes.models.gguf_llm import GGUFError, is_gguf, user_gguf_folder
 from nodeforge.nodes.models.media import TINY_LLM_CONTEXT
+from nodeforge.nodes.models.resolver import Resolver
 from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
 
 OPENAI_PREFIX = "openai:"
@@ -96,13 +98,16 @@ def chat_messages(prompt: str, system: str = "") -> list[dict[str, str]]:
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
 
 
-def load_causal_lm(name: str, path: Path, device: str) -> CausalLM:
+def load_causal_lm(name: str, path: Path, device: str, data_dir: Path | None = None) -> CausalLM:
     """A transformers causal LM and its tokenizer from a local folder, on ``device`` (half precision on GPUs
-    when the checkpoint is stored so)."""
+    when the checkpoint is stored so). A GGUF file is converted once into a folder under the models dir of
+    ``data_dir`` (``nodes.models.gguf_llm``), and that folder loads."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quiet_transformers()
+    if is_gguf(path):
+        path = gguf_folder(name, path, data_dir)
     target = torch_device(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -112,6 +117,15 @@ def load_causal_lm(name: str, path: Path, device: str) -> CausalLM:
         raise NodeError(f"model '{name}' at {path} is not a transformers causal LM: {first_line(exc)}",
                         input="model") from None
     return CausalLM(name, model, tokenizer, context_length(model, tokenizer))
+
+
+def gguf_folder(name: str, path: Path, data_dir: Path | None) -> Path:
+    """The converted transformers folder of the GGUF file behind ``name`` (a NodeError on ``model`` when the file
+    is damaged or not a causal LM transformers reads)."""
+    try:
+        return user_gguf_folder(path, Resolver.models_dir(data_dir))
+    except GGUFError as exc:
+        raise NodeError(f"model '{name}': {exc}", input="model") from None
 
 
 def context_length(model: Any, tokenizer: Any) -> int:
@@ -128,7 +142,8 @@ def context_length(model: Any, tokenizer: Any) -> int:
 
 def open_causal_lm(name: str, ctx: NodeContext) -> CausalLM:
     """The causal LM ``name`` resolved (tiny, path, alias, Hub id) and resident on the node's device."""
-    return ctx.models.load(name, lambda resolved, device: load_causal_lm(name, resolved.path, device), kind="llm")
+    return ctx.models.load(name, lambda resolved, device: load_causal_lm(name, resolved.path, device, ctx.data_dir),
+                           kind="llm")
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
@@ -298,9 +313,10 @@ def _backend_decoder(tokenizer: Any) -> Callable[[list[int]], str]:
 
 
 class Generate(Node):
-    """Generate text with a language model: a local transformers causal LM (``tiny/llm``, an alias such as
-    ``qwen2.5-0.5b-instruct``, a folder or a Hub id) or ``openai:<model>`` on any OpenAI-compatible server
-    (``NODEFORGE_OPENAI_BASE_URL`` / ``OPENAI_API_KEY``). The chat template is used when the model has one.
+    """Generate text with a language model: a local transformers causal LM (``tiny/llm``, the shipped
+    ``smollm2-135m-instruct``, an alias such as ``qwen2.5-0.5b-instruct``, a folder, a ``.gguf`` file or a Hub
+    id) or ``openai:<model>`` on any OpenAI-compatible server (``NODEFORGE_OPENAI_BASE_URL`` /
+    ``OPENAI_API_KEY``). The chat template is used when the model has one.
     Tokens stream as progress events, each carrying the text it added as a ``delta``. ``usage`` says what the
     generation took: prompt, completion and total tokens (by the model's tokenizer, or as the server reports them),
     the context length, the seconds it ran (a local model's loading not included) and tokens per second."""
@@ -315,7 +331,8 @@ class Generate(Node):
         prompt: str = Field(description="What to ask or continue", json_schema_extra={"multiline": True})
         system: str = Field("", description="System message (instructions), when the model takes one",
                             json_schema_extra={"multiline": True})
-        model: str = Field("tiny/llm", description="tiny/llm, an alias, a folder, a Hub id, or openai:<model>")
+        model: str = Field("tiny/llm", description="tiny/llm, a shipped model, an alias, a folder, a .gguf file, "
+                           "a Hub id, or openai:<model>")
         max_new_tokens: int = Field(256, ge=1, le=32768, description="Most tokens to generate")
         temperature: float = Field(0.7, ge=0.0, le=5.0, description="0 = greedy (always the likeliest token)")
         top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling: keep this much probability")

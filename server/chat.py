@@ -138,7 +138,8 @@ class LocalLLMBackend:
         device, models = self.runtime.model_home()
         key = model_key("llm", resolved)
         try:
-            lm = models.get(device, key, lambda target: llm.load_causal_lm(call.model, resolved.path, target))
+            lm = models.get(device, key,
+                            lambda target: llm.load_causal_lm(call.model, resolved.path, target, self.data_dir))
         except EngineError as exc:
             raise ChatFailed(str(exc)) from None
         try:

@@ -51,7 +51,7 @@ def client(settings: Settings, shared_models_dir: Path, hub_cache: Path,
 
 def test_only_models_that_can_answer_now_are_listed(client: openai.OpenAI) -> None:
     listed = [model.id for model in client.models.list()]
-    assert listed == ["tiny/llm", "cached-llm"]
+    assert listed == ["tiny/llm", "cached-llm", "smollm2-135m-instruct"]  # the shipped GGUF model is installed
     assert client.models.retrieve("tiny/llm").id == "tiny/llm"
     assert client.models.retrieve("cached-llm").owned_by == "nodeforge"
     for name in (*SHIPPED_ALIASES, "remote-llm", "acme/not-downloaded", "tiny/sd"):
