@@ -19,7 +19,7 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, Upstream
 from nodeforge.engine.values import Control, Image
-from nodeforge.nodes.models.assemble import FindConfig
+from nodeforge.nodes.models.assemble import find_config
 from nodeforge.nodes.models.controls import (
     CONTROL_FAMILIES,
     control_problems,
@@ -108,11 +108,6 @@ def diffusion_model(ctx: NodeContext, name: str) -> DiffusionModel:
         return load_pipeline(resolved, pipeline_family(name, resolved), device, find_config(ctx), memory=memory)
 
     return ctx.models.load(name, build, kind="diffusion")
-
-
-def find_config(ctx: NodeContext) -> FindConfig:
-    """Configuration folders by name (``config/<architecture>``, ``tiny/<name>``) for single-file checkpoints."""
-    return lambda name: ctx.models.resolve(name, input="config").path
 
 
 def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, task: str,

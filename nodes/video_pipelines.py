@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.models.assemble import FindConfig, ModelFiles, load_from_files
 from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
 from nodeforge.nodes.runtime import quiet_pipeline, reading_model, torch_device
 
@@ -133,9 +134,10 @@ class VideoModel(PlacedPipeline):
         return None
 
 
-def load_video_model(name: str, path: Path, family_name: str, device: str,
-                     memory: DeviceMemory | None = None) -> VideoModel:
-    """The pipeline at ``path`` on ``device`` (bfloat16 on GPUs, float32 on CPU), placed by the device's memory mode
+def load_video_model(name: str, path: Path, family_name: str, device: str, memory: DeviceMemory | None = None, *,
+                     files: ModelFiles | None = None, find_config: FindConfig | None = None) -> VideoModel:
+    """The pipeline at ``path`` (or built from a single file or component files, ``files``, with the configuration
+    ``find_config`` finds) on ``device`` (bfloat16 on GPUs, float32 on CPU), placed by the device's memory mode
     (``memory``; None: all on the device), and its capabilities."""
     import diffusers
     import torch
@@ -143,9 +145,12 @@ def load_video_model(name: str, path: Path, family_name: str, device: str,
     family = FAMILIES[family_name]
     target = torch_device(device)
     dtype = torch.float32 if target == "cpu" else (torch.float16 if family_name == "animatediff" else torch.bfloat16)
-    with reading_model(name, path, f"cannot be loaded as a {family_name} pipeline",
-                       (OSError, ValueError, KeyError, TypeError)):
-        pipe = diffusers.DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
+    if files is not None and find_config is not None:
+        pipe, _ = load_from_files(None, files, family_name, dtype, find_config, {})
+    else:
+        with reading_model(name, path, f"cannot be loaded as a {family_name} pipeline",
+                           (OSError, ValueError, KeyError, TypeError)):
+            pipe = diffusers.DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
     placed = place_pipeline(pipe, target, memory)
     model = _capabilities(family, quiet_pipeline(pipe))
     model.memory = placed

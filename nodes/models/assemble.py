@@ -13,11 +13,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError, first_line
+from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.nodes.models.checkpoints import Checkpoint, config_signature, describe, inspect_checkpoint
-from nodeforge.nodes.models.components import TEXT_ENCODERS, StateDicts, load_component, weighted_components
+from nodeforge.nodes.models.components import (
+    TEXT_ENCODERS,
+    StateDicts,
+    component_index,
+    load_component,
+    weighted_components,
+)
+
+if TYPE_CHECKING:
+    from nodeforge.engine.context import NodeContext
 
 # Configurations tried for a checkpoint of each family: the bundled real architectures, then the tiny models.
 CANDIDATES: Mapping[str, tuple[str, ...]] = {
@@ -29,7 +39,7 @@ CANDIDATES: Mapping[str, tuple[str, ...]] = {
 }
 OPTIONAL_PARTS = {"sd3": ("text_encoder_3",)}
 # Families whose single files nodeforge reads part by part (diffusers' Flux reader assumes FLUX.1's width).
-COMPONENT_FAMILIES = ("flux",)  # SD3 runs without its T5 encoder (lower prompt fidelity)
+COMPONENT_FAMILIES = ("flux", "wan")  # SD3 runs without its T5 encoder (lower prompt fidelity)
 V_PREDICTION = ("config/sd2-v",)
 # ComfyUI's test for SD 2.x v-prediction checkpoints: this norm's bias spreads wider in v-models.
 V_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
@@ -51,6 +61,17 @@ class ModelFiles:
     @property
     def single_file(self) -> bool:
         return self.base is None or self.base.is_file()
+
+
+def model_files(resolved: ResolvedModel) -> ModelFiles:
+    """The base and component files of a resolved model (a model made of parts only has no base)."""
+    base = None if resolved.source == "parts" else resolved.path
+    return ModelFiles(resolved.name, base, dict(resolved.parts), dict(resolved.settings))
+
+
+def find_config(ctx: NodeContext) -> FindConfig:
+    """Configuration folders by name (``config/<architecture>``, ``tiny/<name>``) for a node's single files."""
+    return lambda name: ctx.models.resolve(name, input="config").path
 
 
 def checkpoint_of(files: ModelFiles, family: str) -> Checkpoint:
@@ -121,10 +142,10 @@ def missing_parts(files: ModelFiles, checkpoint: Checkpoint, folder: Path) -> li
     return [name for name in weighted_components(folder) if name not in held and name not in optional]
 
 
-def load_from_files(cls: Any, files: ModelFiles, family: str, dtype: Any, find: FindConfig,
+def load_from_files(cls: Any | None, files: ModelFiles, family: str, dtype: Any, find: FindConfig,
                     extra: Mapping[str, Any]) -> tuple[Any, Path]:
-    """The pipeline ``cls`` built from a single file and/or component files, and the configuration folder it used
-    (the node reads VAE overrides against it)."""
+    """The pipeline ``cls`` (None: the configuration's own class) built from a single file and/or component files,
+    and the configuration folder it used (the node reads VAE overrides against it)."""
     checkpoint = checkpoint_of(files, family)
     if checkpoint.family != family:
         raise NodeError(f"model '{files.name}' is a {checkpoint.family} checkpoint, not {family}", input="model")
@@ -138,6 +159,10 @@ def load_from_files(cls: Any, files: ModelFiles, family: str, dtype: Any, find: 
                         f"pipeline needs {', '.join(weighted_components(folder))}. Name the missing file(s) in its "
                         f"models.toml alias, e.g. {missing[0]} = \"/path/to/{missing[0]}.safetensors\"",
                         input="model")
+    if cls is None:
+        import diffusers
+
+        cls = getattr(diffusers, str(component_index(folder)["_class_name"]))
     states = StateDicts()
     components = {name: load_component(name, path, folder, dtype, states) for name, path in files.parts.items()}
     for name in OPTIONAL_PARTS.get(family, ()):

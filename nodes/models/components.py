@@ -31,12 +31,18 @@ TEXT_PREFIXES = {
 }
 
 
-def component_class(folder: Path, name: str) -> tuple[str, str]:
-    """(library, class name) of a component as the configuration folder's ``model_index.json`` declares it."""
+def component_index(folder: Path) -> dict[str, Any]:
+    """A configuration folder's ``model_index.json``: the pipeline class and its components."""
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise NodeError(f"configuration {folder} has no readable model_index.json: {exc}", input="model") from None
+    return dict(index)
+
+
+def component_class(folder: Path, name: str) -> tuple[str, str]:
+    """(library, class name) of a component as the configuration folder's ``model_index.json`` declares it."""
+    index = component_index(folder)
     entry = index.get(name)
     if not isinstance(entry, list) or len(entry) != 2 or entry[1] is None:
         raise NodeError(f"this model has no component '{name}' (its pipeline has: "
@@ -46,7 +52,7 @@ def component_class(folder: Path, name: str) -> tuple[str, str]:
 
 def weighted_components(folder: Path) -> list[str]:
     """The components of a configuration that carry weights (not tokenizers, schedulers or safety checkers)."""
-    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    index = component_index(folder)
     return [name for name in COMPONENTS if isinstance(index.get(name), list) and index[name][1] is not None]
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel, model_key
-from nodeforge.nodes.models.assemble import FindConfig, ModelFiles, load_from_files
+from nodeforge.nodes.models.assemble import FindConfig, load_from_files, model_files
 from nodeforge.nodes.models.controls import CONTROLNET_PIPELINES, ControlNets
 from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
 
@@ -230,12 +230,6 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str, find_config
     pipe.set_progress_bar_config(disable=True)
     placed = place_pipeline(pipe, device, memory)  # whole, offloaded or layer by layer: --memory-mode
     return DiffusionModel(pipe, family, resolved.name, model_key("diffusion", resolved), config, memory=placed)
-
-
-def model_files(resolved: ResolvedModel) -> ModelFiles:
-    """The base and component files of a resolved model (a model made of parts only has no base)."""
-    base = None if resolved.source == "parts" else resolved.path
-    return ModelFiles(resolved.name, base, dict(resolved.parts), dict(resolved.settings))
 
 
 def make_scheduler(model: DiffusionModel, name: str) -> Any:

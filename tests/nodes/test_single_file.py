@@ -164,3 +164,58 @@ def test_a_component_of_another_model_is_named(image_executor: Session, flux_par
     flux_alias(image_executor, "wrong-flux", swapped, "full")
     error = node_error(run_nodes(image_executor, {"g": generate("wrong-flux")}, {"image": "g.image"}))
     assert "input 'model'" in error and "component text_encoder_2 is not a T5EncoderModel" in error
+
+
+def test_a_wan_gguf_transformer_with_its_component_files_makes_video(image_executor: Session,
+                                                                     tmp_path: Path) -> None:
+    """Wan as ComfyUI users keep it: a GGUF transformer in Wan's own names, the UMT5 encoder and VAE beside it.
+    (tiny/wan is 24 wide, which 32-value blocks do not divide, so its matrices are stored F16: the reader is what is
+    tested, and F16 weights keep the frames within 30 dB of the fp32 folder's.)"""
+    from nodeforge.nodes.models.convert import original_state_dict
+    from nodeforge.nodes.models.gguf_file import save_gguf
+
+    tiny = build_resolver().resolve("tiny/wan", None).path
+    gguf = tmp_path / "wan2.1-t2v-Q8_0.gguf"
+    save_gguf(original_state_dict(tiny_pipeline("tiny/wan"), "wan"), gguf, "wan", "Q8_0")
+    assert image_executor.data_dir is not None
+    (Path(image_executor.data_dir) / "models.toml").write_text(f"""
+[aliases.my-wan]
+family = "wan"
+architecture = "tiny/wan"
+transformer = "{gguf}"
+text_encoder = "{tiny / 'text_encoder'}"
+vae = "{tiny / 'vae'}"
+""", encoding="utf-8")
+    inputs = {"prompt": "a red fox running in the snow", "frames": 9, "width": 64, "height": 64, "steps": 2,
+              "seed": 3}
+    videos = [succeeded(run_nodes(image_executor, {"v": {"type": "video.generate", "inputs": {**inputs,
+                                                                                                "model": model}}},
+                                  {"video": "v.video"}))["video"] for model in ("tiny/wan", "my-wan")]
+    assert videos[1].frames.shape == videos[0].frames.shape == (9, 3, 64, 64)
+    assert psnr(videos[1].frames, videos[0].frames) > 30.0
+
+
+def test_an_sd3_gguf_transformer_loads_quantized_beside_the_model_encoders(image_executor: Session,
+                                                                           tmp_path: Path) -> None:
+    from nodeforge.nodes.models.convert import component_state_dict
+    from nodeforge.nodes.models.gguf_file import save_gguf
+
+    tiny = build_resolver().resolve("tiny/sd3", None).path
+    gguf = tmp_path / "sd3.5-medium-Q8_0.gguf"
+    stored = save_gguf(component_state_dict(tiny_pipeline("tiny/sd3").transformer), gguf, "sd3", "Q8_0")
+    assert "Q8_0" in stored.values()
+    assert image_executor.data_dir is not None
+    (Path(image_executor.data_dir) / "models.toml").write_text(f"""
+[aliases.my-sd3]
+family = "sd3"
+architecture = "tiny/sd3"
+transformer = "{gguf}"
+text_encoder = "{tiny / 'text_encoder'}"
+text_encoder_2 = "{tiny / 'text_encoder_2'}"
+text_encoder_3 = "{tiny / 'text_encoder_3'}"
+vae = "{tiny / 'vae'}"
+""", encoding="utf-8")
+    whole = image(image_executor, "tiny/sd3")
+    quantized = image(image_executor, "my-sd3")
+    assert quantized.tensor.shape == whole.tensor.shape
+    assert 30.0 < psnr(quantized.tensor, whole.tensor) < 200.0
