@@ -7,7 +7,11 @@ model, or a model assembled from component files (a ComfyUI user's UNet/transfor
     my-flux = { family = "flux", transformer = "flux1-dev-Q4_K_S.gguf", text_encoder = "clip_l.safetensors",
                 text_encoder_2 = "t5xxl_fp8_e4m3fn.safetensors", vae = "ae.safetensors" }
 
-Relative component paths are relative to the ``models.toml`` that names them.
+    [folders]
+    search = ["~/ComfyUI/models/checkpoints", "~/ComfyUI/models/loras", "~/ComfyUI/models/vae"]
+
+Relative component paths are relative to the ``models.toml`` that names them; a bare file name that is no alias is
+looked up in the ``search`` folders.
 """
 
 from __future__ import annotations
@@ -94,6 +98,22 @@ def _local(value: Any, toml: Path) -> str:
     if candidate.is_absolute() or not (names_local_path(text) or (toml.parent / candidate).exists()):
         return str(candidate) if candidate.is_absolute() else text
     return str((toml.parent / candidate).resolve())
+
+
+def read_search_folders(path: Path) -> tuple[Path, ...]:
+    """The folders a bare file name is looked up in (``[folders] search = [...]``, relative to the TOML): a
+    ComfyUI or A1111 install's model folders, so an imported workflow's ``v1-5-pruned-emaonly.safetensors``
+    resolves where the user keeps it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ()
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ModelResolveError(f"models config {path} cannot be read: {exc}") from None
+    search = (data.get("folders") or {}).get("search", [])
+    if not isinstance(search, list) or not all(isinstance(item, str) and item.strip() for item in search):
+        raise ModelResolveError(f"models config {path}: [folders] search is a list of folder paths")
+    return tuple((path.parent / Path(item).expanduser()).resolve() for item in search)
 
 
 def inside(folder: Path, alias: Alias | None) -> Path:

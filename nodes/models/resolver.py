@@ -17,7 +17,7 @@ from typing import Any
 from nodeforge.engine.errors import EngineError, ModelResolveError
 from nodeforge.engine.files import names_local_path
 from nodeforge.engine.model_source import ModelEntry, ResolvedModel
-from nodeforge.nodes.models.aliases import Alias, inside, read_aliases
+from nodeforge.nodes.models.aliases import Alias, inside, read_aliases, read_search_folders
 from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
 from nodeforge.nodes.models.store import build_once
 
@@ -101,6 +101,17 @@ class Resolver:
         if data_dir is not None:
             found.update(read_aliases(self.user_aliases_file(data_dir), "user"))
         return found
+
+    def search_folders(self, data_dir: Path | None) -> tuple[Path, ...]:
+        """The user's ``[folders] search`` list from ``models.toml`` (none without a data dir)."""
+        return read_search_folders(self.user_aliases_file(data_dir)) if data_dir is not None else ()
+
+    def _searched(self, relative: Path, data_dir: Path | None) -> Path | None:
+        for folder in self.search_folders(data_dir):
+            candidate = folder / relative
+            if candidate.exists():
+                return candidate.resolve()
+        return None
 
     @staticmethod
     def user_aliases_file(data_dir: Path) -> Path:
@@ -235,8 +246,14 @@ class Resolver:
             found = self.aliases(data_dir).get(name)
             if found is not None:
                 return self._aliased(found, data_dir, depth)
+        if alias is None and relative_paths and not path.is_absolute():
+            found_path = self._searched(path, data_dir)
+            if found_path is not None:
+                return ResolvedModel(name, "path", found_path)
         if names_local_path(name):
-            raise ModelResolveError(f"model file or folder '{name}' does not exist")
+            searched = self.search_folders(data_dir)
+            where = f" (nor in the search folders {', '.join(map(str, searched))})" if searched else ""
+            raise ModelResolveError(f"model file or folder '{name}' does not exist{where}")
         match = HUB_ID.match(name)
         if match:
             folder = hub_snapshot(match["repo"], match["revision"], alias.allow if alias else (),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nodeforge.engine.errors import ModelResolveError
 from nodeforge.engine.session import RunResult, Session
 from nodeforge.nodes.models import build_resolver
 from tests.nodes.image_support import generate, image_executor, pixels, run_nodes, succeeded
@@ -101,3 +102,21 @@ def test_bad_alias_entries_are_refused_with_the_reason(image_executor: Session, 
     write_aliases(image_executor, f"[aliases]\nbad = {entry}\n")
     error = node_error(run_nodes(image_executor, {"g": generate(model="bad")}, {"image": "g.image"}))
     assert "input 'model'" in error and reason in error
+
+
+def test_a_bare_file_name_is_found_in_the_search_folders(tmp_path: Path) -> None:
+    """What an imported ComfyUI workflow names (ckpt_name, lora_name) resolves in the user's ComfyUI folders."""
+    checkpoints = tmp_path / "ComfyUI" / "models" / "checkpoints"
+    (checkpoints / "SDXL").mkdir(parents=True)
+    (checkpoints / "SDXL" / "juggernaut.safetensors").write_bytes(b"x")
+    data = tmp_path / "data"
+    data.mkdir()
+    search = '["../ComfyUI/models/loras", "../ComfyUI/models/checkpoints"]'
+    (data / "models.toml").write_text(f"[folders]\nsearch = {search}\n", encoding="utf-8")
+    resolver = build_resolver()
+    found = resolver.resolve("SDXL/juggernaut.safetensors", data)
+    assert found.path == (checkpoints / "SDXL" / "juggernaut.safetensors").resolve() and found.source == "path"
+    with pytest.raises(ModelResolveError) as missing:
+        resolver.resolve("v1-5-pruned-emaonly.safetensors", data)
+    assert "does not exist (nor in the search folders" in str(missing.value)
+    assert str(checkpoints.resolve()) in str(missing.value)
