@@ -101,16 +101,18 @@ def _plain(name: str) -> str:
 def convert(gguf: Path, folder: Path) -> None:
     """Write the causal LM in ``gguf`` into ``folder`` as a transformers folder (safetensors, config, tokenizer
     with its chat template). Every weight is unpacked at load (``dequantize``, also where GGUF matmul kernels are
-    installed); the model still carries its GGUF quantizer, which refuses to be saved, so it is dropped first."""
+    installed); the model still carries its GGUF quantizer, which refuses to be saved, so it is dropped first.
+    ``gguf_file`` is the absolute path: transformers takes a bare name for a file in the working folder first."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
     from transformers.utils import logging
 
+    gguf = gguf.absolute()
     architecture = check_architecture(gguf)
     logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16,
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=str(gguf))
+        model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=str(gguf), dtype=torch.bfloat16,
                                                           quantization_config=GgufConfig(dequantize=True))
     except Exception as exc:  # noqa: BLE001 - transformers and gguf raise many kinds on a damaged file
         raise GGUFError(f"{gguf.name} (GGUF, architecture '{architecture}') could not be read by transformers: "
@@ -129,8 +131,9 @@ def converted(gguf: Path, folder: Path, stamp: Mapping[str, object]) -> Path:
 
 def user_gguf_target(gguf: Path, models_dir: Path) -> tuple[Path, dict[str, object]]:
     """Where a user's GGUF file converts to, ``<models dir>/gguf/<stem>-<digest of path, size, mtime>``, and the
-    stamp that says which file it was (an edited or replaced file gets a new folder)."""
-    gguf = gguf.resolve()
+    stamp that says which file it was (an edited or replaced file gets a new folder). A link keeps its own name
+    (the Hugging Face cache links ``name.gguf`` to a blob named by its hash), and its target's size and time."""
+    gguf = gguf.absolute()
     info = gguf.stat()
     identity: dict[str, object] = {"gguf": str(gguf), "bytes": info.st_size, "mtime_ns": info.st_mtime_ns}
     digest = hashlib.sha256(repr(sorted(identity.items())).encode()).hexdigest()[:12]
@@ -140,7 +143,7 @@ def user_gguf_target(gguf: Path, models_dir: Path) -> tuple[Path, dict[str, obje
 def user_gguf_folder(gguf: Path, models_dir: Path) -> Path:
     """The converted folder of a user's GGUF file (converted on first use)."""
     folder, identity = user_gguf_target(gguf, models_dir)
-    return converted(gguf.resolve(), folder, identity)
+    return converted(gguf.absolute(), folder, identity)
 
 
 def locate_smollm2(models_dir: Path) -> Path:

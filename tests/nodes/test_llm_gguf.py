@@ -97,7 +97,7 @@ def test_a_users_gguf_file_loads_by_path(executor: Session, tmp_path: Path, shar
     assert result.values["usage"]["context_length"] == 8192
     folder, identity = gguf_llm.user_gguf_target(mine, shared_models)
     assert folder.parent == shared_models / "gguf" and re.fullmatch(r"my-smol-[0-9a-f]{12}", folder.name)
-    assert (folder / "model.safetensors").is_file() and identity["gguf"] == str(mine.resolve())
+    assert (folder / "model.safetensors").is_file() and identity["gguf"] == str(mine.absolute())
     assert gguf_llm.user_gguf_folder(mine, shared_models) == folder
 
 
@@ -109,6 +109,12 @@ def test_an_edited_gguf_file_converts_into_a_new_folder(tmp_path: Path, shared_m
     os.utime(mine, ns=(identity["mtime_ns"] + 10**9, identity["mtime_ns"] + 10**9))  # type: ignore[operator]
     moved, _ = gguf_llm.user_gguf_target(mine, shared_models)
     assert moved != folder and moved.name.startswith("model-")
+    blob = tmp_path / "blobs" / "9f86d081884c7d65"  # as the Hugging Face cache stores a file
+    blob.parent.mkdir()
+    mine.rename(blob)
+    (tmp_path / "model.gguf").symlink_to(blob)
+    linked, stamp = gguf_llm.user_gguf_target(mine, shared_models)
+    assert linked.name.startswith("model-") and stamp["gguf"] == str(mine)
 
 
 def failed_on_model(executor: Session, model: str) -> str:
