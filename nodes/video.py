@@ -14,7 +14,8 @@ from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.audio_ops import fit_length
-from nodeforge.nodes.models.assemble import checkpoint_of, find_config, model_files
+from nodeforge.nodes.models.assemble import find_config, model_files
+from nodeforge.nodes.models.checkpoints import inspect_checkpoint
 from nodeforge.nodes.models.memory import for_call, memory_record, plan_decode
 from nodeforge.nodes.models.steps import step_callback
 from nodeforge.nodes.runtime import generator, literal, torch_device
@@ -41,7 +42,8 @@ def open_video_model(name: str, ctx: NodeContext) -> VideoModel:
         files = model_files(resolved)
         single = files.single_file or bool(files.parts)
         family = resolved.family if resolved.family in FAMILIES else \
-            checkpoint_of(files, "").family if single else family_of_folder(name, resolved.path)
+            inspect_checkpoint(resolved.path).family if resolved.path.is_file() else family_of_folder(name,
+                                                                                                      resolved.path)
         return load_video_model(name, resolved.path, family, device, ctx.models.memory,
                                 files=files if single else None, find_config=find_config(ctx))
 

@@ -71,8 +71,10 @@ def convert_command(args: argparse.Namespace, data_dir: Path) -> int:
 
 def _from_folder(folder: Path, family: str | None, component: str | None, *, gguf: bool) -> tuple[StateDict, str]:
     from nodeforge.nodes.models.convert import component_state_dict, original_state_dict, pipeline_family
+    from nodeforge.nodes.models.diffusion import quiet_loading
     from nodeforge.nodes.models.layout_common import ConversionError
 
+    quiet_loading()
     index = _model_index(folder)
     if gguf and component is None:
         component = "transformer" if "transformer" in index else "unet"

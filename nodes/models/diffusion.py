@@ -216,7 +216,7 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str, find_config
     extra: dict[str, Any] = {}
     if family == "sd":
         extra.update(safety_checker=None, requires_safety_checker=False)
-    _quiet()
+    quiet_loading()
     files = model_files(resolved)
     if files.single_file or files.parts or files.settings:
         pipe, config = load_from_files(cls, files, family, dtype, find_config, extra)
@@ -326,7 +326,7 @@ def _load_lora(model: DiffusionModel, name: str, adapter: str, ctx: NodeContext,
                         "(diffusers or kohya format)", input="loras")
 
 
-def _quiet() -> None:
+def quiet_loading() -> None:
     """No progress bars and no warnings from diffusers: the engine reports progress itself, and the nodes check
     what matters (LoRAs that fit nothing, sizes) and say so as node warnings or errors. The remaining diffusers
     warnings are about its own internals (dtype casts of modules with nothing to keep in fp32, the safety checker
