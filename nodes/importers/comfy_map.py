@@ -341,8 +341,8 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
         _keep_inputs_of(ev, [workflow.nodes[i] for i in unmapped if i in workflow.nodes])
     found = sorted(unmapped.values(), key=lambda item: _order(item.id))
     if found and not partial:
-        raise ImportFailed(f"{len(found)} node(s) cannot be mapped to nodeforge nodes (--partial imports the "
-                           "rest)", found)
+        raise ImportFailed(f"{len(found)} node(s) cannot be mapped to nodeforge nodes (a partial import, --partial or "
+                           "partial=true, keeps the rest)", found)
     if not build.nodes:
         raise ImportFailed("nothing in the workflow could be imported", [*found, *dropped])
     return ImportResult(build.document(), f"comfy-{workflow.format}", build.warnings, [*found, *dropped])

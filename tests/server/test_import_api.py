@@ -52,7 +52,8 @@ def test_unmapped_nodes_are_a_422_naming_each_and_partial_keeps_the_rest(client:
     data = json.dumps(workflow).encode()
     refused = post(client, "custom.json", data)
     assert refused == {"status": 422,
-                       "detail": "1 node(s) cannot be mapped to nodeforge nodes (--partial imports the rest)",
+                       "detail": "1 node(s) cannot be mapped to nodeforge nodes (a partial import, --partial or "
+                                 "partial=true, keeps the rest)",
                        "issues": [{"node": "10", "input": None, "code": "unmapped_node",
                                    "message": "UltimateSDUpscale: no nodeforge equivalent"}]}
     kept = post(client, "custom.json", data, partial="true")
