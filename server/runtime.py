@@ -284,7 +284,8 @@ class Runtime:
             return None
         nodes = {node["node"]: {"type": node["type"], "status": node["status"], "device": node["device"],
                                 "started_at": iso(node["started_at"]), "finished_at": iso(node["finished_at"]),
-                                "seconds": node["seconds"], "error": node["error"], "traceback": node["traceback"]}
+                                "seconds": node["seconds"], "error": node["error"], "traceback": node["traceback"],
+                                "details": _loads(node["details"]) or {}}
                  for node in self.store.node_rows(run_id)}
         return {**summary(row), "inputs": _loads(row["shown_inputs"]) or _loads(row["inputs"]) or {},
                 "seeds": _loads(row["seeds"]) or {}, "outputs": _loads(row["outputs"]) or {}, "nodes": nodes,

@@ -139,6 +139,9 @@ class NodeState(BaseModel):
     seconds: float | None
     error: str | None
     traceback: str | None
+    details: dict[str, Any] = Field(default_factory=dict,
+                                    description="what the node recorded about itself, e.g. memory: the memory mode "
+                                                "it ran in and why")
 
 
 class RunView(RunSummary):

@@ -23,60 +23,9 @@ from typing import Any
 from nodeforge.engine.events import status_changes
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.idempotency import keyed_run
+from nodeforge.server.store_schema import SCHEMA_VERSION, create_schema
 
-SCHEMA_VERSION = 1
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    graph TEXT NOT NULL,
-    document TEXT NOT NULL,
-    inputs TEXT NOT NULL,
-    shown_inputs TEXT,
-    status TEXT NOT NULL,
-    error TEXT,
-    seeds TEXT,
-    outputs TEXT,
-    devices TEXT,
-    idempotency_key TEXT UNIQUE,
-    request TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, seq);
-CREATE TABLE IF NOT EXISTS nodes (
-    run TEXT NOT NULL,
-    node TEXT NOT NULL,
-    type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    device TEXT,
-    started_at REAL,
-    finished_at REAL,
-    seconds REAL,
-    error TEXT,
-    traceback TEXT,
-    PRIMARY KEY (run, node)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    run TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_run ON events (run, seq);
-CREATE TABLE IF NOT EXISTS artifacts (
-    id TEXT PRIMARY KEY,
-    run TEXT,
-    kind TEXT NOT NULL,
-    file TEXT NOT NULL,
-    media_type TEXT NOT NULL,
-    filename TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    created_at REAL NOT NULL
-);
-"""
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _STOP = object()
 
@@ -130,11 +79,7 @@ class RunStore:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise StoreError(f"{path} has schema version {version}; this server knows {SCHEMA_VERSION}")
-        db.executescript(_SCHEMA)
-        if "request" not in {row["name"] for row in db.execute("PRAGMA table_info(runs)")}:
-            db.execute("ALTER TABLE runs ADD COLUMN request TEXT")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.commit()
+        create_schema(db)
         self._writer_db = db
         self._thread = threading.Thread(target=self._write_loop, name="run-store-writer", daemon=True)
         self._thread.start()
@@ -293,8 +238,8 @@ class RunStore:
 
     def finish_run(self, record: RunRecord) -> None:
         """Store a run's final record (status, outputs, seeds, every node's state) and wait for the commit."""
-        nodes = [(n.status, n.device, n.started, n.finished, n.seconds, n.error, n.traceback, record.id, node_id)
-                 for node_id, n in record.nodes.items()]
+        nodes = [(n.status, n.device, n.started, n.finished, n.seconds, n.error, n.traceback,
+                  dumps(n.details) if n.details else None, record.id, node_id) for node_id, n in record.nodes.items()]
 
         def fn(db: sqlite3.Connection) -> None:
             db.execute("UPDATE runs SET status = ?, error = ?, seeds = ?, outputs = ?, devices = ?, "
@@ -303,7 +248,7 @@ class RunStore:
                         dumps(record.devices), dumps(record.inputs), record.started, record.finished or time.time(),
                         record.id))
             db.executemany("UPDATE nodes SET status = ?, device = ?, started_at = ?, finished_at = ?, seconds = ?, "
-                           "error = ?, traceback = ? WHERE run = ? AND node = ?", nodes)
+                           "error = ?, traceback = ?, details = ? WHERE run = ? AND node = ?", nodes)
             db.execute("UPDATE nodes SET status = 'skipped', error = COALESCE(error, ?) "
                        "WHERE run = ? AND status IN ('pending', 'running')", (f"not run: {record.error}", record.id))
 
