@@ -163,9 +163,9 @@ def bench_llm(executor: Session, data_dir: Path, temperature: float) -> Overhead
     engine = one_node(executor, "llm.generate", {"prompt": prompt, "system": system, "model": "tiny/llm",
                                                  "max_new_tokens": tokens, "temperature": temperature,
                                                  "top_p": 0.95, "seed": 1}, "text")
-    from nodeforge.nodes.llm import _TextTracker
+    from nodeforge.nodes.llm_stream import TextTracker
 
-    with LibraryClock([(type(model), "generate"), (_TextTracker, "put"), (_TextTracker, "end")]) as clock:
+    with LibraryClock([(type(model), "generate"), (TextTracker, "put"), (TextTracker, "end")]) as clock:
         return paired(direct, engine, clock, "generate", ("put", "end"))
 
 
