@@ -30,6 +30,7 @@ from nodeforge.nodes.models.resolver import Resolver
 from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
 
 OPENAI_PREFIX = "openai:"
+ROLES = ("system", "user", "assistant")
 FAMILIES = ("llm",)
 KNOWN_CONTEXT = {"tiny/llm": TINY_LLM_CONTEXT}  # room for the node's default 256 new tokens and a long prompt
 
@@ -93,9 +94,28 @@ def usage(result: Generation, context: int | None, seconds: float) -> dict[str, 
             "finish_reason": result.finish_reason}
 
 
-def chat_messages(prompt: str, system: str = "") -> list[dict[str, str]]:
-    """The messages of one turn: the system message (when given), then the user's prompt."""
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+def chat_messages(prompt: str, system: str = "",
+                  history: Sequence[Mapping[str, str]] = ()) -> list[dict[str, str]]:
+    """The messages of a turn: the system message (when given), the earlier turns, then the user's prompt."""
+    return ([{"role": "system", "content": system}] if system else []) + \
+        [{"role": str(turn["role"]), "content": str(turn["content"])} for turn in history] + \
+        [{"role": "user", "content": prompt}]
+
+
+def history_problems(history: Any, system: str = "") -> list[str]:
+    """What is wrong with a ``messages`` value: a list of ``{"role", "content"}`` turns, roles user and assistant
+    (a system turn only first, and not beside the ``system`` input)."""
+    if not isinstance(history, list):
+        return ['messages is a list of {"role": "user" or "assistant", "content": text} turns']
+    problems = []
+    for i, turn in enumerate(history):
+        if not isinstance(turn, dict) or set(turn) != {"role", "content"} or not isinstance(turn["content"], str):
+            problems.append(f'messages[{i}] is not {{"role": ..., "content": text}} (exactly those two keys)')
+        elif turn["role"] not in ROLES:
+            problems.append(f"messages[{i}] has role {turn['role']!r}; roles are {', '.join(ROLES)}")
+        elif turn["role"] == "system" and (i > 0 or system):
+            problems.append(f"messages[{i}] is a system turn: give it first and leave the system input empty")
+    return problems
 
 
 def load_causal_lm(name: str, path: Path, device: str, data_dir: Path | None = None) -> CausalLM:
@@ -205,7 +225,7 @@ class Generate(Node):
     the context length, the seconds it ran (a local model's loading not included) and tokens per second."""
 
     type_id = "llm.generate"
-    version = "1.1.0"
+    version = "1.2.0"
     files = {"model": "model"}
     model_families = {"model": FAMILIES}
     accelerator = True
@@ -221,6 +241,10 @@ class Generate(Node):
         top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling: keep this much probability")
         seed: int = Field(0, description="Sampling seed; -1 draws one (recorded in the run)")
         stop: list[str] = Field(default_factory=list, description="Strings that end the text (not included)")
+        messages: list[dict[str, Any]] = Field(default_factory=list,
+                                               description='Earlier turns of a chat, oldest first: [{"role": "user" '
+                                                           'or "assistant", "content": text}]; the prompt is the '
+                                                           "next user turn")
 
     class Outputs(NodeOutputs):
         text: str
@@ -231,6 +255,10 @@ class Generate(Node):
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
+        history, system = literals.get("messages"), literals.get("system")
+        if history is not None and "messages" not in bound:
+            shown = system if isinstance(system, str) else ""
+            problems.extend(("messages", problem) for problem in history_problems(history, shown))
         model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
             return problems
@@ -241,6 +269,7 @@ class Generate(Node):
         problem = models.problem(model, families=FAMILIES)
         if problem:
             problems.append(("model", problem))
+
         context = KNOWN_CONTEXT.get(model)
         max_new = literal(literals, bound, self.Inputs, "max_new_tokens")
         if context and isinstance(max_new, int) and max_new >= context:
@@ -253,7 +282,10 @@ class Generate(Node):
             raise NodeError("the prompt is empty", input="prompt")
         options = GenerateOptions(max_new_tokens=inputs.max_new_tokens, temperature=inputs.temperature,
                                   top_p=inputs.top_p, seed=inputs.seed, stop=tuple(inputs.stop))
-        messages = chat_messages(inputs.prompt, inputs.system)
+        problems = history_problems(inputs.messages, inputs.system)
+        if problems:
+            raise NodeError(problems[0], input="messages")
+        messages = chat_messages(inputs.prompt, inputs.system, inputs.messages)
 
         def on_text(delta: str, tokens: int) -> None:
             ctx.progress(tokens, options.max_new_tokens, delta=delta or None)

@@ -247,3 +247,44 @@ def test_a_new_node_with_its_defaults_validates_on_the_default_model(executor: S
     from nodeforge.engine.graph import validate
 
     assert validate(one_node({"prompt": "hello"}), executor.env) == []
+
+
+def test_earlier_turns_go_into_the_prompt_in_order(tmp_path: Path, tiny_lm: CausalLM) -> None:
+    history = [{"role": "user", "content": "the first question"}, {"role": "assistant", "content": "the answer"}]
+    rendered = render_prompt(tiny_lm.tokenizer, chat_messages("the follow-up", "the rules", history))
+    order = [rendered.index(text) for text in ("the rules", "the first question", "the answer", "the follow-up")]
+    assert order == sorted(order)
+    alone = generate(tiny_lm, chat_messages("the follow-up"), GenerateOptions(max_new_tokens=2, temperature=0))
+    chat = generate(tiny_lm, chat_messages("the follow-up", "", history), GenerateOptions(max_new_tokens=2,
+                                                                                          temperature=0))
+    assert chat.prompt_tokens > alone.prompt_tokens
+
+
+@pytest.mark.parametrize(("messages", "system", "reason"), [
+    ([{"role": "user", "text": "hi"}], "", "messages[0] is not"),
+    ([{"role": "tool", "content": "hi"}], "", "has role 'tool'"),
+    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "", "messages[1] is a system turn"),
+    ([{"role": "system", "content": "b"}], "rules", "messages[0] is a system turn"),
+])
+def test_bad_turns_fail_on_messages_before_generating(messages: object, system: str, reason: str) -> None:
+    """A list of objects arrives as a list binding (items may be links), so the turns are checked when the node
+    runs, before its model is loaded; a value that is no list at all is refused while validating."""
+    from nodeforge.engine.document import parse_document
+    from nodeforge.engine.errors import GraphValidationError
+    from nodeforge.engine.graph import GraphEnv
+    from nodeforge.engine.library import GraphLibrary
+    from nodeforge.engine.registry import Registry
+    from nodeforge.engine.session import Session
+
+    def document(value: object) -> Any:
+        return parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
+            "prompt": "hi", "model": "tiny/llm", "system": system, "messages": value}}}})
+
+    session = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None)
+    with pytest.raises(GraphValidationError) as caught:
+        session.run(document({"role": "user"}))
+    assert [(issue.node, issue.input) for issue in caught.value.issues] == [("llm", "messages")]
+    record = session.run(document(messages)).record
+    assert record.status == "failed"
+    error = record.nodes["llm"].error or ""
+    assert "input 'messages'" in error and reason in error
