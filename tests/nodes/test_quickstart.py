@@ -1,5 +1,6 @@
 """The quickstart (what ``make run`` runs) through the CLI, offline: every output is produced, the real models do
-real work (the speech is transcribed back, the picture is 4x larger), and a re-run executes nothing."""
+real work (the LLM writes English, its speech is transcribed back, the picture is 4x larger), and a re-run
+executes nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from nodeforge.engine.media import read_video, read_wav
 from tests.nodes.media_support import words
+from tests.support.english import dictionary_share
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "nodeforge.engine.cli"]
@@ -42,16 +44,17 @@ def test_quickstart_produces_every_output_offline(first_run: tuple[dict, Path]) 
     outputs = record["outputs"]
     assert set(outputs) == {"speech", "transcript", "upscaled", "story", "still", "movie"}
     speech = read_wav(Path(outputs["speech"]["path"]))
-    assert speech.sample_rate == 22050 and speech.seconds > 2
-    # Piper draws its noise inside onnxruntime (no seed), so the sentence sounds a little different each run; the
-    # article before "red fox" is the word whisper-tiny.en hears as "a" or "the".
-    expected = words("red fox, spoken by a voice that runs offline")
-    assert words(outputs["transcript"])[-len(expected):] == expected
+    assert speech.sample_rate == 22050 and speech.seconds > 1
+    # smollm2-135m-instruct writes a real sentence (its wording differs between backends, so no fixed text);
+    # Piper draws its noise inside onnxruntime (no seed), so whisper-tiny.en may hear a word or two differently.
+    story = outputs["story"]
+    assert isinstance(story, str) and len(words(story)) >= 4 and dictionary_share(story) >= 0.8, story
+    heard = set(words(outputs["transcript"]))
+    assert sum(word in heard for word in words(story)) >= 0.6 * len(words(story)), (story, outputs["transcript"])
     with Image.open(outputs["upscaled"]["path"]) as upscaled, Image.open(ROOT / "graphs/assets/sample.png") as small:
         assert upscaled.size == (small.width * 4, small.height * 4)
     with Image.open(outputs["still"]["path"]) as still:
         assert still.size == (128, 128)
-    assert isinstance(outputs["story"], str) and outputs["story"].strip() and outputs["story"].isprintable()
     movie = read_video(Path(outputs["movie"]["path"]))
     assert tuple(movie.frames.shape) == (33, 3, 128, 128) and movie.fps == 8
     assert movie.audio is not None and abs(movie.audio.seconds - 33 / 8) < 0.15

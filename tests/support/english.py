@@ -28,3 +28,15 @@ def assert_english_answer(text: str, fact: str, *, share: float = 0.75) -> None:
     assert len(found) >= 3, text
     assert sum(word in COMMON for word in found) >= share * len(found), text
     assert fact.lower() in found, text
+
+
+def dictionary_share(text: str) -> float:
+    """The share of a text's words that are whole words of CLIP's 49k-token English vocabulary (installed with
+    open_clip): high for real sentences, low for the byte soup a random-weight model writes."""
+    import json
+
+    from nodeforge.nodes.models.bundled import clip_vocabulary
+
+    vocabulary = {token.removesuffix("</w>") for token in json.loads(clip_vocabulary()[0]) if token.endswith("</w>")}
+    found = words(text)
+    return sum(word in vocabulary for word in found) / max(1, len(found))
