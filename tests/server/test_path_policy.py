@@ -170,5 +170,6 @@ def test_the_catalogue_shows_which_inputs_are_files(http: httpx2.Client) -> None
     nodes = {entry["type"]: entry for entry in http.get("/api/nodes").json()["nodes"]}
     assert nodes["image.load"]["files"] == {"path": "read"}
     assert nodes["image.save"]["files"] == {"folder": "write"}
-    assert nodes["image.generate"]["files"] == {"model": "model", "loras": "model", "controls": "model"}
+    assert nodes["image.generate"]["files"] == {"model": "model", "loras": "model", "controls": "model",
+                                                 "vae": "model"}
     assert nodes["text.template"]["files"] == {}
