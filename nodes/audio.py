@@ -2,7 +2,8 @@
 
 The backend follows from the model: ``piper-joe`` (a real voice shipped in a wheel) or any Piper ``.onnx``,
 ``tiny/vits`` or a VITS/MMS folder, ``espeak``; ``whisper-tiny.en`` (real, CTranslate2) or a CTranslate2 folder,
-``tiny/whisper`` or a transformers Whisper folder.
+``tiny/whisper`` or a transformers Whisper folder; ``openai:<model>`` for an OpenAI-compatible server's speech or
+transcriptions API (``nodes/openai_media.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio
-from nodeforge.nodes import recognition, speech
+from nodeforge.nodes import openai_media, recognition, speech
 from nodeforge.nodes.audio_ops import concat, loudness_problem, resample, split_sentences, to_mono
+from nodeforge.nodes.openai_client import remote_name
 from nodeforge.nodes.runtime import literal
 
 KNOWN_LANGUAGES = {"whisper-tiny.en": frozenset({"en"}), "tiny/whisper": frozenset({"en"})}
@@ -58,8 +60,8 @@ def open_recogniser(name: str, ctx: NodeContext) -> Any:
 class Speech(Node):
     """Speak text: ``piper-joe`` (natural en_US voice shipped in a wheel, offline), any Piper ``.onnx`` voice by
     path, ``tiny/vits`` or a VITS/MMS model (e.g. ``mms-tts-eng``), or ``espeak`` (the system's espeak-ng, any of
-    its languages as ``voice``). Long text is spoken sentence by sentence. ``seed`` applies to VITS (Piper draws its
-    noise inside onnxruntime; espeak has none)."""
+    its languages as ``voice``), or ``openai:<model>`` (an OpenAI-compatible speech API). Long text is spoken
+    sentence by sentence. ``seed`` applies to VITS (Piper draws its noise inside onnxruntime; espeak has none)."""
 
     type_id = "audio.speech"
     version = "1.0.0"
@@ -70,7 +72,7 @@ class Speech(Node):
     class Inputs(NodeInputs):
         text: str = Field(description="What to say", json_schema_extra={"multiline": True})
         model: str = Field("piper-joe", description="piper-joe, a Piper .onnx path, tiny/vits, a VITS folder or "
-                                                    "alias, or espeak")
+                                                    "alias, espeak, or openai:<model>")
         voice: str = Field("", description="Speaker name or number for multi-speaker voices; an espeak-ng voice "
                                            "(en-us, de, fr+f3...) for espeak; empty for the default")
         speed: float = Field(1.0, ge=SPEED_RANGE[0], le=SPEED_RANGE[1], description="1 is normal, 2 twice as fast")
@@ -86,6 +88,9 @@ class Speech(Node):
         speed = literal(literals, bound, self.Inputs, "speed")
         if not isinstance(model, str):
             return []
+        if remote_name(model) is not None:
+            problem = openai_media.name_problem(model)
+            return [("model", problem)] if problem else []
         if model.strip() == speech.ESPEAK:
             problems: list[tuple[str | None, str]] = []
             if isinstance(voice, str) and (problem := speech.espeak_voice_problem(voice)):
@@ -110,6 +115,12 @@ class Speech(Node):
         sentences = split_sentences(inputs.text)
         if not sentences:
             raise NodeError("there is no text to speak", input="text")
+        if remote_name(inputs.model) is not None:
+            ctx.progress(0, 1)
+            remote = openai_media.speech(inputs.model, inputs.text, voice=inputs.voice, speed=inputs.speed,
+                                         data_dir=ctx.data_dir)
+            ctx.progress(1, 1)
+            return self.Outputs(audio=remote)
         speaker = open_speaker(inputs.model, ctx)
         parts = []
         for i, sentence in enumerate(sentences):
@@ -131,7 +142,8 @@ def _static_paths(model: str, models: ModelSource) -> list[Path]:
 class Transcribe(Node):
     """Transcribe speech: ``whisper-tiny.en`` (real English recognition shipped in a wheel, offline) or any
     CTranslate2 Whisper folder through faster-whisper; ``tiny/whisper`` or any transformers Whisper folder or alias
-    (e.g. ``whisper-small``). Audio is mixed to mono and resampled to the model's rate (16 kHz)."""
+    (e.g. ``whisper-small``), or ``openai:<model>`` (an OpenAI-compatible transcriptions API). Audio is mixed to
+    mono and resampled to the model's rate (16 kHz)."""
 
     type_id = "audio.transcribe"
     version = "1.0.0"
@@ -142,7 +154,7 @@ class Transcribe(Node):
     class Inputs(NodeInputs):
         audio: Audio
         model: str = Field("whisper-tiny.en", description="whisper-tiny.en, tiny/whisper, a Whisper folder, alias "
-                                                          "or Hub id")
+                                                          "or Hub id, or openai:<model>")
         language: str = Field("", description="Language code (en, de, fr...); empty: the model detects it")
 
     class Outputs(NodeOutputs):
@@ -152,6 +164,9 @@ class Transcribe(Node):
               models: ModelSource) -> list[tuple[str | None, str]]:
         model = literal(literals, bound, self.Inputs, "model")
         language = literal(literals, bound, self.Inputs, "language")
+        if isinstance(model, str) and remote_name(model) is not None:
+            problem = openai_media.name_problem(model)
+            return [("model", problem)] if problem else []  # the server knows its own languages
         problem = _model_problem(model, recognition.FAMILIES, models)
         if problem:
             return [("model", problem)]
@@ -167,6 +182,11 @@ class Transcribe(Node):
         language = inputs.language.strip().lower()
         if problem := recognition.language_problem(language):
             raise NodeError(problem, input="language")
+        if remote_name(inputs.model) is not None:
+            ctx.progress(0, 1)
+            text = openai_media.transcribe(inputs.model, inputs.audio, language=language, data_dir=ctx.data_dir)
+            ctx.progress(1, 1)
+            return self.Outputs(text=text)
         recogniser = open_recogniser(inputs.model, ctx)
         if problem := recognition.language_problem(language, recogniser.languages):
             raise NodeError(f"{inputs.model}: {problem}", input="language")

@@ -43,6 +43,7 @@ from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
 from nodeforge.nodes.models.memory import for_call, memory_record, picture_batch, plan_decode
 from nodeforge.nodes.models.steps import step_callback
 from nodeforge.nodes.models.vae import override_vae
+from nodeforge.nodes.openai_client import remote_name
 from nodeforge.nodes.runtime import torch_device
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
@@ -190,12 +191,15 @@ class DiffusionNode(Node):
 
 class Generate(DiffusionNode):
     """Text to image with a diffusion model (SD 1.x/2.x, SDXL, SD3, Flux): prompt, size, steps, guidance, seed,
-    scheduler, a batch of ``count`` images and optional LoRAs. Reports progress per denoising step."""
+    scheduler, a batch of ``count`` images and optional LoRAs. Reports progress per denoising step.
+    ``openai:<model>`` asks an OpenAI-compatible images API instead (``nodes/openai_media.py``)."""
 
     type_id = "image.generate"
     version = "1.2.0"
 
     class Inputs(DiffusionInputs):
+        model: str = Field("sd-turbo", description=MODEL_HELP + ", or openai:<model> (an OpenAI-compatible "
+                                                                "images API)")
         width: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
         height: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
         count: int = Field(1, ge=1, le=64, description="Images in the batch (one seed: image i differs by batch)")
@@ -204,6 +208,10 @@ class Generate(DiffusionNode):
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
+        if isinstance(literals.get("model"), str) and remote_name(literals["model"]) is not None:
+            from nodeforge.nodes.openai_media import image_problems
+
+            return image_problems(literals)  # the server decides which sizes it draws
         issues = check_diffusion(literals, models)
         for name in ("width", "height"):
             problem = size_problem(name, literals.get(name))
@@ -212,6 +220,10 @@ class Generate(DiffusionNode):
         return issues
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
+        if remote_name(inputs.model) is not None:
+            from nodeforge.nodes.openai_media import remote_generate
+
+            return ImageOutput(image=remote_generate(inputs, ctx))
         model = diffusion_model(ctx, inputs.model)
         multiple = size_multiple(model)
         for name in ("width", "height"):
