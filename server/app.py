@@ -15,7 +15,7 @@ from nodeforge.engine import __version__
 from nodeforge.server.errors import install_error_handlers
 from nodeforge.server.guard import Guard
 from nodeforge.server.openapi import install_openapi
-from nodeforge.server.routes import artifacts, graphs, imports, openai, runs, system
+from nodeforge.server.routes import artifacts, graphs, imports, openai, openai_media, runs, system
 from nodeforge.server.runtime import Runtime
 from nodeforge.server.settings import Settings
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="nodeforge", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (system, graphs, runs, artifacts, imports, openai):
+    for module in (system, graphs, runs, artifacts, imports, openai, openai_media):
         app.include_router(module.router)
     install_openapi(app)
     _add_static(app)

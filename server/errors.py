@@ -22,15 +22,17 @@ OPENAI_CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden"
 
 
 class ApiError(Exception):
-    """An error answer; ``code`` is the OpenAI error code under ``/v1`` (one named after the status otherwise)."""
+    """An error answer; ``code`` is the OpenAI error code under ``/v1`` (one named after the status otherwise) and
+    ``param`` the request field at fault there."""
 
     def __init__(self, status: int, detail: str, issues: list[Issue] | None = None,
-                 headers: dict[str, str] | None = None, code: str | None = None) -> None:
+                 headers: dict[str, str] | None = None, code: str | None = None, param: str | None = None) -> None:
         self.status = status
         self.detail = detail
         self.issues = issues
         self.headers = headers
         self.code = code
+        self.param = param
         super().__init__(detail)
 
 
@@ -62,8 +64,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         redact = _redactor(request)
         if is_openai(request.url.path):
-            return JSONResponse(openai_error(exc.status, redact(exc.detail), exc.code), status_code=exc.status,
-                                headers=exc.headers)
+            return JSONResponse(openai_error(exc.status, redact(exc.detail), exc.code, exc.param),
+                                status_code=exc.status, headers=exc.headers)
         issues = None if exc.issues is None else [
             {**issue.to_dict(), "message": redact(issue.message)} for issue in exc.issues]
         return JSONResponse(_body(redact(exc.detail), issues), status_code=exc.status, headers=exc.headers)

@@ -24,7 +24,7 @@ from nodeforge.server.errors import is_openai, openai_error
 from nodeforge.server.settings import Settings, is_loopback
 
 PUBLIC_PATHS = frozenset({"/", "/index.html", "/favicon.ico", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
-UPLOAD_PATH = "/api/uploads"
+UPLOAD_PATHS = frozenset({"/api/uploads", "/v1/audio/transcriptions"})  # files: --max-upload-mb
 
 
 class BodyTooLarge(HTTPException):
@@ -50,7 +50,7 @@ class Guard:
         if refusal is not None:
             await _reply(scope, send, *refusal)
             return
-        limit = self.settings.max_upload_bytes if scope["path"] == UPLOAD_PATH else self.settings.max_body_bytes
+        limit = self.settings.max_upload_bytes if scope["path"] in UPLOAD_PATHS else self.settings.max_body_bytes
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
             await _reply(scope, send, 413, f"the request body is larger than the limit of {limit} bytes")

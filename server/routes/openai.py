@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nodeforge.server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
 from nodeforge.server.errors import ApiError, openai_error
+from nodeforge.server.media import media_models, media_unavailable
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.runtime import Runtime
 from nodeforge.server.schemas import OpenAIErrorBody
@@ -92,19 +93,21 @@ def _card(runtime: Runtime, name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": int(runtime.started_at), "owned_by": "nodeforge"}
 
 
-@router.get("/models", response_model=ModelCards, summary="The local LLM models that can answer now (OpenAI format)")
+@router.get("/models", response_model=ModelCards, summary="The local models that can answer now (OpenAI format)")
 def list_models(runtime: RuntimeDep) -> dict[str, Any]:
-    """Only models on this machine: tiny ones, shipped ones whose package is installed, aliases of a local path or
-    of a Hub model in the local cache. A Hub id that would first download (online) answers but is not listed."""
-    return {"object": "list", "data": [_card(runtime, name) for name in runtime.chat.models()]}
+    """LLMs first, then image models, voices and recognizers (``/v1/images``, ``/v1/audio``). Only models on this
+    machine: tiny ones, shipped ones whose package is installed, aliases of a local path or of a Hub model in the
+    local cache. A Hub id that would first download (online) answers but is not listed."""
+    names = list(dict.fromkeys([*runtime.chat.models(), *media_models(runtime)]))
+    return {"object": "list", "data": [_card(runtime, name) for name in names]}
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model, when it can answer now",
             responses=MODEL_NOT_FOUND)
 async def retrieve_model(model_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     problem = await run_in_threadpool(runtime.chat.unavailable, model_id)
-    if problem is not None:
-        raise ApiError(404, problem, code="model_not_found")
+    if problem is not None and await run_in_threadpool(media_unavailable, runtime, model_id) is not None:
+        raise ApiError(404, problem, code="model_not_found")  # the chat reason: media names are rarely asked for
     return _card(runtime, model_id)
 
 

@@ -1,0 +1,174 @@
+"""Images, speech and transcripts for the OpenAI-compatible media endpoints, made by the nodes themselves.
+
+Each request becomes a one-node graph (``image.generate``, ``audio.speech`` or ``audio.transcribe``) queued like any
+other run (``Runtime.submit``): it goes through the server's one engine session, so it shares the resident models
+and the device slots with the graphs and the chat endpoint, is cached like them (a request with a seed that was
+asked before is answered from the cache), and shows in the run history with its artifacts. The route waits for
+the run's end on the event hub. A graph issue on ``model`` is a model that cannot answer (404
+``model_not_found``); any other issue or a failed run is a 400 naming the request's parameter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from nodeforge.server.errors import ApiError
+from nodeforge.server.hub import CLOSED
+from nodeforge.server.models import known_models
+from nodeforge.server.runtime import Invalid
+from nodeforge.server.store import QueueFull
+
+if TYPE_CHECKING:
+    from nodeforge.server.runtime import Runtime
+
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+REMOTE_PREFIX = "openai:"
+ESPEAK = "espeak"
+# The node input behind each OpenAI request parameter, for error messages and ``param``.
+PARAMS = {"width": "size", "height": "size", "count": "n", "text": "input", "audio": "file"}
+KINDS = {"image": ("nodeforge.nodes.models.diffusion", "FAMILIES"), "speech": ("nodeforge.nodes.speech", "FAMILIES"),
+         "transcription": ("nodeforge.nodes.recognition", "FAMILIES")}
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A succeeded run: its id and outputs as the API shows them (media as artifacts)."""
+
+    run_id: str
+    outputs: dict[str, Any]
+
+
+def families(kind: str) -> tuple[str, ...]:
+    """The model families that make ``kind`` (image, speech, transcription); none without the node package."""
+    module, name = KINDS[kind]
+    try:
+        return tuple(getattr(importlib.import_module(module), name))
+    except ImportError:
+        return ()
+
+
+def media_models(runtime: Runtime, kinds: Iterable[str] = tuple(KINDS)) -> list[str]:
+    """Model names of ``kinds`` that load from this machine alone, as ``GET /v1/models`` lists them; ``espeak``
+    with the speech models when espeak-ng is installed."""
+    source = runtime.registry.model_source
+    names: list[str] = []
+    for kind in kinds:
+        entries, _ = known_models(source, runtime.settings.data_dir, families(kind))
+        names.extend(entry["name"] for entry in entries if families(kind)
+                     and source.local_problem(entry["name"], runtime.settings.data_dir) is None)
+        if kind == "speech" and _espeak_installed():
+            names.append(ESPEAK)
+    return list(dict.fromkeys(names))
+
+
+def media_unavailable(runtime: Runtime, model: str) -> str | None:
+    """Why ``model`` cannot make an image, speech or a transcript now; None when it can."""
+    if model.strip() == ESPEAK:
+        return None if _espeak_installed() else "espeak needs the system's espeak-ng, which is not installed"
+    source = runtime.registry.model_source
+    data_dir = runtime.settings.data_dir
+    try:
+        name = runtime.files.model(model, input="model")
+    except Exception as exc:  # noqa: BLE001 - the path policy's NodeError: its message is the reason
+        return f"model {exc}"
+    reasons = []
+    for kind in KINDS:
+        wanted = families(kind)
+        problem = source.problem(name, data_dir, families=wanted) if wanted else "not installed"
+        if problem is None:
+            local = source.local_problem(name, data_dir)
+            return local and f"model '{model[:200]}' cannot answer now: {local}"
+        reasons.append(problem)
+    return reasons[0] if reasons else None
+
+
+def _espeak_installed() -> bool:
+    try:
+        speech = importlib.import_module("nodeforge.nodes.speech")
+    except ImportError:
+        return False
+    return speech.espeak_program() is not None
+
+
+def refuse_remote(model: str) -> None:
+    if model.startswith(REMOTE_PREFIX):
+        raise ApiError(404, f"'{model[:200]}' names a remote server; this endpoint serves local models",
+                       code="model_not_found")
+
+
+def one_node_graph(name: str, node_type: str, inputs: dict[str, Any], output: str,
+                   graph_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The graph a request runs: one node, its output returned (the run history shows it under ``name``)."""
+    return {"schema": "nodeforge/graph@1", "name": name, "inputs": graph_inputs or {},
+            "nodes": {"node": {"type": node_type, "inputs": inputs}}, "outputs": {output: {"from": f"node.{output}"}}}
+
+
+async def run_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str, Any] | None = None) -> Finished:
+    """Queue the graph, wait for its end and return its outputs; ApiError for issues and failures."""
+    try:
+        run_id, _ = await run_in_threadpool(runtime.submit, document, inputs or {})
+    except Invalid as exc:
+        raise _issue_error(exc) from None
+    except QueueFull as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": "5"}) from None
+    try:
+        view = await _finished(runtime, run_id)
+    except asyncio.CancelledError:
+        await run_in_threadpool(runtime.cancel, run_id)  # the client went away: do not draw for nobody
+        raise
+    if view["status"] != "succeeded":
+        error = str(view.get("error") or view["status"])
+        node = (view.get("nodes") or {}).get("node") or {}
+        model_failed = ", input 'model':" in str(node.get("error") or "")
+        raise ApiError(404 if model_failed else 400, error, code="model_not_found" if model_failed else None)
+    return Finished(run_id, view["outputs"])
+
+
+async def _finished(runtime: Runtime, run_id: str) -> dict[str, Any]:
+    """The run's view once it has finished: re-read when its ``run.finished`` is published (or every second,
+    should the stream of events have been cut short)."""
+    sub = runtime.hub.subscribe(run_id)
+    try:
+        while True:
+            view = await run_in_threadpool(runtime.run_view, run_id)
+            if view is None or view["status"] in FINISHED:
+                if view is None:
+                    raise ApiError(500, f"run {run_id} vanished")
+                return view
+            while True:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), timeout=1.0)
+                except TimeoutError:
+                    break
+                if item == CLOSED:
+                    raise ApiError(503, "the server is shutting down")
+                if not isinstance(item, tuple) or item[1].get("kind") == "run.finished":
+                    break
+    finally:
+        runtime.hub.unsubscribe(sub)
+
+
+def _issue_error(exc: Invalid) -> ApiError:
+    """The first issue of a refused request in OpenAI's terms: on ``model`` a 404, otherwise a 400."""
+    first = next((issue for issue in exc.issues if issue.input == "model"), exc.issues[0])
+    param = PARAMS.get(first.input or "", first.input)
+    if first.input == "model":
+        return ApiError(404, first.message, code="model_not_found", param="model")
+    message = f"{param}: {first.message}" if param else first.message
+    more = f" (and {len(exc.issues) - 1} more)" if len(exc.issues) > 1 else ""
+    return ApiError(400, message + more, param=param)
+
+
+def artifact_bytes(runtime: Runtime, described: dict[str, Any]) -> tuple[bytes, str]:
+    """The bytes and media type of an output artifact the run just stored."""
+    found = runtime.artifacts.open(str(described.get("artifact")))
+    if found is None:
+        raise ApiError(500, "the run's output file is missing")
+    path, artifact = found
+    return path.read_bytes(), artifact.media_type
