@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,12 @@ def write_wav(audio: Audio, path: Path) -> None:
         wav.writeframes(pcm.tobytes())
 
 
-def read_video(path: Path, max_frames: int | None = None) -> Video:
+def read_video(path: Path, max_frames: int | None = None,
+               on_frame: Callable[[int, int | None], None] | None = None) -> Video:
     """Frames (RGB, 0..1) at the stream's frame rate, with the first audio track when there is one; decoding
-    stops with an error past ``max_frames`` (a header may understate the length)."""
+    stops with an error past ``max_frames`` (a header may understate the length). ``on_frame(done, total)`` is
+    called after each decoded frame (total from the header, None when it has none): progress, and a place to
+    stop a cancelled run."""
     import av
     import numpy as np
     import torch
@@ -86,12 +90,15 @@ def read_video(path: Path, max_frames: int | None = None) -> Video:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 24)
+        total = int(stream.frames or 0) or None
         frames: list[np.ndarray] = []
         for frame in container.decode(stream):
             if max_frames is not None and len(frames) >= max_frames:
                 raise GraphInputError(f"{path.name}: the video has more than {max_frames} frames, over the limit "
                                       "(--max-video-frames)")
             frames.append(frame.to_ndarray(format="rgb24"))
+            if on_frame is not None:
+                on_frame(len(frames), total)
     if not frames:
         raise GraphInputError(f"{path.name} has no video frames")
     tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)

@@ -6,7 +6,7 @@ computed and thrown away), so memory stays bounded and the seams disappear.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import Field
@@ -49,22 +49,29 @@ class Upscale(Node):
         return [("model", problem)] if problem else []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        def build(resolved: ResolvedModel, device: str) -> Upscaler:
-            return load_upscaler(resolved.path, inputs.model, device)
-
-        model = ctx.models.load(inputs.model, build, kind="upscale")
+        model = load_upscale_model(inputs.model, ctx)
         return self.Outputs(image=Image(upscale_channels(model, inputs.image.tensor.to(torch_device(ctx.device)),
-                                                         inputs.tile, inputs.overlap, ctx)))
+                                                         inputs.tile, inputs.overlap, ctx.progress)))
 
 
-def upscale_channels(model: Upscaler, pixels: Any, tile: int, overlap: int, ctx: NodeContext) -> Any:
-    """RGB goes through the network; grey is upscaled as RGB and averaged back; alpha is resized bicubically."""
+def load_upscale_model(name: str, ctx: NodeContext) -> Upscaler:
+    """The upscaler ``name`` on the node's device, shared with every node that upscales with it."""
+    def build(resolved: ResolvedModel, device: str) -> Upscaler:
+        return load_upscaler(resolved.path, name, device)
+
+    return ctx.models.load(name, build, kind="upscale")
+
+
+def upscale_channels(model: Upscaler, pixels: Any, tile: int, overlap: int,
+                     progress: Callable[[int, int], None] | None) -> Any:
+    """RGB goes through the network; grey is upscaled as RGB and averaged back; alpha is resized bicubically.
+    ``progress(done, total)`` is called per tile."""
     import torch
     from torch.nn import functional as F  # noqa: N812
 
     channels = int(pixels.shape[1])
     rgb = pixels[:, :3] if channels == 4 else pixels.repeat(1, 3, 1, 1) if channels == 1 else pixels
-    out = upscale(model, rgb, tile, overlap, ctx.progress)
+    out = upscale(model, rgb, tile, overlap, progress)
     if channels == 1:
         return out.mean(dim=1, keepdim=True)
     if channels == 4:
