@@ -170,7 +170,10 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
     except ValidationError as exc:
         err = exc.errors()[0]
         where = str(err["loc"][0]) if err["loc"] else None
-        raise NodeExecutionError(node_id, spec.type, InputProblem(where, err["msg"])) from None
+        message = err["msg"]
+        if where is not None and where in values and values[where] is None:  # an optional output that was empty
+            message = "the output linked here gave no value (e.g. video.load's audio for a file without sound)"
+        raise NodeExecutionError(node_id, spec.type, InputProblem(where, message)) from None
     if recheck and spec.checks:
         given = {**inputs.__dict__, **(inputs.model_extra or {})}  # pydantic keeps the fields in __dict__
         for where, message in spec.instance.check(given, frozenset(values), ctx.models.source):

@@ -125,6 +125,21 @@ def test_mp4_with_sound_and_gif_without(media_executor: Session, tmp_path: Path)
     assert psnr(gif.frames[:1], first) > 40
 
 
+
+def test_the_empty_audio_of_a_silent_file_downstream(media_executor: Session, tmp_path: Path) -> None:
+    """An optional audio input takes it as no sound; a required one fails naming the input, before any model."""
+    path = write_clip(tmp_path / "silent.mp4", clip(frames=2, seconds=None))
+    result = run_nodes(media_executor, {
+        "load": {"type": "video.load", "inputs": {"path": str(path)}},
+        "again": {"type": "video.combine", "inputs": {"video": {"from": "load.video"},
+                                                      "audio": {"from": "load.audio"}}},
+        "words": {"type": "audio.transcribe", "inputs": {"audio": {"from": "load.audio"}, "model": "tiny/whisper"}}},
+        {"video": "again.video", "text": "words.text"})
+    assert result.record.nodes["again"].status == "succeeded" and result.values["video"].audio is None
+    assert result.record.nodes["words"].error == (
+        "node 'words' (audio.transcribe), input 'audio': the output linked here gave no value (e.g. video.load's "
+        "audio for a file without sound)")
+
 @pytest.mark.parametrize(("suffix", "codec"), [(".webm", "libvpx-vp9"), (".mov", "mpeg4")])
 def test_webm_and_mov_load(media_executor: Session, tmp_path: Path, suffix: str, codec: str) -> None:
     import av
