@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from nodeforge.server.runtime import Runtime
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+NODE_ERROR = re.compile(r"node 'node' \([^)]*\)(?:, input '([^']*)')?: (.*)", re.DOTALL)  # NodeExecutionError
 REMOTE_PREFIX = "openai:"
 ESPEAK = "espeak"
 # The node input behind each OpenAI request parameter, for error messages and ``param``.
@@ -123,11 +125,19 @@ async def run_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str
         await run_in_threadpool(runtime.cancel, run_id)  # the client went away: do not draw for nobody
         raise
     if view["status"] != "succeeded":
-        error = str(view.get("error") or view["status"])
-        node = (view.get("nodes") or {}).get("node") or {}
-        model_failed = ", input 'model':" in str(node.get("error") or "")
-        raise ApiError(404 if model_failed else 400, error, code="model_not_found" if model_failed else None)
+        raise _failure(view)
     return Finished(run_id, view["outputs"])
+
+
+def _failure(view: dict[str, Any]) -> ApiError:
+    """A failed run in OpenAI's terms: the node's reason with the request parameter at fault (a model that could
+    not load is a 404 ``model_not_found``)."""
+    error = str(((view.get("nodes") or {}).get("node") or {}).get("error") or view.get("error") or view["status"])
+    found = NODE_ERROR.match(error)
+    field, reason = (found[1], found[2]) if found else (None, error)
+    if field == "model":
+        return ApiError(404, reason, code="model_not_found", param="model")
+    return ApiError(400, reason, param=PARAMS.get(field or "", field))
 
 
 async def _finished(runtime: Runtime, run_id: str) -> dict[str, Any]:

@@ -172,6 +172,13 @@ def test_errors_on_both_sides(served: Served, spoken: bytes, executor: Session,
     assert wrong_kind.value.code == "model_not_found"
     with pytest.raises(openai.NotFoundError):
         client.audio.transcriptions.create(model="piper-joe", file=("speech.wav", spoken))
+    with pytest.raises(openai.NotFoundError) as unloadable:  # passes validation, fails when the run resolves it
+        client.audio.speech.create(model="nope", voice="alloy", input="hello")
+    assert unloadable.value.param == "model" and "404 - unknown model 'nope': it is not" in str(unloadable.value)
+    if shutil.which("espeak-ng"):
+        with pytest.raises(openai.BadRequestError) as voice:
+            client.audio.speech.create(model="espeak", voice="xx-nope", input="hello")
+        assert voice.value.param == "voice" and "unknown espeak-ng voice 'xx-nope'" in str(voice.value)
     with pytest.raises(openai.NotFoundError) as remote:
         client.images.generate(model="openai:tiny/sd", prompt="x")
     assert "serves local models" in str(remote.value)
