@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     import torch
 
 ModuleT = TypeVar("ModuleT", bound="torch.nn.Module")
+
+_GLOBAL_RNG = threading.Lock()  # torch's global RNG is one per process: one seeded draw from it at a time
 
 
 def torch_device(device: str) -> str:
@@ -34,6 +37,19 @@ def generator(device: str, seed: int) -> Any:
 
     kind = torch_device(device)
     return torch.Generator(device="cpu" if kind == "mps" else kind).manual_seed(seed)
+
+
+@contextmanager
+def seeded_global_rng(seed: int, device: Any) -> Iterator[None]:
+    """torch's global RNG seeded with ``seed`` for code that draws from it and takes no generator (transformers'
+    sampling in ``generate``), one caller at a time, and put back as it was afterwards, so other nodes' draws are
+    neither disturbed nor disturbing."""
+    import torch
+
+    kind = torch.device(device)
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[kind] if kind.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def quiet_transformers() -> None:
