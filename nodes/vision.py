@@ -10,6 +10,7 @@ seeded generator, each new token streamed as a progress ``delta``.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,15 +62,20 @@ def load_vision_lm(resolved: ResolvedModel, device: str) -> VisionLM:
 
     quiet_transformers()
     target = torch_device(device)
+    part = "processor"
     try:
         processor = AutoProcessor.from_pretrained(str(resolved.path))
+        part = "model"
         dtype: Any = "auto" if target != "cpu" else torch.float32
         model = on_device(AutoModelForImageTextToText.from_pretrained(str(resolved.path), dtype=dtype), target)
     except Exception as exc:  # noqa: BLE001 - wrong kind of folder, missing files: one message naming the model
+        hint = ""
+        if part == "processor" and importlib.util.find_spec("torchvision") is None:
+            hint = " (transformers builds some processors, Qwen2-VL's among them, only with torchvision installed)"
         raise NodeError(f"model '{resolved.name}' ({resolved.path}) could not be loaded as a vision-language model: "
-                        f"{type(exc).__name__}: {first_line(exc, 300)}; accepted: image-text-to-text models "
-                        "(smolvlm-256m, qwen2.5-vl-3b, florence-2-base, tiny/vlm, or such a folder)",
-                        input="model") from None
+                        f"its {part} failed with {type(exc).__name__}: {first_line(exc, 300)}{hint}; accepted: "
+                        "image-text-to-text models (smolvlm-256m, qwen2.5-vl-3b, florence-2-base, tiny/vlm, or "
+                        "such a folder)", input="model") from None
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is None or not hasattr(processor, "image_processor"):
         raise NodeError(f"model '{resolved.name}' ({resolved.path}) has no processor for pictures and text",

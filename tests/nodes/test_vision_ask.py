@@ -13,6 +13,7 @@ from nodeforge.engine.errors import GraphValidationError, NodeError
 from nodeforge.engine.events import Event
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
 from nodeforge.nodes.llm import GenerateOptions
@@ -125,6 +126,36 @@ def test_a_batch_of_two_pictures_runs_as_one_question_through_the_node(executor:
     assert int((ids == tiny_vlm.model.config.image_token_id).sum()) == 2 * TILES * IMAGE_SEQ_LEN
 
 
+def test_a_llava_style_model_answers_about_two_pictures(tiny_vlm: VisionLM, tmp_path: Path) -> None:
+    """A LLaVA layout (CLIP vision tower, projector, Llama) built here with tiny/vlm's tokenizer and template: the
+    same node code reads it, one CLIP picture per placeholder."""
+    import torch
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    tokenizer = tiny_vlm.processor.tokenizer
+    text = {"model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 1024,
+            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    vision = {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "image_size": 32, "patch_size": 8, "projection_dim": 32}
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(LlavaConfig(text_config=text, vision_config=vision, vision_feature_layer=-1,
+                                              image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+                                  ).save_pretrained(str(tmp_path))
+    LlavaProcessor(image_processor=CLIPImageProcessorPil(size={"shortest_edge": 32},
+                                                         crop_size={"height": 32, "width": 32}),
+                   tokenizer=tokenizer, patch_size=8, num_additional_image_tokens=1,
+                   vision_feature_select_strategy="default",
+                   chat_template=tiny_vlm.processor.chat_template).save_pretrained(str(tmp_path))
+    llava = load_vision_lm(ResolvedModel("my-llava", "path", tmp_path), "cpu")
+    assert type(llava.model).__name__ == "LlavaForConditionalGeneration" and llava.several_pictures
+    two = pictures((220, 20, 20), (20, 20, 220))
+    assert tuple(encode(llava, two, "Which is red?")["pixel_values"].shape) == (2, 3, 32, 32)
+    answer = ask(llava, two, "Which is red?", GenerateOptions(max_new_tokens=4, temperature=0))
+    assert answer.completion_tokens == 4 and answer.prompt_tokens > 2 * 16  # 16 patch tokens a picture
+
+
 def test_max_new_tokens_bounds_the_answer(tiny_vlm: VisionLM) -> None:
     red = pictures((220, 20, 20))
     for limit in (1, 5):
@@ -161,7 +192,7 @@ def test_a_causal_lm_folder_is_not_a_vlm(executor: Session, data_dir: Path) -> N
     result = executor.run(one_node({"model": str(folder), "question": "What?"}))
     assert result.record.status == "failed"
     error = result.record.nodes["ask"].error or ""
-    assert "model" in error and "could not be loaded as a vision-language model" in error, error
+    assert "model" in error and "could not be loaded as a vision-language model: its model failed" in error, error
 
 
 def test_an_empty_linked_question_fails_at_run_time(executor: Session) -> None:
