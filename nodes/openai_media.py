@@ -197,8 +197,9 @@ def read_wav_bytes(data: bytes) -> Audio:
     return Audio(torch.from_numpy(samples.reshape(-1, channels).T.copy()), rate)
 
 
-def decode_audio(data: bytes, what: str = "the server's sound") -> Audio:
-    """Any sound file PyAV (FFmpeg) reads, in memory, as float Audio at its own rate; errors call it ``what``."""
+def decode_audio(data: bytes, what: str = "the server's sound", max_seconds: float | None = None) -> Audio:
+    """Any sound file PyAV (FFmpeg) reads, in memory, as float Audio at its own rate; errors call it ``what``.
+    Decoding stops with an error past ``max_seconds`` (a small compressed file can hold hours)."""
     import numpy as np
     import torch
 
@@ -214,8 +215,14 @@ def decode_audio(data: bytes, what: str = "the server's sound") -> Audio:
             rate = int(stream.rate or stream.codec_context.sample_rate)
             channels = int(stream.codec_context.channels or 1)
             resampler = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo", rate=rate)
-            chunks = [plane for frame in container.decode(stream) for out in resampler.resample(frame)
-                      for plane in [out.to_ndarray()]]
+            chunks: list[Any] = []
+            length = 0
+            for frame in container.decode(stream):
+                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
+                length += frame.samples
+                if max_seconds is not None and length / rate > max_seconds:
+                    raise NodeError(f"{what} is longer than the limit of {max_seconds:g} s (--max-audio-seconds)",
+                                    input="model")
             chunks.extend(out.to_ndarray() for out in resampler.resample(None))
     except NodeError:
         raise

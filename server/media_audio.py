@@ -63,12 +63,13 @@ def is_wav(head: bytes) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
 
 
-def upload_as_wav(data: bytes) -> bytes:
-    """A sound file in any format FFmpeg reads as a 16-bit WAV; AudioFormatError when it is not a sound."""
+def upload_as_wav(data: bytes, max_seconds: float) -> bytes:
+    """A sound file in any format FFmpeg reads as a 16-bit WAV; AudioFormatError when it is not a sound or is
+    longer than ``max_seconds``."""
     from nodeforge.engine.errors import NodeError
     from nodeforge.nodes.openai_media import decode_audio, wav_bytes
 
     try:
-        return wav_bytes(decode_audio(data, "the file"))
+        return wav_bytes(decode_audio(data, "the file", max_seconds))
     except NodeError as exc:
         raise AudioFormatError(str(exc)) from None

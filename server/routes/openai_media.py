@@ -195,7 +195,7 @@ def _store_sound(runtime: Any, file: UploadFile) -> tuple[str, float]:
         raise ApiError(400, "the file is empty")
     if not is_wav(data[:12]):
         try:
-            data = upload_as_wav(data)
+            data = upload_as_wav(data, runtime.settings.limits.max_audio_seconds)
         except AudioFormatError as exc:
             raise ApiError(400, f"the file is not a sound this server can read ({exc})") from None
     try:

@@ -205,3 +205,25 @@ def test_errors_on_both_sides(served: Served, spoken: bytes, executor: Session,
     speech = {"nodes": {"voice": {"type": "audio.speech", "inputs": {"text": "Hi.", "model": "openai:piper-joe"}}}}
     refused = executor.run(parse_document(speech))
     assert "input 'model'" in refused.record.error and "answered 401" in refused.record.error
+
+
+def test_speech_formats_decode_back_and_long_uploads_are_refused() -> None:
+    """Each speech format decodes to the same length (pcm: 24 kHz); a compressed upload is measured while it is
+    decoded, so one longer than --max-audio-seconds is refused however small the file."""
+    import torch
+
+    from nodeforge.engine.values import Audio
+    from nodeforge.nodes.openai_media import decode_audio, wav_bytes
+    from nodeforge.server.media_audio import AudioFormatError, encode_speech, upload_as_wav
+
+    tone = Audio(0.3 * torch.sin(torch.arange(22050) / 22050 * 2 * torch.pi * 330).unsqueeze(0), 22050)
+    wav = wav_bytes(tone)
+    assert encode_speech(wav, "wav") == wav
+    for response_format in ("mp3", "flac", "opus", "aac"):
+        back = decode_audio(encode_speech(wav, response_format))
+        assert abs(back.seconds - 1.0) < 0.08, (response_format, back.seconds)
+    assert len(encode_speech(wav, "pcm")) == 2 * 24_000
+    flac = encode_speech(wav, "flac")
+    assert upload_as_wav(flac, 2.0).startswith(b"RIFF")
+    with pytest.raises(AudioFormatError, match=r"the file is longer than the limit of 0\.5 s"):
+        upload_as_wav(flac, 0.5)
