@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
+from nodeforge.engine.errors import NodeError
 from nodeforge.server.errors import ApiError
 from nodeforge.server.hub import CLOSED
 from nodeforge.server.models import known_models
@@ -77,7 +78,7 @@ def media_unavailable(runtime: Runtime, model: str) -> str | None:
     data_dir = runtime.settings.data_dir
     try:
         name = runtime.files.model(model, input="model")
-    except Exception as exc:  # noqa: BLE001 - the path policy's NodeError: its message is the reason
+    except NodeError as exc:  # the path policy refused it
         return f"model {exc}"
     reasons = []
     for kind in KINDS:
