@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/devices.py
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/models_media.py
+	$(BIN)/python bench/video_upscale.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/previews.py

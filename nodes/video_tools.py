@@ -83,7 +83,9 @@ class Load(Node):
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
             reason = str(exc).replace(str(path), path.name) or type(exc).__name__
             raise NodeError(f"cannot decode {path.name} as a video ({reason}); {ACCEPTED}", input="path") from None
-        return self.Outputs(video=video, audio=video.audio)
+        # the track alone is its own copy: the disk cache writes safetensors, which refuse shared tensors
+        track = Audio(video.audio.tensor.clone(), video.audio.sample_rate) if video.audio is not None else None
+        return self.Outputs(video=video, audio=track)
 
 
 class Frames(Node):
