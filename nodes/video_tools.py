@@ -77,7 +77,7 @@ class Load(Node):
             problem = video_problem(path, limits)
             if problem:
                 raise NodeError(f"{path.name}: {problem}", input="path")
-            video = read_video(path, limits.max_video_frames, lambda done, total: ctx.progress(done, total))
+            video = read_video(path, limits.max_video_frames, ctx.progress)
         except GraphInputError as exc:  # over the frame limit past the header, or no frames at all
             raise NodeError(str(exc), input="path") from None
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
