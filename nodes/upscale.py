@@ -44,14 +44,19 @@ class Upscale(Node):
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
-        model = literals.get("model")
-        problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
-        return [("model", problem)] if problem else []
+        return upscaler_problems(literals, models)
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         model = load_upscale_model(inputs.model, ctx)
         return self.Outputs(image=Image(upscale_channels(model, inputs.image.tensor.to(torch_device(ctx.device)),
                                                          inputs.tile, inputs.overlap, ctx.progress)))
+
+
+def upscaler_problems(literals: Mapping[str, Any], models: ModelSource) -> list[tuple[str | None, str]]:
+    """The static check of a node whose ``model`` is an upscaler (image.upscale, video.upscale)."""
+    model = literals.get("model")
+    problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
+    return [("model", problem)] if problem else []
 
 
 def load_upscale_model(name: str, ctx: NodeContext) -> Upscaler:

@@ -25,7 +25,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.image_tools import ARTIFACT_REFERENCE
 from nodeforge.nodes.runtime import torch_device
-from nodeforge.nodes.upscale import FAMILIES, load_upscale_model, upscale_channels
+from nodeforge.nodes.upscale import FAMILIES, load_upscale_model, upscale_channels, upscaler_problems
 
 ACCEPTED = "accepted: MP4, WebM, GIF, MOV and other containers FFmpeg reads"
 
@@ -154,9 +154,7 @@ class Upscale(Node):
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
-        model = literals.get("model")
-        problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
-        return [("model", problem)] if problem else []
+        return upscaler_problems(literals, models)
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch

