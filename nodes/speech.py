@@ -11,22 +11,18 @@ import json
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from nodeforge.engine.errors import NodeError
-from nodeforge.nodes.runtime import on_device, quiet_transformers, reading_model, torch_device
+from nodeforge.nodes.runtime import on_device, quiet_transformers, reading_model, seeded_global_rng, torch_device
 
 ESPEAK = "espeak"
 FAMILIES = ("piper", "vits")
 ESPEAK_WPM = 175  # espeak-ng's default rate; ``speed`` scales it
 ESPEAK_WPM_RANGE = (80, 450)
-
-_GLOBAL_RNG = threading.Lock()  # VITS draws its noise from torch's global RNG: one seeded call at a time
-
 
 class Speaker(Protocol):
     """A loaded voice: speaks one sentence into mono float samples at ``sample_rate``."""
@@ -146,10 +142,8 @@ class VitsSpeaker:
         inputs = {key: value.to(device) for key, value in encoded.items()}
         if speaker is not None:
             inputs["speaker_id"] = speaker
-        with _GLOBAL_RNG, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            with torch.inference_mode():
-                waveform = self.model(**inputs, speaking_rate=speed).waveform
+        with seeded_global_rng(seed, device), torch.inference_mode():  # VITS draws from torch's global RNG
+            waveform = self.model(**inputs, speaking_rate=speed).waveform
         return waveform[0].float().cpu()
 
 
