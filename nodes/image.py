@@ -111,6 +111,16 @@ def diffusion_model(ctx: NodeContext, name: str) -> DiffusionModel:
     return ctx.models.load(name, build, kind="diffusion")
 
 
+def drawing_model(ctx: NodeContext, name: str) -> DiffusionModel:
+    """The model for generate and transform, which draw the whole picture: an inpainting checkpoint only repaints
+    (its denoiser also takes the masked picture and mask), so it is an error naming image.inpaint."""
+    model = diffusion_model(ctx, name)
+    if model.inpainting_only:
+        raise NodeError(f"model '{name}' is an inpainting model (its denoiser takes the masked picture and mask as "
+                        "extra channels): it repaints through image.inpaint, not whole pictures", input="model")
+    return model
+
+
 def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, task: str,
            size: tuple[int, int], **call: Any) -> Image:
     """Run the model's pipeline for ``task`` (text, image, inpaint) at ``size`` (height, width) with the node's
@@ -224,7 +234,7 @@ class Generate(DiffusionNode):
             from nodeforge.nodes.openai_media import remote_generate
 
             return ImageOutput(image=remote_generate(inputs, ctx))
-        model = diffusion_model(ctx, inputs.model)
+        model = drawing_model(ctx, inputs.model)
         multiple = size_multiple(model)
         for name in ("width", "height"):
             if getattr(inputs, name) % multiple:
@@ -259,7 +269,7 @@ class Transform(DiffusionNode):
         return issues
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
-        model = diffusion_model(ctx, inputs.model)
+        model = drawing_model(ctx, inputs.model)
         pixels = fit_pixels(inputs.image, size_multiple(model), model, ctx)
         height, width = int(pixels.shape[2]), int(pixels.shape[3])
         sizes = {"height": height, "width": width} if model.family == "flux" or inputs.controls else {}

@@ -138,6 +138,15 @@ class DiffusionModel(PlacedPipeline):
         return pipe
 
     @property
+    def inpainting_only(self) -> bool:
+        """Whether the denoiser takes the masked picture and mask as extra input channels (SD/SDXL inpainting
+        checkpoints' 9-channel UNets, Flux Fill): such a model only repaints, through image.inpaint."""
+        unet = getattr(self.pipe, "unet", None)
+        if unet is not None:
+            return int(unet.config.in_channels) != int(self.pipe.vae.config.latent_channels)
+        return self.fills
+
+    @property
     def fills(self) -> bool:
         """Whether this is a Flux Fill model (its transformer takes the masked image and mask as extra channels)."""
         return self.family == "flux" and int(self.pipe.transformer.config.in_channels) > 64

@@ -243,3 +243,11 @@ def test_png_output_reruns_to_identical_pixels(tmp_path: Path, shared_models_dir
     with PILImage.open(first) as a, PILImage.open(tmp_path / "two" / "fox.png") as b:
         assert "nodeforge.graph" in a.text and "nodeforge.run" in a.text
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_an_inpainting_checkpoint_in_generate_or_transform_names_image_inpaint(image_executor: Session) -> None:
+    """Its 9-channel UNet takes the masked picture and mask too: diffusers' text-to-image would fail on shapes."""
+    result = run_nodes(image_executor, {"g": generate("tiny/sd-inpainting")}, {"image": "g.image"})
+    assert result.record.status == "failed"
+    error = result.record.nodes["g"].error or ""
+    assert "input 'model'" in error and "is an inpainting model" in error and "image.inpaint" in error
