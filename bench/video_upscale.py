@@ -31,33 +31,14 @@ from nodeforge.engine.document import parse_document
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
-from nodeforge.engine.values import Image, Video
+from nodeforge.engine.values import Video
+from tests.support.clips import moving_shapes
 
 MODEL = "realesr-animevideov3"
 FRAMES, SIZE, FPS = 24, 128, 24.0
 GRAPH = {"inputs": {"clip": {"type": "video"}},
          "nodes": {"up": {"type": "video.upscale", "inputs": {"video": {"input": "clip"}, "model": MODEL}}},
          "outputs": {"big": {"from": "up.video"}}}
-
-
-def moving_shapes(frames: int, size: int) -> Any:
-    """[frames, 3, size, size]: an outlined square and disc crossing a gradient over thin hatching."""
-    from PIL import Image as PILImage
-    from PIL import ImageDraw
-
-    pictures = []
-    for index in range(frames):
-        picture = PILImage.linear_gradient("L").resize((size, size)).convert("RGB")
-        draw = ImageDraw.Draw(picture)
-        shift = index * size // 8 % size
-        draw.rectangle((shift, size // 4, shift + size // 3, size // 4 + size // 3), fill=(200, 40, 40),
-                       outline=(10, 10, 10), width=max(1, size // 32))
-        draw.ellipse((size // 2, size - shift - size // 3, size // 2 + size // 3, size - shift), fill=(40, 90, 220),
-                     outline=(0, 0, 0), width=max(1, size // 42))
-        for x in range(0, size, max(1, size // 8)):
-            draw.line((x, size * 0.7, x + size // 4, size), fill=(30, 30, 30), width=max(1, size // 64))
-        pictures.append(picture)
-    return Image.from_pil(pictures).tensor
 
 
 def psnr(a: Any, b: Any) -> float:
