@@ -44,7 +44,7 @@ def load_media(kind: str, path: Path, limits: MediaLimits | None = None) -> Imag
         if kind == "audio":
             return read_wav(path)
         if kind == "video":
-            return read_video(path, limits.max_video_frames)
+            return read_video(path, limits)
     except GraphInputError:
         raise
     except Exception as exc:
@@ -77,49 +77,53 @@ def write_wav(audio: Audio, path: Path) -> None:
         wav.writeframes(pcm.tobytes())
 
 
-def read_video(path: Path, max_frames: int | None = None,
+def read_video(path: Path, limits: MediaLimits | None = None,
                on_frame: Callable[[int, int | None], None] | None = None) -> Video:
     """Frames (RGB, 0..1) at the stream's frame rate, with the first audio track when there is one; decoding
-    stops with an error past ``max_frames`` (a header may understate the length). ``on_frame(done, total)`` is
-    called after each decoded frame (total from the header, None when it has none): progress, and a place to
-    stop a cancelled run."""
+    stops with an error past the frame limit or the sound limits (a header may understate the length, or give
+    none). ``on_frame(done, total)`` is called after each decoded frame (total from the header, None when it has
+    none): progress, and a place to stop a cancelled run."""
     import av
     import numpy as np
     import torch
 
+    limits = limits or MediaLimits()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 24)
         total = int(stream.frames or 0) or None
         frames: list[np.ndarray] = []
         for frame in container.decode(stream):
-            if max_frames is not None and len(frames) >= max_frames:
-                raise GraphInputError(f"{path.name}: the video has more than {max_frames} frames, over the limit "
-                                      "(--max-video-frames)")
+            if len(frames) >= limits.max_video_frames:
+                raise GraphInputError(f"{path.name}: the video has more than {limits.max_video_frames} frames, "
+                                      "over the limit (--max-video-frames)")
             frames.append(frame.to_ndarray(format="rgb24"))
             if on_frame is not None:
                 on_frame(len(frames), total)
     if not frames:
         raise GraphInputError(f"{path.name} has no video frames")
     tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)
-    return Video(tensor, fps, _read_audio_track(path))
+    return Video(tensor, fps, _read_audio_track(path, limits))
 
 
-def _read_audio_track(path: Path) -> Audio | None:
+def _read_audio_track(path: Path, limits: MediaLimits) -> Audio | None:
+    """The first sound track at its own rate (mono or stereo), counted while it decodes: a container without a
+    duration can hold hours of sound in a few hundred kilobytes."""
     import av
     import numpy as np
     import torch
+
+    from nodeforge.engine.sound import sound_chunks
 
     with av.open(str(path)) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        channels = stream.codec_context.channels or 1
-        layout = "mono" if channels == 1 else "stereo"
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=stream.rate)
-        chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
-        chunks += [out.to_ndarray() for out in resampler.resample(None)]
         rate = int(stream.rate)
+        try:
+            chunks = list(sound_chunks(container, stream, limits))
+        except GraphInputError as exc:
+            raise GraphInputError(f"{path.name}: its sound track: {exc}") from None
     if not chunks:
         return None
     return Audio(torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32)), rate)

@@ -10,9 +10,9 @@ gathered on the CPU. The frame rate and the sound track pass through unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import GraphInputError, NodeError
@@ -77,8 +77,8 @@ class Load(Node):
             problem = video_problem(path, limits)
             if problem:
                 raise NodeError(f"{path.name}: {problem}", input="path")
-            video = read_video(path, limits.max_video_frames, ctx.progress)
-        except GraphInputError as exc:  # over the frame limit past the header, or no frames at all
+            video = read_video(path, limits, ctx.progress)
+        except GraphInputError as exc:  # over the frame or sound limits past the header, or no frames at all
             raise NodeError(str(exc), input="path") from None
         except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
             reason = str(exc).replace(str(path), path.name) or type(exc).__name__
@@ -111,24 +111,46 @@ class Frames(Node):
         return self.Outputs(images=Image(frames))
 
 
+def _listed(value: Any) -> Any:
+    """One batch linked or given straight to a list input is a list of one."""
+    return [value] if isinstance(value, Image) else value
+
+
 class FromImages(Node):
-    """A video from an image batch, one frame per image at ``fps`` (no sound: connect ``video.combine`` for
-    that)."""
+    """A video from pictures, one frame per picture at ``fps`` (no sound: connect ``video.combine`` for that).
+    ``images`` is a list whose items are links (each a picture or a batch, taken in order), or one batch such as
+    ``video.frames``' output; every picture must have the size and channels of the first."""
 
     type_id = "video.from_images"
-    version = "1.0.0"
+    version = "1.1.0"
 
     class Inputs(NodeInputs):
-        images: Image = Field(description="The frames, in order (an image batch, e.g. from video.frames)")
+        images: Annotated[list[Image], BeforeValidator(_listed)] = Field(
+            description="The frames, in order: a list of pictures or batches, or one batch (e.g. from video.frames)")
         fps: float = Field(16.0, gt=0, le=240, description="Frames per second")
 
     class Outputs(NodeOutputs):
         video: Video
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        if inputs.images.batch == 0:
+        import torch
+
+        parts = [image for image in inputs.images if image.batch > 0]
+        if not parts:
             raise NodeError("there are no images", input="images")
-        return self.Outputs(video=Video(inputs.images.tensor, inputs.fps))
+        first = tuple(parts[0].tensor.shape[1:])
+        for index, image in enumerate(inputs.images):
+            if image.batch and tuple(image.tensor.shape[1:]) != first:
+                raise NodeError(f"image {index + 1} is {_shape(image.tensor.shape[1:])}; the first is "
+                                f"{_shape(first)}: every frame of a video has one size", input="images")
+        frames = parts[0].tensor if len(parts) == 1 else torch.cat([image.tensor.to(parts[0].tensor.device)
+                                                                    for image in parts])
+        return self.Outputs(video=Video(frames, inputs.fps))
+
+
+def _shape(shape: Any) -> str:
+    channels, height, width = (int(n) for n in shape)
+    return f"{width}x{height} with {channels} channel(s)"
 
 
 class Upscale(Node):

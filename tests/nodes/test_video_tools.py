@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.document import parse_document
@@ -65,6 +66,59 @@ def test_frames_to_video_to_frames_is_exact(media_executor: Session) -> None:
     assert tuple(video.frames.shape) == (5, 3, 20, 24) and video.fps == 12.5 and video.audio is None
     assert tuple(frames.tensor.shape) == (5, 3, 20, 24)
     assert bool((frames.tensor == images.tensor).all())
+
+
+def test_from_images_takes_a_list_of_pictures_and_batches_in_order(media_executor: Session) -> None:
+    """A video as a list of images and back: each item a linked batch or a graph input, frames in list order."""
+    still = Image(moving_shapes(1, 24, seed=5)[:, :, :20, :])
+    source = clip(frames=3, width=24, height=20, seconds=None)
+    graph = parse_document({
+        "inputs": {"clip": {"type": "video"}, "still": {"type": "image"}},
+        "nodes": {"frames": {"type": "video.frames", "inputs": {"video": {"input": "clip"}}},
+                  "video": {"type": "video.from_images", "inputs": {
+                      "images": [{"input": "still"}, {"from": "frames.images"}, {"input": "still"}], "fps": 5}},
+                  "back": {"type": "video.frames", "inputs": {"video": {"from": "video.video"}}}},
+        "outputs": {"video": {"from": "video.video"}, "frames": {"from": "back.images"}}})
+    result = media_executor.run(graph, {"clip": source, "still": still})
+    assert result.record.status == "succeeded", result.record.error
+    video, frames = result.values["video"], result.values["frames"]
+    assert tuple(video.frames.shape) == (5, 3, 20, 24) and video.fps == 5 and video.audio is None
+    expected = torch.cat([still.tensor, source.frames, still.tensor])
+    assert bool((frames.tensor == expected).all())
+
+
+def test_from_images_refuses_pictures_of_different_sizes(media_executor: Session) -> None:
+    graph = parse_document({
+        "inputs": {"small": {"type": "image"}, "large": {"type": "image"}},
+        "nodes": {"video": {"type": "video.from_images", "inputs": {
+            "images": [{"input": "small"}, {"input": "large"}]}}},
+        "outputs": {"video": {"from": "video.video"}}})
+    result = media_executor.run(graph, {"small": Image(moving_shapes(1, 16)), "large": Image(moving_shapes(2, 24))})
+    assert result.record.nodes["video"].error == (
+        "node 'video' (video.from_images), input 'images': image 2 is 24x24 with 3 channel(s); the first is 16x16 "
+        "with 3 channel(s): every frame of a video has one size")
+
+
+def test_a_sound_track_without_a_duration_is_counted_not_trusted(tmp_path: Path) -> None:
+    """A live WebM's header gives no length: video.load counts its packets before decoding, and decoding itself
+    stops at the limit (the file's own header cannot be trusted either way)."""
+    from nodeforge.engine.errors import GraphInputError
+    from tests.support.media_bombs import webm_without_duration
+
+    path = tmp_path / "endless.webm"
+    path.write_bytes(webm_without_duration(5))
+    limits = MediaLimits(max_audio_seconds=1)
+    session = Session(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data", limits=limits)
+    events: list[Event] = []
+    result = load(session, str(path), events)
+    assert result.record.nodes["load"].error == (
+        "node 'load' (video.load), input 'path': endless.webm: its sound track runs past the limit of 1 s "
+        "(--max-audio-seconds; the file's header gives no duration, its packets were counted)")
+    assert not [e for e in events if e.kind == "node.progress"]  # refused before a frame was decoded
+    with pytest.raises(GraphInputError, match=r"^endless\.webm: its sound track: the sound is longer than the "
+                                              r"limit of 1 s \(--max-audio-seconds\)$"):
+        read_video(path, limits)
+    assert read_video(path, MediaLimits(max_audio_seconds=6)).audio is not None
 
 
 def test_saved_video_loads_with_its_frames_fps_and_sound(media_executor: Session, tmp_path: Path) -> None:
@@ -236,7 +290,7 @@ def test_over_the_frame_or_pixel_limit_is_refused_from_the_header(tmp_path: Path
         (MediaLimits(max_video_frames=3), "the video has 8 frames or more, over the limit of 3 (--max-video-frames)"),
         (MediaLimits(max_image_pixels=1000), "each frame: the image is 48x32 (0 MP), over the limit of 0 MP "
                                              "(--max-image-pixels)"),
-        (MediaLimits(max_audio_seconds=0.5), "the sound is 1.1 s long, over the limit of 0.5 s "
+        (MediaLimits(max_audio_seconds=0.5), "its sound track: the sound is 1.1 s long, over the limit of 0.5 s "
                                              "(--max-audio-seconds)")]:
         session = Session(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data", limits=limits)
         events: list[Event] = []
