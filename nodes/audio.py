@@ -107,8 +107,10 @@ class Speech(Node):
         if isinstance(voice, str) and voice.strip():
             voices = speech.known_voices(model, _static_paths(model, models))
             if voices is not None and voice.strip() not in voices and voice.strip() != "default":
-                listed = ", ".join(voices[:20]) if voices else "a single voice (leave voice empty)"
-                return [("voice", f"unknown voice '{voice}': {model} has {listed}")]
+                listed = ("a single voice" if not voices else f"a single voice, '{voices[0]}'" if len(voices) == 1
+                          else f"the voices {', '.join(voices[:20])}")
+                return [("voice", f"unknown voice '{voice}': {model} has {listed} (or leave voice empty for "
+                                  "its default)")]
         return []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:

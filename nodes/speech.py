@@ -39,10 +39,12 @@ class Speaker(Protocol):
 @dataclass
 class PiperSpeaker:
     """A Piper voice (``.onnx`` with its ``.onnx.json``). Its noise is drawn inside onnxruntime, so the same text
-    gives slightly different audio each time: ``seed`` is not supported."""
+    gives slightly different audio each time: ``seed`` is not supported. ``own_voice`` is the name a one-voice
+    model goes by (its dataset, ``joe`` for piper-joe)."""
 
     voice: Any
     name: str
+    own_voice: str = ""
     pause: float = 0.2
 
     @property
@@ -50,30 +52,39 @@ class PiperSpeaker:
         return int(self.voice.config.sample_rate)
 
     def voices(self) -> list[str]:
-        return piper_voices(self.voice.config.num_speakers, self.voice.config.speaker_id_map)
+        return piper_voices(self.voice.config.num_speakers, self.voice.config.speaker_id_map, self.own_voice)
 
     def speak(self, sentence: str, *, voice: str, speed: float, seed: int) -> Any:
         import numpy as np
         from piper import SynthesisConfig
 
         speaker = piper_speaker_id(voice, self.voice.config.num_speakers, self.voice.config.speaker_id_map,
-                                   self.name)
+                                   self.name, self.own_voice)
         config = SynthesisConfig(speaker_id=speaker, length_scale=self.voice.config.length_scale / speed)
         chunks = [chunk.audio_float_array for chunk in self.voice.synthesize(sentence, config)]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
-def piper_voices(num_speakers: int, speaker_map: Mapping[str, int]) -> list[str]:
-    return sorted(speaker_map, key=speaker_map.__getitem__) if num_speakers > 1 else []
+def piper_voices(num_speakers: int, speaker_map: Mapping[str, int], own_voice: str = "") -> list[str]:
+    """The voices a Piper model answers to: its speakers, or its own name when it has one voice."""
+    if num_speakers > 1:
+        return sorted(speaker_map, key=speaker_map.__getitem__)
+    return [own_voice] if own_voice else []
 
 
-def piper_speaker_id(voice: str, num_speakers: int, speaker_map: Mapping[str, int], name: str) -> int | None:
-    """The speaker id of ``voice`` in a Piper voice; a NodeError naming the voices when it is not one of them."""
+def piper_speaker_id(voice: str, num_speakers: int, speaker_map: Mapping[str, int], name: str,
+                     own_voice: str = "") -> int | None:
+    """The speaker id of ``voice`` in a Piper voice (None: the default, also for a one-voice model's own name);
+    a NodeError naming the voices when it is not one of them."""
     voice = voice.strip()
     if voice in ("", "default"):
         return None
     if num_speakers <= 1:
-        raise NodeError(f"unknown voice '{voice}': {name} has a single voice (leave voice empty)", input="voice")
+        if own_voice and voice.lower() == own_voice.lower():
+            return None
+        known = f"a single voice, '{own_voice}'" if own_voice else "a single voice"
+        raise NodeError(f"unknown voice '{voice}': {name} has {known} (or leave voice empty for its default)",
+                        input="voice")
     if voice in speaker_map:
         return int(speaker_map[voice])
     if voice.isdigit() and int(voice) < num_speakers:
@@ -98,9 +109,9 @@ def load_piper(name: str, path: Path, device: str) -> PiperSpeaker:
         raise NodeError("Piper voices need the piper-tts package: pip install piper-tts", input="model") from None
     import onnxruntime
 
-    piper_config(path)
+    own_voice = str(piper_config(path).get("dataset") or "")
     cuda = torch_device(device).startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    return PiperSpeaker(PiperVoice.load(str(path), config_path=str(path) + ".json", use_cuda=cuda), name)
+    return PiperSpeaker(PiperVoice.load(str(path), config_path=str(path) + ".json", use_cuda=cuda), name, own_voice)
 
 
 @dataclass
@@ -243,5 +254,6 @@ def known_voices(name: str, paths: Sequence[Path]) -> list[str] | None:
     for path in paths:
         if path.suffix == ".onnx" and path.with_name(path.name + ".json").is_file():
             config = piper_config(path)
-            return piper_voices(int(config.get("num_speakers", 1)), config.get("speaker_id_map") or {})
+            return piper_voices(int(config.get("num_speakers", 1)), config.get("speaker_id_map") or {},
+                                str(config.get("dataset") or ""))
     return None

@@ -103,9 +103,25 @@ def test_bad_literals_are_reported_before_anything_runs(media_executor: Session)
         run_nodes(media_executor, nodes)
     issues = {(issue.node, issue.input): issue.message for issue in caught.value.issues}
     assert {("a", "voice"), ("b", "model"), ("c", "speed"), ("d", "language"), ("e", "language")} <= set(issues)
-    assert "single voice" in issues[("a", "voice")]
+    assert issues[("a", "voice")] == ("unknown voice 'alice': piper-joe has a single voice, 'joe' (or leave voice "
+                                      "empty for its default)")
     assert "only knows en" in issues[("d", "language")]
     assert "unknown language 'klingon'" in issues[("e", "language")]
+
+
+def test_a_one_voice_piper_model_answers_to_its_own_name(media_executor: Session) -> None:
+    """piper-joe's one voice is called joe (its dataset): naming it is the default voice, any other name an
+    error that says which one there is."""
+    result = run_nodes(media_executor, {"say": {"type": "audio.speech", "inputs": {
+        "text": "Hi.", "model": "piper-joe", "voice": "joe"}}}, {"speech": "say.audio"})
+    assert result.record.status == "succeeded", result.record.error
+    assert result.values["speech"].sample_rate == 22050
+    name = run_nodes(media_executor, {"name": {"type": "text.value", "inputs": {"value": "bob"}},
+                                      "say": {"type": "audio.speech", "inputs": {
+                                          "text": "Hi.", "model": "piper-joe", "voice": {"from": "name.text"}}}})
+    assert name.record.nodes["say"].error == (
+        "node 'say' (audio.speech), input 'voice': unknown voice 'bob': piper-joe has a single voice, 'joe' (or "
+        "leave voice empty for its default)")
 
 
 def test_piper_voice_by_path(media_executor: Session) -> None:
