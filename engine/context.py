@@ -74,18 +74,20 @@ class NodeModels:
         declared for ``input`` (``Node.model_families``) are the ones accepted."""
         checked = self._files.model(name, input=input)
         try:
-            return self._source.resolve(checked, self._data_dir, families=self._families.get(input, ()),
-                                        relative_paths=not self._files.restricted)
+            with self._manager.loading():
+                return self._source.resolve(checked, self._data_dir, families=self._families.get(input, ()),
+                                            relative_paths=not self._files.restricted)
         except ModelResolveError as exc:
             raise NodeError(str(exc), input=input) from None
 
     def load(self, name: str, build: Callable[[ResolvedModel, str], T], *, kind: str, input: str = "model") -> T:
         """The model ``name`` (given to ``input``) as ``kind`` (what ``build`` makes of the files: a pipeline, a
         captioner) on this node's device; ``build(resolved, device)`` runs only when it is not resident."""
-        resolved = self.resolve(name, input=input)
-        key = model_key(kind, resolved)
-        self._manager.link_declared(name, key)
-        return self.hold(key, lambda device: build(resolved, device))
+        with self._manager.loading():
+            resolved = self.resolve(name, input=input)
+            key = model_key(kind, resolved)
+            self._manager.link_declared(name, key)
+            return self.hold(key, lambda device: build(resolved, device))
 
     def hold(self, key: str, build: Callable[[str], T]) -> T:
         """A model no catalogue names (built from code, not from files) under the identity ``key``, which is also

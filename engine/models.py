@@ -109,7 +109,14 @@ class ModelManager:
         self.load_times: dict[str, float] = {}
         self._declared: dict[str, set[str]] = {}
         self._lock = threading.RLock()
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.RLock()
+
+    def loading(self) -> threading.RLock:
+        """The lock one model is made under at a time, in this process: resolving a name may build its files, and
+        building or loading a model touches process-wide state (accelerate's empty-weights patch of
+        ``nn.Module.register_parameter``, torch's global RNG), so a model made in one thread while another is
+        loaded came out on the meta device. Re-entrant: ``get`` takes it again to load."""
+        return self._load_lock
 
     def resident_on(self, name: str) -> list[str]:
         """Devices where a model is resident now, by its key or by the name a node declared for it (the

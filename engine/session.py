@@ -27,6 +27,7 @@ from nodeforge.engine.events import EventEmitter, Listener
 from nodeforge.engine.execute import Run
 from nodeforge.engine.files import FilePolicy
 from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
+from nodeforge.engine.imports import serialize_first_imports
 from nodeforge.engine.inputs import MediaResolver, bind_inputs
 from nodeforge.engine.limits import MediaLimits
 from nodeforge.engine.media import write_output
@@ -57,6 +58,7 @@ class Session:
                  devices: list[str] | None = None, data_dir: Path | None = None,
                  models: ModelManager | None = None, backend: Backend | None = None,
                  policy: FilePolicy | None = None, limits: MediaLimits | None = None) -> None:
+        serialize_first_imports()
         self.env = env
         self.workers = workers
         self.policy = policy

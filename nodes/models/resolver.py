@@ -20,6 +20,7 @@ from nodeforge.engine.model_source import ModelEntry, ResolvedModel
 from nodeforge.nodes.models.aliases import Alias, inside, read_aliases, read_search_folders
 from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
 from nodeforge.nodes.models.store import build_once
+from nodeforge.nodes.runtime import seeded_global_rng
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
 USER_ALIASES = "models.toml"
@@ -338,13 +339,11 @@ def _data_dir(data_dir: Path | None) -> Path:
 
 
 def _seeded(build: Callable[[Path], None], seed: int) -> Callable[[Path], None]:
-    """``build`` with the torch RNG seeded (and the caller's RNG state left as it was)."""
+    """``build`` with torch's global RNG seeded, taken from every other seeded user of it while it builds (two
+    builds drawing at once would each get the other's numbers), and left as it was."""
 
     def run(folder: Path) -> None:
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_global_rng(seed, "cpu"):
             build(folder)
 
     return run
