@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from nodeforge.engine.events import Event
 from nodeforge.engine.inputs import parse_cli_value
 from nodeforge.engine.ports import make_port
 from nodeforge.engine.record import RunRecord
-from nodeforge.engine.sweep import Sweep, expand_sweep, node_states, sweep_cells, sweep_table
+from nodeforge.engine.sweep import MAX_CELLS, Sweep, expand_sweep, node_states, sweep_cells, sweep_table
 
 
 def sweep_of(document: GraphDocument, sweeps: Sequence[str], zipped: bool, rows: str | None) -> Sweep | None:
@@ -71,17 +71,33 @@ def cells_from_options(document: GraphDocument, sweeps: Sequence[str], zipped: b
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of inputs from a ``.jsonl`` file (one JSON object per line) or a ``.csv`` file (a header of input
-    names); empty lines are skipped."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"--rows {path}: {exc.strerror or exc}") from None
-    if path.suffix.lower() == ".csv":
-        return [dict(row) for row in csv.DictReader(text.splitlines()) if any(row.values())]
-    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+    names); empty lines are skipped. Read a line at a time and refused at the first row over ``MAX_CELLS``, so
+    a huge file is never held whole."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
         raise UsageError(f"--rows {path}: give a .jsonl or .csv file")
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as lines:
+            for number, row in _csv_rows(lines) if suffix == ".csv" else _json_rows(path, lines):
+                if len(rows) == MAX_CELLS:
+                    raise UsageError(f"--rows {path}, line {number}: more than {MAX_CELLS} rows; at most "
+                                     f"{MAX_CELLS} cells run in one sweep")
+                rows.append(row)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--rows {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return rows
+
+
+def _csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(lines)
+    for row in reader:
+        if any(row.values()):
+            yield reader.line_num, dict(row)
+
+
+def _json_rows(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -90,8 +106,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             raise UsageError(f"--rows {path}, line {number}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise UsageError(f"--rows {path}, line {number}: each line is one JSON object of inputs")
-        rows.append(row)
-    return rows
+        yield number, row
 
 
 def _axis(document: GraphDocument, option: str) -> tuple[str, list[Any]]:
@@ -110,7 +125,11 @@ def _axis(document: GraphDocument, option: str) -> tuple[str, list[Any]]:
         except ValueError:
             raise UsageError(f"--sweep {option}: a range is FIRST..LAST of whole numbers") from None
         step = 1 if stop >= start else -1
-        return name, list(range(start, stop + step, step))
+        numbers = range(start, stop + step, step)
+        if len(numbers) > MAX_CELLS:
+            raise UsageError(f"--sweep {option}: {len(numbers):,} values; at most {MAX_CELLS} cells run in one "
+                             "sweep")
+        return name, list(numbers)
     if text.startswith("["):
         try:
             values = json.loads(text)

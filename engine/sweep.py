@@ -17,13 +17,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from nodeforge.engine.document import GraphDocument, parse_document
-from nodeforge.engine.errors import NodeError
+from nodeforge.engine.errors import EngineError, NodeError
 from nodeforge.engine.keys import canonical
 from nodeforge.engine.record import RunRecord
 
 SweepMode = Literal["product", "zip", "rows"]
 MODES: tuple[SweepMode, ...] = ("product", "zip", "rows")
 MAX_CELLS = 4096
+COUNT_CEILING = 10**18
+"""Where counting cells stops: any count this large is refused the same way."""
+MAX_COPIES = 16_384
+"""Cells times the nodes that read a swept input: what the combined graph and its ``ui.sweep`` hold per cell (a
+copy, or which cell's copy the cell uses), so the cap on cells also bounds a small graph's sweep in memory."""
 
 
 def cell_name(index: int, name: str) -> str:
@@ -34,32 +39,52 @@ def cell_name(index: int, name: str) -> str:
 def sweep_cells(axes: Any, mode: str = "product") -> list[dict[str, Any]]:
     """The cells of a sweep, in order: ``product`` (the first axis varies slowest, so with two axes the first
     gives the rows of a sheet), ``zip`` (axes of one length, taken together) or ``rows`` (``axes`` is then a list of
-    input objects). NodeError on ``axes`` or ``mode`` when they do not describe a sweep."""
+    input objects). NodeError on ``axes`` or ``mode`` when they do not describe a sweep, or describe more than
+    ``MAX_CELLS`` cells: counted from the axes' lengths before a single cell is built, so a few bytes of axes
+    that multiply to a billion cells cost nothing."""
+    count_cells(axes, mode)
+    if mode == "rows":
+        return [dict(row) for row in axes]
+    names, lists = list(axes), list(axes.values())
+    combined = zip(*lists, strict=True) if mode == "zip" else itertools.product(*lists)
+    return [dict(zip(names, values, strict=True)) for values in combined]
+
+
+def count_cells(axes: Any, mode: str = "product") -> int:
+    """How many cells ``sweep_cells`` would build, by arithmetic on the axes' lengths; NodeError (as there) when
+    the axes do not describe a sweep or the count is over ``MAX_CELLS``."""
     if mode not in MODES:
         raise NodeError(f"mode is one of {', '.join(MODES)}, not {mode!r}", input="mode")
     if mode == "rows":
         if not isinstance(axes, list) or not axes or not all(isinstance(row, dict) and row for row in axes):
             raise NodeError("rows mode takes a non-empty list of input objects, e.g. [{\"seed\": 1}, {\"seed\": 2}]",
                             input="axes")
-        cells = [dict(row) for row in axes]
-    else:
-        if not isinstance(axes, dict) or not axes:
-            raise NodeError('axes is an object of input names and value lists, e.g. {"seed": [1, 2, 3]}',
-                            input="axes")
-        for name, values in axes.items():
-            if not isinstance(values, list) or not values:
-                raise NodeError(f"axes.{name} must be a non-empty list of values", input="axes")
-        names, lists = list(axes), list(axes.values())
-        if mode == "zip":
-            if len({len(values) for values in lists}) > 1:
-                lengths = ", ".join(f"{name}: {len(values)}" for name, values in axes.items())
-                raise NodeError(f"zip takes axes of one length ({lengths})", input="axes")
-            cells = [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
-        else:
-            cells = [dict(zip(names, values, strict=True)) for values in itertools.product(*lists)]
-    if len(cells) > MAX_CELLS:
-        raise NodeError(f"the sweep has {len(cells)} cells; at most {MAX_CELLS} run in one sweep", input="axes")
-    return cells
+        return _within_cap(len(axes), f"{len(axes)} rows")
+    if not isinstance(axes, dict) or not axes:
+        raise NodeError('axes is an object of input names and value lists, e.g. {"seed": [1, 2, 3]}', input="axes")
+    for name, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise NodeError(f"axes.{name} must be a non-empty list of values", input="axes")
+    lengths = _clipped(", ".join(f"{name}: {len(values)}" for name, values in axes.items()))
+    if mode == "zip":
+        if len({len(values) for values in axes.values()}) > 1:
+            raise NodeError(f"zip takes axes of one length ({lengths})", input="axes")
+        return _within_cap(len(next(iter(axes.values()))), f"axes of {lengths} values, zipped")
+    count = 1
+    for values in axes.values():
+        count = min(count * len(values), COUNT_CEILING)  # saturating: a thousand axes never make a huge integer
+    return _within_cap(count, f"axes of {lengths} values")
+
+
+def _within_cap(count: int, what: str) -> int:
+    if count > MAX_CELLS:
+        many = f"{count:,}" if count < COUNT_CEILING else f"more than {COUNT_CEILING:,}"
+        raise NodeError(f"the sweep has {many} cells ({what}); at most {MAX_CELLS} run in one sweep", input="axes")
+    return count
+
+
+def _clipped(text: str, most: int = 200) -> str:
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def axis_problems(document: GraphDocument, cells: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -88,13 +113,18 @@ def expand_sweep(document: GraphDocument, cells: list[dict[str, Any]]) -> Sweep:
     """The combined graph of ``document`` over ``cells`` (see the module docstring). A node is copied once per
     distinct combination of the swept values it reads (directly or upstream), so in a 3x2 sweep a node that reads
     only the first axis runs three times, not six. Raises NodeError on ``axes`` when a cell names something that is
-    not an input of the graph."""
+    not an input of the graph, or when the combined graph would hold more than ``MAX_COPIES`` node copies (checked
+    before any is made)."""
     problems = axis_problems(document, cells)
     if problems:
         raise NodeError("; ".join(problems), input="axes")
     source = document.to_json()
     swept = set().union(*(cell.keys() for cell in cells))
     reads = _swept_reads(source["nodes"], swept)
+    if len(cells) * len(reads) > MAX_COPIES:
+        raise NodeError(f"the sweep would copy {len(cells) * len(reads):,} nodes ({len(cells)} cells x "
+                        f"{len(reads)} nodes that read a swept input); at most {MAX_COPIES:,} in one sweep: sweep "
+                        "fewer values, or split the graph", input="axes")
     nodes: dict[str, Any] = {node_id: node for node_id, node in source["nodes"].items() if node_id not in reads}
     declared = {name: decl for name, decl in source["inputs"].items()
                 if name not in swept or any(name not in cell for cell in cells)}
@@ -125,6 +155,32 @@ def expand_sweep(document: GraphDocument, cells: list[dict[str, Any]]) -> Sweep:
         "ui": {"sweep": {"graph": document.name, "cells": cells, "outputs": list(source["outputs"]), "own": own,
                          "uses": uses}}})
     return Sweep(combined, cells, list(source["outputs"]), own, inputs)
+
+
+def read_meta(raw: Any) -> dict[str, Any]:
+    """A combined graph's ``ui.sweep`` checked before ``sweep_table`` reads it: ``ui`` is free-form, so a stored
+    document may carry any JSON there. EngineError saying which part does not have the shape ``expand_sweep``
+    writes."""
+    if not isinstance(raw, dict):
+        raise EngineError("ui.sweep is not an object")
+    cells, outputs = raw.get("cells"), raw.get("outputs")
+    if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
+        raise EngineError("ui.sweep.cells is not a list of input objects")
+    if len(cells) > MAX_CELLS:
+        raise EngineError(f"ui.sweep.cells has {len(cells)} cells; a sweep has at most {MAX_CELLS}")
+    if not _strings(outputs):
+        raise EngineError("ui.sweep.outputs is not a list of output names")
+    for part in ("own", "uses"):
+        ids = raw.get(part)
+        if not isinstance(ids, list) or len(ids) != len(cells) or not all(_strings(item) for item in ids):
+            raise EngineError(f"ui.sweep.{part} is not a list of node ids per cell ({len(cells)} cells)")
+    graph = raw.get("graph")
+    return {"graph": graph if isinstance(graph, str) else None, "cells": cells, "outputs": outputs,
+            "own": raw["own"], "uses": raw["uses"]}
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def sweep_table(meta: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]],

@@ -1,7 +1,12 @@
 """``nodeforge run G --sweep`` and ``--rows``: cells on the terminal, the comparison files, usage errors."""
 
 import json
+import tracemalloc
 from pathlib import Path
+
+import pytest
+
+from nodeforge.engine.errors import UsageError
 
 from tests.engine.test_cli import HELLO, cli
 
@@ -62,3 +67,41 @@ def test_sweep_values_take_their_inputs_types() -> None:
     assert cells_from_options(document, ["model=tiny/sd,tiny/sdxl", "seed=4..3"], True, None) == [
         {"model": "tiny/sd", "seed": 4}, {"model": "tiny/sdxl", "seed": 3}]
     assert cells_from_options(document, [], False, None) is None
+
+
+SEEDED = {"name": "seeded", "inputs": {"seed": {"type": "int", "default": 0}, "name": {"type": "text", "default": ""}},
+          "nodes": {"n": {"type": "text.template", "inputs": {"template": "{name} {seed}", "name": {"input": "name"},
+                                                              "seed": {"input": "seed"}}}}}
+
+
+def test_a_sweep_bomb_on_the_command_line_is_refused_before_it_is_expanded(data_dir: Path, tmp_path: Path) -> None:
+    """A range, a product of options or a rows file over the cap is refused with exit 2 before any value list
+    or cell is built (a billion-value range would otherwise take gigabytes before the cap was checked)."""
+    graph = tmp_path / "seeded.json"
+    graph.write_text(json.dumps(SEEDED), encoding="utf-8")
+    (tmp_path / "rows.jsonl").write_text('{"seed": 1}\n' * 5000, encoding="utf-8")
+    cases = {
+        ("--sweep", "seed=1..1000000000"): "--sweep seed=1..1000000000: 1,000,000,000 values; at most 4096 cells",
+        ("--sweep", "seed=1..4000", "--sweep", "name=a,b"): "the sweep has 8,000 cells (axes of seed: 4000, name: 2 "
+                                                             "values); at most 4096 run in one sweep",
+        ("--rows", "rows.jsonl"): "rows.jsonl, line 4097: more than 4096 rows",
+    }
+    for args, expected in cases.items():
+        done = cli("run", str(graph), *args, data_dir=data_dir, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert expected in done.stderr, (args, done.stderr)
+
+
+def test_a_long_range_costs_nothing_before_it_is_refused() -> None:
+    from nodeforge.engine.cli_sweep import cells_from_options
+    from nodeforge.engine.document import parse_document
+
+    document = parse_document(SEEDED)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError, match="200,000 values"):
+            cells_from_options(document, ["seed=1..200000"], False, None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256_000, f"{peak:,} bytes held before the range was refused"

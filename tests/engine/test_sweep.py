@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.errors import GraphValidationError, NodeError
+from nodeforge.engine.errors import EngineError, GraphValidationError, NodeError
 from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.session import Session
-from nodeforge.engine.sweep import expand_sweep, sweep_cells
+from nodeforge.engine.sweep import MAX_CELLS, MAX_COPIES, count_cells, expand_sweep, read_meta, sweep_cells
 from tests.support.testnodes import coordination
 
 
@@ -155,3 +157,71 @@ def test_a_cell_whose_work_another_cell_did_reports_that_work(executor: Session)
     assert cells[1]["devices"] == cells[0]["devices"] == ["cpu"]
     assert [cell["status"] for cell in cells] == ["succeeded", "succeeded"]
     assert cells[0]["outputs"] == cells[1]["outputs"] == {"out": 17, "mid": 7}
+
+
+def peak_bytes(call: Callable[[], Any]) -> int:
+    """The most memory Python held while ``call`` ran (it must raise NodeError)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(NodeError):
+            call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_oversized_sweep_is_counted_and_refused_before_a_cell_is_built() -> None:
+    """A million cells (three axes of 100) cost a few hundred MB when built; refused by arithmetic, they cost
+    nothing, and a billion (or a count too large to write) is refused the same way."""
+    hundred = list(range(100))
+    assert peak_bytes(lambda: sweep_cells({"a": hundred, "b": hundred, "c": hundred})) < 64_000
+    with pytest.raises(NodeError, match=r"has 1,000,000,000 cells \(axes of a: 1000, b: 1000, c: 1000 values\); "
+                                        "at most 4096 run in one sweep") as caught:
+        sweep_cells({name: list(range(1000)) for name in "abc"})
+    assert caught.value.input == "axes"
+    with pytest.raises(NodeError, match="more than 1,000,000,000,000,000,000 cells"):
+        sweep_cells({f"axis{i}": [1, 2] for i in range(5000)})
+    long_axes = {"a": list(range(MAX_CELLS + 1)), "b": list(range(MAX_CELLS + 1))}
+    assert peak_bytes(lambda: sweep_cells(long_axes, "zip")) < 64_000
+    rows = [{"a": i} for i in range(MAX_CELLS + 1)]
+    assert peak_bytes(lambda: sweep_cells(rows, "rows")) < 64_000
+    assert count_cells({"a": hundred[:64], "b": hundred[:64]}) == MAX_CELLS
+    assert count_cells([{"a": 1}] * 3, "rows") == 3 and count_cells({"a": [1, 2], "b": [3, 4]}, "zip") == 2
+
+
+def test_a_sweep_that_would_copy_too_many_nodes_is_refused_before_copying() -> None:
+    """Within the cap on cells a graph of many nodes that read the swept input would still multiply: the
+    combined graph's size (cells x copied nodes) is checked before anything is copied."""
+    chain = {f"n{i}": {"type": "text.template", "inputs": {"template": "{x}", "x": {"input": "x"} if i == 0
+                                                           else {"from": f"n{i - 1}.text"}}} for i in range(5)}
+    document = parse_document({"name": "chain", "inputs": {"x": {"type": "text", "default": ""}}, "nodes": chain})
+    cells = sweep_cells({"x": [str(i) for i in range(MAX_COPIES // 5 + 1)]})
+    with pytest.raises(NodeError, match=f"would copy {len(cells) * 5:,} nodes .* at most {MAX_COPIES:,}"):
+        expand_sweep(document, cells)
+    assert len(expand_sweep(document, cells[:MAX_COPIES // 5]).document.nodes) == MAX_COPIES // 5 * 5
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    ([1], "ui.sweep is not an object"),
+    ({"outputs": [], "own": [], "uses": []}, "ui.sweep.cells is not a list of input objects"),
+    ({"cells": "ab", "outputs": [], "own": [], "uses": []}, "ui.sweep.cells is not a list"),
+    ({"cells": [[1]], "outputs": [], "own": [[]], "uses": [[]]}, "ui.sweep.cells is not a list"),
+    ({"cells": [{}] * (MAX_CELLS + 1), "outputs": [], "own": [], "uses": []}, "a sweep has at most 4096"),
+    ({"cells": [{}], "outputs": {"o": 1}, "own": [[]], "uses": [[]]}, "ui.sweep.outputs is not a list"),
+    ({"cells": [{}], "outputs": [["o"]], "own": [[]], "uses": [[]]}, "ui.sweep.outputs is not a list"),
+    ({"cells": [{}], "outputs": [], "uses": [[]]}, "ui.sweep.own is not a list of node ids per cell"),
+    ({"cells": [{}], "outputs": [], "own": [], "uses": [[]]}, r"ui.sweep.own .* \(1 cells\)"),
+    ({"cells": [{}], "outputs": [], "own": [[{"a": 1}]], "uses": [[]]}, "ui.sweep.own is not"),
+    ({"cells": [{}], "outputs": [], "own": [[]], "uses": [5]}, "ui.sweep.uses is not"),
+])
+def test_a_stored_sweep_description_of_the_wrong_shape_is_named(raw: Any, reason: str) -> None:
+    """``ui`` is free-form: a document may carry any ``ui.sweep``; reading it says what is wrong."""
+    with pytest.raises(EngineError, match=reason):
+        read_meta(raw)
+
+
+def test_a_stored_sweep_description_reads_back() -> None:
+    raw = {"graph": ["x"], "cells": [{"a": 1}], "outputs": ["o"], "own": [["c0__n"]], "uses": [["c0__n"]],
+           "extra": True}
+    assert read_meta(raw) == {"graph": None, "cells": [{"a": 1}], "outputs": ["o"], "own": [["c0__n"]],
+                              "uses": [["c0__n"]]}
