@@ -10,7 +10,9 @@ every text in it is escaped, because graph values are user input.
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import html
 import io
 import json
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from nodeforge.engine.artifacts import ARTIFACT_URL
 from nodeforge.engine.document import atomic_write_text
 
 FILES = ("compare.html", "compare.csv", "compare.json")
@@ -69,13 +72,19 @@ headers.forEach((header, column) => header.querySelector("button").addEventListe
 }));
 """
 
+SERVED_POLICY = ("default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
+                 f"script-src 'sha256-{base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()}'; "
+                 "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+"""The Content-Security-Policy the server sends with the page: the page's own sorting script and nothing else
+runs, and pictures and sounds load only from the server, whatever a cell holds."""
+
 
 def compare_html(table: Sequence[Mapping[str, Any]], *, title: str, axes: Sequence[str],
                  folder: Path | None = None) -> str:
     """The comparison page: one row per cell; the swept inputs first (values that differ between cells are
-    tinted, one tint per value), then each output, then seconds, devices and cached. A media file inside
-    ``folder`` (where the page will be written) is linked by a relative path, so the folder can be moved or
-    archived whole; other files by file:// URL; artifact URLs as they are."""
+    tinted, one tint per value), then each output, then seconds, devices and cached. Media are linked as
+    ``media_source`` allows (``folder`` is where the page will be written; None for the page the server serves),
+    anything else is shown as text."""
     columns, values = _grid(table, axes)
     numeric = [_numeric([row[i] for row in values]) for i in range(len(columns))]
     tints = [_tints([row[i] for row in values]) for i in range(len(axes))]
@@ -144,14 +153,20 @@ def _grid(table: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> tuple[list
     return [*axes, *outputs, *TIMING, *errors], values
 
 
-def media_source(item: Mapping[str, Any], folder: Path | None) -> str:
-    """Where a page in ``folder`` finds a media value: a relative path for a file inside the folder, a file://
-    URL for one elsewhere, and a URL (an artifact's) as it is."""
+def media_source(item: Mapping[str, Any], folder: Path | None) -> str | None:
+    """Where the page finds a media value, or None when it may not be linked. A page written into ``folder``
+    links a file inside it by a relative path (so the folder can be moved or archived whole) and one elsewhere
+    by a file:// URL; a page the server serves (no folder) links nothing but the server's own artifact URLs.
+    Values are user input (a swept value, a forged ``ui.sweep``): a ``url`` of any other form (``javascript:``,
+    ``data:``, another site) is never linked."""
     if "url" in item:
-        return str(item["url"])
-    path = Path(str(item["path"])).resolve()
-    if folder is not None and path.is_relative_to(folder.resolve()):
-        return quote(path.relative_to(folder.resolve()).as_posix())
+        url = item["url"]
+        return url if isinstance(url, str) and ARTIFACT_URL.fullmatch(url) else None
+    if folder is None or not isinstance(item.get("path"), str):
+        return None
+    path = Path(item["path"]).resolve()
+    if path.is_relative_to(folder.resolve()):
+        return quote(path.relative_to(folder.resolve()).as_posix())  # ':' is quoted: never read as a scheme
     return path.as_uri()
 
 
@@ -197,13 +212,16 @@ def _render(value: Any, name: str, folder: Path | None) -> str:
 
 
 def _media(item: Mapping[str, Any], name: str, folder: Path | None) -> str:
-    source = _e(media_source(item, folder))
+    found = media_source(item, folder)
+    if found is None:
+        return f'<pre class="text">{_e(_display(dict(item), name))}</pre>'
+    source = _e(found)
     kind = str(item.get("media_type", "")).split("/", 1)[0]
     if kind == "image":
         return f'<a href="{source}"><img src="{source}" alt="{_e(name)}" loading="lazy"></a>'
     if kind in ("audio", "video"):
         return f'<{kind} controls preload="metadata" src="{source}"></{kind}>'
-    return f'<a href="{source}">{_e(Path(source).name or name)}</a>'
+    return f'<a href="{source}">{_e(Path(found).name or name)}</a>'
 
 
 def _display(value: Any, name: str) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.errors import UsageError
-
 from tests.engine.test_cli import HELLO, cli
 
 

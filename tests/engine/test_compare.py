@@ -16,6 +16,7 @@ import pytest
 
 from nodeforge.engine.compare import compare_csv, compare_html, media_source, write_compare
 
+ARTIFACT = "0123456789abcdef0123456789abcdef"
 VOID = {"meta", "img", "br", "hr", "input", "source", "link", "wbr"}
 
 
@@ -153,26 +154,55 @@ def test_every_text_is_escaped(tmp_path: Path) -> None:
     assert rows_of(page)[1]["note"].text == "", "a cell without an output shows an empty cell"
 
 
-def test_media_sources_relative_inside_the_folder_file_urls_outside_and_urls_as_they_are(tmp_path: Path) -> None:
+def test_media_sources_relative_inside_the_folder_file_urls_outside_and_artifact_urls(tmp_path: Path) -> None:
     page_folder = tmp_path / "sweep"
     inside = {"path": str(page_folder / "cells" / "a b#1.png"), "media_type": "image/png"}
     assert media_source(inside, page_folder) == "cells/a%20b%231.png"
     outside = {"path": str(tmp_path / "elsewhere.wav"), "media_type": "audio/wav"}
     assert media_source(outside, page_folder) == (tmp_path / "elsewhere.wav").resolve().as_uri()
-    assert media_source(inside, None) == Path(inside["path"]).resolve().as_uri()
-    artifact = {"url": "/api/artifacts/0123456789abcdef0123456789abcdef", "media_type": "video/mp4", "bytes": 10}
-    assert media_source(artifact, page_folder) == artifact["url"]
+    assert media_source(inside, None) is None, "the served page links no file of the server's"
+    artifact = {"url": f"/api/artifacts/{ARTIFACT}", "media_type": "video/mp4", "bytes": 10}
+    assert media_source(artifact, page_folder) == media_source(artifact, None) == artifact["url"]
+    other = {"url": f"/api/artifacts/{ARTIFACT[::-1]}", "media_type": "image/png"}
     table = [{"index": 0, "inputs": {"seed": 1}, "outputs": {
-        "frames": [inside, {"url": "/api/artifacts/feed", "media_type": "image/png"}], "speech": outside,
+        "frames": [inside, other], "speech": outside,
         "clip": artifact, "data": {"path": str(page_folder / "x.bin"), "media_type": "application/octet-stream"}},
         "seconds": 1.0, "devices": ["cuda:0"], "cached": False}]
     row = rows_of(parse(compare_html(table, title="media", axes=["seed"], folder=page_folder)))[0]
-    assert [img.attrs["src"] for img in row["frames"].find_all("img")] == ["cells/a%20b%231.png", "/api/artifacts/feed"]
+    assert [img.attrs["src"] for img in row["frames"].find_all("img")] == ["cells/a%20b%231.png", other["url"]]
     audio = row["speech"].first("audio")
     assert "controls" in audio.attrs and audio.attrs["src"] == (tmp_path / "elsewhere.wav").resolve().as_uri()
     video = row["clip"].first("video")
     assert "controls" in video.attrs and video.attrs["src"] == artifact["url"]
     assert row["data"].first("a").attrs["href"] == "x.bin" and row["data"].text == "x.bin"
+
+
+HOSTILE_URLS = ["javascript:alert(document.domain)", " JavaScript:alert(1)", "java\tscript:alert(1)",
+                "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)", "https://evil.example/x.png",
+                "//evil.example/x.png", "/api/artifacts/../../api/health", f"/api/artifacts/{ARTIFACT}?x=1",
+                f"/api/artifacts/{ARTIFACT}#x"]
+
+
+@pytest.mark.parametrize("folder", [None, "sweep"])
+def test_a_media_value_links_only_the_servers_own_artifacts(tmp_path: Path, folder: str | None) -> None:
+    """A swept value or a forged ``ui.sweep`` can hold any media-shaped object: whatever its ``url`` (script,
+    data, another site, a path that climbs out), the page shows it as text and links or loads nothing from it."""
+    values = [{"url": url, "media_type": kind} for url in HOSTILE_URLS for kind in ("image/png", "audio/wav",
+                                                                                    "text/html")]
+    values += [{"url": ["javascript:alert(1)"], "media_type": "image/png"}, {"path": 5, "media_type": "image/png"}]
+    table = [{"index": index, "inputs": {"pick": value}, "outputs": {"shown": value, "listed": [value, value]},
+              "seconds": 0.1, "devices": [], "cached": False} for index, value in enumerate(values)]
+    page_folder = None if folder is None else tmp_path / folder
+    page = parse(compare_html(table, title="t", axes=["pick"], folder=page_folder))
+    linked = [element for tag in ("a", "img", "audio", "video", "source", "iframe") for element in page.find_all(tag)]
+    assert linked == []
+    assert "alert(document.domain)" in rows_of(page)[0]["pick"].text, "the value is still shown, as text"
+
+
+def test_a_file_named_like_a_scheme_inside_the_folder_stays_a_relative_link(tmp_path: Path) -> None:
+    folder = tmp_path / "sweep"
+    item = {"path": str(folder / "javascript:alert(1).png"), "media_type": "image/png"}
+    assert media_source(item, folder) == "javascript%3Aalert%281%29.png"
 
 
 def test_csv_has_a_row_per_cell_with_media_paths_and_joined_lists(tmp_path: Path) -> None:
