@@ -35,6 +35,8 @@ FileUse = Literal["read", "write", "model"]
 FILE_USES: frozenset[str] = frozenset({"read", "write", "model"})
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".onnx", ".gguf")
 _LOCAL = re.compile(r"^(/|~|\.{1,2}([/\\]|$)|[A-Za-z]:[/\\]|file:)|\\|(^|[/\\])\.\.([/\\]|$)")
+NAME_MAX = 255
+"""The longest name of one file or folder on the file systems the server runs on (bytes)."""
 OUTSIDE_READ = "is not a file inside the folders this server allows"
 PLAIN_NAMES = (" (a plain name is looked for in the data dir's inputs folder, the graph's own folder and the "
                "readable folders)")
@@ -120,13 +122,13 @@ class FileAccess:
         path = Path(os.path.expanduser(text.removeprefix("file://")))
         if self.policy is None:
             candidates = [path, *(folder / path for folder in self._lookup_folders() if not path.is_absolute())]
-            return next((candidate for candidate in candidates if candidate.is_file()), None)
+            return next((candidate for candidate in candidates if _is_file(candidate)), None)
         roots = self.policy.read
         if path.is_absolute():
-            return path if is_within(path, roots) and path.is_file() else None
+            return path if is_within(path, roots) and _is_file(path) else None
         for folder in self._lookup_folders():
             candidate = folder / path
-            if is_within(candidate, roots) and candidate.is_file():
+            if is_within(candidate, roots) and _is_file(candidate):
                 return candidate
         return None
 
@@ -156,12 +158,12 @@ class FileAccess:
         path = Path(os.path.expanduser(text.removeprefix("file://")))
         roots = self.policy.read
         if path.is_absolute():
-            if is_within(path, roots) and path.exists():
+            if is_within(path, roots) and _exists(path):
                 return str(path)
             raise NodeError(f"'{_shown(name)}' {OUTSIDE_MODEL}", input=input)
         for folder in roots:
             candidate = folder / path
-            if is_within(candidate, roots) and candidate.exists():
+            if is_within(candidate, roots) and _exists(candidate):
                 return str(candidate)
         if names_local_path(text):
             raise NodeError(f"'{_shown(name)}' {OUTSIDE_MODEL}", input=input)
@@ -174,6 +176,8 @@ class FileAccess:
             return None
         if "\x00" in text:
             return "contains a NUL character"
+        if any(len(part.encode()) > NAME_MAX for part in re.split(r"[/\\]", text)):
+            return f"has a part longer than {NAME_MAX} bytes: no file, folder or model is named so"
         path = Path(os.path.expanduser(text.removeprefix("file://")))
         if use == "read":
             if artifact_id_of(text) is not None:
@@ -214,6 +218,23 @@ def check_declarations(files: Mapping[str, str], inputs: Sequence[str]) -> str |
         if use not in FILE_USES:
             return f"files['{name}'] is {use!r}; one of read, write, model"
     return None
+
+
+def _is_file(path: Path) -> bool:
+    """``Path.is_file`` that takes a name the file system refuses (too long, a component over NAME_MAX) as
+    nothing there, as it does a missing one, instead of raising."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _exists(path: Path) -> bool:
+    """``Path.exists``, with a name the file system refuses taken as nothing there (see ``_is_file``)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _escapes(text: str) -> bool:
