@@ -6,8 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from nodeforge.engine.compare import compare_html
-from nodeforge.engine.sweep import sweep_table
+from nodeforge.engine.compare import SERVED_POLICY, compare_html
+from nodeforge.engine.errors import EngineError
+from nodeforge.engine.sweep import read_meta, sweep_table
 from nodeforge.server.errors import ApiError, invalid
 from nodeforge.server.idempotency import IdempotencyConflict
 from nodeforge.server.library import BadName, GraphMissing, Unreadable
@@ -85,19 +86,26 @@ def read_run_graph(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/runs/{run_id}/compare", summary="A sweep's cells side by side: a sortable HTML page",
             response_class=Response, responses={
-                200: {"content": {"text/html": {}}, "description": "the comparison page"}, **NOT_FOUND})
+                200: {"content": {"text/html": {}}, "description": "the comparison page"},
+                404: {"model": ErrorBody, "description": "no such run, or it is not a sweep"}})
 def compare_run(run_id: str, runtime: RuntimeDep) -> HTMLResponse:
     row = runtime.store.run_row(run_id)
     view = runtime.run_view(run_id)
     if row is None or view is None:
         raise ApiError(404, f"no run '{run_id[:64]}'")
-    meta = json.loads(row["document"]).get("ui", {}).get("sweep")
-    if not isinstance(meta, dict):
+    ui = json.loads(row["document"]).get("ui")
+    raw = ui.get("sweep") if isinstance(ui, dict) else None
+    if raw is None:
         raise ApiError(404, f"run '{run_id[:64]}' is not a sweep: submit one with \"sweep\" or \"rows\"")
+    try:
+        meta = read_meta(raw)
+    except EngineError as exc:
+        raise ApiError(404, f"run '{run_id[:64]}' has no comparison page: {exc}") from None
     table = sweep_table(meta, view["nodes"], view["outputs"])
     axes = list(dict.fromkeys(name for cell in meta["cells"] for name in cell))
-    title = f"{meta.get('graph') or 'graph'}: {len(table)} cells, {view['status']}"
-    return HTMLResponse(compare_html(table, title=title, axes=axes))
+    title = f"{meta['graph'] or 'graph'}: {len(table)} cells, {view['status']}"
+    return HTMLResponse(compare_html(table, title=title, axes=axes),
+                        headers={"Content-Security-Policy": SERVED_POLICY})
 
 
 @router.post("/runs/{run_id}/cancel", response_model=CancelResult, summary="Cancel a queued or running run",
