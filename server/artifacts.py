@@ -147,9 +147,10 @@ class ArtifactStore:
             return "a media input takes an artifact id from POST /api/uploads"
         try:
             path = Path(self.resolve_input(value))
-            too_large = media_problem(kind, path, self.access.limits)
         except GraphInputError as exc:
             return str(exc)
+        try:
+            too_large = media_problem(kind, path, self.access.limits)
         except Exception as exc:  # noqa: BLE001 - an unreadable header: the run reports the decoder's reason
             return f"{path.name} cannot be read as {kind}: {type(exc).__name__}"
         return f"{path.name}: {too_large}" if too_large else None

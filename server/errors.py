@@ -3,8 +3,12 @@ a graph, a submission or a request body has problems. FastAPI's own 422s are rew
 
 Under ``/v1`` (the OpenAI-compatible surface) errors take OpenAI's shape instead,
 ``{"error": {"message", "type", "code", "param"}}``, so OpenAI clients show the message. Every message is
-redacted on the way out: the server's own folders are named, never located (``server/redact.py``)."""
+redacted on the way out: the server's own folders are named, never located (``server/redact.py``). An exception
+nothing expected answers a 500 in the same shapes (the guard catches it, ``unexpected``): its traceback goes to
+the server's log under a reference, and the client gets only the reference."""
 
+import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -12,13 +16,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 from nodeforge.engine.errors import Issue
 
 OPENAI_PREFIX = "/v1/"
 OPENAI_CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "request_too_large", 422: "invalid_request",
-                429: "rate_limit_exceeded"}
+                429: "rate_limit_exceeded", 500: "internal_error"}
+LOG = logging.getLogger("nodeforge.server")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 class ApiError(Exception):
@@ -48,6 +56,28 @@ def openai_error(status: int, message: str, code: str | None = None, param: str 
 
 def is_openai(path: str) -> bool:
     return path.startswith(OPENAI_PREFIX)
+
+
+def unexpected(path: str, exc: BaseException) -> str:
+    """Log an unexpected exception with its traceback under a fresh reference; the message a client gets (no
+    exception text: it may hold paths or data)."""
+    reference = secrets.token_hex(6)
+    LOG.error("unexpected error %s answering %s", reference, path[:200], exc_info=exc)
+    return f"an unexpected error in the server (reference {reference}); the server's log has the details"
+
+
+def allowed_methods(routes: list[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route answers at this request's path (asked of each route, so routers nested by
+    ``include_router`` answer for their own routes), and OPTIONS; empty when no route has the path."""
+    allowed = [method for method in METHODS if any(_answers(route, {**scope, "type": "http", "method": method})
+                                                   for route in routes)]
+    return [*allowed, "OPTIONS"] if allowed else []
+
+
+def _answers(route: BaseRoute, scope: Scope) -> bool:
+    if isinstance(route, Mount):  # the static files: read only
+        return scope["method"] in ("GET", "HEAD") and route.matches(scope)[0] == Match.FULL
+    return route.matches(scope)[0] == Match.FULL
 
 
 def _body(detail: str, issues: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -6,8 +6,12 @@
 - Token: with a token set, every route needs ``Authorization: Bearer <token>``, server-sent events included; the
   static editor files and the API description (``/docs``, ``/openapi.json``) do not.
 - Responses carry ``X-Content-Type-Options: nosniff``, the guard's own refusals too; under ``/v1`` those are in
-  OpenAI's error shape.
+  OpenAI's error shape. A 405 carries ``Allow`` with every method the path takes (a route names only its own).
 - Body: ``Content-Length`` above the limit is refused at once; a body without one is counted while it is read.
+- OPTIONS is answered here, past the checks above: 204 with ``Allow`` (every method the path takes), 404 for a
+  path nothing serves.
+- An exception nothing else handled answers a JSON 500 in the route's shape, with nosniff, its traceback logged
+  (``errors.unexpected``); once a response has started it can only end the connection.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nodeforge.server.errors import is_openai, openai_error
+from nodeforge.server.errors import allowed_methods, is_openai, openai_error, unexpected
 from nodeforge.server.settings import Settings, is_loopback
 
 PUBLIC_PATHS = frozenset({"/", "/index.html", "/favicon.ico", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
@@ -50,6 +54,9 @@ class Guard:
         if refusal is not None:
             await _reply(scope, send, *refusal)
             return
+        if scope["method"] == "OPTIONS":
+            await _options(scope, send)
+            return
         limit = self.settings.max_upload_bytes if scope["path"] in UPLOAD_PATHS else self.settings.max_body_bytes
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
@@ -78,6 +85,7 @@ class Guard:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
         started = False
+        asked = dict(scope)  # as it came in: routing rewrites the scope's paths as it descends
 
         async def counted() -> Message:
             nonlocal received
@@ -95,6 +103,10 @@ class Guard:
                 headers = list(message.get("headers", []))
                 if not any(key.lower() == b"x-content-type-options" for key, _ in headers):
                     headers.append((b"x-content-type-options", b"nosniff"))
+                if message["status"] == 405:  # a route names its own methods; the path may take more
+                    allowed = ", ".join(allowed_methods(asked["app"].router.routes, asked)).encode()
+                    headers = [*((key, value) for key, value in headers if key.lower() != b"allow"),
+                               (b"allow", allowed)]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -103,6 +115,20 @@ class Guard:
         except BodyTooLarge as exc:
             if not started:
                 await _reply(scope, send, 413, exc.detail)
+        except Exception as exc:
+            if started:
+                raise
+            await _reply(scope, send, 500, unexpected(scope["path"], exc))
+
+
+async def _options(scope: Scope, send: Send) -> None:
+    allowed = allowed_methods(scope["app"].router.routes, scope)
+    if not allowed:
+        await _reply(scope, send, 404, "Not Found")
+        return
+    await send({"type": "http.response.start", "status": 204, "headers": [
+        (b"allow", ", ".join(allowed).encode()), (b"x-content-type-options", b"nosniff")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _public(path: str) -> bool:

@@ -103,7 +103,10 @@ class GraphStore:
         path, readonly = self._locate(name)
         if readonly:
             raise ReadOnly(f"'{name}' is a read-only example graph")
-        path.unlink()
+        try:
+            path.unlink()
+        except FileNotFoundError:  # another request deleted it since it was found
+            raise GraphMissing(f"no saved graph named '{name}'") from None
 
     def list(self) -> list[GraphInfo]:
         seen: dict[str, GraphInfo] = {}

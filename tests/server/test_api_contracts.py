@@ -1,9 +1,12 @@
 """API contracts on the wire, through a real uvicorn server: ``nosniff`` on every response (the guard's refusals
-included) and error bodies that never show the server's own folders."""
+included), error bodies that never show the server's own folders, an unexpected exception answered in the
+route's error shape, and OPTIONS and 405 naming every method of a path."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +67,49 @@ def test_a_graph_that_cannot_be_read_is_named_not_located(http: httpx2.Client, s
     response = http.post("/api/runs", json={"graph": caller})
     assert response.status_code == 422 and "broken" in response.text
     assert str(Path(settings.data_dir).resolve()) not in response.text
+
+
+def test_an_unexpected_exception_answers_json_in_the_routes_shape_and_is_logged(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A bug below the routes answers 500 as every other error does: JSON (OpenAI's shape under /v1), nosniff,
+    and nothing of the exception's text; the traceback goes to the server's log under the reference given."""
+    app = create_app(settings)
+    secret = f"{settings.data_dir.resolve()}/private"
+
+    def boom() -> None:
+        raise RuntimeError(f"cannot open {secret}")
+
+    app.add_api_route("/api/boom", boom)
+    app.add_api_route("/v1/boom", boom)
+    with LiveServer(app) as live, httpx2.Client(base_url=live.url, timeout=30) as http, \
+            caplog.at_level(logging.ERROR, logger="nodeforge.server"):
+        plain, openai = http.get("/api/boom"), http.get("/v1/boom")
+    for response in (plain, openai):
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert secret not in response.text and "RuntimeError" not in response.text
+    assert set(plain.json()) == {"detail"}
+    error = openai.json()["error"]
+    assert error["type"] == "server_error" and error["code"] == "internal_error"
+    references = [re.search(r"reference (\w+)", text).group(1)  # type: ignore[union-attr]
+                  for text in (plain.json()["detail"], error["message"])]
+    logged = [record for record in caplog.records if record.name == "nodeforge.server"]
+    assert len(logged) == 2 and all(reference in record.getMessage()
+                                    for reference, record in zip(references, logged, strict=True))
+    assert all(record.exc_info and secret in str(record.exc_info[1]) for record in logged)
+    assert references[0] != references[1]
+
+
+def test_options_and_405_name_every_method_the_path_takes(http: httpx2.Client) -> None:
+    """A path's routes each take one method; OPTIONS and a 405 name them all (RFC 9110: a 405 carries Allow)."""
+    for path, methods in {"/api/graphs/hello": "GET, PUT, DELETE, OPTIONS", "/api/runs": "GET, POST, OPTIONS",
+                          "/v1/chat/completions": "POST, OPTIONS", "/static/app.js": "GET, HEAD, OPTIONS"}.items():
+        options = http.options(path)
+        assert (options.status_code, options.headers["allow"], options.content) == (204, methods, b""), path
+        assert options.headers["x-content-type-options"] == "nosniff"
+        refused = http.request("PATCH", path)
+        assert (refused.status_code, refused.headers["allow"]) == (405, methods), path
+    assert http.patch("/v1/chat/completions").json()["error"]["code"] == "method_not_allowed"
+    nowhere = http.options("/api/nowhere")
+    assert nowhere.status_code == 404 and nowhere.json() == {"detail": "Not Found"}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+from nodeforge.server.library import GraphStore
 from nodeforge.server.settings import Settings
 from tests.server.support import text_graph
 
@@ -80,6 +82,21 @@ def test_delete(client: TestClient) -> None:
     assert client.delete("/api/graphs/greet").status_code == 204
     assert client.delete("/api/graphs/greet").status_code == 404
     assert client.get("/api/graphs/greet").status_code == 404
+
+
+def test_a_delete_that_loses_a_race_is_404(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two DELETEs of one graph: the one whose file goes between finding it and removing it answers 404."""
+    client.put("/api/graphs/greet", json=text_graph())
+    locate = GraphStore._locate
+
+    def raced(self: GraphStore, name: str) -> tuple[Path, bool]:
+        found = locate(self, name)
+        found[0].unlink()  # the other request removes it now
+        return found
+
+    monkeypatch.setattr(GraphStore, "_locate", raced)
+    response = client.delete("/api/graphs/greet")
+    assert (response.status_code, response.json()) == (404, {"detail": "no saved graph named 'greet'"})
 
 
 HOSTILE = ["..", ".hidden", "a..b", "..%2Fetc%2Fpasswd", "%2e%2e", "%2e%2e%2fsecrets", "a%00b", "a%0a", "x" * 101,
