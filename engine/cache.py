@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -23,6 +24,8 @@ from typing import Any
 from nodeforge.engine.codec import decode, encode
 from nodeforge.engine.errors import CodecError
 from nodeforge.engine.values import move_value, value_nbytes
+
+log = logging.getLogger("nodeforge.engine")
 
 Outputs = dict[str, Any]
 _JSON = json.JSONEncoder(separators=(",", ":"))
@@ -238,6 +241,8 @@ class DiskTier:
                 try:
                     if rows:
                         self._commit(db, rows)
+                except sqlite3.Error as exc:  # a full or failing disk: these entries are lost, the writer goes on
+                    log.warning("%d result cache entries were not stored: %s", len(rows), exc)
                 finally:
                     for row in rows:
                         if self._unflushed.get(row[0]) is row:
@@ -310,8 +315,12 @@ class DiskTier:
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a disk that filled keeps no half-written file
+        raise
 
 
 class ResultCache:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+from typing import TypeGuard
 
 
 class EngineError(Exception):
@@ -105,6 +107,25 @@ class RemoteNodeError(EngineError):
 
 class DeviceError(EngineError):
     """A device failed under a node (out of memory, driver error): the scheduler may retry on another device."""
+
+
+class StorageError(EngineError):
+    """The disk refused a write the engine makes (an output file, a cache entry): full, over quota, read-only or
+    failing. A fault of the machine, not of the graph: the message says which, and what was being written."""
+
+    REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the disk is read-only", errno.EIO: "the disk failed (an I/O error)"}
+
+    @classmethod
+    def of(cls, exc: OSError) -> StorageError:
+        reason = cls.REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or type(exc).__name__
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return cls(f"{reason}{where}")
+
+    @classmethod
+    def is_disk(cls, exc: BaseException) -> TypeGuard[OSError]:
+        """Whether ``exc`` is the disk refusing a write (as opposed to a missing file or a bug)."""
+        return isinstance(exc, OSError) and exc.errno in cls.REASONS
 
 
 class RunCancelled(EngineError):

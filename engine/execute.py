@@ -19,7 +19,7 @@ from nodeforge.engine.backend import Prepared, RunScope
 from nodeforge.engine.context import BoundValue, NestedRun, NodeContext
 from nodeforge.engine.devices import is_device_failure
 from nodeforge.engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
-from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled
+from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled, StorageError
 from nodeforge.engine.events import (
     CACHED_PER_EVENT,
     EventEmitter,
@@ -93,7 +93,9 @@ class Run:
             node_record = self.record.nodes[node_id]
             node_record.status, node_record.error = "skipped", "not needed for the graph's outputs"
 
-    def finish(self) -> None:
+    def finish(self, unwritten: str | None = None) -> None:
+        """Settle the run's status and announce it; ``unwritten`` says why an output could not be written, which
+        fails a run whose nodes all succeeded."""
         record = self.record
         failed = [node_id for node_id, node in record.nodes.items() if node.status == "failed"]
         if self.cancel.is_set() and any(node.status == "cancelled" for node in record.nodes.values()):
@@ -101,7 +103,10 @@ class Run:
         elif failed:
             record.status = "failed"
             first = record.nodes[failed[0]].error
-            record.error = first if len(failed) == 1 else f"{len(failed)} nodes failed; first: {first}"
+            error = first if len(failed) == 1 else f"{len(failed)} nodes failed; first: {first}"
+            record.error = f"{error}; and {unwritten}" if unwritten else error
+        elif unwritten:
+            record.status, record.error = "failed", unwritten
         else:
             record.status = "succeeded"
         record.finished = time.time()
@@ -185,7 +190,8 @@ class Run:
             return None, exc, None
         except Exception as exc:
             node_record.finished = time.time()
-            wrapped = exc if isinstance(exc, NodeExecutionError) else NodeExecutionError(node_id, node.spec.type, exc)
+            cause = StorageError.of(exc) if StorageError.is_disk(exc) else exc
+            wrapped = exc if isinstance(exc, NodeExecutionError) else NodeExecutionError(node_id, node.spec.type, cause)
             return None, wrapped, traceback.format_exc()
         seconds = time.perf_counter() - started
         node_record.status, node_record.finished, node_record.seconds = "succeeded", time.time(), round(seconds, 6)

@@ -23,6 +23,7 @@ from nodeforge.engine.backend import Backend, LocalBackend
 from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.devices import default_budget
 from nodeforge.engine.document import PNG_GRAPH_CHUNK, PNG_RUN_CHUNK, GraphDocument
+from nodeforge.engine.errors import StorageError
 from nodeforge.engine.events import EventEmitter, Listener
 from nodeforge.engine.execute import Run
 from nodeforge.engine.files import FilePolicy
@@ -88,8 +89,7 @@ class Session:
         run.record.inputs = shown
         run.execute()
         result = RunResult(run.record, self.backend.fetch(run.outputs()))
-        self._materialise(result, compiled, out_dir)
-        run.finish()
+        run.finish(self._materialise(result, compiled, out_dir))
         return result
 
     def _sync_devices(self) -> None:
@@ -103,7 +103,9 @@ class Session:
             self.slots = [slots.get(name) or DeviceSlot(name) for name in devices]
             self.devices = list(devices)
 
-    def _materialise(self, result: RunResult, compiled: CompiledGraph, out_dir: Path | None) -> None:
+    def _materialise(self, result: RunResult, compiled: CompiledGraph, out_dir: Path | None) -> str | None:
+        """Write media outputs into ``out_dir``; why one could not be written (the disk full or failing), which
+        fails the run, or None. The outputs written before it stay in the record."""
         record = result.record
         metadata = None
         if out_dir is not None and any(_holds_image(value) for value in result.values.values()):
@@ -111,7 +113,12 @@ class Session:
             metadata = {PNG_GRAPH_CHUNK: reproducible_document(compiled, record),
                         PNG_RUN_CHUNK: {"id": record.id, "inputs": record.inputs, "seeds": record.seeds}}
         for name, value in result.values.items():
-            record.outputs[name] = write_output(value, out_dir, name, metadata) if out_dir else _plain(value)
+            try:
+                record.outputs[name] = write_output(value, out_dir, name, metadata) if out_dir else _plain(value)
+            except OSError as exc:
+                node = compiled.outputs[name].node
+                return f"output '{name}' of node '{node}' could not be written: {StorageError.of(exc)}"
+        return None
 
 
 def reproducible_document(compiled: CompiledGraph, record: RunRecord) -> dict[str, Any]:
