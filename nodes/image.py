@@ -41,7 +41,7 @@ from nodeforge.nodes.models.diffusion import (
 )
 from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
 from nodeforge.nodes.models.memory import for_call, memory_record, picture_batch, plan_decode
-from nodeforge.nodes.models.steps import step_callback
+from nodeforge.nodes.models.steps import cancellable, step_callback
 from nodeforge.nodes.models.vae import override_vae
 from nodeforge.nodes.openai_client import remote_name
 from nodeforge.nodes.runtime import torch_device
@@ -141,7 +141,7 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
             kwargs.update(controlnets.call_kwargs(pipe))
         decode = plan_decode(pipe.vae, ctx.models.memory, size[1], size[0], picture_batch(call))
         ctx.record_detail("memory", memory_record(model.memory, decode))
-        with for_call(model.pipe, pipe, model.memory, decode):  # VAE slicing/tiling when the decode needs it
+        with for_call(model.pipe, pipe, model.memory, decode), cancellable(ctx, pipe):  # VAE modes; stops inside a step
             result = pipe(**call, **kwargs, **adapter_kwargs)
     return _images(result)
 

@@ -17,7 +17,7 @@ from nodeforge.nodes.audio_ops import fit_length
 from nodeforge.nodes.models.assemble import find_config, model_files
 from nodeforge.nodes.models.checkpoints import inspect_checkpoint
 from nodeforge.nodes.models.memory import for_call, memory_record, plan_decode
-from nodeforge.nodes.models.steps import step_callback
+from nodeforge.nodes.models.steps import cancellable, step_callback
 from nodeforge.nodes.runtime import generator, literal, torch_device
 from nodeforge.nodes.video_pipelines import (
     FAMILIES,
@@ -119,7 +119,7 @@ class Generate(Node):
                              _frames_decoded_at_once(model, inputs.frames))
         ctx.record_detail("memory", memory_record(model.memory, decode))
         try:
-            with torch.inference_mode(), for_call(model.pipe, pipe, model.memory, decode):
+            with torch.inference_mode(), for_call(model.pipe, pipe, model.memory, decode), cancellable(ctx, pipe):
                 output = pipe(**arguments)
         except torch.OutOfMemoryError:
             raise DeviceError(f"{inputs.model} ran out of device memory at {inputs.width}x{inputs.height}, "

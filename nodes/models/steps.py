@@ -7,11 +7,17 @@ the family's TAESD when the run asked for ``taesd`` previews (``nodes.models.pre
 through ``ctx.models`` before the first step, like any model; when there is none for the family, it cannot be
 loaded (offline without its weights) or it takes other latents than the model's, a warning says so and the
 projection is used.
+
+A step of a large picture can take minutes, so a cancelled run must not wait for the step to end: ``cancellable``
+also checks the run before each block of the pipeline's networks (the denoiser's, the text encoders', the VAE's),
+and a cancellation stops the work within one block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from nodeforge.engine.context import NodeContext
@@ -59,6 +65,38 @@ def step_callback(ctx: NodeContext, family: str, total: int, *, model: str = "",
         return tensors
 
     return on_step
+
+
+@contextmanager
+def cancellable(ctx: NodeContext, pipe: Any) -> Iterator[None]:
+    """For one call of ``pipe`` on this thread: stop it with RunCancelled at the next block of any of its networks
+    once the run is cancelled. The checks are forward pre-hooks on each item of the networks' module lists
+    (UNet down/up blocks and their layers, transformer blocks, encoder layers), removed afterwards; a hook acts on
+    the calling thread only, so another run using the same resident model at the same time is not stopped."""
+    import torch
+
+    owner = threading.get_ident()
+
+    def check(module: Any, args: Any) -> None:
+        if threading.get_ident() == owner:
+            ctx.check_cancelled()
+
+    handles = []
+    components = getattr(pipe, "components", None) or {}
+    networks = [value for value in components.values() if isinstance(value, torch.nn.Module)]
+    seen: set[int] = set()
+    for network in networks:
+        for module in network.modules():
+            if isinstance(module, torch.nn.ModuleList):
+                for block in module:
+                    if id(block) not in seen:
+                        seen.add(id(block))
+                        handles.append(block.register_forward_pre_hook(check))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _taesd(ctx: NodeContext, model: str, family: str) -> Any:

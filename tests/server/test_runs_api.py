@@ -234,3 +234,65 @@ def test_a_submitted_run_is_validated_and_compiled_once(client: TestClient, monk
     run_id = client.post("/api/runs", json={"graph": text_graph(), "inputs": {"who": "Lin"}}).json()["id"]
     assert wait_finished(client, run_id)["outputs"] == {"text": "Hello, Lin!"}
     assert compiled == ["greet"]
+
+
+def _denoise(steps: int) -> dict[str, object]:
+    return {"nodes": {"draw": {"type": "image.generate", "inputs": {
+        "prompt": "a fox", "model": "tiny/sd", "width": 64, "height": 64, "steps": steps, "guidance_scale": 1.0}}}}
+
+
+def test_cancelling_stops_a_denoise_at_the_next_step(client: TestClient, shared_models_dir: Path,
+                                                     monkeypatch) -> None:
+    """The first step's progress event holds the denoise until the cancel has been answered: the next step
+    boundary must stop it."""
+    monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
+    runtime = client.app.state.runtime
+    answered = threading.Event()
+    record_event = runtime.events.record
+
+    def record(event: dict) -> int:
+        event_id = record_event(event)
+        if event["kind"] == "node.progress":
+            assert answered.wait(timeout=60), "the test never cancelled"
+        return event_id
+
+    monkeypatch.setattr(runtime.events, "record", record)
+    run_id = client.post("/api/runs", json={"graph": _denoise(steps=200)}).json()["id"]
+    with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
+        for line in stream.iter_lines():
+            if '"node.progress"' in line:
+                break
+    assert client.post(f"/api/runs/{run_id}/cancel").json()["status"] == "cancelling"
+    answered.set()
+    record = wait_finished(client, run_id)
+    assert record["status"] == "cancelled" and record["nodes"]["draw"]["status"] == "cancelled"
+    events = [event["data"] for event in parse_sse(client.get(f"/api/runs/{run_id}/events").text)]
+    assert [event["step"] for event in events if event["kind"] == "node.progress"] == [1]
+
+
+def test_cancelling_stops_a_denoise_inside_a_step(client: TestClient, shared_models_dir: Path, monkeypatch) -> None:
+    """A step of a large picture can take minutes: a cancel that arrives while the UNet is inside its first step
+    stops it there, before the step ends."""
+    from diffusers import UNet2DConditionModel
+
+    monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
+    runtime = client.app.state.runtime
+    forward = UNet2DConditionModel.forward
+    entered: list[str] = []
+    completed: list[str] = []
+
+    def cancel_inside(self, *args, **kwargs):
+        entered.extend(runtime.runner.active())
+        for run_id in runtime.runner.active():
+            assert runtime.cancel(run_id) == ("cancelling", True)
+        result = forward(self, *args, **kwargs)
+        completed.append("step")
+        return result
+
+    monkeypatch.setattr(UNet2DConditionModel, "forward", cancel_inside)
+    run_id = client.post("/api/runs", json={"graph": _denoise(steps=50)}).json()["id"]
+    record = wait_finished(client, run_id)
+    assert entered == [run_id]
+    assert record["status"] == "cancelled" and completed == []
+    kinds = [event["data"]["kind"] for event in parse_sse(client.get(f"/api/runs/{run_id}/events").text)]
+    assert "node.progress" not in kinds
