@@ -39,7 +39,7 @@ def serialize_first_imports() -> None:
 
     def guarded_import(name: str, globals: Mapping[str, Any] | None = None, locals: Mapping[str, Any] | None = None,
                        fromlist: Sequence[str] | None = (), level: int = 0) -> ModuleType:
-        if _loaded(_absolute(name, globals, level), fromlist):
+        if _loaded(name if level == 0 else _absolute(name, globals, level), fromlist):
             return original_import(name, globals, locals, fromlist, level)
         with lock:
             return original_import(name, globals, locals, fromlist, level)
@@ -57,9 +57,7 @@ def serialize_first_imports() -> None:
 
 
 def _absolute(name: str, globals: Mapping[str, Any] | None, level: int) -> str | None:
-    """The absolute module name of an import statement, None when it cannot be told cheaply (then: the lock)."""
-    if level == 0:
-        return name
+    """The absolute module name of a relative import, None when it cannot be told cheaply (then: the lock)."""
     package = (globals or {}).get("__package__")
     if not package:
         return None
@@ -71,13 +69,11 @@ def _absolute(name: str, globals: Mapping[str, Any] | None, level: int) -> str |
 
 def _loaded(name: str | None, fromlist: Sequence[str] | None) -> bool:
     """Whether importing ``name`` (and taking ``fromlist`` from it) only reads what is already loaded."""
-    if name is None:
-        return False
-    module = sys.modules.get(name)
+    module = sys.modules.get(name) if name is not None else None
     if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
         return False
     if not fromlist:
         return True
-    attributes = getattr(module, "__dict__", {})
-    return all(item in attributes for item in fromlist if item != "*")
+    attributes = getattr(module, "__dict__", ())
+    return all(item in attributes or item == "*" for item in fromlist)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -52,11 +53,24 @@ def seeded_global_rng(seed: int, device: Any) -> Iterator[None]:
         yield
 
 
-def quiet_transformers() -> None:
-    """No download or weight-loading progress bars from transformers: the engine reports progress itself."""
-    from transformers.utils import logging
+class _PillowFallbackNotice(logging.Filter):
+    """transformers announces, once per image processor, that it uses the Pillow one because torchvision is not
+    installed. nodeforge installs without torchvision on purpose (PyPI's build does not load beside the pinned
+    torch) and the Pillow processors give the same pictures, so the notice tells a user nothing to act on."""
 
-    logging.disable_progress_bar()
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()
+
+
+def quiet_transformers() -> None:
+    """No download, weight-loading or shard-writing progress bars from transformers (the engine reports progress
+    itself), and no notice that the Pillow image processors stand in for torchvision's."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    notices = logging.getLogger("transformers.utils.import_utils")
+    if not any(isinstance(existing, _PillowFallbackNotice) for existing in notices.filters):
+        notices.addFilter(_PillowFallbackNotice())
 
 
 def quiet_pipeline(pipe: Any) -> Any:

@@ -21,6 +21,7 @@ from nodeforge.engine.model_source import ResolvedModel, model_key
 from nodeforge.nodes.models.assemble import FindConfig, load_from_files, model_files
 from nodeforge.nodes.models.controls import CONTROLNET_PIPELINES, ControlNets
 from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
+from nodeforge.nodes.runtime import quiet_transformers
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
@@ -341,8 +342,7 @@ def quiet_loading() -> None:
     warnings are about its own internals (dtype casts of modules with nothing to keep in fp32, the safety checker
     that nodeforge does not load)."""
     from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
     diffusers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+    quiet_transformers()

@@ -19,10 +19,12 @@ vocabulary included, which takes seconds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +113,11 @@ def convert(gguf: Path, folder: Path) -> None:
     architecture = check_architecture(gguf)
     logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=str(gguf))
-        model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=str(gguf), dtype=torch.bfloat16,
-                                                          quantization_config=GgufConfig(dequantize=True))
+        with _no_conversion_bar():
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=str(gguf))
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=str(gguf), dtype=torch.bfloat16,
+                quantization_config=GgufConfig(dequantize=True))
     except Exception as exc:  # noqa: BLE001 - transformers and gguf raise many kinds on a damaged file
         raise GGUFError(f"{gguf.name} (GGUF, architecture '{architecture}') could not be read by transformers: "
                         f"{first_line(exc) or type(exc).__name__}") from None
@@ -122,6 +126,21 @@ def convert(gguf: Path, folder: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
+
+
+@contextmanager
+def _no_conversion_bar() -> Iterator[None]:
+    """transformers draws the GGUF tensor conversion with a bare tqdm bar that its own progress-bar switch does
+    not reach; on a first ``make run`` it filled the terminal. Conversions run one at a time (``build_once``
+    under the model manager's lock), so the module's bar can be swapped for a silent one meanwhile."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def converted(gguf: Path, folder: Path, stamp: Mapping[str, object]) -> Path:

@@ -20,7 +20,7 @@ from nodeforge.engine.model_source import ModelEntry, ResolvedModel
 from nodeforge.nodes.models.aliases import Alias, inside, read_aliases, read_search_folders
 from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
 from nodeforge.nodes.models.store import build_once
-from nodeforge.nodes.runtime import seeded_global_rng
+from nodeforge.nodes.runtime import quiet_transformers, seeded_global_rng
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
 USER_ALIASES = "models.toml"
@@ -343,6 +343,7 @@ def _seeded(build: Callable[[Path], None], seed: int) -> Callable[[Path], None]:
     builds drawing at once would each get the other's numbers), and left as it was."""
 
     def run(folder: Path) -> None:
+        quiet_transformers()
         with seeded_global_rng(seed, "cpu"):
             build(folder)
 
