@@ -1,26 +1,31 @@
 """The run queue's workers: claim the oldest queued run, execute it, store the record, then announce the end.
 
 The record is the same whoever listens: outputs (cached ones included) come from the session's result, never from
-what a listener saw. ``run.finished`` is held back until the record is committed, so a client that reacts to it
-always reads the final state (and each node's last step preview: the others are dropped before). Cancellation uses
-the run's cancel event; a run cancelled because the server is shutting down is recorded as ``interrupted``, as is
-one that was running when the server was killed.
+what a listener saw. ``run.finished`` is stored with the record, in one transaction, and published after it, so a
+client that reacts to it always reads the final state (and each node's last step preview: the others are dropped
+before). Cancellation uses the run's cancel event; a run cancelled because the server is shutting down is recorded
+as ``interrupted``, as is one that was running when the server was killed.
+
+A run always ends, also when the disk does not let it: outputs that cannot be stored fail the run with the reason;
+a record that cannot be stored is replaced by its failure alone; and when even that is refused, the end is
+published to listeners, shown by the API from memory and stored as soon as the disk takes it.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.errors import EngineError, GraphValidationError
+from nodeforge.engine.errors import EngineError, GraphValidationError, StorageError
 from nodeforge.engine.events import Event, RunFinished
 from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.events import run_event
-from nodeforge.server.store import ClaimedRun
+from nodeforge.server.store import ClaimedRun, StorageFull
 
 if TYPE_CHECKING:
     from nodeforge.server.runtime import Runtime
@@ -38,6 +43,8 @@ class Runner:
         self._lock = threading.Lock()
         self._cancels: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
+        self._unsettled: dict[str, tuple[RunRecord, int, dict[str, Any]]] = {}
+        self._disk_refused = False
 
     def start(self) -> None:
         for index in range(self.concurrency):
@@ -66,11 +73,24 @@ class Runner:
         with self._lock:
             return list(self._cancels)
 
+    def unsettled(self, run_id: str) -> tuple[RunRecord, dict[str, Any]] | None:
+        """The end of a run that the disk has not let be stored yet (its record and ``run.finished`` event)."""
+        with self._lock:
+            found = self._unsettled.get(run_id)
+        return (found[0], found[2]) if found is not None else None
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             self._pending.clear()  # before claiming: a run queued from here on sets it again, so none waits
+            self._store_unsettled()
             try:
                 claimed = self.runtime.store.claim_next()
+                self._disk_refused = False
+            except StorageFull as exc:
+                if not self._disk_refused:
+                    log.warning("cannot claim a queued run: %s", exc)
+                self._disk_refused = True
+                claimed = None
             except Exception:
                 log.exception("claiming a run failed")
                 claimed = None
@@ -109,23 +129,76 @@ class Runner:
                 out_dir=runtime.artifacts.run_folder(claimed.id), media_resolver=runtime.artifacts.resolve_input,
                 previews=Previews(sink, method) if method != "off" else None)
             record = result.record
-            record.outputs = runtime.artifacts.adopt_outputs(claimed.id, record.outputs)
         except GraphValidationError as exc:
             record = _failed(claimed, "; ".join(str(issue) for issue in exc.issues))
         except EngineError as exc:
             record = _failed(claimed, str(exc))
         except Exception as exc:
-            log.error("run %s failed inside the server:\n%s", claimed.id, traceback.format_exc())
-            record = _failed(claimed, f"internal error: {type(exc).__name__}: {exc}")
-        sink.settle()  # before the record: a client reacting to run.finished finds each node's last preview
+            record = _failed(claimed, _reason(claimed.id, exc))
+        try:
+            record.outputs = runtime.artifacts.adopt_outputs(claimed.id, record.outputs)
+        except Exception as exc:
+            record.status, record.error = "failed", f"the run's outputs could not be stored: {_reason(claimed.id, exc)}"
+            record.outputs = {}
+        if record.status != "succeeded":
+            shutil.rmtree(runtime.artifacts.run_folder(claimed.id), ignore_errors=True)  # partial files free space
+        try:
+            sink.settle()  # before the record: a client reacting to run.finished finds each node's last preview
+        except Exception as exc:
+            log.warning("run %s: its older step previews could not be dropped: %s", claimed.id, exc)
         if self._stopping.is_set() and record.status == "cancelled":
             record.status, record.error = "interrupted", SHUTDOWN_REASON
-        runtime.store.finish_run(record)
         finished = held[0] if held else run_event(claimed.id, last_seq[0] + 1, RunFinished(status=record.status))
         finished.update(status=record.status)
         if record.error:
             finished["error"] = record.error
-        runtime.events.record(finished)
+        self._end(claimed, record, finished)
+
+    def _end(self, claimed: ClaimedRun, record: RunRecord, finished: dict[str, Any]) -> None:
+        """Store the run's record with its ``run.finished`` and publish that; when the disk refuses the record,
+        store the run's failure alone; when it refuses that too, publish the end and keep it to store later."""
+        events = self.runtime.events
+        event_id = events.number(finished)
+        events.redact.record(record)
+        try:
+            self.runtime.store.finish_run(record, event_id, finished)
+        except Exception as exc:
+            log.error("run %s: its record could not be stored (%s); storing its failure alone", claimed.id, exc)
+            record = events.redact.record(_failed(claimed, f"the run's record could not be stored: "
+                                                           f"{_reason(claimed.id, exc)}"))
+            finished = events.redact.event({**finished, "status": record.status, "error": record.error})
+            try:
+                self.runtime.store.finish_run(record, event_id, finished)
+            except Exception as again:
+                log.error("run %s: its failure could not be stored either (%s); it is kept until the disk takes "
+                          "it", claimed.id, again)
+                with self._lock:
+                    self._unsettled[claimed.id] = (record, event_id, finished)
+        events.publish(event_id, finished)
+
+    def _store_unsettled(self) -> None:
+        """Store the ends the disk refused before, oldest first, until it refuses again."""
+        with self._lock:
+            waiting = list(self._unsettled.items())
+        for run_id, (record, event_id, finished) in waiting:
+            try:
+                self.runtime.store.finish_run(record, event_id, finished)
+            except Exception:
+                return
+            with self._lock:
+                del self._unsettled[run_id]
+            log.warning("run %s: its failure is stored now", run_id)
+
+
+def _reason(run_id: str, exc: Exception) -> str:
+    """What to record when a run fails outside its nodes: the disk's reason, or an internal error (logged with
+    its traceback for the operator)."""
+    if isinstance(exc, StorageFull):
+        return f"the server's run store refused the write: {exc.reason}"
+    if StorageError.is_disk(exc):
+        return f"the server {StorageError.of(exc)}"
+    log.error("run %s failed inside the server:\n%s", run_id, traceback.format_exc())
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _failed(claimed: ClaimedRun, error: str) -> RunRecord:

@@ -75,8 +75,9 @@ class Runtime:
         if interrupted:
             log.warning("%d run(s) were running when the server last stopped; marked interrupted: %s",
                         len(interrupted), ", ".join(interrupted))
+        self.redact = server_redactor(settings)  # built once: everything a client reads goes through it
         self.hub = EventHub()
-        self.events = EventLog(self.store, self.hub)
+        self.events = EventLog(self.store, self.hub, self.redact)
         self.graphs = GraphStore(data_dir / "graphs", settings.examples_dir)
         for folder in ("inputs", "models", "outputs"):
             (data_dir / folder).mkdir(exist_ok=True)
@@ -85,7 +86,6 @@ class Runtime:
         self.cache = ResultCache(data_dir / "cache")
         self.registry = self._discover()
         self.compiled = CompiledRuns()
-        self.redact = server_redactor(settings)  # built once: every error message leaving the server goes through it
         self._devices: list[str] | None = fixed_devices
         self._session: Session | None = None
         self._backend: Any = None
@@ -117,12 +117,17 @@ class Runtime:
     def _discover(self) -> Registry:
         return Registry.discover(list(self.settings.plugins))
 
+    def plugin_problems(self) -> list[dict[str, str]]:
+        """The plugins that could not be loaded, as clients see them (their folders redacted)."""
+        return [{key: self.redact(value) for key, value in problem.to_dict().items()}
+                for problem in self.registry.problems]
+
     def reload_plugins(self) -> Registry:
         """Import the plugin folders again; a broken plugin is reported (health, /api/nodes), never fatal."""
         self.registry = self._discover()
         self.compiled.clear()
         self.events.announce({"kind": "plugins.reloaded", "nodes": len(self.registry),
-                              "problems": [p.to_dict() for p in self.registry.problems]})
+                              "problems": self.plugin_problems()})
         return self.registry
 
     @property
@@ -272,6 +277,9 @@ class Runtime:
         row = self.store.run_row(run_id)
         if row is None:
             return None
+        ended = self.runner.unsettled(run_id)
+        if ended is not None:
+            return ended[0].status, False
         if row["status"] == "running":
             self.runner.cancel_event(run_id).set()
             return "cancelling", True
@@ -287,9 +295,13 @@ class Runtime:
                                 "seconds": node["seconds"], "error": node["error"], "traceback": node["traceback"],
                                 "details": _loads(node["details"]) or {}}
                  for node in self.store.node_rows(run_id)}
-        return {**summary(row), "inputs": _loads(row["shown_inputs"]) or _loads(row["inputs"]) or {},
+        view = {**summary(row), "inputs": _loads(row["shown_inputs"]) or _loads(row["inputs"]) or {},
                 "seeds": _loads(row["seeds"]) or {}, "outputs": _loads(row["outputs"]) or {}, "nodes": nodes,
                 "devices": _loads(row["devices"]) or [], "events_url": f"/api/runs/{run_id}/events"}
+        ended = self.runner.unsettled(run_id)
+        if ended is not None:  # it ended, but the disk has not let its end be stored yet
+            view.update(status=ended[0].status, error=ended[0].error, finished_at=iso(ended[1]["at"]))
+        return view
 
     def health(self) -> dict[str, Any]:
         from nodeforge.engine import __version__
@@ -297,7 +309,7 @@ class Runtime:
         counts = self.store.counts()
         return {"status": "ok", "version": __version__, "devices": self.devices,
                 "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
-                "nodes": len(self.registry), "problems": [p.to_dict() for p in self.registry.problems],
+                "nodes": len(self.registry), "problems": self.plugin_problems(),
                 "uptime_seconds": round(time.time() - self.started_at, 3), "listeners": self.hub.listeners()}
 
 

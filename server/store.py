@@ -4,11 +4,13 @@ Every write goes through one writer thread that commits in batches: a caller tha
 (a submission, a claim, a finished run) waits for the commit; events are handed over without waiting and
 committed with the next batch, so a chatty node never waits on the database. Readers use their own connections
 (WAL lets them read while the writer writes). ``synchronous=NORMAL`` survives a killed process; the run states
-are what a restart recovers from.
+are what a restart recovers from. A write the disk refuses (full, failing) raises ``StorageFull``, which answers 507
+wherever it reaches a route; the writer itself carries on, so writes succeed again once there is space.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sqlite3
@@ -22,6 +24,7 @@ from typing import Any
 
 from nodeforge.engine.events import status_changes
 from nodeforge.engine.record import RunRecord
+from nodeforge.server.errors import ApiError
 from nodeforge.server.idempotency import keyed_run
 from nodeforge.server.store_schema import SCHEMA_VERSION, create_schema
 
@@ -32,6 +35,28 @@ _STOP = object()
 
 class StoreError(Exception):
     """The database could not be opened or is of an unknown schema."""
+
+
+class StorageFull(ApiError):
+    """The disk refused a write of the run store (full, or failing). An error answer itself (507, retry later), so
+    every route that writes tells the client what happened instead of answering 500."""
+
+    def __init__(self, cause: sqlite3.Error) -> None:
+        code = getattr(cause, "sqlite_errorcode", None)
+        full = code & 0xFF == sqlite3.SQLITE_FULL if code is not None else "disk is full" in str(cause)
+        self.reason = "its disk is full" if full else "its disk failed to write"
+        super().__init__(507, f"the server cannot store anything now: {self.reason}; try again later",
+                         headers={"Retry-After": "30"}, code="insufficient_storage")
+
+
+def is_disk_failure(exc: BaseException) -> bool:
+    """Whether a database error says the disk refused a write (full, an I/O error) rather than a bug."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+    return any(text in str(exc) for text in ("disk is full", "disk I/O error"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,17 +159,25 @@ class RunStore:
                 return
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``fn`` in the writer's transaction and wait until it is committed."""
+        """Run ``fn`` in the writer's transaction and wait until it is committed; StorageFull when the disk
+        refused it."""
         future: Future[Any] = Future()
         self._ops.put((fn, future))
-        return future.result()
+        try:
+            return future.result()
+        except sqlite3.Error as exc:
+            if is_disk_failure(exc):
+                raise StorageFull(exc) from exc
+            raise
 
     def _send(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self._ops.put((fn, None))
 
     def barrier(self) -> None:
-        """Return once everything handed to the writer before this call is committed."""
-        self._write(lambda db: None)
+        """Return once everything handed to the writer before this call is committed (or refused by the disk:
+        what was handed over is then settled either way, which is all a barrier is for)."""
+        with contextlib.suppress(StorageFull):
+            self._write(lambda db: None)
 
     def close(self) -> None:
         self._ops.put(_STOP)
@@ -236,8 +269,10 @@ class RunStore:
         """Store one event and apply the node state change it carries (not waited for)."""
         self._send(lambda db: _apply_event(db, event_id, event))
 
-    def finish_run(self, record: RunRecord) -> None:
-        """Store a run's final record (status, outputs, seeds, every node's state) and wait for the commit."""
+    def finish_run(self, record: RunRecord, event_id: int, event: dict[str, Any]) -> None:
+        """Store a run's final record (status, outputs, seeds, every node's state) with its ``run.finished`` event,
+        in one transaction, and wait for the commit: a run is finished in the database exactly when its stream
+        ends there."""
         nodes = [(n.status, n.device, n.started, n.finished, n.seconds, n.error, n.traceback,
                   dumps(n.details) if n.details else None, record.id, node_id) for node_id, n in record.nodes.items()]
 
@@ -251,6 +286,8 @@ class RunStore:
                            "error = ?, traceback = ?, details = ? WHERE run = ? AND node = ?", nodes)
             db.execute("UPDATE nodes SET status = 'skipped', error = COALESCE(error, ?) "
                        "WHERE run = ? AND status IN ('pending', 'running')", (f"not run: {record.error}", record.id))
+            db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
+                       (event_id, record.id, event["seq"], dumps(event)))
 
         self._write(fn)
 

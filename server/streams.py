@@ -5,7 +5,8 @@ A late listener subscribes first, then waits until everything already handed to 
 replays from the database: every event is then either in the replay or in its queue (or both, and then skipped by
 its number), so none is lost and none is sent twice. A run's stream ends at its ``run.finished``, also when the
 listener has already seen it (``Last-Event-ID`` at or past it: a browser's EventSource reconnects so; the route
-answers 204 then, which tells an EventSource to stop).
+answers 204 then, which tells an EventSource to stop). A run whose end the disk refused to store ends its stream
+with that end, kept by the runner until it is stored.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ async def run_events(runtime: Runtime, run_id: str, after: int) -> AsyncIterator
             yield sse_frame(event, last)
             if event["kind"] == "run.finished":
                 return
+        ended = runtime.runner.unsettled(run_id)
+        if ended is not None:  # the run ended, but the disk has not let its end be stored yet
+            yield sse_frame(ended[1], ended[1]["seq"])
+            return
         async for item in _live(sub.queue, runtime.settings.heartbeat_seconds):
             if isinstance(item, bytes):
                 yield item

@@ -21,8 +21,7 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
 @router.get("/nodes", response_model=Catalogue, summary="Every node type with the JSON Schema of its ports")
 def nodes(runtime: RuntimeDep) -> dict[str, Any]:
     registry = runtime.registry
-    return {"nodes": registry.catalogue(), "problems": [problem.to_dict() for problem in registry.problems],
-            "node_status": dict(NODE_STATUS)}
+    return {"nodes": registry.catalogue(), "problems": runtime.plugin_problems(), "node_status": dict(NODE_STATUS)}
 
 
 @router.get("/schema/graph", summary="JSON Schema of the graph document")
@@ -32,5 +31,6 @@ def graph_schema() -> dict[str, Any]:
 
 @router.get("/models", response_model=ModelList, summary="Model names the model registry resolves")
 def models(runtime: RuntimeDep) -> dict[str, Any]:
-    entries, available = known_models(runtime.registry.model_source, runtime.settings.data_dir)
+    entries, available = known_models(runtime.registry.model_source, runtime.settings.data_dir,
+                                      redact=runtime.redact)
     return {"models": entries, "registry": available}

@@ -104,3 +104,87 @@ def test_a_stopped_server_records_the_running_run_as_interrupted(tmp_path: Path,
         assert record["status"] == "interrupted" and record["error"] == "the server shut down while the run was running"
         assert record["nodes"]["wait"]["status"] == "cancelled"
         assert wait_finished(http, waiting)["outputs"] == {"value": 1}
+
+
+def _store_refuses_writes(monkeypatch, refused: threading.Event) -> None:
+    """Every write of the run store fails as SQLite's do on a full disk while ``refused`` is set (injected where
+    the writer thread runs each write, so whole batches fail and roll back as they would)."""
+    import sqlite3
+
+    from nodeforge.server import store
+
+    original = store._run_op
+
+    def run_op(db, fn, future):
+        if refused.is_set():
+            raise sqlite3.OperationalError("database or disk is full")
+        return original(db, fn, future)
+
+    monkeypatch.setattr(store, "_run_op", run_op)
+
+
+def test_a_disk_that_fills_during_a_run_fails_it_and_refuses_submissions_until_space_is_back(
+        client: TestClient, gates: Path, monkeypatch) -> None:
+    refused = threading.Event()
+    _store_refuses_writes(monkeypatch, refused)
+    run_id = client.post("/api/runs", json={"graph": gate_graph("full")}).json()["id"]
+    wait_for(lambda: (gates / "full.started").exists(), what="the gate node to start")
+    refused.set()
+    (gates / "full").write_text("go")
+    record = wait_finished(client, run_id)
+    assert record["status"] == "failed" and "could not be stored" in record["error"]
+    assert "disk is full" in record["error"]
+    events = parse_sse(client.get(f"/api/runs/{run_id}/events").text)  # returns: the stream ends
+    assert events[-1]["data"]["kind"] == "run.finished" and events[-1]["data"]["status"] == "failed"
+    refused_submission = client.post("/api/runs", json={"graph": text_graph(), "inputs": {"who": "Ada"}})
+    assert refused_submission.status_code == 507, refused_submission.text
+    assert "disk is full" in refused_submission.json()["detail"]
+    assert refused_submission.headers["Retry-After"]
+    refused.clear()
+    runtime = client.app.state.runtime
+    wait_for(lambda: runtime.store.run_row(run_id)["status"] == "failed", what="the run's end to be stored")
+    stored = [event["data"] for event in parse_sse(client.get(f"/api/runs/{run_id}/events").text)]
+    assert stored[-1]["kind"] == "run.finished" and stored[-1]["status"] == "failed"
+    later = client.post("/api/runs", json={"graph": text_graph(), "inputs": {"who": "Ada"}})
+    assert later.status_code == 202
+    assert wait_finished(client, later.json()["id"])["outputs"] == {"text": "Hello, Ada!"}
+
+
+def test_an_output_the_disk_cannot_take_fails_the_run_naming_it(client: TestClient, monkeypatch) -> None:
+    import errno
+
+    from nodeforge.engine import media
+
+    def full(image, path, metadata=None):
+        path.write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(media, "write_png", full)
+    document = {"nodes": {"draw": {"type": "test.picture", "inputs": {"size": 8}}},
+                "outputs": {"picture": {"from": "draw.image"}}}
+    run_id = client.post("/api/runs", json={"graph": document}).json()["id"]
+    record = wait_finished(client, run_id)
+    assert record["status"] == "failed", record
+    assert record["error"].startswith("output 'picture' of node 'draw' could not be written: the disk is full")
+    assert record["nodes"]["draw"]["status"] == "succeeded" and record["outputs"] == {}
+    finished = parse_sse(client.get(f"/api/runs/{run_id}/events").text)[-1]["data"]
+    assert finished["kind"] == "run.finished" and finished["status"] == "failed"
+    runtime = client.app.state.runtime
+    assert not runtime.artifacts.run_folder(run_id).exists()  # the half-written file gave its space back
+
+
+def test_a_cache_entry_the_disk_cannot_take_fails_its_node_with_the_reason(client: TestClient, monkeypatch) -> None:
+    import errno
+
+    from nodeforge.engine import cache
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cache, "_write_atomically", full)
+    document = {"nodes": {"draw": {"type": "test.picture", "inputs": {"size": 8, "seed": 3}},
+                          "size": {"type": "test.measure", "inputs": {"image": {"from": "draw.image"}}}}}
+    record = wait_finished(client, client.post("/api/runs", json={"graph": document}).json()["id"])
+    assert record["status"] == "failed"
+    assert record["nodes"]["draw"]["error"].startswith("node 'draw' (test.picture): the disk is full writing ")
+    assert record["nodes"]["size"]["status"] == "skipped"

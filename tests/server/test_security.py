@@ -117,3 +117,101 @@ def test_one_server_per_data_dir(settings: Settings, tmp_path) -> None:
 def test_bad_device_lists_are_usage_errors(tmp_path, capsys) -> None:
     assert main(["serve", "--devices", "gpu7", "--data-dir", str(tmp_path)]) == 2
     assert "unknown device 'gpu7'" in capsys.readouterr().err
+
+
+LEAKY_PLUGIN = '''
+from pathlib import Path
+
+from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+
+
+def read_table(folder):
+    import json
+
+    from PIL import Image
+
+    try:
+        json.loads("{")
+    except ValueError:
+        try:
+            Image.open(folder / "models" / "junk.safetensors")
+        except OSError as exc:
+            raise ValueError(f"cannot parse {Path(__file__).parent / 'table.csv'} (data in {folder})") from exc
+
+
+class Leaky(Node):
+    """Fails with the paths of its own folder and of the data dir in its reason, and a traceback through the
+    standard library and site-packages."""
+
+    type_id = "leak.read"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        x: int = 0
+
+    class Outputs(NodeOutputs):
+        x: int
+
+    def run(self, inputs, ctx):
+        read_table(ctx.data_dir)
+        return self.Outputs(x=inputs.x)
+'''
+
+
+def server_paths(*folders) -> list[str]:
+    """The spellings of the server's own folders and Python's that no client may read."""
+    import os
+    import site
+    import sys
+    from pathlib import Path
+
+    from tests.server.support import ROOT
+
+    paths = {*folders, ROOT, Path(sys.prefix), Path(sys.base_prefix), *map(Path, site.getsitepackages()), Path.home()}
+    return sorted({text for path in paths for text in (str(path), os.path.realpath(path)) if len(text) > 1})
+
+
+def test_no_server_path_in_what_clients_read_of_failing_runs(settings: Settings, tmp_path) -> None:
+    """Failing runs (a model file in the data dir that is garbage, an alias to it, a Hub id offline, a plugin node
+    that raises) leave no path of the server's folders or Python's in their records, tracebacks, events (stored
+    and streamed), the run list, the model list, health or the node catalogue."""
+    import sqlite3
+
+    from tests.server.support import wait_finished
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "leaky.py").write_text(LEAKY_PLUGIN)
+    (plugins / "broken.py").write_text("import module_that_is_not_installed\n")
+    data_dir = settings.data_dir
+    (data_dir / "models").mkdir(parents=True)
+    (data_dir / "models" / "junk.safetensors").write_bytes(b"not a checkpoint" * 64)
+    (data_dir / "models.toml").write_text(f'[aliases]\nmine = "{data_dir / "models" / "junk.safetensors"}"\n')
+    settings = dataclasses.replace(settings, plugins=(*settings.plugins, plugins))
+    failing = [{"draw": {"type": "image.generate", "inputs": {"prompt": "x", "model": model, "steps": 1,
+                                                             "width": 64, "height": 64}}}
+               for model in ("junk.safetensors", "mine", "someorg/somemodel")]
+    failing.append({"read": {"type": "leak.read", "inputs": {}}})
+    forbidden = server_paths(data_dir, plugins)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1:8188") as client:
+        ids = [client.post("/api/runs", json={"graph": {"nodes": nodes}}).json()["id"] for nodes in failing]
+        records = [wait_finished(client, run_id) for run_id in ids]
+        assert [record["status"] for record in records] == ["failed"] * 4
+        failed_nodes = ("draw", "draw", "draw", "read")
+        assert all(record["nodes"][node]["traceback"] for record, node in zip(records, failed_nodes, strict=True))
+        assert "<data dir>/models/junk.safetensors" in records[0]["error"]
+        assert "cannot parse <plugins>/table.csv (data in <data dir>)" in records[3]["error"]
+        traceback = records[3]["nodes"]["read"]["traceback"]
+        assert all(place in traceback for place in ('"<python>/', '"<site-packages>/PIL/', '"<plugins>/leaky.py"'))
+        read = [client.get(path).text for path in ("/api/runs", "/api/models", "/api/health", "/api/nodes")]
+        read += [client.get(f"/api/runs/{run_id}").text for run_id in ids]
+        read += [client.get(f"/api/runs/{run_id}/events").text for run_id in ids]
+        assert "<data dir>/models/junk.safetensors" in read[1] and "<plugins>/broken.py" in read[2]
+    db = sqlite3.connect(data_dir / "runs.sqlite")
+    stored = [value for query in ("SELECT error FROM runs", "SELECT error, traceback FROM nodes",
+                                  "SELECT data FROM events") for row in db.execute(query) for value in row if value]
+    db.close()
+    assert any("Traceback" in value for value in stored)
+    for text in [*read, *stored]:
+        leaked = [path for path in forbidden if path in text]
+        assert not leaked, f"{leaked} in {text[:2000]}"
