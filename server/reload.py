@@ -46,9 +46,7 @@ class Reloader:
     def apply(self, changed: set[Path]) -> None:
         """React to a set of changed files."""
         if any(is_within(path, self.plugin_folders) for path in changed if "__pycache__" not in path.parts):
-            registry = self.runtime.reload_plugins()
-            for problem in registry.problems:
-                log.warning("plugin %s not loaded: %s", problem.plugin, problem.reason)
+            self.runtime.reload_plugins()  # which logs each plugin that cannot be loaded
         graphs = sorted({path.stem for path in changed if path.suffix == ".json"
                          and is_within(path, self.graph_folders)})
         if graphs:

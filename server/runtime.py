@@ -115,7 +115,12 @@ class Runtime:
 
     # Nodes, devices, the session.
     def _discover(self) -> Registry:
-        return Registry.discover(list(self.settings.plugins))
+        """The node registry with the plugins; each plugin that cannot be loaded is logged for the operator (at
+        start and on every reload), as health and ``/api/nodes`` report it to clients."""
+        registry = Registry.discover(list(self.settings.plugins))
+        for problem in registry.problems:
+            log.warning("plugin %s not loaded: %s", problem.plugin, problem.reason)
+        return registry
 
     def plugin_problems(self) -> list[dict[str, str]]:
         """The plugins that could not be loaded, as clients see them (their folders redacted)."""
@@ -123,7 +128,8 @@ class Runtime:
                 for problem in self.registry.problems]
 
     def reload_plugins(self) -> Registry:
-        """Import the plugin folders again; a broken plugin is reported (health, /api/nodes), never fatal."""
+        """Import the plugin folders again; a broken plugin is reported (health, /api/nodes, the log), never
+        fatal."""
         self.registry = self._discover()
         self.compiled.clear()
         self.events.announce({"kind": "plugins.reloaded", "nodes": len(self.registry),

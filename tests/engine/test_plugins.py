@@ -59,3 +59,45 @@ def test_a_node_still_declaring_type_is_reported_as_renamed(tmp_path: Path) -> N
     [problem] = registry.problems
     assert problem.plugin == "oldstyle"
     assert "the class attribute 'type' is now 'type_id' (type_id = 'plugin.old')" in problem.reason
+
+
+def test_nodeforge_serve_logs_each_broken_plugin_at_start_and_on_reload(tmp_path: Path) -> None:
+    """The operator reads the server's log, not ``/api/health``: a plugin that cannot be loaded is named there,
+    with its file and the error, when the server starts and when a plugin folder changes."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import httpx2
+
+    from tests.server.support import ROOT, free_port, wait_for
+
+    plugins = tmp_path / "plugins"
+    shutil.copytree(SUPPORT / "plugins_broken", plugins)
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nodeforge.engine.cli", "serve", "--port", str(port), "--data-dir",
+             str(tmp_path / "data"), "--plugins", str(plugins), "--devices", "cpu", "--log-level", "warning"],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            def up() -> bool:
+                assert process.poll() is None, log.read_text()[-2000:]
+                try:
+                    return httpx2.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200
+                except httpx2.TransportError:
+                    return False
+
+            wait_for(up, timeout=90, what="the server to answer")
+            started = log.read_text()
+            assert f"plugin exploding not loaded: {plugins / 'exploding.py'}: ModuleNotFoundError: No module named " \
+                   "'module_that_is_not_installed'" in started
+            assert "plugin misdeclared not loaded: " in started and "version None is not semver" in started
+            (plugins / "later.py").write_text("raise RuntimeError('later is broken')\n")
+            wait_for(lambda: "plugin later not loaded: " in log.read_text(), timeout=60, what="the reload's log")
+            assert f"{plugins / 'later.py'}: RuntimeError: later is broken" in log.read_text()
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
