@@ -1,9 +1,12 @@
-"""A sweep's comparison page as someone opens it from the run's folder: a file:// page in a real Chromium, its
+"""A sweep's comparison page in a real Chromium: as someone opens it from the run's folder (a file:// page, its
 pictures and sounds loaded from the files beside it, the swept values that differ tinted, and a numeric column
-sorted by number when its header is clicked."""
+sorted by number when its header is clicked), and as the server serves it when the swept values are hostile."""
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
 from collections.abc import Iterator
 from itertools import product
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 from nodeforge.engine.compare import write_compare
 from nodeforge.engine.media import write_output
 from nodeforge.engine.values import Audio, Image
-from tests.e2e.conftest import Shots
+from tests.e2e.conftest import Server, Shots
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +100,55 @@ def test_the_comparison_page_shows_every_cell_highlights_and_sorts(page: Any, sh
     page.click("th[data-column=model] button")
     assert order(page) == [0, 1, 2, 3], "text columns sort as text; equal values keep their order"
     assert page.get_attribute("th[data-column=score]", "aria-sort") is None
+
+
+def submit_and_wait(server: Server, body: dict[str, Any]) -> str:
+    """POST a run to the served API and wait for it to finish; its id."""
+    request = urllib.request.Request(f"{server.url}/api/runs", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        run_id = str(json.load(answer)["id"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{server.url}/api/runs/{run_id}", timeout=30) as answer:
+            if json.load(answer)["status"] not in ("queued", "running"):
+                return run_id
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_the_served_page_links_no_script_url_and_runs_only_its_own_script(page: Any, server: Server,
+                                                                           shot: Shots) -> None:
+    """A sweep whose values are media-shaped objects with script URLs, over a graph with a picture output, opened
+    from the server in Chromium: every link and source on the page is one of the server's artifacts, clicking the
+    hostile values runs nothing, the page's own sorting script runs under its policy, and a handler injected
+    into the page is blocked by it."""
+    hostile = [{"url": url, "media_type": kind} for url, kind in (
+        ("javascript:window.pwned='link'", "image/png"), ("JAVASCRIPT:window.pwned='audio'", "audio/wav"),
+        ("data:text/html,<script>window.pwned='data'</script>", "text/html"))]
+    graph = {"inputs": {"pick": {"type": "json", "default": 0}},
+             "nodes": {"dot": {"type": "image.load", "inputs": {"path": "dot.png"}}},
+             "outputs": {"picture": {"from": "dot.image"}}}
+    run_id = submit_and_wait(server, {"graph": graph, "sweep": {"axes": {"pick": hostile}}})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{server.url}/api/runs/{run_id}/compare")
+    page.wait_for_function("() => document.images.length === 3 && "
+                           "Array.from(document.images).every((image) => image.complete && image.naturalWidth > 0)")
+    urls = page.eval_on_selector_all("[href], [src]", "all => all.map(e => e.getAttribute('href') || "
+                                                      "e.getAttribute('src'))")
+    assert urls and all(url.startswith("/api/artifacts/") for url in urls), urls
+    for cell in page.query_selector_all("td[data-column=pick]"):
+        cell.click()
+    assert page.url.endswith(f"/api/runs/{run_id}/compare") and page.evaluate("() => window.pwned") is None
+    shot(page, "hostile values shown as text")
+
+    page.click("th[data-column=pick] button")
+    assert page.get_attribute("th[data-column=pick]", "aria-sort") == "ascending", "the page's own script runs"
+    blocked = page.evaluate("""() => new Promise((resolve) => {
+        document.addEventListener("securitypolicyviolation", (event) => resolve(event.violatedDirective));
+        document.body.insertAdjacentHTML("beforeend", '<img src="/api/artifacts/none" onerror="window.pwned=1">');
+        setTimeout(() => resolve("nothing blocked"), 5000);  // without a policy the handler just runs
+    })""")
+    assert blocked.startswith("script-src") and page.evaluate("() => window.pwned") is None
+    assert dialogs == []
