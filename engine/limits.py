@@ -64,10 +64,9 @@ class MediaLimits:
         problem = self.seconds_problem(seconds)
         samples = seconds * rate * channels
         if problem is None and samples > self.max_audio_samples:
-            problem = (f"the sound is {seconds:.1f} s of {channels} channel(s) at {rate} Hz, "
-                       f"{_mega(round(samples))} million samples to decode, over the budget of "
-                       f"{_mega(self.max_audio_samples)} million ({self.max_audio_seconds:g} s at 48 kHz stereo, "
-                       "--max-audio-seconds)")
+            problem = (f"the sound is {seconds:.1f} s of {channels} channel(s) at {rate} Hz, {round(samples):,} "
+                       f"samples to decode, over the budget of {self.max_audio_samples:,} "
+                       f"({self.max_audio_seconds:g} s at 48 kHz stereo, --max-audio-seconds)")
         return problem
 
 
@@ -87,9 +86,9 @@ class SoundMeter:
             return f"the sound is longer than the limit of {self.limits.max_audio_seconds:g} s " \
                    "(--max-audio-seconds)"
         if self.samples > self.limits.max_audio_samples:
-            return (f"the sound decodes to more than {_mega(self.limits.max_audio_samples)} million samples "
-                    f"({rate} Hz, {channels} channel(s)), over the budget of {self.limits.max_audio_seconds:g} s "
-                    "at 48 kHz stereo (--max-audio-seconds)")
+            return (f"the sound decodes to more than {self.limits.max_audio_samples:,} samples ({rate} Hz, "
+                    f"{channels} channel(s)), over the budget of {self.limits.max_audio_seconds:g} s at 48 kHz "
+                    "stereo (--max-audio-seconds)")
         return None
 
 

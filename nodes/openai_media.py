@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from nodeforge.engine.context import NodeContext
-from nodeforge.engine.errors import NodeError
+from nodeforge.engine.errors import GraphInputError, NodeError
+from nodeforge.engine.limits import MediaLimits
 from nodeforge.engine.values import Audio, Image
 from nodeforge.nodes.openai_client import Endpoint, endpoint, looks_like, post, remote_name
 
@@ -197,11 +198,14 @@ def read_wav_bytes(data: bytes) -> Audio:
     return Audio(torch.from_numpy(samples.reshape(-1, channels).T.copy()), rate)
 
 
-def decode_audio(data: bytes, what: str = "the server's sound", max_seconds: float | None = None) -> Audio:
+def decode_audio(data: bytes, what: str = "the server's sound", limits: MediaLimits | None = None) -> Audio:
     """Any sound file PyAV (FFmpeg) reads, in memory, as float Audio at its own rate; errors call it ``what``.
-    Decoding stops with an error past ``max_seconds`` (a small compressed file can hold hours)."""
+    Decoding is counted against ``limits`` (the default media limits) and stops past them: a small compressed
+    file can hold hours, or millions of samples a second."""
     import numpy as np
     import torch
+
+    from nodeforge.engine.sound import sound_chunks
 
     try:
         import av
@@ -213,19 +217,11 @@ def decode_audio(data: bytes, what: str = "the server's sound", max_seconds: flo
                 raise NodeError(f"{what} has no audio stream", input="model")
             stream = container.streams.audio[0]
             rate = int(stream.rate or stream.codec_context.sample_rate)
-            channels = int(stream.codec_context.channels or 1)
-            resampler = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo", rate=rate)
-            chunks: list[Any] = []
-            length = 0
-            for frame in container.decode(stream):
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-                length += frame.samples
-                if max_seconds is not None and length / rate > max_seconds:
-                    raise NodeError(f"{what} is longer than the limit of {max_seconds:g} s (--max-audio-seconds)",
-                                    input="model")
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+            chunks = list(sound_chunks(container, stream, limits or MediaLimits(), rate=rate))
     except NodeError:
         raise
+    except GraphInputError as exc:
+        raise NodeError(f"{what} is too large: {exc}", input="model") from None
     except Exception as exc:  # noqa: BLE001 - FFmpeg's many error types: the reason is what counts
         reason = getattr(exc, "strerror", None) or str(exc)  # FFmpeg's errors: the reason without errno and path
         raise NodeError(f"{what} cannot be decoded: {reason}", input="model") from None

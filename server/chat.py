@@ -113,9 +113,12 @@ class LocalLLMBackend:
             raise ChatUnavailable(f"'{call.model}' names a remote server; this endpoint serves local models")
         try:
             model = self.files.model(call.model, input="model")
+            problem = resolver.problem(model, self.data_dir, families=llm.FAMILIES)
         except NodeError as exc:
             raise ChatUnavailable(f"model {exc}") from None
-        problem = resolver.problem(model, self.data_dir, families=llm.FAMILIES)
+        except OSError as exc:  # a name the file system cannot look up (too long, bad characters)
+            raise ChatUnavailable(f"model '{call.model[:200]}' is not a usable name: "
+                                  f"{exc.strerror or type(exc).__name__}") from None
         if problem:
             raise ChatUnavailable(f"model '{call.model[:200]}': {problem}")
         return llm, resolver, model

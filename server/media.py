@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from nodeforge.engine.errors import NodeError
+from nodeforge.server.disconnect import Disconnected, unless_gone
 from nodeforge.server.errors import ApiError
 from nodeforge.server.hub import CLOSED
 from nodeforge.server.models import known_models
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 NODE_ERROR = re.compile(r"node 'node' \([^)]*\)(?:, input '([^']*)')?: (.*)", re.DOTALL)  # NodeExecutionError
 REMOTE_PREFIX = "openai:"
+REPAINTING = re.compile(r"\binpainting\b|\bfill\b", re.IGNORECASE)
 ESPEAK = "espeak"
 # The node input behind each OpenAI request parameter, for error messages and ``param``.
 PARAMS = {"width": "size", "height": "size", "count": "n", "text": "input", "audio": "file"}
@@ -57,37 +59,47 @@ def families(kind: str) -> tuple[str, ...]:
 
 
 def media_models(runtime: Runtime, kinds: Iterable[str] = tuple(KINDS)) -> list[str]:
-    """Model names of ``kinds`` that load from this machine alone, as ``GET /v1/models`` lists them; ``espeak``
-    with the speech models when espeak-ng is installed."""
+    """Model names of ``kinds`` that load from this machine alone and that a ``/v1`` route can answer with, as
+    ``GET /v1/models`` lists them; ``espeak`` with the speech models when espeak-ng is installed."""
     source = runtime.registry.model_source
     names: list[str] = []
     for kind in kinds:
         entries, _ = known_models(source, runtime.settings.data_dir, families(kind))
-        names.extend(entry["name"] for entry in entries if families(kind)
+        names.extend(entry["name"] for entry in entries if families(kind) and not _repaints_only(entry["name"])
                      and source.local_problem(entry["name"], runtime.settings.data_dir) is None)
         if kind == "speech" and _espeak_installed():
             names.append(ESPEAK)
     return list(dict.fromkeys(names))
 
 
+def _repaints_only(name: str) -> bool:
+    """Whether ``name`` is an inpainting checkpoint (tiny/sd-inpainting, sd15-inpainting, flux-fill...): those
+    repaint a masked picture through image.inpaint, which no ``/v1`` route runs. The catalogue names them so."""
+    return REPAINTING.search(name) is not None
+
+
 def media_unavailable(runtime: Runtime, model: str) -> str | None:
     """Why ``model`` cannot make an image, speech or a transcript now; None when it can."""
     if model.strip() == ESPEAK:
         return None if _espeak_installed() else "espeak needs the system's espeak-ng, which is not installed"
+    if _repaints_only(model):
+        return f"model '{model[:200]}' is an inpainting checkpoint: it repaints through image.inpaint in a graph"
     source = runtime.registry.model_source
     data_dir = runtime.settings.data_dir
     try:
         name = runtime.files.model(model, input="model")
+        reasons = []
+        for kind in KINDS:
+            wanted = families(kind)
+            problem = source.problem(name, data_dir, families=wanted) if wanted else "not installed"
+            if problem is None:
+                local = source.local_problem(name, data_dir)
+                return local and f"model '{model[:200]}' cannot answer now: {local}"
+            reasons.append(problem)
     except NodeError as exc:  # the path policy refused it
         return f"model {exc}"
-    reasons = []
-    for kind in KINDS:
-        wanted = families(kind)
-        problem = source.problem(name, data_dir, families=wanted) if wanted else "not installed"
-        if problem is None:
-            local = source.local_problem(name, data_dir)
-            return local and f"model '{model[:200]}' cannot answer now: {local}"
-        reasons.append(problem)
+    except OSError as exc:  # a name the file system cannot look up (too long, bad characters)
+        return f"model '{model[:200]}' is not a usable name: {exc.strerror or type(exc).__name__}"
     return reasons[0] if reasons else None
 
 
@@ -112,19 +124,17 @@ def one_node_graph(name: str, node_type: str, inputs: dict[str, Any], output: st
             "nodes": {"node": {"type": node_type, "inputs": inputs}}, "outputs": {output: {"from": f"node.{output}"}}}
 
 
-async def run_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str, Any] | None = None) -> Finished:
-    """Queue the graph, wait for its end and return its outputs; ApiError for issues and failures."""
+async def run_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str, Any] | None = None,
+                    disconnected: Disconnected | None = None) -> Finished:
+    """Queue the graph, wait for its end and return its outputs; ApiError for issues and failures. A client that
+    goes away (``disconnected``) or a request cancelled while it waits cancels the run."""
     try:
         run_id, _ = await run_in_threadpool(runtime.submit, document, inputs or {})
     except Invalid as exc:
         raise _issue_error(exc) from None
     except QueueFull as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": "5"}) from None
-    try:
-        view = await _finished(runtime, run_id)
-    except asyncio.CancelledError:
-        await run_in_threadpool(runtime.cancel, run_id)  # the client went away: do not draw for nobody
-        raise
+    view = await unless_gone(_finished(runtime, run_id), disconnected, lambda: runtime.cancel(run_id))
     if view["status"] != "succeeded":
         raise _failure(view)
     return Finished(run_id, view["outputs"])

@@ -1,15 +1,24 @@
 """Sound files in the formats OpenAI's audio endpoints speak: speech answered as WAV, MP3, FLAC, Opus, AAC or raw
 PCM (16-bit little-endian mono at 24 kHz, as OpenAI documents it), and uploads for transcription in any format
-FFmpeg reads (MP3, FLAC, Ogg, M4A, WebM...) turned into the 16-bit WAV the nodes take. PyAV does the coding."""
+FFmpeg reads (WAV, MP3, FLAC, Ogg, M4A, WebM...) turned, as a stream under the sound limits, into the 16-bit mono
+WAV at 16 kHz the recognizers hear. PyAV does the coding."""
 
 from __future__ import annotations
 
 import io
-from typing import cast
+import wave
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from nodeforge.engine.errors import GraphInputError, first_line
+from nodeforge.engine.limits import MediaLimits
+from nodeforge.engine.sound import header_problem, sound_chunks
 
 SPEECH_MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg",
                       "aac": "audio/aac", "pcm": "audio/pcm"}
 PCM_RATE = 24_000
+TRANSCRIBE_RATE = 16_000
+"""The rate uploads for transcription are decoded to: Whisper's, which every recognizer here hears at."""
 # container format, codec, and a sample rate the codec takes (None: the sound's own)
 _ENCODERS = {"mp3": ("mp3", "libmp3lame", None), "flac": ("flac", "flac", None), "opus": ("ogg", "libopus", 48_000),
              "aac": ("adts", "aac", None)}
@@ -17,6 +26,10 @@ _ENCODERS = {"mp3": ("mp3", "libmp3lame", None), "flac": ("flac", "flac", None),
 
 class AudioFormatError(ValueError):
     """A sound that cannot be read, or a format this server cannot write."""
+
+
+class SoundTooLarge(AudioFormatError):
+    """A sound over the length or sample limits (by its header, or counted while it decodes)."""
 
 
 def encode_speech(wav: bytes, response_format: str) -> bytes:
@@ -59,17 +72,45 @@ def _pcm(samples: object, rate: int) -> bytes:
     return b"".join(chunks) if chunks else np.zeros(0, dtype="<i2").tobytes()
 
 
-def is_wav(head: bytes) -> bool:
-    return head[:4] == b"RIFF" and head[8:12] == b"WAVE"
-
-
-def upload_as_wav(data: bytes, max_seconds: float) -> bytes:
-    """A sound file in any format FFmpeg reads as a 16-bit WAV; AudioFormatError when it is not a sound or is
-    longer than ``max_seconds``."""
-    from nodeforge.engine.errors import NodeError
-    from nodeforge.nodes.openai_media import decode_audio, wav_bytes
-
+def upload_to_wav(source: BinaryIO, target: Path, limits: MediaLimits, rate: int = TRANSCRIBE_RATE) -> float:
+    """Decode an uploaded sound in any format FFmpeg reads (WAV too) into a 16-bit mono WAV at ``rate`` in
+    ``target``, frame by frame, so memory follows ``rate`` and not the file's own; the sound's length in seconds.
+    AudioFormatError when it is not a sound, has no samples or is over the limits (from its header before
+    anything is decoded, or counted while decoding when the header lies); ``target`` is removed on any error."""
     try:
-        return wav_bytes(decode_audio(data, "the file", max_seconds))
-    except NodeError as exc:
-        raise AudioFormatError(str(exc)) from None
+        seconds = _transcode(source, target, limits, rate)
+    except BaseException as exc:
+        target.unlink(missing_ok=True)
+        if isinstance(exc, AudioFormatError) or not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, GraphInputError):
+            raise SoundTooLarge(str(exc)) from None
+        reason = getattr(exc, "strerror", None) or first_line(exc)  # FFmpeg's reason, without errno and path
+        raise AudioFormatError(f"it cannot be decoded: {reason}") from None
+    if not seconds:
+        target.unlink(missing_ok=True)
+        raise AudioFormatError("it holds no sound (0 samples)")
+    return seconds
+
+
+def _transcode(source: BinaryIO, target: Path, limits: MediaLimits, rate: int) -> float:
+    import av
+    import numpy as np
+
+    written = 0
+    source.seek(0)
+    with av.open(source, "r") as container:
+        if not container.streams.audio:
+            raise AudioFormatError("it has no audio stream")
+        stream = container.streams.audio[0]
+        problem = header_problem(container, stream, limits)
+        if problem:
+            raise SoundTooLarge(problem)
+        with wave.open(str(target), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            for chunk in sound_chunks(container, stream, limits, rate=rate, mono=True):
+                wav.writeframes((np.clip(chunk[0], -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+                written += int(chunk.shape[1])
+    return written / rate

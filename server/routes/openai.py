@@ -11,12 +11,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from nodeforge.server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
+from nodeforge.server.disconnect import unless_gone
 from nodeforge.server.errors import ApiError, openai_error
 from nodeforge.server.media import media_models, media_unavailable
 from nodeforge.server.routes.deps import RuntimeDep
@@ -117,7 +118,7 @@ async def retrieve_model(model_id: str, runtime: RuntimeDep) -> dict[str, Any]:
                         400: {"model": OpenAIErrorBody, "description": "the model failed on the request, or "
                                                                         "non-text content"},
                         **MODEL_NOT_FOUND})
-async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep) -> Any:
+async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep) -> Any:
     call = _call(body)
     if isinstance(call, str):
         raise ApiError(400, call)
@@ -132,7 +133,8 @@ async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep) -> 
                                  headers=SSE_HEADERS)
     cancel = threading.Event()
     try:
-        answer = await run_in_threadpool(runtime.chat.complete, call, None, cancel)
+        answer = await unless_gone(run_in_threadpool(runtime.chat.complete, call, None, cancel),
+                                   request.is_disconnected, cancel.set)
     except ChatUnavailable as exc:
         raise ApiError(404, str(exc), code="model_not_found") from None
     except ChatFailed as exc:

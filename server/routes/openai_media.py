@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -17,10 +20,17 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from nodeforge.engine.limits import MediaLimits
 from nodeforge.server.artifacts import UploadRejected
 from nodeforge.server.errors import ApiError
 from nodeforge.server.media import artifact_bytes, one_node_graph, refuse_remote, run_graph
-from nodeforge.server.media_audio import SPEECH_MEDIA_TYPES, AudioFormatError, encode_speech, is_wav, upload_as_wav
+from nodeforge.server.media_audio import (
+    SPEECH_MEDIA_TYPES,
+    AudioFormatError,
+    SoundTooLarge,
+    encode_speech,
+    upload_to_wav,
+)
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.schemas import OpenAIErrorBody
 
@@ -105,11 +115,13 @@ def _size(text: str | None) -> tuple[int, int]:
 async def generate_images(body: ImageRequest, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     refuse_remote(body.model)
     width, height = _size(body.size)
+    _within_pixel_budget(width, height, body.n, runtime.settings.limits)
     inputs: dict[str, Any] = {"prompt": body.prompt, "model": body.model, "width": width, "height": height,
                               "count": body.n, "seed": -1 if body.seed is None else body.seed}
     extras = {"steps": body.steps, "guidance_scale": body.guidance_scale, "negative_prompt": body.negative_prompt}
     inputs.update({name: value for name, value in extras.items() if value is not None})
-    finished = await run_graph(runtime, one_node_graph("openai-images", "image.generate", inputs, "image"))
+    finished = await run_graph(runtime, one_node_graph("openai-images", "image.generate", inputs, "image"),
+                               disconnected=request.is_disconnected)
     outputs = finished.outputs["image"]
     pictures = outputs if isinstance(outputs, list) else [outputs]
     output_format = body.output_format or "png"
@@ -121,6 +133,19 @@ async def generate_images(body: ImageRequest, request: Request, runtime: Runtime
                 for picture in pictures]
     return {"created": int(time.time()), "data": data, "output_format": "png" if body.response_format == "url"
             else output_format, "size": f"{width}x{height}"}
+
+
+def _within_pixel_budget(width: int, height: int, count: int, limits: MediaLimits) -> None:
+    """A 400 before anything runs when the pictures asked for are, together, over --max-image-pixels: the work
+    of a diffusion run grows with every pixel of every picture."""
+    budget = limits.max_image_pixels
+    if width * height > budget:
+        raise ApiError(400, f"size: {width}x{height} is {width * height:,} pixels, over this server's budget of "
+                            f"{budget:,} pixels a request (--max-image-pixels)", param="size")
+    if width * height * count > budget:
+        raise ApiError(400, f"n: {count} pictures of {width}x{height} are {width * height * count:,} pixels, over "
+                            f"this server's budget of {budget:,} pixels a request (--max-image-pixels): ask for "
+                            f"at most {budget // (width * height)}", param="n")
 
 
 def _b64(runtime: Any, picture: dict[str, Any], output_format: str) -> str:
@@ -138,11 +163,12 @@ def _b64(runtime: Any, picture: dict[str, Any], output_format: str) -> str:
 @router.post("/audio/speech", summary="Speech from a local voice (OpenAI format)", response_class=Response,
              responses={200: {"content": {media_type: {} for media_type in SPEECH_MEDIA_TYPES.values()},
                               "description": "the sound in response_format"}, **_errors(COMMON)})
-async def speak(body: SpeechRequest, runtime: RuntimeDep) -> Response:
+async def speak(body: SpeechRequest, request: Request, runtime: RuntimeDep) -> Response:
     refuse_remote(body.model)
     voice = "" if body.voice.strip().lower() in OPENAI_VOICES else body.voice
     inputs = {"text": body.input, "model": body.model, "voice": voice, "speed": body.speed, "seed": body.seed}
-    finished = await run_graph(runtime, one_node_graph("openai-speech", "audio.speech", inputs, "audio"))
+    finished = await run_graph(runtime, one_node_graph("openai-speech", "audio.speech", inputs, "audio"),
+                               disconnected=request.is_disconnected)
     wav, _ = await run_in_threadpool(artifact_bytes, runtime, finished.outputs["audio"])
     try:
         sound = await run_in_threadpool(encode_speech, wav, body.response_format)
@@ -158,8 +184,8 @@ async def speak(body: SpeechRequest, runtime: RuntimeDep) -> Response:
                         **_errors({**COMMON, 400: "not a sound file, or the node refused a parameter",
                                    413: "the file is over the upload limit (--max-upload-mb)"})})
 async def transcribe(file: Annotated[UploadFile, File(description="the sound: WAV, MP3, FLAC, Ogg, M4A, WebM...")],
-                     model: Annotated[str, Form(min_length=1, max_length=500)], runtime: RuntimeDep,
-                     language: Annotated[str | None, Form(max_length=20)] = None,
+                     model: Annotated[str, Form(min_length=1, max_length=500)], request: Request,
+                     runtime: RuntimeDep, language: Annotated[str | None, Form(max_length=20)] = None,
                      prompt: Annotated[str | None, Form(max_length=10000, description="not used")] = None,
                      response_format: Annotated[Literal["json", "text", "verbose_json"], Form()] = "json",
                      temperature: Annotated[float | None, Form(ge=0, le=1, description="not used: decoding is "
@@ -172,7 +198,7 @@ async def transcribe(file: Annotated[UploadFile, File(description="the sound: WA
     inputs = {"audio": {"input": "audio"}, "model": model, "language": language or ""}
     document = one_node_graph("openai-transcription", "audio.transcribe", inputs, "text",
                               {"audio": {"type": "audio"}})
-    finished = await run_graph(runtime, document, {"audio": artifact_id})
+    finished = await run_graph(runtime, document, {"audio": artifact_id}, disconnected=request.is_disconnected)
     text = str(finished.outputs["text"])
     if response_format == "text":
         return PlainTextResponse(text)
@@ -183,27 +209,26 @@ async def transcribe(file: Annotated[UploadFile, File(description="the sound: WA
 
 
 def _store_sound(runtime: Any, file: UploadFile) -> tuple[str, float]:
-    """The upload as an audio artifact (its id and length in seconds): a WAV as it is, any other sound decoded to
-    WAV first; a 400 for what is not a sound, a 413 over the upload limit."""
-    import wave
-
+    """The upload, decoded to a 16 kHz mono WAV, as an audio artifact (its id and length in seconds); a 400 for
+    what is not a sound or is over the sound limits, a 413 over the upload limit. The WAV is written to a
+    temporary file that is gone afterwards, whatever happens."""
     limit = runtime.settings.max_upload_bytes
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
+    if (file.size or 0) > limit:
         raise ApiError(413, f"the file is larger than the upload limit of {limit} bytes")
-    if not data:
-        raise ApiError(400, "the file is empty")
-    if not is_wav(data[:12]):
-        try:
-            data = upload_as_wav(data, runtime.settings.limits.max_audio_seconds)
-        except AudioFormatError as exc:
-            raise ApiError(400, f"the file is not a sound this server can read ({exc})") from None
+    fd, name = tempfile.mkstemp(dir=runtime.artifacts.tmp, suffix=".wav")
+    os.close(fd)
+    wav = Path(name)
     try:
-        artifact = runtime.artifacts.save_upload(io.BytesIO(data), file.filename, max(limit, len(data)))
+        try:
+            seconds = upload_to_wav(file.file, wav, runtime.settings.limits)
+        except SoundTooLarge as exc:
+            raise ApiError(400, f"the file cannot be transcribed: {exc}", param="file") from None
+        except AudioFormatError as exc:
+            raise ApiError(400, f"the file is not a sound this server can read ({exc})", param="file") from None
+        with wav.open("rb") as decoded:
+            artifact = runtime.artifacts.save_upload(decoded, file.filename, wav.stat().st_size)
     except UploadRejected as exc:
-        raise ApiError(413 if exc.status == 413 else 400, f"the file cannot be transcribed: {exc}") from None
-    if not artifact.media_type.startswith("audio/"):
-        raise ApiError(400, f"the file is {artifact.media_type}, not a sound")
-    with wave.open(str(runtime.artifacts.files / artifact.file), "rb") as sound:
-        seconds = sound.getnframes() / (sound.getframerate() or 1)
+        raise ApiError(400, f"the file cannot be transcribed: {exc}", param="file") from None
+    finally:
+        wav.unlink(missing_ok=True)
     return artifact.id, round(seconds, 3)

@@ -96,3 +96,58 @@ def test_a_media_graph_input_over_the_budget_is_refused_at_submission(http: http
     assert issue["input"] == "picture" and issue["code"] == "invalid_graph_input"
     assert "wide.png: the image is 1200x1000 (1.2 MP), over the limit of 1 MP" in issue["message"]
     assert http.get("/api/runs").json()["runs"] == []
+
+
+def leftovers(settings: Settings) -> list[Path]:
+    """Files the server keeps for uploads and runs: none may stay behind a refused request."""
+    return sorted(path for path in (settings.data_dir / "artifacts").rglob("*") if path.is_file())
+
+
+def test_a_high_rate_sound_is_refused_for_transcription_by_its_samples(http: httpx2.Client,
+                                                                       settings: Settings) -> None:
+    """0.4 s is within the 0.5 s limit, but at 655 kHz it is 262,140 samples, over the budget of 0.5 s at 48 kHz
+    stereo: refused from the header before decoding, and counted while decoding when the header hides it."""
+    from tests.support.media_bombs import FLAC_MAX_RATE, flac
+
+    def transcribe(content: bytes) -> httpx2.Response:
+        return http.post("/v1/audio/transcriptions", data={"model": "whisper-tiny.en"},
+                         files={"file": ("bomb.flac", content, "audio/flac")})
+
+    told = transcribe(flac(FLAC_MAX_RATE, 0.4))
+    assert told.status_code == 400 and told.json()["error"]["param"] == "file"
+    assert told.json()["error"]["message"] == (
+        "the file cannot be transcribed: the sound is 0.4 s of 1 channel(s) at 655350 Hz, 262,140 samples to "
+        "decode, over the budget of 48,000 (0.5 s at 48 kHz stereo, --max-audio-seconds)")
+    hidden = transcribe(flac(FLAC_MAX_RATE, 0.4, hide_length=True))
+    assert hidden.status_code == 400
+    assert hidden.json()["error"]["message"] == (
+        "the file cannot be transcribed: the sound decodes to more than 48,000 samples (655350 Hz, 1 channel(s)), "
+        "over the budget of 0.5 s at 48 kHz stereo (--max-audio-seconds)")
+    assert leftovers(settings) == [] and http.get("/api/runs").json()["runs"] == []
+
+
+def test_a_webm_without_a_duration_is_measured_at_upload(http: httpx2.Client, settings: Settings) -> None:
+    from tests.support.media_bombs import webm_without_duration
+
+    response = upload(http, "endless.webm", webm_without_duration(3))
+    assert response.status_code == 415
+    assert response.json()["detail"] == ("its sound track runs past the limit of 0.5 s (--max-audio-seconds; the "
+                                         "file's header gives no duration, its packets were counted)")
+    assert leftovers(settings) == []
+
+
+def test_images_over_the_pixel_budget_are_refused_before_a_run(http: httpx2.Client) -> None:
+    """--max-image-pixels is the budget of one request's pictures together: width x height x n."""
+    def generate(size: str, n: int) -> httpx2.Response:
+        return http.post("/v1/images/generations", json={"model": "tiny/sd", "prompt": "x", "size": size, "n": n})
+
+    one = generate("1024x1024", 1)
+    assert one.status_code == 400 and one.json()["error"]["param"] == "size"
+    assert one.json()["error"]["message"] == ("size: 1024x1024 is 1,048,576 pixels, over this server's budget of "
+                                              "1,000,000 pixels a request (--max-image-pixels)")
+    many = generate("512x512", 4)
+    assert many.status_code == 400 and many.json()["error"]["param"] == "n"
+    assert many.json()["error"]["message"] == (
+        "n: 4 pictures of 512x512 are 1,048,576 pixels, over this server's budget of 1,000,000 pixels a request "
+        "(--max-image-pixels): ask for at most 3")
+    assert http.get("/api/runs").json()["runs"] == []

@@ -82,6 +82,31 @@ def test_models_lists_images_voices_and_recognizers(served: Served) -> None:
     assert served.client.models.retrieve("piper-joe").owned_by == "nodeforge"
 
 
+def test_models_lists_only_what_a_route_answers_with(served: Served) -> None:
+    """An inpainting checkpoint repaints through image.inpaint, which no /v1 route runs: it is neither listed nor
+    found, though the images route knows the name."""
+    listed = [model.id for model in served.client.models.list()]
+    assert "tiny/sd" in listed and "tiny/sd-inpainting" not in listed
+    with pytest.raises(openai.NotFoundError):
+        served.client.models.retrieve("tiny/sd-inpainting")
+
+
+def test_names_the_file_system_cannot_look_up_are_not_found(served: Served) -> None:
+    """A 300-character model name is longer than a file name may be; every route answers 404, not a 500."""
+    name = "m" * 300
+    with pytest.raises(openai.NotFoundError) as chat:
+        served.client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
+    assert "is not a usable name: File name too long" in str(chat.value)
+    with pytest.raises(openai.NotFoundError):
+        served.client.models.retrieve(name)
+    with pytest.raises(openai.NotFoundError):
+        served.client.models.retrieve(f"tiny/{name}")
+    with pytest.raises(openai.NotFoundError):
+        served.client.images.generate(model=f"/{name}", prompt="x", size="64x64")
+    with pytest.raises(openai.NotFoundError):
+        served.client.audio.speech.create(model=name, voice="alloy", input="hello")
+
+
 def test_images_come_back_as_pngs_of_the_size_asked(served: Served) -> None:
     answer = served.client.images.generate(model="tiny/sd", prompt="a red fox", size="64x64", n=2,
                                            response_format="b64_json", extra_body=TINY_IMAGE)
@@ -119,6 +144,19 @@ def test_speech_in_each_format(served: Served, spoken: bytes) -> None:
     robot = served.client.audio.speech.create(model="espeak", voice="en-us", input="Hello.", response_format="wav",
                                               speed=2.0)
     assert wav_facts(robot.content)[0] == 22050
+
+
+def test_speech_takes_the_models_own_voice_and_openais(served: Served) -> None:
+    """OpenAI clients always send a voice: piper-joe's own (joe) and OpenAI's stock names mean its voice; another
+    name is a 400 on voice that says which voice there is."""
+    own = served.client.audio.speech.create(model="piper-joe", voice="joe", input=SENTENCE, response_format="wav")
+    stock = served.client.audio.speech.create(model="piper-joe", voice="nova", input=SENTENCE,
+                                              response_format="wav")
+    assert wav_facts(own.content)[:2] == wav_facts(stock.content)[:2] == (22050, 1)
+    with pytest.raises(openai.BadRequestError) as unknown:
+        served.client.audio.speech.create(model="piper-joe", voice="bob", input=SENTENCE)
+    assert unknown.value.param == "voice"
+    assert "unknown voice 'bob': piper-joe has a single voice, 'joe'" in str(unknown.value)
 
 
 def test_transcription_of_pipers_speech(served: Served, spoken: bytes) -> None:
@@ -207,14 +245,16 @@ def test_errors_on_both_sides(served: Served, spoken: bytes, executor: Session,
     assert "input 'model'" in refused.record.error and "answered 401" in refused.record.error
 
 
-def test_speech_formats_decode_back_and_long_uploads_are_refused() -> None:
-    """Each speech format decodes to the same length (pcm: 24 kHz); a compressed upload is measured while it is
-    decoded, so one longer than --max-audio-seconds is refused however small the file."""
+def test_speech_formats_decode_back_and_uploads_become_16_khz_mono_wavs(tmp_path: Path) -> None:
+    """Each speech format decodes to the same length (pcm: 24 kHz); an upload for transcription, in any format,
+    becomes a 16 kHz mono WAV as it decodes, and one longer than --max-audio-seconds is refused however small the
+    file, leaving no WAV behind."""
     import torch
 
+    from nodeforge.engine.limits import MediaLimits
     from nodeforge.engine.values import Audio
     from nodeforge.nodes.openai_media import decode_audio, wav_bytes
-    from nodeforge.server.media_audio import AudioFormatError, encode_speech, upload_as_wav
+    from nodeforge.server.media_audio import AudioFormatError, SoundTooLarge, encode_speech, upload_to_wav
 
     tone = Audio(0.3 * torch.sin(torch.arange(22050) / 22050 * 2 * torch.pi * 330).unsqueeze(0), 22050)
     wav = wav_bytes(tone)
@@ -223,7 +263,13 @@ def test_speech_formats_decode_back_and_long_uploads_are_refused() -> None:
         back = decode_audio(encode_speech(wav, response_format))
         assert abs(back.seconds - 1.0) < 0.08, (response_format, back.seconds)
     assert len(encode_speech(wav, "pcm")) == 2 * 24_000
-    flac = encode_speech(wav, "flac")
-    assert upload_as_wav(flac, 2.0).startswith(b"RIFF")
-    with pytest.raises(AudioFormatError, match=r"the file is longer than the limit of 0\.5 s"):
-        upload_as_wav(flac, 0.5)
+    target = tmp_path / "upload.wav"
+    for sound in (wav, encode_speech(wav, "flac")):
+        assert upload_to_wav(io.BytesIO(sound), target, MediaLimits(max_audio_seconds=2)) == pytest.approx(1.0)
+        assert wav_facts(target.read_bytes()) == (16_000, 1, pytest.approx(1.0))
+    with pytest.raises(SoundTooLarge, match=r"the sound is 1\.0 s long, over the limit of 0\.5 s"):
+        upload_to_wav(io.BytesIO(encode_speech(wav, "flac")), target, MediaLimits(max_audio_seconds=0.5))
+    assert not target.exists()
+    with pytest.raises(AudioFormatError, match="it cannot be decoded"):
+        upload_to_wav(io.BytesIO(b"just some text\n" * 20), target, MediaLimits())
+    assert not target.exists()
