@@ -128,12 +128,23 @@ async def run_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str
                     disconnected: Disconnected | None = None) -> Finished:
     """Queue the graph, wait for its end and return its outputs; ApiError for issues and failures. A client that
     goes away (``disconnected``) or a request cancelled while it waits cancels the run."""
+    return await finish_run(runtime, await queue_graph(runtime, document, inputs), disconnected)
+
+
+async def queue_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str, Any] | None = None) -> str:
+    """Queue the graph as a run of the server; its id, or ApiError when it is refused (nothing was queued)."""
     try:
         run_id, _ = await run_in_threadpool(runtime.submit, document, inputs or {})
     except Invalid as exc:
         raise _issue_error(exc) from None
     except QueueFull as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": "5"}) from None
+    return run_id
+
+
+async def finish_run(runtime: Runtime, run_id: str, disconnected: Disconnected | None = None) -> Finished:
+    """Wait for a queued run's end: its outputs, or ApiError when it failed; cancelled when the client goes away
+    (``disconnected``) or the request is cancelled while it waits."""
     view = await unless_gone(_finished(runtime, run_id), disconnected, lambda: runtime.cancel(run_id))
     if view["status"] != "succeeded":
         raise _failure(view)

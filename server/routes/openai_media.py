@@ -23,7 +23,14 @@ from starlette.concurrency import run_in_threadpool
 from nodeforge.engine.limits import MediaLimits
 from nodeforge.server.artifacts import UploadRejected
 from nodeforge.server.errors import ApiError
-from nodeforge.server.media import artifact_bytes, one_node_graph, refuse_remote, run_graph
+from nodeforge.server.media import (
+    artifact_bytes,
+    finish_run,
+    one_node_graph,
+    queue_graph,
+    refuse_remote,
+    run_graph,
+)
 from nodeforge.server.media_audio import (
     SPEECH_MEDIA_TYPES,
     AudioFormatError,
@@ -198,7 +205,12 @@ async def transcribe(file: Annotated[UploadFile, File(description="the sound: WA
     inputs = {"audio": {"input": "audio"}, "model": model, "language": language or ""}
     document = one_node_graph("openai-transcription", "audio.transcribe", inputs, "text",
                               {"audio": {"type": "audio"}})
-    finished = await run_graph(runtime, document, {"audio": artifact_id}, disconnected=request.is_disconnected)
+    try:
+        run_id = await queue_graph(runtime, document, {"audio": artifact_id})
+    except ApiError:
+        await run_in_threadpool(_forget_upload, runtime, artifact_id)
+        raise
+    finished = await finish_run(runtime, run_id, request.is_disconnected)
     text = str(finished.outputs["text"])
     if response_format == "text":
         return PlainTextResponse(text)
@@ -206,6 +218,14 @@ async def transcribe(file: Annotated[UploadFile, File(description="the sound: WA
         return {"text": text, "task": "transcribe", "language": language or "", "duration": seconds,
                 "segments": []}
     return {"text": text}
+
+
+def _forget_upload(runtime: Any, artifact_id: str) -> None:
+    """Remove the decoded upload of a request whose run was refused: no run will ever read it."""
+    found = runtime.artifacts.open(artifact_id)
+    runtime.store.add_artifacts([], drop=[artifact_id])
+    if found is not None:
+        found[0].unlink(missing_ok=True)
 
 
 def _store_sound(runtime: Any, file: UploadFile) -> tuple[str, float]:

@@ -141,9 +141,10 @@ def test_speech_in_each_format(served: Served, spoken: bytes) -> None:
     pcm = served.client.audio.speech.create(model="piper-joe", voice="alloy", input=SENTENCE,
                                             response_format="pcm").content
     assert abs(len(pcm) / 2 / 24_000 - seconds) < 0.3, "16-bit mono at 24 kHz, about as long as the WAV"
-    robot = served.client.audio.speech.create(model="espeak", voice="en-us", input="Hello.", response_format="wav",
-                                              speed=2.0)
-    assert wav_facts(robot.content)[0] == 22050
+    if shutil.which("espeak-ng"):  # a system package, listed in /v1/models only when installed
+        robot = served.client.audio.speech.create(model="espeak", voice="en-us", input="Hello.",
+                                                  response_format="wav", speed=2.0)
+        assert wav_facts(robot.content)[0] == 22050
 
 
 def test_speech_takes_the_models_own_voice_and_openais(served: Served) -> None:
