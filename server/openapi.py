@@ -1,20 +1,26 @@
 """The OpenAPI document (``/openapi.json``, ``/docs``) says what the server really answers.
 
-FastAPI describes each route's own responses; two kinds of answer come from elsewhere and are added here:
+FastAPI describes each route's own responses; three kinds of answer come from elsewhere and are added here:
 
 - the guard's refusals (``server/guard.py``), possible on every operation: 401 without the token (when the
   server has one), 403 for a Host name or an origin it does not answer, 413 for a body over the limit;
+- the guard's 500 for an exception nothing expected, in the same error body (a reference to the server's log);
 - the 422 of a request that does not fit the parameters or body, which FastAPI documents as its own
   ``HTTPValidationError`` while our error handlers answer ``ErrorBody`` (``OpenAIErrorBody`` under ``/v1``).
+
+The graph document a body takes is the engine's JSON Schema (``GET /api/schema/graph``), added as the component
+``GraphDocument`` (its definitions beside it), so the description of a run or a saved graph is the validator's.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
+from nodeforge.engine.document import document_schema
 from nodeforge.server.errors import is_openai
 from nodeforge.server.schemas import ErrorBody, OpenAIErrorBody
 
@@ -22,7 +28,8 @@ REF = "#/components/schemas/{model}"
 FASTAPI_422 = {"$ref": REF.format(model="HTTPValidationError")}
 GUARD = {"401": "no valid bearer token (only when the server has a token)",
          "403": "refused by the guard: a Host name this server does not answer, or a cross-origin request",
-         "413": "the request body is over the size limit (--max-upload-mb for uploads)"}
+         "413": "the request body is over the size limit (--max-upload-mb for uploads)",
+         "500": "an unexpected error; the message gives a reference to the server's log, nothing more"}
 INVALID_REQUEST = "the parameters or the body do not fit this operation; {where} names each problem"
 
 
@@ -38,6 +45,7 @@ def install_openapi(app: FastAPI) -> None:
             components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             schema["security"] = [{"bearer": []}, {}]
             document_errors(schema)
+            add_graph_document(components.setdefault("schemas", {}))
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -68,6 +76,20 @@ def document_errors(schema: dict[str, Any]) -> None:
                     known["description"] = "; or ".join(filter(None, (known.get("description"), description)))
     for unused in ("HTTPValidationError", "ValidationError"):
         models.pop(unused, None)
+
+
+def add_graph_document(models: dict[str, Any]) -> None:
+    """The graph document's JSON Schema as ``GraphDocument``, its ``$defs`` as components of their own."""
+    text = json.dumps(document_schema()).replace('"#/$defs/', '"#/components/schemas/')
+    document = json.loads(text)
+    for name, definition in document.pop("$defs", {}).items():
+        models.setdefault(name, definition)
+    for key in ("$schema", "$id"):
+        document.pop(key, None)
+    nodes = document["properties"]["nodes"]
+    nodes["minProperties"] = 1  # a graph without nodes is refused: there is nothing to run
+    nodes["propertyNames"] = {"pattern": next(iter(nodes["patternProperties"]))}  # every key is a node id
+    models["GraphDocument"] = document
 
 
 def _error(description: str, ref: str) -> dict[str, Any]:

@@ -1,11 +1,22 @@
 """Request and response bodies of the API, as pydantic models so that ``/docs`` and ``/openapi.json`` describe
 them exactly."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from nodeforge.engine.record import NodeStatus
+from nodeforge.engine.sweep import MAX_CELLS
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+GRAPH_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", "maxLength": 100,
+              "description": "a saved graph's name: 1-100 letters, digits, '_', '.', '-', starting with a letter or "
+                             "digit, without '..' or a '.json' suffix"}
+"""What ``server.library.check_name`` accepts, as JSON Schema (the '.json' suffix aside); the routes answer 400
+for anything else, so the schema only documents it."""
+GraphName = Annotated[str, WithJsonSchema(GRAPH_NAME)]
+GraphDocumentBody = Annotated[dict[str, Any], WithJsonSchema({"$ref": "#/components/schemas/GraphDocument"})]
+"""A graph document, described by the engine's own JSON Schema (``server.openapi`` adds it as a component)."""
 
 
 class IssueBody(BaseModel):
@@ -24,7 +35,7 @@ class ErrorBody(BaseModel):
 
 class OpenAIError(BaseModel):
     message: str
-    type: str = Field(description="invalid_request_error, or server_error")
+    type: Literal["invalid_request_error", "server_error"]
     code: str | None = Field(description="e.g. model_not_found, invalid_api_key, invalid_request")
     param: str | None = Field(description="the request field at fault, when there is one")
 
@@ -91,18 +102,22 @@ class Saved(BaseModel):
 
 class SweepRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    axes: dict[str, list[Any]] = Field(description='the swept graph inputs and their values: {"seed": [1, 2, 3]}')
+    axes: dict[str, Annotated[list[Any], Field(min_length=1, max_length=MAX_CELLS)]] = Field(
+        min_length=1, description='the swept graph inputs and their values: {"seed": [1, 2, 3]}; at most '
+                                  f"{MAX_CELLS} cells in all")
     mode: Literal["product", "zip"] = Field("product", description="product: every combination; zip: the i-th "
                                                                     "values of every axis together")
 
 
 class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    graph: str | dict[str, Any] = Field(description="a saved graph's name, or a whole graph document")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"not": {  # the route refuses both (422)
+        "required": ["sweep", "rows"], "properties": {"sweep": {"type": "object"}, "rows": {"type": "array"}}}})
+    graph: GraphName | GraphDocumentBody = Field(description="a saved graph's name, or a whole graph document")
     inputs: dict[str, Any] = Field(default_factory=dict, description="graph inputs; media inputs take artifact ids")
     sweep: SweepRequest | None = Field(None, description="run the graph over several values of its inputs; "
                                                          "GET /api/runs/{id}/compare shows the cells side by side")
-    rows: list[dict[str, Any]] | None = Field(None, description="run the graph once per object of inputs (a batch)")
+    rows: list[Annotated[dict[str, Any], Field(min_length=1)]] | None = Field(
+        None, min_length=1, max_length=MAX_CELLS, description="run the graph once per object of inputs (a batch)")
 
 
 class Queued(BaseModel):
@@ -132,7 +147,7 @@ class RunList(BaseModel):
 
 class NodeState(BaseModel):
     type: str
-    status: str
+    status: NodeStatus
     device: str | None
     started_at: str | None
     finished_at: str | None
@@ -156,7 +171,8 @@ class RunView(RunSummary):
 
 class CancelResult(BaseModel):
     id: str
-    status: str
+    status: Literal["cancelled", "cancelling"] = Field(description="cancelled: it was queued; cancelling: it stops "
+                                                                   "at its next node boundary or step")
 
 
 class Uploaded(BaseModel):

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Path, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,7 +19,8 @@ MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/wav"
             responses={200: {"content": {media_type: {} for media_type in MEDIA_TYPES},
                              "description": "the file; Range requests are answered with 206"},
                        404: {"model": ErrorBody, "description": "no such artifact"}})
-def read_artifact(artifact_id: str, runtime: RuntimeDep) -> FileResponse:
+def read_artifact(artifact_id: Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-f]{32}$"})],
+                  runtime: RuntimeDep) -> FileResponse:
     found = runtime.artifacts.open(artifact_id)
     if found is None:
         raise ApiError(404, f"no artifact '{artifact_id[:64]}'")
@@ -33,7 +34,8 @@ def read_artifact(artifact_id: str, runtime: RuntimeDep) -> FileResponse:
              responses={400: {"model": ErrorBody, "description": "the multipart body cannot be parsed"},
                         415: {"model": ErrorBody, "description": "not a supported media file (read from its bytes)"},
                         422: {"model": ErrorBody, "description": "no file part, or an empty file"}})
-async def upload(file: Annotated[UploadFile, File(description="the file; its type is read from its content")],
+async def upload(file: Annotated[UploadFile, File(description="the file; its type is read from its content",
+                                                 json_schema_extra={"minLength": 1})],
                  runtime: RuntimeDep) -> dict[str, Any]:
     try:
         artifact = await run_in_threadpool(runtime.artifacts.save_upload, file.file, file.filename,

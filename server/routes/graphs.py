@@ -3,18 +3,19 @@
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Path, Response
 from fastapi.responses import JSONResponse
 
 from nodeforge.server.errors import ApiError, invalid
 from nodeforge.server.library import BadName, GraphMissing, ReadOnly, Unreadable, check_name
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.runtime import Invalid
-from nodeforge.server.schemas import ErrorBody, GraphList, Saved
+from nodeforge.server.schemas import GRAPH_NAME, ErrorBody, GraphDocumentBody, GraphList, Saved
 
 router = APIRouter(prefix="/api/graphs", tags=["graphs"])
 ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorBody, "description": "not a valid graph name"},
                                            404: {"model": ErrorBody, "description": "no such graph"}}
+Name = Annotated[str, Path(json_schema_extra=GRAPH_NAME)]  # documented; check_name answers 400 (not FastAPI's 422)
 
 
 def library_error(exc: Exception) -> ApiError:
@@ -35,7 +36,7 @@ def list_graphs(runtime: RuntimeDep) -> dict[str, Any]:
 @router.get("/{name}", summary="A saved graph document", responses={
     **ERRORS, 200: {"description": "the document; header X-Graph-Readonly tells whether it is an example"},
     409: {"model": ErrorBody, "description": "the stored file is not a JSON object"}})
-def read_graph(name: str, runtime: RuntimeDep) -> JSONResponse:
+def read_graph(name: Name, runtime: RuntimeDep) -> JSONResponse:
     try:
         data, readonly = runtime.graphs.read(name)
     except (BadName, GraphMissing, Unreadable) as exc:
@@ -46,8 +47,8 @@ def read_graph(name: str, runtime: RuntimeDep) -> JSONResponse:
 @router.put("/{name}", response_model=Saved, status_code=201, summary="Validate and save a graph", responses={
     **ERRORS, 200: {"model": Saved, "description": "replaced"}, 201: {"description": "created"},
     422: {"model": ErrorBody, "description": "every issue of the graph; nothing was saved"}})
-def save_graph(name: str, response: Response,
-               document: Annotated[dict[str, Any], Body(description="a graph document (GET /api/schema/graph)")],
+def save_graph(name: Name, response: Response,
+               document: Annotated[GraphDocumentBody, Body()],
                runtime: RuntimeDep) -> dict[str, Any]:
     try:
         check_name(name)
@@ -63,7 +64,7 @@ def save_graph(name: str, response: Response,
 
 @router.delete("/{name}", status_code=204, summary="Delete a saved graph", responses={
     **ERRORS, 403: {"model": ErrorBody, "description": "a read-only example"}})
-def delete_graph(name: str, runtime: RuntimeDep) -> Response:
+def delete_graph(name: Name, runtime: RuntimeDep) -> Response:
     try:
         runtime.graphs.delete(name)
     except (BadName, GraphMissing, ReadOnly) as exc:

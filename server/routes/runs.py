@@ -34,8 +34,9 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream
     422: {"model": ErrorBody, "description": "every issue of the graph and its inputs; nothing was queued"},
     429: {"model": ErrorBody, "description": "the queue is full"}})
 def submit(body: RunRequest, runtime: RuntimeDep, idempotency_key: Annotated[str | None, Header(
-        max_length=200, description="retrying with the same key and body returns the same run; the same key with "
-                                    "another body is refused (409)")] = None) -> dict[str, Any]:
+        max_length=200, json_schema_extra={"pattern": r"\S"},
+        description="retrying with the same key and body returns the same run; the same key with another body is "
+                    "refused (409); an empty key is refused (400)")] = None) -> dict[str, Any]:
     if idempotency_key is not None and not idempotency_key.strip():
         raise ApiError(400, "the Idempotency-Key header is empty: send a key (one per request) or no header")
     if body.sweep is not None and body.rows is not None:

@@ -72,7 +72,8 @@ def test_bad_sweeps_are_refused_and_a_plain_run_has_no_page(client: TestClient) 
     assert bad.status_code == 422
     issue = bad.json()["issues"][0]
     assert issue["input"] == "sweep" and "'colour' is not an input of graph 'hello'" in issue["message"]
-    both = client.post("/api/runs", json={"graph": "hello", "sweep": {"axes": {"name": ["a"]}}, "rows": [{}]})
+    both = client.post("/api/runs", json={"graph": "hello", "sweep": {"axes": {"name": ["a"]}},
+                                          "rows": [{"name": "b"}]})
     assert both.status_code == 422 and "not both" in both.text
     plain = client.post("/api/runs", json={"graph": "hello"}).json()
     wait_finished(client, plain["id"])
@@ -130,7 +131,9 @@ def test_a_sweep_bomb_is_counted_and_refused_before_anything_is_built(client: Te
         "axes: the sweep has 1,000,000,000 cells (axes of name: 1000, x: 1000, y: 1000 values); at most 4096 run in "
         "one sweep")
     rows = client.post("/api/runs", json={"graph": "hello", "rows": [{"name": "a"}] * 4097})
-    assert rows.status_code == 422 and "4,097 cells (4097 rows)" in rows.text
+    assert rows.status_code == 422 and "body.rows: List should have at most 4096 items" in rows.text
+    long_axis = client.post("/api/runs", json={"graph": "hello", "sweep": {"axes": {"name": HUNDRED * 41}}})
+    assert long_axis.status_code == 422 and "body.sweep.axes.name: List should have at most 4096" in long_axis.text
 
 
 def test_a_graph_sweep_node_bomb_is_refused_when_the_graph_is_saved(client: TestClient) -> None:
