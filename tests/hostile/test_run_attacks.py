@@ -4,17 +4,21 @@ keeps for those routes) names a folder of the server, its install or its Python.
 
 from __future__ import annotations
 
+import errno
 import os
 import site
 import sqlite3
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.hostile.support import HostileServer
-from tests.server.support import FINISHED, ROOT, wait_for
+from tests.hostile.support import HostileServer, hostile_server
+from tests.server.support import FINISHED, PLUGINS, ROOT, parse_sse, wait_for
 
 
 def server_paths(data_dir: Path) -> list[str]:
@@ -83,3 +87,63 @@ def test_a_model_path_outside_the_allowed_folders_is_refused_without_server_path
         response = server.attack(f"model path {path[:30]}", "POST", "/api/runs", json={"graph": generate(path)})
         assert response.status_code == 422
         assert not leaks(response.text, server.data_dir), response.text
+
+
+@contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``folder`` (skips the test where mounting is not allowed)."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(disk: Path, name: str, leave: int = 0) -> Path:
+    """Write a file that takes all the free space of ``disk`` but ``leave`` bytes."""
+    path = disk / name
+    with path.open("wb") as out:
+        try:
+            while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > leave + (1 << 16):
+                out.write(b"\0" * (1 << 16))
+                out.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return path
+
+
+def test_a_disk_that_fills_during_a_run(tmp_path: Path) -> None:
+    """A real small file system: the run whose result the disk cannot take fails with the reason and its event
+    stream ends; while the disk is full a submission is refused with 507 or runs to an end, never a 500; once
+    there is space again runs succeed."""
+    with small_disk(tmp_path / "small", "16m") as disk, \
+            hostile_server(disk / "data", "--plugins", str(PLUGINS)) as server:
+        picture = {"nodes": {"draw": {"type": "test.picture", "inputs": {"size": 256, "seed": 1}}}}
+        filler = fill(disk, "filler", leave=300_000)  # less than the picture's cache entry (786 KB)
+        answer = server.request("POST", "/api/runs", json={"graph": picture})
+        assert answer.status_code == 202, answer.text
+        run_id = answer.json()["id"]
+        record = finished(server, run_id)
+        assert record["status"] == "failed" and "the disk is full" in record["error"], record
+        assert record["error"].startswith("node 'draw' (test.picture): ")
+        events = [event["data"] for event in parse_sse(server.request("GET", f"/api/runs/{run_id}/events").text)]
+        assert events[-1]["kind"] == "run.finished" and events[-1]["status"] == "failed"
+        rest = fill(disk, "rest")
+        for seed in range(3):
+            picture["nodes"]["draw"]["inputs"]["seed"] = 10 + seed
+            refused = server.request("POST", "/api/runs", json={"graph": picture})
+            assert refused.status_code in (202, 507), refused.text
+            if refused.status_code == 202:
+                assert finished(server, refused.json()["id"])["status"] == "failed"
+            else:
+                assert "disk is full" in refused.json()["detail"] and refused.headers["Retry-After"]
+        filler.unlink()
+        rest.unlink()
+        picture["nodes"]["draw"]["inputs"]["seed"] = 2
+        answer = server.request("POST", "/api/runs", json={"graph": picture})
+        assert answer.status_code == 202, answer.text
+        assert finished(server, answer.json()["id"])["status"] == "succeeded"
