@@ -11,17 +11,21 @@ nothing here runs a model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nodeforge.nodes.importers.result import ImportFailed, ImportResult, Unmapped
+
+if TYPE_CHECKING:
+    from nodeforge.nodes.importers.png_text import PngTexts
 
 __all__ = ["ImportFailed", "ImportResult", "Unmapped", "import_a1111", "import_comfy", "import_file"]
 
 Kind = Literal["auto", "comfy", "a1111"]
 
 
-def import_comfy(data: bytes | Mapping[str, Any], *, partial: bool = False, name: str = "") -> ImportResult:
-    """A ComfyUI workflow (file bytes, JSON or PNG, or parsed JSON) as a nodeforge document."""
+def import_comfy(data: bytes | Mapping[str, Any] | PngTexts, *, partial: bool = False,
+                 name: str = "") -> ImportResult:
+    """A ComfyUI workflow (file bytes, JSON or PNG, a PNG's text chunks, or parsed JSON) as a nodeforge document."""
     from nodeforge.nodes.importers.comfy_map import map_workflow
     from nodeforge.nodes.importers.comfy_read import read_comfy
 
@@ -39,19 +43,20 @@ def import_a1111(data: bytes | str, *, name: str = "") -> ImportResult:
 def import_file(data: bytes, *, kind: Kind = "auto", partial: bool = False, name: str = "") -> ImportResult:
     """A file of either kind; ``auto`` reads a PNG's chunks (ComfyUI's ``prompt``/``workflow``, else A1111's
     ``parameters``) and takes JSON as ComfyUI's."""
-    from nodeforge.nodes.importers.comfy_read import PNG_SIGNATURE, png_texts
+    from nodeforge.nodes.importers.png_text import PNG_SIGNATURE, png_texts
 
     if kind == "comfy":
         return import_comfy(data, partial=partial, name=name)
     if kind == "a1111":
         return import_a1111(data, name=name)
     if data[:8] == PNG_SIGNATURE:
-        texts = png_texts(data)
+        found = png_texts(data)
+        texts = found.texts
         if "prompt" in texts or "workflow" in texts:
-            return import_comfy(data, partial=partial, name=name)
+            return import_comfy(found, partial=partial, name=name)
         if "parameters" in texts:
             return import_a1111(texts["parameters"], name=name)
-        if "nodeforge.graph" in texts:
+        if "nodeforge.graph" in found.keywords:
             raise ImportFailed("this PNG carries a nodeforge graph: open it as it is (nodeforge run FILE.png)")
         raise ImportFailed("this PNG carries no workflow: no ComfyUI 'prompt'/'workflow' chunk and no A1111 "
                            "'parameters' chunk")

@@ -9,18 +9,21 @@ starting picture as its ``image`` input.
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodeforge.nodes.importers.a1111_text import networks_of, settings_of, tidy, without_networks
 from nodeforge.nodes.importers.builder import Builder
-from nodeforge.nodes.importers.comfy_read import PNG_SIGNATURE, png_texts
+from nodeforge.nodes.importers.png_text import MAX_PARAMETERS_TEXT, PNG_SIGNATURE, png_texts
 from nodeforge.nodes.importers.result import ImportFailed, ImportResult
 from nodeforge.nodes.importers.samplers import a1111_sampler, comfy_scheduler
 
-SETTING = re.compile(r'\s*([\w][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
-NETWORK = re.compile(r"<(lora|lyco|hypernet):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
-SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
+MAX_SIDE = 65_536
+"""The widest or tallest picture a Size may name (nodeforge's own nodes take far less; this bounds the number)."""
+MAX_INTEGER = 2**64
+"""Seeds and counts are at most 64-bit numbers, as A1111 and ComfyUI write them."""
+MAX_HIRES_SCALE = 16.0
 # A1111's upscaler labels for the Real-ESRGAN weights nodeforge ships.
 SHIPPED_UPSCALERS = {"r-esrgan 4x+": "realesrgan-x4plus", "r-esrgan 4x+ anime6b": "realesrgan-x4plus-anime"}
 PIXEL_UPSCALERS = {"none": "bicubic", "lanczos": "bicubic", "nearest": "nearest"}
@@ -38,19 +41,20 @@ def parameters_of(data: bytes) -> str:
     """The ``parameters`` text of an A1111/Forge PNG."""
     if data[:8] != PNG_SIGNATURE:
         raise ImportFailed("an A1111 import takes the PNG that A1111 or Forge saved (this file is not a PNG)")
-    texts = png_texts(data)
-    if "parameters" not in texts:
-        found = ", ".join(sorted(texts)) or "none"
-        raise ImportFailed(f"this PNG has no A1111 'parameters' text chunk (found: {found})")
-    return texts["parameters"]
+    found = png_texts(data)
+    if "parameters" not in found.texts:
+        raise ImportFailed(f"this PNG has no A1111 'parameters' text chunk (found: {found.found()})")
+    return found.texts["parameters"]
 
 
 def parse_parameters(text: str) -> Parameters:
     """Prompt, negative prompt and settings of an A1111 ``parameters`` text."""
     lines = text.strip().replace("\r\n", "\n").split("\n")
     settings: dict[str, str] = {}
-    if lines and len(SETTING.findall(lines[-1])) >= 3:
-        settings = {key.strip(): _unquote(value.strip()) for key, value in SETTING.findall(lines.pop())}
+    last = settings_of(lines[-1]) if lines else []
+    if len(last) >= 3:
+        lines.pop()
+        settings = dict(last)
     prompt: list[str] = []
     negative: list[str] = []
     target = prompt
@@ -62,14 +66,11 @@ def parse_parameters(text: str) -> Parameters:
     return Parameters("\n".join(prompt).strip(), "\n".join(negative).strip(), settings)
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
 def import_parameters(text: str, *, name: str = "") -> ImportResult:
     """The graph an A1111 ``parameters`` text describes."""
+    if len(text) > MAX_PARAMETERS_TEXT:
+        raise ImportFailed(f"the parameters text is longer than {MAX_PARAMETERS_TEXT:,} characters, the most an "
+                           "import reads")
     params = parse_parameters(text)
     if not params.settings:
         raise ImportFailed("the parameters text has no settings line (Steps: ..., Sampler: ..., Seed: ...): not "
@@ -125,6 +126,8 @@ def _second_pass(build: Builder, settings: dict[str, str], first: str, common: d
         target = _size(settings["Hires resize"], "Hires resize")
     else:
         scale = _number(settings, "Hires upscale", 2.0, float)
+        if not 0 < scale <= MAX_HIRES_SCALE:
+            raise ImportFailed(f"Hires upscale {scale:g} is out of range (above 0, at most {MAX_HIRES_SCALE:g})")
         target = (round(size[0] * scale / 8) * 8, round(size[1] * scale / 8) * 8)
     upscaler = settings.get("Hires upscaler", "Latent")
     source = f"{first}.image"
@@ -152,35 +155,57 @@ def _second_pass(build: Builder, settings: dict[str, str], first: str, common: d
 def _networks(prompt: str, build: Builder) -> tuple[str, list[dict[str, Any]]]:
     """The prompt without its ``<lora:...>`` tags, and those LoRAs as ``loras`` entries."""
     loras: list[dict[str, Any]] = []
-    for kind, name, weight in NETWORK.findall(prompt):
-        if kind.lower() == "hypernet":
-            build.warn(f"hypernetwork {name} is not supported and was left out")
+    tags = networks_of(prompt)
+    for tag in tags:
+        if tag.kind == "hypernet":
+            build.warn(f"hypernetwork {tag.name} is not supported and was left out")
             continue
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            value = 1.0
-        file = name if name.lower().endswith((".safetensors", ".pt", ".ckpt")) else f"{name}.safetensors"
+        weight = _float(tag.weight)
+        value = weight if weight is not None else 1.0
+        file = tag.name if tag.name.lower().endswith((".safetensors", ".pt", ".ckpt")) else f"{tag.name}.safetensors"
         loras.append({"model": file, "weight": value})
-    lines = []
-    for line in NETWORK.sub("", prompt).split("\n"):
-        line = re.sub(r"[ \t]{2,}", " ", re.sub(r"[ \t]*,([ \t]*,)+", ",", line))
-        lines.append(line.strip().strip(",").strip())
+    lines = [tidy(line) for line in without_networks(prompt, tags).split("\n")]
     return "\n".join(lines).strip(), loras
 
 
+def _float(text: str) -> float | None:
+    """A finite number written in ``text``, else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _size(text: str, key: str) -> tuple[int, int]:
-    match = SIZE.match(text)
-    if not match:
-        raise ImportFailed(f"{key} '{text}' is not WIDTHxHEIGHT")
-    return int(match.group(1)), int(match.group(2))
+    """``WIDTHxHEIGHT``, each side a whole number of pixels from 1 to ``MAX_SIDE``."""
+    width, separator, height = text.strip().partition("x")
+    sides = (width.strip(), height.strip())
+    if not separator or not all(side.isascii() and side.isdigit() and len(side) <= 6 for side in sides):
+        raise ImportFailed(f"{key} '{_shown(text)}' is not WIDTHxHEIGHT")
+    numbers = int(sides[0]), int(sides[1])
+    if not all(1 <= side <= MAX_SIDE for side in numbers):
+        raise ImportFailed(f"{key} '{_shown(text)}': each side must be 1 to {MAX_SIDE} pixels")
+    return numbers
 
 
 def _number(settings: dict[str, str], key: str, default: Any, kind: type) -> Any:
+    """Setting ``key`` as a finite ``kind`` (int: a whole number of at most 64 bits), ``default`` when absent."""
     text = settings.get(key)
     if text is None or text == "":
         return default
-    try:
-        return kind(float(text)) if kind is int else kind(text)
-    except ValueError:
-        raise ImportFailed(f"{key} '{text}' is not a number") from None
+    value = _float(text[:64])
+    if value is None or len(text) > 64:
+        raise ImportFailed(f"{key} '{_shown(text)}' is not a finite number")
+    if kind is not int:
+        return kind(value)
+    exact = text.strip().lstrip("-")
+    number = int(text) if exact.isascii() and exact.isdigit() else int(value)  # digits: no rounding through float
+    if abs(number) >= MAX_INTEGER:
+        raise ImportFailed(f"{key} '{_shown(text)}' is out of range (at most 64 bits)")
+    return number
+
+
+def _shown(text: str) -> str:
+    """A setting as quoted in an error: at most 40 characters of it."""
+    return text if len(text) <= 40 else text[:40] + "..."

@@ -10,9 +10,11 @@ any other value stays a literal. Models are the exception: each different model 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from nodeforge.engine.document import SCHEMA_ID
+from nodeforge.nodes.importers.result import ImportFailed
 
 INPUT_DESCRIPTIONS = {
     "model": "the model file of the workflow (a local path, an alias, or tiny/sd to try it offline)",
@@ -21,6 +23,10 @@ INPUT_DESCRIPTIONS = {
 }
 UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 COLUMN, ROW = 320, 220
+STEP = 40  # a node placed where another is moves this far right and down, until the place is free
+MAX_DOCUMENT_TEXT = 32 * 1024 * 1024
+"""Characters of text the written document may hold: a long prompt copied as a literal into thousands of nodes
+would otherwise turn a small workflow into gigabytes of JSON."""
 
 
 class Builder:
@@ -36,27 +42,51 @@ class Builder:
         self.output_positions: dict[str, list[float]] = {}
         self.groups: list[dict[str, Any]] = []
         self.warnings: list[str] = []
-        self._taken_positions: set[tuple[int, int]] = set()
+        self._warned: set[str] = set()
+        self._free: dict[tuple[int, int, int], int] = {}  # (diagonal, offset, step) -> a step further to try
+        self._suffixes: dict[tuple[str, str], int] = {}  # (what, base name) -> the next suffix to try
+        self._models: dict[str, str] = {}  # model file -> its graph input
 
     def warn(self, message: str) -> None:
-        if message not in self.warnings:
+        if message not in self._warned:
+            self._warned.add(message)
             self.warnings.append(message)
 
     def add(self, kind: str, origin: str, type_id: str, inputs: dict[str, Any],
             pos: tuple[float, float] | None = None) -> str:
         """A new node ``<kind>_<origin>`` (a suffix when taken); returns its id."""
         base = f"{kind}_{UNSAFE.sub('_', origin)}" if origin else kind
-        node_id, n = base, 2
-        while node_id in self.nodes:
-            node_id, n = f"{base}_{n}", n + 1
+        node_id = self._unique(base, self.nodes, "node")
         self.nodes[node_id] = {"type": type_id, "inputs": inputs}
         if pos is not None:
-            x, y = round(pos[0]), round(pos[1])
-            while (x, y) in self._taken_positions:
-                x, y = x + 40, y + 40
-            self._taken_positions.add((x, y))
-            self.positions[node_id] = [x, y]
+            self.positions[node_id] = self._free_place(round(pos[0]), round(pos[1]))
         return node_id
+
+    def _unique(self, base: str, taken: dict[str, Any], what: str) -> str:
+        """``base``, or ``base_2``, ``base_3``... the first not taken (each base's count is kept, so n nodes of one
+        name cost n tries, not n squared)."""
+        if base not in taken:
+            return base
+        n = self._suffixes.get((what, base), 2)
+        while f"{base}_{n}" in taken:
+            n += 1
+        self._suffixes[(what, base)] = n + 1
+        return f"{base}_{n}"
+
+    def _free_place(self, x: int, y: int) -> list[float]:
+        """The first free place from (x, y) down its diagonal; the places taken on a diagonal are skipped through
+        pointers that each lookup shortens (union-find), so many nodes at one place cost about linear time."""
+        diagonal = (x - y, x % STEP)
+        step = x // STEP
+        trail = []
+        while (key := (*diagonal, step)) in self._free:
+            trail.append(key)
+            step = self._free[key]
+        self._free[(*diagonal, step)] = step + 1
+        for key in trail:
+            self._free[key] = step + 1
+        free_x = diagonal[1] + step * STEP
+        return [free_x, free_x - diagonal[0]]
 
     def bind(self, name: str, value: Any, kind: str) -> Any:
         """``{"input": name}`` when ``name`` is (or becomes) a graph input whose default is ``value``; otherwise the
@@ -69,26 +99,23 @@ class Builder:
 
     def bind_model(self, value: str) -> dict[str, str]:
         """The graph input holding model file ``value``: ``model``, or ``model_2``... for a further model."""
-        for name, declared in self.inputs.items():
-            if re.fullmatch(r"model(_\d+)?", name) and declared["default"] == value:
-                return {"input": name}
-        count = sum(1 for name in self.inputs if re.fullmatch(r"model(_\d+)?", name))
-        name = "model" if count == 0 else f"model_{count + 1}"
-        self.inputs[name] = {"type": "text", "default": value, "description": INPUT_DESCRIPTIONS["model"]}
+        name = self._models.get(value)
+        if name is None:
+            name = "model" if not self._models else f"model_{len(self._models) + 1}"
+            self._models[value] = name
+            self.inputs[name] = {"type": "text", "default": value, "description": INPUT_DESCRIPTIONS["model"]}
         return {"input": name}
 
     def output(self, name: str, source: str, pos: tuple[float, float] | None = None) -> str:
         """A graph output ``name`` (a suffix when taken) from ``source`` (``node.port``)."""
-        base = UNSAFE.sub("_", name) or "image"
-        chosen, n = base, 2
-        while chosen in self.outputs:
-            chosen, n = f"{base}_{n}", n + 1
+        chosen = self._unique(UNSAFE.sub("_", name) or "image", self.outputs, "output")
         self.outputs[chosen] = {"from": source}
         if pos is not None:
             self.output_positions[chosen] = [round(pos[0]), round(pos[1])]
         return chosen
 
     def document(self) -> dict[str, Any]:
+        """The graph document; ImportFailed when its text would exceed ``MAX_DOCUMENT_TEXT``."""
         self._place()
         ui: dict[str, Any] = {"positions": self.positions}
         if self.inputs:
@@ -99,23 +126,21 @@ class Builder:
             ui["outputs"] = self.output_positions
         if self.groups:
             ui["groups"] = self.groups
-        return {"schema": SCHEMA_ID, "name": self.name, "description": self.description, "inputs": self.inputs,
-                "nodes": self.nodes, "outputs": self.outputs, "ui": ui}
+        document = {"schema": SCHEMA_ID, "name": self.name, "description": self.description, "inputs": self.inputs,
+                    "nodes": self.nodes, "outputs": self.outputs, "ui": ui}
+        size = _text_size(document)
+        if size > MAX_DOCUMENT_TEXT:
+            raise ImportFailed(f"the imported graph would hold {size:,} characters of text (its literals repeated "
+                               f"in every node that uses them), over the limit of {MAX_DOCUMENT_TEXT:,}")
+        return document
 
     def _place(self) -> None:
         """Positions for nodes that have none (the API format and A1111 carry no layout): layers by depth."""
         missing = [node_id for node_id in self.nodes if node_id not in self.positions]
-        depth: dict[str, int] = {}
-
-        def depth_of(node_id: str, trail: frozenset[str] = frozenset()) -> int:
-            if node_id not in depth:
-                ups = [u for u in _upstream(self.nodes[node_id]["inputs"]) if u in self.nodes and u not in trail]
-                depth[node_id] = 1 + max((depth_of(u, trail | {node_id}) for u in ups), default=-1)
-            return depth[node_id]
-
+        depth = self._depths(missing)
         rows: dict[int, int] = {}
         for node_id in missing:
-            layer = depth_of(node_id)
+            layer = depth[node_id]
             row = rows.get(layer, 0)
             rows[layer] = row + 1
             self.positions[node_id] = [40 + layer * COLUMN, 40 + row * ROW]
@@ -123,6 +148,34 @@ class Builder:
             if name not in self.output_positions:
                 source = self.positions.get(decl["from"].split(".", 1)[0], [40, 40])
                 self.output_positions[name] = [source[0] + COLUMN, source[1]]
+
+    def _depths(self, starts: list[str]) -> dict[str, int]:
+        """Each node's layer: one more than its deepest upstream node's (0 without one), found depth first with an
+        explicit stack so a chain of thousands of nodes cannot exhaust Python's recursion; a link back to a node on
+        the current path is ignored."""
+        depth: dict[str, int] = {}
+        for start in starts:
+            if start in depth:
+                continue
+            path: set[str] = {start}
+            stack: list[tuple[str, list[str], Iterator[str]]] = []
+            ups = self._ups(start)
+            stack.append((start, ups, iter(ups)))
+            while stack:
+                node_id, ups, pending = stack[-1]
+                child = next((u for u in pending if u not in depth and u not in path), None)
+                if child is not None:
+                    path.add(child)
+                    child_ups = self._ups(child)
+                    stack.append((child, child_ups, iter(child_ups)))
+                    continue
+                stack.pop()
+                path.discard(node_id)
+                depth[node_id] = 1 + max((depth[u] for u in ups if u in depth), default=-1)
+        return depth
+
+    def _ups(self, node_id: str) -> list[str]:
+        return [u for u in _upstream(self.nodes[node_id]["inputs"]) if u in self.nodes]
 
 
 def _upstream(inputs: dict[str, Any]) -> list[str]:
@@ -132,3 +185,19 @@ def _upstream(inputs: dict[str, Any]) -> list[str]:
             if isinstance(item, dict) and isinstance(item.get("from"), str):
                 found.append(item["from"].split(".", 1)[0])
     return found
+
+
+def _text_size(document: dict[str, Any]) -> int:
+    """Characters of text in the document (strings counted each time they appear, as JSON writes them)."""
+    size = 0
+    stack: list[Any] = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return size

@@ -14,8 +14,9 @@ from typing import Any
 
 from nodeforge.nodes.importers import comfy_sample as samplers
 from nodeforge.nodes.importers.builder import Builder
-from nodeforge.nodes.importers.comfy_read import ComfyNode, Link, Workflow
 from nodeforge.nodes.importers.comfy_values import (
+    MAX_CONTROLS,
+    MAX_LORAS,
     Clip,
     Cond,
     Evaluator,
@@ -29,6 +30,7 @@ from nodeforge.nodes.importers.comfy_values import (
     Pixels,
     Vae,
 )
+from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow
 from nodeforge.nodes.importers.result import ImportFailed, ImportResult, Unmapped
 
 FLOW_HINTS = ("flux", "sd3", "sd3.5", "sd35", "schnell")
@@ -66,6 +68,8 @@ def vae_loader(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 
 def lora(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     model = ev.typed(node, "model", Model)
+    if len(model.loras) >= MAX_LORAS:
+        raise ev.fail(node, f"more than {MAX_LORAS} LoRAs on one model", "model")
     name, weight = ev.text(node, "lora_name"), ev.number(node, "strength_model", 1.0)
     if node.class_type == "LoraLoaderModelOnly":
         return (replace(model, loras=(*model.loras, Lora(name, weight))) if weight else model,)
@@ -122,6 +126,9 @@ def named(kind: str, key: str) -> Any:
 
 def controlnet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     model = ev.typed(node, "control_net", Named)
+    for name in ("positive", "negative") if node.class_type == "ControlNetApplyAdvanced" else ("conditioning",):
+        if len(ev.typed(node, name, Cond).controls) >= MAX_CONTROLS:
+            raise ev.fail(node, f"more than {MAX_CONTROLS} ControlNets on one conditioning", name)
     image = ev.typed(node, "image", Pixels)
     inputs: dict[str, Any] = {"image": {"from": image.ref}, "model": model.name,
                               "weight": round(ev.number(node, "strength", 1.0), 4)}
@@ -176,27 +183,43 @@ def vae_decode(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     latent = ev.typed(node, "samples", Latent)
     vae = ev.optional(node, "vae", Vae)
     if latent.kind == "sampled" and latent.model is not None and vae is not None:
-        _check_components(ev, node, latent, vae)
+        _carry_components(ev, node, latent, vae)
     return (Pixels(pixels_of(ev, node, latent)),)
 
 
-def _check_components(ev: Evaluator, node: ComfyNode, latent: Latent, vae: Vae) -> None:
+def _carry_components(ev: Evaluator, node: ComfyNode, latent: Latent, vae: Vae) -> None:
+    """The workflow's separate component files, on the diffusion node that ``latent`` comes from: its VAE file as the
+    node's ``vae`` input; the text encoder files, which the node has no input for, in a warning that names them (and,
+    for a bare diffusion model, the alias that assembles them, also written into the model input's description)."""
     model = latent.model
     assert model is not None
-    if model.bare:
-        files = latent.clip.files if latent.clip else ()
-        t5 = [f for f in files if "t5" in f.lower()]
-        clip_l = [f for f in files if f not in t5]
-        parts = [f'transformer = "{model.name}"', *(f'text_encoder = "{f}"' for f in clip_l[:1]),
-                 *(f'text_encoder_2 = "{f}"' for f in t5[:1]), f'vae = "{vae.name}"']
-        ev.warn(node, f"{model.name} is a bare diffusion model file (UNETLoader): assemble it with its text "
-                      f"encoders and VAE as an alias in models.toml, e.g. [aliases.my-model] family = \"flux\", "
-                      f"{', '.join(parts)}, then --set model=my-model")
-    elif not vae.own:
+    inputs = ev.builder.nodes[latent.origin]["inputs"]
+    if not vae.own:
         if ev.vae_port:
-            ev.builder.nodes[latent.origin]["inputs"]["vae"] = vae.name
+            inputs["vae"] = vae.name
         else:
             ev.warn(node, f"the VAE file {vae.name} is not used: the checkpoint's own VAE decodes")
+    encoders = latent.clip.files if latent.clip else ()
+    if model.bare:
+        t5 = [f for f in encoders if "t5" in f.lower()]
+        clip_l = [f for f in encoders if f not in t5]
+        family = "sd3" if "sd3" in model.name.lower() else "flux"
+        parts = [f'transformer = "{model.name}"', *(f'text_encoder = "{f}"' for f in clip_l[:1]),
+                 *(f'text_encoder_2 = "{f}"' for f in t5[:1]), f'vae = "{vae.name}"']
+        alias = f'[aliases.my-model] family = "{family}", {", ".join(parts)}'
+        carried = f"its VAE {vae.name} is the node's vae input, but " if "vae" in inputs else ""
+        ev.warn(node, f"{model.name} is a bare diffusion model file (UNETLoader): {carried}image.generate takes no "
+                      f"text encoder files; assemble it with its text encoders and VAE as an alias in models.toml, "
+                      f"e.g. {alias}, then --set model=my-model")
+        bound = inputs.get("model")
+        if isinstance(bound, dict) and bound.get("input") in ev.builder.inputs:
+            ev.builder.inputs[bound["input"]]["description"] = (
+                f"{model.name} is a bare diffusion model: make it an alias with its text encoders and VAE in "
+                f"models.toml ({alias}) and set this to my-model (or tiny/flux to try it offline)")
+    elif encoders and encoders != (model.name,):
+        ev.warn(node, f"the text encoder file(s) {', '.join(encoders)} are not used: image.generate takes no text "
+                      f"encoder input, so the model's own encoders are; an alias in models.toml can name them "
+                      f"(text_encoder = ..., with model = \"{model.name}\")")
 
 
 def load_image(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
@@ -330,6 +353,7 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
     if not sinks and not unmapped:
         raise ImportFailed("the workflow has no SaveImage or PreviewImage node: nothing to import")
     dropped: list[Unmapped] = []
+    ev.prepare(node.id for node in sinks)
     for node in sinks:
         try:
             ev.outputs(node.id)
@@ -350,6 +374,7 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
 
 def _keep_inputs_of(ev: Evaluator, nodes: list[ComfyNode]) -> None:
     """Partial imports: the pictures that fed a node left out become graph outputs, so their work is kept."""
+    ev.prepare(node.id for node in nodes)
     for node in nodes:
         for name, raw in node.inputs.items():
             if not isinstance(raw, Link):
@@ -362,5 +387,7 @@ def _keep_inputs_of(ev: Evaluator, nodes: list[ComfyNode]) -> None:
                 ev.builder.output(f"{name}_for_{node.id}", found.ref, node.pos)
 
 
-def _order(node_id: str) -> tuple[int, str]:
-    return (int(node_id), "") if node_id.isdigit() else (1 << 30, node_id)
+def _order(node_id: str) -> tuple[int, int, str]:
+    """ComfyUI's numeric ids in numeric order (by length, then digits: no int() of a 5,000-digit id), then the
+    others."""
+    return (0, len(node_id), node_id) if node_id.isascii() and node_id.isdigit() else (1, 0, node_id)

@@ -13,87 +13,62 @@ node that is not there and a cycle are errors (``ImportFailed``) naming the node
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from nodeforge.nodes.importers.comfy_widgets import named_widgets
+from nodeforge.nodes.importers.comfy_ui import from_ui
+from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow, check_links, groups_of, position
+from nodeforge.nodes.importers.png_text import PNG_SIGNATURE, PngTexts, png_texts
 from nodeforge.nodes.importers.result import ImportFailed
 
-UI_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
-MUTED, BYPASSED = 2, 4
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_DEPTH = 64
+"""JSON nested deeper than this is refused: a workflow needs a handful of levels, and what is nested deeper would
+only meet recursion in whatever reads it next."""
 
 
-@dataclass(frozen=True)
-class Link:
-    """An input fed by output ``slot`` of node ``node``."""
-
-    node: str
-    slot: int
-
-
-@dataclass
-class ComfyNode:
-    id: str
-    class_type: str
-    inputs: dict[str, Any]
-    title: str = ""
-    pos: tuple[float, float] | None = None
-
-
-@dataclass
-class Workflow:
-    """The nodes ComfyUI would execute; ``pos``/``groups`` come from the UI format when there is one."""
-
-    nodes: dict[str, ComfyNode]
-    format: str
-    groups: list[dict[str, Any]] = field(default_factory=list)
-
-    def describe(self, node_id: str) -> str:
-        node = self.nodes.get(node_id)
-        return f"{node_id} ({node.class_type})" if node else node_id
-
-
-def png_texts(data: bytes) -> dict[str, str]:
-    """The text chunks of a PNG (tEXt, zTXt, iTXt); ImportFailed when the bytes are not a readable PNG."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as picture:
-            texts = {str(key): value for key, value in picture.info.items() if isinstance(value, str)}
-            if not texts:
-                texts = {str(key): str(value) for key, value in (getattr(picture, "text", {}) or {}).items()}
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImportFailed(f"cannot read the PNG file ({exc})") from None
-    return texts
-
-
-def read_comfy(data: bytes | Mapping[str, Any]) -> Workflow:
-    """A workflow from a file's bytes (JSON or PNG) or from already parsed JSON."""
+def read_comfy(data: bytes | Mapping[str, Any] | PngTexts) -> Workflow:
+    """A workflow from a file's bytes (JSON or PNG), a PNG's text chunks, or already parsed JSON."""
+    if isinstance(data, PngTexts):
+        return _from_png(data)
     if isinstance(data, bytes | bytearray):
         if bytes(data[:8]) == PNG_SIGNATURE:
             return _from_png(png_texts(bytes(data)))
         parsed = _json(bytes(data), "the file")
     else:
         parsed = data
+        check_depth(parsed, "the workflow")
     return from_json(parsed)
 
 
 def _json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        parsed = json.loads(data.decode("utf-8-sig"))
+    except RecursionError:
+        raise ImportFailed(f"{what} nests its JSON more than {MAX_DEPTH} levels deep") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ImportFailed(f"{what} is neither a PNG nor JSON ({exc})") from None
+    check_depth(parsed, what)
+    return parsed
 
 
-def _from_png(texts: Mapping[str, str]) -> Workflow:
+def check_depth(value: Any, what: str) -> None:
+    """ImportFailed when ``value`` nests lists and objects more than ``MAX_DEPTH`` levels deep (walked with a
+    stack, so the check itself cannot recurse too deeply)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ImportFailed(f"{what} nests its JSON more than {MAX_DEPTH} levels deep")
+        children = item.values() if isinstance(item, Mapping) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, Mapping | list))
+
+
+def _from_png(found: PngTexts) -> Workflow:
+    texts = found.texts
     if "prompt" not in texts and "workflow" not in texts:
-        found = ", ".join(sorted(texts)) or "none"
         raise ImportFailed(f"this PNG carries no ComfyUI workflow (no 'prompt' or 'workflow' text chunk; found: "
-                           f"{found})")
+                           f"{found.found()})")
     ui = _json(texts["workflow"].encode(), "the PNG's 'workflow' chunk") if "workflow" in texts else None
     if "prompt" not in texts:
         return from_json(ui)
@@ -108,7 +83,7 @@ def from_json(data: Any) -> Workflow:
     if data.get("schema") == "nodeforge/graph@1":
         raise ImportFailed("this is already a nodeforge graph: open or run it as it is")
     if isinstance(data.get("nodes"), list):
-        return _from_ui(data)
+        return from_ui(data)
     if isinstance(data.get("prompt"), dict):
         extra = _object(data.get("extra_data"))
         return _merged(data["prompt"], _object(extra.get("extra_pnginfo")).get("workflow"), "api")
@@ -127,9 +102,9 @@ def _merged(api: Any, ui: Any, source: str) -> Workflow:
                 continue
             node = workflow.nodes.get(str(raw.get("id")))
             if node is not None:
-                node.pos = _pos(raw.get("pos"))
+                node.pos = position(raw.get("pos"))
                 node.title = node.title or str(raw.get("title") or "")
-        workflow.groups = _groups(ui)
+        workflow.groups = groups_of(ui)
         workflow.format = f"{source}+ui"
     return workflow
 
@@ -157,140 +132,5 @@ def _api_value(value: Any) -> Any:
     return value
 
 
-def _from_ui(data: Mapping[str, Any]) -> Workflow:
-    raw_nodes = [raw for raw in data["nodes"] if isinstance(raw, dict)]
-    by_id = {str(raw.get("id")): raw for raw in raw_nodes}
-    links = _ui_links(data.get("links"))
-    nodes: dict[str, ComfyNode] = {}
-    for raw in raw_nodes:
-        node_id, class_type = str(raw.get("id")), str(raw.get("type") or "")
-        if class_type in UI_ONLY or raw.get("mode") in (MUTED, BYPASSED):
-            continue
-        inputs = named_widgets(class_type, raw.get("widgets_values"))
-        for slot in raw.get("inputs") or []:
-            if not isinstance(slot, dict) or slot.get("link") is None:
-                continue
-            widget = _object(slot.get("widget"))
-            name = str(widget.get("name") or slot.get("name") or "")
-            where = f"node {node_id} ({class_type}) input '{name}'"
-            source = _ui_source(slot["link"], links, by_id, where, set())
-            if isinstance(source, Link):
-                inputs[name] = source
-            elif source is not _MISSING:
-                inputs[name] = source.value
-            elif not widget:
-                inputs.pop(name, None)
-        nodes[node_id] = ComfyNode(node_id, class_type, inputs, title=str(raw.get("title") or ""),
-                                   pos=_pos(raw.get("pos")))
-    if not nodes:
-        raise ImportFailed("the workflow has no nodes to run")
-    workflow = Workflow(nodes, "ui", _groups(data))
-    check_links(workflow)
-    return workflow
-
-
-@dataclass(frozen=True)
-class _Value:
-    value: Any
-
-
-_MISSING = _Value(None)
-
-
-def _ui_links(raw: Any) -> dict[int, tuple[str, int, str]]:
-    """Link id -> (origin node id, origin slot, type), from the list form or the object form (schema 1)."""
-    links: dict[int, tuple[str, int, str]] = {}
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, list) and len(item) >= 5:
-            link_id, origin, slot, kind = item[0], item[1], item[2], item[5] if len(item) > 5 else ""
-        elif isinstance(item, dict):
-            link_id, origin, slot, kind = item.get("id"), item.get("origin_id"), item.get("origin_slot"), \
-                item.get("type", "")
-        else:
-            continue
-        if isinstance(link_id, int) and isinstance(slot, int):
-            links[link_id] = (str(origin), slot, str(kind))
-    return links
-
-
-def _ui_source(link_id: Any, links: Mapping[int, tuple[str, int, str]], by_id: Mapping[str, Any], where: str,
-               seen: set[str]) -> Link | _Value:
-    """What feeds a UI link: a real node's output, a primitive's value, or nothing (a muted node)."""
-    if not isinstance(link_id, int) or link_id not in links:
-        raise ImportFailed(f"{where} uses link {link_id}, which is not in the workflow's links")
-    origin, slot, kind = links[link_id]
-    raw = by_id.get(origin)
-    if raw is None:
-        raise ImportFailed(f"{where} is linked to node {origin}, which is not in the workflow")
-    if origin in seen:
-        raise ImportFailed(f"{where}: reroutes or bypassed nodes form a cycle through node {origin}")
-    class_type, mode = str(raw.get("type") or ""), raw.get("mode")
-    if class_type == "PrimitiveNode":
-        values = raw.get("widgets_values")
-        return _Value(values[0]) if isinstance(values, list) and values else _MISSING
-    if mode == MUTED:
-        return _MISSING
-    if class_type == "Reroute" or mode == BYPASSED:
-        slots = [s for s in raw.get("inputs") or [] if isinstance(s, dict) and s.get("link") is not None]
-        if mode == BYPASSED and class_type != "Reroute":
-            slots = [s for s in slots if str(s.get("type")) == kind] or []
-        if not slots:
-            return _MISSING
-        return _ui_source(slots[0]["link"], links, by_id, where, seen | {origin})
-    if class_type in ("Note", "MarkdownNote"):
-        raise ImportFailed(f"{where} is linked to a note (node {origin})")
-    return Link(origin, slot)
-
-
-def check_links(workflow: Workflow) -> None:
-    """Every link names a node of the workflow, and the links form no cycle."""
-    for node in workflow.nodes.values():
-        for name, value in node.inputs.items():
-            if isinstance(value, Link) and value.node not in workflow.nodes:
-                raise ImportFailed(f"node {workflow.describe(node.id)} input '{name}' is linked to node "
-                                   f"{value.node}, which is not in the workflow")
-    state: dict[str, int] = {}
-    for start in workflow.nodes:
-        if state.get(start):
-            continue
-        path: list[str] = []
-        stack: list[tuple[str, bool]] = [(start, False)]
-        while stack:
-            node_id, leaving = stack.pop()
-            if leaving:
-                state[node_id] = 2
-                path.pop()
-                continue
-            if state.get(node_id) == 2:
-                continue
-            if state.get(node_id) == 1:
-                loop = [*path[path.index(node_id):], node_id]
-                raise ImportFailed("the workflow has a cycle: " + " -> ".join(workflow.describe(n) for n in loop))
-            state[node_id] = 1
-            path.append(node_id)
-            stack.append((node_id, True))
-            for value in workflow.nodes[node_id].inputs.values():
-                if isinstance(value, Link) and state.get(value.node) != 2:
-                    stack.append((value.node, False))
-
-
 def _object(raw: Any) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
-
-
-def _pos(raw: Any) -> tuple[float, float] | None:
-    if isinstance(raw, dict):
-        raw = [raw.get("0"), raw.get("1")]
-    if isinstance(raw, list | tuple) and len(raw) >= 2 and all(isinstance(v, int | float) for v in raw[:2]):
-        return float(raw[0]), float(raw[1])
-    return None
-
-
-def _groups(ui: Mapping[str, Any]) -> list[dict[str, Any]]:
-    groups = []
-    for group in ui.get("groups") or []:
-        if isinstance(group, dict) and isinstance(group.get("bounding"), list) and len(group["bounding"]) == 4:
-            groups.append({"title": str(group.get("title") or "Group"),
-                           "bounding": [round(float(v)) for v in group["bounding"]],
-                           **({"color": group["color"]} if isinstance(group.get("color"), str) else {})})
-    return groups

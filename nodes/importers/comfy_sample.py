@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nodeforge.nodes.importers.comfy_read import ComfyNode
 from nodeforge.nodes.importers.comfy_values import Cond, Evaluator, Guider, Latent, Model, Named, Noise, Sigmas
+from nodeforge.nodes.importers.comfy_workflow import ComfyNode
 from nodeforge.nodes.importers.samplers import comfy_scheduler
 
 MAX_STEPS, MAX_GUIDANCE, MAX_COUNT = 500, 50.0, 64

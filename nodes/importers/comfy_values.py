@@ -9,12 +9,15 @@ node that cannot be translated raises ``NotMapped``, which fails everything that
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import math
+import reprlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nodeforge.nodes.importers.builder import Builder
-from nodeforge.nodes.importers.comfy_read import ComfyNode, Link, Workflow
+from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow
 from nodeforge.nodes.importers.result import Unmapped
 
 T = TypeVar("T")
@@ -126,6 +129,13 @@ class NotMapped(Exception):
 
 
 REQUIRED: Any = object()
+MAX_NUMBER = 2**64
+"""Numbers in a workflow are at most 64-bit seeds; anything larger is not a setting (and overflows where rounded)."""
+BAND = 32
+"""Evaluation recurses at most this many links deep before it meets a node already evaluated (see ``prepare``)."""
+MAX_LORAS, MAX_CONTROLS = 64, 64
+"""LoRAs on one model and ControlNets on one conditioning: each pass's node lists them all, so a long chain feeding
+many samplers would otherwise multiply into the document."""
 KIND_NAMES = {Model: "MODEL", Clip: "CLIP", Vae: "VAE", Cond: "CONDITIONING", Latent: "LATENT", Pixels: "IMAGE",
               MaskRef: "MASK", Named: "a loader's model", Noise: "NOISE", Guider: "GUIDER", Sigmas: "SIGMAS"}
 
@@ -142,6 +152,17 @@ class Evaluator:
         self.vae_port = vae_port
         self._done: dict[str, tuple[Any, ...] | NotMapped] = {}
         self._lazy: dict[tuple[str, int], Any] = {}
+
+    def prepare(self, roots: Iterable[str]) -> None:
+        """Evaluate, deepest first, every node more than ``BAND`` links above ``roots``, so that evaluating a root
+        afterwards recurses at most ``BAND`` links before it meets a node already done. Nodes within ``BAND`` of a
+        root are left to be evaluated on demand, in the order their consumers read them, as before."""
+        distance = _longest_distances(self.workflow, roots)
+        deep = [node_id for node_id in self.workflow.nodes if distance.get(node_id, 0) >= BAND]
+        deep.sort(key=lambda node_id: distance[node_id] // BAND, reverse=True)
+        for node_id in deep:
+            with contextlib.suppress(NotMapped):  # kept in _done: it fails whatever reads it, if anything does
+                self.outputs(node_id)
 
     def outputs(self, node_id: str) -> tuple[Any, ...]:
         done = self._done.get(node_id)
@@ -165,14 +186,14 @@ class Evaluator:
         """An input's value: a literal as written, or the output a link points at."""
         raw = node.inputs.get(name, default)
         if raw is REQUIRED:
-            raise self.fail(node, f"input '{name}' is not connected")
+            raise self.fail(node, f"input '{name}' is not connected", name)
         if not isinstance(raw, Link):
             return raw
         outputs = self.outputs(raw.node)
         if raw.slot >= len(outputs) or raw.slot < 0:
             source = self.workflow.nodes[raw.node]
             raise self.fail(node, f"input '{name}' reads output {raw.slot} of node {source.id} "
-                                  f"({source.class_type}), which is not one this importer maps")
+                                  f"({source.class_type}), which is not one this importer maps", name)
         found = outputs[raw.slot]
         if isinstance(found, Lazy):
             key = (raw.node, raw.slot)
@@ -185,16 +206,21 @@ class Evaluator:
         found = self.value(node, name)
         if not isinstance(found, kind):
             raise self.fail(node, f"input '{name}' gets {_kind(found)} where {KIND_NAMES.get(kind, kind.__name__)} "
-                                  "is expected")
+                                  "is expected", name)
         return found
 
     def optional(self, node: ComfyNode, name: str, kind: type[T]) -> T | None:
         return self.typed(node, name, kind) if node.inputs.get(name) is not None else None
 
     def number(self, node: ComfyNode, name: str, default: float | None = None) -> float:
+        """A finite number of at most 64 bits (JSON's NaN and Infinity, and larger numbers, are refused)."""
         found = self.value(node, name, REQUIRED if default is None else default)
         if isinstance(found, bool) or not isinstance(found, int | float):
-            raise self.fail(node, f"input '{name}' is {found!r}, not a number")
+            raise self.fail(node, f"input '{name}' is {_kind(found)}, not a number", name)
+        if isinstance(found, float) and not math.isfinite(found):
+            raise self.fail(node, f"input '{name}' is {found}, not a finite number", name)
+        if abs(found) >= MAX_NUMBER:
+            raise self.fail(node, f"input '{name}' is {_kind(found)}, out of range (at most 64 bits)", name)
         return found
 
     def integer(self, node: ComfyNode, name: str, default: int | None = None) -> int:
@@ -203,16 +229,49 @@ class Evaluator:
     def text(self, node: ComfyNode, name: str, default: str | None = None) -> str:
         found = self.value(node, name, REQUIRED if default is None else default)
         if not isinstance(found, str):
-            raise self.fail(node, f"input '{name}' is {_kind(found)}, not a text")
+            raise self.fail(node, f"input '{name}' is {_kind(found)}, not a text", name)
         return found
 
-    def fail(self, node: ComfyNode, reason: str) -> NotMapped:
-        return NotMapped(Unmapped(node.id, node.class_type, reason))
+    def fail(self, node: ComfyNode, reason: str, input_name: str | None = None) -> NotMapped:
+        return NotMapped(Unmapped(node.id, node.class_type, reason, input_name))
 
     def warn(self, node: ComfyNode, message: str) -> None:
         self.builder.warn(f"node {node.id} ({node.class_type}): {message}")
 
 
 def _kind(value: Any) -> str:
+    """A value as an error names it: its kind for what flows along links, else a short repr."""
     name = KIND_NAMES.get(type(value))
-    return name if name else f"the value {value!r}"
+    return name if name else f"the value {_SHORT.repr(value)}"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 40
+_SHORT.maxlevel = 2
+
+
+def _longest_distances(workflow: Workflow, roots: Iterable[str]) -> dict[str, int]:
+    """For each node that ``roots`` read, directly or not, the most links between it and a root (a topological
+    pass over the workflow, which has no cycles: ``check_links``)."""
+    reached: set[str] = set()
+    stack = [root for root in roots if root in workflow.nodes]
+    reached.update(stack)
+    consumers: dict[str, int] = {}
+    while stack:
+        for value in workflow.nodes[stack.pop()].inputs.values():
+            if isinstance(value, Link):
+                consumers[value.node] = consumers.get(value.node, 0) + 1
+                if value.node not in reached:
+                    reached.add(value.node)
+                    stack.append(value.node)
+    distance = dict.fromkeys(reached, 0)
+    ready = [node_id for node_id in reached if not consumers.get(node_id)]
+    while ready:
+        node_id = ready.pop()
+        for value in workflow.nodes[node_id].inputs.values():
+            if isinstance(value, Link):
+                distance[value.node] = max(distance[value.node], distance[node_id] + 1)
+                consumers[value.node] -= 1
+                if not consumers[value.node]:
+                    ready.append(value.node)
+    return distance

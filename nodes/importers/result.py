@@ -16,6 +16,7 @@ class Unmapped:
     id: str
     class_type: str
     reason: str
+    input: str | None = None  # the input at fault, when one is
 
     def __str__(self) -> str:
         return f"node {self.id} ({self.class_type}): {self.reason}"

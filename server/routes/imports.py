@@ -48,7 +48,7 @@ async def import_workflow(
     try:
         result: ImportResult = await run_in_threadpool(import_file, data, kind=kind, partial=partial, name=name)
     except ImportFailed as exc:
-        issues = [Issue(item.id, None, "unmapped_node", f"{item.class_type}: {item.reason}")
+        issues = [Issue(item.id, item.input, "unmapped_node", f"{item.class_type}: {item.reason}")
                   for item in exc.unmapped]
         raise ApiError(422, exc.summary, issues or None) from None
     return result.to_dict()
