@@ -20,6 +20,7 @@ INPUT_DESCRIPTIONS = {
     "model": "the model file of the workflow (a local path, an alias, or tiny/sd to try it offline)",
     "prompt": "what to draw", "negative_prompt": "what to avoid", "seed": "noise seed",
     "width": "pixels", "height": "pixels", "steps": "denoising steps",
+    "vae": "the VAE file the workflow decodes with (empty: the model's own)",
 }
 UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 COLUMN, ROW = 320, 220

@@ -196,7 +196,7 @@ def _carry_components(ev: Evaluator, node: ComfyNode, latent: Latent, vae: Vae) 
     inputs = ev.builder.nodes[latent.origin]["inputs"]
     if not vae.own:
         if ev.vae_port:
-            inputs["vae"] = vae.name
+            inputs["vae"] = ev.builder.bind("vae", vae.name, "text")
         else:
             ev.warn(node, f"the VAE file {vae.name} is not used: the checkpoint's own VAE decodes")
     encoders = latent.clip.files if latent.clip else ()
@@ -207,7 +207,7 @@ def _carry_components(ev: Evaluator, node: ComfyNode, latent: Latent, vae: Vae) 
         parts = [f'transformer = "{model.name}"', *(f'text_encoder = "{f}"' for f in clip_l[:1]),
                  *(f'text_encoder_2 = "{f}"' for f in t5[:1]), f'vae = "{vae.name}"']
         alias = f'[aliases.my-model] family = "{family}", {", ".join(parts)}'
-        carried = f"its VAE {vae.name} is the node's vae input, but " if "vae" in inputs else ""
+        carried = f"its VAE {vae.name} is the graph's vae input, but " if "vae" in inputs else ""
         ev.warn(node, f"{model.name} is a bare diffusion model file (UNETLoader): {carried}image.generate takes no "
                       f"text encoder files; assemble it with its text encoders and VAE as an alias in models.toml, "
                       f"e.g. {alias}, then --set model=my-model")
@@ -215,7 +215,7 @@ def _carry_components(ev: Evaluator, node: ComfyNode, latent: Latent, vae: Vae) 
         if isinstance(bound, dict) and bound.get("input") in ev.builder.inputs:
             ev.builder.inputs[bound["input"]]["description"] = (
                 f"{model.name} is a bare diffusion model: make it an alias with its text encoders and VAE in "
-                f"models.toml ({alias}) and set this to my-model (or tiny/flux to try it offline)")
+                f"models.toml ({alias}) and set this to my-model (or tiny/flux, with vae empty, to try it offline)")
     elif encoders and encoders != (model.name,):
         ev.warn(node, f"the text encoder file(s) {', '.join(encoders)} are not used: image.generate takes no text "
                       f"encoder input, so the model's own encoders are; an alias in models.toml can name them "

@@ -121,6 +121,38 @@ def test_the_flux_workflow_maps_guidance_and_says_how_to_assemble_its_files() ->
     assert 'text_encoder_2 = "t5xxl_fp16.safetensors"' in advice and 'vae = "ae.safetensors"' in advice
 
 
+def test_the_flux_workflows_files_reach_the_graph_and_what_cannot_is_named() -> None:
+    """The VAELoader's file is the diffusion node's vae input (a graph input, so --set vae= clears it); the
+    DualCLIPLoader's files, which image.generate has no input for, are named with the alias that assembles them,
+    in the warning and in the model input's description, so the graph carries them too."""
+    result = import_comfy((DATA / "flux_dev_example.png").read_bytes())
+    generate = by_type(result.document, "image.generate")
+    assert generate["vae"] == {"input": "vae"} and defaults(result.document)["vae"] == "ae.safetensors"
+    [advice] = [warning for warning in result.warnings if "UNETLoader" in warning]
+    assert "its VAE ae.safetensors is the graph's vae input" in advice
+    assert "image.generate takes no text encoder files" in advice
+    alias = ('[aliases.my-model] family = "flux", transformer = "flux1-dev.safetensors", '
+             'text_encoder = "clip_l.safetensors", text_encoder_2 = "t5xxl_fp16.safetensors", vae = "ae.safetensors"')
+    assert alias in advice and alias in result.document["inputs"]["model"]["description"]
+    assert nf.validate(parse_document(result.document)) == []
+
+
+def test_a_checkpoints_separate_vae_and_text_encoder_files() -> None:
+    workflow = json.loads((DATA / "default_api.json").read_text())
+    workflow["10"] = {"class_type": "VAELoader", "inputs": {"vae_name": "vae-ft-mse.safetensors"}}
+    workflow["11"] = {"class_type": "CLIPLoader", "inputs": {"clip_name": "clip_l.safetensors", "type": "sd"}}
+    workflow["8"]["inputs"]["vae"] = ["10", 0]
+    for encoder in ("6", "7"):
+        workflow[encoder]["inputs"]["clip"] = ["11", 0]
+    result = import_comfy(workflow)
+    assert result.document["nodes"]["generate_3"]["inputs"]["vae"] == {"input": "vae"}
+    assert defaults(result.document)["vae"] == "vae-ft-mse.safetensors"
+    assert result.warnings == [
+        "node 8 (VAEDecode): the text encoder file(s) clip_l.safetensors are not used: image.generate takes no "
+        "text encoder input, so the model's own encoders are; an alias in models.toml can name them "
+        '(text_encoder = ..., with model = "v1-5-pruned-emaonly.safetensors")']
+
+
 def test_inpaint_outpaint_controlnet_upscale_and_hires_fix() -> None:
     inpaint = load("inpaint_example.png")
     assert by_type(inpaint, "mask.from_image") == {"image": {"from": "load_20.image"}, "channel": "alpha"}
