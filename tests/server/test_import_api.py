@@ -73,3 +73,18 @@ def test_files_that_are_not_workflows_are_422s_with_the_reason(client: TestClien
         "an A1111 import takes the PNG that A1111 or Forge saved (this file is not a PNG)")
     no_file = client.post("/api/import")
     assert no_file.status_code == 422 and no_file.json()["issues"][0]["code"] == "request"
+
+
+def test_hostile_workflows_are_422s_naming_the_node_and_input(client: TestClient) -> None:
+    """A NaN cfg (which imported as a null guidance) and deep JSON (a 500) are refused with the node, the input and
+    the reason; a damaged PNG is named in words, not by a Python object's repr."""
+    workflow = json.loads((DATA / "default_api.json").read_text())
+    workflow["3"]["inputs"]["cfg"] = float("nan")
+    answer = post(client, "nan.json", json.dumps(workflow).encode())
+    assert answer["status"] == 422
+    assert answer["issues"] == [{"node": "3", "input": "cfg", "code": "unmapped_node",
+                                 "message": "KSampler: input 'cfg' is nan, not a finite number"}]
+    assert post(client, "deep.json", b"[" * 50_000 + b"]" * 50_000) == {
+        "status": 422, "detail": "the file nests its JSON more than 64 levels deep"}
+    assert post(client, "bad.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 12) == {
+        "status": 422, "detail": "the PNG is damaged: at byte 8 it holds no chunk (a chunk's type is four letters)"}
