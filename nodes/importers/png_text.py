@@ -62,11 +62,10 @@ def png_texts(data: bytes, limits: Mapping[str, int] = IMPORT_LIMITS) -> PngText
         if kind == b"IEND":
             break
         if kind in TEXT_CHUNKS:
-            body = data[offset + 8:offset + 8 + length]
-            (crc,) = struct.unpack(">I", data[offset + 8 + length:end])
-            if zlib.crc32(kind + body) != crc:
+            (crc,) = struct.unpack(">I", data[end - 4:end])
+            if zlib.crc32(memoryview(data)[offset + 4:end - 4]) != crc:
                 raise ImportFailed(f"the PNG is damaged: a {kind.decode()} chunk fails its checksum")
-            keyword, text = _text_chunk(kind, body, limits)
+            keyword, text = _text_chunk(kind, data, offset + 8, end - 4, limits)
             found.keywords.add(keyword)
             if text is not None:
                 found.texts[keyword] = text
@@ -74,37 +73,51 @@ def png_texts(data: bytes, limits: Mapping[str, int] = IMPORT_LIMITS) -> PngText
     return found
 
 
-def _text_chunk(kind: bytes, body: bytes, limits: Mapping[str, int]) -> tuple[str, str | None]:
-    """(keyword, text) of one chunk; the text is None for a keyword that is not asked for."""
-    keyword_bytes, separator, rest = body.partition(b"\0")
-    if not separator or not 1 <= len(keyword_bytes) <= 79:
+def _text_chunk(kind: bytes, data: bytes, start: int, end: int, limits: Mapping[str, int]) -> tuple[str, str | None]:
+    """(keyword, text) of the chunk whose body is ``data[start:end]``; the text is None for a keyword not asked for.
+    The body is measured before it is copied or decoded, so an over-long text costs nothing."""
+    nul = data.find(b"\0", start, min(end, start + 80))
+    if nul <= start:
         raise ImportFailed(f"the PNG is damaged: a {kind.decode()} chunk has no keyword")
-    keyword = keyword_bytes.decode("latin-1")
+    keyword = data[start:nul].decode("latin-1")
     limit = limits.get(keyword)
     if limit is None:
         return keyword, None
+    body = nul + 1
     if kind == b"tEXt":
-        return keyword, _bounded(rest.decode("latin-1"), keyword, limit)
+        return keyword, _decoded(data, body, end, "latin-1", keyword, limit)
     if kind == b"zTXt":
-        if rest[:1] != b"\0":
+        if data[body:body + 1] != b"\0":
             raise ImportFailed(f"the PNG's '{keyword}' chunk uses an unknown compression method")
-        return keyword, _bounded(_inflate(rest[1:], keyword, limit).decode("latin-1"), keyword, limit)
-    if len(rest) < 2:
+        return keyword, _bounded(_inflate(memoryview(data)[body + 1:end], keyword, limit).decode("latin-1"), keyword,
+                                 limit)
+    if end - body < 2:
         raise ImportFailed(f"the PNG's '{keyword}' chunk is damaged: it ends before its text")
-    compressed, method = rest[0], rest[1]
-    _language, _, after = rest[2:].partition(b"\0")
-    _translated, _, raw = after.partition(b"\0")
-    if compressed:
-        if method != 0:
-            raise ImportFailed(f"the PNG's '{keyword}' chunk uses an unknown compression method")
-        raw = _inflate(raw, keyword, limit * 4)  # UTF-8: up to four bytes a character
+    compressed, method = data[body], data[body + 1]
+    language_end = data.find(b"\0", body + 2, end)
+    translated_end = data.find(b"\0", language_end + 1, end) if language_end >= 0 else -1
+    if translated_end < 0:
+        raise ImportFailed(f"the PNG's '{keyword}' chunk is damaged: it ends before its text")
+    if not compressed:
+        return keyword, _decoded(data, translated_end + 1, end, "utf-8", keyword, limit)
+    if method != 0:
+        raise ImportFailed(f"the PNG's '{keyword}' chunk uses an unknown compression method")
+    raw = _inflate(memoryview(data)[translated_end + 1:end], keyword, limit * 4)  # UTF-8: up to 4 bytes a character
+    return keyword, _decoded(raw, 0, len(raw), "utf-8", keyword, limit)
+
+
+def _decoded(data: bytes, start: int, end: int, encoding: str, keyword: str, limit: int) -> str:
+    """``data[start:end]`` as text of at most ``limit`` characters (checked on the bytes first: a character takes
+    at least one)."""
+    if end - start > limit * (4 if encoding == "utf-8" else 1):
+        raise _too_long(keyword, limit)
     try:
-        return keyword, _bounded(raw.decode("utf-8"), keyword, limit)
+        return _bounded(data[start:end].decode(encoding), keyword, limit)
     except UnicodeDecodeError:
         raise ImportFailed(f"the PNG's '{keyword}' chunk is not UTF-8 text") from None
 
 
-def _inflate(data: bytes, keyword: str, limit: int) -> bytes:
+def _inflate(data: memoryview, keyword: str, limit: int) -> bytes:
     """The inflated text, stopping one byte past ``limit`` so a small chunk cannot expand without bound."""
     inflater = zlib.decompressobj()
     try:

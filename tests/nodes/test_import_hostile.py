@@ -215,6 +215,24 @@ def test_a_bad_png_is_named_in_words(data: bytes, reason: str) -> None:
     assert " at 0x" not in str(failed.value) and "object" not in str(failed.value)
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_every_kind_of_text_chunk_reads_back(compressed: bool) -> None:
+    """tEXt, zTXt (Latin-1) and iTXt (UTF-8, plain or compressed), as Pillow writes them."""
+    import io
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_itxt("parameters", "a fox \U0001f98a\n" + SETTINGS, zip=compressed)
+    info.add_text("Software", "GIMP", zip=compressed)
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG", pnginfo=info)
+    assert import_file(buffer.getvalue()).document["inputs"]["prompt"]["default"] == "a fox \U0001f98a"
+    with pytest.raises(ImportFailed, match=r"found: Software, parameters\)"):
+        import_comfy(buffer.getvalue())
+
+
 def test_a_compressed_chunk_inflates_no_further_than_its_cap() -> None:
     """A 9 MB zTXt is a few KB on disk: the inflater stops one byte past the cap instead of expanding it all."""
     data = ztxt_png("workflow", 64 * 1024 * 1024)
