@@ -59,7 +59,8 @@ class CausalLM:
 
 @dataclass(frozen=True)
 class GenerateOptions:
-    """How to generate: ``temperature`` 0 means greedy; ``stop`` strings end the text (and are not part of it)."""
+    """How to generate: ``temperature`` 0 means greedy; ``max_new_tokens`` 0 means as many as the context holds
+    after the prompt; ``stop`` strings end the text (and are not part of it)."""
 
     max_new_tokens: int = 256
     temperature: float = 0.7
@@ -96,10 +97,12 @@ def usage(result: Generation, context: int | None, seconds: float) -> dict[str, 
 
 def chat_messages(prompt: str, system: str = "",
                   history: Sequence[Mapping[str, str]] = ()) -> list[dict[str, str]]:
-    """The messages of a turn: the system message (when given), the earlier turns, then the user's prompt."""
+    """The messages of a turn: the system message (when given), the earlier turns, then the user's prompt. A blank
+    prompt after turns adds no turn: the turns are then the whole conversation, answered as it stands (a chat
+    client sends it so, its last turn included)."""
+    prompt_turn = [] if history and not prompt.strip() else [{"role": "user", "content": prompt}]
     return ([{"role": "system", "content": system}] if system else []) + \
-        [{"role": str(turn["role"]), "content": str(turn["content"])} for turn in history] + \
-        [{"role": "user", "content": prompt}]
+        [{"role": str(turn["role"]), "content": str(turn["content"])} for turn in history] + prompt_turn
 
 
 def history_problems(history: Any, system: str = "") -> list[str]:
@@ -188,7 +191,7 @@ def generate(lm: CausalLM, messages: Sequence[Mapping[str, str]], options: Gener
     if room < 1:
         raise NodeError(f"the prompt is {prompt_tokens} tokens; {lm.name} holds {lm.context} tokens of context",
                         input="prompt")
-    max_new = options.max_new_tokens
+    max_new = options.max_new_tokens or room
     if max_new > room:
         max_new = room
         if on_warning is not None:
@@ -225,18 +228,20 @@ class Generate(Node):
     the context length, the seconds it ran (a local model's loading not included) and tokens per second."""
 
     type_id = "llm.generate"
-    version = "1.2.0"
+    version = "1.3.0"
     files = {"model": "model"}
     model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
-        prompt: str = Field(description="What to ask or continue", json_schema_extra={"multiline": True})
+        prompt: str = Field(description="What to ask or continue; may be empty when messages hold the whole "
+                            "conversation", json_schema_extra={"multiline": True})
         system: str = Field("", description="System message (instructions), when the model takes one",
                             json_schema_extra={"multiline": True})
         model: str = Field("tiny/llm", description="tiny/llm, a shipped model, an alias, a folder, a .gguf file, "
                            "a Hub id, or openai:<model>")
-        max_new_tokens: int = Field(256, ge=1, le=32768, description="Most tokens to generate")
+        max_new_tokens: int = Field(256, ge=0, le=32768, description="Most tokens to generate; 0: as many as "
+                                    "the context holds")
         temperature: float = Field(0.7, ge=0.0, le=5.0, description="0 = greedy (always the likeliest token)")
         top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling: keep this much probability")
         seed: int = Field(0, description="Sampling seed; -1 draws one (recorded in the run)")
@@ -244,7 +249,7 @@ class Generate(Node):
         messages: list[dict[str, Any]] = Field(default_factory=list,
                                                description='Earlier turns of a chat, oldest first: [{"role": "user" '
                                                            'or "assistant", "content": text}]; the prompt is the '
-                                                           "next user turn")
+                                                           "next user turn (none when the prompt is empty)")
 
     class Outputs(NodeOutputs):
         text: str
@@ -278,7 +283,7 @@ class Generate(Node):
         return problems
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        if not inputs.prompt.strip():
+        if not inputs.prompt.strip() and not inputs.messages:
             raise NodeError("the prompt is empty", input="prompt")
         options = GenerateOptions(max_new_tokens=inputs.max_new_tokens, temperature=inputs.temperature,
                                   top_p=inputs.top_p, seed=inputs.seed, stop=tuple(inputs.stop))
@@ -288,7 +293,7 @@ class Generate(Node):
         messages = chat_messages(inputs.prompt, inputs.system, inputs.messages)
 
         def on_text(delta: str, tokens: int) -> None:
-            ctx.progress(tokens, options.max_new_tokens, delta=delta or None)
+            ctx.progress(tokens, options.max_new_tokens or None, delta=delta or None)
 
         if inputs.model.startswith(OPENAI_PREFIX):
             from nodeforge.nodes.openai_chat import chat_completion

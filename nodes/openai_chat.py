@@ -28,8 +28,10 @@ def chat_completion(model: str, messages: Sequence[Mapping[str, str]], options: 
                         input="stop")
     where = endpoint(data_dir)
     body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "stream": True,
-                            "max_tokens": options.max_new_tokens, "temperature": options.temperature,
-                            "top_p": options.top_p, "seed": options.seed, "stream_options": {"include_usage": True}}
+                            "temperature": options.temperature, "top_p": options.top_p, "seed": options.seed,
+                            "stream_options": {"include_usage": True}}
+    if options.max_new_tokens:  # 0: as many as the server's model holds, which it knows and this side does not
+        body["max_tokens"] = options.max_new_tokens
     if options.stop:
         body["stop"] = list(options.stop)
     with opened(where, "/chat/completions", json.dumps(body).encode(), "application/json", "text/event-stream",

@@ -288,3 +288,32 @@ def test_bad_turns_fail_on_messages_before_generating(messages: object, system: 
     assert record.status == "failed"
     error = record.nodes["llm"].error or ""
     assert "input 'messages'" in error and reason in error
+
+
+def test_an_empty_prompt_answers_the_turns_as_they_stand(executor: Session, tiny_lm: CausalLM) -> None:
+    """A chat client sends the whole conversation, its last turn included: no turn is added to it."""
+    turns = [{"role": "system", "content": "the rules"}, {"role": "user", "content": "the question"},
+             {"role": "assistant", "content": "the answer"}, {"role": "user", "content": "the follow-up"}]
+    assert chat_messages("", "", turns) == turns
+    result = executor.run(parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
+        "prompt": "", "messages": turns, "max_new_tokens": 4, "temperature": 0}}},
+        "outputs": {"text": {"from": "llm.text"}, "usage": {"from": "llm.usage"}}}))
+    assert result.record.status == "succeeded", result.record.error
+    alone = generate(tiny_lm, turns, GenerateOptions(max_new_tokens=4, temperature=0))
+    assert (result.values["text"], result.values["usage"]["prompt_tokens"]) == (alone.text, alone.prompt_tokens)
+    empty = executor.run(one_node({"prompt": " "})).record
+    assert empty.status == "failed" and "the prompt is empty" in (empty.nodes["llm"].error or "")
+
+
+def test_no_token_budget_generates_until_the_context_is_full(tiny_lm: CausalLM) -> None:
+    warnings: list[str] = []
+    result = generate(tiny_lm, chat_messages("fox " * 1000), GenerateOptions(max_new_tokens=0, temperature=0),
+                      on_warning=warnings.append)
+    assert result.finish_reason == "length" and result.prompt_tokens + result.completion_tokens == tiny_lm.context
+    assert warnings == [], "nothing was cut: no budget was asked for"
+
+
+def test_no_token_budget_leaves_max_tokens_to_the_server(executor: Session, openai_server: str) -> None:
+    result = executor.run(one_node({"prompt": "foxes?", "model": "openai:gpt-test", "max_new_tokens": 0}))
+    assert result.record.status == "succeeded", result.record.error
+    assert "max_tokens" not in _FakeOpenAI.requests[-1]
