@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.config import EngineConfig
 from nodeforge.engine.datadir import resolve_data_dir
 from nodeforge.engine.document import GraphDocument, load_document
 from nodeforge.engine.errors import Issue
@@ -46,12 +46,13 @@ def validate(document: GraphDocument, env: GraphEnv | None = None) -> list[Issue
 
 
 def open_session(data_dir: str | Path | None = None, *, env: GraphEnv | None = None, cache: bool = True,
-                 **options: Any) -> Session:
+                 devices: list[str] | None = None, **options: Any) -> Session:
     """A session on the data dir (``--data-dir``, ``NODEFORGE_DATA_DIR`` or the user's data folder) with its disk
-    cache; ``options`` are ``Session``'s (devices, workers, policy, limits...)."""
+    cache, on ``devices`` (default the CPU); ``options`` are the rest of ``EngineConfig``'s (workers, vram_budget,
+    memory_mode, backend, address, policy, limits). ``session.close()`` closes its cache."""
     folder = resolve_data_dir(data_dir)
-    store = ResultCache(folder / "cache") if cache else None
-    return Session(env or environment((folder / "graphs",)), store, data_dir=folder, **options)
+    config = EngineConfig(data_dir=folder, devices=",".join(devices or ["cpu"]), cache=cache, **options)
+    return Session.open(config, env or environment((folder / "graphs",)))
 
 
 def run(document: GraphDocument, inputs: Mapping[str, Any] | None = None, *, data_dir: str | Path | None = None,
@@ -62,5 +63,4 @@ def run(document: GraphDocument, inputs: Mapping[str, Any] | None = None, *, dat
     try:
         return session.run(document, inputs, out_dir=Path(out_dir) if out_dir else None, previews=previews)
     finally:
-        if session.cache is not None:
-            session.cache.close()
+        session.close()

@@ -108,6 +108,9 @@ class Backend(Protocol):
     def fetch(self, values: dict[str, Any]) -> dict[str, Any]:
         """Output values as plain Python objects (a remote backend's references resolved)."""
 
+    def close(self) -> None:
+        """Give back what the backend holds outside this process (a cluster's workers)."""
+
 
 class LocalBackend:
     """Runs nodes in this process on the run's worker threads, with models held by one ModelManager."""
@@ -123,6 +126,9 @@ class LocalBackend:
 
     def adapt_cache(self, cache: ResultCache | None) -> RunCache | None:
         return cache
+
+    def close(self) -> None:
+        """Nothing to give back: the models stay with the model manager, which outlives the backend."""
 
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
                scope: RunScope) -> dict[str, Any]:

@@ -20,15 +20,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
-from nodeforge.engine.cli_devices import add_device_options, cluster_memory, device_manager, devices_command
+from nodeforge.engine.cli_devices import DEVICES_HELP, add_device_options, devices_command
 from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError, Issue, UsageError
 
 if TYPE_CHECKING:
+    from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.config import EngineConfig
     from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.graph import CompiledGraph, GraphEnv
-    from nodeforge.engine.memory_modes import MemorySetting
     from nodeforge.engine.previews import Previews
-    from nodeforge.engine.ray_backend import RayBackend
     from nodeforge.engine.record import RunRecord
     from nodeforge.engine.registry import Registry
     from nodeforge.engine.session import RunResult, Session
@@ -79,14 +79,7 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--preview-method", choices=["latent", "taesd"], default="latent",
                      help="with --previews: latent (a fast projection, default) or taesd (the model family's tiny "
                           "autoencoder, tiny/taesd for tiny models; downloaded once like any model)")
-    add_device_options(run)
-    run.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
-    run.add_argument("--workers", type=int, default=8, help="threads for ready nodes (default 8)")
-    run.add_argument("--backend", choices=["local", "ray"], default="local",
-                     help="where nodes run: this process (local, default) or a Ray cluster (ray: one worker per GPU; "
-                          "needs pip install 'nodeforge[ray]')")
-    run.add_argument("--address", help="with --backend ray: auto (the cluster this machine joined), HOST:PORT of its "
-                                       "head, or ray://HOST:10001; default: start a local cluster")
+    add_engine_options(run, cache=True)
     common(run)
 
     validate = commands.add_parser("validate", help="check a graph and list every issue")
@@ -110,6 +103,34 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     if plugin_commands:
         _add_plugin_commands(commands, common)
     return parser
+
+
+def add_engine_options(parser: argparse.ArgumentParser, *, cache: bool = False,
+                       devices_help: str = DEVICES_HELP) -> None:
+    """The options of every command that opens a session (run, serve, watch), read by ``engine_config``: one
+    place, so no command lacks one the others have. ``cache`` adds ``--no-cache``."""
+    add_device_options(parser, devices_help)
+    parser.add_argument("--workers", type=int, default=8, help="threads for ready nodes within a run (default 8)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="where nodes run: this process (local, default) or a Ray cluster (ray: one worker per "
+                             "GPU; needs pip install 'nodeforge[ray]')")
+    parser.add_argument("--address", help="with --backend ray: auto (the cluster this machine joined), HOST:PORT of "
+                                          "its head, or ray://HOST:10001; default: start a local cluster")
+    if cache:
+        parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+
+
+def engine_config(args: argparse.Namespace, data_dir: Path, *, cache: bool = True) -> EngineConfig:
+    """The engine configuration of a command's ``add_engine_options`` (``cache`` False for its ``--no-cache``);
+    UsageError naming a bad option."""
+    from nodeforge.engine.config import EngineConfig
+
+    try:
+        return EngineConfig(data_dir=data_dir, devices=args.devices, vram_budget=args.vram_budget,
+                            memory_mode=args.memory_mode, backend=args.backend, address=args.address,
+                            workers=args.workers, cache=cache)
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
 
 
 COMMANDS_GROUP = "nodeforge.commands"
@@ -242,10 +263,10 @@ def _nodes(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.config import result_cache
     from nodeforge.engine.datadir import resolve_data_dir
 
-    cache = ResultCache(resolve_data_dir(args.data_dir) / "cache")
+    cache = result_cache(resolve_data_dir(args.data_dir))
     try:
         if args.action == "clear":
             cache.clear()
@@ -259,24 +280,16 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nodeforge.engine.cache import ResultCache
     from nodeforge.engine.cli_sweep import report, sweep_of
     from nodeforge.engine.datadir import resolve_data_dir
-    from nodeforge.engine.devices import parse_devices, parse_size
     from nodeforge.engine.graph import compile_graph
     from nodeforge.engine.inputs import parse_sets
     from nodeforge.engine.previews import FolderSink, Previews
-    from nodeforge.engine.session import Session
 
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.address and args.backend != "ray":
-        raise UsageError("--address needs --backend ray")
-    if args.backend == "ray" and args.devices != "auto":
-        raise UsageError("--devices does not apply to --backend ray: every GPU of the cluster gets a worker")
+    data_dir = resolve_data_dir(args.data_dir)
+    config = engine_config(args, data_dir, cache=not args.no_cache)
     if args.preview_method != "latent" and not args.previews:
         raise UsageError("--preview-method needs --previews DIR")
-    data_dir = resolve_data_dir(args.data_dir)
     try:
         document = _load(args.graph)
     except GraphValidationError as exc:
@@ -288,25 +301,14 @@ def _run(args: argparse.Namespace) -> int:
     env = _env(args, Path(args.graph), data_dir)
     try:
         compiled = compile_graph(document, env)
-        gc.freeze()  # the compiled graph lives as long as the process too
-        accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
-        on_ray = args.backend == "ray"
-        devices = parse_devices(args.devices) if not on_ray and (accelerated or args.devices != "auto") else ["cpu"]
-        manager = None if on_ray else device_manager(devices, args.vram_budget, args.memory_mode)
-        budget = parse_size(args.vram_budget) if on_ray and args.vram_budget else None
-        memory = cluster_memory(args.memory_mode) if on_ray else None
     except GraphValidationError as exc:
         return _invalid(args.graph, exc.issues)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        backend = _ray_backend(args.address, budget, memory) if on_ray else None
-    except EngineError as exc:
-        print(f"nodeforge: {exc}", file=sys.stderr)
+    gc.freeze()  # the compiled graph lives as long as the process too
+    session = open_for(config, env, accelerated=any(node.spec.cls.accelerator for node in compiled.nodes.values()))
+    if session is None:
         return EXIT_FAILED
-    cache = None if args.no_cache else ResultCache(data_dir / "cache")
-    session = Session(env, cache, workers=args.workers, devices=None if backend else devices, data_dir=data_dir,
-                      models=manager, backend=backend)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     import uuid
@@ -323,10 +325,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-        if cache is not None:
-            cache.close()
-        if backend is not None:
-            backend.close()
+        session.close()
     record = result.record
     if sweep is not None:
         report(sweep, record, out_dir, as_json=args.json)
@@ -337,13 +336,22 @@ def _run(args: argparse.Namespace) -> int:
     return {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
 
 
-def _ray_backend(address: str | None, budget: int | None, memory: MemorySetting | None) -> RayBackend:
-    """The Ray backend, connected (``address``) or on a new local cluster; its workers are up when it returns."""
-    from nodeforge.engine.ray_backend import RayBackend
+def open_for(config: EngineConfig, env: GraphEnv, *, cache: ResultCache | None = None,
+             accelerated: bool) -> Session | None:
+    """The session of a command (run, watch; ``Session.open``): options that do not fit the devices are a
+    UsageError; a Ray cluster that cannot be reached is printed, and None returned."""
+    from nodeforge.engine.session import Session
 
-    print(f"nodeforge: connecting to Ray ({address or 'a new local cluster'}) and starting device workers",
-          file=sys.stderr, flush=True)
-    return RayBackend(address, budget=budget, memory=memory)
+    if config.backend == "ray":
+        print(f"nodeforge: connecting to Ray ({config.address or 'a new local cluster'}) and starting device workers",
+              file=sys.stderr, flush=True)
+    try:
+        return Session.open(config, env, cache=cache, accelerated=accelerated)
+    except EngineError as exc:
+        if config.backend != "ray":
+            raise UsageError(str(exc)) from None
+        print(f"nodeforge: {exc}", file=sys.stderr)
+        return None
 
 
 def execute_with_progress(session: Session, compiled: CompiledGraph, given: dict[str, Any], run_id: str,

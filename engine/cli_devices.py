@@ -1,17 +1,12 @@
-"""The device options that ``nodeforge run``, ``nodeforge devices`` and ``nodeforge serve`` share (``--devices``,
-``--vram-budget``, ``--memory-mode``), the model manager they configure, and the ``nodeforge devices`` command."""
+"""The device options (``--devices``, ``--vram-budget``, ``--memory-mode``) that ``nodeforge devices`` and every
+command opening a session take (``engine.cli.add_engine_options``), and the ``nodeforge devices`` command."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
 
 from nodeforge.engine.errors import EngineError, UsageError
-
-if TYPE_CHECKING:
-    from nodeforge.engine.memory_modes import MemorySetting
-    from nodeforge.engine.models import ModelManager
 
 DEVICES_HELP = "auto, or a list such as cuda:0,cuda:1 or cpu:0,cpu:1"
 BUDGET_HELP = "bytes of models and results per device: 8G, or cuda:0=8G,cuda:1=12G"
@@ -27,33 +22,13 @@ def add_device_options(parser: argparse.ArgumentParser, devices_help: str = DEVI
     parser.add_argument("--memory-mode", metavar="MODE", help=MEMORY_MODE_HELP)
 
 
-def device_manager(devices: list[str], budget: str | None, memory_mode: str | None) -> ModelManager:
-    """The model manager of these devices with their budgets and memory modes; EngineError on a bad option."""
-    from nodeforge.engine.devices import parse_budgets
-    from nodeforge.engine.memory_modes import parse_memory_modes
-    from nodeforge.engine.models import ModelManager
-
-    return ModelManager(parse_budgets(budget, devices), memory=parse_memory_modes(memory_mode, devices))
-
-
-def cluster_memory(memory_mode: str | None) -> MemorySetting | None:
-    """``--memory-mode`` for ``--backend ray``: one mode for every GPU of the cluster (its names are not known)."""
-    from nodeforge.engine.memory_modes import parse_memory_setting
-
-    if not memory_mode:
-        return None
-    if "=" in memory_mode:
-        raise EngineError("--memory-mode with --backend ray takes one mode for every GPU (e.g. offload), not "
-                          "per-device names")
-    return parse_memory_setting(memory_mode)
-
-
 def devices_command(args: argparse.Namespace) -> int:
     """``nodeforge devices``: each device's budget, memory mode, bytes used and resident models."""
-    from nodeforge.engine.devices import parse_devices
+    from nodeforge.engine.config import EngineConfig, device_models
 
     try:
-        manager = device_manager(parse_devices(args.devices), args.vram_budget, args.memory_mode)
+        config = EngineConfig(devices=args.devices, vram_budget=args.vram_budget, memory_mode=args.memory_mode)
+        manager = device_models(config.device_names() or ["cpu"], config.vram_budget, config.memory_mode)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
     ledger = manager.snapshot()
@@ -65,21 +40,3 @@ def devices_command(args: argparse.Namespace) -> int:
         print(f"{name:<10} budget {info['budget'] / 2**30:8.2f} GiB  used {info['used'] / 2**30:6.2f} GiB  "
               f"memory mode {info['memory_mode']:<14} {models}")
     return 0
-
-
-def check_device_options(devices: str, budget: str | None, memory_mode: str | None) -> None:
-    """The device options' syntax (and their device names against ``--devices`` when it lists them) without
-    touching a device: ``nodeforge serve`` checks them at start, before it detects ``auto`` devices."""
-    from nodeforge.engine.devices import parse_devices, parse_size
-    from nodeforge.engine.memory_modes import check_memory_modes, parse_memory_modes
-
-    names = None if devices == "auto" else parse_devices(devices)
-    for part in budget.split(",") if budget else ():
-        name, equals, size = part.partition("=")
-        if equals and names is not None and name.strip() not in names:
-            raise EngineError(f"--vram-budget names '{name.strip()}', which is not in --devices")
-        parse_size(size if equals else name)
-    if names is not None:
-        parse_memory_modes(memory_mode, names)
-    else:
-        check_memory_modes(memory_mode)

@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.backend import LocalBackend, Prepared, RunCache, RunScope
 from nodeforge.engine.cache import ResultCache
-from nodeforge.engine.devices import default_budget
+from nodeforge.engine.config import device_models
 from nodeforge.engine.errors import DeviceError, EngineError, RunCancelled, first_line
 from nodeforge.engine.events import EventEmitter, ModelOffloaded
 from nodeforge.engine.memory_modes import MemorySetting
-from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ray_cache import RefCache
 from nodeforge.engine.ray_cluster import import_ray, start_ray
 from nodeforge.engine.ray_events import EventRelay
@@ -109,7 +108,7 @@ class RayBackend:
         self._starting: list[_Starting] = []
         self._lock = threading.RLock()
         self._in_driver: set[str] = set()
-        self._local = LocalBackend(ModelManager({"cpu": default_budget("cpu")}))
+        self._local = LocalBackend(device_models(["cpu"]))
         self._recipes: dict[int, tuple[Registry, WorkerRecipe]] = {}
         self._caches: dict[int, RefCache] = {}
         self._worker_class = ray.remote(concurrency_groups={"control": 1}, max_restarts=0,

@@ -23,8 +23,9 @@ import ray
 
 from nodeforge.engine.backend import run_node
 from nodeforge.engine.cache import DiskTier
+from nodeforge.engine.config import device_models, worker_models
 from nodeforge.engine.context import NodeContext, NodeModels
-from nodeforge.engine.devices import default_budget, detect_devices
+from nodeforge.engine.devices import detect_devices
 from nodeforge.engine.errors import EngineError, NodeExecutionError, RemoteNodeError, RunCancelled
 from nodeforge.engine.events import EventEmitter
 from nodeforge.engine.files import FileAccess
@@ -162,8 +163,7 @@ class DeviceWorker:
     def __init__(self, budget: int | None = None, memory: MemorySetting | None = None) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.device = detect_devices()[0]
-        self.models = ModelManager({self.device: budget or default_budget(self.device)},
-                                   memory={self.device: memory or MemorySetting()})
+        self.models = worker_models(self.device, budget, memory)
         self._declared: set[str] = set()
         self._cancels: dict[str, threading.Event] = {}
         self._cancelled: set[str] = set()
@@ -215,7 +215,7 @@ class DeviceWorker:
 
 @functools.lru_cache(maxsize=1)
 def _cpu_models() -> ModelManager:
-    return ModelManager({"cpu": default_budget("cpu")})
+    return device_models(["cpu"])
 
 
 def run_cpu_node(call: RemoteCall, *args: Any) -> Any:

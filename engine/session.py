@@ -21,7 +21,7 @@ from typing import Any
 
 from nodeforge.engine.backend import Backend, LocalBackend
 from nodeforge.engine.cache import ResultCache
-from nodeforge.engine.devices import default_budget
+from nodeforge.engine.config import EngineConfig, device_models, open_cache, ray_backend
 from nodeforge.engine.document import PNG_GRAPH_CHUNK, PNG_RUN_CHUNK, GraphDocument
 from nodeforge.engine.errors import StorageError
 from nodeforge.engine.events import EventEmitter, Listener
@@ -66,12 +66,42 @@ class Session:
         self.limits = limits or MediaLimits()
         self.devices = devices or (backend.refresh() if backend is not None else None) or ["cpu"]
         self.data_dir = data_dir
-        self.models = models or ModelManager({device: default_budget(device) for device in self.devices})
+        self.models = models or device_models(self.devices)
         self.backend: Backend = backend if backend is not None else LocalBackend(self.models)
         self.cache = self.backend.adapt_cache(cache)
         self.estimates = Estimates()
         self.slots = [DeviceSlot(device) for device in self.devices]
         self.state = threading.Condition()
+        self._own_cache: ResultCache | None = None
+
+    @classmethod
+    def open(cls, config: EngineConfig, env: GraphEnv, *, cache: ResultCache | None = None,
+             devices: list[str] | None = None, accelerated: bool = True) -> Session:
+        """The session ``config`` describes: the one way the front ends (CLI, server, ``watch``, the embedding
+        API) make one. ``cache`` is a cache shared with other sessions, which ``close`` leaves open; without it the
+        session opens the config's own (``open_cache``) and ``close`` closes it. The devices are ``devices`` when
+        the caller detected them already, else ``config.device_names(accelerated)``. EngineError when the options
+        do not fit the devices; what Ray raised when the cluster cannot be reached."""
+        local: list[str] | None = None
+        backend: Backend | None = None
+        if config.backend == "ray":
+            backend = ray_backend(config)
+            models = device_models(["cpu"])  # models outside a graph (the server's chat endpoint) stay on the CPU
+        else:
+            local = devices or config.device_names(accelerated) or ["cpu"]
+            models = device_models(local, config.vram_budget, config.memory_mode)
+        own = open_cache(config) if cache is None else None
+        session = cls(env, cache if cache is not None else own, workers=config.workers, devices=local,
+                      data_dir=config.data_dir, models=models, backend=backend, policy=config.policy,
+                      limits=config.limits)
+        session._own_cache = own
+        return session
+
+    def close(self) -> None:
+        """Give the backend back (a Ray cluster's workers) and close the cache ``open`` opened for this session."""
+        self.backend.close()
+        if self._own_cache is not None:
+            self._own_cache.close()
 
     def run(self, graph: GraphDocument | CompiledGraph, inputs: Mapping[str, Any] | None = None, *,
             env: GraphEnv | None = None, run_id: str | None = None, listener: Listener | None = None,

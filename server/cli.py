@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from nodeforge.engine.cli_devices import add_device_options, check_device_options
+from nodeforge.engine.cli import add_engine_options, engine_config
 from nodeforge.engine.errors import UsageError
 from nodeforge.engine.limits import (
     DEFAULT_MAX_AUDIO_SECONDS,
@@ -32,14 +32,8 @@ def register_serve(commands: Commands, common: CommonOptions) -> None:
                                        "arguments are visible to other users)")
     serve.add_argument("--insecure", action="store_true",
                        help="allow a non-loopback --host without a token (anyone who can reach it can run graphs)")
-    add_device_options(serve, "auto, or a list such as cuda:0,cuda:1")
-    serve.add_argument("--backend", choices=["local", "ray"], default="local",
-                       help="where nodes run: this process (local, default) or a Ray cluster (ray: one worker per "
-                            "GPU; needs pip install 'nodeforge[ray]')")
-    serve.add_argument("--address", help="with --backend ray: auto, HOST:PORT of the cluster's head, or "
-                                         "ray://HOST:10001; default: start a local cluster")
+    add_engine_options(serve, devices_help="auto, or a list such as cuda:0,cuda:1")
     serve.add_argument("--concurrency", type=int, default=1, help="runs executed at the same time (default 1)")
-    serve.add_argument("--workers", type=int, default=8, help="threads for ready nodes within a run (default 8)")
     serve.add_argument("--max-upload-mb", type=int, default=256, help="largest upload accepted (default 256)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="a browser origin allowed to call the API (repeatable), e.g. http://localhost:5173")
@@ -71,7 +65,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     from pathlib import Path
 
     from nodeforge.engine.datadir import resolve_data_dir
-    from nodeforge.engine.errors import EngineError
 
     token = args.token or os.environ.get("NODEFORGE_TOKEN") or None
     if not is_loopback(args.host) and token is None and not args.insecure:
@@ -88,24 +81,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         for folder in folders:
             if not Path(folder).is_dir():
                 raise UsageError(f"{option} {folder}: no such folder")
-    if args.address and args.backend != "ray":
-        raise UsageError("--address needs --backend ray")
-    if args.backend == "ray" and args.devices != "auto":
-        raise UsageError("--devices does not apply to --backend ray: every GPU of the cluster gets a worker")
-    if args.backend == "ray" and args.memory_mode and "=" in args.memory_mode:
-        raise UsageError("--memory-mode with --backend ray takes one mode for every GPU (e.g. offload)")
-    try:
-        check_device_options(args.devices, args.vram_budget, args.memory_mode)
-    except EngineError as exc:
-        raise UsageError(str(exc)) from None
-    return Settings(data_dir=resolve_data_dir(args.data_dir), host=args.host, port=args.port, token=token,
-                    devices=args.devices, vram_budget=args.vram_budget, memory_mode=args.memory_mode,
-                    backend=args.backend, ray_address=args.address,
+    data_dir = resolve_data_dir(args.data_dir)
+    engine = engine_config(args, data_dir)  # the engine options checked now, before the server starts
+    return Settings(data_dir=data_dir, host=args.host, port=args.port, token=token, devices=engine.devices,
+                    vram_budget=engine.vram_budget, memory_mode=engine.memory_mode, backend=engine.backend,
+                    ray_address=engine.address,
                     plugins=tuple(Path(p) for p in args.plugins),
                     input_dirs=tuple(Path(p) for p in args.allow_dir),
                     write_dirs=tuple(Path(p) for p in args.allow_write_dir),
                     limits=MediaLimits(args.max_image_pixels, args.max_video_frames, args.max_audio_seconds),
-                    concurrency=args.concurrency, workers=args.workers,
+                    concurrency=args.concurrency, workers=engine.workers,
                     max_upload_bytes=args.max_upload_mb * MiB, watch=not args.no_watch,
                     allowed_origins=tuple(args.allow_origin), preview_method=args.preview_method)
 

@@ -16,9 +16,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.cache import ResultCache
-from nodeforge.engine.cli_devices import cluster_memory, device_manager
-from nodeforge.engine.devices import default_budget, detect_devices, parse_devices, parse_size
+from nodeforge.engine.config import result_cache
+from nodeforge.engine.devices import detect_devices
 from nodeforge.engine.document import GraphDocument, depth_issues, parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue, NodeError
 from nodeforge.engine.events import RunFinished, RunQueued
@@ -63,7 +62,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings = settings.resolved()
         data_dir = settings.data_dir
-        fixed_devices = None if settings.devices == "auto" else parse_devices(settings.devices)
+        self.engine = settings.engine_config()
+        fixed_devices = None if self.engine.devices == "auto" else self.engine.device_names()
         self._lock_fd = _lock_data_dir(data_dir / "server.lock")
         try:
             self.store = RunStore(data_dir / "runs.sqlite")
@@ -83,7 +83,7 @@ class Runtime:
             (data_dir / folder).mkdir(exist_ok=True)
         self.files = FileAccess(settings.file_policy, data_dir, tuple(self.graphs.folders()), settings.limits)
         self.artifacts = ArtifactStore(data_dir, self.store, self.files)
-        self.cache = ResultCache(data_dir / "cache")
+        self.cache = result_cache(data_dir)
         self.registry = self._discover()
         self.compiled = CompiledRuns()
         self._devices: list[str] | None = fixed_devices
@@ -106,8 +106,8 @@ class Runtime:
         if self.reloader is not None:
             self.reloader.stop()
         self.runner.stop(self.settings.shutdown_grace_seconds)
-        if self._backend is not None:
-            self._backend.close()
+        if self._session is not None:
+            self._session.close()
         self.hub.close()
         self.store.close()
         self.cache.close()
@@ -142,51 +142,28 @@ class Runtime:
 
     def _detect_devices(self) -> None:
         """``auto`` imports torch to look for GPUs, which takes seconds: in the background, so the API answers
-        at once; a run waits for it only if it starts before detection is done. With ``--backend ray`` this
-        connects to the cluster and starts its device workers instead; models outside a graph (the chat endpoint)
-        then stay on this machine's CPU."""
-        if self.settings.backend == "ray":
-            self._start_ray()
-        elif self._devices is None:
+        at once; a run waits for it only if it starts before detection is done. With ``--backend ray`` the
+        session connects to the cluster and starts its device workers instead; models outside a graph (the chat
+        endpoint) then stay on this machine's CPU. When the session cannot open, the reason is kept for every
+        run."""
+        ray = self.engine.backend == "ray"
+        if not ray and self._devices is None:
             try:
                 self._devices = detect_devices()
             except Exception as exc:
                 log.warning("device detection failed (%s: %s); running on the CPU", type(exc).__name__, exc)
                 self._devices = ["cpu"]
-        local = ["cpu"] if self.settings.backend == "ray" else self._devices or ["cpu"]
-        models = self._model_manager(local) if self._backend_error is None else None
-        if models is not None:
-            self._session = Session(self.env, self.cache, workers=self.settings.workers,
-                                    devices=None if self._backend else self._devices, data_dir=self.settings.data_dir,
-                                    models=models, backend=self._backend, policy=self.files.policy,
-                                    limits=self.files.limits)
+        try:
+            self._session = Session.open(self.engine, self.env, cache=self.cache, devices=self._devices)
+        except Exception as exc:
+            what = "the Ray backend could not start" if ray else "the devices could not be set up"
+            self._backend_error = f"{what}: {exc}"
+            log.error("%s", self._backend_error)
+            self._devices = [] if ray else self._devices
+        else:
+            self._backend = self._session.backend if ray else None
         gc.freeze()  # torch's modules and the app live as long as the server: full collections skip them
         self._devices_ready.set()
-
-    def _model_manager(self, local: list[str]) -> ModelManager | None:
-        """This process's model manager, with ``--vram-budget`` and ``--memory-mode`` (those go to the cluster's
-        workers with ``--backend ray``); None, with the reason kept for every run, when they do not fit."""
-        if self._backend is not None:
-            return ModelManager({device: default_budget(device) for device in local})
-        try:
-            return device_manager(local, self.settings.vram_budget, self.settings.memory_mode)
-        except EngineError as exc:
-            self._backend_error = f"the devices could not be set up: {exc}"
-            log.error("%s", self._backend_error)
-            return None
-
-    def _start_ray(self) -> None:
-        from nodeforge.engine.ray_backend import RayBackend
-
-        try:
-            budget = parse_size(self.settings.vram_budget) if self.settings.vram_budget else None
-            self._backend = RayBackend(self.settings.ray_address, budget=budget,
-                                       memory=cluster_memory(self.settings.memory_mode))
-            self._devices = self._backend.devices
-        except Exception as exc:
-            self._backend_error = f"the Ray backend could not start: {exc}"
-            log.error("%s", self._backend_error)
-            self._devices = []
 
     @property
     def devices(self) -> list[str] | None:

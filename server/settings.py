@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from nodeforge.engine.config import BackendName, EngineConfig
 from nodeforge.engine.files import FilePolicy
 from nodeforge.engine.limits import MediaLimits
 
@@ -37,7 +38,7 @@ class Settings:
     devices: str = "auto"
     vram_budget: str | None = None
     memory_mode: str | None = None
-    backend: str = "local"
+    backend: BackendName = "local"
     ray_address: str | None = None
     plugins: tuple[Path, ...] = ()
     examples_dir: Path | None = PROJECT_GRAPHS
@@ -66,6 +67,13 @@ class Settings:
                        input_dirs=tuple(Path(p).resolve() for p in self.input_dirs),
                        write_dirs=tuple(Path(p).resolve() for p in self.write_dirs),
                        concurrency=max(1, self.concurrency), workers=max(1, self.workers))
+
+    def engine_config(self) -> EngineConfig:
+        """The engine configuration of the server's session (its devices, backend and workers, with the server's
+        file policy and media limits); EngineError naming a bad option."""
+        return EngineConfig(data_dir=self.data_dir, devices=self.devices, vram_budget=self.vram_budget,
+                            memory_mode=self.memory_mode, backend=self.backend, address=self.ray_address,
+                            workers=self.workers, policy=self.file_policy, limits=self.limits)
 
     @property
     def file_policy(self) -> FilePolicy:

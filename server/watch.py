@@ -16,12 +16,13 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.engine.cli import execute_with_progress, print_summary
+from nodeforge.engine.cli import add_engine_options, engine_config, execute_with_progress, open_for, print_summary
 from nodeforge.engine.errors import UsageError
 
 if TYPE_CHECKING:
     import watchfiles
 
+    from nodeforge.engine.cache import ResultCache
     from nodeforge.engine.cli import Commands, CommonOptions
     from nodeforge.engine.graph import CompiledGraph, GraphEnv
     from nodeforge.engine.record import RunRecord
@@ -38,24 +39,25 @@ def register_watch(commands: Commands, common: CommonOptions) -> None:
                        help="a graph input, parsed by its declared type")
     watch.add_argument("--json", action="store_true", help="print each run record as one line of JSON")
     watch.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
-    watch.add_argument("--devices", default="auto", help="auto, or a list such as cuda:0,cuda:1")
-    watch.add_argument("--workers", type=int, default=8, help="threads for ready nodes (default 8)")
+    add_engine_options(watch, cache=True)
     common(watch)
     watch.set_defaults(handler=watch_command)
 
 
 class WatchSession:
-    """The state kept between runs: the registry, the cache, and the engine session per device set."""
+    """The state kept between runs: the registry, the cache, and the engine session per device set (one on Ray,
+    whose cluster is the devices)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from nodeforge.engine.cache import ResultCache
+        from nodeforge.engine.config import open_cache
         from nodeforge.engine.datadir import resolve_data_dir
 
         self.args = args
         self.path = Path(args.graph).resolve()
         self.plugins = [Path(folder).resolve() for folder in args.plugins]
         self.data_dir = resolve_data_dir(args.data_dir)
-        self.cache = ResultCache(self.data_dir / "cache")
+        self.config = engine_config(args, self.data_dir, cache=not args.no_cache)
+        self.cache: ResultCache | None = open_cache(self.config)
         self.registry = self._discover()
         self.sessions: dict[tuple[str, ...], Session] = {}
 
@@ -71,7 +73,10 @@ class WatchSession:
         self.registry = self._discover()
 
     def close(self) -> None:
-        self.cache.close()
+        for session in self.sessions.values():
+            session.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def run_once(self, cancel: threading.Event) -> RunRecord | None:
         """Run the graph as it is on disk now; None when it cannot run (the reason is printed)."""
@@ -87,6 +92,8 @@ class WatchSession:
             env = GraphEnv(self.registry, GraphLibrary([self.path.parent, self.data_dir / "graphs"]))
             compiled = compile_graph(document, env)
             session = self._session(compiled)
+            if session is None:
+                return None
             run_id = uuid.uuid4().hex[:12]
             out_dir = Path(self.args.out) if self.args.out else Path("outputs") / run_id
             return self._execute(session, env, compiled, given, run_id, cancel, out_dir)
@@ -98,17 +105,18 @@ class WatchSession:
             print(f"{self.args.graph}: {exc}; waiting for the next change", file=sys.stderr)
         return None
 
-    def _session(self, compiled: CompiledGraph) -> Session:
-        from nodeforge.engine.devices import parse_devices
+    def _session(self, compiled: CompiledGraph) -> Session | None:
+        """The session for this graph's devices (``auto`` detects GPUs only for a graph with an accelerator
+        node); None when the Ray cluster cannot be reached (the reason is printed)."""
         from nodeforge.engine.graph import GraphEnv
-        from nodeforge.engine.session import Session
 
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
-        devices = parse_devices(self.args.devices) if accelerated or self.args.devices != "auto" else ["cpu"]
-        key = tuple(devices)
+        key = tuple(self.config.device_names(accelerated) or ())
         if key not in self.sessions:
-            self.sessions[key] = Session(GraphEnv(self.registry), self.cache, workers=self.args.workers,
-                                         devices=devices, data_dir=self.data_dir)
+            session = open_for(self.config, GraphEnv(self.registry), cache=self.cache, accelerated=accelerated)
+            if session is None:
+                return None
+            self.sessions[key] = session
         return self.sessions[key]
 
     def _execute(self, session: Session, env: GraphEnv, compiled: CompiledGraph, given: dict[str, Any], run_id: str,
@@ -129,8 +137,6 @@ def watch_command(args: argparse.Namespace) -> int:
     path = Path(args.graph)
     if not path.is_file():
         raise UsageError(f"graph file {args.graph} does not exist")
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
     for folder in args.plugins:
         if not Path(folder).is_dir():
             raise UsageError(f"--plugins {folder}: no such folder")

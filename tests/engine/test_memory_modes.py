@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.cli import main
-from nodeforge.engine.cli_devices import check_device_options
+from nodeforge.engine.config import EngineConfig
 from nodeforge.engine.errors import EngineError, UsageError
 from nodeforge.engine.memory_modes import MemorySetting, parse_memory_modes, parse_memory_setting
 from nodeforge.engine.models import ModelManager
@@ -81,7 +81,7 @@ def test_serve_checks_the_device_options_before_it_starts(tmp_path: Path) -> Non
     settings = settings_from_args(args(data_dir=tmp_path, devices="cpu:0,cpu:1", vram_budget="cpu:0=1G",
                                        memory_mode="cpu:1=offload"))
     assert (settings.vram_budget, settings.memory_mode) == ("cpu:0=1G", "cpu:1=offload")
-    check_device_options("auto", "8G", "cuda:5=sequential")  # auto devices: names are checked once detected
+    EngineConfig(vram_budget="8G", memory_mode="cuda:5=sequential")  # auto devices: names are checked once detected
     for bad, message in (({"memory_mode": "cpu:3=gpu"}, "--memory-mode names 'cpu:3'"),
                          ({"vram_budget": "cpu:3=1G"}, "--vram-budget names 'cpu:3'"),
                          ({"memory_mode": "lots"}, "unknown memory mode 'lots'"),
