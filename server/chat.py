@@ -1,24 +1,18 @@
-"""Chat completions for the OpenAI-compatible endpoint, behind a small protocol.
+"""Which models the OpenAI-compatible chat endpoint can answer with, behind a small protocol.
 
-``LocalLLMBackend`` answers with the local causal LMs of ``nodes/llm.py`` (imported lazily: without the package
-there are no models): the model name is resolved by the model registry (``tiny/llm``, shipped, aliases, Hub ids,
-files inside the allowed folders) and loaded through the server's model manager under the same key as the
-``llm.generate`` node uses, so a graph and the endpoint share one resident copy. Whole conversations go to the
-model's chat template; each new piece of text goes through a callback, which is also where a cancelled request
-stops.
+``LocalLLMBackend`` knows the local causal LMs of ``nodes/llm.py`` (imported lazily: without the package there are
+no models): a model name is resolved by the model registry (``tiny/llm``, shipped, aliases, Hub ids, files inside
+the allowed folders). It only says what can answer: the answer itself is an ``llm.generate`` run of the server
+(``server/routes/openai.py``), so a request is refused here, before a stream starts, rather than by a run that
+fails after a 200 went out.
 """
 
 from __future__ import annotations
 
 import importlib
-import random
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nodeforge.engine.errors import EngineError, NodeError, RunCancelled
-from nodeforge.engine.model_source import model_key
+from nodeforge.engine.errors import NodeError
 from nodeforge.server.models import known_models
 
 if TYPE_CHECKING:
@@ -27,29 +21,6 @@ if TYPE_CHECKING:
 
 class ChatUnavailable(LookupError):
     """No model of that name to answer with."""
-
-
-class ChatFailed(RuntimeError):
-    """The request reached the model and failed; the message says why."""
-
-
-@dataclass(frozen=True)
-class ChatCall:
-    model: str
-    messages: list[dict[str, str]]
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ChatAnswer:
-    text: str
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
 
 
 class ChatBackend(Protocol):
@@ -61,13 +32,8 @@ class ChatBackend(Protocol):
         """Why ``model`` cannot answer now; None when it can."""
         ...
 
-    def check(self, call: ChatCall) -> None:
+    def check(self, model: str) -> None:
         """Raise ChatUnavailable when the model certainly cannot answer (before a stream starts)."""
-        ...
-
-    def complete(self, call: ChatCall, on_text: Callable[[str], object] | None,
-                 cancel: threading.Event) -> ChatAnswer:
-        """Answer a conversation; ``on_text`` receives each new piece of the text (joined, they are the text)."""
         ...
 
 
@@ -96,80 +62,37 @@ class LocalLLMBackend:
 
     def unavailable(self, model: str) -> str | None:
         try:
-            _, resolver, name = self._support(ChatCall(model=model, messages=[]))
+            resolver, name = self._support(model)
         except ChatUnavailable as exc:
             return str(exc)
         problem = resolver.local_problem(name, self.data_dir)
         return problem and f"model '{model[:200]}' cannot answer now: {problem}"
 
-    def _support(self, call: ChatCall) -> tuple[Any, Any, str]:
-        """The LLM module, the resolver and the model name checked against the path policy (a local path made
-        absolute inside the allowed folders); ChatUnavailable when the model cannot be served."""
+    def _support(self, model: str) -> tuple[Any, str]:
+        """The resolver and the model name checked against the path policy (a local path made absolute inside the
+        allowed folders); ChatUnavailable when the model cannot be served."""
         llm = _llm_module()
         resolver = self.runtime.registry.model_source
         if llm is None or not resolver.installed:
             raise ChatUnavailable("no local LLM support is installed (nodes.llm)")
-        if call.model.startswith(llm.OPENAI_PREFIX):
-            raise ChatUnavailable(f"'{call.model}' names a remote server; this endpoint serves local models")
+        if model.startswith(llm.OPENAI_PREFIX):
+            raise ChatUnavailable(f"'{model}' names a remote server; this endpoint serves local models")
         try:
-            model = self.files.model(call.model, input="model")
-            problem = resolver.problem(model, self.data_dir, families=llm.FAMILIES)
+            name = self.files.model(model, input="model")
+            problem = resolver.problem(name, self.data_dir, families=llm.FAMILIES)
         except NodeError as exc:
             raise ChatUnavailable(f"model {exc}") from None
         except OSError as exc:  # a name the file system cannot look up (too long, bad characters)
-            raise ChatUnavailable(f"model '{call.model[:200]}' is not a usable name: "
+            raise ChatUnavailable(f"model '{model[:200]}' is not a usable name: "
                                   f"{exc.strerror or type(exc).__name__}") from None
         if problem:
-            raise ChatUnavailable(f"model '{call.model[:200]}': {problem}")
-        return llm, resolver, model
+            raise ChatUnavailable(f"model '{model[:200]}': {problem}")
+        return resolver, name
 
-    def check(self, call: ChatCall) -> None:
+    def check(self, model: str) -> None:
         """The request's model must resolve; offline, it must also be on this machine (so a stream never starts
         for a model that then fails to load)."""
-        _, resolver, model = self._support(call)
-        problem = resolver.offline_problem(model, self.data_dir)
+        resolver, name = self._support(model)
+        problem = resolver.offline_problem(name, self.data_dir)
         if problem:
-            raise ChatUnavailable(f"model '{call.model[:200]}' cannot answer offline (HF_HUB_OFFLINE): {problem}")
-
-    def complete(self, call: ChatCall, on_text: Callable[[str], object] | None,
-                 cancel: threading.Event) -> ChatAnswer:
-        llm, resolver, model = self._support(call)
-        try:
-            resolved = resolver.resolve(model, self.data_dir, families=llm.FAMILIES, relative_paths=False)
-        except EngineError as exc:
-            raise ChatUnavailable(str(exc)) from None
-        device, models = self.runtime.model_home()
-        key = model_key("llm", resolved)
-        try:
-            lm = models.get(device, key,
-                            lambda target: llm.load_causal_lm(call.model, resolved.path, target, self.data_dir))
-        except EngineError as exc:
-            raise ChatFailed(str(exc)) from None
-        try:
-            options = llm.GenerateOptions(
-                max_new_tokens=call.max_tokens or lm.context,
-                temperature=1.0 if call.temperature is None else call.temperature,
-                top_p=1.0 if call.top_p is None else call.top_p,
-                seed=call.seed if call.seed is not None else random.SystemRandom().randrange(2**31),
-                stop=tuple(call.stop))
-
-            def grown(delta: str, tokens: int) -> None:
-                if cancel.is_set():
-                    raise RunCancelled("the client went away")
-                if on_text is not None and delta:
-                    on_text(delta)
-
-            result = llm.generate(lm, _messages(call.messages), options, grown)
-        except RunCancelled:
-            raise ChatFailed("cancelled") from None
-        except EngineError as exc:
-            raise ChatFailed(str(exc)) from None
-        finally:
-            models.release(device, key)
-        return ChatAnswer(result.text, result.finish_reason, result.prompt_tokens, result.completion_tokens)
-
-
-def _messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """OpenAI's ``developer`` role is a system message to a chat template."""
-    return [{"role": "system" if m["role"] == "developer" else m["role"], "content": m["content"]}
-            for m in messages]
+            raise ChatUnavailable(f"model '{model[:200]}' cannot answer offline (HF_HUB_OFFLINE): {problem}")

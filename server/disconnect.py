@@ -1,5 +1,6 @@
-"""A request that waits on work (a queued run, a chat completion) notices when its client goes away and stops the
-work: nobody would read the answer, and the device would otherwise be held for it until the end."""
+"""A request that waits on its run (a picture, speech, a transcript, a chat completion) notices when its client goes
+away and cancels the run: nobody would read the answer, and the device would otherwise be held for it until the
+end."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -117,41 +117,47 @@ def refuse_remote(model: str) -> None:
                        code="model_not_found")
 
 
-def one_node_graph(name: str, node_type: str, inputs: dict[str, Any], output: str,
+def one_node_graph(name: str, node_type: str, inputs: dict[str, Any], output: str | Sequence[str],
                    graph_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The graph a request runs: one node, its output returned (the run history shows it under ``name``)."""
+    """The graph a request runs: one node, its output (or outputs) returned (the run history shows it under
+    ``name``)."""
+    outputs = [output] if isinstance(output, str) else list(output)
     return {"schema": "nodeforge/graph@1", "name": name, "inputs": graph_inputs or {},
-            "nodes": {"node": {"type": node_type, "inputs": inputs}}, "outputs": {output: {"from": f"node.{output}"}}}
+            "nodes": {"node": {"type": node_type, "inputs": inputs}},
+            "outputs": {port: {"from": f"node.{port}"} for port in outputs}}
 
 
 async def run_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str, Any] | None = None,
-                    disconnected: Disconnected | None = None) -> Finished:
-    """Queue the graph, wait for its end and return its outputs; ApiError for issues and failures. A client that
-    goes away (``disconnected``) or a request cancelled while it waits cancels the run."""
-    return await finish_run(runtime, await queue_graph(runtime, document, inputs), disconnected)
+                    disconnected: Disconnected | None = None, params: Mapping[str, str] = PARAMS) -> Finished:
+    """Queue the graph, wait for its end and return its outputs; ApiError for issues and failures (``params``:
+    the request parameter behind each node input, where the names differ). A client that goes away
+    (``disconnected``) or a request cancelled while it waits cancels the run."""
+    return await finish_run(runtime, await queue_graph(runtime, document, inputs, params), disconnected, params)
 
 
-async def queue_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str, Any] | None = None) -> str:
+async def queue_graph(runtime: Runtime, document: dict[str, Any], inputs: dict[str, Any] | None = None,
+                      params: Mapping[str, str] = PARAMS) -> str:
     """Queue the graph as a run of the server; its id, or ApiError when it is refused (nothing was queued)."""
     try:
         run_id, _ = await run_in_threadpool(runtime.submit, document, inputs or {})
     except Invalid as exc:
-        raise _issue_error(exc) from None
+        raise _issue_error(exc, params) from None
     except QueueFull as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": "5"}) from None
     return run_id
 
 
-async def finish_run(runtime: Runtime, run_id: str, disconnected: Disconnected | None = None) -> Finished:
+async def finish_run(runtime: Runtime, run_id: str, disconnected: Disconnected | None = None,
+                     params: Mapping[str, str] = PARAMS) -> Finished:
     """Wait for a queued run's end: its outputs, or ApiError when it failed; cancelled when the client goes away
     (``disconnected``) or the request is cancelled while it waits."""
     view = await unless_gone(_finished(runtime, run_id), disconnected, lambda: runtime.cancel(run_id))
     if view["status"] != "succeeded":
-        raise _failure(view)
+        raise _failure(view, params)
     return Finished(run_id, view["outputs"])
 
 
-def _failure(view: dict[str, Any]) -> ApiError:
+def _failure(view: dict[str, Any], params: Mapping[str, str]) -> ApiError:
     """A failed run in OpenAI's terms: the node's reason with the request parameter at fault (a model that could
     not load is a 404 ``model_not_found``)."""
     error = str(((view.get("nodes") or {}).get("node") or {}).get("error") or view.get("error") or view["status"])
@@ -159,7 +165,7 @@ def _failure(view: dict[str, Any]) -> ApiError:
     field, reason = (found[1], found[2]) if found else (None, error)
     if field == "model":
         return ApiError(404, reason, code="model_not_found", param="model")
-    return ApiError(400, reason, param=PARAMS.get(field or "", field))
+    return ApiError(400, reason, param=params.get(field or "", field))
 
 
 async def _finished(runtime: Runtime, run_id: str) -> dict[str, Any]:
@@ -186,10 +192,10 @@ async def _finished(runtime: Runtime, run_id: str) -> dict[str, Any]:
         runtime.hub.unsubscribe(sub)
 
 
-def _issue_error(exc: Invalid) -> ApiError:
+def _issue_error(exc: Invalid, params: Mapping[str, str]) -> ApiError:
     """The first issue of a refused request in OpenAI's terms: on ``model`` a 404, otherwise a 400."""
     first = next((issue for issue in exc.issues if issue.input == "model"), exc.issues[0])
-    param = PARAMS.get(first.input or "", first.input)
+    param = params.get(first.input or "", first.input)
     if first.input == "model":
         return ApiError(404, first.message, code="model_not_found", param="model")
     message = f"{param}: {first.message}" if param else first.message

@@ -1,13 +1,13 @@
 """An OpenAI-compatible surface over the local LLM models: ``GET /v1/models``, ``GET /v1/models/{id}`` and
 ``POST /v1/chat/completions`` (streamed as ``chat.completion.chunk`` server-sent events ending with ``[DONE]`` when
-``stream`` is true). Errors use OpenAI's shape, ``{"error": {"message", "type", "code", "param"}}`` (the error
-handlers and the guard write it for every ``/v1`` path), so OpenAI clients report them properly."""
+``stream`` is true). A completion is an ``llm.generate`` run of this server, queued like the media endpoints' runs
+(``server/media.py``): it takes a device slot like any graph node, shows in the run history with its node record
+and events, and is cached (a seeded request asked before is answered from the cache). A stream carries the node's
+text deltas as they are generated. Errors use OpenAI's shape, ``{"error": {"message", "type", "code", "param"}}``
+(the error handlers and the guard write it for every ``/v1`` path), so OpenAI clients report them properly."""
 
-import asyncio
 import json
-import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -16,14 +16,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from nodeforge.server.chat import ChatAnswer, ChatCall, ChatFailed, ChatUnavailable
-from nodeforge.server.disconnect import unless_gone
+from nodeforge.server.chat import ChatUnavailable
 from nodeforge.server.errors import ApiError, openai_error
-from nodeforge.server.media import media_models, media_unavailable
+from nodeforge.server.media import finish_run, media_models, media_unavailable, one_node_graph, queue_graph
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.runtime import Runtime
 from nodeforge.server.schemas import OpenAIErrorBody
-from nodeforge.server.streams import SSE_HEADERS
+from nodeforge.server.streams import SSE_HEADERS, run_events
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -70,20 +69,45 @@ class ModelCards(BaseModel):
     data: list[ModelCard]
 
 
-def _call(body: ChatCompletionRequest) -> ChatCall | str:
-    """The backend call, or why the request cannot be served."""
-    messages = []
-    for message in body.messages:
+CHAT_GRAPH = "openai-chat"
+# The request parameter behind each llm.generate input, for error messages and ``param``.
+CHAT_PARAMS = {"prompt": "messages", "system": "messages", "max_new_tokens": "max_tokens"}
+
+
+def _turns(body: ChatCompletionRequest) -> list[dict[str, str]]:
+    """The conversation as llm.generate's turns, refused here (before a stream starts) where the node would
+    refuse it: text only; ``developer`` is a system message to a chat template, and the system messages that open
+    the conversation are one system turn."""
+    turns: list[dict[str, str]] = []
+    for index, message in enumerate(body.messages):
         if isinstance(message.content, list):
             if any(part.type != "text" for part in message.content):
-                return "only text content parts are supported"
+                raise ApiError(400, "only text content parts are supported", param=f"messages[{index}].content")
             text = "".join(part.text or "" for part in message.content)
         else:
             text = message.content or ""
-        messages.append({"role": message.role, "content": text})
+        role = "system" if message.role == "developer" else message.role
+        if role == "system" and len(turns) == 1 and turns[0]["role"] == "system":
+            turns[0]["content"] += "\n\n" + text
+            continue
+        if role == "tool" or (role == "system" and turns):
+            reason = "tool messages are not supported (this endpoint makes no tool calls)" if role == "tool" \
+                else "a system or developer message comes only at the start of the conversation"
+            raise ApiError(400, f"messages[{index}]: {reason}", param=f"messages[{index}].role")
+        turns.append({"role": role, "content": text})
+    return turns
+
+
+def _generate_inputs(body: ChatCompletionRequest) -> dict[str, Any]:
+    """llm.generate's inputs for the request: the whole conversation as its messages and no prompt of its own;
+    OpenAI's defaults where the request leaves a value out (sampling at 1.0, as many tokens as the context holds,
+    and a seed drawn by the run and recorded there)."""
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    return ChatCall(model=body.model, messages=messages, max_tokens=body.max_completion_tokens or body.max_tokens,
-                    temperature=body.temperature, top_p=body.top_p, seed=body.seed, stop=stop)
+    return {"prompt": "", "messages": _turns(body), "model": body.model,
+            "max_new_tokens": body.max_completion_tokens or body.max_tokens or 0,
+            "temperature": 1.0 if body.temperature is None else body.temperature,
+            "top_p": 1.0 if body.top_p is None else body.top_p,
+            "seed": -1 if body.seed is None else body.seed, "stop": stop}
 
 
 MODEL_NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -119,83 +143,81 @@ async def retrieve_model(model_id: str, runtime: RuntimeDep) -> dict[str, Any]:
                                                                         "non-text content"},
                         **MODEL_NOT_FOUND})
 async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep) -> Any:
-    call = _call(body)
-    if isinstance(call, str):
-        raise ApiError(400, call)
+    inputs = _generate_inputs(body)
     try:
-        await run_in_threadpool(runtime.chat.check, call)
+        await run_in_threadpool(runtime.chat.check, body.model)
     except ChatUnavailable as exc:
-        raise ApiError(404, str(exc), code="model_not_found") from None
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        raise ApiError(404, str(exc), code="model_not_found", param="model") from None
+    params = {**CHAT_PARAMS, "max_new_tokens": "max_completion_tokens" if body.max_completion_tokens else "max_tokens"}
+    document = one_node_graph(CHAT_GRAPH, "llm.generate", inputs, ("text", "usage"))
+    run_id = await queue_graph(runtime, document, params=params)
     if body.stream:
         usage = bool((body.stream_options or {}).get("include_usage"))
-        return StreamingResponse(_stream(runtime, call, completion_id, usage), media_type="text/event-stream",
-                                 headers=SSE_HEADERS)
-    cancel = threading.Event()
-    try:
-        answer = await unless_gone(run_in_threadpool(runtime.chat.complete, call, None, cancel),
-                                   request.is_disconnected, cancel.set)
-    except ChatUnavailable as exc:
-        raise ApiError(404, str(exc), code="model_not_found") from None
-    except ChatFailed as exc:
-        raise ApiError(400, str(exc)) from None
-    finally:
-        cancel.set()
-    return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": call.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
-                         "finish_reason": answer.finish_reason}], "usage": _usage(answer)}
+        return StreamingResponse(_stream(runtime, run_id, body.model, usage, params),
+                                 media_type="text/event-stream", headers=SSE_HEADERS)
+    finished = await finish_run(runtime, run_id, request.is_disconnected, params)
+    answer = finished.outputs
+    return {"id": f"chatcmpl-{run_id}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.model, "choices": [{"index": 0, "message": {"role": "assistant", "content": answer["text"]},
+                                              "finish_reason": _finish_reason(answer["usage"])}],
+            "usage": _usage(answer["usage"])}
 
 
-def _stream_error(runtime: Runtime, exc: Exception) -> dict[str, Any]:
-    """The error chunk that ends a stream which had already started (a 200 went out), in OpenAI's shape."""
-    if isinstance(exc, ChatUnavailable):
-        return openai_error(404, runtime.redact(str(exc)), "model_not_found")
-    if isinstance(exc, ChatFailed):
-        return openai_error(400, runtime.redact(str(exc)))
-    return openai_error(500, "internal error")
+def _finish_reason(usage: dict[str, Any]) -> str:
+    return "length" if usage.get("finish_reason") == "length" else "stop"
 
 
-def _usage(answer: ChatAnswer) -> dict[str, int]:
-    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-            "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+def _usage(usage: dict[str, Any]) -> dict[str, int]:
+    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-async def _stream(runtime: Runtime, call: ChatCall, completion_id: str, usage: bool) -> AsyncIterator[bytes]:
-    """A chunk per new piece of text; a client that goes away cancels the generation."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    cancel = threading.Event()
+async def _run_events(runtime: Runtime, run_id: str) -> AsyncIterator[dict[str, Any]]:
+    """The run's events from its start, ending with ``run.finished``: read through the run's own event stream,
+    which replays what was stored before this listener came (the run may have started, or ended, by then)."""
+    async for frame in run_events(runtime, run_id, 0):
+        for line in frame.splitlines():
+            if line.startswith(b"data: "):
+                yield json.loads(line[6:])
+
+
+async def _stream(runtime: Runtime, run_id: str, model: str, usage: bool,
+                  params: dict[str, str]) -> AsyncIterator[bytes]:
+    """A chunk per text delta of the node's progress; then what the deltas lacked of the run's text (all of it
+    when the answer came from the cache), the finish reason and the usage. A client that goes away before the end
+    cancels the run."""
     created = int(time.time())
 
     def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> bytes:
         choices = [{"index": 0, "delta": delta, "finish_reason": finish}] if delta is not None else []
-        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": call.model,
+        data = {"id": f"chatcmpl-{run_id}", "object": "chat.completion.chunk", "created": created, "model": model,
                 "choices": choices, **extra}
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
-    def work() -> None:
-        try:
-            answer = runtime.chat.complete(call, lambda delta: loop.call_soon_threadsafe(queue.put_nowait,
-                                                                                          ("text", delta)), cancel)
-            loop.call_soon_threadsafe(queue.put_nowait, ("done", answer))
-        except Exception as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-
-    threading.Thread(target=work, name=f"chat-{completion_id[-8:]}", daemon=True).start()
+    ended = False
     try:
         yield chunk({"role": "assistant", "content": ""})
-        while True:
-            kind, value = await queue.get()
-            if kind == "error":
-                yield f"data: {json.dumps(_stream_error(runtime, value))}\n\n".encode()
-                break
-            if kind == "text":
-                yield chunk({"content": value})
-                continue
-            yield chunk({}, value.finish_reason)
+        streamed = ""
+        async for event in _run_events(runtime, run_id):
+            delta = event.get("delta") if event.get("kind") == "node.progress" else None
+            if delta:
+                streamed += delta
+                yield chunk({"content": delta})
+        try:
+            answer = (await finish_run(runtime, run_id, params=params)).outputs
+        except ApiError as exc:
+            ended = True
+            failure = openai_error(exc.status, exc.detail, exc.code, exc.param)
+            yield f"data: {json.dumps(failure, ensure_ascii=False)}\n\n".encode()
+        else:
+            ended = True
+            text = str(answer["text"])
+            if len(text) > len(streamed) and text.startswith(streamed):
+                yield chunk({"content": text[len(streamed):]})
+            yield chunk({}, _finish_reason(answer["usage"]))
             if usage:
-                yield chunk(None, usage=_usage(value))
-            break
+                yield chunk(None, usage=_usage(answer["usage"]))
         yield b"data: [DONE]\n\n"
     finally:
-        cancel.set()
+        if not ended:
+            runtime.cancel(run_id)

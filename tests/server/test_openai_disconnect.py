@@ -1,6 +1,5 @@
 """A client that goes away from an OpenAI endpoint cancels its work: each request is sent on a real socket that is
-then closed, and the cancellation is read from the run's record (or, for chat, which runs no graph, from the
-generation itself), never from how long anything took.
+then closed, and the cancellation is read from the run's record, never from how long anything took.
 
 Runs are queued behind a ``test.gate`` run that holds the server's one run slot, so a request's run is still
 queued when its client leaves; one image run is left to start first, to show a running denoise is stopped too.
@@ -11,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import threading
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ import httpx2
 import pytest
 
 from nodeforge.server.app import create_app
-from nodeforge.server.chat import ChatAnswer, ChatBackend, ChatCall, ChatFailed
 from nodeforge.server.settings import Settings
 from tests.server.support import PLUGINS, LiveServer, wait_finished, wait_for
+from tests.server.test_openai_runs import HeldGeneration
 
 pytest.importorskip("diffusers")
 pytest.importorskip("piper")
@@ -117,7 +115,7 @@ def test_a_running_image_run_is_cancelled_when_its_client_goes(served: Served) -
 
 
 @pytest.mark.usefixtures("held")
-@pytest.mark.parametrize("endpoint", ["images", "speech", "transcription"])
+@pytest.mark.parametrize("endpoint", ["images", "speech", "transcription", "chat", "chat-stream"])
 def test_a_queued_run_is_cancelled_when_its_client_goes(served: Served, spoken: bytes, endpoint: str) -> None:
     if endpoint == "images":
         body, kind = json.dumps({"model": "tiny/sd", "prompt": "x", "size": "64x64", "steps": 2}).encode(), None
@@ -125,9 +123,13 @@ def test_a_queued_run_is_cancelled_when_its_client_goes(served: Served, spoken: 
     elif endpoint == "speech":
         body, kind = json.dumps({"model": "piper-joe", "voice": "joe", "input": "Hello."}).encode(), None
         path, graph = "/v1/audio/speech", "openai-speech"
-    else:
+    elif endpoint == "transcription":
         body, kind = multipart({"model": "whisper-tiny.en"}, spoken)
         path, graph = "/v1/audio/transcriptions", "openai-transcription"
+    else:
+        body, kind = json.dumps({"model": "tiny/llm", "messages": [{"role": "user", "content": "Hello."}],
+                                 "stream": endpoint == "chat-stream"}).encode(), None
+        path, graph = "/v1/chat/completions", "openai-chat"
     connection = send(served, path, body, kind or "application/json")
     run_id = new_run(served, graph, "queued")
     connection.close()
@@ -135,49 +137,23 @@ def test_a_queued_run_is_cancelled_when_its_client_goes(served: Served, spoken: 
     assert (record["status"], record["error"]) == ("cancelled", "cancelled before it started")
 
 
-class HeldChat:
-    """The server's chat backend, holding the generation after its first piece of text until the request's
-    cancel event is set: whether the route set it (and the generation then stopped) is the outcome."""
-
-    def __init__(self, inner: ChatBackend) -> None:
-        self.inner = inner
-        self.first_text = threading.Event()
-        self.cancelled_by_route: bool | None = None
-        self.failure: str | None = None
-        self.done = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def complete(self, call: ChatCall, on_text: Callable[[str], object] | None,
-                 cancel: threading.Event) -> ChatAnswer:
-        def hold(delta: str) -> None:
-            if on_text is not None:
-                on_text(delta)
-            if not self.first_text.is_set():
-                self.first_text.set()
-                self.cancelled_by_route = cancel.wait(60)
-
-        try:
-            return self.inner.complete(call, hold, cancel)
-        except ChatFailed as exc:
-            self.failure = str(exc)
-            raise
-        finally:
-            self.done.set()
-
-
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_chat_completion_stops_when_its_client_goes(served: Served, stream: bool,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    held = HeldChat(served.runtime.chat)
-    monkeypatch.setattr(served.runtime, "chat", held)
+def test_a_chat_completion_is_cancelled_when_its_client_goes(served: Served, stream: bool,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from nodeforge.nodes import llm
+
+    held = HeldGeneration(llm.generate)
+    monkeypatch.setattr(llm, "generate", held)
     body = json.dumps({"model": "tiny/llm", "messages": [{"role": "user", "content": "Tell me a story."}],
                        "max_tokens": 200, "stream": stream}).encode()
     connection = send(served, "/v1/chat/completions", body)
     if stream:
         assert connection.recv(65536).startswith(b"HTTP/1.1 200"), "the stream started"
     assert held.first_text.wait(120), "the model produced its first piece of text"
+    run_id = new_run(served, "openai-chat", "running")
+    cancelled = served.runtime.runner.cancel_event(run_id)
     connection.close()
-    assert held.done.wait(120)
-    assert held.cancelled_by_route is True and held.failure == "cancelled"
+    assert cancelled.wait(120), "the route cancelled the run"
+    held.release.set()
+    record = wait_finished(served.http, run_id, timeout=120)
+    assert record["status"] == "cancelled" and record["nodes"]["node"]["status"] == "cancelled"
