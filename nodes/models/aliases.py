@@ -16,6 +16,7 @@ looked up in the ``search`` folders.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,7 @@ def _local(value: Any, toml: Path) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ModelResolveError(f"models config {toml}: a component is a file path or model name, not {value!r}")
     text = value.strip()
-    candidate = Path(text).expanduser()
+    candidate = Path(os.path.expanduser(text))
     if candidate.is_absolute() or not (names_local_path(text) or (toml.parent / candidate).exists()):
         return str(candidate) if candidate.is_absolute() else text
     return str((toml.parent / candidate).resolve())

@@ -158,7 +158,8 @@ class Resolver:
         if accepted and family is not None and family not in accepted:
             return f"model '{name}' is a {family} model; this node takes {', '.join(accepted)} models"
         if (data_dir is not None and family is None and name not in self.aliases(data_dir)
-                and not Path(name).expanduser().exists() and not names_local_path(name) and not HUB_ID.match(name)):
+                and not Path(os.path.expanduser(name)).exists() and not names_local_path(name)
+                and not HUB_ID.match(name)):
             return self._not_found(name, data_dir)
         return None
 
@@ -172,7 +173,7 @@ class Resolver:
                 return shipped.locate(self.models_dir(None))
             except Exception:  # noqa: BLE001 - the node's run says what is missing
                 return None
-        path = Path(name).expanduser()
+        path = Path(os.path.expanduser(name))
         return path if path.exists() else None
 
     def entries(self, data_dir: Path | None) -> list[ModelEntry]:
@@ -197,7 +198,7 @@ class Resolver:
         if name in self.shipped:
             package = self.shipped[name].package
             return None if importlib.util.find_spec(package) else f"its package '{package}' is not installed"
-        if Path(name).expanduser().exists():
+        if Path(os.path.expanduser(name)).exists():
             return None
         alias = self.aliases(data_dir).get(name) if aliases else None
         if alias is not None:
@@ -239,7 +240,7 @@ class Resolver:
             return self._config(name, data_dir)
         if name in self.shipped:
             return self._shipped(name, data_dir, alias)
-        path = Path(name).expanduser()
+        path = Path(os.path.expanduser(name))
         if (relative_paths or path.is_absolute()) and path.exists():
             return ResolvedModel(shown, "path", inside(path.resolve(), alias), family=family,
                                  alias=alias.name if alias else None)
