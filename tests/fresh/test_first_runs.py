@@ -13,13 +13,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from tests.server.support import free_port, wait_finished, wait_for
+from tests.server.support import free_port, serving, wait_finished
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "nodeforge.engine.cli"]
@@ -100,28 +101,12 @@ def test_the_model_comparison_example_in_a_fresh_process(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Any:
+def fresh_server(tmp_path: Path) -> Iterator[httpx2.Client]:
     port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-                                "--devices", "cpu:0,cpu:1", "--no-watch", "--log-level", "warning"],
-                               cwd=tmp_path, env=fresh_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-        try:
-            return httpx2.get(f"{url}/api/health", timeout=1).status_code == 200
-        except httpx2.TransportError:
-            return False
-
-    try:
-        wait_for(up, timeout=90, what="nodeforge serve to answer")
-        yield httpx2.Client(base_url=url, timeout=60)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    with serving(port, ["--data-dir", str(tmp_path / "data"), "--devices", "cpu:0,cpu:1", "--no-watch",
+                        "--log-level", "warning"], fresh_env(tmp_path), cwd=tmp_path), \
+            httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        yield client
 
 
 def test_the_servers_first_run_draws_two_families_at_once(fresh_server: httpx2.Client) -> None:

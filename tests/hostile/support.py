@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx2
 
-from tests.server.support import ROOT, free_port, wait_for
+from tests.server.support import ROOT, free_port, serving
 
 MEMORY_BUDGET_MB = 100.0
 """How much an attack may add to the idle server's resident memory (the issue's figure)."""
@@ -119,29 +118,7 @@ def hostile_server(data_dir: Path, *extra: str) -> Iterator[HostileServer]:
     """``nodeforge serve`` on a fresh data dir, a free loopback port and the CPU, in its own process."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    log = (data_dir.parent / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nodeforge.engine.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--devices", "cpu", "--no-watch", "--log-level", "warning", *extra],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = HostileServer(process, f"http://127.0.0.1:{port}", data_dir)
-    try:
-        def up() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the server exited: {(data_dir.parent / 'server.log').read_text()[-2000:]}")
-            try:
-                return httpx2.get(f"{server.url}/api/health", timeout=1).status_code == 200
-            except httpx2.TransportError:
-                return False
-
-        wait_for(up, timeout=90, what="the server to answer")
-        yield server
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise AssertionError("the server ignored SIGTERM for 30 s") from None
-        log.close()
+    with (data_dir.parent / "server.log").open("wb") as log, \
+            serving(port, ["--data-dir", str(data_dir), "--devices", "cpu", "--no-watch", "--log-level", "warning",
+                           *extra], env, log=log) as process:
+        yield HostileServer(process, f"http://127.0.0.1:{port}", data_dir)

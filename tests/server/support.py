@@ -10,10 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx2
 import uvicorn
@@ -93,27 +93,41 @@ def free_port() -> int:
 
 @contextmanager
 def server_process(data_dir: Path, gates: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``nodeforge serve`` in a subprocess, answering on ``port``."""
+    """``nodeforge serve`` with the test plugins in a subprocess, answering on ``port``."""
     env = {**os.environ, "NODEFORGE_TEST_GATES": str(gates), "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nodeforge.engine.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--plugins", str(PLUGINS), "--devices", "cpu", "--no-watch", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with serving(port, ["--data-dir", str(data_dir), "--plugins", str(PLUGINS), "--devices", "cpu", "--no-watch",
+                        "--log-level", "warning"], env) as process:
+        yield process
+
+
+@contextmanager
+def serving(port: int, args: list[str], env: Mapping[str, str], *, cwd: Path = ROOT,
+            log: IO[bytes] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``nodeforge serve --port PORT ARGS`` in a subprocess until it answers ``/api/health``, its stderr piped (or
+    written to ``log``); stopped with SIGTERM afterwards, which must end it within 30 s."""
+    process = subprocess.Popen([sys.executable, "-m", "nodeforge.engine.cli", "serve", "--port", str(port), *args],
+                               cwd=cwd, env=dict(env), stdout=subprocess.DEVNULL,
+                               stderr=log if log is not None else subprocess.PIPE)
     try:
         def up() -> bool:
             if process.poll() is not None:
-                raise AssertionError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
+                said = process.stderr.read().decode() if process.stderr else Path(getattr(log, "name", "")).read_text()
+                raise AssertionError(f"the server exited: {said[-2000:]}")
             try:
                 return httpx2.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200
             except httpx2.TransportError:
                 return False
 
-        wait_for(up, timeout=60, what="the server to answer")
+        wait_for(up, timeout=90, what="the server to answer")
         yield process
     finally:
         if process.poll() is None:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise AssertionError("the server ignored SIGTERM for 30 s") from None
 
 
 def text_graph(name: str = "greet", template: str = "Hello, {who}!") -> dict[str, Any]:
