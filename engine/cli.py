@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
@@ -74,11 +75,7 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--rows", metavar="FILE", help="run once per row of a .jsonl or .csv file of inputs (a "
                                                     "batch; a re-run skips finished rows through the cache)")
     run.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
-    run.add_argument("--previews", metavar="DIR", help="keep diffusion nodes' step previews in DIR as "
-                                                      "<node>-<step>.jpg (a few per second per node)")
-    run.add_argument("--preview-method", choices=["latent", "taesd"], default="latent",
-                     help="with --previews: latent (a fast projection, default) or taesd (the model family's tiny "
-                          "autoencoder, tiny/taesd for tiny models; downloaded once like any model)")
+    add_preview_options(run)
     add_engine_options(run, cache=True)
     common(run)
 
@@ -118,6 +115,25 @@ def add_engine_options(parser: argparse.ArgumentParser, *, cache: bool = False,
                                           "its head, or ray://HOST:10001; default: start a local cluster")
     if cache:
         parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+
+
+def add_preview_options(parser: argparse.ArgumentParser) -> None:
+    """``--previews DIR`` and its method, for the commands that run graphs from this terminal (run, watch)."""
+    parser.add_argument("--previews", metavar="DIR", help="keep diffusion nodes' step previews in DIR as "
+                                                         "<node>-<step>.jpg (a few per second per node)")
+    parser.add_argument("--preview-method", choices=["latent", "taesd"], default="latent",
+                        help="with --previews: latent (a fast projection, default) or taesd (the model family's tiny "
+                             "autoencoder, tiny/taesd for tiny models; downloaded once like any model)")
+
+
+def previews_of(args: argparse.Namespace) -> Previews | None:
+    """Where ``add_preview_options`` keeps step previews (the folder is made now), or None without ``--previews``;
+    UsageError for a method without a folder."""
+    from nodeforge.engine.previews import FolderSink, Previews
+
+    if args.preview_method != "latent" and not args.previews:
+        raise UsageError("--preview-method needs --previews DIR")
+    return Previews(FolderSink(Path(args.previews)), args.preview_method) if args.previews else None
 
 
 def engine_config(args: argparse.Namespace, data_dir: Path, *, cache: bool = True) -> EngineConfig:
@@ -284,12 +300,9 @@ def _run(args: argparse.Namespace) -> int:
     from nodeforge.engine.datadir import resolve_data_dir
     from nodeforge.engine.graph import compile_graph
     from nodeforge.engine.inputs import parse_sets
-    from nodeforge.engine.previews import FolderSink, Previews
 
     data_dir = resolve_data_dir(args.data_dir)
     config = engine_config(args, data_dir, cache=not args.no_cache)
-    if args.preview_method != "latent" and not args.previews:
-        raise UsageError("--preview-method needs --previews DIR")
     try:
         document = _load(args.graph)
     except GraphValidationError as exc:
@@ -306,16 +319,14 @@ def _run(args: argparse.Namespace) -> int:
     except EngineError as exc:
         raise UsageError(str(exc)) from None
     gc.freeze()  # the compiled graph lives as long as the process too
+    previews = previews_of(args)
     session = open_for(config, env, accelerated=any(node.spec.cls.accelerator for node in compiled.nodes.values()))
     if session is None:
         return EXIT_FAILED
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    import uuid
-
     run_id = uuid.uuid4().hex[:12]
     out_dir = Path(args.out) if args.out else Path("outputs") / run_id
-    previews = Previews(FolderSink(Path(args.previews)), args.preview_method) if args.previews else None
     try:
         result = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, previews=previews,
                                        interactive=not args.json and sys.stdout.isatty(), sweep=sweep)
@@ -337,7 +348,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def open_for(config: EngineConfig, env: GraphEnv, *, cache: ResultCache | None = None,
-             accelerated: bool) -> Session | None:
+             devices: list[str] | None = None, accelerated: bool) -> Session | None:
     """The session of a command (run, watch; ``Session.open``): options that do not fit the devices are a
     UsageError; a Ray cluster that cannot be reached is printed, and None returned."""
     from nodeforge.engine.session import Session
@@ -346,7 +357,7 @@ def open_for(config: EngineConfig, env: GraphEnv, *, cache: ResultCache | None =
         print(f"nodeforge: connecting to Ray ({config.address or 'a new local cluster'}) and starting device workers",
               file=sys.stderr, flush=True)
     try:
-        return Session.open(config, env, cache=cache, accelerated=accelerated)
+        return Session.open(config, env, cache=cache, devices=devices, accelerated=accelerated)
     except EngineError as exc:
         if config.backend != "ray":
             raise UsageError(str(exc)) from None

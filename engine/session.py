@@ -53,7 +53,8 @@ class Session:
 
     ``env`` is the default graph environment (node types, saved graphs); a run may bring its own (a server whose
     plugins were reloaded). Nodes run in this process unless a ``backend`` is given (``engine.ray_backend``); the
-    devices then come from the backend. ``policy`` restricts the files nodes open (``engine.files``)."""
+    devices then come from the backend. ``policy`` restricts the files nodes open (``engine.files``). The front
+    ends open one with ``Session.open`` from an ``EngineConfig``; tests and benchmarks may build one directly."""
 
     def __init__(self, env: GraphEnv, cache: ResultCache | None, *, workers: int = 8,
                  devices: list[str] | None = None, data_dir: Path | None = None,

@@ -16,7 +16,15 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.engine.cli import add_engine_options, engine_config, execute_with_progress, open_for, print_summary
+from nodeforge.engine.cli import (
+    add_engine_options,
+    add_preview_options,
+    engine_config,
+    execute_with_progress,
+    open_for,
+    previews_of,
+    print_summary,
+)
 from nodeforge.engine.errors import UsageError
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ def register_watch(commands: Commands, common: CommonOptions) -> None:
                        help="a graph input, parsed by its declared type")
     watch.add_argument("--json", action="store_true", help="print each run record as one line of JSON")
     watch.add_argument("--out", help="folder for media outputs (default outputs/<run id>)")
+    add_preview_options(watch)
     add_engine_options(watch, cache=True)
     common(watch)
     watch.set_defaults(handler=watch_command)
@@ -58,6 +67,7 @@ class WatchSession:
         self.data_dir = resolve_data_dir(args.data_dir)
         self.config = engine_config(args, self.data_dir, cache=not args.no_cache)
         self.cache: ResultCache | None = open_cache(self.config)
+        self.previews = previews_of(args)
         self.registry = self._discover()
         self.sessions: dict[tuple[str, ...], Session] = {}
 
@@ -111,9 +121,11 @@ class WatchSession:
         from nodeforge.engine.graph import GraphEnv
 
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
-        key = tuple(self.config.device_names(accelerated) or ())
+        devices = self.config.device_names(accelerated)
+        key = tuple(devices or ())
         if key not in self.sessions:
-            session = open_for(self.config, GraphEnv(self.registry), cache=self.cache, accelerated=accelerated)
+            session = open_for(self.config, GraphEnv(self.registry), cache=self.cache, devices=devices,
+                               accelerated=accelerated)
             if session is None:
                 return None
             self.sessions[key] = session
@@ -123,7 +135,7 @@ class WatchSession:
                  cancel: threading.Event, out_dir: Path) -> RunRecord:
         interactive = not self.args.json and sys.stdout.isatty()
         record = execute_with_progress(session, compiled, given, run_id, cancel, out_dir, env=env,
-                                       interactive=interactive).record
+                                       interactive=interactive, previews=self.previews).record
         if self.args.json:
             print(json.dumps(record.to_json(), ensure_ascii=False), flush=True)
         else:

@@ -16,6 +16,7 @@ from nodeforge.engine.cli import build_parser, engine_config, main
 from nodeforge.engine.config import EngineConfig, device_models
 from nodeforge.engine.limits import MediaLimits
 from nodeforge.engine.memory_modes import MemorySetting
+from nodeforge.engine.previews import FolderSink
 from nodeforge.server.cli import settings_from_args
 from nodeforge.server.watch import WatchSession
 
@@ -76,6 +77,17 @@ def test_run_serve_and_watch_read_the_engine_options_alike(graph: Path, tmp_path
         "cpu:0,cpu:1", "cpu:1=1G", "cpu:0=offload+fp8", 3)
 
 
+def test_watch_keeps_step_previews_where_run_does(graph: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "previews"
+    args = build_parser().parse_args(["watch", str(graph), "--previews", str(folder), "--preview-method", "taesd",
+                                      "--data-dir", str(tmp_path / "d")])
+    watching = WatchSession(args)
+    watching.close()
+    assert watching.previews is not None and watching.previews.method == "taesd"
+    assert isinstance(watching.previews.sink, FolderSink) and watching.previews.sink.folder == folder
+    assert folder.is_dir()
+
+
 def test_watch_runs_in_a_session_with_its_budgets_memory_modes_and_workers(
         graph: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["watch", str(graph), "--json", *OPTIONS, "--data-dir", str(tmp_path / "d")])
@@ -118,7 +130,8 @@ def test_watch_refuses_what_run_refuses(graph: Path, capsys: pytest.CaptureFixtu
     for options, message in ((["--address", "auto"], "--address needs --backend ray"),
                              (["--backend", "ray", "--devices", "cuda:0"], "--devices does not apply"),
                              (["--devices", "cpu:0", "--memory-mode", "cpu:3=gpu"], "--memory-mode names 'cpu:3'"),
-                             (["--workers", "0"], "--workers must be at least 1")):
+                             (["--workers", "0"], "--workers must be at least 1"),
+                             (["--preview-method", "taesd"], "--preview-method needs --previews DIR")):
         for command in ("run", "watch"):
             assert main([command, str(graph), *options]) == 2
             assert message in capsys.readouterr().err
