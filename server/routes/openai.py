@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nodeforge.server.chat import ChatUnavailable
 from nodeforge.server.errors import ApiError, openai_error
+from nodeforge.server.hub import HEARTBEAT
 from nodeforge.server.media import finish_run, media_models, media_unavailable, one_node_graph, queue_graph
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.runtime import Runtime
@@ -172,10 +173,14 @@ def _usage(usage: dict[str, Any]) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-async def _run_events(runtime: Runtime, run_id: str) -> AsyncIterator[dict[str, Any]]:
-    """The run's events from its start, ending with ``run.finished``: read through the run's own event stream,
-    which replays what was stored before this listener came (the run may have started, or ended, by then)."""
+async def _run_events(runtime: Runtime, run_id: str) -> AsyncIterator[dict[str, Any] | bytes]:
+    """The run's events from its start, ending with ``run.finished``, and the heartbeat comment while nothing
+    happens (a queued run, a model loading: it keeps the client's connection open through proxies). Read through
+    the run's own event stream, which replays what was stored before this listener came (the run may have
+    started, or ended, by then)."""
     async for frame in run_events(runtime, run_id, 0):
+        if frame == HEARTBEAT:
+            yield frame
         for line in frame.splitlines():
             if line.startswith(b"data: "):
                 yield json.loads(line[6:])
@@ -199,6 +204,9 @@ async def _stream(runtime: Runtime, run_id: str, model: str, usage: bool,
         yield chunk({"role": "assistant", "content": ""})
         streamed = ""
         async for event in _run_events(runtime, run_id):
+            if isinstance(event, bytes):
+                yield event
+                continue
             delta = event.get("delta") if event.get("kind") == "node.progress" else None
             if delta:
                 streamed += delta

@@ -157,17 +157,29 @@ def running_chat(served: Served) -> str:
 
 
 def test_a_chat_waits_for_a_graph_node_on_its_device(served: Served) -> None:
+    """Streamed, so the waiting client is seen to get the heartbeat that keeps its connection open."""
     gate = f"device-{uuid.uuid4().hex}"
     graph = {"nodes": {"wait": {"type": "test.device_gate", "inputs": {"gate": gate}}}}
     graph_run = served.http.post("/api/runs", json={"graph": graph}).json()["id"]
     wait_for(lambda: (served.gates / f"{gate}.started").exists(), what="the graph node to hold the device")
-    results: list[Any] = []
-    thread = chat_in_background(served, results)
+    lines: list[str] = []
+
+    def ask() -> None:
+        body = {"model": "tiny/llm", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 6,
+                "stream": True}
+        with served.http.stream("POST", "/v1/chat/completions", json=body) as response:
+            for line in response.iter_lines():
+                lines.append(line)
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
     chat = running_chat(served)
+    wait_for(lambda: ": heartbeat" in lines, what="a heartbeat while the chat waits for the device")
     assert served.http.get(f"/api/runs/{chat}").json()["nodes"]["node"]["status"] != "running"
     (served.gates / gate).write_text("open")
     thread.join(120)
-    assert results and wait_finished(served.http, graph_run)["status"] == "succeeded"
+    assert [line for line in lines if line][-1] == "data: [DONE]"
+    assert wait_finished(served.http, graph_run)["status"] == "succeeded"
     assert events_of(served, graph_run, "node.finished")[-1] < events_of(served, chat, "node.started")[0]
 
 
