@@ -73,6 +73,7 @@ def test_an_executor_given_a_policy_applies_it_to_linked_paths(folders: tuple[Pa
     assert "is not a file inside the folders this server allows" in (record.nodes["load"].error or "")
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the bomb is the point: our check answers
 def test_the_default_pixel_budget_holds_without_a_server(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header(12_000, 12_000))
