@@ -55,7 +55,7 @@ def _json(data: bytes, what: str) -> Any:
 def check_depth(value: Any, what: str) -> None:
     """ImportFailed when ``value`` nests lists and objects more than ``MAX_DEPTH`` levels deep (walked with a
     stack, so the check itself cannot recurse too deeply)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, Mapping | list) else []
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
