@@ -72,7 +72,7 @@ class ModelCards(BaseModel):
 
 CHAT_GRAPH = "openai-chat"
 # The request parameter behind each llm.generate input, for error messages and ``param``.
-CHAT_PARAMS = {"prompt": "messages", "system": "messages", "max_new_tokens": "max_tokens"}
+CHAT_PARAMS = {"prompt": "messages", "max_new_tokens": "max_tokens"}
 
 
 def _turns(body: ChatCompletionRequest) -> list[dict[str, str]]:
@@ -141,7 +141,9 @@ async def retrieve_model(model_id: str, runtime: RuntimeDep) -> dict[str, Any]:
              responses={200: {"content": {"text/event-stream": {}}, "description": "a chat.completion, or with "
                                                                                      "stream its chunks as SSE"},
                         400: {"model": OpenAIErrorBody, "description": "the model failed on the request, or "
-                                                                        "non-text content"},
+                                                                        "a message it cannot take (param names it)"},
+                        429: {"model": OpenAIErrorBody, "description": "the run queue is full"},
+                        503: {"model": OpenAIErrorBody, "description": "the server is shutting down"},
                         **MODEL_NOT_FOUND})
 async def chat_completions(body: ChatCompletionRequest, request: Request, runtime: RuntimeDep) -> Any:
     inputs = _generate_inputs(body)
