@@ -37,7 +37,7 @@ from bench.engine import Inc, Total, chain, fan_out
 from nodeforge.engine.document import GraphDocument, parse_document
 from nodeforge.engine.graph import GraphEnv, compile_graph
 from nodeforge.engine.models import ModelManager
-from nodeforge.engine.ray_backend import RayBackend
+from nodeforge.engine.ray.driver import RayBackend
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
 

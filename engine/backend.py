@@ -3,7 +3,7 @@
 The session keeps the policy: which node runs next, on which device (``place`` by resident model), the ledger and
 the event stream. A backend runs one node on the device it was given and answers residency queries for placement.
 ``LocalBackend`` runs the node in this process, on the calling worker thread (the default); the Ray backend
-(``engine.ray_backend``) runs it in a per-GPU actor or a Ray task. Both execute the node with ``run_node``.
+(``engine.ray.driver``) runs it in a per-GPU actor or a Ray task. Both execute the node with ``run_node``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from nodeforge.engine.memory_modes import (
 from nodeforge.engine.models import ModelManager
 
 if TYPE_CHECKING:
-    from nodeforge.engine.ray_backend import RayBackend
+    from nodeforge.engine.ray.driver import RayBackend
 
 BackendName = Literal["local", "ray"]
 
@@ -110,7 +110,7 @@ def worker_models(device: str, budget: int | None, memory: MemorySetting | None)
 def ray_backend(config: EngineConfig) -> RayBackend:
     """The Ray backend of ``config``, connected to its ``address`` or on a new local cluster; its workers are up
     when it returns. Raises what Ray raised when the cluster cannot be reached."""
-    from nodeforge.engine.ray_backend import RayBackend
+    from nodeforge.engine.ray.driver import RayBackend
 
     return RayBackend(config.address, budget=config.cluster_budget(), memory=config.cluster_memory())
 

@@ -52,7 +52,7 @@ class Session:
     """Runs graphs against one cache, model manager and set of devices. Thread-safe; runs may overlap.
 
     ``env`` is the default graph environment (node types, saved graphs); a run may bring its own (a server whose
-    plugins were reloaded). Nodes run in this process unless a ``backend`` is given (``engine.ray_backend``); the
+    plugins were reloaded). Nodes run in this process unless a ``backend`` is given (``engine.ray.driver``); the
     devices then come from the backend. ``policy`` restricts the files nodes open (``engine.files``). The front
     ends open one with ``Session.open`` from an ``EngineConfig``; tests and benchmarks may build one directly."""
 

@@ -26,7 +26,7 @@ def ray_backend(shared_models_dir: Path) -> Iterator[Any]:
     """The session's cluster and its Ray backend; worker processes import the project (and these tests) from the
     project root and build tiny models in the session's models folder."""
     ray = pytest.importorskip("ray", reason=RAY_MISSING)
-    from nodeforge.engine.ray_backend import RayBackend
+    from nodeforge.engine.ray.driver import RayBackend
     from tests.ray.raynodes import NAMESPACE
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -20,7 +20,7 @@ from nodeforge.engine.cli import main as cli_main  # noqa: E402
 from nodeforge.engine.document import parse_document  # noqa: E402
 from nodeforge.engine.events import Event  # noqa: E402
 from nodeforge.engine.graph import GraphEnv  # noqa: E402
-from nodeforge.engine.ray_backend import RayBackend  # noqa: E402
+from nodeforge.engine.ray.driver import RayBackend  # noqa: E402
 from nodeforge.engine.session import RunResult, Session  # noqa: E402
 from nodeforge.engine.values import Image  # noqa: E402
 from tests.ray.raynodes import NAMESPACE, Barrier, Counter  # noqa: E402
@@ -226,7 +226,7 @@ def test_a_cluster_started_from_a_passing_thread_is_owned_by_a_thread_that_stays
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray's local processes die with the thread that started them: a server starts its backend from a short-lived
     thread, so the backend starts Ray from a thread that lives until the backend closes."""
-    from nodeforge.engine import ray_cluster
+    from nodeforge.engine.ray import cluster as ray_cluster
 
     starters: list[threading.Thread] = []
     monkeypatch.setattr(ray_cluster, "_connect", lambda *args: starters.append(threading.current_thread()))

@@ -1,8 +1,8 @@
 """What runs inside Ray worker processes: one ``DeviceWorker`` actor per GPU (its models stay resident between
-nodes) and the task that runs CPU nodes; their events reach the driver through ``engine.ray_events``.
+nodes) and the task that runs CPU nodes; their events reach the driver through ``engine.ray.relay``.
 
 A node runs here with the same code as in-process (``engine.backend.run_node``) against a registry this process
-builds itself from the driver's ``WorkerRecipe`` (``engine.ray_recipe``), so plugins resolve in the worker.
+builds itself from the driver's ``WorkerRecipe`` (``engine.ray.recipe``), so plugins resolve in the worker.
 Inputs arrive as Ray object references resolved by Ray; outputs leave as one object per output port plus a small
 ``Report``; the driver never needs the values unless a graph output asks for them.
 """
@@ -34,9 +34,9 @@ from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.memory_modes import MemorySetting
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ports import make_port
-from nodeforge.engine.ray_events import EventForwarder
-from nodeforge.engine.ray_recipe import WorkerRecipe, registry_for
-from nodeforge.engine.ray_refs import restore_refs
+from nodeforge.engine.ray.recipe import WorkerRecipe, registry_for
+from nodeforge.engine.ray.refs import restore_refs
+from nodeforge.engine.ray.relay import EventForwarder
 from nodeforge.engine.values import move_value, value_nbytes
 
 

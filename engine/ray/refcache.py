@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Any
 
 from nodeforge.engine.cache import ResultCache
-from nodeforge.engine.ray_refs import holds_refs
+from nodeforge.engine.ray.refs import holds_refs
 from nodeforge.engine.values import value_nbytes
 
 

@@ -12,9 +12,9 @@ the run's event stream. Cancelling a run reaches a running actor call through it
 under a node, the node fails with a device error, so the session retries it once on another device; new GPUs and
 lost ones are taken into account at the start of each run.
 
-Around this module: ``ray_cluster`` connects the driver, ``ray_cache`` is the cache of references, ``ray_refs``
-moves references in and out of values, ``ray_events`` carries remote events, ``ray_recipe`` tells workers how to
-rebuild the registry, and ``ray_worker`` is what runs in the workers.
+Around this module (``engine/ray/``): ``cluster`` connects the driver, ``refcache`` is the cache of references,
+``refs`` moves references in and out of values, ``relay`` carries remote events, ``recipe`` tells workers how to
+rebuild the registry, and ``worker`` is what runs in the workers.
 """
 
 from __future__ import annotations
@@ -32,16 +32,16 @@ from nodeforge.engine.config import device_models
 from nodeforge.engine.errors import DeviceError, EngineError, RunCancelled, first_line
 from nodeforge.engine.events import EventEmitter, ModelOffloaded
 from nodeforge.engine.memory_modes import MemorySetting
-from nodeforge.engine.ray_cache import RefCache
-from nodeforge.engine.ray_cluster import import_ray, start_ray
-from nodeforge.engine.ray_events import EventRelay
-from nodeforge.engine.ray_recipe import WorkerRecipe, recipe_of
-from nodeforge.engine.ray_refs import restore_refs, swap_refs
+from nodeforge.engine.ray.cluster import import_ray, start_ray
+from nodeforge.engine.ray.recipe import WorkerRecipe, recipe_of
+from nodeforge.engine.ray.refcache import RefCache
+from nodeforge.engine.ray.refs import restore_refs, swap_refs
+from nodeforge.engine.ray.relay import EventRelay
 from nodeforge.engine.registry import Registry
 
 if TYPE_CHECKING:
     from nodeforge.engine.graph import CompiledNode, GraphEnv
-    from nodeforge.engine.ray_worker import Report
+    from nodeforge.engine.ray.worker import Report
 
 POLL = 0.1
 
@@ -89,7 +89,7 @@ class RayBackend:
                  memory: MemorySetting | None = None, namespace: str = "nodeforge",
                  start_timeout: float = 180.0, init_options: dict[str, Any] | None = None) -> None:
         ray = import_ray()
-        from nodeforge.engine import ray_worker
+        from nodeforge.engine.ray import worker as ray_worker
 
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
@@ -238,7 +238,7 @@ class RayBackend:
     # Running nodes.
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
                scope: RunScope) -> dict[str, Any]:
-        from nodeforge.engine.ray_worker import RemoteCall
+        from nodeforge.engine.ray.worker import RemoteCall
 
         call = _Call(node, prepared, device, values, scope)
         spec = node.spec
