@@ -2,6 +2,8 @@
 
 import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,38 @@ def test_packages_keep_their_layering(package: str, forbidden: tuple[str, ...]) 
     for path, name in imports_in(ROOT / package):
         parts = name.split(".")
         assert parts[:2] not in [["nodeforge", other] for other in forbidden], f"{package}/{path.name} imports {name}"
+
+
+FRONT_ENDS = ("nodeforge.engine.cli", "rich", "argparse", "html")
+"""The terminal and HTML front ends: engine/cli/ (commands, progress table, sweep front end, comparison page) and
+the libraries only they use (argparse and html are standard modules that libraries load too: the import check
+counts them, the loaded-modules check does not)."""
+
+
+def test_the_engine_core_imports_no_front_end() -> None:
+    """engine/ outside engine/cli/ (the core, and the Ray backend in engine/ray/) imports nothing of the front ends,
+    lazily inside a function neither, and no module of it is relative; importing all of it, and every name of the
+    public API, loads none of them."""
+    core = [path for path in (ROOT / "engine").rglob("*.py") if (ROOT / "engine" / "cli") not in path.parents]
+    for path, name in imports_in(ROOT / "engine"):
+        if path in core:
+            assert not _front_end(name), f"engine/{path.relative_to(ROOT / 'engine')} imports {name}"
+    for path in core:
+        relative = [node for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ImportFrom) and node.level]
+        assert not relative, f"engine/{path.relative_to(ROOT / 'engine')} imports relatively"
+    names = [".".join(("nodeforge", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(".__init__")
+             for path in core]
+    probe = ("import importlib, sys\nimport nodeforge.engine as nf\n"
+             f"for name in {sorted(names)!r}: importlib.import_module(name)\n"
+             "for name in nf.__all__: getattr(nf, name)\n"
+             "print('\\n'.join(sorted(sys.modules)))\n")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert [name for name in loaded.stdout.split() if _front_end(name, FRONT_ENDS[:2])] == []
+
+
+def _front_end(name: str, front_ends: tuple[str, ...] = FRONT_ENDS) -> bool:
+    return any(name == front or name.startswith(front + ".") for front in front_ends)
 
 
 def test_the_project_is_imported_by_one_name() -> None:

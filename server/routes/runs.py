@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from nodeforge.engine.compare import SERVED_POLICY, compare_html
+from nodeforge.engine.cli.compare_page import SERVED_POLICY, compare_html
 from nodeforge.engine.errors import EngineError
 from nodeforge.engine.sweep import read_meta, sweep_table
 from nodeforge.server.errors import ApiError, invalid

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from nodeforge.engine.compare import write_compare
+from nodeforge.engine.cli.compare_page import write_compare
 from nodeforge.engine.media import write_output
 from nodeforge.engine.values import Audio, Image
 from tests.e2e.conftest import Server, Shots

@@ -54,7 +54,7 @@ def test_sweep_usage_errors(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_sweep_values_take_their_inputs_types() -> None:
-    from nodeforge.engine.cli_sweep import cells_from_options
+    from nodeforge.engine.cli.run_sweep import cells_from_options
     from nodeforge.engine.document import parse_document
 
     document = parse_document({"inputs": {"seed": {"type": "int", "default": 0}, "cfg": {"type": "float",
@@ -92,7 +92,7 @@ def test_a_sweep_bomb_on_the_command_line_is_refused_before_it_is_expanded(data_
 
 
 def test_a_long_range_costs_nothing_before_it_is_refused() -> None:
-    from nodeforge.engine.cli_sweep import cells_from_options
+    from nodeforge.engine.cli.run_sweep import cells_from_options
     from nodeforge.engine.document import parse_document
 
     document = parse_document(SEEDED)

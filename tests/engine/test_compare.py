@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from nodeforge.engine.compare import compare_csv, compare_html, media_source, write_compare
+from nodeforge.engine.cli.compare_page import compare_csv, compare_html, media_source, write_compare
 
 ARTIFACT = "0123456789abcdef0123456789abcdef"
 VOID = {"meta", "img", "br", "hr", "input", "source", "link", "wbr"}

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
+from nodeforge.engine.cli.progress import TAIL, ProgressDisplay
 from nodeforge.engine.events import EventEmitter, NodeProgress, NodesCached, NodeStarted
-from nodeforge.engine.progress import TAIL, ProgressDisplay
 
 
 def shown(feed: list[dict[str, Any]]) -> str:

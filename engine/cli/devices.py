@@ -1,5 +1,5 @@
 """The device options (``--devices``, ``--vram-budget``, ``--memory-mode``) that ``nodeforge devices`` and every
-command opening a session take (``engine.cli.add_engine_options``), and the ``nodeforge devices`` command."""
+command opening a session take (``engine.cli.options.add_engine_options``), and the ``nodeforge devices`` command."""
 
 from __future__ import annotations
 

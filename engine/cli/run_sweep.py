@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.compare import write_compare
+from nodeforge.engine.cli.compare_page import write_compare
 from nodeforge.engine.document import GraphDocument
 from nodeforge.engine.errors import EngineError, GraphInputError, UsageError
 from nodeforge.engine.events import Event
