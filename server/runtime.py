@@ -24,7 +24,6 @@ from nodeforge.engine.events import RunFinished, RunQueued
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.inputs import input_issues
-from nodeforge.engine.models import ModelManager
 from nodeforge.engine.record import iso
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
@@ -143,9 +142,8 @@ class Runtime:
     def _detect_devices(self) -> None:
         """``auto`` imports torch to look for GPUs, which takes seconds: in the background, so the API answers
         at once; a run waits for it only if it starts before detection is done. With ``--backend ray`` the
-        session connects to the cluster and starts its device workers instead; models outside a graph (the chat
-        endpoint) then stay on this machine's CPU. When the session cannot open, the reason is kept for every
-        run."""
+        session connects to the cluster and starts its device workers instead. When the session cannot open,
+        the reason is kept for every run."""
         ray = self.engine.backend == "ray"
         if not ray and self._devices is None:
             try:
@@ -168,12 +166,6 @@ class Runtime:
     @property
     def devices(self) -> list[str] | None:
         return self._backend.devices if self._backend is not None else self._devices
-
-    def model_home(self) -> tuple[str, ModelManager]:
-        """The device a model outside a graph (the chat endpoint) goes to, and the session's model manager (so a
-        graph and the endpoint share one resident copy)."""
-        models = self.session().models
-        return next(iter(models.devices)), models
 
     def session(self) -> Session:
         """The one engine session every run of this server goes through: its device slots hold across runs
