@@ -64,7 +64,8 @@ class Registry:
         return registry
 
     def __contains__(self, type_id: object) -> bool:
-        return type_id in self._specs
+        """Whether ``type_id`` names a node type; anything else a document may hold there (a list) names none."""
+        return isinstance(type_id, str) and type_id in self._specs
 
     def __iter__(self) -> Iterator[NodeSpec]:
         return iter(sorted(self._specs.values(), key=lambda spec: spec.type))
