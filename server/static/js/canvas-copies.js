@@ -1,27 +1,15 @@
 // Copies the canvas library makes of a node (Alt+drag, the menu's Clone, Ctrl+C then Ctrl+V): the library builds
 // them from its own serialisation, which knows nothing of a node's id or which values were set. Each copy says
-// which node it came from (`nf_source`, written into the serialisation); when it is added, it gets an id of its
-// own and the literal values of its source (links stay where they were: a copy starts unlinked, except for links
-// between nodes pasted together, which the library remakes).
+// which node it came from (`nf_source`, which canvas-nodes.js writes into the serialisation); when it is added, it
+// gets an id of its own and the literal values of its source (links stay where they were: a copy starts unlinked,
+// except for links between nodes pasted together, which the library remakes).
 
 import { isReference } from "./bindings.js";
 import { nodeDoc } from "./canvas-document.js";
-import { uniqueId } from "./canvas-naming.js";
+import { baseName, uniqueId } from "./canvas-naming.js";
 import { setBypass } from "./canvas-nodes.js";
 import { addExtraInput } from "./canvas-ports.js";
 import { setLiteral } from "./canvas-widgets.js";
-
-/** The id a new node of `type` starts from: `generate`, `upscale`, `text` for text.value... */
-export function baseName(type) {
-  const [family, name] = type.split(".");
-  return name === "value" ? family : name;
-}
-
-/** Make a catalogue node's serialisation name its source, so a copy built from it can find its values. */
-export function markSource(node) {
-  const serialize = node.serialize.bind(node);
-  node.serialize = () => ({ ...serialize(), nf_source: node.nf.id || node.nf_source });
-}
 
 /** A catalogue node just added without an id is a copy: give it one, and its source's literal values. */
 export function adoptCopy(editor, node) {

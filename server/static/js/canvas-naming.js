@@ -1,7 +1,13 @@
-// Node ids and graph input/output names: a unique id for a new node, and renaming (double-click on a title) with
-// its checks.
+// Node ids and graph input/output names: the id a new node starts from, a unique id for it, and renaming
+// (double-click on a title) with its checks.
 
 const NODE_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** The id a new node of `type` starts from: `generate`, `upscale`, `text` for text.value... */
+export function baseName(type) {
+  const [family, name] = type.split(".");
+  return name === "value" ? family : name;
+}
 
 /** An id no node, graph input or graph output uses yet, made from `base`. */
 export function uniqueId(editor, base) {

@@ -5,9 +5,7 @@ import { retypeInput, takeSourceType } from "./canvas-links.js";
 import {
   badge, catalogueType, createNode, INPUT_TYPE, OUTPUT_TYPE, slotLook, UNKNOWN_TYPE,
 } from "./canvas-litegraph.js";
-import { baseName, markSource } from "./canvas-copies.js";
-import { nodeMenu } from "./canvas-menus.js";
-import { renameNode, uniqueId } from "./canvas-naming.js";
+import { baseName, renameNode, uniqueId } from "./canvas-naming.js";
 import { addOutputSlot, addPort, connectionsChanged } from "./canvas-ports.js";
 import { drawNodeState, reserveTextArea } from "./canvas-state.js";
 import { freeSpot } from "./canvas-view.js";
@@ -15,8 +13,9 @@ import { widgetOf } from "./canvas-widgets.js";
 import { inputSpecs, outputSpecs } from "./schema.js";
 import { ANY, GRAPH_INPUT_TYPES } from "./types.js";
 
-/** A new node of catalogue `entry`: its ports and widgets from the entry's schema. */
-export function setUpNode(editor, node, entry) {
+/** A new node of catalogue `entry`: its ports and widgets from the entry's schema; `menu()` gives its context menu
+ * (canvas-menus.js, a layer above this one). */
+export function setUpNode(editor, node, entry, menu) {
   node.nf = { kind: "node", type: entry.type, entry, id: "", version: null, explicit: new Set(), specs: new Map(),
               extras: [], state: null, issues: [], listLiterals: {}, strays: {}, bypass: false };
   node.title = entry.type;
@@ -28,11 +27,18 @@ export function setUpNode(editor, node, entry) {
   node.onConnectionsChange = (kind, index) => connectionsChanged(editor, node, kind, index);
   node.onDrawForeground = (ctx) => drawNodeState(node, ctx);
   node.onNodeTitleDblClick = () => renameNode(editor, node);
-  node.getMenuOptions = () => nodeMenu(editor, node);
+  node.getMenuOptions = menu;
   markSource(node);
   node.size = node.computeSize();
   node.size[0] = Math.max(node.size[0], 260);
   if (entry.accelerator && outputSpecs(entry).some((output) => output.type === "text")) reserveTextArea(node);
+}
+
+/** Make a catalogue node's serialisation name its source, so a copy built from it can find its values
+ * (canvas-copies.js adopts the copy). */
+function markSource(node) {
+  const serialize = node.serialize.bind(node);
+  node.serialize = () => ({ ...serialize(), nf_source: node.nf.id || node.nf_source });
 }
 
 /** Bypass a node (it does not run; each output takes its first input of the same type) or stop bypassing it. */

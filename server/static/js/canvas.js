@@ -2,15 +2,18 @@
 // the graph document (design.md section 2): node ids, named ports, links, graph inputs and outputs, layout in `ui`.
 // The canvas library (@comfyorg/litegraph) stays behind this adapter: canvas-litegraph.js is the only module that
 // imports it, the other canvas-*.js modules work on its nodes, each function taking this GraphCanvas as `editor`.
-// Swapping the library means rewriting the canvas modules only.
+// Swapping the library means rewriting the canvas modules only. The canvas modules import in layers, never in a
+// circle: the library adapter, widgets, ports, links and the document they make at the bottom, then the kinds of
+// node, then what the user does with them (menus, copies, drops, loading); a lower module that must reach up takes
+// a callback, as a node takes its menu from here.
 
 import { adoptCopy } from "./canvas-copies.js";
 import { describeNode, showHover } from "./canvas-describe.js";
 import { documentOf } from "./canvas-document.js";
-import { afterDrop, searchAtPointer } from "./canvas-links.js";
+import { afterDrop, searchAtPointer } from "./canvas-drop.js";
 import { createCanvas, registerNodeTypes } from "./canvas-litegraph.js";
 import { loadDocument } from "./canvas-load.js";
-import { canvasMenu, groupSelected } from "./canvas-menus.js";
+import { canvasMenu, groupSelected, nodeMenu } from "./canvas-menus.js";
 import {
   addCatalogueNode, addInputNode, addOutputNode, setBypass, setUpInputNode, setUpNode, setUpOutputNode,
 } from "./canvas-nodes.js";
@@ -59,7 +62,7 @@ export class GraphCanvas {
     element.addEventListener("pointerup", () => this.changed());
     element.addEventListener("dblclick", (event) => searchAtPointer(this, event));
     registerNodeTypes(this.entries.values(), {
-      node: (node, entry) => setUpNode(this, node, entry),
+      node: (node, entry) => setUpNode(this, node, entry, () => nodeMenu(this, node)),
       input: (node) => setUpInputNode(this, node),
       output: (node) => setUpOutputNode(this, node),
     });
