@@ -1,10 +1,13 @@
 """Loaded models, per device, within a byte budget: the model manager.
 
-A node asks its context for a model by key with a loader (``ctx.models.get(key, load)``); the manager returns the
-resident copy on the node's device, or loads it (one load at a time: diffusers and accelerate loading is not
-thread-safe). When a load would exceed the device's budget, the least recently used unpinned models are offloaded
-to CPU RAM (when they can move) or dropped. A model in use by a running node is pinned and never evicted. A load
-that fails leaves nothing behind.
+Nodes never call it directly: a node loads through its context (``ctx.models.load(name, build)`` for a catalogue
+name, ``ctx.models.hold(key, build)`` for a model built from code; ``engine.context.NodeModels``), which resolves
+the name and calls ``ModelManager.get(device, key, load)``. The manager returns the resident copy on that device,
+brings a copy parked in CPU RAM back, or loads it (one load at a time, under ``loading()``: diffusers and
+accelerate loading is not thread-safe). When a load would exceed the device's budget, cached results held on the
+device are parked first, then the least recently used unpinned models are offloaded to CPU RAM (when they can
+move) or dropped. A model is pinned from ``get`` until ``release`` (the context releases a node's models when it
+finishes) and a pinned model is never evicted. A load that fails leaves nothing behind.
 """
 
 from __future__ import annotations
