@@ -22,9 +22,9 @@ import time
 from typing import Any
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv, compile_graph
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.graph import GraphEnv, compile_graph
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.registry import Registry

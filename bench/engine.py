@@ -35,10 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.document import GraphDocument, parse_document
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session

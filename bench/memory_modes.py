@@ -31,12 +31,12 @@ def measure(device: str, model: str, size: int, mode: str, steps: int, repeats: 
     import torch
 
     from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.compiler import GraphEnv
     from nodeforge.engine.document import parse_document
-    from nodeforge.engine.graph import GraphEnv
-    from nodeforge.engine.library import GraphLibrary
     from nodeforge.engine.memory_modes import parse_memory_modes
     from nodeforge.engine.models import ModelManager
     from nodeforge.engine.registry import Registry
+    from nodeforge.engine.saved_graphs import GraphLibrary
     from nodeforge.engine.session import Session
 
     cuda = device.startswith("cuda")

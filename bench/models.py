@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 
 GENERATE = {"prompt": "a red fox in the snow", "negative_prompt": "blurry", "model": "tiny/sd", "width": 128,

@@ -33,12 +33,12 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.previews import FolderSink, Previews
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 
 VIDEO = {"prompt": "a red fox running in the snow", "model": "tiny/wan", "frames": 17, "width": 128, "height": 128,

@@ -34,8 +34,8 @@ from typing import Any
 import ray
 
 from bench.engine import Inc, Total, chain, fan_out
+from nodeforge.engine.compiler import GraphEnv, compile_graph
 from nodeforge.engine.document import GraphDocument, parse_document
-from nodeforge.engine.graph import GraphEnv, compile_graph
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ray.driver import RayBackend
 from nodeforge.engine.registry import Registry

@@ -24,14 +24,14 @@ import time
 from typing import Any
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv, compile_graph, validate
 from nodeforge.engine.datadir import resolve_data_dir
 from nodeforge.engine.document import GraphDocument, load_document
 from nodeforge.engine.errors import EngineError
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv, compile_graph, validate
 from nodeforge.engine.inputs import parse_cli_value
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"

@@ -27,10 +27,10 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import load_document
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 from nodeforge.engine.sweep import expand_sweep, node_states, sweep_cells, sweep_table
 

@@ -27,8 +27,8 @@ import tempfile
 import time
 from typing import Any
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Video

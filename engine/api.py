@@ -17,15 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nodeforge.engine.compiler import GraphEnv
+from nodeforge.engine.compiler import validate as validate_document
 from nodeforge.engine.config import EngineConfig
 from nodeforge.engine.datadir import resolve_data_dir
 from nodeforge.engine.document import GraphDocument, load_document
 from nodeforge.engine.errors import Issue
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.graph import validate as validate_document
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.previews import Previews
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import RunResult, Session
 
 

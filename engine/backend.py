@@ -25,8 +25,8 @@ from nodeforge.engine.values import tensor_nbytes
 
 if TYPE_CHECKING:
     from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.compiler import CompiledNode, GraphEnv
     from nodeforge.engine.files import FileAccess
-    from nodeforge.engine.graph import CompiledNode, GraphEnv
     from nodeforge.engine.models import ModelManager
     from nodeforge.engine.node import NodeSpec
     from nodeforge.engine.ports import Port

@@ -15,9 +15,9 @@ from nodeforge.engine.keys import literal_material
 from nodeforge.engine.model_source import ModelSource, ResolvedModel, model_key
 
 if TYPE_CHECKING:
+    from nodeforge.engine.compiler import GraphEnv
     from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.files import FileAccess
-    from nodeforge.engine.graph import GraphEnv
     from nodeforge.engine.memory_modes import DeviceMemory
     from nodeforge.engine.models import ModelManager
     from nodeforge.engine.previews import NodePreviews, PreviewMethod

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.backend import Prepared, RunScope
+from nodeforge.engine.compiler import CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from nodeforge.engine.context import BoundValue, NestedRun, NodeContext
 from nodeforge.engine.devices import is_device_failure
 from nodeforge.engine.document import Binding, GraphDocument, InputBinding, LinkBinding, ListBinding, LiteralBinding
@@ -34,7 +35,6 @@ from nodeforge.engine.events import (
     RunStarted,
 )
 from nodeforge.engine.files import FileAccess
-from nodeforge.engine.graph import CompiledGraph, CompiledNode, GraphEnv, compile_graph
 from nodeforge.engine.inputs import bind_inputs
 from nodeforge.engine.plan import Plan, plan
 from nodeforge.engine.prepare import prepare

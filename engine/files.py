@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nodeforge.engine.artifacts import artifact_id_of, find_artifact
+from nodeforge.engine.artifact_paths import artifact_id_of, find_artifact
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.limits import MediaLimits
 

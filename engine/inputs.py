@@ -14,7 +14,7 @@ from nodeforge.engine.document import MAX_DEPTH, GraphDocument, nested_too_deep,
 from nodeforge.engine.errors import GraphInputError, Issue, UsageError
 from nodeforge.engine.keys import literal_material, media_material
 from nodeforge.engine.limits import MediaLimits
-from nodeforge.engine.media import file_digest, load_media
+from nodeforge.engine.media_io import file_digest, load_media
 from nodeforge.engine.ports import make_port
 from nodeforge.engine.types import MEDIA_TYPES
 from nodeforge.engine.values import Audio, Image, Video

@@ -41,8 +41,8 @@ from nodeforge.engine.keys import key_head
 from nodeforge.engine.ports import NodePorts, Port, make_port, ports_of_model
 
 if TYPE_CHECKING:
+    from nodeforge.engine.compiler import GraphEnv
     from nodeforge.engine.context import NodeContext
-    from nodeforge.engine.graph import GraphEnv
     from nodeforge.engine.model_source import ModelSource
 
 TYPE_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodeforge.engine.backend import Prepared, RunCache
-from nodeforge.engine.graph import CompiledGraph
+from nodeforge.engine.compiler import CompiledGraph
 
 
 @dataclass

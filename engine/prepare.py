@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from nodeforge.engine.backend import Prepared
+from nodeforge.engine.compiler import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
 from nodeforge.engine.context import BoundValue
 from nodeforge.engine.document import Binding, InputBinding, LinkBinding, LiteralBinding
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
-from nodeforge.engine.graph import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
 from nodeforge.engine.keys import finish_key, input_part, key_prefix, link_material, list_material, literal_material
 from nodeforge.engine.keys import quoted as _STRING
 from nodeforge.engine.types import LINK_ONLY_TYPES

@@ -5,7 +5,7 @@ device at a time, across every run however many run at once), the backend that e
 Ray cluster) and the learned run-time estimates. The CLI, the server, ``watch`` and nested ``graph.call`` runs all
 go through one session. A run reads in pipeline order::
 
-    document -> validate + compile (engine.graph) -> bind graph inputs (engine.inputs)
+    document -> validate + compile (engine.compiler) -> bind graph inputs (engine.inputs)
     -> prepare: literals, seeds, keys (engine.prepare) -> plan (engine.plan)
     -> execute (engine.execute, engine.workers) -> outputs written, record finished
 """
@@ -21,17 +21,17 @@ from typing import Any
 
 from nodeforge.engine.backend import Backend, LocalBackend
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.config import EngineConfig, device_models, open_cache, ray_backend
 from nodeforge.engine.document import PNG_GRAPH_CHUNK, PNG_RUN_CHUNK, GraphDocument
 from nodeforge.engine.errors import StorageError
 from nodeforge.engine.events import EventEmitter, Listener
 from nodeforge.engine.execute import Run
 from nodeforge.engine.files import FilePolicy
-from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
-from nodeforge.engine.imports import serialize_first_imports
+from nodeforge.engine.first_imports import serialize_first_imports
 from nodeforge.engine.inputs import MediaResolver, bind_inputs
 from nodeforge.engine.limits import MediaLimits
-from nodeforge.engine.media import write_output
+from nodeforge.engine.media_io import write_output
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import RunRecord

@@ -3,7 +3,7 @@
 The backend follows from the model: ``piper-joe`` (a real voice shipped in a wheel) or any Piper ``.onnx``,
 ``tiny/vits`` or a VITS/MMS folder, ``espeak``; ``whisper-tiny.en`` (real, CTranslate2) or a CTranslate2 folder,
 ``tiny/whisper`` or a transformers Whisper folder; ``openai:<model>`` for an OpenAI-compatible server's speech or
-transcriptions API (``nodes/openai_media.py``).
+transcriptions API (``nodes/openai_media_backend.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio
-from nodeforge.nodes import openai_media, recognition, speech
+from nodeforge.nodes import openai_media_backend, recognition, speech
 from nodeforge.nodes.audio_ops import concat, loudness_problem, resample, split_sentences, to_mono
+from nodeforge.nodes.family_helpers import literal
 from nodeforge.nodes.openai_client import remote_name
-from nodeforge.nodes.runtime import literal
 
 KNOWN_LANGUAGES = {"whisper-tiny.en": frozenset({"en"}), "tiny/whisper": frozenset({"en"})}
 SPEED_RANGE = (0.25, 4.0)
@@ -89,7 +89,7 @@ class Speech(Node):
         if not isinstance(model, str):
             return []
         if remote_name(model) is not None:
-            problem = openai_media.name_problem(model)
+            problem = openai_media_backend.name_problem(model)
             return [("model", problem)] if problem else []
         if model.strip() == speech.ESPEAK:
             problems: list[tuple[str | None, str]] = []
@@ -119,7 +119,7 @@ class Speech(Node):
             raise NodeError("there is no text to speak", input="text")
         if remote_name(inputs.model) is not None:
             ctx.progress(0, 1)
-            remote = openai_media.speech(inputs.model, inputs.text, voice=inputs.voice, speed=inputs.speed,
+            remote = openai_media_backend.speech(inputs.model, inputs.text, voice=inputs.voice, speed=inputs.speed,
                                          data_dir=ctx.data_dir)
             ctx.progress(1, 1)
             return self.Outputs(audio=remote)
@@ -167,7 +167,7 @@ class Transcribe(Node):
         model = literal(literals, bound, self.Inputs, "model")
         language = literal(literals, bound, self.Inputs, "language")
         if isinstance(model, str) and remote_name(model) is not None:
-            problem = openai_media.name_problem(model)
+            problem = openai_media_backend.name_problem(model)
             return [("model", problem)] if problem else []  # the server knows its own languages
         problem = _model_problem(model, recognition.FAMILIES, models)
         if problem:
@@ -186,7 +186,7 @@ class Transcribe(Node):
             raise NodeError(problem, input="language")
         if remote_name(inputs.model) is not None:
             ctx.progress(0, 1)
-            text = openai_media.transcribe(inputs.model, inputs.audio, language=language, data_dir=ctx.data_dir)
+            text = openai_media_backend.transcribe(inputs.model, inputs.audio, language=language, data_dir=ctx.data_dir)
             ctx.progress(1, 1)
             return self.Outputs(text=text)
         recogniser = open_recogniser(inputs.model, ctx)

@@ -13,7 +13,7 @@ from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
-from nodeforge.nodes.runtime import quiet_transformers
+from nodeforge.nodes.family_helpers import quiet_transformers
 
 FAMILIES = ("blip",)
 

@@ -17,7 +17,7 @@ from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
-from nodeforge.nodes.runtime import on_device, quiet_transformers, torch_device
+from nodeforge.nodes.family_helpers import on_device, quiet_transformers, torch_device
 
 DEPTH_FAMILIES = ("depth",)
 MAX_GRADIENT = 2040  # |dx| + |dy| of a 3x3 Sobel on 8-bit pixels: 4 * 255 each way

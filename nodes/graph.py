@@ -8,13 +8,13 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
+from nodeforge.engine.compiler import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.context import BoundValue, NodeContext
 from nodeforge.engine.document import GraphDocument
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, NodeError
-from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
-from nodeforge.engine.library import document_digest
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.ports import NodePorts, make_port
+from nodeforge.engine.saved_graphs import document_digest
 from nodeforge.engine.sweep import (
     MODES,
     axis_problems,

@@ -19,6 +19,7 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, Upstream
 from nodeforge.engine.values import Control, Image
+from nodeforge.nodes.family_helpers import torch_device
 from nodeforge.nodes.models.assemble import find_config
 from nodeforge.nodes.models.controls import (
     CONTROL_FAMILIES,
@@ -44,7 +45,6 @@ from nodeforge.nodes.models.memory import for_call, memory_record, picture_batch
 from nodeforge.nodes.models.steps import cancellable, step_callback
 from nodeforge.nodes.models.vae import override_vae
 from nodeforge.nodes.openai_client import remote_name
-from nodeforge.nodes.runtime import torch_device
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
               "flux-schnell, a Hub id, or a local diffusers folder or .safetensors checkpoint")
@@ -202,7 +202,7 @@ class DiffusionNode(Node):
 class Generate(DiffusionNode):
     """Text to image with a diffusion model (SD 1.x/2.x, SDXL, SD3, Flux): prompt, size, steps, guidance, seed,
     scheduler, a batch of ``count`` images and optional LoRAs. Reports progress per denoising step.
-    ``openai:<model>`` asks an OpenAI-compatible images API instead (``nodes/openai_media.py``)."""
+    ``openai:<model>`` asks an OpenAI-compatible images API instead (``nodes/openai_media_backend.py``)."""
 
     type_id = "image.generate"
     version = "1.2.0"
@@ -219,7 +219,7 @@ class Generate(DiffusionNode):
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
         if isinstance(literals.get("model"), str) and remote_name(literals["model"]) is not None:
-            from nodeforge.nodes.openai_media import image_problems
+            from nodeforge.nodes.openai_media_backend import image_problems
 
             return image_problems(literals)  # the server decides which sizes it draws
         issues = check_diffusion(literals, models)
@@ -231,7 +231,7 @@ class Generate(DiffusionNode):
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
         if remote_name(inputs.model) is not None:
-            from nodeforge.nodes.openai_media import remote_generate
+            from nodeforge.nodes.openai_media_backend import remote_generate
 
             return ImageOutput(image=remote_generate(inputs, ctx))
         model = drawing_model(ctx, inputs.model)

@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.files import FileAccess
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.limits import image_problem
-from nodeforge.engine.media import file_digest
+from nodeforge.engine.media_io import file_digest
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image

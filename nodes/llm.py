@@ -23,11 +23,11 @@ from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
+from nodeforge.nodes.family_helpers import literal, on_device, quiet_transformers, torch_device
 from nodeforge.nodes.llm_stream import TextCallback, TextTracker, sampling_processors
 from nodeforge.nodes.models.gguf_llm import GGUFError, is_gguf, user_gguf_folder
-from nodeforge.nodes.models.media import TINY_LLM_CONTEXT
 from nodeforge.nodes.models.resolver import Resolver
-from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
+from nodeforge.nodes.models.tiny_media import TINY_LLM_CONTEXT
 
 OPENAI_PREFIX = "openai:"
 ROLES = ("system", "user", "assistant")

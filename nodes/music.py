@@ -18,6 +18,7 @@ from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio
 from nodeforge.nodes.audio_ops import fit_length, loudness_problem
+from nodeforge.nodes.family_helpers import literal
 from nodeforge.nodes.music_backends import (
     FAMILIES,
     MELODY,
@@ -29,7 +30,6 @@ from nodeforge.nodes.music_backends import (
     load_stable_audio,
     music_family,
 )
-from nodeforge.nodes.runtime import literal
 
 MAX_SECONDS = 300.0  # beyond what any of these models makes; each model's own limit is checked when it is loaded
 

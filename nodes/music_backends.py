@@ -17,7 +17,7 @@ from typing import Any
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.values import Audio
 from nodeforge.nodes.audio_ops import resample, to_mono
-from nodeforge.nodes.runtime import (
+from nodeforge.nodes.family_helpers import (
     generator,
     on_device,
     quiet_pipeline,

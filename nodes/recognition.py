@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeforge.engine.errors import NodeError
-from nodeforge.nodes.runtime import on_device, quiet_transformers, reading_model, torch_device
+from nodeforge.nodes.family_helpers import on_device, quiet_transformers, reading_model, torch_device
 
 FAMILIES = ("faster-whisper", "whisper")
 WINDOW_SECONDS = 30  # Whisper hears 30 s at a time

@@ -21,7 +21,7 @@ from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
-from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
+from nodeforge.nodes.family_helpers import literal, on_device, quiet_transformers, torch_device
 
 CLIP_FAMILIES = ("clip",)
 SENTENCE_FAMILIES = ("sentence-embedding",)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nodeforge.engine.errors import NodeError
-from nodeforge.nodes.runtime import on_device, quiet_transformers, reading_model, seeded_global_rng, torch_device
+from nodeforge.nodes.family_helpers import on_device, quiet_transformers, reading_model, seeded_global_rng, torch_device
 
 ESPEAK = "espeak"
 FAMILIES = ("piper", "vits")
@@ -177,7 +177,7 @@ class EspeakSpeaker:
     pause: float = 0.0
 
     def speak(self, sentence: str, *, voice: str, speed: float, seed: int) -> Any:
-        from nodeforge.engine.media import read_wav
+        from nodeforge.engine.media_io import read_wav
 
         rate = round(ESPEAK_WPM * speed)
         with tempfile.TemporaryDirectory() as folder:

@@ -15,8 +15,8 @@ from nodeforge.engine.context import NodeContext
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
+from nodeforge.nodes.family_helpers import torch_device
 from nodeforge.nodes.models.upscalers import Upscaler, load_upscaler, upscale
-from nodeforge.nodes.runtime import torch_device
 
 FAMILIES = ("esrgan",)
 

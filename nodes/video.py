@@ -14,11 +14,11 @@ from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.audio_ops import fit_length
+from nodeforge.nodes.family_helpers import generator, literal, torch_device
 from nodeforge.nodes.models.assemble import find_config, model_files
 from nodeforge.nodes.models.checkpoints import inspect_checkpoint
 from nodeforge.nodes.models.memory import for_call, memory_record, plan_decode
 from nodeforge.nodes.models.steps import cancellable, step_callback
-from nodeforge.nodes.runtime import generator, literal, torch_device
 from nodeforge.nodes.video_pipelines import (
     FAMILIES,
     VideoFamily,
@@ -295,7 +295,7 @@ class Save(Node):
         return []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
-        from nodeforge.engine.media import write_mp4
+        from nodeforge.engine.media_io import write_mp4
 
         folder = ctx.files.write_folder(inputs.folder, input="folder")
         stem = inputs.name.removesuffix(".mp4")

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.family_helpers import quiet_pipeline, reading_model, torch_device
 from nodeforge.nodes.models.assemble import FindConfig, ModelFiles, load_from_files
 from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
-from nodeforge.nodes.runtime import quiet_pipeline, reading_model, torch_device
 
 if TYPE_CHECKING:
     from nodeforge.engine.memory_modes import DeviceMemory

@@ -14,17 +14,17 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.errors import GraphInputError, NodeError
 from nodeforge.engine.files import FileAccess
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.limits import video_problem
-from nodeforge.engine.media import file_digest, read_video
+from nodeforge.engine.media_io import file_digest, read_video
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
+from nodeforge.nodes.family_helpers import torch_device
 from nodeforge.nodes.image_tools import ARTIFACT_REFERENCE
-from nodeforge.nodes.runtime import torch_device
 from nodeforge.nodes.upscale import FAMILIES, load_upscale_model, upscale_channels, upscaler_problems
 
 ACCEPTED = "accepted: MP4, WebM, GIF, MOV and other containers FFmpeg reads"

@@ -23,9 +23,9 @@ from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
+from nodeforge.nodes.family_helpers import literal, on_device, quiet_transformers, torch_device
 from nodeforge.nodes.llm import GenerateOptions, Generation, WarningCallback, context_length, usage
 from nodeforge.nodes.llm_stream import TextCallback, TextTracker, sampling_processors
-from nodeforge.nodes.runtime import literal, on_device, quiet_transformers, torch_device
 
 FAMILIES = ("vlm",)
 ONE_PICTURE_TYPES = frozenset({"florence2"})  # architectures that read one picture per prompt

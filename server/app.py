@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from nodeforge.engine import __version__
-from nodeforge.server.errors import install_error_handlers
+from nodeforge.server.error_responses import install_error_handlers
 from nodeforge.server.guard import Guard
 from nodeforge.server.openapi import install_openapi
 from nodeforge.server.routes import artifacts, graphs, imports, openai, openai_media, runs, system

@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeforge.engine.errors import NodeError
-from nodeforge.server.models import known_models
+from nodeforge.server.model_names import known_models
 
 if TYPE_CHECKING:
     from nodeforge.server.runtime import Runtime

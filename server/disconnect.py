@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from nodeforge.server.errors import ApiError
+from nodeforge.server.error_responses import ApiError
 
 T = TypeVar("T")
 POLL_SECONDS = 0.25

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nodeforge.server.errors import allowed_methods, is_openai, openai_error, unexpected
+from nodeforge.server.error_responses import allowed_methods, is_openai, openai_error, unexpected
 from nodeforge.server.settings import Settings, is_loopback
 
 PUBLIC_PATHS = frozenset({"/", "/index.html", "/favicon.ico", "/docs", "/docs/oauth2-redirect", "/openapi.json"})

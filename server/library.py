@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeforge.engine.document import MAX_DEPTH, GraphDocument, atomic_write_text
-from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.saved_graphs import GraphLibrary
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 

@@ -39,7 +39,7 @@ def encode_speech(wav: bytes, response_format: str) -> bytes:
     import av
     import numpy as np
 
-    from nodeforge.nodes.openai_media import read_wav_bytes
+    from nodeforge.nodes.openai_media_backend import read_wav_bytes
 
     audio = read_wav_bytes(wav)
     samples = np.ascontiguousarray(audio.tensor.mean(dim=0, keepdim=True).numpy(), dtype=np.float32)

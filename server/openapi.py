@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
 from nodeforge.engine.document import document_schema
-from nodeforge.server.errors import is_openai
+from nodeforge.server.error_responses import is_openai
 from nodeforge.server.schemas import ErrorBody, OpenAIErrorBody
 
 REF = "#/components/schemas/{model}"

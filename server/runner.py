@@ -24,8 +24,8 @@ from nodeforge.engine.errors import EngineError, GraphValidationError, StorageEr
 from nodeforge.engine.events import Event, RunFinished
 from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import RunRecord
-from nodeforge.server.events import run_event
-from nodeforge.server.store import ClaimedRun, StorageFull
+from nodeforge.server.event_log import run_event
+from nodeforge.server.run_store import ClaimedRun, StorageFull
 
 if TYPE_CHECKING:
     from nodeforge.server.runtime import Runtime

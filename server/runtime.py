@@ -16,30 +16,30 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from nodeforge.engine.compiler import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.config import result_cache
 from nodeforge.engine.devices import detect_devices
 from nodeforge.engine.document import GraphDocument, depth_issues, parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue, NodeError
 from nodeforge.engine.events import RunFinished, RunQueued
 from nodeforge.engine.files import FileAccess
-from nodeforge.engine.graph import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.inputs import input_issues
 from nodeforge.engine.record import iso
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
 from nodeforge.engine.sweep import expand_sweep, sweep_cells
-from nodeforge.server.artifacts import ArtifactStore
+from nodeforge.server.artifact_store import ArtifactStore
 from nodeforge.server.chat import ChatBackend, LocalLLMBackend
-from nodeforge.server.events import EventLog, run_event
-from nodeforge.server.hub import EventHub
+from nodeforge.server.event_hub import EventHub
+from nodeforge.server.event_log import EventLog, run_event
 from nodeforge.server.idempotency import fingerprint
 from nodeforge.server.library import GraphStore, check_name
 from nodeforge.server.paths import path_issues
 from nodeforge.server.redact import server_redactor
 from nodeforge.server.reload import Reloader
+from nodeforge.server.run_store import NewRun, RunStore
 from nodeforge.server.runner import Runner
 from nodeforge.server.settings import Settings
-from nodeforge.server.store import NewRun, RunStore
 
 log = logging.getLogger("nodeforge.server")
 RECOVERY_REASON = "the server stopped while the run was running (crash or kill)"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from nodeforge.server.hub import ALL, CLOSED, HEARTBEAT, OVERFLOW, sse_frame
+from nodeforge.server.event_hub import ALL, CLOSED, HEARTBEAT, OVERFLOW, sse_frame
 
 if TYPE_CHECKING:
     from nodeforge.server.runtime import Runtime

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from nodeforge.engine.cache import ResultCache
     from nodeforge.engine.cli import Commands, CommonOptions
-    from nodeforge.engine.graph import CompiledGraph, GraphEnv
+    from nodeforge.engine.compiler import CompiledGraph, GraphEnv
     from nodeforge.engine.record import RunRecord
     from nodeforge.engine.registry import Registry
     from nodeforge.engine.session import Session
@@ -90,11 +90,11 @@ class WatchSession:
 
     def run_once(self, cancel: threading.Event) -> RunRecord | None:
         """Run the graph as it is on disk now; None when it cannot run (the reason is printed)."""
+        from nodeforge.engine.compiler import GraphEnv, compile_graph
         from nodeforge.engine.document import load_document
         from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError
-        from nodeforge.engine.graph import GraphEnv, compile_graph
         from nodeforge.engine.inputs import parse_sets
-        from nodeforge.engine.library import GraphLibrary
+        from nodeforge.engine.saved_graphs import GraphLibrary
 
         try:
             document = load_document(self.path)
@@ -118,7 +118,7 @@ class WatchSession:
     def _session(self, compiled: CompiledGraph) -> Session | None:
         """The session for this graph's devices (``auto`` detects GPUs only for a graph with an accelerator
         node); None when the Ray cluster cannot be reached (the reason is printed)."""
-        from nodeforge.engine.graph import GraphEnv
+        from nodeforge.engine.compiler import GraphEnv
 
         accelerated = any(node.spec.cls.accelerator for node in compiled.nodes.values())
         devices = self.config.device_names(accelerated)

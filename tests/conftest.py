@@ -13,9 +13,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from nodeforge.engine.cache import ResultCache  # noqa: E402
-from nodeforge.engine.graph import GraphEnv  # noqa: E402
-from nodeforge.engine.library import GraphLibrary  # noqa: E402
+from nodeforge.engine.compiler import GraphEnv  # noqa: E402
 from nodeforge.engine.registry import Registry  # noqa: E402
+from nodeforge.engine.saved_graphs import GraphLibrary  # noqa: E402
 from nodeforge.engine.session import Session  # noqa: E402
 from tests.support import testnodes  # noqa: E402
 
@@ -52,7 +52,7 @@ def cache(data_dir: Path):
 
 
 @pytest.fixture
-def executor(env: GraphEnv, cache: ResultCache, data_dir: Path) -> Session:
+def session(env: GraphEnv, cache: ResultCache, data_dir: Path) -> Session:
     return Session(env, cache, workers=4, data_dir=data_dir)
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv, validate
 from nodeforge.engine.document import load_document
-from nodeforge.engine.graph import GraphEnv, validate
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = sorted(p for p in (ROOT / "graphs").glob("*.json") if p.name != "graph.schema.json")
@@ -87,3 +87,15 @@ def imports_in(folder: Path) -> list[tuple[Path, str]]:
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 found.append((path, node.module or ""))
     return found
+
+
+def test_no_two_modules_share_a_basename() -> None:
+    """A module's name says its job: two modules of one name in engine/, nodes/ and server/ would be two jobs under
+    one name (package ``__init__``, ``__main__`` and ``cli`` entry modules excepted)."""
+    entry_modules = {"__init__.py", "__main__.py", "cli.py"}
+    seen: dict[str, list[str]] = {}
+    for package in ("engine", "nodes", "server"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name not in entry_modules:
+                seen.setdefault(path.name, []).append(path.relative_to(ROOT).as_posix())
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from nodeforge.engine.artifacts import ARTIFACT_URL
+from nodeforge.engine.artifact_paths import ARTIFACT_URL
 from nodeforge.engine.document import atomic_write_text
 
 FILES = ("compare.html", "compare.csv", "compare.json")

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nodeforge.engine.cli.devices import add_device_options, devices_command
-from nodeforge.engine.cli.graphs import cache_command, nodes_command, validate_command
+from nodeforge.engine.cli.device_options import add_device_options, devices_command
+from nodeforge.engine.cli.graph_commands import cache_command, nodes_command, validate_command
 from nodeforge.engine.cli.options import (
     EXIT_CANCELLED,
     EXIT_OK,

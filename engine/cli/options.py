@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
-from nodeforge.engine.cli.devices import DEVICES_HELP, add_device_options
+from nodeforge.engine.cli.device_options import DEVICES_HELP, add_device_options
 from nodeforge.engine.errors import EngineError, UsageError
 
 if TYPE_CHECKING:

@@ -13,14 +13,14 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.engine.cli.graphs import graph_env, invalid, load_graph_file
+from nodeforge.engine.cli.graph_commands import graph_env, invalid, load_graph_file
 from nodeforge.engine.cli.options import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, engine_config, previews_of
 from nodeforge.engine.errors import EngineError, GraphInputError, GraphValidationError, UsageError
 
 if TYPE_CHECKING:
     from nodeforge.engine.cache import ResultCache
+    from nodeforge.engine.compiler import CompiledGraph, GraphEnv
     from nodeforge.engine.config import EngineConfig
-    from nodeforge.engine.graph import CompiledGraph, GraphEnv
     from nodeforge.engine.previews import Previews
     from nodeforge.engine.record import RunRecord
     from nodeforge.engine.session import RunResult, Session
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 def run_command(args: argparse.Namespace) -> int:
     """``nodeforge run``: exit code 0 when the run succeeded, 130 when cancelled, 1 otherwise."""
     from nodeforge.engine.cli.run_sweep import report, sweep_of
+    from nodeforge.engine.compiler import compile_graph
     from nodeforge.engine.datadir import resolve_data_dir
-    from nodeforge.engine.graph import compile_graph
     from nodeforge.engine.inputs import parse_sets
 
     data_dir = resolve_data_dir(args.data_dir)

@@ -40,7 +40,7 @@ from nodeforge.engine.ray.relay import EventRelay
 from nodeforge.engine.registry import Registry
 
 if TYPE_CHECKING:
-    from nodeforge.engine.graph import CompiledNode, GraphEnv
+    from nodeforge.engine.compiler import CompiledNode, GraphEnv
     from nodeforge.engine.ray.worker import Report
 
 POLL = 0.1

@@ -23,20 +23,20 @@ import ray
 
 from nodeforge.engine.backend import run_node
 from nodeforge.engine.cache import DiskTier
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.config import device_models, worker_models
 from nodeforge.engine.context import NodeContext, NodeModels
 from nodeforge.engine.devices import detect_devices
 from nodeforge.engine.errors import EngineError, NodeExecutionError, RemoteNodeError, RunCancelled
 from nodeforge.engine.events import EventEmitter
 from nodeforge.engine.files import FileAccess
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.memory_modes import MemorySetting
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ports import make_port
 from nodeforge.engine.ray.recipe import WorkerRecipe, registry_for
 from nodeforge.engine.ray.refs import restore_refs
 from nodeforge.engine.ray.relay import EventForwarder
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.values import move_value, value_nbytes
 
 

@@ -34,7 +34,7 @@ def chime(seconds: float) -> list[float]:
 def main() -> None:
     import torch
 
-    from nodeforge.engine.media import write_mp4
+    from nodeforge.engine.media_io import write_mp4
     from nodeforge.engine.values import Audio, Image, Video
 
     frames = Image.from_pil([draw(run=3 * index, sunset=index) for index in range(FRAMES)]).tensor

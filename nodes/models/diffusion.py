@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel, model_key
+from nodeforge.nodes.family_helpers import quiet_transformers
 from nodeforge.nodes.models.assemble import FindConfig, load_from_files, model_files
 from nodeforge.nodes.models.controls import CONTROLNET_PIPELINES, ControlNets
 from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
-from nodeforge.nodes.runtime import quiet_transformers
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.values import Control
-from nodeforge.nodes.runtime import torch_device
+from nodeforge.nodes.family_helpers import torch_device
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext

@@ -17,10 +17,10 @@ from typing import Any
 from nodeforge.engine.errors import EngineError, ModelResolveError
 from nodeforge.engine.files import names_local_path
 from nodeforge.engine.model_source import ModelEntry, ResolvedModel
+from nodeforge.nodes.family_helpers import quiet_transformers, seeded_global_rng
 from nodeforge.nodes.models.aliases import Alias, inside, read_aliases, read_search_folders
 from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
 from nodeforge.nodes.models.store import build_once
-from nodeforge.nodes.runtime import quiet_transformers, seeded_global_rng
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
 USER_ALIASES = "models.toml"

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nodeforge.nodes.models.media import t5_tokenizer
 from nodeforge.nodes.models.resolver import TinyModel
+from nodeforge.nodes.models.tiny_media import t5_tokenizer
 
 RATE = 8000
 CODEBOOK = 64

@@ -6,8 +6,8 @@ from fastapi import APIRouter, File, Path, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from nodeforge.server.artifacts import UploadRejected, describe
-from nodeforge.server.errors import ApiError
+from nodeforge.server.artifact_store import UploadRejected, describe
+from nodeforge.server.error_responses import ApiError
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.schemas import ErrorBody, Uploaded
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Response
 from fastapi.responses import JSONResponse
 
-from nodeforge.server.errors import ApiError, invalid
+from nodeforge.server.error_responses import ApiError, invalid
 from nodeforge.server.library import BadName, GraphMissing, ReadOnly, Unreadable, check_name
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.runtime import Invalid

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nodeforge.engine.errors import Issue
 from nodeforge.nodes.importers import ImportFailed, ImportResult, import_file
-from nodeforge.server.errors import ApiError
+from nodeforge.server.error_responses import ApiError
 from nodeforge.server.schemas import ErrorBody
 
 router = APIRouter(prefix="/api", tags=["import"])

@@ -1,7 +1,7 @@
 """An OpenAI-compatible surface over the local LLM models: ``GET /v1/models``, ``GET /v1/models/{id}`` and
 ``POST /v1/chat/completions`` (streamed as ``chat.completion.chunk`` server-sent events ending with ``[DONE]`` when
 ``stream`` is true). A completion is an ``llm.generate`` run of this server, queued like the media endpoints' runs
-(``server/media.py``): it takes a device slot like any graph node, shows in the run history with its node record
+(``server/media_runs.py``): it takes a device slot like any graph node, shows in the run history with its node record
 and events, and is cached (a seeded request asked before is answered from the cache). A stream carries the node's
 text deltas as they are generated. Errors use OpenAI's shape, ``{"error": {"message", "type", "code", "param"}}``
 (the error handlers and the guard write it for every ``/v1`` path), so OpenAI clients report them properly."""
@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from nodeforge.server.chat import ChatUnavailable
-from nodeforge.server.errors import ApiError, openai_error
-from nodeforge.server.hub import HEARTBEAT
-from nodeforge.server.media import finish_run, media_models, media_unavailable, one_node_graph, queue_graph
+from nodeforge.server.error_responses import ApiError, openai_error
+from nodeforge.server.event_hub import HEARTBEAT
+from nodeforge.server.media_runs import finish_run, media_models, media_unavailable, one_node_graph, queue_graph
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.runtime import Runtime
 from nodeforge.server.schemas import OpenAIErrorBody

@@ -1,6 +1,6 @@
 """OpenAI's media endpoints over the local models: ``POST /v1/images/generations`` (image.generate),
 ``POST /v1/audio/speech`` (audio.speech) and ``POST /v1/audio/transcriptions`` (audio.transcribe), each answered by
-running that node as a queued run of this server (``server/media.py``). Errors are in OpenAI's shape like the rest
+running that node as a queued run of this server (``server/media_runs.py``). Errors are in OpenAI's shape like the rest
 of ``/v1``; parameters OpenAI has and nodeforge does not use (quality, style, instructions...) are accepted and
 ignored, and a few it lacks (seed, steps, guidance_scale, negative_prompt) may be added to a request."""
 
@@ -21,22 +21,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from nodeforge.engine.limits import MediaLimits
-from nodeforge.server.artifacts import UploadRejected
-from nodeforge.server.errors import ApiError
-from nodeforge.server.media import (
-    artifact_bytes,
-    finish_run,
-    one_node_graph,
-    queue_graph,
-    refuse_remote,
-    run_graph,
-)
+from nodeforge.server.artifact_store import UploadRejected
+from nodeforge.server.error_responses import ApiError
 from nodeforge.server.media_audio import (
     SPEECH_MEDIA_TYPES,
     AudioFormatError,
     SoundTooLarge,
     encode_speech,
     upload_to_wav,
+)
+from nodeforge.server.media_runs import (
+    artifact_bytes,
+    finish_run,
+    one_node_graph,
+    queue_graph,
+    refuse_remote,
+    run_graph,
 )
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.schemas import OpenAIErrorBody

@@ -9,14 +9,14 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from nodeforge.engine.cli.compare_page import SERVED_POLICY, compare_html
 from nodeforge.engine.errors import EngineError
 from nodeforge.engine.sweep import read_meta, sweep_table
-from nodeforge.server.errors import ApiError, invalid
+from nodeforge.server.error_responses import ApiError, invalid
 from nodeforge.server.idempotency import IdempotencyConflict
 from nodeforge.server.library import BadName, GraphMissing, Unreadable
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.routes.graphs import library_error
+from nodeforge.server.run_store import QueueFull
 from nodeforge.server.runtime import Invalid, summary
 from nodeforge.server.schemas import CancelResult, ErrorBody, Queued, RunList, RunRequest, RunStatus, RunView
-from nodeforge.server.store import QueueFull
 from nodeforge.server.streams import SSE_HEADERS, all_events, finished_by, run_events
 
 router = APIRouter(prefix="/api", tags=["runs"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from nodeforge.engine.document import document_schema
 from nodeforge.engine.events import NODE_STATUS
-from nodeforge.server.models import known_models
+from nodeforge.server.model_names import known_models
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.schemas import Catalogue, Health, ModelList
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from nodeforge.engine.cli.compare_page import write_compare
-from nodeforge.engine.media import write_output
+from nodeforge.engine.media_io import write_output
 from nodeforge.engine.values import Audio, Image
 from tests.e2e.conftest import Server, Shots
 

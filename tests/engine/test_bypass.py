@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv, validate
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import GraphValidationError
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv, validate
 from nodeforge.engine.session import Session
 
 
@@ -20,28 +20,28 @@ def chain(bypass: bool) -> dict[str, Any]:
         "outputs": {"out": {"from": "c.value"}}}
 
 
-def test_a_bypassed_node_passes_its_first_input_of_the_same_type_through(executor: Session) -> None:
-    assert executor.run(parse_document(chain(False))).values["out"] == 112
+def test_a_bypassed_node_passes_its_first_input_of_the_same_type_through(session: Session) -> None:
+    assert session.run(parse_document(chain(False))).values["out"] == 112
     events: list[Event] = []
-    result = executor.run(parse_document(chain(True)), listener=events.append)
+    result = session.run(parse_document(chain(True)), listener=events.append)
     assert result.values["out"] == 102
     assert result.record.nodes["b"].status == "skipped" and result.record.nodes["b"].error == "bypassed"
     assert "b" not in {e.node for e in events if e.kind == "node.started"}
 
 
-def test_the_cache_key_ignores_the_bypassed_node(executor: Session) -> None:
+def test_the_cache_key_ignores_the_bypassed_node(session: Session) -> None:
     without_b = {"nodes": {"a": {"type": "test.add", "inputs": {"x": 1, "delta": 1}},
                            "c": {"type": "test.add", "inputs": {"x": {"from": "a.value"}, "delta": 100}}},
                  "outputs": {"out": {"from": "c.value"}}}
-    assert executor.run(parse_document(without_b)).values["out"] == 102
+    assert session.run(parse_document(without_b)).values["out"] == 102
     events: list[Event] = []
-    assert executor.run(parse_document(chain(True)), listener=events.append).values["out"] == 102
+    assert session.run(parse_document(chain(True)), listener=events.append).values["out"] == 102
     assert not [e for e in events if e.kind == "node.started"]  # a and c come from the cache
     assert parse_document(chain(True)).to_json()["nodes"]["b"]["bypass"] is True
     assert "bypass" not in parse_document(chain(False)).to_json()["nodes"]["b"]  # documents stay as written
 
 
-def test_an_output_with_nothing_to_pass_through_is_an_issue(env: GraphEnv, executor: Session) -> None:
+def test_an_output_with_nothing_to_pass_through_is_an_issue(env: GraphEnv, session: Session) -> None:
     document = parse_document({"nodes": {
         "noise": {"type": "test.noise", "inputs": {"seed": 1}, "bypass": True},
         "light": {"type": "test.brightness", "inputs": {"image": {"from": "noise.image"}}}}})
@@ -50,4 +50,4 @@ def test_an_output_with_nothing_to_pass_through_is_an_issue(env: GraphEnv, execu
         ("noise", "bypass", "node 'noise' is bypassed, but no input of type image passes through to its output "
                             "'image' (used by 'light.image')")]
     with pytest.raises(GraphValidationError):
-        executor.run(document)
+        session.run(document)

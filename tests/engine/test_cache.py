@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Audio, Image, Video
 

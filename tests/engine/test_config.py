@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.config import EngineConfig, open_cache
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import EngineError
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.memory_modes import MemorySetting
 from nodeforge.engine.session import Session
 

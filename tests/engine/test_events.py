@@ -17,7 +17,7 @@ from nodeforge.engine.events import (
     event_data,
     status_changes,
 )
-from nodeforge.server.events import run_event
+from nodeforge.server.event_log import run_event
 
 
 def emitted(*data: EventData) -> list[Event]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.files import FileAccess, FilePolicy
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
 from tests.server.test_media_limits import png_header
@@ -63,12 +63,12 @@ def test_an_executor_given_a_policy_applies_it_to_linked_paths(folders: tuple[Pa
                                                                tmp_path: Path) -> None:
     readable, writable, outside = folders
     env = GraphEnv(Registry.discover())
-    executor = Session(env, None, data_dir=tmp_path / "data",
+    session = Session(env, None, data_dir=tmp_path / "data",
                         policy=FilePolicy(read=(readable,), write=(writable,)))
     document = parse_document({"nodes": {
         "name": {"type": "text.template", "inputs": {"template": "{x}", "x": str(outside / "secret.txt")}},
         "load": {"type": "image.load", "inputs": {"path": {"from": "name.text"}}}}})
-    record = executor.run(document).record
+    record = session.run(document).record
     assert record.nodes["load"].status == "failed"
     assert "is not a file inside the folders this server allows" in (record.nodes["load"].error or "")
 
@@ -77,9 +77,9 @@ def test_an_executor_given_a_policy_applies_it_to_linked_paths(folders: tuple[Pa
 def test_the_default_pixel_budget_holds_without_a_server(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header(12_000, 12_000))
-    executor = Session(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data")
+    session = Session(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data")
     document = parse_document({"nodes": {"load": {"type": "image.load", "inputs": {"path": str(bomb)}}}})
-    record = executor.run(document).record
+    record = session.run(document).record
     assert record.nodes["load"].error == ("node 'load' (image.load), input 'path': bomb.png: the image is "
                                           "12000x12000 (144 MP), over the limit of 64 MP (--max-image-pixels)")
 

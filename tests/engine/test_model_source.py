@@ -3,9 +3,9 @@ loads through it, and a registry given another catalogue uses that one (there is
 
 from pathlib import Path
 
+from nodeforge.engine.compiler import GraphEnv, validate
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv, validate
 from nodeforge.engine.model_source import ModelEntry, NoModels, ResolvedModel
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session

@@ -11,14 +11,14 @@ import pytest
 from PIL import Image as PILImage
 from pydantic import Field
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.previews import LONGEST, FolderSink, PreviewPicture, Previews, RateLimit, encode_preview
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Image
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, NodeError
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.session import Session
 from nodeforge.engine.sweep import MAX_CELLS, MAX_COPIES, count_cells, expand_sweep, read_meta, sweep_cells
 from tests.support.testnodes import coordination
@@ -35,21 +35,21 @@ def saved_graph(env: GraphEnv, channel: str) -> None:
     (Path(folder) / "pipeline.json").write_text(json.dumps(document), encoding="utf-8")
 
 
-def sweep(executor: Session, axes: Any, mode: str = "product", **extra: Any) -> Any:
+def sweep(session: Session, axes: Any, mode: str = "product", **extra: Any) -> Any:
     document = parse_document({"nodes": {"s": {"type": "graph.sweep", "inputs": {
         "graph": "pipeline", "axes": axes, "mode": mode, **extra}}},
         "outputs": {"cells": {"from": "s.cells"}, "out": {"from": "s.out"}, "mid": {"from": "s.mid"}}})
-    result = executor.run(document)
+    result = session.run(document)
     assert result.record.status == "succeeded", result.record.error
     return result
 
 
-def test_a_product_sweep_gives_every_cell_in_order_and_shares_upstream_work(executor: Session,
+def test_a_product_sweep_gives_every_cell_in_order_and_shares_upstream_work(session: Session,
                                                                             request: pytest.FixtureRequest) -> None:
     channel = request.node.name
     calls = coordination(channel).calls
-    saved_graph(executor.env, channel)
-    result = sweep(executor, {"a": [1, 2, 3], "b": [10, 20]})
+    saved_graph(session.env, channel)
+    result = sweep(session, {"a": [1, 2, 3], "b": [10, 20]})
     cells = result.values["cells"]
     assert [cell["inputs"] for cell in cells] == [{"a": a, "b": b} for a in (1, 2, 3) for b in (10, 20)]
     assert result.values["out"] == [a + 5 + b for a in (1, 2, 3) for b in (10, 20)]
@@ -59,39 +59,39 @@ def test_a_product_sweep_gives_every_cell_in_order_and_shares_upstream_work(exec
     assert all(cell["devices"] == ["cpu"] and not cell["cached"] for cell in cells)
 
 
-def test_a_rerun_is_cached_and_a_changed_value_recomputes_only_its_cells(executor: Session,
+def test_a_rerun_is_cached_and_a_changed_value_recomputes_only_its_cells(session: Session,
                                                                          request: pytest.FixtureRequest) -> None:
     channel = request.node.name
     calls = coordination(channel).calls
-    saved_graph(executor.env, channel)
-    sweep(executor, {"a": [1, 2, 3], "b": [10, 20]})
+    saved_graph(session.env, channel)
+    sweep(session, {"a": [1, 2, 3], "b": [10, 20]})
     calls.clear()
-    again = sweep(executor, {"a": [1, 2, 3], "b": [10, 20]})
+    again = sweep(session, {"a": [1, 2, 3], "b": [10, 20]})
     assert calls == [] and again.record.nodes["s"].status == "cached"
-    changed = sweep(executor, {"a": [1, 2, 3], "b": [10, 30]})
+    changed = sweep(session, {"a": [1, 2, 3], "b": [10, 30]})
     assert sorted(calls) == [f"c{i}__second" for i in (1, 3, 5)]
     cells = changed.values["cells"]
     assert [cell["cached"] for cell in cells] == [True, False, True, False, True, False]
     assert changed.values["out"] == [16, 36, 17, 37, 18, 38]
 
 
-def test_zip_and_rows_modes(executor: Session, request: pytest.FixtureRequest) -> None:
-    saved_graph(executor.env, "")
-    assert sweep(executor, {"a": [1, 2], "b": [10, 20]}, "zip").values["out"] == [16, 27]
-    rows = sweep(executor, [{"a": 3}, {"b": 100}, {"a": 2, "b": 0}], "rows")
+def test_zip_and_rows_modes(session: Session, request: pytest.FixtureRequest) -> None:
+    saved_graph(session.env, "")
+    assert sweep(session, {"a": [1, 2], "b": [10, 20]}, "zip").values["out"] == [16, 27]
+    rows = sweep(session, [{"a": 3}, {"b": 100}, {"a": 2, "b": 0}], "rows")
     assert rows.values["out"] == [3 + 5 + 10, 1 + 5 + 100, 2 + 5 + 0]
     assert [cell["inputs"] for cell in rows.values["cells"]] == [{"a": 3}, {"b": 100}, {"a": 2, "b": 0}]
 
 
-def test_other_graph_inputs_pass_through(executor: Session) -> None:
-    saved_graph(executor.env, "")
-    assert sweep(executor, {"a": [1, 2]}, b=1000).values["out"] == [1006, 1007]
+def test_other_graph_inputs_pass_through(session: Session) -> None:
+    saved_graph(session.env, "")
+    assert sweep(session, {"a": [1, 2]}, b=1000).values["out"] == [1006, 1007]
 
 
-def test_an_axis_that_is_not_an_input_of_the_graph_is_a_validation_issue(executor: Session) -> None:
-    saved_graph(executor.env, "")
+def test_an_axis_that_is_not_an_input_of_the_graph_is_a_validation_issue(session: Session) -> None:
+    saved_graph(session.env, "")
     with pytest.raises(GraphValidationError) as caught:
-        sweep(executor, {"a": [1], "colour": ["red"]})
+        sweep(session, {"a": [1], "colour": ["red"]})
     assert [(issue.node, issue.input) for issue in caught.value.issues] == [("s", "axes")]
     assert "'colour' is not an input of graph 'pipeline' (its inputs: a, b)" in caught.value.issues[0].message
 
@@ -107,9 +107,9 @@ def test_sweep_cells_refuse_what_is_not_a_sweep() -> None:
         sweep_cells({"a": [1]}, "grid")
 
 
-def test_the_combined_graph_copies_a_node_once_per_combination_it_reads(executor: Session) -> None:
-    saved_graph(executor.env, "")
-    document = executor.env.library.load("pipeline")
+def test_the_combined_graph_copies_a_node_once_per_combination_it_reads(session: Session) -> None:
+    saved_graph(session.env, "")
+    document = session.env.library.load("pipeline")
     combined = expand_sweep(document, sweep_cells({"a": [1, 2], "b": [10, 20, 30]}))
     assert sorted(combined.document.nodes) == sorted(
         ["shared", "c0__first", "c3__first"] + [f"c{i}__second" for i in range(6)])
@@ -126,7 +126,7 @@ def test_a_rows_batch_cut_short_resumes_without_recomputing_finished_rows(
     channel = request.node.name
     calls = coordination(channel).calls
     saved_graph(env, channel)
-    executor = Session(env, cache, workers=1, data_dir=data_dir)
+    session = Session(env, cache, workers=1, data_dir=data_dir)
     batch = expand_sweep(env.library.load("pipeline"), sweep_cells([{"b": b} for b in (1, 2, 3, 4)], "rows"))
     cancel = threading.Event()
     finished: list[str] = []
@@ -137,22 +137,22 @@ def test_a_rows_batch_cut_short_resumes_without_recomputing_finished_rows(
             if len(finished) == 2:
                 cancel.set()
 
-    first = executor.run(batch.document, batch.inputs, listener=listen, cancel=cancel)
+    first = session.run(batch.document, batch.inputs, listener=listen, cancel=cancel)
     assert first.record.status == "cancelled"
     done = [f"c{i}__second" for i in range(4) if first.record.nodes[f"c{i}__second"].status == "succeeded"]
     assert done == finished == ["c0__second", "c1__second"]
     calls.clear()
-    second = executor.run(batch.document, batch.inputs)
+    second = session.run(batch.document, batch.inputs)
     assert second.record.status == "succeeded"
     assert sorted(calls) == ["c2__second", "c3__second"]
     assert [second.values[f"c{i}__out"] for i in range(4)] == [7, 8, 9, 10]
 
 
-def test_a_cell_whose_work_another_cell_did_reports_that_work(executor: Session) -> None:
+def test_a_cell_whose_work_another_cell_did_reports_that_work(session: Session) -> None:
     """Two equal rows: the second has no node of its own (its seconds are counted in the first), but its device
     and state are those of the nodes it uses."""
-    saved_graph(executor.env, "")
-    cells = sweep(executor, [{"a": 2}, {"a": 2}], "rows").values["cells"]
+    saved_graph(session.env, "")
+    cells = sweep(session, [{"a": 2}, {"a": 2}], "rows").values["cells"]
     assert cells[1]["seconds"] == 0 and cells[0]["seconds"] > 0
     assert cells[1]["devices"] == cells[0]["devices"] == ["cpu"]
     assert [cell["status"] for cell in cells] == ["succeeded", "succeeded"]

@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv, compile_graph, validate
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import GraphValidationError
-from nodeforge.engine.graph import GraphEnv, compile_graph, validate
 
 
 def issues_of(env: GraphEnv, nodes: dict[str, Any], **extra: Any) -> list[tuple[Any, ...]]:

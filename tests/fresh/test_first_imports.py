@@ -1,4 +1,4 @@
-"""The engine's guard on first imports (``engine/imports.py``), in fresh interpreters: threads released together
+"""The engine's guard on first imports (``engine/first_imports.py``), in fresh interpreters: threads released together
 by a barrier each import another class from diffusers' and transformers' lazy modules for the first time."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RACE = textwrap.dedent("""
     import sys, threading
     if sys.argv[1] == "guarded":
-        from nodeforge.engine.imports import serialize_first_imports
+        from nodeforge.engine.first_imports import serialize_first_imports
         serialize_first_imports()
     NAMES = [("diffusers", "StableDiffusionXLPipeline"), ("diffusers", "StableDiffusionPipeline"),
              ("diffusers", "ControlNetModel"), ("diffusers", "FluxPipeline"),
@@ -65,7 +65,7 @@ def test_an_import_of_a_loaded_module_takes_no_lock() -> None:
     ``import json``: with a lock on that path the interpreter would hang until the time-out."""
     script = textwrap.dedent("""
         import sys, threading
-        from nodeforge.engine.imports import serialize_first_imports
+        from nodeforge.engine.first_imports import serialize_first_imports
         serialize_first_imports()
         import json
         inside = threading.Event()

@@ -4,7 +4,7 @@ nothing was imported or built before the graph's own parallel branches start.
 A warm test process imports diffusers long before two worker threads reach it; a fresh ``nodeforge run`` does
 not, and two diffusion branches on two devices then imported diffusers' lazy modules from two threads at once
 (``cannot import name 'StableDiffusionXLPipeline'``). These tests run the CLI and the server in subprocesses for
-that reason; ``engine/imports.py`` is what makes them pass.
+that reason; ``engine/first_imports.py`` is what makes them pass.
 """
 
 from __future__ import annotations

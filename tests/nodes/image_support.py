@@ -1,4 +1,4 @@
-"""Shared set-up for the image tests: one executor per module (models load once), a drawn test picture, PSNR."""
+"""Shared set-up for the image tests: one session per module (models load once), a drawn test picture, PSNR."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import RunResult, Session
 
 
 def module_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> Iterator[Session]:
-    """An executor without a result cache (every run computes) whose models stay loaded for the module."""
+    """A session without a result cache (every run computes) whose models stay loaded for the module."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
         library = tmp_path_factory.mktemp("library")
@@ -30,14 +30,14 @@ def image_executor(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: 
     yield from module_executor(tmp_path_factory, shared_models_dir)
 
 
-def run_nodes(executor: Session, nodes: dict[str, Any], outputs: dict[str, str] | None = None,
+def run_nodes(session: Session, nodes: dict[str, Any], outputs: dict[str, str] | None = None,
               events: list[Event] | None = None, **kwargs: Any) -> RunResult:
     document: dict[str, Any] = {"nodes": nodes}
     if outputs:
         document["outputs"] = {name: {"from": source} for name, source in outputs.items()}
     if events is not None:
         kwargs["listener"] = events.append
-    return executor.run(parse_document(document), **kwargs)
+    return session.run(parse_document(document), **kwargs)
 
 
 def succeeded(result: RunResult) -> dict[str, Any]:
@@ -79,6 +79,6 @@ def pixels(image: Any) -> Any:
     return (image.tensor.detach().float().clamp(0, 1) * 255).round().byte().cpu()
 
 
-def resident(executor: Session) -> set[str]:
-    """Keys of every model resident on any of the executor's devices."""
-    return {key for device in executor.models.snapshot().values() for key in device["models"]}
+def resident(session: Session) -> set[str]:
+    """Keys of every model resident on any of the session's devices."""
+    return {key for device in session.models.snapshot().values() for key in device["models"]}

@@ -1,4 +1,4 @@
-"""Shared set-up for the speech, video and quickstart tests: one executor per module, so real voices and tiny
+"""Shared set-up for the speech, video and quickstart tests: one session per module, so real voices and tiny
 models load once per module instead of once per test."""
 
 from __future__ import annotations

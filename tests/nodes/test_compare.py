@@ -25,11 +25,11 @@ def solid(colour: tuple[int, int, int], width: int, height: int, batch: int = 1)
                                                                                              width).contiguous())
 
 
-def compare(executor: Session, pictures: dict[str, Image], **inputs: Any) -> RunResult:
+def compare(session: Session, pictures: dict[str, Image], **inputs: Any) -> RunResult:
     """Run image.compare on graph-input pictures, in the order given."""
     document = parse_document({"inputs": {name: {"type": "image"} for name in pictures}, "nodes": {"cmp": {
         "type": "image.compare", "inputs": {"images": [{"input": name} for name in pictures], **inputs}}}})
-    return executor.run(document, pictures)
+    return session.run(document, pictures)
 
 
 def test_sheet_geometry_cells_and_labels(image_executor: Session) -> None:

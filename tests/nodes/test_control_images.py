@@ -18,10 +18,10 @@ from tests.nodes.image_support import draw_picture, image_executor, pixels, resi
 __all__ = ["image_executor"]
 
 
-def run_on(executor: Session, nodes: dict[str, Any], **pictures: Image) -> RunResult:
+def run_on(session: Session, nodes: dict[str, Any], **pictures: Image) -> RunResult:
     """Run ``nodes`` with the pictures as graph inputs of type image."""
     inputs = {name: {"type": "image"} for name in pictures}
-    return executor.run(parse_document({"inputs": inputs, "nodes": nodes}), pictures)
+    return session.run(parse_document({"inputs": inputs, "nodes": nodes}), pictures)
 
 
 def node(type_id: str, **inputs: Any) -> dict[str, Any]:

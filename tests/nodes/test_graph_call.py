@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
+from nodeforge.engine.compiler import GraphEnv, validate
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.graph import GraphEnv, validate
 from nodeforge.engine.session import Session
 from tests.support.testnodes import coordination
 
@@ -32,23 +32,23 @@ def outer(channel: str, start_from: str = "seed") -> dict:
         "after": {"type": "test.add", "inputs": {"x": {"from": "call.total"}, "delta": 100}}}}
 
 
-def test_called_graph_ports_become_node_ports(executor: Session, env: GraphEnv, request) -> None:
+def test_called_graph_ports_become_node_ports(session: Session, env: GraphEnv, request) -> None:
     coord = coordination(request.node.name)
     save(env, "plus-two", INNER)
-    result = executor.run(parse_document(outer(request.node.name)))
+    result = session.run(parse_document(outer(request.node.name)))
     assert result.record.status == "succeeded", result.record.error
     assert result.values == {"after.value": 107}
     assert coord.calls == ["a", "b"]
 
 
-def test_inner_nodes_share_the_cache(executor: Session, env: GraphEnv, request) -> None:
+def test_inner_nodes_share_the_cache(session: Session, env: GraphEnv, request) -> None:
     coord = coordination(request.node.name)
     save(env, "plus-two", INNER)
-    executor.run(parse_document(outer(request.node.name)))
+    session.run(parse_document(outer(request.node.name)))
     coord.calls.clear()
     changed = dict(INNER, outputs={"total": {"from": "b.value"}})
     save(env, "plus-two", changed)
-    result = executor.run(parse_document(outer(request.node.name)))
+    result = session.run(parse_document(outer(request.node.name)))
     assert result.record.nodes["call"].status == "succeeded"
     assert coord.calls == []
     assert result.values == {"after.value": 107}

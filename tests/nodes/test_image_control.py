@@ -26,7 +26,7 @@ def picture() -> Image:
 
 @pytest.fixture(scope="module")
 def tiny(image_executor: Session) -> Path:
-    """The tiny models folder, with the control models built (the executor's models dir)."""
+    """The tiny models folder, with the control models built (the session's models dir)."""
     from nodeforge.nodes.models import build_resolver
 
     resolver = build_resolver()
@@ -35,13 +35,13 @@ def tiny(image_executor: Session) -> Path:
     return resolver.models_dir(None) / "tiny"
 
 
-def run(executor: Session, nodes: dict[str, Any], picture: Image, *, references: Image | None = None,
+def run(session: Session, nodes: dict[str, Any], picture: Image, *, references: Image | None = None,
         **outputs: str) -> RunResult:
     """Run ``nodes`` with the graph input ``picture`` (and ``references`` when given)."""
     given = {"picture": picture, **({"references": references} if references is not None else {})}
     document = {"inputs": {name: {"type": "image"} for name in given}, "nodes": nodes,
                 "outputs": {name: {"from": source} for name, source in (outputs or {"image": "g.image"}).items()}}
-    return executor.run(parse_document(document), given)
+    return session.run(parse_document(document), given)
 
 
 def values(result: RunResult) -> dict[str, Any]:

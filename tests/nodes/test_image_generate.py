@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.cli import main as cli_main
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import GraphValidationError
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 from nodeforge.nodes.models.diffusion import FLOW_SCHEDULERS, NOISE_SCHEDULERS
 from tests.nodes.image_support import generate, image_executor, pixels, resident, run_nodes, succeeded
@@ -53,8 +53,8 @@ import hashlib, json, sys
 from pathlib import Path
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.session import Session
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.compiler import GraphEnv
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.registry import Registry
 from nodeforge.nodes.models import build_resolver
 digests = {}
@@ -62,8 +62,8 @@ for name in json.loads(sys.argv[3]):
     folder = build_resolver().resolve("tiny/" + name, None).path
     digests[name] = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
                      for p in sorted(folder.rglob("*.safetensors"))}
-executor = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, data_dir=Path(sys.argv[1]))
-image = executor.run(parse_document(json.loads(sys.argv[2]))).values["g.image"].tensor
+session = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, data_dir=Path(sys.argv[1]))
+image = session.run(parse_document(json.loads(sys.argv[2]))).values["g.image"].tensor
 pixels = hashlib.sha256((image.clamp(0, 1) * 255).round().byte().numpy().tobytes()).hexdigest()
 print(json.dumps({"digests": digests, "pixels": pixels}))
 """
@@ -121,21 +121,21 @@ def test_transform_and_inpaint_take_a_negative_prompt_with_guidance(image_execut
 def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path, shared_models_dir: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2, data_dir=tmp_path)
+    session = Session(GraphEnv(Registry.discover(), GraphLibrary([])), None, workers=2, data_dir=tmp_path)
     nodes = {"g": generate(), "t": {"type": "image.transform", "inputs": {
         "image": {"from": "g.image"}, "prompt": "a fox at night", "model": "tiny/sd", "steps": 4, "strength": 0.5,
         "seed": 3}}}
     first: list[Event] = []
-    values = succeeded(run_nodes(executor, nodes, events=first))
+    values = succeeded(run_nodes(session, nodes, events=first))
     assert [e.model for e in first if e.kind == "model.loaded"] == [f"diffusion:tiny:{shared_models_dir / 'tiny/sd'}"]
     assert tuple(values["t.image"].tensor.shape) == (1, 3, 64, 64)
     assert [e.step for e in first if e.kind == "node.progress" and e.node == "t"] == [1, 2]
     second: list[Event] = []
     nodes["g"]["inputs"]["prompt"] = "a blue fox"
-    succeeded(run_nodes(executor, nodes, events=second))
+    succeeded(run_nodes(session, nodes, events=second))
     assert [e for e in second if e.kind == "model.loaded"] == []
     assert {e.node for e in second if e.kind == "node.finished"} == {"g", "t"}
-    assert executor.models.loads == 1
+    assert session.models.loads == 1
 
 
 def test_transform_keeps_the_size_and_warns_when_it_must_round_it(image_executor: Session) -> None:

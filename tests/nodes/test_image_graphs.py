@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import load_document
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +22,8 @@ def test_upscale_sample_graph_runs_and_writes_pngs(tmp_path: Path, shared_models
     from PIL import Image as PILImage
 
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([ROOT / "graphs"])), None, data_dir=tmp_path)
-    result = executor.run(load_document(ROOT / "graphs" / "upscale-sample.json"), out_dir=tmp_path / "out")
+    session = Session(GraphEnv(Registry.discover(), GraphLibrary([ROOT / "graphs"])), None, data_dir=tmp_path)
+    result = session.run(load_document(ROOT / "graphs" / "upscale-sample.json"), out_dir=tmp_path / "out")
     assert result.record.status == "succeeded", result.record.error
     with PILImage.open(ROOT / "graphs" / "assets" / "sample.png") as sample:
         width, height = sample.size
@@ -42,7 +42,7 @@ def graph_session(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: P
 
 
 def sample_tensor(name: str = "sample.png") -> Any:
-    from nodeforge.engine.media import load_media
+    from nodeforge.engine.media_io import load_media
 
     return load_media("image", ROOT / "graphs" / "assets" / name).tensor
 

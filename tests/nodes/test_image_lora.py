@@ -55,8 +55,8 @@ def loras(image_executor: Session, tmp_path_factory: pytest.TempPathFactory) -> 
             "kohya": _kohya_lora(folder / "kohya.safetensors")}
 
 
-def _image(executor: Session, **inputs: object) -> object:
-    return pixels(succeeded(run_nodes(executor, {"g": generate(**inputs)}))["g.image"])
+def _image(session: Session, **inputs: object) -> object:
+    return pixels(succeeded(run_nodes(session, {"g": generate(**inputs)}))["g.image"])
 
 
 def test_lora_changes_the_output_scales_with_weight_and_is_removed(image_executor: Session,

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.errors import GraphValidationError
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Image
 from tests.nodes.image_support import draw_picture, image_executor, pixels, run_nodes, succeeded
@@ -43,16 +43,16 @@ def test_load_keys_on_file_content_and_finds_graph_assets(tmp_path: Path) -> Non
     picture = library / "assets" / "pic.png"
     draw_picture(32).save(picture)
     cache = ResultCache(tmp_path / "cache")
-    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([library])), cache, data_dir=tmp_path)
+    session = Session(GraphEnv(Registry.discover(), GraphLibrary([library])), cache, data_dir=tmp_path)
     nodes = {"img": {"type": "image.load", "inputs": {"path": "assets/pic.png"}},
              "big": {"type": "image.resize", "inputs": {"image": {"from": "img.image"}, "scale": 2.0}}}
     try:
-        first = succeeded(run_nodes(executor, nodes))
+        first = succeeded(run_nodes(session, nodes))
         assert tuple(first["big.image"].tensor.shape) == (1, 3, 64, 64)
-        assert run_nodes(executor, nodes).record.nodes["img"].status == "cached"
+        assert run_nodes(session, nodes).record.nodes["img"].status == "cached"
         draw_picture(48).save(picture)
         events: list[Event] = []
-        changed = succeeded(run_nodes(executor, nodes, events=events))
+        changed = succeeded(run_nodes(session, nodes, events=events))
         assert tuple(changed["big.image"].tensor.shape) == (1, 3, 96, 96)
         assert {e.node for e in events if e.kind == "node.finished"} == {"img", "big"}
     finally:
@@ -102,13 +102,13 @@ def test_save_always_runs_numbers_files_and_embeds_the_run(tmp_path: Path, solid
     from PIL import Image as PILImage
 
     cache = ResultCache(tmp_path / "cache")
-    executor = Session(GraphEnv(Registry.discover(), GraphLibrary([])), cache, data_dir=tmp_path)
+    session = Session(GraphEnv(Registry.discover(), GraphLibrary([])), cache, data_dir=tmp_path)
     nodes = {"img": solid((0, 128, 255), 8, 8),
              "save": {"type": "image.save", "inputs": {"image": {"from": "img.image"}, "name": "blue",
                                                        "folder": str(tmp_path / "out")}}}
     try:
-        first = succeeded(run_nodes(executor, nodes))
-        second = run_nodes(executor, nodes)
+        first = succeeded(run_nodes(session, nodes))
+        second = run_nodes(session, nodes)
         assert second.record.nodes["img"].status == "cached" and second.record.nodes["save"].status == "succeeded"
     finally:
         cache.close()
@@ -118,7 +118,7 @@ def test_save_always_runs_numbers_files_and_embeds_the_run(tmp_path: Path, solid
         assert json.loads(saved.text["nodeforge.run"]) == {"id": second.record.id, "node": "save"}
         assert saved.getpixel((0, 0)) == (0, 128, 255)
     with pytest.raises(GraphValidationError, match="is not a plain file name prefix"):
-        run_nodes(executor, {"img": nodes["img"], "save": {"type": "image.save", "inputs": {
+        run_nodes(session, {"img": nodes["img"], "save": {"type": "image.save", "inputs": {
             "image": {"from": "img.image"}, "name": "../escape"}}})
 
 
@@ -191,7 +191,7 @@ def test_caption_with_and_without_prompt(image_executor: Session, solid: Callabl
 
 
 def test_load_takes_an_uploaded_artifact_id(image_executor: Session) -> None:
-    from nodeforge.engine.artifacts import artifact_files, new_artifact_id
+    from nodeforge.engine.artifact_paths import artifact_files, new_artifact_id
 
     artifact = new_artifact_id()
     folder = artifact_files(image_executor.data_dir)

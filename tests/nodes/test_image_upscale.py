@@ -24,9 +24,9 @@ UPSCALE = parse_document({"inputs": {"picture": {"type": "image"}, "model": {"ty
                           "outputs": {"big": {"from": "up.image"}}})
 
 
-def upscaled(executor: Session, picture: Image, model: str, tile: int = 0,
+def upscaled(session: Session, picture: Image, model: str, tile: int = 0,
              events: list[Event] | None = None) -> Any:
-    result = executor.run(UPSCALE, {"picture": picture, "model": model, "tile": tile},
+    result = session.run(UPSCALE, {"picture": picture, "model": model, "tile": tile},
                           listener=events.append if events is not None else None)
     return succeeded(result)["big"].tensor
 

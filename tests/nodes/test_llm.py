@@ -35,9 +35,9 @@ def one_node(inputs: dict[str, Any]) -> Any:
                            "outputs": {"text": {"from": "llm.text"}}})
 
 
-def test_tokens_stream_as_progress_events_before_the_node_finishes(executor: Session) -> None:
+def test_tokens_stream_as_progress_events_before_the_node_finishes(session: Session) -> None:
     events: list[Event] = []
-    result = executor.run(one_node({"prompt": "Tell me about foxes", "system": "Be brief.", "max_new_tokens": 12,
+    result = session.run(one_node({"prompt": "Tell me about foxes", "system": "Be brief.", "max_new_tokens": 12,
                                     "temperature": 0.8, "seed": 5}), listener=events.append)
     assert result.record.status == "succeeded", result.record.error
     kinds = [(e.kind, e.step) for e in events if e.node == "llm"]
@@ -51,11 +51,11 @@ def test_tokens_stream_as_progress_events_before_the_node_finishes(executor: Ses
     assert max(len(e.delta or "") for e in progress) < len(result.values["text"])
 
 
-def test_usage_counts_the_tokenizers_tokens_of_prompt_and_text(executor: Session, tiny_lm: CausalLM) -> None:
+def test_usage_counts_the_tokenizers_tokens_of_prompt_and_text(session: Session, tiny_lm: CausalLM) -> None:
     document = parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
         "prompt": "Tell me about foxes", "system": "Be brief.", "max_new_tokens": 12, "temperature": 0}}},
         "outputs": {"text": {"from": "llm.text"}, "usage": {"from": "llm.usage"}}})
-    result = executor.run(document)
+    result = session.run(document)
     assert result.record.status == "succeeded", result.record.error
     usage, text = result.values["usage"], result.values["text"]
     tokenizer = tiny_lm.tokenizer
@@ -102,26 +102,26 @@ def test_stop_string_ends_the_text_and_is_never_streamed(tiny_lm: CausalLM) -> N
     assert "".join(streamed) == cut.text
 
 
-def test_prompt_longer_than_the_context_fails_naming_the_input(executor: Session) -> None:
-    result = executor.run(one_node({"prompt": "fox " * 1500, "max_new_tokens": 4, "seed": 1}))
+def test_prompt_longer_than_the_context_fails_naming_the_input(session: Session) -> None:
+    result = session.run(one_node({"prompt": "fox " * 1500, "max_new_tokens": 4, "seed": 1}))
     node = result.record.nodes["llm"]
     assert node.status == "failed"
     assert "input 'prompt'" in node.error and "1024 tokens of context" in node.error
     assert "Traceback" not in node.error
 
 
-def test_token_budget_cut_to_the_context_with_a_warning(executor: Session) -> None:
+def test_token_budget_cut_to_the_context_with_a_warning(session: Session) -> None:
     events: list[Event] = []
-    result = executor.run(one_node({"prompt": "fox " * 900, "max_new_tokens": 250, "temperature": 0, "seed": 1}),
+    result = session.run(one_node({"prompt": "fox " * 900, "max_new_tokens": 250, "temperature": 0, "seed": 1}),
                           listener=events.append)
     assert result.record.status == "succeeded"
     warnings = [e.text for e in events if e.kind == "node.warning"]
     assert any("max_new_tokens cut from 250" in (w or "") for w in warnings), warnings
 
 
-def test_bad_literals_are_reported_before_anything_runs(executor: Session) -> None:
+def test_bad_literals_are_reported_before_anything_runs(session: Session) -> None:
     with pytest.raises(GraphValidationError) as caught:
-        executor.run(parse_document({"nodes": {
+        session.run(parse_document({"nodes": {
             "a": {"type": "llm.generate", "inputs": {"prompt": "x", "max_new_tokens": 1024}},
             "b": {"type": "llm.generate", "inputs": {"prompt": "x", "model": "tiny/wan"}},
             "c": {"type": "llm.generate", "inputs": {"prompt": "x", "model": "openai:"}},
@@ -178,9 +178,9 @@ def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     thread.join()
 
 
-def test_openai_model_streams_from_a_compatible_server(executor: Session, openai_server: str) -> None:
+def test_openai_model_streams_from_a_compatible_server(session: Session, openai_server: str) -> None:
     events: list[Event] = []
-    result = executor.run(one_node({"prompt": "foxes?", "system": "be brief", "model": "openai:gpt-test",
+    result = session.run(one_node({"prompt": "foxes?", "system": "be brief", "model": "openai:gpt-test",
                                     "max_new_tokens": 30, "temperature": 0.2, "seed": 9, "stop": ["END"]}),
                           listener=events.append)
     assert result.values["text"] == "Foxes are clever."
@@ -192,9 +192,9 @@ def test_openai_model_streams_from_a_compatible_server(executor: Session, openai
     assert sent["stream_options"] == {"include_usage": True}
 
 
-def test_openai_usage_is_the_servers_count_or_null_when_it_sends_none(executor: Session, openai_server: str) -> None:
+def test_openai_usage_is_the_servers_count_or_null_when_it_sends_none(session: Session, openai_server: str) -> None:
     def usage(model: str) -> dict[str, Any]:
-        result = executor.run(parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
+        result = session.run(parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
             "prompt": "foxes?", "model": model}}}, "outputs": {"usage": {"from": "llm.usage"}}}))
         assert result.record.status == "succeeded", result.record.error
         return result.values["usage"]
@@ -226,7 +226,7 @@ def test_openai_unreachable_server_says_where_it_tried(monkeypatch: pytest.Monke
         chat_completion("m", chat_messages("x"), GenerateOptions(), data_dir=data_dir)
 
 
-def test_cancel_stops_generation_between_tokens(executor: Session) -> None:
+def test_cancel_stops_generation_between_tokens(session: Session) -> None:
     cancel = threading.Event()
     steps: list[int] = []
 
@@ -236,17 +236,17 @@ def test_cancel_stops_generation_between_tokens(executor: Session) -> None:
             if event.step == 3:
                 cancel.set()
 
-    result = executor.run(one_node({"prompt": "go on", "max_new_tokens": 64, "temperature": 0.8, "seed": 2}),
+    result = session.run(one_node({"prompt": "go on", "max_new_tokens": 64, "temperature": 0.8, "seed": 2}),
                           listener=listen, cancel=cancel)
     assert result.record.status == "cancelled"
     assert result.record.nodes["llm"].status == "cancelled"
     assert max(steps) == 3
 
 
-def test_a_new_node_with_its_defaults_validates_on_the_default_model(executor: Session) -> None:
-    from nodeforge.engine.graph import validate
+def test_a_new_node_with_its_defaults_validates_on_the_default_model(session: Session) -> None:
+    from nodeforge.engine.compiler import validate
 
-    assert validate(one_node({"prompt": "hello"}), executor.env) == []
+    assert validate(one_node({"prompt": "hello"}), session.env) == []
 
 
 def test_earlier_turns_go_into_the_prompt_in_order(tmp_path: Path, tiny_lm: CausalLM) -> None:
@@ -269,11 +269,11 @@ def test_earlier_turns_go_into_the_prompt_in_order(tmp_path: Path, tiny_lm: Caus
 def test_bad_turns_fail_on_messages_before_generating(messages: object, system: str, reason: str) -> None:
     """A list of objects arrives as a list binding (items may be links), so the turns are checked when the node
     runs, before its model is loaded; a value that is no list at all is refused while validating."""
+    from nodeforge.engine.compiler import GraphEnv
     from nodeforge.engine.document import parse_document
     from nodeforge.engine.errors import GraphValidationError
-    from nodeforge.engine.graph import GraphEnv
-    from nodeforge.engine.library import GraphLibrary
     from nodeforge.engine.registry import Registry
+    from nodeforge.engine.saved_graphs import GraphLibrary
     from nodeforge.engine.session import Session
 
     def document(value: object) -> Any:
@@ -290,18 +290,18 @@ def test_bad_turns_fail_on_messages_before_generating(messages: object, system: 
     assert "input 'messages'" in error and reason in error
 
 
-def test_an_empty_prompt_answers_the_turns_as_they_stand(executor: Session, tiny_lm: CausalLM) -> None:
+def test_an_empty_prompt_answers_the_turns_as_they_stand(session: Session, tiny_lm: CausalLM) -> None:
     """A chat client sends the whole conversation, its last turn included: no turn is added to it."""
     turns = [{"role": "system", "content": "the rules"}, {"role": "user", "content": "the question"},
              {"role": "assistant", "content": "the answer"}, {"role": "user", "content": "the follow-up"}]
     assert chat_messages("", "", turns) == turns
-    result = executor.run(parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
+    result = session.run(parse_document({"nodes": {"llm": {"type": "llm.generate", "inputs": {
         "prompt": "", "messages": turns, "max_new_tokens": 4, "temperature": 0}}},
         "outputs": {"text": {"from": "llm.text"}, "usage": {"from": "llm.usage"}}}))
     assert result.record.status == "succeeded", result.record.error
     alone = generate(tiny_lm, turns, GenerateOptions(max_new_tokens=4, temperature=0))
     assert (result.values["text"], result.values["usage"]["prompt_tokens"]) == (alone.text, alone.prompt_tokens)
-    empty = executor.run(one_node({"prompt": " "})).record
+    empty = session.run(one_node({"prompt": " "})).record
     assert empty.status == "failed" and "the prompt is empty" in (empty.nodes["llm"].error or "")
 
 
@@ -313,7 +313,7 @@ def test_no_token_budget_generates_until_the_context_is_full(tiny_lm: CausalLM) 
     assert warnings == [], "nothing was cut: no budget was asked for"
 
 
-def test_no_token_budget_leaves_max_tokens_to_the_server(executor: Session, openai_server: str) -> None:
-    result = executor.run(one_node({"prompt": "foxes?", "model": "openai:gpt-test", "max_new_tokens": 0}))
+def test_no_token_budget_leaves_max_tokens_to_the_server(session: Session, openai_server: str) -> None:
+    result = session.run(one_node({"prompt": "foxes?", "model": "openai:gpt-test", "max_new_tokens": 0}))
     assert result.record.status == "succeeded", result.record.error
     assert "max_tokens" not in _FakeOpenAI.requests[-1]

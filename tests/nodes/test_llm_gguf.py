@@ -19,8 +19,8 @@ from nodeforge.engine.session import Session
 from nodeforge.nodes.llm import load_causal_lm
 from nodeforge.nodes.models import build_resolver, gguf_llm
 from nodeforge.nodes.models.cli import inventory
-from nodeforge.nodes.models.media import package_folder
 from nodeforge.nodes.models.store import STAMP
+from nodeforge.nodes.models.tiny_media import package_folder
 from tests.support.english import assert_english_answer
 
 pytest.importorskip("gguf")
@@ -50,8 +50,8 @@ def folder_identity(folder: Path) -> tuple[int, int, int]:
     return folder.stat().st_ino, weights.stat().st_ino, weights.stat().st_mtime_ns
 
 
-def test_the_shipped_model_answers_a_factual_question_in_english(executor: Session, shared_models: Path) -> None:
-    result = executor.run(ask(MODEL))
+def test_the_shipped_model_answers_a_factual_question_in_english(session: Session, shared_models: Path) -> None:
+    result = session.run(ask(MODEL))
     assert result.record.status == "succeeded", result.record.error
     assert_english_answer(result.values["text"], "Paris")
     usage = result.values["usage"]
@@ -84,11 +84,11 @@ def test_nodeforge_models_shows_the_converted_shipped_model(data_dir: Path, shar
     assert entry["path"] == str(shared_models / gguf_llm.SHIPPED_CACHE) and entry["bytes"] > 200_000_000
 
 
-def test_a_users_gguf_file_loads_by_path(executor: Session, tmp_path: Path, shared_models: Path) -> None:
+def test_a_users_gguf_file_loads_by_path(session: Session, tmp_path: Path, shared_models: Path) -> None:
     mine = tmp_path / "downloads" / "my-smol.gguf"
     mine.parent.mkdir()
     shutil.copy2(shipped_gguf(), mine)
-    result = executor.run(ask(str(mine)))
+    result = session.run(ask(str(mine)))
     assert result.record.status == "succeeded", result.record.error
     assert_english_answer(result.values["text"], "Paris")
     assert result.values["usage"]["context_length"] == 8192
@@ -114,8 +114,8 @@ def test_an_edited_gguf_file_converts_into_a_new_folder(tmp_path: Path, shared_m
     assert linked.name.startswith("model-") and stamp["gguf"] == str(mine)
 
 
-def failed_on_model(executor: Session, model: str) -> str:
-    result = executor.run(ask(model))
+def failed_on_model(session: Session, model: str) -> str:
+    result = session.run(ask(model))
     node = result.record.nodes["llm"]
     assert result.record.status == "failed" and node.status == "failed"
     assert node.error.startswith("node 'llm' (llm.generate), input 'model': "), node.error
@@ -123,24 +123,24 @@ def failed_on_model(executor: Session, model: str) -> str:
     return node.error
 
 
-def test_a_file_that_is_not_gguf_is_a_clear_error(executor: Session, tmp_path: Path, shared_models: Path) -> None:
+def test_a_file_that_is_not_gguf_is_a_clear_error(session: Session, tmp_path: Path, shared_models: Path) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"<html>404 Not Found</html>" * 40)
-    error = failed_on_model(executor, str(broken))
+    error = failed_on_model(session, str(broken))
     assert "broken.gguf is not a GGUF file" in error
     assert not list((shared_models / "gguf").glob("broken-*"))
 
 
-def test_a_truncated_gguf_is_a_clear_error(executor: Session, tmp_path: Path, shared_models: Path) -> None:
+def test_a_truncated_gguf_is_a_clear_error(session: Session, tmp_path: Path, shared_models: Path) -> None:
     cut = tmp_path / "cut.gguf"
     with shipped_gguf().open("rb") as source:
         cut.write_bytes(source.read(300_000))  # inside the vocabulary: the download stopped early
-    error = failed_on_model(executor, str(cut))
+    error = failed_on_model(session, str(cut))
     assert "cut.gguf is truncated or corrupt" in error
     assert not list((shared_models / "gguf").glob("cut-*"))
 
 
-def test_a_gguf_of_an_image_model_names_its_architecture(executor: Session, tmp_path: Path,
+def test_a_gguf_of_an_image_model_names_its_architecture(session: Session, tmp_path: Path,
                                                          shared_models: Path) -> None:
     import gguf
     import numpy as np
@@ -152,7 +152,7 @@ def test_a_gguf_of_an_image_model_names_its_architecture(executor: Session, tmp_
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    error = failed_on_model(executor, str(flux))
+    error = failed_on_model(session, str(flux))
     assert "flux1-dev-Q8_0.gguf is a GGUF of architecture 'flux'" in error
     assert "not a language model transformers can load" in error and "llama" in error
     assert "the transformer component of an image model" in error

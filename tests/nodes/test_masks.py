@@ -16,7 +16,7 @@ from tests.nodes.image_support import draw_picture, image_executor, pixels, run_
 __all__ = ["image_executor"]
 
 
-def run_on(executor: Session, nodes: dict[str, Any], outputs: tuple[str, ...] = (), **values: Image) -> RunResult:
+def run_on(session: Session, nodes: dict[str, Any], outputs: tuple[str, ...] = (), **values: Image) -> RunResult:
     """Run ``nodes`` with the given values as graph inputs. A graph input cannot be a mask, so each Mask value
     ``name`` comes in as a one-channel image and a node ``name`` (mask.from_image, which passes one channel through
     unchanged) makes it a mask: link ``{"from": "<name>.mask"}``. Values are keyed ``node.port``: of the nodes nothing
@@ -28,7 +28,7 @@ def run_on(executor: Session, nodes: dict[str, Any], outputs: tuple[str, ...] = 
     document: dict[str, Any] = {"inputs": inputs, "nodes": {**sources, **nodes}}
     if outputs:
         document["outputs"] = {source.replace(".", "_"): {"from": source} for source in outputs}
-    result = executor.run(parse_document(document), pictures)
+    result = session.run(parse_document(document), pictures)
     for source in outputs:
         result.values.setdefault(source, result.values.get(source.replace(".", "_")))
     return result

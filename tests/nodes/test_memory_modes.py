@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.memory_modes import parse_memory_modes
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import RunResult, Session
 from tests.nodes.image_support import generate, pixels, psnr
 
@@ -40,15 +40,15 @@ def env(shared_models_dir: Path) -> Iterator[GraphEnv]:
         yield GraphEnv(Registry.discover(), GraphLibrary([]))
 
 
-def session(env: GraphEnv, budget: int, mode: str = "auto") -> Session:
+def session_on(env: GraphEnv, budget: int, mode: str = "auto") -> Session:
     """A session on one virtual device with this budget and memory mode (each loads its models afresh)."""
     manager = ModelManager({DEVICE: budget}, memory=parse_memory_modes(mode, [DEVICE]))
     return Session(env, ResultCache(None), devices=[DEVICE], workers=1, models=manager)
 
 
-def run(executor: Session, node: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def run(session: Session, node: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The picture and the node's record (as JSON) of a one-node graph."""
-    result: RunResult = executor.run(parse_document({"nodes": {"img": node}, "outputs": {"image": {"from":
+    result: RunResult = session.run(parse_document({"nodes": {"img": node}, "outputs": {"image": {"from":
                                                                                                 "img.image"}}}))
     record = result.record.to_json()["nodes"]["img"]
     assert result.record.status == "succeeded", record["error"]
@@ -60,7 +60,7 @@ def sizes(env: GraphEnv) -> dict[str, dict[str, Any]]:
     """Each tiny model's plan with room to spare: its total bytes, largest component and pixels in gpu mode."""
     found = {}
     for model in ("tiny/sd", "tiny/flux"):
-        image, record = run(session(env, 1 << 30, "gpu"), generate(model))
+        image, record = run(session_on(env, 1 << 30, "gpu"), generate(model))
         found[model] = {**record["details"]["memory"], "pixels": pixels(image), "image": image}
     return found
 
@@ -72,7 +72,7 @@ def test_auto_picks_gpu_offload_or_sequential_from_size_and_budget(env: GraphEnv
     budgets = {"gpu": int(total / 0.8) + MB, "offload": int((largest + total) / 2 / 0.8),
                "sequential": int(largest / 0.8) - 1}
     for expected, budget in budgets.items():
-        image, record = run(session(env, budget), generate(model))
+        image, record = run(session_on(env, budget), generate(model))
         memory = record["details"]["memory"]
         assert (memory["mode"], memory["asked"], memory["budget"]) == (expected, "auto", budget)
         assert (memory["model_bytes"], memory["largest_bytes"]) == (total, largest)
@@ -94,7 +94,7 @@ def test_offload_and_sequential_make_the_gpu_pixels(env: GraphEnv, sizes, model:
                                                     tolerance: float) -> None:
     """Exact, except Flux under model offload: its float32 output moves in the last bits (3.6e-7 measured, a
     thousandth of one 8-bit step) because accelerate's hooks run it on the device ``cpu:0`` rather than ``cpu``."""
-    image, record = run(session(env, 1 << 30, mode), generate(model))
+    image, record = run(session_on(env, 1 << 30, mode), generate(model))
     assert record["details"]["memory"]["mode"] == mode
     assert record["details"]["memory"]["vae"]["tiling"] is False
     assert gap(image, sizes[model]["image"]) <= tolerance
@@ -118,23 +118,24 @@ def test_offloaded_image_to_image_equals_gpu(env: GraphEnv, mode: str) -> None:
                                                                 "strength": 0.5, "seed": 3,
                                                                 "image": {"input": "start"}}}}})
 
-    def transformed(executor: Session, expected: str) -> Any:
-        result = executor.run(graph, {"start": start})
+    def transformed(session: Session, expected: str) -> Any:
+        result = session.run(graph, {"start": start})
         assert result.record.status == "succeeded", result.record.error
         assert result.record.nodes["img"].details["memory"]["mode"] == expected
         return pixels(result.values["image"])
 
-    assert (transformed(session(env, 1 << 30, mode), mode) == transformed(session(env, 1 << 30, "gpu"), "gpu")).all()
+    in_mode = transformed(session_on(env, 1 << 30, mode), mode)
+    assert (in_mode == transformed(session_on(env, 1 << 30, "gpu"), "gpu")).all()
 
 
 def test_offloaded_pipeline_is_accounted_by_what_it_keeps_on_the_device(env: GraphEnv, sizes) -> None:
-    executor = session(env, 1 << 30, "offload")
-    run(executor, generate("tiny/sd"))
-    ledger = executor.models.devices[DEVICE]
+    session = session_on(env, 1 << 30, "offload")
+    run(session, generate("tiny/sd"))
+    ledger = session.models.devices[DEVICE]
     [entry] = ledger.resident.values()
     assert entry.nbytes == sizes["tiny/sd"]["largest_bytes"] < sizes["tiny/sd"]["model_bytes"]
     assert entry.movable is False  # its hooks are bound to this device: dropped under pressure, never parked
-    gpu = session(env, 1 << 30, "gpu")
+    gpu = session_on(env, 1 << 30, "gpu")
     run(gpu, generate("tiny/sd"))
     [whole] = gpu.models.devices[DEVICE].resident.values()
     assert whole.nbytes == sizes["tiny/sd"]["model_bytes"] and whole.movable is True
@@ -144,15 +145,15 @@ def test_large_picture_on_a_small_budget_decodes_tiled_and_says_so(env: GraphEnv
     """128 px on tiny/sd: the decode estimate (3 maps x 128 x 128 x 64 channels x 4 bytes = 12 MiB) exceeds what a
     budget of model + 4 MiB leaves free, so the VAE tiles (its tiles are 64 px); with room, it does not."""
     budget = sizes["tiny/sd"]["model_bytes"] + 4 * MB
-    executor = session(env, budget)
-    tiled, record = run(executor, generate("tiny/sd", width=128, height=128))
+    session = session_on(env, budget)
+    tiled, record = run(session, generate("tiny/sd", width=128, height=128))
     vae = record["details"]["memory"]["vae"]
     assert record["details"]["memory"]["mode"] == "gpu"
     assert vae == {"width": 128, "height": 128, "batch": 1, "frames": 1, "decode_bytes": 3 * 128 * 128 * 64 * 4,
                    "free": budget - sizes["tiny/sd"]["model_bytes"], "slicing": False, "tiling": True}
-    [entry] = executor.models.devices[DEVICE].resident.values()
+    [entry] = session.models.devices[DEVICE].resident.values()
     assert entry.model.pipe.vae.use_tiling is False  # switched on for that call only
-    whole, roomy = run(session(env, 1 << 30), generate("tiny/sd", width=128, height=128))
+    whole, roomy = run(session_on(env, 1 << 30), generate("tiny/sd", width=128, height=128))
     assert roomy["details"]["memory"]["vae"]["tiling"] is False
     assert not (pixels(tiled) == pixels(whole)).all()  # tiles blend at their seams: the decode really was tiled
     assert psnr(tiled.tensor, whole.tensor) > 20
@@ -161,16 +162,16 @@ def test_large_picture_on_a_small_budget_decodes_tiled_and_says_so(env: GraphEnv
 def test_a_batch_that_does_not_fit_decodes_one_picture_at_a_time(env: GraphEnv, sizes) -> None:
     one = 3 * 64 * 64 * 64 * 4
     budget = sizes["tiny/sd"]["model_bytes"] + int(1.5 * one)
-    sliced, record = run(session(env, budget), generate("tiny/sd", count=2))
+    sliced, record = run(session_on(env, budget), generate("tiny/sd", count=2))
     vae = record["details"]["memory"]["vae"]
     assert (vae["batch"], vae["decode_bytes"], vae["slicing"], vae["tiling"]) == (2, 2 * one, True, False)
-    whole, roomy = run(session(env, 1 << 30), generate("tiny/sd", count=2))
+    whole, roomy = run(session_on(env, 1 << 30), generate("tiny/sd", count=2))
     assert roomy["details"]["memory"]["vae"]["slicing"] is False
     assert psnr(sliced.tensor, whole.tensor) > 60  # the same decode, one picture at a time
 
 
 def test_fp8_storage_shrinks_the_denoiser_and_keeps_the_picture_close(env: GraphEnv, sizes) -> None:
-    image, record = run(session(env, 1 << 30, "gpu+fp8"), generate("tiny/sd"))
+    image, record = run(session_on(env, 1 << 30, "gpu+fp8"), generate("tiny/sd"))
     memory = record["details"]["memory"]
     assert (memory["asked"], memory["mode"], memory["fp8"]) == ("gpu+fp8", "gpu", ["unet"])
     assert memory["model_bytes"] < sizes["tiny/sd"]["model_bytes"]  # the UNet's fp32 weights now take one byte
@@ -188,7 +189,7 @@ def test_video_generate_offloaded_makes_the_same_frames_and_records_its_plan(env
     graph = parse_document({"nodes": {"gen": node}, "outputs": {"video": {"from": "gen.video"}}})
     frames = {}
     for mode in ("gpu", "offload"):
-        result = session(env, 1 << 30, mode).run(graph)
+        result = session_on(env, 1 << 30, mode).run(graph)
         assert result.record.status == "succeeded", result.record.error
         memory = result.record.nodes["gen"].details["memory"]
         assert (memory["mode"], memory["vae"]["frames"], memory["vae"]["tiling"]) == (mode, 4, False)

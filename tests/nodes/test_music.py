@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import load_document, parse_document
 from nodeforge.engine.errors import GraphValidationError
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
-from nodeforge.engine.media import read_video, read_wav
+from nodeforge.engine.media_io import read_video, read_wav
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Audio
 from tests.nodes.media_support import media_executor, run_nodes, sine
@@ -30,8 +30,8 @@ def music(**inputs: Any) -> dict[str, Any]:
                                               "seed": 1, **inputs}}
 
 
-def make(executor: Session, events: list[Event] | None = None, **inputs: Any) -> Audio:
-    result = run_nodes(executor, {"tune": music(**inputs)}, {"audio": "tune.audio"}, events=events)
+def make(session: Session, events: list[Event] | None = None, **inputs: Any) -> Audio:
+    result = run_nodes(session, {"tune": music(**inputs)}, {"audio": "tune.audio"}, events=events)
     assert result.record.status == "succeeded", result.record.error
     audio: Audio = result.values["audio"]
     return audio

@@ -18,11 +18,11 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
+from nodeforge.engine.compiler import validate
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.graph import validate
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Audio
-from nodeforge.nodes.openai_media import read_wav_bytes, wav_bytes
+from nodeforge.nodes.openai_media_backend import read_wav_bytes, wav_bytes
 
 
 def _png(size: tuple[int, int]) -> str:
@@ -92,8 +92,8 @@ def _one(node_type: str, inputs: dict[str, Any], output: str) -> Any:
                            "outputs": {output: {"from": f"n.{output}"}}})
 
 
-def test_images_request_and_batch(executor: Session, stand: str) -> None:
-    result = executor.run(_one("image.generate", {"prompt": "a fox", "model": "openai:pictures", "width": 48,
+def test_images_request_and_batch(session: Session, stand: str) -> None:
+    result = session.run(_one("image.generate", {"prompt": "a fox", "model": "openai:pictures", "width": 48,
                                                   "height": 32, "count": 2, "seed": 4, "steps": 3}, "image"))
     assert result.record.status == "succeeded", result.record.error
     image = result.values["image"]
@@ -105,8 +105,8 @@ def test_images_request_and_batch(executor: Session, stand: str) -> None:
                                         "response_format": "b64_json", "seed": 4, "steps": 3, "guidance_scale": 0.0}
 
 
-def test_speech_and_transcription_requests(executor: Session, stand: str) -> None:
-    spoken = executor.run(_one("audio.speech", {"text": "Hi there.", "model": "openai:voice", "speed": 1.5},
+def test_speech_and_transcription_requests(session: Session, stand: str) -> None:
+    spoken = session.run(_one("audio.speech", {"text": "Hi there.", "model": "openai:voice", "speed": 1.5},
                                "audio"))
     assert spoken.record.status == "succeeded", spoken.record.error
     assert spoken.values["audio"].sample_rate == 24000 and spoken.values["audio"].tensor.shape == (1, 6000)
@@ -117,7 +117,7 @@ def test_speech_and_transcription_requests(executor: Session, stand: str) -> Non
         "heard": {"type": "audio.transcribe", "inputs": {"audio": {"from": "voice.audio"}, "model": "openai:asr",
                                                          "language": "EN"}}},
         "outputs": {"text": {"from": "heard.text"}}})
-    heard = executor.run(graph)
+    heard = session.run(graph)
     assert heard.record.status == "succeeded", heard.record.error
     assert heard.values["text"] == "a transcript"
     sent = _Stand.requests[-1]
@@ -141,31 +141,31 @@ def test_speech_and_transcription_requests(executor: Session, stand: str) -> Non
     ("audio.speech", {"text": "Hi.", "model": "openai:json-voice"}, "audio",
      'sent application/json where audio was expected: {"ok": true}'),
 ])
-def test_wrong_answers_are_errors_on_model(executor: Session, stand: str, node_type: str, inputs: dict[str, Any],
+def test_wrong_answers_are_errors_on_model(session: Session, stand: str, node_type: str, inputs: dict[str, Any],
                                            output: str, message: str) -> None:
-    result = executor.run(_one(node_type, inputs, output))
+    result = session.run(_one(node_type, inputs, output))
     assert result.record.status == "failed"
     error = result.record.nodes["n"].error or ""
     assert error.startswith(f"node 'n' ({node_type}), input 'model': ") and message in error, error
 
 
-def test_static_checks_of_openai_models(executor: Session) -> None:
+def test_static_checks_of_openai_models(session: Session) -> None:
     issues = validate(_one("image.generate", {"prompt": "x", "model": "openai: ", "width": 60, "height": 64,
                                               "loras": [{"model": "style.safetensors", "weight": 1.0}]}, "image"),
-                      executor.env)
+                      session.env)
     found = {(issue.node, issue.input) for issue in issues}
     assert found == {("n", "model"), ("n", "loras")}, "width 60 is the server's business, a LoRA is not"
     assert validate(_one("image.generate", {"prompt": "x", "model": "openai:dall-e-3", "width": 1792,
-                                            "height": 1024}, "image"), executor.env) == []
+                                            "height": 1024}, "image"), session.env) == []
     assert [(i.input, i.message) for i in validate(_one("audio.speech", {"text": "x", "model": "openai:"}, "audio"),
-                                                   executor.env)] == [
+                                                   session.env)] == [
         ("model", "openai:<model> needs a model name after the colon")]
     assert validate(_one("audio.speech", {"text": "x", "model": "openai:tts-1", "voice": "nova"}, "audio"),
-                    executor.env) == []
+                    session.env) == []
     transcribe = {"audio": {"from": "v.audio"}, "model": "openai:whisper-1"}
     assert validate(parse_document({"nodes": {"v": {"type": "audio.speech", "inputs": {"text": "x"}},
                                               "n": {"type": "audio.transcribe", "inputs": transcribe}}}),
-                    executor.env) == []
+                    session.env) == []
 
 
 def test_a_wav_in_memory_round_trips() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nodeforge.engine.media import read_video, read_wav
+from nodeforge.engine.media_io import read_video, read_wav
 from tests.nodes.media_support import words
 from tests.support.english import dictionary_share
 

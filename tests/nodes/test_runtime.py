@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.errors import NodeError
+from nodeforge.nodes.family_helpers import reading_model
 from nodeforge.nodes.recognition import load_transformers_whisper
-from nodeforge.nodes.runtime import reading_model
 
 
 def test_reading_model_turns_a_library_failure_into_an_error_on_the_model_input(tmp_path: Path) -> None:

@@ -24,11 +24,11 @@ def node(type_id: str, **inputs: Any) -> dict[str, Any]:
     return {"type": type_id, "inputs": inputs}
 
 
-def run_on(executor: Session, nodes: dict[str, Any], events: list[Event] | None = None,
+def run_on(session: Session, nodes: dict[str, Any], events: list[Event] | None = None,
            **pictures: Image) -> RunResult:
     """Run ``nodes`` with the pictures as graph inputs of type image."""
     document = parse_document({"inputs": {name: {"type": "image"} for name in pictures}, "nodes": nodes})
-    return executor.run(document, pictures, listener=events.append if events is not None else None)
+    return session.run(document, pictures, listener=events.append if events is not None else None)
 
 
 def pictures() -> Image:
@@ -100,7 +100,7 @@ def test_clip_refuses_an_empty_text_and_other_families(image_executor: Session) 
 
 
 def test_default_models_validate_without_loading(image_executor: Session) -> None:
-    from nodeforge.engine.graph import validate
+    from nodeforge.engine.compiler import validate
 
     document = parse_document({"inputs": {"picture": {"type": "image"}}, "nodes": {
         "s": node("score.clip", image={"input": "picture"}, text="x"),
@@ -112,10 +112,10 @@ def test_default_models_validate_without_loading(image_executor: Session) -> Non
     assert resolver.local_problem("all-minilm-l6-v2", None) is None, "the wheel is installed: offline"
 
 
-def similarity(executor: Session, pairs: dict[str, tuple[str, str]], events: list[Event] | None = None,
+def similarity(session: Session, pairs: dict[str, tuple[str, str]], events: list[Event] | None = None,
                **inputs: Any) -> dict[str, float]:
     nodes = {name: node("score.text_similarity", a=a, b=b, **inputs) for name, (a, b) in pairs.items()}
-    values = succeeded(run_on(executor, nodes, events))
+    values = succeeded(run_on(session, nodes, events))
     return {name: values[f"{name}.score"] for name in pairs}
 
 

@@ -12,7 +12,7 @@ import pytest
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import GraphValidationError
 from nodeforge.engine.events import Event
-from nodeforge.engine.media import read_video
+from nodeforge.engine.media_io import read_video
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.video_pipelines import FAMILIES
@@ -24,9 +24,9 @@ SMALL = {"prompt": "a red fox running in the snow", "model": "tiny/wan", "frames
          "steps": 3}
 
 
-def generate(executor: Session, listener=None, **inputs) -> tuple[Video, list[Event]]:
+def generate(session: Session, listener=None, **inputs) -> tuple[Video, list[Event]]:
     events: list[Event] = []
-    result = run_nodes(executor, {"gen": {"type": "video.generate", "inputs": {**SMALL, **inputs}}},
+    result = run_nodes(session, {"gen": {"type": "video.generate", "inputs": {**SMALL, **inputs}}},
                        {"video": "gen.video"}, listener=listener or events.append)
     assert result.record.status == "succeeded", result.record.error
     return result.values["video"], events
@@ -198,7 +198,7 @@ def tiny_ltx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     from transformers import T5Config, T5EncoderModel
 
-    from nodeforge.nodes.models.media import t5_tokenizer
+    from nodeforge.nodes.models.tiny_media import t5_tokenizer
 
     folder = tmp_path_factory.mktemp("ltx")
     torch.manual_seed(0)

@@ -17,12 +17,12 @@ import pytest
 import torch
 
 from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.events import Event
 from nodeforge.engine.files import FilePolicy
-from nodeforge.engine.graph import GraphEnv
 from nodeforge.engine.limits import MediaLimits
-from nodeforge.engine.media import read_video, write_mp4
+from nodeforge.engine.media_io import read_video, write_mp4
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Audio, Image, Video
@@ -48,8 +48,8 @@ def write_clip(path: Path, video: Video) -> Path:
     return path
 
 
-def load(executor: Session, path: str, events: list[Event] | None = None) -> Any:
-    return run_nodes(executor, {"load": {"type": "video.load", "inputs": {"path": path}}},
+def load(session: Session, path: str, events: list[Event] | None = None) -> Any:
+    return run_nodes(session, {"load": {"type": "video.load", "inputs": {"path": path}}},
                      {"video": "load.video", "audio": "load.audio"}, events=events)
 
 
@@ -303,7 +303,7 @@ def test_over_the_frame_or_pixel_limit_is_refused_from_the_header(tmp_path: Path
 
 
 def test_missing_and_undecodable_files_name_node_and_input(media_executor: Session, tmp_path: Path) -> None:
-    from nodeforge.engine.media import write_wav
+    from nodeforge.engine.media_io import write_wav
 
     result = load(media_executor, str(tmp_path / "nowhere.mp4"))
     assert result.record.nodes["load"].error == (

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import load_document, parse_document
 from nodeforge.engine.errors import GraphValidationError, NodeError
 from nodeforge.engine.events import Event
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 from nodeforge.nodes.llm import GenerateOptions
 from nodeforge.nodes.models import build_resolver
@@ -49,9 +49,9 @@ def one_node(inputs: dict[str, Any]) -> Any:
     return parse_document({"nodes": nodes, "outputs": {"text": {"from": "ask.text"}, "usage": {"from": "ask.usage"}}})
 
 
-def test_the_answer_streams_as_progress_events_in_order(executor: Session) -> None:
+def test_the_answer_streams_as_progress_events_in_order(session: Session) -> None:
     events: list[Event] = []
-    result = executor.run(one_node({"question": "What is in the picture?", "max_new_tokens": 10}),
+    result = session.run(one_node({"question": "What is in the picture?", "max_new_tokens": 10}),
                           listener=events.append)
     assert result.record.status == "succeeded", result.record.error
     text = result.values["text"]
@@ -107,7 +107,7 @@ def test_two_pictures_go_into_one_question(tiny_vlm: VisionLM) -> None:
     assert two.prompt_tokens - one.prompt_tokens > TILES * IMAGE_SEQ_LEN  # one more picture's tokens and tags
 
 
-def test_a_batch_of_two_pictures_runs_as_one_question_through_the_node(executor: Session,
+def test_a_batch_of_two_pictures_runs_as_one_question_through_the_node(session: Session,
                                                                        tiny_vlm: VisionLM) -> None:
     document = parse_document({"nodes": {
         "gen": {"type": "image.generate", "inputs": {"prompt": "two foxes", "model": "tiny/sd", "count": 2,
@@ -115,7 +115,7 @@ def test_a_batch_of_two_pictures_runs_as_one_question_through_the_node(executor:
         "ask": {"type": "image.ask", "inputs": {"image": {"from": "gen.image"}, "question": "Which is red?",
                                                 "model": "tiny/vlm", "max_new_tokens": 3}},
     }, "outputs": {"pictures": {"from": "gen.image"}, "text": {"from": "ask.text"}, "usage": {"from": "ask.usage"}}})
-    result = executor.run(document)
+    result = session.run(document)
     assert result.record.status == "succeeded", result.record.error
     batch = result.values["pictures"]
     assert batch.batch == 2
@@ -170,39 +170,39 @@ def test_max_new_tokens_bounds_the_answer(tiny_vlm: VisionLM) -> None:
     ({"model": "tiny/llm", "question": "What?"}, "model", "is a llm model; this node takes vlm models"),
     ({"question": "  "}, "question", "the question is empty"),
 ])
-def test_validation_names_the_node_and_input(executor: Session, inputs: dict[str, Any], where: str,
+def test_validation_names_the_node_and_input(session: Session, inputs: dict[str, Any], where: str,
                                              reason: str) -> None:
     with pytest.raises(GraphValidationError) as caught:
-        executor.run(one_node(inputs))
+        session.run(one_node(inputs))
     issues = [(issue.node, issue.input) for issue in caught.value.issues]
     assert ("ask", where) in issues, caught.value.issues
     assert reason in str(caught.value)
 
 
 @pytest.mark.parametrize("name", ["no-such-vlm", "no-org/no-such-vlm"])
-def test_an_unknown_name_or_uncached_hub_id_fails_naming_the_input(executor: Session, name: str) -> None:
-    result = executor.run(one_node({"model": name, "question": "What?"}))
+def test_an_unknown_name_or_uncached_hub_id_fails_naming_the_input(session: Session, name: str) -> None:
+    result = session.run(one_node({"model": name, "question": "What?"}))
     assert result.record.status == "failed"
     error = result.record.nodes["ask"].error or ""
     assert "'model'" in error and name in error, error
 
 
-def test_a_causal_lm_folder_is_not_a_vlm(executor: Session, data_dir: Path) -> None:
+def test_a_causal_lm_folder_is_not_a_vlm(session: Session, data_dir: Path) -> None:
     folder = build_resolver().resolve("tiny/llm", data_dir).path
-    result = executor.run(one_node({"model": str(folder), "question": "What?"}))
+    result = session.run(one_node({"model": str(folder), "question": "What?"}))
     assert result.record.status == "failed"
     error = result.record.nodes["ask"].error or ""
     assert "model" in error and "could not be loaded as a vision-language model: its model failed" in error, error
 
 
-def test_an_empty_linked_question_fails_at_run_time(executor: Session) -> None:
+def test_an_empty_linked_question_fails_at_run_time(session: Session) -> None:
     document = parse_document({
         "inputs": {"q": {"type": "text", "default": ""}},
         "nodes": {"pic": {"type": "image.load", "inputs": {"path": str(ROOT / "graphs/assets/sample.png")}},
                   "ask": {"type": "image.ask", "inputs": {"image": {"from": "pic.image"}, "model": "tiny/vlm",
                                                           "question": {"input": "q"}}}},
         "outputs": {"text": {"from": "ask.text"}}})
-    result = executor.run(document)
+    result = session.run(document)
     assert result.record.status == "failed"
     assert "question" in (result.record.nodes["ask"].error or "")
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from nodeforge.engine.graph import GraphEnv
-from nodeforge.engine.library import GraphLibrary
+from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from tests.support import testnodes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,9 @@ ray = pytest.importorskip("ray", reason="the Ray backend tests need Ray: pip ins
 
 from nodeforge.engine.cache import ResultCache  # noqa: E402
 from nodeforge.engine.cli import main as cli_main  # noqa: E402
+from nodeforge.engine.compiler import GraphEnv  # noqa: E402
 from nodeforge.engine.document import parse_document  # noqa: E402
 from nodeforge.engine.events import Event  # noqa: E402
-from nodeforge.engine.graph import GraphEnv  # noqa: E402
 from nodeforge.engine.ray.driver import RayBackend  # noqa: E402
 from nodeforge.engine.session import RunResult, Session  # noqa: E402
 from nodeforge.engine.values import Image  # noqa: E402
@@ -32,8 +32,8 @@ def ray_executor(env: GraphEnv, backend: RayBackend, cache: ResultCache | None =
     return Session(env, cache or ResultCache(None), workers=4, backend=backend)
 
 
-def run(executor: Session, document: dict[str, Any], events: list[Event] | None = None, **kwargs: Any) -> RunResult:
-    return executor.run(parse_document(document), listener=events.append if events is not None else None, **kwargs)
+def run(session: Session, document: dict[str, Any], events: list[Event] | None = None, **kwargs: Any) -> RunResult:
+    return session.run(parse_document(document), listener=events.append if events is not None else None, **kwargs)
 
 
 def succeeded(result: RunResult) -> RunResult:
@@ -69,9 +69,9 @@ def test_two_branches_run_at_the_same_time_on_two_device_actors(ray_backend: Ray
 
 
 def test_a_node_goes_to_the_actor_that_holds_its_model(ray_backend: RayBackend, ray_env: GraphEnv) -> None:
-    executor = ray_executor(ray_env, ray_backend)
+    session = ray_executor(ray_env, ray_backend)
     (name, meeting), alpha, beta = barrier(), unique("alpha"), unique("beta")
-    warm = succeeded(run(executor, {"nodes": {
+    warm = succeeded(run(session, {"nodes": {
         "a": {"type": "raytest.meet", "inputs": {"model": alpha, "barrier": name}},
         "b": {"type": "raytest.meet", "inputs": {"model": beta, "barrier": name}}}}))
     assert ray.get(meeting.count.remote()) == 2
@@ -84,7 +84,7 @@ def test_a_node_goes_to_the_actor_that_holds_its_model(ray_backend: RayBackend, 
              "n2": {"type": "raytest.meet", "inputs": {"model": alpha, "x": {"from": "n1.value"}}},
              "n3": {"type": "raytest.meet", "inputs": {"model": beta, "x": {"from": "n2.value"}}},
              "n4": {"type": "raytest.meet", "inputs": {"model": alpha, "x": {"from": "n3.value"}}}}
-    again = succeeded(run(executor, {"nodes": chain}, events))
+    again = succeeded(run(session, {"nodes": chain}, events))
     assert [again.record.nodes[n].device for n in chain] == [beta_on, alpha_on, beta_on, alpha_on]
     assert again.values["n4.value"] == 4
     assert total_loads(ray_backend) == loads
@@ -196,13 +196,13 @@ def test_cancelling_stops_a_running_actor_call_and_a_running_task(ray_backend: R
     graph = {"nodes": {"gpu": {"type": "raytest.spin", "inputs": {}},
                        "cpu": {"type": "raytest.spin_cpu", "inputs": {}},
                        "after": {"type": "test.add", "inputs": {"x": {"from": "gpu.value"}}}}}
-    executor = ray_executor(ray_env, ray_backend)
-    result = executor.run(parse_document(graph), listener=listen, cancel=cancel)
+    session = ray_executor(ray_env, ray_backend)
+    result = session.run(parse_document(graph), listener=listen, cancel=cancel)
     assert result.record.status == "cancelled"
     assert {name: node.status for name, node in result.record.nodes.items()} == \
            {"gpu": "cancelled", "cpu": "cancelled", "after": "cancelled"}
     device = result.record.nodes["gpu"].device
-    after = succeeded(run(executor, {"nodes": {"next": {"type": "raytest.meet", "inputs": {"model": unique("m")}}}}))
+    after = succeeded(run(session, {"nodes": {"next": {"type": "raytest.meet", "inputs": {"model": unique("m")}}}}))
     assert after.record.nodes["next"].status == "succeeded" and device in ray_backend.devices
 
 
@@ -303,11 +303,11 @@ def test_killing_a_worker_mid_node_retries_on_the_other_and_completes(ray_backen
     warnings = [event.text or "" for event in events if event.kind == "node.warning"]
     assert len(warnings) == 1 and f"device {killed[0]} failed" in warnings[0] and "died" in warnings[0]
     # The next run starts a worker for the GPU that lost its own.
-    executor = ray_executor(ray_env, ray_backend)
-    assert len(executor.devices) == 2
+    session = ray_executor(ray_env, ray_backend)
+    assert len(session.devices) == 2
     name, meeting = barrier()
     nodes = {node: {"type": "raytest.meet", "inputs": {"model": unique(node), "barrier": name}}
              for node in ("left", "right")}
-    succeeded(run(executor, {"nodes": nodes}))
+    succeeded(run(session, {"nodes": nodes}))
     assert ray.get(meeting.count.remote()) == 2
     assert ray.get(attempts.value.remote()) == 2

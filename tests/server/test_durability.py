@@ -111,16 +111,16 @@ def _store_refuses_writes(monkeypatch, refused: threading.Event) -> None:
     the writer thread runs each write, so whole batches fail and roll back as they would)."""
     import sqlite3
 
-    from nodeforge.server import store
+    from nodeforge.server import run_store
 
-    original = store._run_op
+    original = run_store._run_op
 
     def run_op(db, fn, future):
         if refused.is_set():
             raise sqlite3.OperationalError("database or disk is full")
         return original(db, fn, future)
 
-    monkeypatch.setattr(store, "_run_op", run_op)
+    monkeypatch.setattr(run_store, "_run_op", run_op)
 
 
 def test_a_disk_that_fills_during_a_run_fails_it_and_refuses_submissions_until_space_is_back(
@@ -153,13 +153,13 @@ def test_a_disk_that_fills_during_a_run_fails_it_and_refuses_submissions_until_s
 def test_an_output_the_disk_cannot_take_fails_the_run_naming_it(client: TestClient, monkeypatch) -> None:
     import errno
 
-    from nodeforge.engine import media
+    from nodeforge.engine import media_io
 
     def full(image, path, metadata=None):
         path.write_bytes(b"\x89PNG half")
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(media, "write_png", full)
+    monkeypatch.setattr(media_io, "write_png", full)
     document = {"nodes": {"draw": {"type": "test.picture", "inputs": {"size": 8}}},
                 "outputs": {"picture": {"from": "draw.image"}}}
     run_id = client.post("/api/runs", json={"graph": document}).json()["id"]

@@ -33,7 +33,7 @@ def png_header(width: int, height: int) -> bytes:
 def mp4_bytes(frames: int, folder: Path) -> bytes:
     import torch
 
-    from nodeforge.engine.media import write_mp4
+    from nodeforge.engine.media_io import write_mp4
     from nodeforge.engine.values import Video
 
     path = folder / "clip.mp4"

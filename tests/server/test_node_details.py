@@ -31,7 +31,7 @@ def test_the_run_record_keeps_each_node_memory_choice(settings: Settings, shared
 
 
 def test_an_older_database_gains_the_details_column(tmp_path: Path) -> None:
-    from nodeforge.server.store import RunStore
+    from nodeforge.server.run_store import RunStore
 
     path = tmp_path / "runs.db"
     db = sqlite3.connect(path)

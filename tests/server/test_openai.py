@@ -79,7 +79,7 @@ def test_models_that_cannot_answer(llm_client: TestClient, tmp_path: Path) -> No
     assert llm_client.post("/v1/chat/completions", json={**CHAT, "messages": image}).status_code == 400
 
 
-def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models_dir: Path, executor: Session,
+def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models_dir: Path, session: Session,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     graph = {"nodes": {"local": {"type": "llm.generate", "inputs": {
                  "prompt": "hello there", "system": "be brief", "model": "tiny/llm", "max_new_tokens": 12,
@@ -92,7 +92,7 @@ def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models
         monkeypatch.setenv("NODEFORGE_OPENAI_BASE_URL", f"{live.url}/v1")
         monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", "loop-token")
         events: list = []
-        result = executor.run(parse_document(graph), listener=events.append)
+        result = session.run(parse_document(graph), listener=events.append)
         assert result.record.status == "succeeded", result.record.error
         assert result.values["remote.text"] == result.values["local.text"] != ""
         counts = ("prompt_tokens", "completion_tokens", "total_tokens", "finish_reason")
@@ -101,6 +101,6 @@ def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models
         assert any(e.kind == "node.progress" and e.node == "remote" for e in events)
         monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", "wrong")
         uncached = {"type": "llm.generate", "inputs": {**graph["nodes"]["remote"]["inputs"], "seed": 8}}
-        refused = executor.run(parse_document({"nodes": {"remote": uncached}}))
+        refused = session.run(parse_document({"nodes": {"remote": uncached}}))
         assert refused.record.status == "failed" and "401" in refused.record.error
         assert httpx2.get(f"{live.url}/v1/models").status_code == 401

@@ -175,7 +175,7 @@ def test_transcription_of_pipers_speech(served: Served, spoken: bytes) -> None:
     assert "hello world" in from_flac.text.lower(), "a FLAC upload is decoded to WAV first"
 
 
-def test_a_graph_of_openai_nodes_against_the_server(served: Served, executor: Session,
+def test_a_graph_of_openai_nodes_against_the_server(served: Served, session: Session,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODEFORGE_OPENAI_BASE_URL", f"{served.url}/v1")
     monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", TOKEN)
@@ -187,19 +187,19 @@ def test_a_graph_of_openai_nodes_against_the_server(served: Served, executor: Se
                                                          "model": "openai:whisper-tiny.en"}}},
         "outputs": {"picture": {"from": "picture.image"}, "voice": {"from": "voice.audio"},
                     "heard": {"from": "heard.text"}}}
-    result = executor.run(parse_document(graph))
+    result = session.run(parse_document(graph))
     assert result.record.status == "succeeded", result.record.error
     picture, audio = result.values["picture"], result.values["voice"]
     assert tuple(picture.tensor.shape) == (1, 3, 64, 64) and float(picture.tensor.std()) > 0
     assert audio.sample_rate == 22050 and audio.tensor.shape[0] == 1 and 1.0 < audio.seconds < 4.0
     assert "hello world" in result.values["heard"].lower()
-    local = executor.run(parse_document({"nodes": {"picture": {**graph["nodes"]["picture"], "inputs": {
+    local = session.run(parse_document({"nodes": {"picture": {**graph["nodes"]["picture"], "inputs": {
         **graph["nodes"]["picture"]["inputs"], "model": "tiny/sd"}}}}))
     assert local.values["picture.image"].tensor.sub(picture.tensor).abs().max() < 2 / 255, \
         "the server drew what the local node draws (seed and steps sent), give or take PNG rounding"
 
 
-def test_errors_on_both_sides(served: Served, spoken: bytes, executor: Session,
+def test_errors_on_both_sides(served: Served, spoken: bytes, session: Session,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     client = served.client
     with pytest.raises(openai.NotFoundError) as unknown:
@@ -233,14 +233,14 @@ def test_errors_on_both_sides(served: Served, spoken: bytes, executor: Session,
     monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", TOKEN)
     graph = {"nodes": {"picture": {"type": "image.generate", "inputs": {
         "prompt": "x", "model": "openai:tiny/nothing", "width": 64, "height": 64}}}}
-    failed = executor.run(parse_document(graph))
+    failed = session.run(parse_document(graph))
     assert failed.record.status == "failed"
     error = failed.record.nodes["picture"].error
     assert error.startswith("node 'picture' (image.generate), input 'model': ")
     assert "answered 404 for model 'tiny/nothing'" in error and "unknown tiny model 'tiny/nothing'" in error
     monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", "wrong")
     speech = {"nodes": {"voice": {"type": "audio.speech", "inputs": {"text": "Hi.", "model": "openai:piper-joe"}}}}
-    refused = executor.run(parse_document(speech))
+    refused = session.run(parse_document(speech))
     assert "input 'model'" in refused.record.error and "answered 401" in refused.record.error
 
 
@@ -252,7 +252,7 @@ def test_speech_formats_decode_back_and_uploads_become_16_khz_mono_wavs(tmp_path
 
     from nodeforge.engine.limits import MediaLimits
     from nodeforge.engine.values import Audio
-    from nodeforge.nodes.openai_media import decode_audio, wav_bytes
+    from nodeforge.nodes.openai_media_backend import decode_audio, wav_bytes
     from nodeforge.server.media_audio import AudioFormatError, SoundTooLarge, encode_speech, upload_to_wav
 
     tone = Audio(0.3 * torch.sin(torch.arange(22050) / 22050 * 2 * torch.pi * 330).unsqueeze(0), 22050)

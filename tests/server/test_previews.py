@@ -14,9 +14,9 @@ from PIL import Image as PILImage
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.previews import PreviewPicture
 from nodeforge.server.app import create_app
-from nodeforge.server.artifacts import PREVIEWS_KEPT, ArtifactStore
+from nodeforge.server.artifact_store import PREVIEWS_KEPT, ArtifactStore
+from nodeforge.server.run_store import RunStore
 from nodeforge.server.settings import Settings
-from nodeforge.server.store import RunStore
 from tests.server.support import LiveServer, parse_sse, wait_finished
 
 VIDEO = {"name": "clip", "nodes": {"clip": {"type": "video.generate", "inputs": {

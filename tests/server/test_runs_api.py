@@ -9,8 +9,8 @@ import httpx2
 from starlette.testclient import TestClient
 
 from nodeforge.server.app import create_app
+from nodeforge.server.run_store import NewRun, RunStore
 from nodeforge.server.settings import Settings
-from nodeforge.server.store import NewRun, RunStore
 from tests.server.support import LiveServer, gate_graph, parse_sse, text_graph, wait_finished, wait_for
 
 

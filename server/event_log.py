@@ -15,9 +15,9 @@ from typing import Any
 
 from nodeforge.engine.events import EventData, data_fields
 from nodeforge.engine.record import RunRecord
-from nodeforge.server.hub import EventHub
+from nodeforge.server.event_hub import EventHub
 from nodeforge.server.redact import Redactor
-from nodeforge.server.store import RunStore
+from nodeforge.server.run_store import RunStore
 
 
 class EventLog:

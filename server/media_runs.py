@@ -21,11 +21,11 @@ from starlette.concurrency import run_in_threadpool
 
 from nodeforge.engine.errors import NodeError
 from nodeforge.server.disconnect import Disconnected, unless_gone
-from nodeforge.server.errors import ApiError
-from nodeforge.server.hub import CLOSED
-from nodeforge.server.models import known_models
+from nodeforge.server.error_responses import ApiError
+from nodeforge.server.event_hub import CLOSED
+from nodeforge.server.model_names import known_models
+from nodeforge.server.run_store import QueueFull
 from nodeforge.server.runtime import Invalid
-from nodeforge.server.store import QueueFull
 
 if TYPE_CHECKING:
     from nodeforge.server.runtime import Runtime

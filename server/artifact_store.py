@@ -19,13 +19,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from nodeforge.engine.artifacts import artifact_files, artifact_id_of, find_artifact, new_artifact_id
+from nodeforge.engine.artifact_paths import artifact_files, artifact_id_of, find_artifact, new_artifact_id
 from nodeforge.engine.errors import GraphInputError
 from nodeforge.engine.files import FileAccess, is_within
 from nodeforge.engine.limits import media_problem
 from nodeforge.engine.previews import PreviewPicture
+from nodeforge.server.run_store import Artifact, RunStore
 from nodeforge.server.sniff import ACCEPTED, HEAD_BYTES, sniff, verify
-from nodeforge.server.store import Artifact, RunStore
 
 CHUNK = 1 << 20
 PREVIEWS_KEPT = 3

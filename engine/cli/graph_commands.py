@@ -14,8 +14,8 @@ from nodeforge.engine.cli.options import EXIT_FAILED, EXIT_OK
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue, UsageError
 
 if TYPE_CHECKING:
+    from nodeforge.engine.compiler import GraphEnv
     from nodeforge.engine.document import GraphDocument
-    from nodeforge.engine.graph import GraphEnv
     from nodeforge.engine.registry import Registry
 
 
@@ -35,8 +35,8 @@ def registry_of(args: argparse.Namespace) -> Registry:
 
 def graph_env(args: argparse.Namespace, graph_path: Path, data_dir: Path | None) -> GraphEnv:
     """The environment of a graph file: the registry, and saved graphs beside it and in the data dir."""
-    from nodeforge.engine.graph import GraphEnv
-    from nodeforge.engine.library import GraphLibrary
+    from nodeforge.engine.compiler import GraphEnv
+    from nodeforge.engine.saved_graphs import GraphLibrary
 
     folders = [graph_path.resolve().parent] + ([data_dir / "graphs"] if data_dir else [])
     return GraphEnv(registry_of(args), GraphLibrary(folders))
@@ -71,8 +71,8 @@ def invalid(graph: str, issues: list[Issue]) -> int:
 
 def validate_command(args: argparse.Namespace) -> int:
     """``nodeforge validate``: every issue of a graph, or that it is valid."""
+    from nodeforge.engine.compiler import validate
     from nodeforge.engine.datadir import resolve_data_dir
-    from nodeforge.engine.graph import validate
 
     try:
         document = load_graph_file(args.graph)

@@ -24,7 +24,7 @@ from typing import Any
 
 from nodeforge.engine.events import status_changes
 from nodeforge.engine.record import RunRecord
-from nodeforge.server.errors import ApiError
+from nodeforge.server.error_responses import ApiError
 from nodeforge.server.idempotency import keyed_run
 from nodeforge.server.store_schema import SCHEMA_VERSION, create_schema
 

@@ -26,10 +26,10 @@ from nodeforge.engine.document import (
     parse_link,
 )
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
-from nodeforge.engine.library import GraphLibrary
 from nodeforge.engine.node import SEMVER, NodeSpec, Upstream
 from nodeforge.engine.ports import NodePorts, Port, make_port
 from nodeforge.engine.registry import Registry
+from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.types import LINK_ONLY_TYPES, MEDIA_TYPES, is_assignable, list_item
 
 RANDOM_SEEDS = ("random", -1)
