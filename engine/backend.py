@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from nodeforge.engine.context import GraphCaller, NodeContext, NodeModels
+from nodeforge.engine.declared_checks import model_problems
 from nodeforge.engine.errors import EngineError, NodeExecutionError
 from nodeforge.engine.events import EventEmitter
 from nodeforge.engine.previews import NodePreviews, Previews
@@ -41,6 +42,7 @@ class Prepared:
     materials: dict[str, Any]
     key: str | None
     models: list[str]
+    accelerated: bool = False
 
 
 class RunCache(Protocol):
@@ -136,7 +138,7 @@ class LocalBackend:
         device's ledger until parked in RAM."""
         spec = node.spec
         models = NodeModels(self.models, device, scope.emitter, node.id, source=scope.env.registry.model_source,
-                            families=spec.cls.model_families, files=scope.files, data_dir=scope.data_dir)
+                            kinds=spec.model_kinds, files=scope.files, data_dir=scope.data_dir)
         ctx = NodeContext(node_id=node.id, node_type=spec.type, device=device, emitter=scope.emitter,
                           cancel=scope.cancel, env=scope.env, data_dir=scope.data_dir, materials=prepared.materials,
                           literals=prepared.literals, call_graph=scope.call_graph, models=models,
@@ -180,10 +182,13 @@ def run_node(spec: NodeSpec, node_id: str, values: dict[str, Any], ctx: NodeCont
         if where is not None and where in values and values[where] is None:  # an optional output that was empty
             message = "the output linked here gave no value (e.g. video.load's audio for a file without sound)"
         raise NodeExecutionError(node_id, spec.type, InputProblem(where, message)) from None
-    if recheck and spec.checks:
+    if recheck:
         given = {**inputs.__dict__, **(inputs.model_extra or {})}  # pydantic keeps the fields in __dict__
-        for where, message in spec.instance.check(given, frozenset(values), ctx.models.source):
+        for where, message in model_problems(spec, given, ctx.models.source):
             raise NodeExecutionError(node_id, spec.type, InputProblem(where, message))
+        if spec.checks:
+            for where, message in spec.instance.check(given, frozenset(values), ctx.models.source):
+                raise NodeExecutionError(node_id, spec.type, InputProblem(where, message))
     result = spec.instance.run(inputs, ctx)
     if result.model_extra:
         outputs = {**{name: getattr(result, name) for name in spec.outputs}, **result.model_extra}

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from nodeforge.engine.bypass import without_bypassed
+from nodeforge.engine.declarations import RANDOM_SEEDS, SeedRole
+from nodeforge.engine.declared_checks import model_problems
 from nodeforge.engine.document import (
     BadBinding,
     Binding,
@@ -32,7 +34,6 @@ from nodeforge.engine.registry import Registry
 from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.types import LINK_ONLY_TYPES, MEDIA_TYPES, is_assignable, list_item
 
-RANDOM_SEEDS = ("random", -1)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -217,12 +218,14 @@ class _Compiler:
             if name not in bindings:
                 self.issue(node_id, name, "missing_input",
                            f"required input '{name}' ({inputs[name].type}) is not given")
+        for declared, message in model_problems(spec, literals, self.models):
+            self.issue(node_id, declared, "invalid_input", message)
         if spec.checks:
             for input_name, message in spec.instance.check(literals, frozenset(bindings), self.models):
                 self.issue(node_id, input_name, "invalid_input", message)
-        seed = literals.get("seed")
-        if seed is not None and seed in RANDOM_SEEDS:
-            literals = {name: value for name, value in literals.items() if name != "seed"}
+        seed_input = spec.seed_input
+        if seed_input is not None and literals.get(seed_input, 0) in RANDOM_SEEDS:
+            literals = {name: value for name, value in literals.items() if name != seed_input}
         if len(dynamic) > 1:
             dynamic.sort(key=_first)
         self.nodes[node_id] = CompiledNode(node_id, spec, ports, bindings, tuple(upstream), literals, tuple(dynamic))
@@ -287,7 +290,7 @@ class _Compiler:
             self.issue(node_id, port.name, "invalid_literal",
                        f"input '{port.name}' takes a {port.type} from a link or a graph input, not a literal")
             return
-        if port.name == "seed" and value in RANDOM_SEEDS:
+        if isinstance(port.role, SeedRole) and value in RANDOM_SEEDS:
             return
         try:
             port.validate_literal(value)

@@ -16,6 +16,7 @@ from nodeforge.engine.model_source import ModelSource, ResolvedModel, model_key
 
 if TYPE_CHECKING:
     from nodeforge.engine.compiler import GraphEnv
+    from nodeforge.engine.declarations import ModelKind
     from nodeforge.engine.document import GraphDocument
     from nodeforge.engine.files import FileAccess
     from nodeforge.engine.memory_modes import DeviceMemory
@@ -39,20 +40,21 @@ class NodeModels:
     """A node's view of the models: names resolved through the session's catalogue (under the run's path policy),
     loaded on the node's device and pinned until the node finishes. One rule gives a loaded model its identity:
     ``<kind>:<where its files are>``, so two names for the same files share one copy, and the name the node
-    declared is linked to that identity for placement (``Node.models``)."""
+    declared is linked to that identity for placement (``NodeSpec.models``). The kind of each model input is the
+    one its declaration names (``ModelInput(kind=...)``)."""
 
-    __slots__ = ("_manager", "_device", "_emitter", "_node", "_held", "_source", "_families", "_files",
+    __slots__ = ("_manager", "_device", "_emitter", "_node", "_held", "_source", "_kinds", "_files",
                  "_data_dir")
 
     def __init__(self, manager: ModelManager, device: str, emitter: EventEmitter, node: str, *,
-                 source: ModelSource, families: Mapping[str, tuple[str, ...]], files: FileAccess,
+                 source: ModelSource, kinds: Mapping[str, ModelKind], files: FileAccess,
                  data_dir: Path | None) -> None:
         self._manager = manager
         self._device = device
         self._emitter = emitter
         self._node = node
         self._source = source
-        self._families = families
+        self._kinds = kinds
         self._files = files
         self._data_dir = data_dir
         self._held: list[str] = []
@@ -68,24 +70,40 @@ class NodeModels:
         """The catalogue names resolve through (``check`` hooks get the same one)."""
         return self._source
 
-    def resolve(self, name: str, *, input: str = "model") -> ResolvedModel:
+    def kind_of(self, input: str) -> ModelKind:
+        """The kind the node declared for the model input ``input``."""
+        kind = self._kinds.get(input)
+        if kind is None:
+            raise NodeError(f"'{input}' is not declared as a model input (ModelInput)", input=input)
+        return kind
+
+    def resolve(self, name: str, *, input: str = "model", kind: ModelKind | None = None) -> ResolvedModel:
         """The files behind the model name given to ``input``, checked against the path policy first; a NodeError
-        on ``input`` that says why when the name is forbidden or leads nowhere usable. The families the node
-        declared for ``input`` (``Node.model_families``) are the ones accepted."""
+        on ``input`` that says why when the name is forbidden or leads nowhere usable. The families of ``kind``
+        (by default the one declared for ``input``) are the ones accepted."""
+        families = (kind or self.kind_of(input)).families
         checked = self._files.model(name, input=input)
         try:
             with self._manager.loading():
-                return self._source.resolve(checked, self._data_dir, families=self._families.get(input, ()),
+                return self._source.resolve(checked, self._data_dir, families=families,
                                             relative_paths=not self._files.restricted)
         except ModelResolveError as exc:
             raise NodeError(str(exc), input=input) from None
 
-    def load(self, name: str, build: Callable[[ResolvedModel, str], T], *, kind: str, input: str = "model") -> T:
-        """The model ``name`` (given to ``input``) as ``kind`` (what ``build`` makes of the files: a pipeline, a
-        captioner) on this node's device; ``build(resolved, device)`` runs only when it is not resident."""
+    def remote(self, name: str) -> str | None:
+        """The remote server's model name when ``name`` names one (``openai:<model>``), else None."""
+        return self._source.remote_name(name.strip())
+
+    def load(self, name: str, build: Callable[[ResolvedModel, str], T], *, input: str = "model",
+             kind: ModelKind | None = None, variant: str = "") -> T:
+        """The model ``name`` (given to ``input``) built by ``build`` as the input's declared kind (or ``kind``,
+        for a second model behind one input, as an IP-Adapter's image encoder), on this node's device;
+        ``build(resolved, device)`` runs only when it is not resident. ``variant`` tells apart builds of one
+        kind from the same files that differ (a dtype, the family a VAE decodes for)."""
+        chosen = kind or self.kind_of(input)
         with self._manager.loading():
-            resolved = self.resolve(name, input=input)
-            key = model_key(kind, resolved)
+            resolved = self.resolve(name, input=input, kind=chosen)
+            key = model_key(f"{chosen.name}:{variant}" if variant else chosen.name, resolved)
             self._manager.link_declared(name, key)
             return self.hold(key, lambda device: build(resolved, device))
 

@@ -1,7 +1,7 @@
 """Which files a running graph may open: every path a node reads, writes or loads a model from goes through here.
 
-A node declares its file inputs (``Node.files``: ``{"path": "read"}``, ``{"folder": "write"}``,
-``{"model": "model"}``) and opens them through ``ctx.files`` when it runs, so a path is checked the same way
+A node declares its file inputs on their fields (``FileInput``, ``FolderInput``, ``ModelInput``: see
+``engine.declarations``) and opens them through ``ctx.files`` when it runs, so a path is checked the same way
 whether it was written in the graph, given as a graph input or computed by an upstream node.
 
 Without a ``FilePolicy`` (the CLI on one's own graphs) paths mean what they mean in a shell: relative to the
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +32,6 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.limits import MediaLimits
 
 FileUse = Literal["read", "write", "model"]
-FILE_USES: frozenset[str] = frozenset({"read", "write", "model"})
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".onnx", ".gguf")
 _LOCAL = re.compile(r"^(/|~|\.{1,2}([/\\]|$)|[A-Za-z]:[/\\]|file:)|\\|(^|[/\\])\.\.([/\\]|$)")
 NAME_MAX = 255
@@ -207,17 +206,6 @@ def declared_strings(value: Any, use: FileUse) -> Iterator[str]:
             yield from declared_strings(item, use)
     elif isinstance(value, Mapping) and use == "model" and isinstance(value.get("model"), str):
         yield value["model"]
-
-
-def check_declarations(files: Mapping[str, str], inputs: Sequence[str]) -> str | None:
-    """Why a node's ``files`` declaration is wrong (None when it is right): every entry names an input of the
-    node and one of the uses read, write, model."""
-    for name, use in files.items():
-        if name not in inputs:
-            return f"files declares '{name}', which is not an input"
-        if use not in FILE_USES:
-            return f"files['{name}'] is {use!r}; one of read, write, model"
-    return None
 
 
 def _is_file(path: Path) -> bool:

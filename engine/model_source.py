@@ -19,7 +19,7 @@ from nodeforge.engine.errors import ModelResolveError, first_line
 
 ENTRY_POINT_GROUP = "nodeforge.models"
 
-Source = Literal["tiny", "shipped", "path", "hub", "parts", "config"]
+Source = Literal["tiny", "shipped", "path", "hub", "parts", "config", "remote"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,10 @@ class ModelSource(Protocol):
         """The family a name is known to have without building or downloading anything."""
         ...
 
+    def remote_name(self, name: str) -> str | None:
+        """The model name at a remote server when ``name`` names one (possibly empty), None for a local model."""
+        ...
+
     def known_files(self, name: str) -> Path | None:
         """The files behind ``name`` when known without building or downloading (a shipped model, a path)."""
         ...
@@ -110,6 +114,9 @@ class NoModels:
         return None
 
     def family_of(self, name: str, data_dir: Path | None = None) -> str | None:
+        return None
+
+    def remote_name(self, name: str) -> str | None:
         return None
 
     def known_files(self, name: str) -> Path | None:
@@ -174,6 +181,9 @@ class LazyModelSource:
 
     def family_of(self, name: str, data_dir: Path | None = None) -> str | None:
         return self._get().family_of(name, data_dir)
+
+    def remote_name(self, name: str) -> str | None:
+        return self._get().remote_name(name)
 
     def known_files(self, name: str) -> Path | None:
         return self._get().known_files(name)

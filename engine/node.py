@@ -15,10 +15,11 @@
         def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
             return self.Outputs(text=inputs.separator.join(inputs.texts))
 
-Class flags: ``side_effects`` (always runs, never cached), ``accelerator`` (placed on a device), ``extra_inputs``
-(the port type of extra named inputs, as ``text.template`` takes), ``files`` (which inputs name files to read,
-folders to write or models, ``{"path": "read"}``: the node opens them through ``ctx.files``, and the server's
-path policy and the editor read the declaration). Hooks for the few nodes that need them:
+Class flags: ``side_effects`` (always runs, never cached), ``accelerator`` (placed on a device, unless every model
+it was given is a remote one), ``extra_inputs`` (the port type of extra named inputs, as ``text.template`` takes).
+What an input means is declared on its field (``engine.declarations``: ``ModelInput``, ``SeedInput``,
+``FileInput``, ``FolderInput``...): the path policy, model placement, the validation of model names, seeds and
+the editor's widgets all derive from those declarations. Hooks for the few nodes that need them:
 ``ports`` (ports that depend on a literal, as ``graph.call``), ``check`` (node-specific validation),
 ``check_upstream`` (validation against the literals of the nodes linked in) and ``fingerprint`` (cache-key
 material from outside state, such as a file's content). Ports themselves live in ``engine.ports``.
@@ -28,15 +29,15 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from nodeforge.engine.declarations import FileRole, ModelKind, ModelRole, SeedRole
 from nodeforge.engine.errors import NodeDefinitionError
-from nodeforge.engine.files import FileUse, check_declarations
+from nodeforge.engine.files import FileUse, declared_strings
 from nodeforge.engine.keys import key_head
 from nodeforge.engine.ports import NodePorts, Port, make_port, ports_of_model
 
@@ -80,8 +81,6 @@ class Node:
     side_effects: ClassVar[bool] = False
     accelerator: ClassVar[bool] = False
     extra_inputs: ClassVar[str | None] = None
-    files: ClassVar[Mapping[str, FileUse]] = MappingProxyType({})
-    model_families: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})
     Inputs: ClassVar[type[NodeInputs]]
     Outputs: ClassVar[type[NodeOutputs]]
 
@@ -106,12 +105,6 @@ class Node:
         ``upstream`` holds, per input, each linked node in order (one per item of a list input). Called at
         validation only; what links carry at run time is checked by ``check``."""
         return []
-
-    def models(self, literals: Mapping[str, Any]) -> list[str]:
-        """The models this node will ask ``ctx.models`` for, when known before it runs; the scheduler places the
-        node where they are resident. Default: the literal names of the inputs ``files`` declares as models."""
-        return [value for name, use in self.files.items()
-                if use == "model" and isinstance(value := literals.get(name), str)]
 
     def fingerprint(self, literals: Mapping[str, Any], env: GraphEnv) -> str | None:
         """Extra cache-key material from state outside the graph (a file's hash, a saved graph's document)."""
@@ -168,6 +161,38 @@ class NodeSpec:
         return type(self.instance).check_upstream is not Node.check_upstream
 
     @functools.cached_property
+    def files(self) -> Mapping[str, FileUse]:
+        """The inputs that name files, folders or models, and how each is used (the path policy reads this)."""
+        return {name: port.role.file_use for name, port in self.inputs.items()
+                if port.role is not None and port.role.file_use is not None}
+
+    @functools.cached_property
+    def model_kinds(self) -> Mapping[str, ModelKind]:
+        """The model inputs and the kind each loads (``ModelInput(kind=...)``)."""
+        return {name: port.role.kind for name, port in self.inputs.items() if isinstance(port.role, ModelRole)}
+
+    @functools.cached_property
+    def seed_input(self) -> str | None:
+        """The input declared as the node's seed (``SeedInput``), if any: -1 there draws a seed per run."""
+        return next((name for name, port in self.inputs.items() if isinstance(port.role, SeedRole)), None)
+
+    def models(self, literals: Mapping[str, Any]) -> list[str]:
+        """The models the node will ask ``ctx.models`` for, known before it runs (the literal names given to its
+        model inputs): the scheduler places the node where they are resident."""
+        return [name for input_name in self.model_kinds for name in declared_strings(literals.get(input_name), "model")]
+
+    def needs_device(self, literals: Mapping[str, Any], remote: Callable[[str], bool]) -> bool:
+        """Whether a node with these literals holds a device slot: an accelerator node does, unless every model
+        input that may be remote names a remote model (``remote``: the catalogue's answer), as an HTTP call to
+        another server must not keep local work off the device."""
+        if not self.cls.accelerator:
+            return False
+        remote_inputs = [name for name, kind in self.model_kinds.items() if kind.remote]
+        if not remote_inputs:
+            return True
+        return not all(isinstance(value := literals.get(name), str) and remote(value) for name in remote_inputs)
+
+    @functools.cached_property
     def static_ports(self) -> NodePorts:
         return NodePorts(self.inputs, self.outputs)
 
@@ -222,27 +247,20 @@ class NodeSpec:
             "side_effects": self.cls.side_effects,
             "accelerator": self.cls.accelerator,
             "extra_inputs": self.cls.extra_inputs,
-            "files": dict(self.cls.files),
+            "files": dict(self.files),
             "dynamic_ports": self.dynamic,
             "source": self.source,
-            "inputs": _object_schema(self.cls.Inputs, self.inputs, self.cls.files, self.cls.model_families),
+            "inputs": _object_schema(self.cls.Inputs, self.inputs),
             "outputs": _object_schema(self.cls.Outputs, self.outputs),
         }
 
 
-def _object_schema(model: type[BaseModel], ports: Mapping[str, Port], files: Mapping[str, FileUse] | None = None,
-                   families: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
-    """The JSON Schema of an inputs or outputs model, each property as its port shows it; the node's declarations
-    ride along on the properties (``x-nodeforge-file``: read, write or model; ``x-nodeforge-models``: the model
-    families a model input takes), so the editor's pickers read them instead of guessing from input names."""
+def _object_schema(model: type[BaseModel], ports: Mapping[str, Port]) -> dict[str, Any]:
+    """The JSON Schema of an inputs or outputs model, each property as its port shows it (with the keys its
+    declaration adds: ``x-nodeforge-widget``, ``x-nodeforge-file``, ``x-nodeforge-models``...), so the editor's
+    widgets read them instead of guessing from input names."""
     schema = model.model_json_schema()
     schema["properties"] = {name: dict(port.schema) for name, port in ports.items()}
-    for name, use in (files or {}).items():
-        if name in schema["properties"]:
-            schema["properties"][name]["x-nodeforge-file"] = use
-    for name, kinds in (families or {}).items():
-        if name in schema["properties"]:
-            schema["properties"][name]["x-nodeforge-models"] = list(kinds)
     schema["required"] = [name for name, port in ports.items() if port.required]
     return schema
 
@@ -273,14 +291,24 @@ def build_spec(cls: type[Node], source: str) -> NodeSpec:
         raise NodeDefinitionError(f"{name} ({type_id}): {exc}") from exc
     if cls.extra_inputs is not None and cls.Inputs.model_config.get("extra") != "allow":
         raise NodeDefinitionError(f"{name} ({type_id}): extra_inputs needs Inputs.model_config extra='allow'")
-    problem = check_declarations(cls.files, list(inputs))
+    if "files" in vars(cls):
+        raise NodeDefinitionError(f"{name} ({type_id}): 'files' is now declared on the input fields "
+                                  "(ModelInput(kind=...), FileInput(), FolderInput() from nodeforge.engine.authoring),"
+                                  " with the model families in the ModelKind")
+    problem = _role_problem(inputs)
     if problem:
         raise NodeDefinitionError(f"{name} ({type_id}): {problem}")
-    undeclared = [input_name for input_name in cls.model_families if cls.files.get(input_name) != "model"]
-    if undeclared:
-        raise NodeDefinitionError(f"{name} ({type_id}): model_families names '{undeclared[0]}', which files does "
-                                  "not declare as a model input")
-    seed = inputs.get("seed")
-    if seed is not None and seed.type != "int":
-        raise NodeDefinitionError(f"{name} ({type_id}): a 'seed' input must be an int, not {seed.type}")
     return NodeSpec(cls=cls, instance=cls(), inputs=inputs, outputs=outputs, source=source)
+
+
+def _role_problem(inputs: Mapping[str, Port]) -> str | None:
+    """Why the declarations on a node's inputs do not fit their types (None when they do)."""
+    seeds = [port for port in inputs.values() if isinstance(port.role, SeedRole)]
+    if len(seeds) > 1:
+        return f"inputs {', '.join(repr(port.name) for port in seeds)} are all declared SeedInput; a node has one seed"
+    for port in inputs.values():
+        if isinstance(port.role, SeedRole) and port.type != "int":
+            return f"seed input '{port.name}' must be an int, not {port.type}"
+        if isinstance(port.role, FileRole) and port.type != "text":
+            return f"file input '{port.name}' must be text, not {port.type}"
+    return None

@@ -15,6 +15,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel, TypeAdapter
 
+from nodeforge.engine.declarations import InputRole, role_of
 from nodeforge.engine.types import port_type_of, python_type
 
 ANY_VALUE: frozenset[type] = frozenset({object})
@@ -77,6 +78,7 @@ class Port:
     default: Any = None
     description: str = ""
     literals: Literals | None = field(default=None, compare=False, repr=False)
+    role: InputRole | None = field(default=None, compare=False)
 
     @property
     def adapter(self) -> TypeAdapter[Any] | None:
@@ -141,14 +143,17 @@ def ports_of_model(model: type[BaseModel]) -> dict[str, Port]:
         port_type, optional = port_type_of(info.annotation)
         required = info.is_required()
         default = None if required else info.get_default(call_default_factory=True)
+        role = role_of(info)
+        keys = role.schema_keys() if role is not None else {}
 
-        def schema_of(name: str = name, port_type: str = port_type) -> dict[str, Any]:
-            return {**properties().get(name, {}), "x-nodeforge-type": port_type}
+        def schema_of(name: str = name, port_type: str = port_type, keys: dict[str, Any] = keys) -> dict[str, Any]:
+            return {**properties().get(name, {}), "x-nodeforge-type": port_type, **keys}
 
+        constrained = any(not isinstance(item, InputRole) for item in info.metadata)
         literals = Literals(info.rebuild_annotation(), schema_of,  # the annotation with its metadata
-                            exact_types(info.annotation, constrained=bool(info.metadata)))
+                            exact_types(info.annotation, constrained=constrained))
         ports[name] = Port(name=name, type=port_type, required=required and not optional, default=default,
-                           description=info.description or "", literals=literals)
+                           description=info.description or "", literals=literals, role=role)
     return ports
 
 

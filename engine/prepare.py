@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from nodeforge.engine.backend import Prepared
-from nodeforge.engine.compiler import RANDOM_SEEDS, CompiledGraph, CompiledNode, GraphEnv
+from nodeforge.engine.compiler import CompiledGraph, CompiledNode, GraphEnv
 from nodeforge.engine.context import BoundValue
+from nodeforge.engine.declarations import RANDOM_SEEDS
 from nodeforge.engine.document import Binding, InputBinding, LinkBinding, LiteralBinding
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue
 from nodeforge.engine.keys import finish_key, input_part, key_prefix, link_material, list_material, literal_material
@@ -31,6 +32,11 @@ def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv
     issues: list[Issue] = []
     prepared: dict[str, Prepared] = {}
     nodes = graph.nodes
+    source = env.registry.model_source
+
+    def remote(name: str) -> bool:
+        return source.remote_name(name) is not None
+
     for node_id in graph.order:
         node = nodes[node_id]
         spec = node.spec
@@ -62,16 +68,18 @@ def prepare(graph: CompiledGraph, bound: Mapping[str, BoundValue], env: GraphEnv
                 literals[name] = value
                 if isinstance(binding, InputBinding):
                     issues.extend(_check_bound_literal(node, name, binding.name, literals))
-        if "seed" in node.ports.inputs:
+        seed_input = spec.seed_input
+        if seed_input is not None and seed_input in node.ports.inputs:
             if literals is node.literals:
                 literals = dict(literals)
-            seed = _draw_seed(node, literals, seeds)
+            seed = _draw_seed(node, seed_input, literals, seeds)
             if seed is not None:
-                materials["seed"] = literal_material(seed)
-                parts.append(input_part("seed", materials["seed"]))
-        key = _key(node, literals, parts, env) if cacheable else None
-        models = spec.instance.models(literals) if spec.cls.accelerator else []
-        prepared[node_id] = Prepared(literals, materials, key, models)
+                materials[seed_input] = literal_material(seed)
+                parts.append(input_part(seed_input, materials[seed_input]))
+        accelerated = spec.needs_device(literals, remote) if spec.cls.accelerator else False
+        models = spec.models(literals) if accelerated else []
+        prepared[node_id] = Prepared(literals, materials, key=_key(node, literals, parts, env) if cacheable else None,
+                                     models=models, accelerated=accelerated)
     if issues:
         raise GraphValidationError(issues)
     return prepared
@@ -86,17 +94,16 @@ def _literal_prefix(node: CompiledNode) -> str:
         return ""
 
 
-def _draw_seed(node: CompiledNode, literals: dict[str, Any], seeds: dict[str, int]) -> int | None:
-    """Draw a random seed (-1 or "random", given or by default) and record every seed; returns a drawn seed."""
-    port = node.ports.inputs.get("seed")
-    if port is None:
-        return None
-    binding = node.bindings.get("seed")
-    seed = port.default if binding is None else literals.get("seed", getattr(binding, "value", None))
+def _draw_seed(node: CompiledNode, name: str, literals: dict[str, Any], seeds: dict[str, int]) -> int | None:
+    """Draw a random seed for the seed input ``name`` (-1 or "random", given or by default) and record every
+    seed; returns a drawn seed."""
+    port = node.ports.inputs[name]
+    binding = node.bindings.get(name)
+    seed = port.default if binding is None else literals.get(name, getattr(binding, "value", None))
     drawn = None
     if seed in RANDOM_SEEDS and not isinstance(seed, bool):
         seed = drawn = random.SystemRandom().randrange(2**31)
-        literals["seed"] = seed
+        literals[name] = seed
     if isinstance(seed, int) and not isinstance(seed, bool):
         seeds[node.id] = seed
     return drawn

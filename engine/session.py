@@ -157,7 +157,9 @@ def reproducible_document(compiled: CompiledGraph, record: RunRecord) -> dict[st
     so the document embedded in an output reproduces that output on its own."""
     data = compiled.document.to_json()
     for node_id, seed in record.seeds.items():
-        data["nodes"][node_id]["inputs"]["seed"] = seed
+        seed_input = compiled.nodes[node_id].spec.seed_input if node_id in compiled.nodes else None
+        if seed_input is not None:
+            data["nodes"][node_id]["inputs"][seed_input] = seed
     for name, value in record.inputs.items():
         decl = data["inputs"].get(name)
         if decl is not None and decl["type"] not in MEDIA_TYPES:

@@ -78,6 +78,14 @@ def is_assignable(source: str, target: str) -> bool:
     return False
 
 
+def link_table() -> dict[str, list[str]]:
+    """For every port type (each base type and a list of it), the port types its outputs may feed: the one rule
+    above as data, which the editor reads from ``GET /api/nodes`` instead of keeping a copy of it."""
+    base = (*SCALAR_TYPES, *LINK_ONLY_TYPES)
+    types = [*base, *(f"list[{item}]" for item in base)]
+    return {source: [target for target in types if is_assignable(source, target)] for source in types}
+
+
 _PY_TYPES: dict[str, Any] = {"text": str, "int": int, "float": float, "bool": bool, "json": Any,
                              "image": Image, "mask": Mask, "control": Control, "audio": Audio,
                              "video": Video}

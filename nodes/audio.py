@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, SeedInput, TextInput
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
@@ -22,14 +23,9 @@ from nodeforge.engine.values import Audio
 from nodeforge.nodes import openai_media_backend, recognition, speech
 from nodeforge.nodes.audio_ops import concat, loudness_problem, resample, split_sentences, to_mono
 from nodeforge.nodes.family_helpers import literal
-from nodeforge.nodes.openai_client import remote_name
 
 KNOWN_LANGUAGES = {"whisper-tiny.en": frozenset({"en"}), "tiny/whisper": frozenset({"en"})}
 SPEED_RANGE = (0.25, 4.0)
-
-
-def _model_problem(name: Any, families: tuple[str, ...], models: ModelSource) -> str | None:
-    return models.problem(name, families=families) if isinstance(name, str) else None
 
 
 def open_speaker(name: str, ctx: NodeContext) -> speech.Speaker:
@@ -43,7 +39,7 @@ def open_speaker(name: str, ctx: NodeContext) -> speech.Speaker:
             return speech.load_piper(name, resolved.path, device)
         return speech.load_vits(name, resolved.path, device)
 
-    return ctx.models.load(name, build, kind="tts")
+    return ctx.models.load(name, build)
 
 
 def open_recogniser(name: str, ctx: NodeContext) -> Any:
@@ -54,7 +50,7 @@ def open_recogniser(name: str, ctx: NodeContext) -> Any:
             recognition.load_transformers_whisper
         return loader(name, resolved.path, device)
 
-    return ctx.models.load(name, build, kind="asr")
+    return ctx.models.load(name, build)
 
 
 class Speech(Node):
@@ -65,18 +61,17 @@ class Speech(Node):
 
     type_id = "audio.speech"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": speech.FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
-        text: str = Field(description="What to say", json_schema_extra={"multiline": True})
-        model: str = Field("piper-joe", description="piper-joe, a Piper .onnx path, tiny/vits, a VITS folder or "
-                                                    "alias, espeak, or openai:<model>")
+        text: str = TextInput(description="What to say")
+        model: str = ModelInput("piper-joe", kind=speech.SPEAKER,
+                                description="piper-joe, a Piper .onnx path, tiny/vits, a VITS folder or alias, espeak,"
+                                            " or openai:<model>")
         voice: str = Field("", description="Speaker name or number for multi-speaker voices; an espeak-ng voice "
                                            "(en-us, de, fr+f3...) for espeak; empty for the default")
         speed: float = Field(1.0, ge=SPEED_RANGE[0], le=SPEED_RANGE[1], description="1 is normal, 2 twice as fast")
-        seed: int = Field(0, description="Noise seed (VITS); -1 draws one (recorded in the run)")
+        seed: int = SeedInput(0, description="Noise seed (VITS); -1 draws one (recorded in the run)")
 
     class Outputs(NodeOutputs):
         audio: Audio
@@ -88,9 +83,8 @@ class Speech(Node):
         speed = literal(literals, bound, self.Inputs, "speed")
         if not isinstance(model, str):
             return []
-        if remote_name(model) is not None:
-            problem = openai_media_backend.name_problem(model)
-            return [("model", problem)] if problem else []
+        if models.remote_name(model) is not None:
+            return []
         if model.strip() == speech.ESPEAK:
             problems: list[tuple[str | None, str]] = []
             if isinstance(voice, str) and (problem := speech.espeak_voice_problem(voice)):
@@ -101,9 +95,6 @@ class Speech(Node):
                                           f"{speech.ESPEAK_WPM_RANGE[1]} words a minute: speed must be within "
                                           f"{low:.2f}-{high:.2f}"))
             return problems
-        problem = _model_problem(model, speech.FAMILIES, models)
-        if problem:
-            return [("model", problem)]
         if isinstance(voice, str) and voice.strip():
             voices = speech.known_voices(model, _static_paths(model, models))
             if voices is not None and voice.strip() not in voices and voice.strip() != "default":
@@ -117,7 +108,7 @@ class Speech(Node):
         sentences = split_sentences(inputs.text)
         if not sentences:
             raise NodeError("there is no text to speak", input="text")
-        if remote_name(inputs.model) is not None:
+        if ctx.models.remote(inputs.model) is not None:
             ctx.progress(0, 1)
             remote = openai_media_backend.speech(inputs.model, inputs.text, voice=inputs.voice, speed=inputs.speed,
                                          data_dir=ctx.data_dir)
@@ -149,14 +140,13 @@ class Transcribe(Node):
 
     type_id = "audio.transcribe"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": recognition.FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
         audio: Audio
-        model: str = Field("whisper-tiny.en", description="whisper-tiny.en, tiny/whisper, a Whisper folder, alias "
-                                                          "or Hub id, or openai:<model>")
+        model: str = ModelInput("whisper-tiny.en", kind=recognition.RECOGNISER,
+                                description="whisper-tiny.en, tiny/whisper, a Whisper folder, alias or Hub id, or "
+                                            "openai:<model>")
         language: str = Field("", description="Language code (en, de, fr...); empty: the model detects it")
 
     class Outputs(NodeOutputs):
@@ -166,12 +156,8 @@ class Transcribe(Node):
               models: ModelSource) -> list[tuple[str | None, str]]:
         model = literal(literals, bound, self.Inputs, "model")
         language = literal(literals, bound, self.Inputs, "language")
-        if isinstance(model, str) and remote_name(model) is not None:
-            problem = openai_media_backend.name_problem(model)
-            return [("model", problem)] if problem else []  # the server knows its own languages
-        problem = _model_problem(model, recognition.FAMILIES, models)
-        if problem:
-            return [("model", problem)]
+        if isinstance(model, str) and models.remote_name(model) is not None:
+            return []  # the server knows its own languages
         if isinstance(language, str):
             known = KNOWN_LANGUAGES.get(model) if isinstance(model, str) else None
             if problem := recognition.language_problem(language, known):
@@ -184,7 +170,7 @@ class Transcribe(Node):
         language = inputs.language.strip().lower()
         if problem := recognition.language_problem(language):
             raise NodeError(problem, input="language")
-        if remote_name(inputs.model) is not None:
+        if ctx.models.remote(inputs.model) is not None:
             ctx.progress(0, 1)
             text = openai_media_backend.transcribe(inputs.model, inputs.audio, language=language, data_dir=ctx.data_dir)
             ctx.progress(1, 1)

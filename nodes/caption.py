@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, ModelKind
 from nodeforge.engine.errors import NodeError, first_line
-from nodeforge.engine.model_source import ModelSource, ResolvedModel
+from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
 from nodeforge.nodes.family_helpers import quiet_transformers
 
 FAMILIES = ("blip",)
+CAPTIONER = ModelKind("caption", FAMILIES)
+"""A BLIP captioner (``load_captioner``)."""
 
 
 @dataclass
@@ -55,14 +57,13 @@ class Caption(Node):
 
     type_id = "image.caption"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
         image: Image = Field(description="Images to describe")
-        model: str = Field("blip-base", description="blip-base, blip-large, tiny/blip (random words), a Hub id "
-                                                    "or a local folder of a BLIP-style model")
+        model: str = ModelInput("blip-base", kind=CAPTIONER, description="blip-base, blip-large, tiny/blip (random "
+                                                                         "words), a Hub id or a local folder of a "
+                                                                         "BLIP-style model")
         prompt: str = Field("", description="Text the caption starts with (optional)")
         max_new_tokens: int = Field(30, ge=1, le=512, description="Longest caption, in tokens")
 
@@ -70,16 +71,10 @@ class Caption(Node):
         text: str = Field(description="The caption (one line per image for a batch)")
         texts: list[str] = Field(description="One caption per image")
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
-              models: ModelSource) -> list[tuple[str | None, str]]:
-        model = literals.get("model")
-        problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
-        return [("model", problem)] if problem else []
-
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch
 
-        captioner = ctx.models.load(inputs.model, load_captioner, kind="caption")
+        captioner = ctx.models.load(inputs.model, load_captioner)
         pictures = [picture.convert("RGB") for picture in inputs.image.to_pil()]
         text = [inputs.prompt] * len(pictures) if inputs.prompt else None
         batch = captioner.processor(images=pictures, text=text, return_tensors="pt")

@@ -14,18 +14,19 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Control, Image
 from nodeforge.nodes.models.controls import (
+    CONTROLNET,
     CONTROLNET_BASE,
-    CONTROLNET_FAMILIES,
-    IP_ADAPTER_FAMILIES,
+    IP_ADAPTER,
     UNION_MODES,
     family_of_controlnet,
 )
-from nodeforge.nodes.models.ip_adapter import adapter_file, encoder_folder
+from nodeforge.nodes.models.ip_adapter import IMAGE_ENCODER, adapter_file, encoder_folder
 
 CONTROLNET_HELP = ("tiny/controlnet (for tiny/sd), tiny/controlnet-sdxl, tiny/controlnet-union; an alias such as "
                    "controlnet-canny-sd15, controlnet-depth-sdxl or controlnet-union-sdxl; a Hub id; or a local "
@@ -45,12 +46,10 @@ class ControlNetNode(Node):
     type_id = "image.controlnet"
     title = "ControlNet"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": CONTROLNET_FAMILIES}
 
     class Inputs(NodeInputs):
         image: Image = Field(description="The control picture (from image.canny, image.depth, a pose image...)")
-        model: str = Field("controlnet-canny-sd15", description=CONTROLNET_HELP)
+        model: str = ModelInput("controlnet-canny-sd15", kind=CONTROLNET, description=CONTROLNET_HELP)
         weight: float = Field(1.0, ge=0.0, le=4.0, description="How strongly it steers; 0 turns it off")
         start: float = Field(0.0, ge=0.0, le=1.0, description="Fraction of the steps where it starts acting")
         end: float = Field(1.0, ge=0.0, le=1.0, description="Fraction of the steps where it stops acting")
@@ -65,9 +64,6 @@ class ControlNetNode(Node):
         issues = _range_issues(literals)
         model = literals.get("model")
         if isinstance(model, str):
-            problem = models.problem(model, families=CONTROLNET_FAMILIES)
-            if problem:
-                issues.append(("model", problem))
             mode = literals.get("mode")
             if models.family_of(model) == "controlnet-union-sdxl" and not mode and "mode" not in bound:
                 issues.append(("mode", "a ControlNet-Union model needs the control type of its picture: one of "
@@ -90,23 +86,16 @@ class IPAdapterNode(Node):
     type_id = "image.ip_adapter"
     title = "IP-Adapter"
     version = "1.0.0"
-    files = {"model": "model", "image_encoder": "model"}
-    model_families = {"model": IP_ADAPTER_FAMILIES}
 
     class Inputs(NodeInputs):
         image: Image = Field(description="Reference picture(s): each image of the batch counts")
-        model: str = Field("ip-adapter-sd15", description=IP_ADAPTER_HELP)
+        model: str = ModelInput("ip-adapter-sd15", kind=IP_ADAPTER, description=IP_ADAPTER_HELP)
         weight: float = Field(0.6, ge=0.0, le=2.0, description="How strongly the pictures steer")
-        image_encoder: str = Field("", description="The CLIP image encoder folder; empty: the image_encoder folder "
-                                                   "found next to the adapter weights")
+        image_encoder: str = ModelInput("", kind=IMAGE_ENCODER, description="The CLIP image encoder folder; empty: the"
+                                                                            " image_encoder folder found next to the "
+                                                                            "adapter weights")
 
     Outputs = ControlOutput
-
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
-              models: ModelSource) -> list[tuple[str | None, str]]:
-        model = literals.get("model")
-        problem = models.problem(model, families=IP_ADAPTER_FAMILIES) if isinstance(model, str) else None
-        return [("model", problem)] if problem else []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ControlOutput:
         resolved = ctx.models.resolve(inputs.model)

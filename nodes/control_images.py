@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
@@ -20,6 +21,8 @@ from nodeforge.engine.values import Image
 from nodeforge.nodes.family_helpers import on_device, quiet_transformers, torch_device
 
 DEPTH_FAMILIES = ("depth",)
+DEPTH_ESTIMATOR = ModelKind("depth", DEPTH_FAMILIES)
+"""A transformers depth-estimation model (``load_depth``)."""
 MAX_GRADIENT = 2040  # |dx| + |dy| of a 3x3 Sobel on 8-bit pixels: 4 * 255 each way
 
 
@@ -109,28 +112,21 @@ class Depth(Node):
     type_id = "image.depth"
     title = "Depth map"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": DEPTH_FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
         image: Image = Field(description="The picture to estimate depth for")
-        model: str = Field("depth-anything-small", description="depth-anything-small, dpt-hybrid-midas, "
-                           "tiny/depth (noise), a Hub id or a local folder of a transformers depth model")
+        model: str = ModelInput("depth-anything-small", kind=DEPTH_ESTIMATOR,
+                                description="depth-anything-small, dpt-hybrid-midas, tiny/depth (noise), a Hub id or a"
+                                            " local folder of a transformers depth model")
 
     class Outputs(NodeOutputs):
         image: Image = Field(description="Depth, near = bright, 3 channels, the input's size")
 
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
-              models: ModelSource) -> list[tuple[str | None, str]]:
-        model = literals.get("model")
-        problem = models.problem(model, families=DEPTH_FAMILIES) if isinstance(model, str) else None
-        return [("model", problem)] if problem else []
-
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch
 
-        estimator = ctx.models.load(inputs.model, load_depth, kind="depth")
+        estimator = ctx.models.load(inputs.model, load_depth)
         pictures = [picture.convert("RGB") for picture in inputs.image.to_pil()]
         size = (inputs.image.height, inputs.image.width)
         maps = []

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 
 from nodeforge.engine.compiler import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.context import BoundValue, NodeContext
+from nodeforge.engine.declarations import SavedGraphInput
 from nodeforge.engine.document import GraphDocument
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, NodeError
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
@@ -72,7 +73,7 @@ class CallGraph(RunsSavedGraph):
 
     class Inputs(NodeInputs):
         model_config = ConfigDict(extra="allow", frozen=True)
-        graph: str = Field(description="Name of a saved graph")
+        graph: str = SavedGraphInput(description="Name of a saved graph")
 
     class Outputs(NodeOutputs):
         model_config = ConfigDict(extra="allow")
@@ -111,7 +112,7 @@ class SweepGraph(RunsSavedGraph):
 
     class Inputs(NodeInputs):
         model_config = ConfigDict(extra="allow", frozen=True)
-        graph: str = Field(description="Name of a saved graph")
+        graph: str = SavedGraphInput(description="Name of a saved graph")
         axes: Any = Field(description='The swept inputs: {"input": [values, ...]}, or a list of input objects in '
                                       "rows mode")
         mode: str = Field("product", description="product (every combination), zip (the i-th values together) or "

@@ -10,11 +10,13 @@ diffusion node calls a pipeline: the lock, LoRAs, ControlNets and IP-Adapters fo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, SeedInput, TextInput
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, Upstream
@@ -22,14 +24,16 @@ from nodeforge.engine.values import Control, Image
 from nodeforge.nodes.family_helpers import torch_device
 from nodeforge.nodes.models.assemble import find_config
 from nodeforge.nodes.models.controls import (
-    CONTROL_FAMILIES,
+    CONTROLS,
     control_problems,
     linked_control_problems,
     load_controlnets,
 )
 from nodeforge.nodes.models.diffusion import (
+    DIFFUSION,
     FAMILIES,
     FLOW_FAMILIES,
+    LORA,
     SCHEDULERS,
     DiffusionModel,
     applied_loras,
@@ -43,8 +47,7 @@ from nodeforge.nodes.models.diffusion import (
 from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
 from nodeforge.nodes.models.memory import for_call, memory_record, picture_batch, plan_decode
 from nodeforge.nodes.models.steps import cancellable, step_callback
-from nodeforge.nodes.models.vae import override_vae
-from nodeforge.nodes.openai_client import remote_name
+from nodeforge.nodes.models.vae import VAE, override_vae
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
               "flux-schnell, a Hub id, or a local diffusers folder or .safetensors checkpoint")
@@ -53,23 +56,24 @@ MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an al
 class DiffusionInputs(NodeInputs):
     """Inputs shared by text-to-image and image-to-image."""
 
-    prompt: str = Field(description="What to draw", json_schema_extra={"multiline": True})
+    prompt: str = TextInput(description="What to draw")
     negative_prompt: str = Field("", description="What to avoid (used when guidance_scale > 1)")
-    model: str = Field("sd-turbo", description=MODEL_HELP)
+    model: str = ModelInput("sd-turbo", kind=DIFFUSION, description=MODEL_HELP)
     steps: int = Field(4, ge=1, le=500, description="Denoising steps")
     guidance_scale: float = Field(0.0, ge=0.0, le=50.0,
                                   description="Classifier-free guidance; 1 or less turns it off (turbo models: 0)")
-    seed: int = Field(0, description="Noise seed; -1 draws one (recorded in the run)")
+    seed: int = SeedInput(0, description="Noise seed; -1 draws one (recorded in the run)")
     scheduler: str = Field("default", description="default (the model's own), or one of: " + ", ".join(SCHEDULERS[1:]),
                            json_schema_extra={"enum": list(SCHEDULERS)})
-    loras: list[dict[str, Any]] = Field(default_factory=list,
-                                        description='LoRAs for this run: [{"model": file, folder or Hub id, '
-                                                    '"weight": 1.0}], diffusers or kohya format')
-    controls: list[Control] = Field(default_factory=list,
-                                    description="ControlNets and IP-Adapters (image.controlnet, image.ip_adapter), "
-                                                "several at once, each with its own weight and step range")
-    vae: str = Field("", description="A VAE file or folder to decode with instead of the model's own (e.g. "
-                                     "SDXL's fp16 fix); empty: the model's own")
+    loras: list[dict[str, Any]] = ModelInput([], kind=LORA, widget="loras",
+                                             description='LoRAs for this run: [{"model": file, folder or Hub id, '
+                                                         '"weight": 1.0}], diffusers or kohya format')
+    controls: list[Control] = ModelInput([], kind=CONTROLS,
+                                         description="ControlNets and IP-Adapters (image.controlnet, "
+                                                     "image.ip_adapter), several at once, each with its own weight "
+                                                     "and step range")
+    vae: str = ModelInput("", kind=VAE, description="A VAE file or folder to decode with instead of the model's own "
+                                                    "(e.g. SDXL's fp16 fix); empty: the model's own")
 
 
 class ImageOutput(NodeOutputs):
@@ -77,15 +81,11 @@ class ImageOutput(NodeOutputs):
 
 
 def check_diffusion(literals: Mapping[str, Any], models: ModelSource) -> list[tuple[str | None, str]]:
-    """Static checks both nodes share: model family, scheduler name (for the family when known), LoRA list."""
+    """Static checks both nodes share: scheduler name (for the model's family when known), LoRA list, controls
+    (the model names themselves are checked from their declarations)."""
     issues: list[tuple[str | None, str]] = []
     model = literals.get("model")
-    family = None
-    if isinstance(model, str):
-        problem = models.problem(model, families=FAMILIES)
-        if problem:
-            issues.append(("model", problem))
-        family = models.family_of(model)
+    family = models.family_of(model) if isinstance(model, str) else None
     scheduler = literals.get("scheduler")
     if isinstance(scheduler, str):
         problem = scheduler_problem(scheduler, family if family in FAMILIES else None)
@@ -95,11 +95,6 @@ def check_diffusion(literals: Mapping[str, Any], models: ModelSource) -> list[tu
         issues.extend(("loras", problem) for problem in lora_problems(literals["loras"]))
     if isinstance(model, str):
         issues.extend(("controls", problem) for problem in control_problems(literals.get("controls"), family, model))
-    vae = literals.get("vae")
-    if isinstance(vae, str) and vae.strip():
-        problem = models.problem(vae)
-        if problem:
-            issues.append(("vae", problem))
     return issues
 
 
@@ -108,7 +103,7 @@ def diffusion_model(ctx: NodeContext, name: str) -> DiffusionModel:
         memory = ctx.models.memory  # the device's --memory-mode and budget, when the model loads
         return load_pipeline(resolved, pipeline_family(name, resolved), device, find_config(ctx), memory=memory)
 
-    return ctx.models.load(name, build, kind="diffusion")
+    return ctx.models.load(name, build)
 
 
 def drawing_model(ctx: NodeContext, name: str) -> DiffusionModel:
@@ -189,8 +184,6 @@ class DiffusionNode(Node):
     """What every diffusion node shares: its model, LoRA and control inputs name models, it runs on a device, and
     the controls linked into it must fit its model's family."""
 
-    files = {"model": "model", "loras": "model", "controls": "model", "vae": "model"}
-    model_families = {"model": FAMILIES, "controls": CONTROL_FAMILIES}
     accelerator = True
 
     def check_upstream(self, literals: Mapping[str, Any], upstream: Mapping[str, list[Upstream]],
@@ -208,8 +201,8 @@ class Generate(DiffusionNode):
     version = "1.2.0"
 
     class Inputs(DiffusionInputs):
-        model: str = Field("sd-turbo", description=MODEL_HELP + ", or openai:<model> (an OpenAI-compatible "
-                                                                "images API)")
+        model: str = ModelInput("sd-turbo", kind=replace(DIFFUSION, remote=True),
+                                description=MODEL_HELP + ", or openai:<model> (an OpenAI-compatible images API)")
         width: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
         height: int = Field(512, ge=8, le=8192, description="Pixels; a multiple of 8")
         count: int = Field(1, ge=1, le=64, description="Images in the batch (one seed: image i differs by batch)")
@@ -218,7 +211,7 @@ class Generate(DiffusionNode):
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
-        if isinstance(literals.get("model"), str) and remote_name(literals["model"]) is not None:
+        if isinstance(literals.get("model"), str) and models.remote_name(literals["model"]) is not None:
             from nodeforge.nodes.openai_media_backend import image_problems
 
             return image_problems(literals)  # the server decides which sizes it draws
@@ -230,7 +223,7 @@ class Generate(DiffusionNode):
         return issues
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> ImageOutput:
-        if remote_name(inputs.model) is not None:
+        if ctx.models.remote(inputs.model) is not None:
             from nodeforge.nodes.openai_media_backend import remote_generate
 
             return ImageOutput(image=remote_generate(inputs, ctx))

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import FileInput, FolderInput
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.limits import image_problem
@@ -37,11 +38,10 @@ class Load(Node):
 
     type_id = "image.load"
     version = "1.0.0"
-    files = {"path": "read"}
 
     class Inputs(NodeInputs):
-        path: str = Field(description="A file path (relative to the working folder or the graph's folder; on a "
-                                      "server, inside the folders it allows), or an uploaded artifact id")
+        path: str = FileInput(description="A file path (relative to the working folder or the graph's folder; on a "
+                                          "server, inside the folders it allows), or an uploaded artifact id")
 
     class Outputs(NodeOutputs):
         image: Image
@@ -85,13 +85,12 @@ class Save(Node):
     type_id = "image.save"
     version = "1.0.0"
     side_effects = True
-    files = {"folder": "write"}
 
     class Inputs(NodeInputs):
         image: Image
         name: str = Field("image", description="File name prefix (letters, digits, '_', '.', '-')")
-        folder: str = Field("", description="Where to write; empty: the data dir's outputs folder (on a server: "
-                                            "a folder under it, or one given with --allow-write-dir)")
+        folder: str = FolderInput("", description="Where to write; empty: the data dir's outputs folder (on a server: "
+                                                  "a folder under it, or one given with --allow-write-dir)")
 
     class Outputs(NodeOutputs):
         path: str = Field(description="The first file written")

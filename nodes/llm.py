@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, ModelKind, SeedInput, TextInput
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
@@ -29,9 +30,10 @@ from nodeforge.nodes.models.gguf_llm import GGUFError, is_gguf, user_gguf_folder
 from nodeforge.nodes.models.resolver import Resolver
 from nodeforge.nodes.models.tiny_media import TINY_LLM_CONTEXT
 
-OPENAI_PREFIX = "openai:"
 ROLES = ("system", "user", "assistant")
 FAMILIES = ("llm",)
+CAUSAL_LM = ModelKind("llm", FAMILIES, remote=True)
+"""A causal language model (transformers or GGUF), or an OpenAI-compatible server's (``openai:<model>``)."""
 KNOWN_CONTEXT = {"tiny/llm": TINY_LLM_CONTEXT}  # room for the node's default 256 new tokens and a long prompt
 
 WarningCallback = Callable[[str], None]
@@ -165,8 +167,7 @@ def context_length(model: Any, tokenizer: Any) -> int:
 
 def open_causal_lm(name: str, ctx: NodeContext) -> CausalLM:
     """The causal LM ``name`` resolved (tiny, path, alias, Hub id) and resident on the node's device."""
-    return ctx.models.load(name, lambda resolved, device: load_causal_lm(name, resolved.path, device, ctx.data_dir),
-                           kind="llm")
+    return ctx.models.load(name, lambda resolved, device: load_causal_lm(name, resolved.path, device, ctx.data_dir))
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
@@ -229,22 +230,20 @@ class Generate(Node):
 
     type_id = "llm.generate"
     version = "1.3.0"
-    files = {"model": "model"}
-    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
-        prompt: str = Field(description="What to ask or continue; may be empty when messages hold the whole "
-                            "conversation", json_schema_extra={"multiline": True})
-        system: str = Field("", description="System message (instructions), when the model takes one",
-                            json_schema_extra={"multiline": True})
-        model: str = Field("tiny/llm", description="tiny/llm, a shipped model, an alias, a folder, a .gguf file, "
-                           "a Hub id, or openai:<model>")
+        prompt: str = TextInput(description="What to ask or continue; may be empty when messages hold the whole "
+                                            "conversation")
+        system: str = TextInput("", description="System message (instructions), when the model takes one")
+        model: str = ModelInput("tiny/llm", kind=CAUSAL_LM, description="tiny/llm, a shipped model, an alias, a "
+                                                                        "folder, a .gguf file, a Hub id, or "
+                                                                        "openai:<model>")
         max_new_tokens: int = Field(256, ge=0, le=32768, description="Most tokens to generate; 0: as many as "
                                     "the context holds")
         temperature: float = Field(0.7, ge=0.0, le=5.0, description="0 = greedy (always the likeliest token)")
         top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling: keep this much probability")
-        seed: int = Field(0, description="Sampling seed; -1 draws one (recorded in the run)")
+        seed: int = SeedInput(0, description="Sampling seed; -1 draws one (recorded in the run)")
         stop: list[str] = Field(default_factory=list, description="Strings that end the text (not included)")
         messages: list[dict[str, Any]] = Field(default_factory=list,
                                                description='Earlier turns of a chat, oldest first: [{"role": "user" '
@@ -267,14 +266,8 @@ class Generate(Node):
         model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
             return problems
-        if model.startswith(OPENAI_PREFIX):
-            if not model.removeprefix(OPENAI_PREFIX).strip():
-                problems.append(("model", "openai:<model> needs a model name after the colon"))
+        if models.remote_name(model) is not None:
             return problems
-        problem = models.problem(model, families=FAMILIES)
-        if problem:
-            problems.append(("model", problem))
-
         context = KNOWN_CONTEXT.get(model)
         max_new = literal(literals, bound, self.Inputs, "max_new_tokens")
         if context and isinstance(max_new, int) and max_new >= context:
@@ -295,11 +288,12 @@ class Generate(Node):
         def on_text(delta: str, tokens: int) -> None:
             ctx.progress(tokens, options.max_new_tokens or None, delta=delta or None)
 
-        if inputs.model.startswith(OPENAI_PREFIX):
+        remote = ctx.models.remote(inputs.model)
+        if remote is not None:
             from nodeforge.nodes.openai_chat import chat_completion
 
             start, context = time.perf_counter(), None
-            result = chat_completion(inputs.model.removeprefix(OPENAI_PREFIX).strip(), messages, options,
+            result = chat_completion(remote, messages, options,
                                      on_text, data_dir=ctx.data_dir)
         else:
             lm = open_causal_lm(inputs.model, ctx)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, SeedInput, TextInput
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
@@ -22,6 +23,7 @@ from nodeforge.nodes.family_helpers import literal
 from nodeforge.nodes.music_backends import (
     FAMILIES,
     MELODY,
+    MUSIC_GENERATOR,
     STABLE_AUDIO,
     MusicGen,
     Request,
@@ -44,7 +46,7 @@ def open_generator(name: str, ctx: NodeContext) -> Generator:
             return load_stable_audio(name, resolved.path, device)
         return load_musicgen(name, resolved.path, family, device)
 
-    return ctx.models.load(name, build, kind="music")
+    return ctx.models.load(name, build)
 
 
 class Music(Node):
@@ -55,20 +57,19 @@ class Music(Node):
 
     type_id = "audio.music"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
-        prompt: str = Field(description="The music or sound to make", json_schema_extra={"multiline": True})
-        model: str = Field("musicgen-small", description="musicgen-small, musicgen-stereo-small, musicgen-melody, "
-                                                         "stable-audio-open, tiny/musicgen, a folder or a Hub id")
+        prompt: str = TextInput(description="The music or sound to make")
+        model: str = ModelInput("musicgen-small", kind=MUSIC_GENERATOR,
+                                description="musicgen-small, musicgen-stereo-small, musicgen-melody, stable-audio-"
+                                            "open, tiny/musicgen, a folder or a Hub id")
         seconds: float = Field(8.0, gt=0.0, le=MAX_SECONDS, description="Length of the clip in seconds (MusicGen "
                                                                          "was trained on up to 30 s, Stable Audio "
                                                                          "Open makes up to 47 s)")
         guidance_scale: float = Field(3.0, ge=0.0, le=30.0, description="Classifier-free guidance (1 or less: off; "
                                                                         "MusicGen 3, Stable Audio about 7)")
-        seed: int = Field(0, description="Sampling seed; -1 draws one (recorded in the run)")
+        seed: int = SeedInput(0, description="Sampling seed; -1 draws one (recorded in the run)")
         melody: Audio | None = Field(None, description="A tune to follow (MusicGen Melody models only)")
         negative_prompt: str = Field("", description="What to avoid (Stable Audio)")
         steps: int = Field(100, ge=1, le=1000, description="Denoising steps (Stable Audio)")
@@ -81,11 +82,8 @@ class Music(Node):
         model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
             return []
-        problem = models.problem(model, families=FAMILIES)
-        if problem:
-            return [("model", problem)]
         family = models.family_of(model)
-        if "melody" in bound and family is not None and family != MELODY:
+        if "melody" in bound and family in FAMILIES and family != MELODY:
             return [("melody", f"{model} is a {family} model, which takes no melody: disconnect melody or use a "
                                "MusicGen Melody model (musicgen-melody)")]
         return []

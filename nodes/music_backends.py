@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.values import Audio
 from nodeforge.nodes.audio_ops import resample, to_mono
@@ -31,6 +32,8 @@ MUSICGEN = "musicgen"
 MELODY = "musicgen-melody"
 STABLE_AUDIO = "stable-audio"
 FAMILIES = (MUSICGEN, MELODY, STABLE_AUDIO)
+MUSIC_GENERATOR = ModelKind("music", FAMILIES)
+"""A music generator: MusicGen (with or without melody) or Stable Audio Open."""
 
 Progress = Callable[[int, int], None]
 

@@ -31,24 +31,15 @@ LOCAL_ONLY = {"loras": "LoRAs", "controls": "ControlNets and IP-Adapters", "vae"
 
 
 def image_problems(literals: Mapping[str, Any]) -> list[tuple[str | None, str]]:
-    """Static problems of an ``image.generate`` whose model is ``openai:<model>``: a name after the colon, and no
-    inputs that only a local pipeline can use."""
+    """Static problems of an ``image.generate`` whose model is ``openai:<model>``: no inputs that only a local
+    pipeline can use (the name itself is checked from the input's declaration)."""
     problems: list[tuple[str | None, str]] = []
     model = literals.get("model")
-    if isinstance(model, str) and not remote_name(model):
-        problems.append(("model", "openai:<model> needs a model name after the colon"))
     for name, what in LOCAL_ONLY.items():
         if literals.get(name):
             problems.append((name, f"{what} apply to local models only; an OpenAI-compatible server ({model}) "
                                    "takes a prompt, a size and a count"))
     return problems
-
-
-def name_problem(model: Any) -> str | None:
-    """Why ``openai:<model>`` cannot be asked for (no name after the colon), or None."""
-    if isinstance(model, str) and not remote_name(model):
-        return "openai:<model> needs a model name after the colon"
-    return None
 
 
 def remote_generate(inputs: Any, ctx: NodeContext) -> Image:

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.family_helpers import on_device, quiet_transformers, reading_model, torch_device
 
 FAMILIES = ("faster-whisper", "whisper")
+RECOGNISER = ModelKind("asr", FAMILIES, remote=True)
+"""A speech recogniser: Whisper (faster-whisper or transformers), or a remote server's."""
 WINDOW_SECONDS = 30  # Whisper hears 30 s at a time
 
 # The languages Whisper was trained on (its tokenizer's language tokens).

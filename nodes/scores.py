@@ -9,7 +9,6 @@ mode), so the same inputs give the same score and a re-run is a cache hit.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,20 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, ModelKind, TextInput
 from nodeforge.engine.errors import NodeError, first_line
-from nodeforge.engine.model_source import ModelSource, ResolvedModel
+from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
-from nodeforge.nodes.family_helpers import literal, on_device, quiet_transformers, torch_device
+from nodeforge.nodes.family_helpers import on_device, quiet_transformers, torch_device
 
 CLIP_FAMILIES = ("clip",)
 SENTENCE_FAMILIES = ("sentence-embedding",)
+CLIP_MODEL = ModelKind("clip", CLIP_FAMILIES)
+"""A CLIP model with its tokenizer and image processor (``load_clip``)."""
+SENTENCE_ENCODER = ModelKind("sentence-embedding", SENTENCE_FAMILIES)
+"""A sentence-transformers encoder (``load_sentence_encoder``)."""
 CLIP_SCALE = 100.0  # torchmetrics' CLIPScore scale: 100 x cosine
-
-
-def model_problems(node: Node, literals: Mapping[str, Any], bound: frozenset[str], models: ModelSource,
-                   families: tuple[str, ...]) -> list[tuple[str | None, str]]:
-    """The ``model`` input's problem (its default included), found without loading anything."""
-    model = literal(literals, bound, node.Inputs, "model")
-    problem = models.problem(model, families=families) if isinstance(model, str) else None
-    return [("model", problem)] if problem else []
 
 
 @dataclass
@@ -81,30 +77,25 @@ class ClipScore(Node):
     type_id = "score.clip"
     title = "CLIP score"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": CLIP_FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
         image: Image = Field(description="Pictures to score (each against the same text)")
-        text: str = Field(description="The prompt the pictures should show", json_schema_extra={"multiline": True})
-        model: str = Field("clip-vit-base-patch32", description="clip-vit-base-patch32, clip-vit-large-patch14, "
-                           "tiny/clip (noise), a Hub id or a local folder of a CLIP model")
+        text: str = TextInput(description="The prompt the pictures should show")
+        model: str = ModelInput("clip-vit-base-patch32", kind=CLIP_MODEL,
+                                description="clip-vit-base-patch32, clip-vit-large-patch14, tiny/clip (noise), a Hub "
+                                            "id or a local folder of a CLIP model")
 
     class Outputs(NodeOutputs):
         score: float = Field(description="100 x cosine similarity, the mean over the batch")
         scores: list[float] = Field(description="One score per picture")
-
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
-              models: ModelSource) -> list[tuple[str | None, str]]:
-        return model_problems(self, literals, bound, models, CLIP_FAMILIES)
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch
 
         if not inputs.text.strip():
             raise NodeError("the text is empty: there is nothing to match the pictures against", input="text")
-        scorer = ctx.models.load(inputs.model, load_clip, kind="clip")
+        scorer = ctx.models.load(inputs.model, load_clip)
         limit = scorer.tokenizer.model_max_length
         length = len(scorer.tokenizer(inputs.text)["input_ids"])
         if length > limit:
@@ -196,22 +187,17 @@ class TextSimilarity(Node):
     type_id = "score.text_similarity"
     title = "Text similarity"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": SENTENCE_FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
-        a: str = Field(description="One text", json_schema_extra={"multiline": True})
-        b: str = Field(description="The text to compare it with", json_schema_extra={"multiline": True})
-        model: str = Field("all-minilm-l6-v2", description="all-minilm-l6-v2 (offline), all-mpnet-base-v2, "
-                           "bge-small-en-v1.5, a Hub id or a local folder of a sentence-transformers model")
+        a: str = TextInput(description="One text")
+        b: str = TextInput(description="The text to compare it with")
+        model: str = ModelInput("all-minilm-l6-v2", kind=SENTENCE_ENCODER,
+                                description="all-minilm-l6-v2 (offline), all-mpnet-base-v2, bge-small-en-v1.5, a Hub "
+                                            "id or a local folder of a sentence-transformers model")
 
     class Outputs(NodeOutputs):
         score: float = Field(description="Cosine similarity of the two embeddings, -1..1")
-
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
-              models: ModelSource) -> list[tuple[str | None, str]]:
-        return model_problems(self, literals, bound, models, SENTENCE_FAMILIES)
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch
@@ -221,7 +207,7 @@ class TextSimilarity(Node):
         for name, text in texts.items():
             if not text.strip():
                 raise NodeError(f"text {name} is empty: there is no meaning to compare", input=name)
-        encoder = ctx.models.load(inputs.model, load_sentence_encoder, kind="sentence-embedding")
+        encoder = ctx.models.load(inputs.model, load_sentence_encoder)
         for name, ids in zip(texts, encoder.tokenizer(list(texts.values()))["input_ids"], strict=True):
             if len(ids) > encoder.max_tokens:
                 ctx.warn(f"text {name} is {len(ids)} tokens; {inputs.model} reads the first {encoder.max_tokens}")
@@ -251,9 +237,8 @@ class WordErrorRate(Node):
     version = "1.0.0"
 
     class Inputs(NodeInputs):
-        reference: str = Field(description="What was said (the correct transcript)",
-                               json_schema_extra={"multiline": True})
-        hypothesis: str = Field(description="The transcript to score", json_schema_extra={"multiline": True})
+        reference: str = TextInput(description="What was said (the correct transcript)")
+        hypothesis: str = TextInput(description="The transcript to score")
         normalize: bool = Field(True, description="Ignore case and punctuation")
 
     class Outputs(NodeOutputs):

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.family_helpers import on_device, quiet_transformers, reading_model, seeded_global_rng, torch_device
 
 ESPEAK = "espeak"
 FAMILIES = ("piper", "vits")
+SPEAKER = ModelKind("tts", FAMILIES, remote=True, extra_names=(ESPEAK,))
+"""A text-to-speech voice: Piper, VITS, the system's espeak-ng, or a remote server's."""
 ESPEAK_WPM = 175  # espeak-ng's default rate; ``speed`` scales it
 ESPEAK_WPM_RANGE = (80, 450)
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import TextInput
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
@@ -45,7 +46,7 @@ class Template(Node):
 
     class Inputs(NodeInputs):
         model_config = ConfigDict(extra="allow", frozen=True)
-        template: str = Field(description="Text with {name} placeholders", json_schema_extra={"multiline": True})
+        template: str = TextInput(description="Text with {name} placeholders")
 
     Outputs = TextOutput
 
@@ -88,7 +89,7 @@ class Value(Node):
     version = "1.0.0"
 
     class Inputs(NodeInputs):
-        value: str = Field(description="The text", json_schema_extra={"multiline": True})
+        value: str = TextInput(description="The text")
 
     Outputs = TextOutput
 

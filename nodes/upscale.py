@@ -6,19 +6,22 @@ computed and thrown away), so memory stays bounded and the seams disappear.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
-from nodeforge.engine.model_source import ModelSource, ResolvedModel
+from nodeforge.engine.declarations import ModelInput, ModelKind
+from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
 from nodeforge.nodes.family_helpers import torch_device
 from nodeforge.nodes.models.upscalers import Upscaler, load_upscaler, upscale
 
 FAMILIES = ("esrgan",)
+UPSCALER = ModelKind("upscale", FAMILIES)
+"""A super-resolution network (Real-ESRGAN's RRDBNet and SRVGGNetCompact, others through spandrel)."""
 
 
 class Upscale(Node):
@@ -27,24 +30,19 @@ class Upscale(Node):
 
     type_id = "image.upscale"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
         image: Image = Field(description="Images to upscale")
-        model: str = Field("realesrgan-x4plus", description="realesrgan-x4plus, realesrgan-x4plus-anime, "
-                           "realesr-animevideov3, tiny/esrgan, or a .pth/.safetensors file (RRDBNet, "
-                           "SRVGGNetCompact; other architectures through spandrel)")
+        model: str = ModelInput("realesrgan-x4plus", kind=UPSCALER,
+                                description="realesrgan-x4plus, realesrgan-x4plus-anime, realesr-animevideov3, "
+                                            "tiny/esrgan, or a .pth/.safetensors file (RRDBNet, SRVGGNetCompact; other"
+                                            " architectures through spandrel)")
         tile: int = Field(0, ge=0, le=8192, description="Tile size in input pixels; 0 processes the whole image")
         overlap: int = Field(16, ge=0, le=512, description="Context pixels around each tile (tile > 0)")
 
     class Outputs(NodeOutputs):
         image: Image
-
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
-              models: ModelSource) -> list[tuple[str | None, str]]:
-        return upscaler_problems(literals, models)
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         model = load_upscale_model(inputs.model, ctx)
@@ -52,19 +50,12 @@ class Upscale(Node):
                                                          inputs.tile, inputs.overlap, ctx.progress)))
 
 
-def upscaler_problems(literals: Mapping[str, Any], models: ModelSource) -> list[tuple[str | None, str]]:
-    """The static check of a node whose ``model`` is an upscaler (image.upscale, video.upscale)."""
-    model = literals.get("model")
-    problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
-    return [("model", problem)] if problem else []
-
-
 def load_upscale_model(name: str, ctx: NodeContext) -> Upscaler:
     """The upscaler ``name`` on the node's device, shared with every node that upscales with it."""
     def build(resolved: ResolvedModel, device: str) -> Upscaler:
         return load_upscaler(resolved.path, name, device)
 
-    return ctx.models.load(name, build, kind="upscale")
+    return ctx.models.load(name, build)
 
 
 def upscale_channels(model: Upscaler, pixels: Any, tile: int, overlap: int,

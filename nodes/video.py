@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import FolderInput, ModelInput, SeedInput, TextInput
 from nodeforge.engine.errors import DeviceError, NodeError
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
@@ -21,6 +22,7 @@ from nodeforge.nodes.models.memory import for_call, memory_record, plan_decode
 from nodeforge.nodes.models.steps import cancellable, step_callback
 from nodeforge.nodes.video_pipelines import (
     FAMILIES,
+    VIDEO_MODEL,
     VideoFamily,
     VideoModel,
     family_of_folder,
@@ -47,7 +49,7 @@ def open_video_model(name: str, ctx: NodeContext) -> VideoModel:
         return load_video_model(name, resolved.path, family, device, ctx.models.memory,
                                 files=files if single else None, find_config=find_config(ctx))
 
-    return ctx.models.load(name, build, kind="video")
+    return ctx.models.load(name, build)
 
 
 class Generate(Node):
@@ -57,23 +59,21 @@ class Generate(Node):
 
     type_id = "video.generate"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": tuple(FAMILIES)}
     accelerator = True
 
     class Inputs(NodeInputs):
-        prompt: str = Field(description="What happens in the video", json_schema_extra={"multiline": True})
+        prompt: str = TextInput(description="What happens in the video")
         negative_prompt: str = Field("", description="What to avoid")
         image: Image | None = Field(None, description="First frame (image-to-video); leave unconnected for text")
-        model: str = Field("tiny/wan", description="tiny/wan, an alias (wan2.1-t2v-1.3b, ltx-video...), a "
-                                                   "diffusers folder or a Hub id")
+        model: str = ModelInput("tiny/wan", kind=VIDEO_MODEL, description="tiny/wan, an alias (wan2.1-t2v-1.3b, ltx-"
+                                                                          "video...), a diffusers folder or a Hub id")
         frames: int = Field(17, ge=1, le=1024, description="Frame count (Wan and CogVideoX: 4k+1; LTX: 8k+1)")
         fps: float = Field(16.0, gt=0, le=240, description="Frames per second of the result")
         width: int = Field(256, ge=8, le=4096, description="Width in pixels (a multiple of the model's VAE factor)")
         height: int = Field(256, ge=8, le=4096, description="Height in pixels")
         steps: int = Field(25, ge=1, le=500, description="Denoising steps")
         guidance_scale: float = Field(5.0, ge=0.0, le=50.0, description="Classifier-free guidance (1 = off)")
-        seed: int = Field(0, description="Noise seed; -1 draws one (recorded in the run)")
+        seed: int = SeedInput(0, description="Noise seed; -1 draws one (recorded in the run)")
 
     class Outputs(NodeOutputs):
         video: Video
@@ -83,9 +83,6 @@ class Generate(Node):
         model = literal(literals, bound, self.Inputs, "model")
         if not isinstance(model, str):
             return []
-        problem = models.problem(model, families=tuple(FAMILIES))
-        if problem:
-            return [("model", problem)]
         family = static_family(model, models)
         problems: list[tuple[str | None, str]] = []
         frames = literal(literals, bound, self.Inputs, "frames")
@@ -277,12 +274,11 @@ class Save(Node):
     type_id = "video.save"
     version = "1.0.0"
     side_effects = True
-    files = {"folder": "write"}
 
     class Inputs(NodeInputs):
         video: Video
         name: str = Field("video", min_length=1, description="File name without .mp4")
-        folder: str = Field("", description="Folder to write into; empty: <data dir>/outputs")
+        folder: str = FolderInput("", description="Folder to write into; empty: <data dir>/outputs")
 
     class Outputs(NodeOutputs):
         path: str

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.family_helpers import quiet_pipeline, reading_model, torch_device
 from nodeforge.nodes.models.assemble import FindConfig, ModelFiles, load_from_files
@@ -63,6 +64,8 @@ FAMILIES = {
     "cogvideox": VideoFamily("cogvideox", "CogVideoXPipeline", "CogVideoXImageToVideoPipeline", 4, 16, 226),
     "animatediff": VideoFamily("animatediff", "AnimateDiffPipeline", None, 1, 8, 77, max_frames=32),
 }
+VIDEO_MODEL = ModelKind("video", tuple(FAMILIES))
+"""A diffusers video pipeline (Wan, LTX-Video, CogVideoX, AnimateDiff)."""
 CLASS_PREFIXES = {"Wan": "wan", "LTX": "ltx", "CogVideoX": "cogvideox", "AnimateDiff": "animatediff"}
 SUPPORTED_CLASSES = {"WanPipeline", "WanImageToVideoPipeline", "LTXPipeline", "LTXImageToVideoPipeline",
                      "CogVideoXPipeline", "CogVideoXImageToVideoPipeline", "AnimateDiffPipeline"}

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field
 
 from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import FileInput, ModelInput
 from nodeforge.engine.errors import GraphInputError, NodeError
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.limits import video_problem
@@ -25,7 +26,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.family_helpers import torch_device
 from nodeforge.nodes.image_tools import ARTIFACT_REFERENCE
-from nodeforge.nodes.upscale import FAMILIES, load_upscale_model, upscale_channels, upscaler_problems
+from nodeforge.nodes.upscale import UPSCALER, load_upscale_model, upscale_channels
 
 ACCEPTED = "accepted: MP4, WebM, GIF, MOV and other containers FFmpeg reads"
 
@@ -38,11 +39,10 @@ class Load(Node):
 
     type_id = "video.load"
     version = "1.0.0"
-    files = {"path": "read"}
 
     class Inputs(NodeInputs):
-        path: str = Field(description="A file path (relative to the working folder or the graph's folder; on a "
-                                      "server, inside the folders it allows), or an uploaded artifact id")
+        path: str = FileInput(description="A file path (relative to the working folder or the graph's folder; on a "
+                                          "server, inside the folders it allows), or an uploaded artifact id")
 
     class Outputs(NodeOutputs):
         video: Video = Field(description="The frames at the file's frame rate, with its sound track")
@@ -160,23 +160,18 @@ class Upscale(Node):
 
     type_id = "video.upscale"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
         video: Video = Field(description="The video to upscale")
-        model: str = Field("realesr-animevideov3", description="realesr-animevideov3, realesrgan-x4plus, "
-                           "realesrgan-x4plus-anime, tiny/esrgan, or a .pth/.safetensors file")
+        model: str = ModelInput("realesr-animevideov3", kind=UPSCALER,
+                                description="realesr-animevideov3, realesrgan-x4plus, realesrgan-x4plus-anime, "
+                                            "tiny/esrgan, or a .pth/.safetensors file")
         tile: int = Field(0, ge=0, le=8192, description="Tile size in input pixels; 0 processes whole frames")
         overlap: int = Field(16, ge=0, le=512, description="Context pixels around each tile (tile > 0)")
 
     class Outputs(NodeOutputs):
         video: Video
-
-    def check(self, literals: Mapping[str, Any], bound: frozenset[str],
-              models: ModelSource) -> list[tuple[str | None, str]]:
-        return upscaler_problems(literals, models)
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
         import torch

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, ModelKind, SeedInput, TextInput
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
@@ -28,6 +29,8 @@ from nodeforge.nodes.llm import GenerateOptions, Generation, WarningCallback, co
 from nodeforge.nodes.llm_stream import TextCallback, TextTracker, sampling_processors
 
 FAMILIES = ("vlm",)
+VISION_LM = ModelKind("vlm", FAMILIES)
+"""A transformers image-text-to-text model (``load_vision_lm``)."""
 ONE_PICTURE_TYPES = frozenset({"florence2"})  # architectures that read one picture per prompt
 
 
@@ -86,7 +89,7 @@ def load_vision_lm(resolved: ResolvedModel, device: str) -> VisionLM:
 
 def open_vision_lm(name: str, ctx: NodeContext) -> VisionLM:
     """The vision-language model ``name`` resolved (tiny, path, alias, Hub id) and resident on the node's device."""
-    return ctx.models.load(name, load_vision_lm, kind="vlm")
+    return ctx.models.load(name, load_vision_lm)
 
 
 def render_question(vlm: VisionLM, pictures: int, question: str, system: str = "") -> str:
@@ -160,21 +163,20 @@ class Ask(Node):
 
     type_id = "image.ask"
     version = "1.0.0"
-    files = {"model": "model"}
-    model_families = {"model": FAMILIES}
     accelerator = True
 
     class Inputs(NodeInputs):
         image: Image = Field(description="The picture to ask about (a batch: all its pictures in one question)")
-        question: str = Field(description="What to ask about the picture", json_schema_extra={"multiline": True})
-        system: str = Field("", description="System message (instructions), when the model takes one",
-                            json_schema_extra={"multiline": True})
-        model: str = Field("smolvlm-256m", description="smolvlm-256m, smolvlm-500m, qwen2.5-vl-3b, "
-                           "florence-2-base, tiny/vlm (random words), a Hub id or a local folder")
+        question: str = TextInput(description="What to ask about the picture")
+        system: str = TextInput("", description="System message (instructions), when the model takes one")
+        model: str = ModelInput("smolvlm-256m", kind=VISION_LM, description="smolvlm-256m, smolvlm-500m, "
+                                                                            "qwen2.5-vl-3b, florence-2-base, tiny/vlm "
+                                                                            "(random words), a Hub id or a local "
+                                                                            "folder")
         max_new_tokens: int = Field(128, ge=1, le=32768, description="Most tokens to generate")
         temperature: float = Field(0.0, ge=0.0, le=5.0, description="0 = greedy (always the likeliest token)")
         top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling: keep this much probability")
-        seed: int = Field(0, description="Sampling seed; -1 draws one (recorded in the run)")
+        seed: int = SeedInput(0, description="Sampling seed; -1 draws one (recorded in the run)")
 
     class Outputs(NodeOutputs):
         text: str = Field(description="The answer")
@@ -187,10 +189,6 @@ class Ask(Node):
         question = literal(literals, bound, self.Inputs, "question")
         if isinstance(question, str) and not question.strip():
             problems.append(("question", "the question is empty"))
-        model = literal(literals, bound, self.Inputs, "model")
-        problem = models.problem(model, families=FAMILIES) if isinstance(model, str) else None
-        if problem:
-            problems.append(("model", problem))
         return problems
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:

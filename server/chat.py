@@ -75,7 +75,7 @@ class LocalLLMBackend:
         resolver = self.runtime.registry.model_source
         if llm is None or not resolver.installed:
             raise ChatUnavailable("no local LLM support is installed (nodes.llm)")
-        if model.startswith(llm.OPENAI_PREFIX):
+        if resolver.remote_name(model) is not None:
             raise ChatUnavailable(f"'{model}' names a remote server; this endpoint serves local models")
         try:
             name = self.files.model(model, input="model")

@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from nodeforge.engine.errors import Issue
 
-OPENAI_PREFIX = "/v1/"
+V1_PREFIX = "/v1/"
 OPENAI_CODES = {400: "invalid_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 409: "conflict", 413: "request_too_large", 422: "invalid_request",
                 429: "rate_limit_exceeded", 500: "internal_error"}
@@ -55,7 +55,7 @@ def openai_error(status: int, message: str, code: str | None = None, param: str 
 
 
 def is_openai(path: str) -> bool:
-    return path.startswith(OPENAI_PREFIX)
+    return path.startswith(V1_PREFIX)
 
 
 def unexpected(path: str, exc: BaseException) -> str:

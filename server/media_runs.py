@@ -28,17 +28,16 @@ from nodeforge.server.run_store import QueueFull
 from nodeforge.server.runtime import Invalid
 
 if TYPE_CHECKING:
+    from nodeforge.engine.declarations import ModelKind
     from nodeforge.server.runtime import Runtime
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 NODE_ERROR = re.compile(r"node 'node' \([^)]*\)(?:, input '([^']*)')?: (.*)", re.DOTALL)  # NodeExecutionError
-REMOTE_PREFIX = "openai:"
 REPAINTING = re.compile(r"\binpainting\b|\bfill\b", re.IGNORECASE)
-ESPEAK = "espeak"
 # The node input behind each OpenAI request parameter, for error messages and ``param``.
 PARAMS = {"width": "size", "height": "size", "count": "n", "text": "input", "audio": "file"}
-KINDS = {"image": ("nodeforge.nodes.models.diffusion", "FAMILIES"), "speech": ("nodeforge.nodes.speech", "FAMILIES"),
-         "transcription": ("nodeforge.nodes.recognition", "FAMILIES")}
+MEDIA_NODES = {"image": "image.generate", "speech": "audio.speech", "transcription": "audio.transcribe"}
+"""The node behind each kind of media request; its ``model`` declaration says which models answer."""
 
 
 @dataclass(frozen=True)
@@ -49,26 +48,26 @@ class Finished:
     outputs: dict[str, Any]
 
 
-def families(kind: str) -> tuple[str, ...]:
-    """The model families that make ``kind`` (image, speech, transcription); none without the node package."""
-    module, name = KINDS[kind]
-    try:
-        return tuple(getattr(importlib.import_module(module), name))
-    except ImportError:
-        return ()
+def media_kind(runtime: Runtime, kind: str) -> ModelKind | None:
+    """The model kind the node behind ``kind`` (image, speech, transcription) declares for its ``model`` input;
+    None without the node package."""
+    spec = runtime.registry.find(MEDIA_NODES[kind])
+    return spec.model_kinds.get("model") if spec is not None else None
 
 
-def media_models(runtime: Runtime, kinds: Iterable[str] = tuple(KINDS)) -> list[str]:
+def media_models(runtime: Runtime, kinds: Iterable[str] = tuple(MEDIA_NODES)) -> list[str]:
     """Model names of ``kinds`` that load from this machine alone and that a ``/v1`` route can answer with, as
-    ``GET /v1/models`` lists them; ``espeak`` with the speech models when espeak-ng is installed."""
+    ``GET /v1/models`` lists them; the names a node handles itself (``espeak``) when they can answer."""
     source = runtime.registry.model_source
     names: list[str] = []
-    for kind in kinds:
-        entries, _ = known_models(source, runtime.settings.data_dir, families(kind))
-        names.extend(entry["name"] for entry in entries if families(kind) and not _repaints_only(entry["name"])
+    for kind_name in kinds:
+        kind = media_kind(runtime, kind_name)
+        if kind is None or not kind.families:
+            continue
+        entries, _ = known_models(source, runtime.settings.data_dir, kind.families)
+        names.extend(entry["name"] for entry in entries if not _repaints_only(entry["name"])
                      and source.local_problem(entry["name"], runtime.settings.data_dir) is None)
-        if kind == "speech" and _espeak_installed():
-            names.append(ESPEAK)
+        names.extend(name for name in kind.extra_names if _extra_problem(name) is None)
     return list(dict.fromkeys(names))
 
 
@@ -80,8 +79,9 @@ def _repaints_only(name: str) -> bool:
 
 def media_unavailable(runtime: Runtime, model: str) -> str | None:
     """Why ``model`` cannot make an image, speech or a transcript now; None when it can."""
-    if model.strip() == ESPEAK:
-        return None if _espeak_installed() else "espeak needs the system's espeak-ng, which is not installed"
+    kinds = [kind for kind in (media_kind(runtime, name) for name in MEDIA_NODES) if kind is not None]
+    if any(model.strip() in kind.extra_names for kind in kinds):
+        return _extra_problem(model.strip())
     if _repaints_only(model):
         return f"model '{model[:200]}' is an inpainting checkpoint: it repaints through image.inpaint in a graph"
     source = runtime.registry.model_source
@@ -89,9 +89,8 @@ def media_unavailable(runtime: Runtime, model: str) -> str | None:
     try:
         name = runtime.files.model(model, input="model")
         reasons = []
-        for kind in KINDS:
-            wanted = families(kind)
-            problem = source.problem(name, data_dir, families=wanted) if wanted else "not installed"
+        for kind in kinds:
+            problem = source.problem(name, data_dir, families=kind.families)
             if problem is None:
                 local = source.local_problem(name, data_dir)
                 return local and f"model '{model[:200]}' cannot answer now: {local}"
@@ -100,19 +99,22 @@ def media_unavailable(runtime: Runtime, model: str) -> str | None:
         return f"model {exc}"
     except OSError as exc:  # a name the file system cannot look up (too long, bad characters)
         return f"model '{model[:200]}' is not a usable name: {exc.strerror or type(exc).__name__}"
-    return reasons[0] if reasons else None
+    return reasons[0] if reasons else "no node that makes images, speech or transcripts is installed"
 
 
-def _espeak_installed() -> bool:
+def _extra_problem(name: str) -> str | None:
+    """Why a name a node handles without the catalogue cannot answer here (espeak needs the system's espeak-ng)."""
     try:
         speech = importlib.import_module("nodeforge.nodes.speech")
     except ImportError:
-        return False
-    return speech.espeak_program() is not None
+        return f"'{name}' needs the speech nodes, which are not installed"
+    if name == speech.ESPEAK and speech.espeak_program() is None:
+        return "espeak needs the system's espeak-ng, which is not installed"
+    return None
 
 
-def refuse_remote(model: str) -> None:
-    if model.startswith(REMOTE_PREFIX):
+def refuse_remote(runtime: Runtime, model: str) -> None:
+    if runtime.registry.model_source.remote_name(model) is not None:
         raise ApiError(404, f"'{model[:200]}' names a remote server; this endpoint serves local models",
                        code="model_not_found")
 

@@ -24,7 +24,7 @@ def path_issues(document: dict[str, Any], registry: Registry, files: FileAccess)
         if not isinstance(node, dict) or node.get("type") not in registry:
             continue
         inputs = node.get("inputs")
-        declared = registry.get(str(node["type"])).cls.files
+        declared = registry.get(str(node["type"])).files
         for name, use in declared.items():
             value = inputs.get(name) if isinstance(inputs, dict) else None
             for text in declared_strings(value, use):

@@ -67,6 +67,7 @@ class Catalogue(BaseModel):
     problems: list[Problem]
     node_status: dict[str, str] = Field(description="the status each event kind gives the node(s) it names "
                                                     "(nodes.cached: every node in its nodes list)")
+    links: dict[str, list[str]] = Field(description="for each port type, the port types its outputs may feed")
 
 
 class ModelEntry(BaseModel):

@@ -121,7 +121,7 @@ def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelM
     data_dir = Path(call.data_dir) if call.data_dir else None
     report = Report("ok")
     held = NodeModels(models, device, emitter, call.node_id, source=registry.model_source,
-                      families=spec.cls.model_families, files=call.files, data_dir=data_dir)
+                      kinds=spec.model_kinds, files=call.files, data_dir=data_dir)
     ctx = NodeContext(node_id=call.node_id, node_type=call.node_type, device=device, emitter=emitter,
                       cancel=cancel, env=env, data_dir=data_dir,
                       materials=call.materials, literals=call.literals, call_graph=_needs_driver, models=held,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.nodes.models.checkpoints import Checkpoint, config_signature, describe, inspect_checkpoint
@@ -45,6 +46,8 @@ V_PREDICTION = ("config/sd2-v",)
 V_PROBE = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
 
 FindConfig = Callable[[str], Path]
+CONFIG = ModelKind("config")
+"""A bundled or tiny configuration folder a single-file checkpoint is assembled with."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def model_files(resolved: ResolvedModel) -> ModelFiles:
 
 def find_config(ctx: NodeContext) -> FindConfig:
     """Configuration folders by name (``config/<architecture>``, ``tiny/<name>``) for a node's single files."""
-    return lambda name: ctx.models.resolve(name, input="config").path
+    return lambda name: ctx.models.resolve(name, input="config", kind=CONFIG).path
 
 
 def checkpoint_of(files: ModelFiles, family: str) -> Checkpoint:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.values import Control
@@ -30,6 +31,10 @@ IP_ADAPTER_BASE = {"ip-adapter-sd": "sd", "ip-adapter-sdxl": "sdxl"}
 CONTROLNET_FAMILIES = tuple(CONTROLNET_BASE)
 IP_ADAPTER_FAMILIES = tuple(IP_ADAPTER_BASE)
 CONTROL_FAMILIES = CONTROLNET_FAMILIES + IP_ADAPTER_FAMILIES
+CONTROLNET = ModelKind("controlnet", CONTROLNET_FAMILIES)
+IP_ADAPTER = ModelKind("ip_adapter", IP_ADAPTER_FAMILIES)
+CONTROLS = ModelKind("controlnet", CONTROL_FAMILIES)
+"""The models named by the controls linked into a diffusion node (ControlNets and IP-Adapters)."""
 ALL_BASES = {**CONTROLNET_BASE, **IP_ADAPTER_BASE}
 
 # ControlNet-Union (ProMax) control types, as its model card numbers them.
@@ -173,7 +178,7 @@ def _load_controlnet(ctx: NodeContext, control: Control, dtype: Any, index: int)
     def build(resolved: ResolvedModel, device: str) -> Any:
         return _controlnet_from_files(resolved, dtype, device, index)
 
-    return ctx.models.load(control.model, build, kind=f"controlnet:{dtype}", input="controls")
+    return ctx.models.load(control.model, build, input="controls", variant=str(dtype))
 
 
 def _controlnet_from_files(resolved: ResolvedModel, dtype: Any, device: str, index: int) -> Any:

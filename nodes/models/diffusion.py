@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel, model_key
 from nodeforge.nodes.family_helpers import quiet_transformers
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 FAMILIES = ("sd", "sdxl", "flux", "sd3")
 FLOW_FAMILIES = ("flux", "sd3")
+DIFFUSION = ModelKind("diffusion", FAMILIES)
+"""A diffusion pipeline's components, loaded once per device and shared by every diffusion node."""
+LORA = ModelKind("lora")
+"""A LoRA file or folder, applied to a loaded pipeline for one run."""
 
 TEXT_TO_IMAGE = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline",
                  "sd3": "StableDiffusion3Pipeline"}
@@ -239,7 +244,7 @@ def load_pipeline(resolved: ResolvedModel, family: str, device: str, find_config
                             f"{resolved.path}: {type(exc).__name__}: {first_line(exc)}", input="model") from None
     pipe.set_progress_bar_config(disable=True)
     placed = place_pipeline(pipe, device, memory)  # whole, offloaded or layer by layer: --memory-mode
-    return DiffusionModel(pipe, family, resolved.name, model_key("diffusion", resolved), config, memory=placed)
+    return DiffusionModel(pipe, family, resolved.name, model_key(DIFFUSION.name, resolved), config, memory=placed)
 
 
 def make_scheduler(model: DiffusionModel, name: str) -> Any:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.values import Control
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from nodeforge.nodes.models.diffusion import DiffusionModel
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+IMAGE_ENCODER = ModelKind("image_encoder")
+"""The CLIP vision model an IP-Adapter encodes its reference picture with."""
 
 
 def adapter_file(path: Path) -> Path:
@@ -117,7 +121,8 @@ def _encoder(ctx: NodeContext, control: Control, model: DiffusionModel) -> Any:
 
     if not control.encoder:
         raise NodeError(f"IP-Adapter '{control.model}' has no image encoder", input="controls")
-    return ctx.models.load(control.encoder, build, kind=f"image_encoder:{dtype}", input="controls")
+    return ctx.models.load(control.encoder, build, input="controls", kind=IMAGE_ENCODER,
+                           variant=str(dtype))
 
 
 def _feature_extractor(encoder: Any) -> Any:

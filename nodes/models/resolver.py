@@ -21,6 +21,7 @@ from nodeforge.nodes.family_helpers import quiet_transformers, seeded_global_rng
 from nodeforge.nodes.models.aliases import Alias, inside, read_aliases, read_search_folders
 from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
 from nodeforge.nodes.models.store import build_once
+from nodeforge.nodes.openai_client import remote_name
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
 USER_ALIASES = "models.toml"
@@ -129,6 +130,11 @@ class Resolver:
         alias = self.aliases(data_dir).get(name)
         return alias.family if alias else None
 
+    @staticmethod
+    def remote_name(name: str) -> str | None:
+        """The model at an OpenAI-compatible server that ``openai:<model>`` names (None: a local name)."""
+        return remote_name(name.strip())
+
     # Resolution.
     def resolve(self, name: str, data_dir: Path | None, *, families: Iterable[str] = (),
                 relative_paths: bool = True) -> ResolvedModel:
@@ -137,6 +143,11 @@ class Resolver:
         ``relative_paths=False`` (under a path policy, which has made local names absolute) never takes a name
         for a path relative to the working folder."""
         accepted = tuple(families)
+        remote = remote_name(name.strip())
+        if remote is not None:
+            if not remote:
+                raise ModelResolveError(f"'{name}' names no remote model: it needs a model name after the colon")
+            return ResolvedModel(name=name, source="remote", path=Path(), repo=remote)
         resolved = self._resolve(name.strip(), _data_dir(data_dir), alias=None, depth=0,
                                  relative_paths=relative_paths)
         if accepted and resolved.family is not None and resolved.family not in accepted:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.values import Image
@@ -29,6 +30,9 @@ from nodeforge.nodes.models.latent_previews import decode_taesd, project, spatia
 
 StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
 """diffusers' ``callback_on_step_end(pipe, step_index, timestep, tensors) -> tensors``."""
+
+TAESD = ModelKind("taesd")
+"""The tiny autoencoder step previews decode with."""
 
 
 def step_callback(ctx: NodeContext, family: str, total: int, *, model: str = "", height: int | None = None,
@@ -114,7 +118,7 @@ def _taesd(ctx: NodeContext, model: str, family: str) -> Any:
         return taesd.to(torch_device(device)).eval()
 
     try:
-        return ctx.models.load(name, build, kind="taesd", input="preview")
+        return ctx.models.load(name, build, input="preview", kind=TAESD)
     except NodeError as exc:
         ctx.warn(f"previews use the latent projection: {exc}")
         return None

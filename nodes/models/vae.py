@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
     from nodeforge.nodes.models.diffusion import DiffusionModel
+
+VAE = ModelKind("vae")
+"""A VAE to decode with instead of the model's own (built for the family it decodes for)."""
 
 
 def override_vae(ctx: NodeContext, model: DiffusionModel, name: str) -> Any:
@@ -26,7 +30,7 @@ def override_vae(ctx: NodeContext, model: DiffusionModel, name: str) -> Any:
         vae = load_vae(resolved, model)
         return vae.to(device) if device != "cpu" else vae
 
-    return ctx.models.load(name, build, kind=f"vae-{model.family}", input="vae")
+    return ctx.models.load(name, build, input="vae", variant=model.family)
 
 
 def load_vae(resolved: ResolvedModel, model: DiffusionModel) -> Any:

@@ -120,7 +120,7 @@ def _size(text: str | None) -> tuple[int, int]:
 @router.post("/images/generations", response_model=ImagesResponse, response_model_exclude_none=True,
              summary="Images from a local diffusion model (OpenAI format)", responses=_errors(COMMON))
 async def generate_images(body: ImageRequest, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
-    refuse_remote(body.model)
+    refuse_remote(runtime, body.model)
     width, height = _size(body.size)
     _within_pixel_budget(width, height, body.n, runtime.settings.limits)
     inputs: dict[str, Any] = {"prompt": body.prompt, "model": body.model, "width": width, "height": height,
@@ -171,7 +171,7 @@ def _b64(runtime: Any, picture: dict[str, Any], output_format: str) -> str:
              responses={200: {"content": {media_type: {} for media_type in SPEECH_MEDIA_TYPES.values()},
                               "description": "the sound in response_format"}, **_errors(COMMON)})
 async def speak(body: SpeechRequest, request: Request, runtime: RuntimeDep) -> Response:
-    refuse_remote(body.model)
+    refuse_remote(runtime, body.model)
     voice = "" if body.voice.strip().lower() in OPENAI_VOICES else body.voice
     inputs = {"text": body.input, "model": body.model, "voice": voice, "speed": body.speed, "seed": body.seed}
     finished = await run_graph(runtime, one_node_graph("openai-speech", "audio.speech", inputs, "audio"),
@@ -197,7 +197,7 @@ async def transcribe(file: Annotated[UploadFile, File(description="the sound: WA
                      response_format: Annotated[Literal["json", "text", "verbose_json"], Form()] = "json",
                      temperature: Annotated[float | None, Form(ge=0, le=1, description="not used: decoding is "
                                                                                       "greedy")] = None) -> Any:
-    refuse_remote(model)
+    refuse_remote(runtime, model)
     try:
         artifact_id, seconds = await run_in_threadpool(_store_sound, runtime, file)
     finally:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from nodeforge.engine.document import document_schema
 from nodeforge.engine.events import NODE_STATUS
+from nodeforge.engine.types import link_table
 from nodeforge.server.model_names import known_models
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.schemas import Catalogue, Health, ModelList
@@ -21,7 +22,8 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
 @router.get("/nodes", response_model=Catalogue, summary="Every node type with the JSON Schema of its ports")
 def nodes(runtime: RuntimeDep) -> dict[str, Any]:
     registry = runtime.registry
-    return {"nodes": registry.catalogue(), "problems": runtime.plugin_problems(), "node_status": dict(NODE_STATUS)}
+    return {"nodes": registry.catalogue(), "problems": runtime.plugin_problems(), "node_status": dict(NODE_STATUS),
+            "links": link_table()}
 
 
 @router.get("/schema/graph", summary="JSON Schema of the graph document")

@@ -224,7 +224,7 @@ def test_node_can_evict_a_model_it_broke(env: GraphEnv) -> None:
 
     events: list[Event] = []
     view = NodeModels(session.models, "cpu:0", EventEmitter("r", events.append), "n", source=NoModels(),
-                      families={}, files=FileAccess(None), data_dir=None)
+                      kinds={}, files=FileAccess(None), data_dir=None)
     view.hold("fragile", lambda device: None)
     view.evict("fragile")
     view.release_all()

@@ -85,6 +85,7 @@ def test_the_default_pixel_budget_holds_without_a_server(tmp_path: Path) -> None
 
 
 def test_declarations_are_checked_and_shown_in_the_catalogue() -> None:
+    from nodeforge.engine.declarations import FileInput, ModelInput, ModelKind, SeedInput
     from nodeforge.engine.errors import NodeDefinitionError
     from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, build_spec
 
@@ -93,12 +94,10 @@ def test_declarations_are_checked_and_shown_in_the_catalogue() -> None:
 
         type_id = "test.reads"
         version = "1.0.0"
-        files = {"model": "model", "path": "read"}
-        model_families = {"model": ("llm",)}
 
         class Inputs(NodeInputs):
-            model: str
-            path: str
+            model: str = ModelInput(kind=ModelKind("llm", ("llm",)))
+            path: str = FileInput()
 
         class Outputs(NodeOutputs):
             text: str
@@ -106,23 +105,37 @@ def test_declarations_are_checked_and_shown_in_the_catalogue() -> None:
         def run(self, inputs: Inputs, ctx: object) -> Outputs:
             return self.Outputs(text=inputs.path)
 
-    properties = build_spec(Reads, "test").catalogue_entry()["inputs"]["properties"]
+    spec = build_spec(Reads, "test")
+    properties = spec.catalogue_entry()["inputs"]["properties"]
     assert properties["model"]["x-nodeforge-file"] == "model" and properties["model"]["x-nodeforge-models"] == ["llm"]
+    assert properties["model"]["x-nodeforge-widget"] == "model"
     assert properties["path"]["x-nodeforge-file"] == "read" and "x-nodeforge-models" not in properties["path"]
+    assert properties["path"]["x-nodeforge-widget"] == "file"
+    assert dict(spec.files) == {"model": "model", "path": "read"}
 
-    class Undeclared(Reads):
-        """Names families for an input it does not declare as a model."""
+    class OldStyle(Reads):
+        """Declares files the old way, on the class."""
 
-        model_families = {"path": ("llm",)}
+        files = {"path": "read"}
 
-    with pytest.raises(NodeDefinitionError, match="model_families names 'path'"):
-        build_spec(Undeclared, "test")
+    with pytest.raises(NodeDefinitionError, match="now declared on the input fields"):
+        build_spec(OldStyle, "test")
 
-    class WrongUse(Reads):
-        """Declares a use that does not exist."""
+    class TwoSeeds(Reads):
+        """Has two seeds."""
 
-        files = {"path": "delete"}
-        model_families = {}
+        class Inputs(NodeInputs):
+            seed: int = SeedInput()
+            noise_seed: int = SeedInput()
 
-    with pytest.raises(NodeDefinitionError, match="files\\['path'\\] is 'delete'"):
-        build_spec(WrongUse, "test")
+    with pytest.raises(NodeDefinitionError, match="a node has one seed"):
+        build_spec(TwoSeeds, "test")
+
+    class TextSeed(Reads):
+        """Has a seed that is not a number."""
+
+        class Inputs(NodeInputs):
+            seed: str = SeedInput("0")
+
+    with pytest.raises(NodeDefinitionError, match="seed input 'seed' must be an int, not text"):
+        build_spec(TextSeed, "test")

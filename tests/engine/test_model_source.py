@@ -30,6 +30,9 @@ class Shelf:
     def family_of(self, name, data_dir=None) -> str | None:
         return "weights"
 
+    def remote_name(self, name) -> str | None:
+        return None
+
     def known_files(self, name) -> Path | None:
         return self.folder / name
 

@@ -159,7 +159,7 @@ def test_static_checks_of_openai_models(session: Session) -> None:
                                             "height": 1024}, "image"), session.env) == []
     assert [(i.input, i.message) for i in validate(_one("audio.speech", {"text": "x", "model": "openai:"}, "audio"),
                                                    session.env)] == [
-        ("model", "openai:<model> needs a model name after the colon")]
+        ("model", "'openai:' names no remote model: it needs a model name after the colon")]
     assert validate(_one("audio.speech", {"text": "x", "model": "openai:tts-1", "voice": "nova"}, "audio"),
                     session.env) == []
     transcribe = {"audio": {"from": "v.audio"}, "model": "openai:whisper-1"}

@@ -10,6 +10,7 @@ import time
 import ray
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 
@@ -63,10 +64,9 @@ class Meet(Node):
     type_id = "raytest.meet"
     version = "1.0.0"
     accelerator = True
-    files = {"model": "model"}
 
     class Inputs(NodeInputs):
-        model: str
+        model: str = ModelInput(kind=ModelKind("weights"))
         barrier: str = ""
         x: int = 0
 

@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from nodeforge.engine.context import NodeContext
+from nodeforge.engine.declarations import ModelInput, ModelKind, SeedInput
 from nodeforge.engine.errors import DeviceError, NodeError
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
+
+WEIGHTS = ModelKind("weights")
+"""What the test nodes load: a tensor of a given size."""
 
 
 @dataclass
@@ -146,7 +150,7 @@ class Noise(Node):
 
     class Inputs(NodeInputs):
         size: int = Field(8, ge=1, le=512)
-        seed: int = -1
+        seed: int = SeedInput(-1)
 
     class Outputs(NodeOutputs):
         image: Image
@@ -198,10 +202,9 @@ class UseModel(Node):
     type_id = "test.use_model"
     version = "1.0.0"
     accelerator = True
-    files = {"model": "model"}
 
     class Inputs(NodeInputs):
-        model: str
+        model: str = ModelInput(kind=WEIGHTS)
         size: int = 1000
         channel: str = ""
         barrier: str = ""
@@ -222,10 +225,9 @@ class LoadWeights(Node):
     type_id = "test.load_weights"
     version = "1.0.0"
     accelerator = True
-    files = {"model": "model"}
 
     class Inputs(NodeInputs):
-        model: str
+        model: str = ModelInput(kind=WEIGHTS)
         channel: str = ""
         barrier: str = ""
         x: int = 0
@@ -233,7 +235,7 @@ class LoadWeights(Node):
     Outputs = IntOut
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> IntOut:
-        ctx.models.load(inputs.model, lambda resolved, device: weights(resolved.path.stat().st_size), kind="weights")
+        ctx.models.load(inputs.model, lambda resolved, device: weights(resolved.path.stat().st_size))
         check_in(ctx, inputs.channel, inputs.barrier)
         return IntOut(value=inputs.x + 1)
 

@@ -4,6 +4,7 @@
 import { looksLikeBinding, parseTyped, refOf } from "./bindings.js";
 import { linkInto, sourceType } from "./canvas-links.js";
 import { widgetOf } from "./canvas-widgets.js";
+import { LORAS, SEED } from "./schema.js";
 import { listItem } from "./types.js";
 
 /** The document (`base` supplies name, description and unknown `ui` keys). */
@@ -85,8 +86,8 @@ function bindingOf(editor, node, spec) {
   if (spec.kind === "slot") return undefined;
   const widget = widgetOf(node, spec.name);
   if (!widget) return undefined;
-  if (spec.kind === "seed" && widgetOf(node, `${spec.name}:random`)?.value) return -1;
-  let value = spec.kind === "loras" ? (widget.nf_value ?? []) : widget.value;
+  if (spec.kind === SEED && widgetOf(node, `${spec.name}:random`)?.value) return -1;
+  let value = spec.kind === LORAS ? (widget.nf_value ?? []) : widget.value;
   if (spec.kind === "json") {
     const text = String(value ?? "").trim();
     if (!text) return undefined;
@@ -101,6 +102,6 @@ function bindingOf(editor, node, spec) {
   if (!spec.required && !node.nf.explicit.has(spec.name) && (isDefault || spec.default == null)) {
     return undefined;
   }
-  if (spec.kind === "loras" && !node.nf.explicit.has(spec.name) && !value.length) return undefined;
+  if (spec.kind === LORAS && !node.nf.explicit.has(spec.name) && !value.length) return undefined;
   return value;
 }

@@ -76,8 +76,7 @@ export function tidyListSlots(editor, node, port) {
 /** An input the node's type takes beyond its schema (text.template's `{name}`s). */
 export function addExtraInput(editor, node, name) {
   const type = node.nf.entry.extra_inputs ?? "text";
-  const spec = inputSpec(node.nf.type, name, { "x-nodeforge-type": type, description: `{${name}} in the template` },
-                         true);
+  const spec = inputSpec(name, { "x-nodeforge-type": type, description: `{${name}} in the template` }, true);
   node.nf.extras.push(name);
   addPort(editor, node, spec);
   node.setSize([node.size[0], node.computeSize()[1]]);
@@ -95,8 +94,8 @@ export async function refreshCallPorts(editor, node, values = {}) {
   if (!document) return;
   const sweep = node.nf.type === "graph.sweep";
   for (const [input, decl] of Object.entries(document.inputs ?? {})) {
-    const spec = inputSpec(node.nf.type, input, { "x-nodeforge-type": decl.type, description: decl.description,
-                                                  ...(decl.default !== undefined ? { default: decl.default } : {}) },
+    const spec = inputSpec(input, { "x-nodeforge-type": decl.type, description: decl.description,
+                                    ...(decl.default !== undefined ? { default: decl.default } : {}) },
                            !sweep && (decl.default === undefined || decl.default === null));
     node.nf.extras.push(input);
     addPort(editor, node, spec);

@@ -2,7 +2,7 @@
 // list, JSON, text), and writing a document's literal value into a node's widgets.
 
 import { decimals, isReference, unwrapValue } from "./bindings.js";
-import { initialValue, modelChoices } from "./schema.js";
+import { initialValue, LORAS, modelChoices, SEED } from "./schema.js";
 
 const OTHER_MODEL = "other…";
 
@@ -140,12 +140,12 @@ export function setLiteral(editor, node, spec, value) {
   }
   const widget = widgetOf(node, spec.name);
   if (!widget) return;
-  if (spec.kind === "seed" && (value === -1 || value === "random")) {
+  if (spec.kind === SEED && (value === -1 || value === "random")) {
     widgetOf(node, `${spec.name}:random`).value = true;
     widget.disabled = true;
     return;
   }
-  if (spec.kind === "loras") setLoras(widget, Array.isArray(value) ? value : []);
+  if (spec.kind === LORAS) setLoras(widget, Array.isArray(value) ? value : []);
   else if (spec.kind === "json") widget.value = JSON.stringify(unwrapValue(value), null, 0);
   else if (spec.kind === "text" && typeof value !== "string") widget.value = JSON.stringify(value);
   else widget.value = value;

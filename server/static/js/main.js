@@ -10,7 +10,7 @@ import { paintMask } from "./mask.js";
 import { Library } from "./library.js";
 import { DRAG_TYPE, Palette } from "./palette.js";
 import { Runs } from "./run.js";
-import { GRAPH_INPUT_TYPES } from "./types.js";
+import { GRAPH_INPUT_TYPES, learnLinks } from "./types.js";
 import { askText, confirmAction, h, installTooltips, modal, showTooltip, toast } from "./ui.js";
 
 class Editor {
@@ -23,6 +23,7 @@ class Editor {
     const [catalogue, models] = await Promise.all([this.api.get("/api/nodes"),
                                                    this.api.get("/api/models").catch(() => ({ models: [] }))]);
     this.catalogue = catalogue;
+    learnLinks(catalogue.links);
     const element = document.getElementById("graph-canvas");
     this.canvas = new GraphCanvas(element, catalogue, models.models, {
       changed: () => this.graphChanged(),

@@ -1,10 +1,12 @@
-// What editor control each node input gets, read from the input's JSON Schema in GET /api/nodes. Pure data: the
-// canvas adapter turns these specs into widgets, the run panel into form fields.
+// What editor control each node input gets, read from the input's JSON Schema in GET /api/nodes: the node declares
+// what an input means (`x-nodeforge-widget`: seed, model, loras, file, folder, graph, multiline), never its name.
+// Pure data: the canvas adapter turns these specs into widgets, the run panel into form fields.
 
 import { LINK_ONLY_TYPES, listItem } from "./types.js";
 
-/** Model names that resolve without the registry listing them. */
-const EXTRA_MODELS = { "audio.speech": ["espeak"] };
+/** The controls that keep a value of their own beyond the widget's (a seed's "random", a LoRA list). */
+export const SEED = "seed";
+export const LORAS = "loras";
 
 /**
  * The control of one input:
@@ -15,15 +17,17 @@ const EXTRA_MODELS = { "audio.speech": ["espeak"] };
  *   {kind: "combo", values}              enums
  *   {kind: "toggle"}
  *   {kind: "text", multiline, file}      file: "read" for a file to read (a choose-and-upload button goes with it)
- *   {kind: "model", kinds, extra}        a picker fed by GET /api/models, for an input the node declares as a model
- *                                        (`x-nodeforge-file`), of the families it declares (`x-nodeforge-models`)
+ *   {kind: "model", kinds, extra}        a picker fed by GET /api/models, for an input the node declares as a model,
+ *                                        of the families it declares (`x-nodeforge-models`), plus the names the node
+ *                                        handles itself (`x-nodeforge-model-names`)
  *   {kind: "loras"}                      [{model, weight}] edited in a dialog
- *   {kind: "graph"}                      graph.call: a saved graph's name
+ *   {kind: "graph"}                      a saved graph's name
  *   {kind: "json"}
  * plus name, type, required, default (undefined when none), description, title.
  */
-export function inputSpec(nodeType, name, schema, required) {
+export function inputSpec(name, schema, required) {
   const type = schema["x-nodeforge-type"] ?? "json";
+  const widget = schema["x-nodeforge-widget"] ?? null;
   const base = {
     name, type, required,
     default: "default" in schema ? schema.default : undefined,
@@ -33,7 +37,7 @@ export function inputSpec(nodeType, name, schema, required) {
   const item = listItem(type);
   if (LINK_ONLY_TYPES.includes(type)) return { ...base, kind: "slot" };
   if (item !== null) return { ...base, kind: "list", item, literal: !LINK_ONLY_TYPES.includes(item) };
-  if (name === "seed" && type === "int") return { ...base, kind: "seed" };
+  if (widget === SEED && type === "int") return { ...base, kind: SEED };
   const values = schema.enum ?? schema.items?.enum;
   if (Array.isArray(values) && type === "text") return { ...base, kind: "combo", values: values.map(String) };
   if (type === "int" || type === "float") {
@@ -42,17 +46,16 @@ export function inputSpec(nodeType, name, schema, required) {
     return { ...base, kind: "number", integer: type === "int", min, max, step: numberStep(schema, type, min, max) };
   }
   if (type === "bool") return { ...base, kind: "toggle" };
-  if (type === "text" && schema["x-nodeforge-file"] === "model") {
+  if (type === "text" && widget === "model") {
     const kinds = schema["x-nodeforge-models"];
-    return { ...base, kind: "model", kinds: kinds?.length ? kinds : null, extra: EXTRA_MODELS[nodeType] ?? [] };
+    const extra = schema["x-nodeforge-model-names"] ?? [];
+    return { ...base, kind: "model", kinds: kinds?.length ? kinds : null, extra };
   }
-  if (type === "text" && (nodeType === "graph.call" || nodeType === "graph.sweep") && name === "graph") {
-    return { ...base, kind: "graph" };
-  }
+  if (type === "text" && widget === "graph") return { ...base, kind: "graph" };
   if (type === "text") {
-    return { ...base, kind: "text", multiline: Boolean(schema.multiline), file: schema["x-nodeforge-file"] ?? null };
+    return { ...base, kind: "text", multiline: widget === "multiline", file: schema["x-nodeforge-file"] ?? null };
   }
-  if (name === "loras") return { ...base, kind: "loras" };
+  if (widget === LORAS) return { ...base, kind: LORAS };
   return { ...base, kind: "json" };
 }
 
@@ -67,7 +70,7 @@ function numberStep(schema, type, min, max) {
 export function inputSpecs(entry) {
   const properties = entry.inputs?.properties ?? {};
   const required = new Set(entry.inputs?.required ?? []);
-  return Object.entries(properties).map(([name, schema]) => inputSpec(entry.type, name, schema, required.has(name)));
+  return Object.entries(properties).map(([name, schema]) => inputSpec(name, schema, required.has(name)));
 }
 
 export function outputSpecs(entry) {

@@ -1,7 +1,9 @@
-// Port types as the engine names them (engine/types.py) and the one rule for which links fit. The canvas and the
-// document code both ask here, so the editor refuses exactly what the engine's validation would refuse.
+// Port types as the engine names them (engine/types.py) and which links fit. The rule itself is the engine's: GET
+// /api/nodes sends it as a table (`links`: for each port type, the types its outputs may feed), learnt here once
+// when the editor starts, so the editor refuses exactly what the engine's validation would refuse.
 
-const JSON_COMPATIBLE = new Set(["text", "int", "float", "bool", "json"]);
+/** @type {Map<string, Set<string>>} */
+const assignable = new Map();
 export const MEDIA_TYPES = ["image", "audio", "video"];
 /** Types that only come from a link: no literal widget. */
 export const LINK_ONLY_TYPES = [...MEDIA_TYPES, "mask", "control"];
@@ -27,18 +29,15 @@ export function listItem(type) {
   return typeof type === "string" && type.startsWith("list[") && type.endsWith("]") ? type.slice(5, -1) : null;
 }
 
-/** Whether an output of type `source` may feed an input of type `target` (engine/types.py is_assignable). */
+/** Learn the engine's link table (`links` of GET /api/nodes). */
+export function learnLinks(table) {
+  assignable.clear();
+  for (const [source, targets] of Object.entries(table ?? {})) assignable.set(source, new Set(targets));
+}
+
+/** Whether an output of type `source` may feed an input of type `target`, by the engine's table. */
 export function isAssignable(source, target) {
-  if (source === target) return true;
-  if (source === "int" && target === "float") return true;
-  if (source === "mask" && target === "image") return true;
-  if (target === "json") return JSON_COMPATIBLE.has(source) || JSON_COMPATIBLE.has(listItem(source) ?? "");
-  const item = listItem(target);
-  if (item !== null) {
-    const sourceItem = listItem(source);
-    return isAssignable(sourceItem ?? source, item);
-  }
-  return false;
+  return source === target || Boolean(assignable.get(source)?.has(target));
 }
 
 /** The canvas rule: the engine's, plus the editor's wildcard slots. */
