@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from nodeforge.engine.bypass import without_bypassed
 from nodeforge.engine.declarations import RANDOM_SEEDS, SeedRole
-from nodeforge.engine.declared_checks import model_problems
+from nodeforge.engine.declared_checks import default_path_problems, model_problems, path_problems
 from nodeforge.engine.document import (
     BadBinding,
     Binding,
@@ -28,7 +28,8 @@ from nodeforge.engine.document import (
     parse_link,
 )
 from nodeforge.engine.errors import EngineError, GraphRecursionError, GraphValidationError, Issue
-from nodeforge.engine.node import SEMVER, NodeSpec, Upstream
+from nodeforge.engine.files import FileAccess
+from nodeforge.engine.node import NodeSpec, Upstream, version_problem
 from nodeforge.engine.ports import NodePorts, Port, make_port
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.saved_graphs import GraphLibrary
@@ -65,12 +66,14 @@ class GraphEnv:
     registry: Registry
     library: GraphLibrary = field(default_factory=lambda: GraphLibrary([]))
     call_stack: tuple[str, ...] = ()
+    files: FileAccess | None = None
+    """The path policy literal paths are checked against at validation (None: not checked before use)."""
 
     def entering(self, graph_name: str) -> GraphEnv:
         if graph_name in self.call_stack:
             chain = " -> ".join((*self.call_stack, graph_name))
             raise GraphRecursionError(f"graph.call recursion: {chain}")
-        return GraphEnv(self.registry, self.library, (*self.call_stack, graph_name))
+        return GraphEnv(self.registry, self.library, (*self.call_stack, graph_name), self.files)
 
 
 @dataclass(slots=True)
@@ -150,6 +153,8 @@ class _Compiler:
         return [], CompiledGraph(self.source, self.nodes, order, outputs)
 
     def _check_graph_inputs(self) -> None:
+        for name, message in default_path_problems(self.document, self.env.files) if self.env.files else ():
+            self.issue(None, name, "forbidden_path", message)
         for name, decl in self.document.inputs.items():
             if decl.default is None or decl.type in MEDIA_TYPES:
                 continue
@@ -164,8 +169,9 @@ class _Compiler:
         if spec is None:
             self.issue(node_id, None, "unknown_type", f"unknown node type '{type_id}'")
             return
-        if version is not None:
-            self._check_version(node_id, spec, version)
+        problem = version_problem(spec, version) if version is not None else None
+        if problem:
+            self.issue(node_id, None, "version", problem)
         bindings: dict[str, Binding] = {}
         literals: dict[str, Any] = {}
         for name, raw in raw_inputs.items():
@@ -220,6 +226,8 @@ class _Compiler:
                            f"required input '{name}' ({inputs[name].type}) is not given")
         for declared, message in model_problems(spec, literals, self.models):
             self.issue(node_id, declared, "invalid_input", message)
+        for declared, message in path_problems(spec, literals, self.env.files) if self.env.files else ():
+            self.issue(node_id, declared, "forbidden_path", message)
         if spec.checks:
             for input_name, message in spec.instance.check(literals, frozenset(bindings), self.models):
                 self.issue(node_id, input_name, "invalid_input", message)
@@ -248,17 +256,6 @@ class _Compiler:
             for input_name, message in node.spec.instance.check_upstream(node.literals, upstream[node_id],
                                                                           self.models):
                 self.issue(node_id, input_name, "invalid_input", message)
-
-    def _check_version(self, node_id: str, spec: NodeSpec, wanted: str) -> None:
-        match, have = SEMVER.match(wanted), SEMVER.match(spec.version)
-        if match is None or have is None:
-            self.issue(node_id, None, "version", f"version '{wanted}' is not semver (e.g. '1.0.0')")
-            return
-        wanted_v = tuple(int(part) for part in match.groups())
-        have_v = tuple(int(part) for part in have.groups())
-        if wanted_v[0] != have_v[0] or wanted_v > have_v:
-            self.issue(node_id, None, "version",
-                       f"the graph wants {spec.type} {wanted}; the installed version {spec.version} is not compatible")
 
     def _check_binding(self, node_id: str, port: Port, binding: Binding) -> None:
         if isinstance(binding, LiteralBinding):

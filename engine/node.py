@@ -265,6 +265,19 @@ def _object_schema(model: type[BaseModel], ports: Mapping[str, Port]) -> dict[st
     return schema
 
 
+def version_problem(spec: NodeSpec, wanted: str) -> str | None:
+    """Why a graph that pins ``wanted`` cannot run the installed version of the type (None: it can): another
+    major version, or a newer one than installed."""
+    match, have = SEMVER.match(wanted), SEMVER.match(spec.version)
+    if match is None or have is None:
+        return f"version '{wanted}' is not semver (e.g. '1.0.0')"
+    wanted_v = tuple(int(part) for part in match.groups())
+    have_v = tuple(int(part) for part in have.groups())
+    if wanted_v[0] != have_v[0] or wanted_v > have_v:
+        return f"the graph wants {spec.type} {wanted}; the installed version {spec.version} is not compatible"
+    return None
+
+
 def build_spec(cls: type[Node], source: str) -> NodeSpec:
     """Check a node class's declaration and build its spec; raises NodeDefinitionError naming what is wrong."""
     name = f"{cls.__module__}.{cls.__qualname__}"

@@ -73,6 +73,25 @@ def test_an_executor_given_a_policy_applies_it_to_linked_paths(folders: tuple[Pa
     assert "is not a file inside the folders this server allows" in (record.nodes["load"].error or "")
 
 
+def test_validation_under_a_policy_refuses_literal_paths_before_anything_runs(folders: tuple[Path, Path, Path],
+                                                                            tmp_path: Path) -> None:
+    from nodeforge.engine.compiler import validate
+
+    readable, writable, outside = folders
+    access = FileAccess(FilePolicy(read=(readable,), write=(writable,)), data_dir=tmp_path / "data")
+    document = parse_document({
+        "inputs": {"picture": {"type": "image", "default": str(outside / "secret.txt")}},
+        "nodes": {"load": {"type": "image.load", "inputs": {"path": str(outside / "secret.txt")}},
+                  "fine": {"type": "image.load", "inputs": {"path": "in.txt"}},
+                  "save": {"type": "image.save", "inputs": {"image": {"input": "picture"}, "folder": str(readable)}},
+                  "draw": {"type": "image.generate", "inputs": {"prompt": "x", "model": str(outside)}}}})
+    found = {(issue.node, issue.input, issue.code) for issue in validate(document, GraphEnv(Registry.discover(),
+                                                                                             files=access))}
+    assert found == {(None, "picture", "forbidden_path"), ("load", "path", "forbidden_path"),
+                     ("save", "folder", "forbidden_path"), ("draw", "model", "forbidden_path")}
+    assert validate(document, GraphEnv(Registry.discover())) == [], "without a policy paths are checked when used"
+
+
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the bomb is the point: our check answers
 def test_the_default_pixel_budget_holds_without_a_server(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.png"
