@@ -141,7 +141,7 @@ def bench_upscale(executor: Session, data_dir: Path, rounds: int) -> Timing:
 
     from nodeforge.engine.values import Image
     from nodeforge.nodes.models import build_resolver
-    from nodeforge.nodes.models.upscalers import load_upscaler
+    from nodeforge.nodes.models.upscalers.upscaling import load_upscaler
 
     net = load_upscaler(build_resolver().resolve("realesrgan-x4plus", data_dir).path, "realesrgan-x4plus", "cpu").net
     picture = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -63,7 +63,7 @@ def main() -> None:
     from torch.nn import functional as F  # noqa: N812
 
     from nodeforge.nodes.models import build_resolver
-    from nodeforge.nodes.models.upscalers import load_upscaler, upscale
+    from nodeforge.nodes.models.upscalers.upscaling import load_upscaler, upscale
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)

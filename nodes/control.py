@@ -19,14 +19,14 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Control, Image
-from nodeforge.nodes.models.controls import (
+from nodeforge.nodes.models.diffusion.controls import (
     CONTROLNET,
     CONTROLNET_BASE,
     IP_ADAPTER,
     UNION_MODES,
     family_of_controlnet,
 )
-from nodeforge.nodes.models.ip_adapter import IMAGE_ENCODER, adapter_file, encoder_folder
+from nodeforge.nodes.models.diffusion.ip_adapter import IMAGE_ENCODER, adapter_file, encoder_folder
 
 CONTROLNET_HELP = ("tiny/controlnet (for tiny/sd), tiny/controlnet-sdxl, tiny/controlnet-union; an alias such as "
                    "controlnet-canny-sd15, controlnet-depth-sdxl or controlnet-union-sdxl; a Hub id; or a local "

@@ -22,14 +22,16 @@ from nodeforge.engine.model_source import ModelSource, ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, Upstream
 from nodeforge.engine.values import Control, Image
 from nodeforge.nodes.family_helpers import torch_device
-from nodeforge.nodes.models.assemble import find_config
-from nodeforge.nodes.models.controls import (
+from nodeforge.nodes.models.checkpoints.assemble import find_config
+from nodeforge.nodes.models.diffusion.controls import (
     CONTROLS,
     control_problems,
     linked_control_problems,
     load_controlnets,
 )
-from nodeforge.nodes.models.diffusion import (
+from nodeforge.nodes.models.diffusion.ip_adapter import applied_ip_adapters
+from nodeforge.nodes.models.diffusion.memory import for_call, memory_record, picture_batch, plan_decode
+from nodeforge.nodes.models.diffusion.pipelines import (
     DIFFUSION,
     FAMILIES,
     FLOW_FAMILIES,
@@ -44,10 +46,8 @@ from nodeforge.nodes.models.diffusion import (
     scheduler_problem,
     size_problem,
 )
-from nodeforge.nodes.models.ip_adapter import applied_ip_adapters
-from nodeforge.nodes.models.memory import for_call, memory_record, picture_batch, plan_decode
-from nodeforge.nodes.models.steps import cancellable, step_callback
-from nodeforge.nodes.models.vae import VAE, override_vae
+from nodeforge.nodes.models.diffusion.steps import cancellable, step_callback
+from nodeforge.nodes.models.diffusion.vae import VAE, override_vae
 
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
               "flux-schnell, a Hub id, or a local diffusers folder or .safetensors checkpoint")

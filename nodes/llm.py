@@ -26,9 +26,9 @@ from nodeforge.engine.model_source import ModelSource
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.nodes.family_helpers import literal, on_device, quiet_transformers, torch_device
 from nodeforge.nodes.llm_stream import TextCallback, TextTracker, sampling_processors
-from nodeforge.nodes.models.gguf_llm import GGUFError, is_gguf, user_gguf_folder
-from nodeforge.nodes.models.resolver import Resolver
-from nodeforge.nodes.models.tiny_media import TINY_LLM_CONTEXT
+from nodeforge.nodes.models.catalogue.resolver import Resolver
+from nodeforge.nodes.models.checkpoints.gguf_llm import GGUFError, is_gguf, user_gguf_folder
+from nodeforge.nodes.models.tiny.tiny_media import TINY_LLM_CONTEXT
 
 ROLES = ("system", "user", "assistant")
 FAMILIES = ("llm",)
@@ -126,7 +126,7 @@ def history_problems(history: Any, system: str = "") -> list[str]:
 def load_causal_lm(name: str, path: Path, device: str, data_dir: Path | None = None) -> CausalLM:
     """A transformers causal LM and its tokenizer from a local folder, on ``device`` (half precision on GPUs
     when the checkpoint is stored so). A GGUF file is converted once into a folder under the models dir of
-    ``data_dir`` (``nodes.models.gguf_llm``), and that folder loads."""
+    ``data_dir`` (``nodes.models.checkpoints.gguf_llm``), and that folder loads."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

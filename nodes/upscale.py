@@ -17,7 +17,7 @@ from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Image
 from nodeforge.nodes.family_helpers import torch_device
-from nodeforge.nodes.models.upscalers import Upscaler, load_upscaler, upscale
+from nodeforge.nodes.models.upscalers.upscaling import Upscaler, load_upscaler, upscale
 
 FAMILIES = ("esrgan",)
 UPSCALER = ModelKind("upscale", FAMILIES)

@@ -16,10 +16,10 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.values import Audio, Image, Video
 from nodeforge.nodes.audio_ops import fit_length
 from nodeforge.nodes.family_helpers import generator, literal, torch_device
-from nodeforge.nodes.models.assemble import find_config, model_files
-from nodeforge.nodes.models.checkpoints import inspect_checkpoint
-from nodeforge.nodes.models.memory import for_call, memory_record, plan_decode
-from nodeforge.nodes.models.steps import cancellable, step_callback
+from nodeforge.nodes.models.checkpoints.assemble import find_config, model_files
+from nodeforge.nodes.models.checkpoints.inspection import inspect_checkpoint
+from nodeforge.nodes.models.diffusion.memory import for_call, memory_record, plan_decode
+from nodeforge.nodes.models.diffusion.steps import cancellable, step_callback
 from nodeforge.nodes.video_pipelines import (
     FAMILIES,
     VIDEO_MODEL,

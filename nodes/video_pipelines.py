@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.family_helpers import quiet_pipeline, reading_model, torch_device
-from nodeforge.nodes.models.assemble import FindConfig, ModelFiles, load_from_files
-from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
+from nodeforge.nodes.models.checkpoints.assemble import FindConfig, ModelFiles, load_from_files
+from nodeforge.nodes.models.diffusion.memory import MemoryPlan, PlacedPipeline, place_pipeline
 
 if TYPE_CHECKING:
     from nodeforge.engine.memory_modes import DeviceMemory
@@ -94,7 +94,7 @@ class VideoModel(PlacedPipeline):
     pipe: Any
     text_to_video: bool
     image_to_video: bool
-    memory: MemoryPlan | None = None  # how it sits on its device (--memory-mode, nodes.models.memory)
+    memory: MemoryPlan | None = None  # how it sits on its device (--memory-mode, nodes.models.diffusion.memory)
 
     @property
     def components(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""ComfyUI and A1111 sampler and scheduler names -> nodeforge ``scheduler`` names (``nodes/models/diffusion.py``).
+"""ComfyUI and A1111 sampler and scheduler names -> ``scheduler`` names of ``nodes/models/diffusion/pipelines.py``.
 
 A pair with an exact equivalent maps silently; otherwise the closest name is taken and the caller is told why, so
 the import report can say what will differ."""

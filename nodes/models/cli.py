@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nodeforge.engine.errors import UsageError
-from nodeforge.nodes.models.convert_cli import add_convert_options, convert_command
+from nodeforge.nodes.models.checkpoints.convert_cli import add_convert_options, convert_command
 
 if TYPE_CHECKING:
     from nodeforge.engine.cli import Commands, CommonOptions
@@ -60,7 +60,7 @@ def models_command(args: argparse.Namespace) -> int:
 def inventory(data_dir: Path) -> dict[str, Any]:
     """Every named model with its family, whether it is on disk here, where, and its size in bytes."""
     from nodeforge.nodes.models import build_resolver
-    from nodeforge.nodes.models.store import folder_size
+    from nodeforge.nodes.models.catalogue.store import folder_size
 
     resolver = build_resolver()
     models_dir = resolver.models_dir(data_dir)
@@ -141,7 +141,7 @@ def _print(listing: dict[str, Any]) -> None:
 
 def _get(name: str, data_dir: Path, *, as_json: bool) -> int:
     from nodeforge.nodes.models import ModelResolveError, build_resolver
-    from nodeforge.nodes.models.store import folder_size
+    from nodeforge.nodes.models.catalogue.store import folder_size
 
     try:
         resolved = build_resolver().resolve(name, data_dir)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from nodeforge.engine.errors import ModelResolveError
-from nodeforge.nodes.models import bundled
-from nodeforge.nodes.models.bundled import BUNDLED_ARCHITECTURES, config_folder
-from nodeforge.nodes.models.store import STAMP
+from nodeforge.nodes.models.catalogue.store import STAMP
+from nodeforge.nodes.models.checkpoints import bundled
+from nodeforge.nodes.models.checkpoints.bundled import BUNDLED_ARCHITECTURES, config_folder
 
 # sha256 of openai/clip-vit-large-patch14's vocab.json and merges.txt, as every SD/SDXL/SD3/Flux Hub repository
 # ships them in tokenizer/ (computed from the copies lllyasviel/stable-diffusion-webui-forge keeps of those repos).

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nodeforge.nodes.models.bundled import BUNDLED_ARCHITECTURES, config_folder
+from nodeforge.nodes.models.checkpoints.bundled import BUNDLED_ARCHITECTURES, config_folder
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from nodeforge.nodes.models import build_resolver
-from nodeforge.nodes.models.assemble import V_PROBE, ModelFiles, choose_config
-from nodeforge.nodes.models.checkpoints import inspect_checkpoint
-from nodeforge.nodes.models.components import upcast_state_dict
+from nodeforge.nodes.models.checkpoints.assemble import V_PROBE, ModelFiles, choose_config
+from nodeforge.nodes.models.checkpoints.components import upcast_state_dict
+from nodeforge.nodes.models.checkpoints.inspection import inspect_checkpoint
 
 
 def sd2_file(folder: Path, spread: float, marker: bool = False) -> Path:

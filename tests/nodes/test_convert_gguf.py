@@ -22,8 +22,8 @@ from diffusers.models.model_loading_utils import load_gguf_checkpoint
 from diffusers.quantizers.gguf.utils import GGUFLinear
 
 from nodeforge.engine.cli import main
-from nodeforge.nodes.models.convert import ConversionError, component_state_dict, save_gguf
-from nodeforge.nodes.models.layout_flow import transformer_from_original
+from nodeforge.nodes.models.checkpoints.convert import ConversionError, component_state_dict, save_gguf
+from nodeforge.nodes.models.checkpoints.layout_flow import transformer_from_original
 from tests.nodes.convert_support import tiny
 
 __all__ = ["tiny"]

@@ -12,13 +12,13 @@ import torch
 from diffusers.loaders import single_file_utils as readers
 from safetensors import safe_open
 
-from nodeforge.nodes.models.convert import (
+from nodeforge.nodes.models.checkpoints.convert import (
     ConversionError,
     component_state_dict,
     original_state_dict,
     save_checkpoint,
 )
-from nodeforge.nodes.models.layout_flow import flux_to_original, transformer_from_original, untied
+from nodeforge.nodes.models.checkpoints.layout_flow import flux_to_original, transformer_from_original, untied
 from tests.nodes.convert_support import assert_same, tiny, under, values
 
 __all__ = ["tiny"]

@@ -19,7 +19,7 @@ from nodeforge.engine.events import Event
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
-from nodeforge.nodes.models.diffusion import FLOW_SCHEDULERS, NOISE_SCHEDULERS
+from nodeforge.nodes.models.diffusion.pipelines import FLOW_SCHEDULERS, NOISE_SCHEDULERS
 from tests.nodes.image_support import generate, image_executor, pixels, resident, run_nodes, succeeded
 
 __all__ = ["image_executor"]

@@ -219,14 +219,14 @@ def test_run_json_shows_what_auto_chose(tmp_path: Path, shared_models_dir: Path)
 
 def plan(mode: str, abilities: Any, budget: int = 10 * MB) -> Any:
     from nodeforge.engine.memory_modes import DeviceMemory, parse_memory_setting
-    from nodeforge.nodes.models.memory import plan_memory
+    from nodeforge.nodes.models.diffusion.memory import plan_memory
 
     memory = DeviceMemory("cuda:0", budget, 0, parse_memory_setting(mode))
     return plan_memory({"text_encoder": 2 * MB, "unet": 6 * MB, "vae": MB}, MB // 4, memory, abilities)
 
 
 def test_a_mode_that_cannot_run_here_falls_back_and_says_why() -> None:
-    from nodeforge.nodes.models.memory import Abilities
+    from nodeforge.nodes.models.diffusion.memory import Abilities
 
     cuda = Abilities(model_offload=True, group_offload=True, streams=True, sequential_hooks=True)
     assert (plan("sequential", cuda).how, plan("sequential", cuda).device_bytes) == (
@@ -246,7 +246,7 @@ def test_a_mode_that_cannot_run_here_falls_back_and_says_why() -> None:
 
 
 def test_vae_decode_estimate_is_three_full_resolution_maps_of_the_widest_width() -> None:
-    from nodeforge.nodes.models.memory import vae_decode_bytes
+    from nodeforge.nodes.models.diffusion.memory import vae_decode_bytes
 
     sdxl = (128, 256, 512, 512)  # block_out_channels of the SD and SDXL VAEs
     assert vae_decode_bytes(1024, 1024, 1, sdxl, 2) == 3 * 1024 * 1024 * 256 * 2 == 1536 * MB

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from nodeforge.engine.cli import main as cli_main
-from nodeforge.nodes.models.esrgan_arch import detect
-from nodeforge.nodes.models.realesrgan import NCNN_MODELS, package_dir, read_ncnn_weights
+from nodeforge.nodes.models.upscalers.esrgan_arch import detect
+from nodeforge.nodes.models.upscalers.realesrgan import NCNN_MODELS, package_dir, read_ncnn_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ def test_ncnn_weights_fill_the_upstream_architecture_exactly(name: str) -> None:
     spec = NCNN_MODELS[name]
     root = package_dir() / "models"
     arrays = list(read_ncnn_weights(root / f"{spec.file}.param", root / f"{spec.file}.bin"))
-    from nodeforge.nodes.models.esrgan_arch import architectures
+    from nodeforge.nodes.models.upscalers.esrgan_arch import architectures
 
     state = getattr(architectures(), spec.arch)(**spec.params).state_dict()
     assert [a.size for a in arrays] == [t.numel() for t in state.values()]

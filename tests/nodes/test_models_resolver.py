@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nodeforge.nodes.models import ModelResolveError, Resolver, TinyModel, build_resolver
-from nodeforge.nodes.models.resolver import ModelCatalogue
-from nodeforge.nodes.models.store import STAMP
+from nodeforge.nodes.models.catalogue.resolver import ModelCatalogue
+from nodeforge.nodes.models.catalogue.store import STAMP
 
 
 def _write_marker(folder: Path) -> None:

@@ -21,7 +21,7 @@ from nodeforge.engine.previews import FolderSink, PreviewMethod, Previews
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
-from nodeforge.nodes.models.latent_previews import FACTORS, project, spatial_latents, taesd_name
+from nodeforge.nodes.models.diffusion.latent_previews import FACTORS, project, spatial_latents, taesd_name
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO = {"prompt": "a red fox running in the snow", "model": "tiny/wan", "frames": 9, "width": 64, "height": 64,

@@ -32,7 +32,7 @@ def tiny_pipeline(name: str) -> Any:
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each tiny pipeline as one original-layout safetensors file (Flux: its transformer, VAE and encoders)."""
-    from nodeforge.nodes.models.convert import original_state_dict, save_checkpoint
+    from nodeforge.nodes.models.checkpoints.convert import original_state_dict, save_checkpoint
 
     folder = tmp_path_factory.mktemp("checkpoints")
     files = {}
@@ -74,7 +74,7 @@ def test_half_and_fp8_files_load_upcast_and_stay_close(image_executor: Session, 
                                                        dtype: str, floor: float) -> None:
     from safetensors import safe_open
 
-    from nodeforge.nodes.models.convert import original_state_dict, save_checkpoint
+    from nodeforge.nodes.models.checkpoints.convert import original_state_dict, save_checkpoint
 
     path = tmp_path / f"sd-{dtype}.safetensors"
     save_checkpoint(original_state_dict(tiny_pipeline("tiny/sd"), "sd"), path, dtype=dtype)
@@ -101,7 +101,7 @@ def test_the_configuration_is_picked_by_sizes_and_a_file_that_fits_none_says_wha
 
 
 def test_a_bare_transformer_names_the_components_it_lacks(image_executor: Session, tmp_path: Path) -> None:
-    from nodeforge.nodes.models.convert import component_state_dict, save_checkpoint
+    from nodeforge.nodes.models.checkpoints.convert import component_state_dict, save_checkpoint
 
     bare = tmp_path / "flux1-dev.safetensors"
     save_checkpoint(component_state_dict(tiny_pipeline("tiny/flux").transformer), bare)
@@ -112,8 +112,8 @@ def test_a_bare_transformer_names_the_components_it_lacks(image_executor: Sessio
 @pytest.fixture(scope="module")
 def flux_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """tiny/flux as a ComfyUI user keeps it: GGUF transformers, clip_l and t5xxl files, ae.safetensors."""
-    from nodeforge.nodes.models.convert import component_state_dict, save_checkpoint
-    from nodeforge.nodes.models.gguf_file import save_gguf
+    from nodeforge.nodes.models.checkpoints.convert import component_state_dict, save_checkpoint
+    from nodeforge.nodes.models.checkpoints.gguf_file import save_gguf
 
     pipe = tiny_pipeline("tiny/flux")
     folder = tmp_path_factory.mktemp("flux-parts")
@@ -171,8 +171,8 @@ def test_a_wan_gguf_transformer_with_its_component_files_makes_video(image_execu
     """Wan as ComfyUI users keep it: a GGUF transformer in Wan's own names, the UMT5 encoder and VAE beside it.
     (tiny/wan is 24 wide, which 32-value blocks do not divide, so its matrices are stored F16: the reader is what is
     tested, and F16 weights keep the frames within 30 dB of the fp32 folder's.)"""
-    from nodeforge.nodes.models.convert import original_state_dict
-    from nodeforge.nodes.models.gguf_file import save_gguf
+    from nodeforge.nodes.models.checkpoints.convert import original_state_dict
+    from nodeforge.nodes.models.checkpoints.gguf_file import save_gguf
 
     tiny = build_resolver().resolve("tiny/wan", None).path
     gguf = tmp_path / "wan2.1-t2v-Q8_0.gguf"
@@ -197,8 +197,8 @@ vae = "{tiny / 'vae'}"
 
 def test_an_sd3_gguf_transformer_loads_quantized_beside_the_model_encoders(image_executor: Session,
                                                                            tmp_path: Path) -> None:
-    from nodeforge.nodes.models.convert import component_state_dict
-    from nodeforge.nodes.models.gguf_file import save_gguf
+    from nodeforge.nodes.models.checkpoints.convert import component_state_dict
+    from nodeforge.nodes.models.checkpoints.gguf_file import save_gguf
 
     tiny = build_resolver().resolve("tiny/sd3", None).path
     gguf = tmp_path / "sd3.5-medium-Q8_0.gguf"

@@ -24,8 +24,8 @@ def sd15_checkpoint(tmp_path_factory: pytest.TempPathFactory, shared_models_dir:
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from nodeforge.nodes.models.bundled import config_folder
-    from nodeforge.nodes.models.convert import original_state_dict, save_checkpoint
+    from nodeforge.nodes.models.checkpoints.bundled import config_folder
+    from nodeforge.nodes.models.checkpoints.convert import original_state_dict, save_checkpoint
 
     folder = config_folder("sd15", shared_models_dir)
     torch.manual_seed(0)
@@ -43,8 +43,8 @@ def sd15_checkpoint(tmp_path_factory: pytest.TempPathFactory, shared_models_dir:
 
 def test_a_full_size_sd15_checkpoint_loads_offline_with_the_shipped_configuration(
         image_executor: Session, sd15_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nodeforge.nodes.models.assemble import ModelFiles, choose_config
-    from nodeforge.nodes.models.checkpoints import inspect_checkpoint
+    from nodeforge.nodes.models.checkpoints.assemble import ModelFiles, choose_config
+    from nodeforge.nodes.models.checkpoints.inspection import inspect_checkpoint
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))

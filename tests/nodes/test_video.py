@@ -198,7 +198,7 @@ def tiny_ltx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     from transformers import T5Config, T5EncoderModel
 
-    from nodeforge.nodes.models.tiny_media import t5_tokenizer
+    from nodeforge.nodes.models.tiny.tiny_media import t5_tokenizer
 
     folder = tmp_path_factory.mktemp("ltx")
     torch.manual_seed(0)

@@ -18,7 +18,7 @@ from nodeforge.engine.saved_graphs import GraphLibrary
 from nodeforge.engine.session import Session
 from nodeforge.nodes.llm import GenerateOptions
 from nodeforge.nodes.models import build_resolver
-from nodeforge.nodes.models.tiny_vlm import IMAGE_SEQ_LEN
+from nodeforge.nodes.models.tiny.tiny_vlm import IMAGE_SEQ_LEN
 from nodeforge.nodes.vision import VisionLM, ask, encode, load_vision_lm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -35,7 +35,7 @@ def dictionary_share(text: str) -> float:
     open_clip): high for real sentences, low for the byte soup a random-weight model writes."""
     import json
 
-    from nodeforge.nodes.models.bundled import clip_vocabulary
+    from nodeforge.nodes.models.checkpoints.bundled import clip_vocabulary
 
     vocabulary = {token.removesuffix("</w>") for token in json.loads(clip_vocabulary()[0]) if token.endswith("</w>")}
     found = words(text)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.nodes.models.layout_common import ConversionError, StateDict, with_prefix
+from nodeforge.nodes.models.checkpoints.layout_common import ConversionError, StateDict, with_prefix
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -20,9 +20,9 @@ from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel, model_key
 from nodeforge.nodes.family_helpers import quiet_transformers
-from nodeforge.nodes.models.assemble import FindConfig, load_from_files, model_files
-from nodeforge.nodes.models.controls import CONTROLNET_PIPELINES, ControlNets
-from nodeforge.nodes.models.memory import MemoryPlan, PlacedPipeline, place_pipeline
+from nodeforge.nodes.models.checkpoints.assemble import FindConfig, load_from_files, model_files
+from nodeforge.nodes.models.diffusion.controls import CONTROLNET_PIPELINES, ControlNets
+from nodeforge.nodes.models.diffusion.memory import MemoryPlan, PlacedPipeline, place_pipeline
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
@@ -121,7 +121,7 @@ class DiffusionModel(PlacedPipeline):
     name: str
     key: str = ""  # the model manager's identity, to drop a pipeline that cannot be put back
     config: Path | None = None  # the diffusers configuration folder the pipeline was built with
-    memory: MemoryPlan | None = None  # how it sits on its device (--memory-mode, nodes.models.memory)
+    memory: MemoryPlan | None = None  # how it sits on its device (--memory-mode, nodes.models.diffusion.memory)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -190,7 +190,7 @@ def family_of_folder(folder: Path) -> str | None:
 
 def family_of_files(resolved: ResolvedModel) -> str | None:
     """The family of a single-file checkpoint or a model made of component files, from the tensor names."""
-    from nodeforge.nodes.models.checkpoints import inspect_checkpoint
+    from nodeforge.nodes.models.checkpoints.inspection import inspect_checkpoint
 
     try:
         return inspect_checkpoint(resolved.path).family

@@ -2,7 +2,7 @@
 
 The configuration a checkpoint needs (``model_index.json``, each component's config, the tokenizers) comes from the
 configurations that ship with nodeforge (``config/<architecture>``, see ``bundled.py``), a tiny model's folder, or
-a folder the user names; it is picked by comparing the checkpoint's sizes with each candidate's (``checkpoints``),
+a folder the user names; it is picked by comparing the checkpoint's sizes with each candidate's (``inspection``),
 so nothing is fetched from the Hub. Components the checkpoint lacks (a bare Flux transformer has no text encoders
 or VAE) come from the model's alias in ``models.toml``; a pipeline that would still miss one is an error naming it
 before anything is loaded.
@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError, first_line
 from nodeforge.engine.model_source import ResolvedModel
-from nodeforge.nodes.models.checkpoints import Checkpoint, config_signature, describe, inspect_checkpoint
-from nodeforge.nodes.models.components import (
+from nodeforge.nodes.models.checkpoints.components import (
     TEXT_ENCODERS,
     StateDicts,
     component_index,
     load_component,
     weighted_components,
 )
+from nodeforge.nodes.models.checkpoints.inspection import Checkpoint, config_signature, describe, inspect_checkpoint
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext

@@ -15,7 +15,7 @@ from nodeforge.engine.model_source import ResolvedModel
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
-    from nodeforge.nodes.models.diffusion import DiffusionModel
+    from nodeforge.nodes.models.diffusion.pipelines import DiffusionModel
 
 VAE = ModelKind("vae")
 """A VAE to decode with instead of the model's own (built for the family it decodes for)."""
@@ -36,7 +36,7 @@ def override_vae(ctx: NodeContext, model: DiffusionModel, name: str) -> Any:
 def load_vae(resolved: ResolvedModel, model: DiffusionModel) -> Any:
     """A VAE from a file (original or diffusers layout) read with the model's VAE configuration, or from a folder
     (a VAE folder, or a pipeline folder with a ``vae`` subfolder); NodeError on ``vae`` when it does not fit."""
-    from nodeforge.nodes.models.components import load_component
+    from nodeforge.nodes.models.checkpoints.components import load_component
 
     own = model.pipe.vae
     cls = type(own)

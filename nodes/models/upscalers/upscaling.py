@@ -89,7 +89,7 @@ def load_upscaler(path: Path, name: str, device: str) -> Upscaler:
     """Build the network a weights file describes, load its weights strictly, move it to ``device``."""
     import torch
 
-    from nodeforge.nodes.models.esrgan_arch import detect
+    from nodeforge.nodes.models.upscalers.esrgan_arch import detect
 
     file = weights_file(path)
     state = read_state_dict(file)

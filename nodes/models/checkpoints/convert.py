@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.nodes.models.gguf_file import GGUF_QTYPES, gguf_architecture, save_gguf
-from nodeforge.nodes.models.layout_common import ConversionError, StateDict
+from nodeforge.nodes.models.checkpoints.gguf_file import GGUF_QTYPES, gguf_architecture, save_gguf
+from nodeforge.nodes.models.checkpoints.layout_common import ConversionError, StateDict
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +51,7 @@ def original_state_dict(pipe: Any, family: str | None = None) -> StateDict:
     ``cond_stage_model.transformer`` (SD 1.x CLIP) or ``cond_stage_model.model`` (SD 2.x OpenCLIP); sdxl: the two
     ``conditioner.embedders``; sd3/flux: ``text_encoders.clip_l/clip_g/t5xxl.transformer``; wan: the transformer
     alone, bare (Wan files hold only it; its VAE and UMT5 are separate files)."""
-    from nodeforge.nodes.models import layout_flow, layout_sd
+    from nodeforge.nodes.models.checkpoints import layout_flow, layout_sd
 
     family = family or pipeline_family(pipe)
     if family == "sd":
@@ -80,7 +80,7 @@ def component_state_dict(module: Any, kind: str | None = None) -> StateDict:
     LDM names, ``clip`` in the Hugging Face layout (``text_model.*``), ``open_clip`` in OpenCLIP names, ``t5`` as
     transformers stores it, ``flux``/``sd3``/``wan`` transformers in their original names. ``kind`` defaults to the
     one the module's class implies."""
-    from nodeforge.nodes.models import layout_flow, layout_sd
+    from nodeforge.nodes.models.checkpoints import layout_flow, layout_sd
 
     kind = kind or component_kind(module)
     if kind == "t5":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nodeforge.engine.errors import ModelResolveError
-from nodeforge.nodes.models.resolver import ShippedModel, TinyModel
+from nodeforge.nodes.models.catalogue.resolver import ShippedModel, TinyModel
 
 if TYPE_CHECKING:
     from transformers import T5Tokenizer  # T5TokenizerFast is this class in transformers 5

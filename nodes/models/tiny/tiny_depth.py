@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nodeforge.nodes.models.resolver import TinyModel
+from nodeforge.nodes.models.catalogue.resolver import TinyModel
 
 PATCH = 14
 SIZE = 4 * PATCH

@@ -2,7 +2,7 @@
 melody layouts, through transformers) and Stable Audio (through diffusers).
 
 They run the real loading and generation code in about a second on a CPU, offline; what they play is noise. The
-tokenizer is the in-memory T5 Unigram of ``media.t5_tokenizer`` (no sentencepiece, no download). The codec runs at
+tokenizer is the in-memory T5 Unigram of ``tiny_media.t5_tokenizer`` (no sentencepiece, no download). The codec runs at
 8 kHz with MusicGen's 50 frames a second (hop 160), so a second of audio is 50 generated tokens.
 """
 
@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nodeforge.nodes.models.resolver import TinyModel
-from nodeforge.nodes.models.tiny_media import t5_tokenizer
+from nodeforge.nodes.models.catalogue.resolver import TinyModel
+from nodeforge.nodes.models.tiny.tiny_media import t5_tokenizer
 
 RATE = 8000
 CODEBOOK = 64

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.errors import UsageError
 
 if TYPE_CHECKING:
-    from nodeforge.nodes.models.layout_common import StateDict
+    from nodeforge.nodes.models.checkpoints.layout_common import StateDict
 
 TRANSFORMER_FAMILIES = ("flux", "sd3", "wan")
 FILE_FAMILY_KEYS = (("double_blocks.0.img_attn.qkv.weight", "flux"), ("joint_blocks.0.x_block.attn.qkv.weight", "sd3"),
@@ -41,7 +41,7 @@ def add_convert_options(parser: argparse.ArgumentParser) -> None:
 def convert_command(args: argparse.Namespace, data_dir: Path) -> int:
     """Resolve MODEL, convert it and write OUT; prints what it wrote. 0 on success, 1 when MODEL cannot be used."""
     from nodeforge.nodes.models import ModelResolveError, build_resolver
-    from nodeforge.nodes.models.layout_common import ConversionError
+    from nodeforge.nodes.models.checkpoints.layout_common import ConversionError
 
     if not args.name or not args.output:
         raise UsageError("models convert needs MODEL and OUT, e.g. nodeforge models convert tiny/sd sd.safetensors")
@@ -70,9 +70,9 @@ def convert_command(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _from_folder(folder: Path, family: str | None, component: str | None, *, gguf: bool) -> tuple[StateDict, str]:
-    from nodeforge.nodes.models.convert import component_state_dict, original_state_dict, pipeline_family
-    from nodeforge.nodes.models.diffusion import quiet_loading
-    from nodeforge.nodes.models.layout_common import ConversionError
+    from nodeforge.nodes.models.checkpoints.convert import component_state_dict, original_state_dict, pipeline_family
+    from nodeforge.nodes.models.checkpoints.layout_common import ConversionError
+    from nodeforge.nodes.models.diffusion.pipelines import quiet_loading
 
     quiet_loading()
     index = _model_index(folder)
@@ -100,7 +100,7 @@ def _from_file(path: Path, family: str | None, *, gguf: bool) -> tuple[StateDict
     """An original-layout safetensors file: as it is for a single file; for GGUF its transformer, bare."""
     from safetensors.torch import load_file
 
-    from nodeforge.nodes.models.layout_common import ConversionError
+    from nodeforge.nodes.models.checkpoints.layout_common import ConversionError
 
     if path.suffix.lower() != ".safetensors":
         raise ConversionError(f"{path.name}: convert reads diffusers folders and .safetensors files")
@@ -119,7 +119,7 @@ def _from_file(path: Path, family: str | None, *, gguf: bool) -> tuple[StateDict
 
 def _write(state: StateDict, output: Path, target: str, family: str, dtype: str | None,
            quant: str) -> dict[str, Any]:
-    from nodeforge.nodes.models.convert import cast_state, gguf_architecture, save_checkpoint, save_gguf
+    from nodeforge.nodes.models.checkpoints.convert import cast_state, gguf_architecture, save_checkpoint, save_gguf
 
     if target == "gguf":
         types = Counter(save_gguf(state, output, gguf_architecture(family), quant.upper()).values())
@@ -134,7 +134,7 @@ def _write(state: StateDict, output: Path, target: str, family: str, dtype: str 
 
 
 def _model_index(folder: Path) -> dict[str, Any]:
-    from nodeforge.nodes.models.layout_common import ConversionError
+    from nodeforge.nodes.models.checkpoints.layout_common import ConversionError
 
     index = folder / "model_index.json"
     if not index.is_file():
@@ -144,8 +144,8 @@ def _model_index(folder: Path) -> dict[str, Any]:
 
 
 def _family_of_index(index: dict[str, Any]) -> str:
-    from nodeforge.nodes.models.convert import PIPELINE_PREFIXES
-    from nodeforge.nodes.models.layout_common import ConversionError
+    from nodeforge.nodes.models.checkpoints.convert import PIPELINE_PREFIXES
+    from nodeforge.nodes.models.checkpoints.layout_common import ConversionError
 
     name = str(index.get("_class_name", ""))
     for prefix, family in PIPELINE_PREFIXES:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.nodes.models.layout_common import (
+from nodeforge.nodes.models.checkpoints.layout_common import (
     ConversionError,
     Rule,
     StateDict,
@@ -25,7 +25,7 @@ from nodeforge.nodes.models.layout_common import (
     to_original,
     with_prefix,
 )
-from nodeforge.nodes.models.layout_sd import UNET_PREFIX, VAE_PREFIX, hf_clip, vae_to_original
+from nodeforge.nodes.models.checkpoints.layout_sd import UNET_PREFIX, VAE_PREFIX, hf_clip, vae_to_original
 
 if TYPE_CHECKING:
     from torch import Tensor

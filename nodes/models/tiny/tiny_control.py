@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nodeforge.nodes.models.resolver import TinyModel
-from nodeforge.nodes.models.tiny_image import build_sd, sd_unet, sdxl_unet
+from nodeforge.nodes.models.catalogue.resolver import TinyModel
+from nodeforge.nodes.models.tiny.tiny_image import build_sd, sd_unet, sdxl_unet
 
 IP_ADAPTER_FILE = "models/ip-adapter_sd15.safetensors"
 IP_ADAPTER_ENCODER = "models/image_encoder"

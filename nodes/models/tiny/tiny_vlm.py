@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nodeforge.nodes.models.resolver import TinyModel
-from nodeforge.nodes.models.tiny_media import CORPUS
+from nodeforge.nodes.models.catalogue.resolver import TinyModel
+from nodeforge.nodes.models.tiny.tiny_media import CORPUS
 
 TILE = 32  # the vision tower's picture size and the image processor's tile size
 LONGEST_EDGE = 64  # pictures are resized to this long edge before tiling

@@ -18,9 +18,9 @@ from nodeforge.engine.errors import EngineError, ModelResolveError
 from nodeforge.engine.files import names_local_path
 from nodeforge.engine.model_source import ModelEntry, ResolvedModel
 from nodeforge.nodes.family_helpers import quiet_transformers, seeded_global_rng
-from nodeforge.nodes.models.aliases import Alias, inside, read_aliases, read_search_folders
-from nodeforge.nodes.models.hub import hub_cached, hub_offline, hub_snapshot
-from nodeforge.nodes.models.store import build_once
+from nodeforge.nodes.models.catalogue.aliases import Alias, inside, read_aliases, read_search_folders
+from nodeforge.nodes.models.catalogue.hub import hub_cached, hub_offline, hub_snapshot
+from nodeforge.nodes.models.catalogue.store import build_once
 from nodeforge.nodes.openai_client import remote_name
 
 HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+)(?:@(?P<revision>[A-Za-z0-9_./-]+))?$")
@@ -301,7 +301,7 @@ class Resolver:
     def _config(self, name: str, data_dir: Path | None) -> ResolvedModel:
         """A configuration folder that ships with nodeforge (``config/<architecture>``: configs and tokenizers,
         no weights), assembled once under the models dir."""
-        from nodeforge.nodes.models.bundled import BUNDLED_ARCHITECTURES, config_folder
+        from nodeforge.nodes.models.checkpoints.bundled import BUNDLED_ARCHITECTURES, config_folder
 
         architecture = name.removeprefix(CONFIG_PREFIX)
         if architecture not in BUNDLED_ARCHITECTURES:

@@ -22,7 +22,7 @@ from nodeforge.nodes.family_helpers import torch_device
 
 if TYPE_CHECKING:
     from nodeforge.engine.context import NodeContext
-    from nodeforge.nodes.models.diffusion import DiffusionModel
+    from nodeforge.nodes.models.diffusion.pipelines import DiffusionModel
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nodeforge.nodes.models.resolver import TinyModel
+from nodeforge.nodes.models.catalogue.resolver import TinyModel
 
 
 def build_taesd(folder: Path) -> None:

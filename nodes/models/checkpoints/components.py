@@ -105,7 +105,7 @@ def _diffusers_model(cls: Any, name: str, path: Path, folder: Path, dtype: Any, 
     else:
         state = upcast_state_dict(states(path), dtype)
     if cls.__name__ == "FluxTransformer2DModel" and any(k.endswith("img_in.weight") for k in state):
-        from nodeforge.nodes.models.layout_flow import transformer_from_original
+        from nodeforge.nodes.models.checkpoints.layout_flow import transformer_from_original
 
         state = transformer_from_original(denoiser_only(state), "flux")
         if "quantization_config" not in kwargs:  # own storage for each split of a fused tensor: aligned like a load
@@ -166,7 +166,7 @@ def _tie_embeddings(model: Any, state: Mapping[str, Any]) -> None:
 
 def _strip_prefix(state: dict[str, Any], expected: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
     """The state dict under the first prefix whose keys match the model's (or as it is, when its keys already do)."""
-    from nodeforge.nodes.models.layout_sd import open_clip_from_original
+    from nodeforge.nodes.models.checkpoints.layout_sd import open_clip_from_original
 
     for prefix in ("", *prefixes):
         inner = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
