@@ -98,8 +98,8 @@ class MemoryTier:
         self._entries.move_to_end(key)
         return entry[0]
 
-    def put(self, key: str, outputs: Outputs) -> None:
-        size = _outputs_nbytes(outputs)
+    def put(self, key: str, outputs: Outputs, nbytes: int | None = None) -> None:
+        size = _outputs_nbytes(outputs) if nbytes is None else nbytes
         if size > self.budget:
             return
         old = self._entries.pop(key, None)
@@ -357,9 +357,11 @@ class ResultCache:
             found |= self.disk.present([key for key in keys if key not in found])
         return found
 
-    def put(self, key: str, outputs: Outputs) -> None:
+    def put(self, key: str, outputs: Outputs, nbytes: int | None = None) -> None:
+        """Keep ``outputs`` under ``key`` in both tiers; ``nbytes``, when the caller measured them, is what they
+        hold in memory."""
         with self._lock:
-            self.memory.put(key, outputs)
+            self.memory.put(key, outputs, nbytes)
             self.stats.writes += 1
         if self.disk is not None:
             self.disk.put(key, outputs)

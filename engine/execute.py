@@ -1,5 +1,6 @@
 """One run of a graph in a session, stage by stage: prepare (literals, seeds, keys), plan (walk back from the
-outputs, cache hits stop it), execute (``engine.workers``), then the record's final status.
+outputs, cache hits stop it), execute (``engine.workers``), then the record's final status. What a node produces
+is cached here, by the same rule the plan reads by (``engine.plan.cache_key``); the backend only runs it.
 
 A failure skips the node's descendants while independent branches finish; a device failure (out of memory, a
 driver error) is retried once on another device; cancellation stops at the next node boundary or progress point.
@@ -36,10 +37,11 @@ from nodeforge.engine.events import (
 )
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.inputs import bind_inputs
-from nodeforge.engine.plan import Plan, plan
+from nodeforge.engine.plan import Plan, cache_key, plan
 from nodeforge.engine.prepare import prepare
 from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import NodeRecord, NodeStatus, RunRecord
+from nodeforge.engine.values import tensor_nbytes
 from nodeforge.engine.workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -201,15 +203,26 @@ class Run:
         return outputs, None, None
 
     def _invoke(self, node: CompiledNode, prepared: Prepared, device: str) -> dict[str, Any]:
-        """Gather the node's input values and hand the node to the backend, which stores cacheable outputs."""
+        """Gather the node's input values, have the backend run the node, and cache its outputs (by the plan's
+        rule). Outputs cached on an accelerator count against that device's ledger until parked in RAM (a remote
+        backend's devices are not in this process's model manager, which then keeps no ledger of them)."""
         values = dict(prepared.literals)
-        produced = self.values
+        computed = self.values
         for name, binding in node.dynamic:
             if isinstance(binding, LinkBinding):
-                values[name] = produced[binding.node][binding.output]
+                values[name] = computed[binding.node][binding.output]
             else:
                 values[name] = self._value(binding, values.get(name))
-        return self.session.backend.invoke(node, prepared, device, values, self.scope)
+        session = self.session
+        cache = session.cache
+        key = cache_key(node, prepared) if cache is not None else None
+        produced = session.backend.invoke(node, prepared, device, values, self.scope, key)
+        outputs = produced.outputs
+        if key is not None and cache is not None:
+            cache.put(key, outputs, produced.nbytes)
+            if prepared.accelerated:
+                session.models.hold_result(device, key, tensor_nbytes(outputs), lambda: cache.park(key, "cpu"))
+        return outputs
 
     def _value(self, binding: Binding, literal: Any) -> Any:
         if isinstance(binding, LinkBinding):

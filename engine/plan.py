@@ -2,6 +2,7 @@
 
 A node whose result is in the cache stops the walk, so an unchanged upstream is neither loaded nor run. The plan
 is a function of the keys and the cache's answers only: it emits nothing and runs nothing; the run reports it.
+Which results are cached at all is ``cache_key``: the plan reads by it, and the run writes by it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodeforge.engine.backend import Prepared, RunCache
-from nodeforge.engine.compiler import CompiledGraph
+from nodeforge.engine.compiler import CompiledGraph, CompiledNode
 
 
 @dataclass
@@ -24,6 +25,12 @@ class Plan:
     loaded: dict[str, dict[str, Any]] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
     unneeded: list[str] = field(default_factory=list)
+
+
+def cache_key(node: CompiledNode, prepared: Prepared) -> str | None:
+    """The key a node's outputs are cached under, or None when they are not: a node with side effects always
+    runs, and one without a key (an input that has none, such as an uncached upstream) cannot be found again."""
+    return None if node.spec.cls.side_effects else prepared.key
 
 
 def plan(graph: CompiledGraph, prepared: Mapping[str, Prepared], cache: RunCache | None) -> Plan:
@@ -40,9 +47,8 @@ def plan(graph: CompiledGraph, prepared: Mapping[str, Prepared], cache: RunCache
             continue
         visited.add(node_id)
         node = graph.nodes[node_id]
-        key = prepared[node_id].key
-        if present is not None and cache is not None and key is not None and not node.spec.cls.side_effects \
-                and present.has(key):
+        key = cache_key(node, prepared[node_id])
+        if present is not None and cache is not None and key is not None and present.has(key):
             outputs = cache.get(key)
             if outputs is not None:
                 result.loaded[node_id] = outputs

@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.engine.backend import LocalBackend, Prepared, RunCache, RunScope
+from nodeforge.engine.backend import LocalBackend, Prepared, Produced, RunCache, RunScope
 from nodeforge.engine.cache import ResultCache
 from nodeforge.engine.config import device_models
 from nodeforge.engine.errors import DeviceError, EngineError, RunCancelled, first_line
@@ -77,6 +77,7 @@ class _Call:
     device: str
     values: dict[str, Any]
     scope: RunScope
+    store: str | None
 
 
 class RayBackend:
@@ -237,31 +238,30 @@ class RayBackend:
 
     # Running nodes.
     def invoke(self, node: CompiledNode, prepared: Prepared, device: str, values: dict[str, Any],
-               scope: RunScope) -> dict[str, Any]:
+               scope: RunScope, store: str | None) -> Produced:
+        """Run the node in its device's worker (a CPU node: a Ray task); the outputs stay in the object store as
+        references, and the worker writes them to the run's disk tier when the run ``store``s them."""
         from nodeforge.engine.ray.worker import RemoteCall
 
-        call = _Call(node, prepared, device, values, scope)
+        call = _Call(node, prepared, device, values, scope, store)
         spec = node.spec
         if spec.type in self._in_driver:
             return self._run_in_driver(call)
         if spec.cls.__module__ == "__main__":
             raise EngineError(f"{spec.type} is defined in the script being run, which Ray workers cannot import; "
                               "define it in a module or a plugin folder")
-        worker = self._workers.get(call.device) if spec.cls.accelerator else None
-        if spec.cls.accelerator and worker is None:
+        worker = self._workers.get(call.device) if prepared.accelerated else None
+        if prepared.accelerated and worker is None:
             raise DeviceError(f"{call.device} has no Ray worker any more")
         refs: list[Any] = []
         shipped = {name: swap_refs(value, refs) for name, value in values.items()}
         names = tuple(node.ports.outputs)
         extra = ({name: port.type for name, port in node.ports.inputs.items() if name not in spec.inputs}
                  if spec.cls.extra_inputs is not None else {})
-        cache = scope.cache if not spec.cls.side_effects else None
-        disk = cache.disk_root if isinstance(cache, RefCache) else None
+        disk = scope.cache.disk_root if store is not None and isinstance(scope.cache, RefCache) else None
         call_id = f"{self._id}-{next(self._numbers)}"
-        remote = RemoteCall(call_id, scope.emitter.run_id, node.id, spec.type, shipped, prepared.literals,
-                            prepared.materials, prepared.models, names, extra,
-                            prepared.key if cache is not None else None, disk,
-                            str(scope.data_dir) if scope.data_dir else None, scope.files,
+        remote = RemoteCall(call_id, scope.emitter.run_id, node.id, spec.type, shipped, prepared, names, extra,
+                            store, disk, str(scope.data_dir) if scope.data_dir else None, scope.files,
                             self._recipe(scope.env.registry),
                             self._library(scope.env), self._events.name, self.namespace)
         with self._events.listen(call_id, scope.emitter, device) as listening:
@@ -282,12 +282,9 @@ class RayBackend:
                 self.load_times.update(report.load_times)
         return self._outcome(call, report, dict(zip(names, returned[:-1], strict=True)))
 
-    def _outcome(self, call: _Call, report: Report, outputs: dict[str, Any]) -> dict[str, Any]:
+    def _outcome(self, call: _Call, report: Report, outputs: dict[str, Any]) -> Produced:
         if report.status == "ok":
-            cache, key = call.scope.cache, call.prepared.key
-            if isinstance(cache, RefCache) and key is not None and not call.node.spec.cls.side_effects:
-                cache.put(key, outputs, report.nbytes)
-            return outputs
+            return Produced(outputs, report.nbytes)
         if report.status == "driver":
             self._in_driver.add(call.node.spec.type)
             return self._run_in_driver(call)
@@ -320,9 +317,9 @@ class RayBackend:
         except ray.exceptions.RayError as exc:
             raise EngineError(f"the Ray worker running the node failed: {type(exc).__name__}: {exc}") from None
 
-    def _run_in_driver(self, call: _Call) -> dict[str, Any]:
+    def _run_in_driver(self, call: _Call) -> Produced:
         """Nodes that run graphs (``ctx.call_graph``) run here, so their inner nodes are scheduled like the rest."""
-        return self._local.invoke(call.node, call.prepared, "cpu", self.fetch(call.values), call.scope)
+        return self._local.invoke(call.node, call.prepared, "cpu", self.fetch(call.values), call.scope, call.store)
 
     def _recipe(self, registry: Registry) -> WorkerRecipe:
         """How workers rebuild ``registry``; worked out once per registry (a plugin reload makes a new one)."""

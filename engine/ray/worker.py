@@ -1,7 +1,7 @@
 """What runs inside Ray worker processes: one ``DeviceWorker`` actor per GPU (its models stay resident between
 nodes) and the task that runs CPU nodes; their events reach the driver through ``engine.ray.relay``.
 
-A node runs here with the same code as in-process (``engine.backend.run_node``) against a registry this process
+A node runs here with the same code as in-process (``engine.node_call.run_call``) against a registry this process
 builds itself from the driver's ``WorkerRecipe`` (``engine.ray.recipe``), so plugins resolve in the worker.
 Inputs arrive as Ray object references resolved by Ray; outputs leave as one object per output port plus a small
 ``Report``; the driver never needs the values unless a graph output asks for them.
@@ -21,17 +21,17 @@ from typing import Any
 
 import ray
 
-from nodeforge.engine.backend import run_node
+from nodeforge.engine.backend import Prepared, RunScope
 from nodeforge.engine.cache import DiskTier
 from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.config import device_models, worker_models
-from nodeforge.engine.context import NodeContext, NodeModels
 from nodeforge.engine.devices import detect_devices
 from nodeforge.engine.errors import EngineError, NodeExecutionError, RemoteNodeError, RunCancelled
 from nodeforge.engine.events import EventEmitter
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.memory_modes import MemorySetting
 from nodeforge.engine.models import ModelManager
+from nodeforge.engine.node_call import run_call
 from nodeforge.engine.ports import make_port
 from nodeforge.engine.ray.recipe import WorkerRecipe, registry_for
 from nodeforge.engine.ray.refs import restore_refs
@@ -43,16 +43,15 @@ from nodeforge.engine.values import move_value, value_nbytes
 @dataclass(frozen=True, slots=True)
 class RemoteCall:
     """One node execution as shipped to a worker: everything but the upstream values, which travel as arguments
-(``values`` holds a ``RefSlot`` for each)."""
+    (``values`` holds a ``RefSlot`` for each). ``key``: what the run caches the outputs under, written here to the
+    disk tier at ``cache_root`` (None: not cached)."""
 
     call_id: str
     run_id: str
     node_id: str
     node_type: str
     values: dict[str, Any]
-    literals: dict[str, Any]
-    materials: dict[str, Any]
-    models: list[str]
+    prepared: Prepared
     outputs: tuple[str, ...]
     extra_ports: dict[str, str]
     key: str | None
@@ -120,18 +119,14 @@ def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelM
     emitter = EventEmitter(call.run_id, forward)
     data_dir = Path(call.data_dir) if call.data_dir else None
     report = Report("ok")
-    held = NodeModels(models, device, emitter, call.node_id, source=registry.model_source,
-                      kinds=spec.model_kinds, files=call.files, data_dir=data_dir)
-    ctx = NodeContext(node_id=call.node_id, node_type=call.node_type, device=device, emitter=emitter,
-                      cancel=cancel, env=env, data_dir=data_dir,
-                      materials=call.materials, literals=call.literals, call_graph=_needs_driver, models=held,
-                      files=call.files, details=report.details.__setitem__)
+    scope = RunScope(emitter, cancel, env, data_dir, call.files, None, _needs_driver,
+                     details=lambda _node, name, data: report.details.__setitem__(name, data))
     ports = {name: make_port(name, port_type) for name, port_type in call.extra_ports.items()}
     outputs: dict[str, Any] = {}
     started = time.perf_counter()
     loads_before = models.loads
     try:
-        outputs = run_node(spec, call.node_id, values, ctx, ports, call.outputs)
+        outputs = run_call(spec, call.node_id, call.prepared, values, device, models, scope, ports, call.outputs)
     except NeedsDriver:
         report.status = "driver"
     except RunCancelled as exc:
@@ -139,8 +134,6 @@ def execute(call: RemoteCall, args: tuple[Any, ...], device: str, models: ModelM
     except Exception as exc:
         cause = exc.cause if isinstance(exc, NodeExecutionError) else exc
         report.status, report.error, report.trace = "failed", _portable(cause), traceback.format_exc()
-    finally:
-        held.release_all()
     report.seconds = time.perf_counter() - started
     if report.status == "ok":
         outputs = {name: move_value(outputs[name], "cpu") for name in call.outputs}
@@ -179,7 +172,7 @@ class DeviceWorker:
             cancel = self._cancels[call.call_id] = threading.Event()
             if call.call_id in self._cancelled:
                 cancel.set()
-        self._declared.update(call.models)
+        self._declared.update(call.prepared.models)
         try:
             result = execute(call, args, self.device, self.models, cancel)
         finally:
