@@ -1,7 +1,9 @@
 """The node registry: an instance built from modules, entry points and plugin folders (never a global).
 
-A plugin that fails to import or declares a node wrongly is recorded as a ``PluginProblem`` with its name and
-reason; the other plugins still load.
+A package names the modules that hold its nodes in ``NODE_MODULES`` (a tuple of module names relative to it); the
+registry imports exactly those, so what a package registers is written in one place and nothing is scanned. A
+plugin that fails to import or declares a node wrongly is recorded as a ``PluginProblem`` with its name and reason;
+the other plugins still load.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
-import pkgutil
 import sys
 import traceback
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,7 @@ from nodeforge.engine.model_source import LazyModelSource, ModelSource
 from nodeforge.engine.node import Node, NodeSpec, build_spec
 
 ENTRY_POINT_GROUP = "nodeforge.nodes"
+NODE_MODULES = "NODE_MODULES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +106,19 @@ class Registry:
                     self.problems.append(PluginProblem(source or module.__name__, str(exc)))
 
     def add_package(self, package: ModuleType, source: str = "") -> None:
-        """Register the node classes of a module, and of every submodule when it is a package."""
+        """Register the node classes of a module, and of the submodules its ``NODE_MODULES`` lists."""
         self.add_module(package, source)
-        for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=f"{package.__name__}."):
+        names = getattr(package, NODE_MODULES, ())
+        if not isinstance(names, tuple | list) or not all(isinstance(name, str) for name in names):
+            self.problems.append(PluginProblem(source or package.__name__,
+                                               f"{package.__name__}.{NODE_MODULES} is not a tuple of module names"))
+            return
+        for name in names:
+            qualified = f"{package.__name__}.{name}"
             try:
-                module = importlib.import_module(info.name)
+                module = importlib.import_module(qualified)
             except Exception as exc:
-                self.problems.append(PluginProblem(source or info.name, _reason(info.name, exc)))
+                self.problems.append(PluginProblem(source or qualified, _reason(qualified, exc)))
                 continue
             self.add_module(module, source)
 
@@ -127,7 +135,8 @@ class Registry:
                 self.problems.append(PluginProblem(entry.name, f"{entry.value} is not a module"))
 
     def load_folder(self, folder: Path) -> None:
-        """Import each ``*.py`` file and each package (folder with ``__init__.py``) in a plugins folder."""
+        """Import each ``*.py`` file and each package (folder with ``__init__.py``, its node modules named in its
+        ``NODE_MODULES``) in a plugins folder."""
         if not folder.is_dir():
             self.problems.append(PluginProblem(str(folder), "plugins folder does not exist"))
             return
