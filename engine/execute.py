@@ -14,7 +14,8 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from nodeforge.engine.backend import Prepared, RunScope
 from nodeforge.engine.compiler import CompiledGraph, CompiledNode, GraphEnv, compile_graph
@@ -47,12 +48,23 @@ from nodeforge.engine.workers import WorkerPool
 if TYPE_CHECKING:
     from nodeforge.engine.session import Session
 
-Outcome = tuple[dict[str, Any] | None, BaseException | None, str | None]
+Verdict = Literal["done", "retry", "failed", "cancelled"]
+"""What became of a finished node: the worker pool moves it on accordingly (``WorkerPool._settle``)."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one node execution went: its outputs and run time, or its error (with the traceback)."""
+
+    outputs: dict[str, Any] | None
+    seconds: float | None = None
+    error: BaseException | None = None
+    trace: str | None = None
 
 
 class Run:
     """The state of one execution; its methods run on the caller's thread except ``execute_node``, and
-    ``settle`` runs under the session's condition."""
+    ``settle`` and ``skip`` run holding the session's device slots (called by the worker pool)."""
 
     def __init__(self, session: Session, graph: CompiledGraph, bound: Mapping[str, BoundValue],
                  emitter: EventEmitter, cancel: threading.Event, env: GraphEnv,
@@ -81,7 +93,7 @@ class Run:
         planned = plan(self.graph, self.prepared, self.session.cache)
         self._report(planned)
         if planned.to_run:
-            WorkerPool(self, planned.to_run).execute()
+            WorkerPool(self, planned.to_run, self.session.slots, self.session.workers).execute()
 
     def _report(self, planned: Plan) -> None:
         """Take the plan's cached outputs and record (and announce) the nodes that will not run."""
@@ -122,52 +134,39 @@ class Run:
         return {name: self.values[link.node][link.output]
                 for name, link in self.graph.outputs.items() if link.node in self.values}
 
-    # Settling a node (under the session's condition).
-    def settle(self, node_id: str, device: str, outcome: Outcome, pool: WorkerPool) -> None:
-        """Record a finished node and release its dependents, retry it elsewhere, or fail it and skip what
-        depends on it."""
-        node = self.graph.nodes[node_id]
-        outputs, error, trace = outcome
-        state = self.session.state
-        if outputs is not None:
-            seconds = self.record.nodes[node_id].seconds
-            if seconds is not None and node.spec.cls.accelerator:  # placement reads the estimates of these only
-                self.session.estimates.observe_run(node.spec.type, seconds)
-            self.values[node_id] = outputs
-            newly = pool.ready.complete(node_id)
-            if newly > 1:
-                state.notify(newly - 1)
-        elif isinstance(error, RunCancelled):
+    # Settling a node (holding the session's device slots).
+    def settle(self, node_id: str, device: str, outcome: Outcome, may_retry: bool) -> Verdict:
+        """Record a finished node: done (its outputs kept), cancelled, to be retried on another device (a device
+        failure, when ``may_retry``), or failed."""
+        if outcome.outputs is not None:
+            self.values[node_id] = outcome.outputs
+            return "done"
+        error = outcome.error
+        if isinstance(error, RunCancelled):
             self.mark(node_id, "cancelled", None)
-        elif self._retry_elsewhere(node_id, device, error, pool.excluded):
-            pool.ready.push_back(node_id)
-            state.notify_all()
-        else:
-            self._fail(node_id, error, trace, pool.ready.drop_descendants(node_id))
-
-    def _retry_elsewhere(self, node_id: str, device: str, error: BaseException | None,
-                         excluded: dict[str, frozenset[str]]) -> bool:
-        """After a device failure (out of memory, driver error), try once more on another device."""
-        node = self.graph.nodes[node_id]
-        if not node.spec.cls.accelerator or node_id in excluded or not is_device_failure(error):
-            return False
-        backend = self.session.backend
-        if not any(name != device and name not in backend.down for name in self.session.devices):
-            return False
-        excluded[node_id] = frozenset({device})
-        for model in self.prepared[node_id].models:
-            backend.evict(device, model, self.emitter)
-        self.emitter.emit(NodeWarning(node=node_id, node_type=node.spec.type, device=device,
-                                      text=f"device {device} failed ({error}); retrying on another device"))
-        return True
-
-    def _fail(self, node_id: str, error: BaseException | None, trace: str | None, dropped: list[str]) -> None:
+            return "cancelled"
+        if may_retry and is_device_failure(error):
+            self._retry_elsewhere(node_id, device, error)
+            return "retry"
         message = str(error)
         node_record = self.record.nodes[node_id]
-        node_record.status, node_record.error, node_record.traceback = "failed", message, trace
+        node_record.status, node_record.error, node_record.traceback = "failed", message, outcome.trace
         self.emitter.emit(NodeFailed(node=node_id, node_type=node_record.type, error=message))
+        return "failed"
+
+    def _retry_elsewhere(self, node_id: str, device: str, error: BaseException | None) -> None:
+        """After a device failure (out of memory, driver error): drop the node's models there, which the failure
+        may have left broken, and say that it is retried on another device."""
+        backend = self.session.backend
+        for model in self.prepared[node_id].models:
+            backend.evict(device, model, self.emitter)
+        self.emitter.emit(NodeWarning(node=node_id, node_type=self.graph.nodes[node_id].spec.type, device=device,
+                                      text=f"device {device} failed ({error}); retrying on another device"))
+
+    def skip(self, dropped: list[str], failed: str) -> None:
+        """Record the nodes that will not run because ``failed`` failed upstream of them."""
         for child in dropped:
-            self.mark(child, "skipped", f"skipped because '{node_id}' failed")
+            self.mark(child, "skipped", f"skipped because '{failed}' failed")
 
     def mark(self, node_id: str, status: NodeStatus, reason: str | None) -> None:
         node_record = self.record.nodes[node_id]
@@ -177,7 +176,7 @@ class Run:
 
     # Executing a node (on a worker thread).
     def execute_node(self, node_id: str, device: str) -> Outcome:
-        """Run one node on the calling worker thread: (outputs, None, None) or (None, error, traceback)."""
+        """Run one node on the calling worker thread: its outputs and run time, or its error."""
         node = self.graph.nodes[node_id]
         node_record = self.record.nodes[node_id]
         node_record.status, node_record.device, node_record.started = "running", device, time.time()
@@ -189,18 +188,18 @@ class Run:
             outputs = self._invoke(node, self.prepared[node_id], device)
         except RunCancelled as exc:
             node_record.finished = time.time()
-            return None, exc, None
+            return Outcome(None, error=exc)
         except Exception as exc:
             node_record.finished = time.time()
             cause = StorageError.of(exc) if StorageError.is_disk(exc) else exc
             wrapped = exc if isinstance(exc, NodeExecutionError) else NodeExecutionError(node_id, node.spec.type, cause)
-            return None, wrapped, traceback.format_exc()
+            return Outcome(None, error=wrapped, trace=traceback.format_exc())
         seconds = time.perf_counter() - started
-        node_record.status, node_record.finished, node_record.seconds = "succeeded", time.time(), round(seconds, 6)
+        node_record.status, node_record.finished = "succeeded", time.time()
+        node_record.seconds = rounded = round(seconds, 6)
         if emitter.active:
-            emitter.emit(NodeFinished(node=node_id, node_type=node.spec.type, device=device,
-                                      seconds=node_record.seconds))
-        return outputs, None, None
+            emitter.emit(NodeFinished(node=node_id, node_type=node.spec.type, device=device, seconds=rounded))
+        return Outcome(outputs, rounded)
 
     def _invoke(self, node: CompiledNode, prepared: Prepared, device: str) -> dict[str, Any]:
         """Gather the node's input values, have the backend run the node, and cache its outputs (by the plan's

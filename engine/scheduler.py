@@ -1,4 +1,5 @@
-"""Which node runs next, and where: pure, single-threaded components the session's workers consult under one lock.
+"""Which node runs next, and where: pure, single-threaded components, consulted holding the session's device slots
+(``engine.slots``) by the worker pool (``engine.workers``), which owns a run's ``ReadySet``.
 
 ``ReadySet``: ready nodes come out longest remaining path first, so the critical path starts early and parallel
 branches overlap it; a failure removes the node's descendants in one step.

@@ -1,9 +1,9 @@
 """The engine session: what outlives one run, shared by every run in the process.
 
-A ``Session`` owns the result cache, the model manager, the devices and their slots (one accelerator node per
-device at a time, across every run however many run at once), the backend that executes nodes (this process, or a
-Ray cluster) and the learned run-time estimates. The CLI, the server, ``watch`` and nested ``graph.call`` runs all
-go through one session. A run reads in pipeline order::
+A ``Session`` owns the result cache, the model manager, the devices with their slots and learned run-time
+estimates (``engine.slots``: one accelerator node per device at a time, across every run however many run at
+once) and the backend that executes nodes (this process, or a Ray cluster). The CLI, the server, ``watch`` and
+nested ``graph.call`` runs all go through one session. A run reads in pipeline order::
 
     document -> validate + compile (engine.compiler) -> bind graph inputs (engine.inputs)
     -> prepare: literals, seeds, keys (engine.prepare) -> plan (engine.plan)
@@ -35,7 +35,7 @@ from nodeforge.engine.media_io import write_output
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.previews import Previews
 from nodeforge.engine.record import RunRecord
-from nodeforge.engine.scheduler import DeviceSlot, Estimates
+from nodeforge.engine.slots import DeviceSlots
 from nodeforge.engine.types import MEDIA_TYPES
 from nodeforge.engine.values import Audio, Control, Image, Video
 
@@ -65,15 +65,17 @@ class Session:
         self.workers = workers
         self.policy = policy
         self.limits = limits or MediaLimits()
-        self.devices = devices or (backend.refresh() if backend is not None else None) or ["cpu"]
+        names = devices or (backend.refresh() if backend is not None else None) or ["cpu"]
         self.data_dir = data_dir
-        self.models = models or device_models(self.devices)
+        self.models = models or device_models(names)
         self.backend: Backend = backend if backend is not None else LocalBackend(self.models)
         self.cache = self.backend.adapt_cache(cache)
-        self.estimates = Estimates()
-        self.slots = [DeviceSlot(device) for device in self.devices]
-        self.state = threading.Condition()
+        self.slots = DeviceSlots(names, self.backend)
         self._own_cache: ResultCache | None = None
+
+    @property
+    def devices(self) -> list[str]:
+        return self.slots.devices
 
     @classmethod
     def open(cls, config: EngineConfig, env: GraphEnv, *, cache: ResultCache | None = None,
@@ -127,12 +129,8 @@ class Session:
         """Take the backend's current devices (a cluster gains or loses GPUs between runs); slots of devices
         that stay keep their state."""
         devices = self.backend.refresh()
-        if devices is None or devices == self.devices:
-            return
-        with self.state:
-            slots = {slot.name: slot for slot in self.slots}
-            self.slots = [slots.get(name) or DeviceSlot(name) for name in devices]
-            self.devices = list(devices)
+        if devices is not None and devices != self.devices:
+            self.slots.resize(devices)
 
     def _materialise(self, result: RunResult, compiled: CompiledGraph, out_dir: Path | None) -> str | None:
         """Write media outputs into ``out_dir``; why one could not be written (the disk full or failing), which

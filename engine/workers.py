@@ -1,41 +1,44 @@
 """Stage 5 of a run: the nodes that must execute, run by a pool of workers as their inputs become ready.
 
 Workers take ready nodes themselves and release dependents as they finish, so a chain runs on one thread without
-hand-offs while independent branches spread over every worker. An accelerator node also needs a device: one
-accelerator node per device at a time, across every run of the session (the slots and their condition belong to
-the session, not to the run), placed first where its model is resident (``engine.scheduler.place``).
+hand-offs while independent branches spread over every worker. The pool owns the run's ready set and moves each
+node through it (ready, running, then done, retried elsewhere or failed with its descendants); the run records
+and announces what happened. A node that needs a device with its inputs (``Prepared.accelerated``) also leases
+one of the session's ``DeviceSlots``: one such node per device at a time, across every run of the session,
+placed first where its model is resident (``engine.scheduler.place``).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING
 
-from nodeforge.engine.scheduler import ReadySet, place
+from nodeforge.engine.scheduler import ReadySet
 
 if TYPE_CHECKING:
     from nodeforge.engine.execute import Outcome, Run
+    from nodeforge.engine.slots import DeviceSlots
 
 
 class WorkerPool:
     """The workers of one run over the session's shared device slots. The calling thread is the first worker;
-    another thread starts only when more nodes are ready than workers are free to take them (up to ``size``), so a
-    chain, or a run of one node, never pays for threads it cannot use."""
+    another thread starts only when more nodes are ready than workers are free to take them (up to ``workers``), so
+    a chain, or a run of one node, never pays for threads it cannot use."""
 
-    def __init__(self, run: Run, to_run: set[str]) -> None:
+    def __init__(self, run: Run, to_run: set[str], slots: DeviceSlots, workers: int) -> None:
         graph = run.graph
+        prepared = run.prepared
         self.run = run
-        self.session = run.session
+        self.slots = slots
         nodes = graph.nodes
         self.ready = ReadySet(to_run, {node_id: nodes[node_id].upstream for node_id in to_run}, graph.order,
-                              lambda node_id: nodes[node_id].spec.cls.accelerator)
+                              lambda node_id: prepared[node_id].accelerated)
         self.running = 0
         self.excluded: dict[str, frozenset[str]] = {}
-        self.size = min(self.session.workers, len(to_run))
-        if any(nodes[node_id].spec.cls.accelerator for node_id in to_run):
-            self.size = min(max(self.size, len(self.session.devices) + 1), len(to_run))
+        self.size = min(workers, len(to_run))
+        if self.ready.accelerated:
+            self.size = min(max(self.size, len(slots.devices) + 1), len(to_run))
         self._started = 1
         self._idle = 0
         self._threads: list[threading.Thread] = []
@@ -60,7 +63,7 @@ class WorkerPool:
                 self.run.mark(node_id, "cancelled", None)
 
     def _spawn(self) -> None:
-        """Start workers for ready nodes that no free worker will take (called under the session's condition)."""
+        """Start workers for ready nodes that no free worker will take (called holding the slots)."""
         wanted = min(len(self.ready) - self._idle, self.size - self._started)
         for _ in range(max(wanted, 0)):
             self._started += 1
@@ -80,73 +83,64 @@ class WorkerPool:
     def _abort(self, exc: BaseException) -> None:
         """A worker died of an engine error (or an interrupt): the others stop taking nodes, and it is raised."""
         self._errors.append(exc)
-        with self.session.state:
-            self.session.state.notify_all()
+        with self.slots:
+            self.slots.notify_all()
 
     def _work(self) -> None:
-        state = self.session.state
-        ready, slots = self.ready, self.session.slots
+        slots, ready = self.slots, self.ready
         cancel = self.run.cancel
         node_id: str | None = None
         device = "cpu"
-        outcome: Outcome = (None, None, None)
+        outcome: Outcome | None = None
         while True:
-            with state:
-                if node_id is not None:
+            with slots:
+                if node_id is not None and outcome is not None:
                     self.running -= 1
-                    self._release(node_id, device)
-                    self.run.settle(node_id, device, outcome, self)
+                    self._settle(node_id, device, outcome)
                 picked = None
                 while not cancel.is_set() and not self._errors:
-                    free = ready.waits_for_device and any(not slot.busy for slot in slots)
-                    picked = ready.pop_first(self._device_for, free)
+                    picked = ready.pop_first(self._device_for, ready.waits_for_device and slots.any_free())
                     if picked is not None or (not self.running and not len(ready)):
                         break
                     self._idle += 1
                     try:
-                        state.wait()
+                        slots.wait()
                     finally:
                         self._idle -= 1
                 if picked is None:
-                    state.notify_all()
+                    slots.notify_all()
                     return
                 node_id, device = picked
-                self._claim(node_id, device)
+                if node_id in ready.accelerated:
+                    slots.lease(device, self.run.prepared[node_id].models, self.run.graph.nodes[node_id].spec.type)
                 self.running += 1
                 if len(ready) > self._idle and self._started < self.size:
                     self._spawn()
             outcome = self.run.execute_node(node_id, device)
 
     def _device_for(self, node_id: str) -> str | None:
-        node = self.run.graph.nodes[node_id]
-        estimates, backend = self.session.estimates, self.session.backend
-        exclude = self.excluded.get(node_id, frozenset())
-        if backend.down:
-            exclude |= backend.down
-        return place(self.run.prepared[node_id].models, estimates.run_time(node.spec.type), self.session.slots,
-                     backend.resident_on, lambda model: backend.load_times.get(model, estimates.default_load),
-                     time.monotonic(), exclude)
+        return self.slots.place(self.run.prepared[node_id].models, self.run.graph.nodes[node_id].spec.type,
+                                self.excluded.get(node_id, frozenset()))
 
-    def _claim(self, node_id: str, device: str) -> None:
-        """Mark a device busy for an accelerator node until about when it should finish (called under state)."""
-        if node_id not in self.ready.accelerated:
-            return
-        node = self.run.graph.nodes[node_id]
-        estimates, backend = self.session.estimates, self.session.backend
-        loading = sum(backend.load_times.get(model, estimates.default_load)
-                      for model in self.run.prepared[node_id].models if device not in backend.resident_on(model))
-        for slot in self.session.slots:
-            if slot.name == device:
-                slot.busy_until = time.monotonic() + loading + estimates.run_time(node.spec.type)
-
-    def _release(self, node_id: str, device: str) -> None:
-        """Free the device of a finished accelerator node and wake every worker of every run (under state)."""
-        if node_id not in self.ready.accelerated:
-            return
-        for slot in self.session.slots:
-            if slot.name == device:
-                slot.busy_until = None
-        self.session.state.notify_all()
+    def _settle(self, node_id: str, device: str, outcome: Outcome) -> None:
+        """Move a finished node on (holding the slots): free its device, let the run record it, then release its
+        dependents, queue it again for another device, or drop what depends on it."""
+        ready, slots = self.ready, self.slots
+        accelerated = node_id in ready.accelerated
+        if accelerated:
+            slots.release(device, self.run.graph.nodes[node_id].spec.type, outcome.seconds)
+        retry = accelerated and node_id not in self.excluded and slots.can_retry(device)
+        verdict = self.run.settle(node_id, device, outcome, retry)
+        if verdict == "done":
+            newly = ready.complete(node_id)
+            if newly > 1:
+                slots.notify(newly - 1)
+        elif verdict == "retry":
+            self.excluded[node_id] = frozenset({device})
+            ready.push_back(node_id)
+            slots.notify_all()
+        elif verdict == "failed":
+            self.run.skip(ready.drop_descendants(node_id), node_id)
 
 
 def _torch_threads() -> int | None:

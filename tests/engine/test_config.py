@@ -51,7 +51,7 @@ def test_the_session_has_the_devices_budgets_modes_and_workers_of_its_config(env
     config = EngineConfig(devices="cpu:0,cpu:1", vram_budget="cpu:1=1G", memory_mode="cpu:0=sequential", workers=3)
     session = Session.open(config, env)
     ledger = session.models.snapshot()
-    assert session.devices == ["cpu:0", "cpu:1"] and [slot.name for slot in session.slots] == session.devices
+    assert session.devices == ["cpu:0", "cpu:1"] and session.slots.devices == session.devices
     assert ledger["cpu:1"]["budget"] == GIB
     assert {name: info["memory_mode"] for name, info in ledger.items()} == {"cpu:0": "sequential", "cpu:1": "auto"}
     assert session.workers == 3
