@@ -18,10 +18,9 @@ from nodeforge.engine.document import parse_document
 from nodeforge.engine.session import Session
 from nodeforge.nodes.llm import load_causal_lm
 from nodeforge.nodes.models import build_resolver
-from nodeforge.nodes.models.catalogue.store import STAMP
+from nodeforge.nodes.models.catalogue.store import STAMP, package_folder
 from nodeforge.nodes.models.checkpoints import gguf_llm
 from nodeforge.nodes.models.cli import inventory
-from nodeforge.nodes.models.tiny.tiny_media import package_folder
 from tests.support.english import assert_english_answer
 
 pytest.importorskip("gguf")

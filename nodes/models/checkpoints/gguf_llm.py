@@ -30,8 +30,7 @@ from typing import Any
 
 from nodeforge.engine.errors import ModelResolveError, first_line
 from nodeforge.nodes.models.catalogue.resolver import ShippedModel
-from nodeforge.nodes.models.catalogue.store import build_once
-from nodeforge.nodes.models.tiny.tiny_media import package_folder
+from nodeforge.nodes.models.catalogue.store import build_once, package_folder
 
 MAGIC = b"GGUF"
 CONVERTER = 1  # bump when the conversion changes, so old folders convert again

@@ -9,13 +9,12 @@ ship inside wheels (``piper-joe``, ``whisper-tiny.en``); their locators only fin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nodeforge.engine.errors import ModelResolveError
 from nodeforge.nodes.models.catalogue.resolver import ShippedModel, TinyModel
+from nodeforge.nodes.models.catalogue.store import package_folder
 
 if TYPE_CHECKING:
     from transformers import T5Tokenizer  # T5TokenizerFast is this class in transformers 5
@@ -183,15 +182,6 @@ TINY = {
     "wan": TinyModel(family="wan", build=build_tiny_wan, description="Wan 2.2 TI2V layout, text- and "
                      "image-to-video (random weights: noise)"),
 }
-
-
-def package_folder(package: str) -> Path:
-    """The installed folder of a package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    if not locations:
-        raise ModelResolveError(f"the Python package '{package}' is not installed")
-    return Path(locations[0])
 
 
 def locate_piper_joe(models_dir: Path) -> Path:

