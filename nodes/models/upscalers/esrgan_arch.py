@@ -5,7 +5,7 @@
   ``conv_last``; scale 4 (x2 and x1 models fold the input with pixel-unshuffle first).
 - ``SRVGGNetCompact``: ``body`` alternating conv and activation, then pixel-shuffle, plus the nearest-upsampled input.
 
-torch is imported only when ``architectures()`` is first called (the node registry imports every module of nodes).
+torch is imported only when ``architectures()`` is first called: registering nodes or building the catalogue never does.
 ``detect(state_dict)`` reads the hyper-parameters back from a state dict's keys and shapes.
 """
 
