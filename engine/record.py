@@ -1,11 +1,14 @@
-"""The run record: what ``nodeforge run --json`` prints and ``GET /api/runs/{id}`` returns (design.md section 6)."""
+"""The run record: what ``nodeforge run --json`` prints, ``GET /api/runs/{id}`` returns and the server's run store
+keeps (design.md section 6). One pydantic model: its JSON and the API's JSON Schema both come from it (the server's
+view adds only when the run was queued and where its events stream, ``server.schemas.RunView``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 NodeStatus = Literal["pending", "running", "succeeded", "cached", "failed", "skipped", "cancelled"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
@@ -31,42 +34,50 @@ def iso(timestamp: float | None) -> str | None:
 _LAST_SECOND: list[tuple[int, str]] = [(-1, "")]  # one slot, swapped whole: threads never see half an update
 
 
-@dataclass(slots=True)
-class NodeRecord:
+class _Timed(BaseModel):
+    """Start and end are Unix times in memory (``started``, ``finished``: the engine stamps them with
+    ``time.time()``) and ISO 8601 (``iso``) in JSON, as ``started_at`` and ``finished_at``."""
+
+    model_config = ConfigDict(serialize_by_alias=True, json_schema_serialization_defaults_required=True)
+
+    @field_serializer("started", "finished", check_fields=False)
+    def _iso(self, timestamp: float | None) -> str | None:
+        return iso(timestamp)
+
+
+class NodeRecord(_Timed):
     type: str
     status: NodeStatus = "pending"
     device: str | None = None
-    started: float | None = None
-    finished: float | None = None
+    started: float | None = Field(default=None, serialization_alias="started_at")
+    finished: float | None = Field(default=None, serialization_alias="finished_at")
     seconds: float | None = None
     error: str | None = None
     traceback: str | None = None
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """What the node recorded about how it ran (``ctx.record_detail``), by name: e.g. ``memory``."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "status": self.status, "device": self.device, "started_at": iso(self.started),
-                "finished_at": iso(self.finished), "seconds": self.seconds, "error": self.error,
-                "traceback": self.traceback, "details": self.details}
+    details: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "what the node recorded about how it ran (ctx.record_detail), by name: e.g. memory, the memory mode it ran "
+        "in and why"))
 
 
-@dataclass(slots=True)
-class RunRecord:
+class RunHead(_Timed):
+    """What a list of runs shows of each."""
+
     id: str
     graph: str
     status: RunStatus = "running"
-    inputs: dict[str, Any] = field(default_factory=dict)
-    seeds: dict[str, int] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    nodes: dict[str, NodeRecord] = field(default_factory=dict)
     error: str | None = None
-    devices: list[str] = field(default_factory=list)
-    started: float | None = None
-    finished: float | None = None
+    started: float | None = Field(default=None, serialization_alias="started_at")
+    finished: float | None = Field(default=None, serialization_alias="finished_at")
+
+
+class RunRecord(RunHead):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    seeds: dict[str, int] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict, description=(
+        "text and numbers as values; media as {path, media_type} (CLI) or {artifact, url, media_type, filename, "
+        "size} (API)"))
+    nodes: dict[str, NodeRecord] = Field(default_factory=dict)
+    devices: list[str] = Field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "graph": self.graph, "status": self.status, "inputs": self.inputs,
-                "seeds": self.seeds, "outputs": self.outputs,
-                "nodes": {node_id: node.to_json() for node_id, node in self.nodes.items()},
-                "error": self.error, "devices": self.devices, "started_at": iso(self.started),
-                "finished_at": iso(self.finished)}
+        return self.model_dump(mode="json")
