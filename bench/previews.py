@@ -35,7 +35,7 @@ from typing import Any
 
 from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, NodePreview, NodeProgress
 from nodeforge.engine.previews import FolderSink, Previews
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.saved_graphs import GraphLibrary
@@ -64,10 +64,10 @@ def timed(session: Session, document: Any, previews: Previews | None, timing: Ti
         raise RuntimeError(result.record.error)
     seconds = result.record.nodes["n"].seconds
     assert seconds is not None
-    stepped = {event.step: event.at for event in events if event.kind == "node.progress"}
-    made = [event for event in events if event.kind == "node.preview"]
+    stepped = {event.data.step: event.at for event in events if isinstance(event.data, NodeProgress)}
+    made = [(event.at, event.data.step) for event in events if isinstance(event.data, NodePreview)]
     timing.seconds.append(seconds)
-    timing.shares.append(sum(event.at - stepped[event.step] for event in made if event.step is not None) / seconds)
+    timing.shares.append(sum(at - stepped[step] for at, step in made) / seconds)
     timing.previews = len(made)
 
 

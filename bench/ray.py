@@ -36,6 +36,7 @@ import ray
 from bench.engine import Inc, Total, chain, fan_out
 from nodeforge.engine.compiler import GraphEnv, compile_graph
 from nodeforge.engine.document import GraphDocument, parse_document
+from nodeforge.engine.events import NodeFinished
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.ray.driver import RayBackend
 from nodeforge.engine.registry import Registry
@@ -125,7 +126,7 @@ def first_result(env: GraphEnv, backend: RayBackend, graph: Path, models: Path) 
         start = time.perf_counter()
         result = Session(env, None, workers=4, backend=backend).run(
             document, listener=lambda event, seen=seen: seen.append(time.perf_counter())
-            if event.kind == "node.finished" and not seen else None)
+            if isinstance(event.data, NodeFinished) and not seen else None)
         totals.append(time.perf_counter() - start)
         firsts.append(seen[0] - start)
         assert result.record.status == "succeeded", result.record.error

@@ -28,7 +28,7 @@ from nodeforge.engine.compiler import GraphEnv, compile_graph, validate
 from nodeforge.engine.datadir import resolve_data_dir
 from nodeforge.engine.document import GraphDocument, load_document
 from nodeforge.engine.errors import EngineError
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, ModelLoaded, NodeFailed, NodeFinished, NodeStarted, NodeWarning
 from nodeforge.engine.inputs import parse_cli_value
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.saved_graphs import GraphLibrary
@@ -75,14 +75,15 @@ def fetch_models(names: list[str], data_dir: Path) -> list[str]:
 
 def progress_printer() -> Any:
     def listen(event: Event) -> None:
-        if event.kind == "node.started":
-            print(f"    {event.node} ({event.node_type}) on {event.device}", flush=True)
-        elif event.kind == "node.finished":
-            print(f"    {event.node} done in {event.seconds:.1f}s", flush=True)
-        elif event.kind == "model.loaded":
-            print(f"    loaded {event.model} on {event.device} in {event.seconds:.1f}s", flush=True)
-        elif event.kind in ("node.warning", "node.failed"):
-            print(f"    {event.node}: {event.text or event.error}", flush=True)
+        match event.data:
+            case NodeStarted(node=node, node_type=node_type, device=device):
+                print(f"    {node} ({node_type}) on {device}", flush=True)
+            case NodeFinished(node=node, seconds=seconds):
+                print(f"    {node} done in {seconds:.1f}s", flush=True)
+            case ModelLoaded(model=model, device=device, seconds=seconds):
+                print(f"    loaded {model} on {device} in {seconds:.1f}s", flush=True)
+            case NodeWarning(node=node, text=text) | NodeFailed(node=node, error=text):
+                print(f"    {node}: {text}", flush=True)
 
     return listen
 

@@ -1,8 +1,10 @@
 """Live fan-out of events to server-sent-event listeners, and the SSE wire format.
 
-Publishers are worker threads; each listener is an asyncio queue on the server's event loop, fed with
-``call_soon_threadsafe``. A listener that falls too far behind is closed with an ``overflow`` marker instead of
-holding memory without bound: it reconnects with ``Last-Event-ID`` and the rest is replayed from the database.
+Items are ``(event id, Event)`` for run events (typed, ``engine.events``) and ``(None, dict)`` for the server's
+announcements that belong to no run. Publishers are worker threads; each listener is an asyncio queue on the
+server's event loop, fed with ``call_soon_threadsafe``. A listener that falls too far behind is closed with an
+``overflow`` marker instead of holding memory without bound: it reconnects with ``Last-Event-ID`` and the rest is
+replayed from the database.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from nodeforge.engine.errors import NodeError
+from nodeforge.engine.events import RunFinished
 from nodeforge.server.disconnect import Disconnected, unless_gone
 from nodeforge.server.error_responses import ApiError
 from nodeforge.server.event_hub import CLOSED
@@ -188,7 +189,7 @@ async def _finished(runtime: Runtime, run_id: str) -> dict[str, Any]:
                     break
                 if item == CLOSED:
                     raise ApiError(503, "the server is shutting down")
-                if not isinstance(item, tuple) or item[1].get("kind") == "run.finished":
+                if not isinstance(item, tuple) or isinstance(item[1].data, RunFinished):
                     break
     finally:
         runtime.hub.unsubscribe(sub)

@@ -17,9 +17,11 @@ import site
 import sys
 import sysconfig
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nodeforge.engine.events import Event
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.settings import Settings
 
@@ -48,13 +50,12 @@ class Redactor:
             return message
         return self._pattern.sub(lambda match: self._labels[match.group(0)], message)
 
-    def event(self, event: dict[str, Any]) -> dict[str, Any]:
+    def event(self, event: Event) -> Event:
         """A run event as it may be stored and streamed: its reasons, warnings and model identities redacted."""
-        for name in EVENT_TEXT:
-            value = event.get(name)
-            if isinstance(value, str):
-                event[name] = self(value)
-        return event
+        data: Any = event.data  # any payload class; only the fields it has are replaced
+        changed = {name: clean for name in EVENT_TEXT
+                   if isinstance(value := getattr(data, name, None), str) and (clean := self(value)) != value}
+        return replace(event, data=replace(data, **changed)) if changed else event
 
     def record(self, record: RunRecord) -> RunRecord:
         """A run record as it may be stored: the run's error, each node's error and traceback redacted (outputs

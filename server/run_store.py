@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodeforge.engine.events import status_changes
+from nodeforge.engine.events import Event, RunFinished
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.error_responses import ApiError
 from nodeforge.server.idempotency import keyed_run
+from nodeforge.server.run_rows import apply_event, dumps, wire
 from nodeforge.server.store_schema import SCHEMA_VERSION, create_schema
 
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _STOP = object()
 
 
@@ -87,10 +87,6 @@ class Artifact:
     media_type: str
     filename: str
     size: int
-
-
-def dumps(value: Any) -> str:
-    return _JSON.encode(value)
 
 
 class RunStore:
@@ -200,9 +196,8 @@ class RunStore:
                                                                                   run_id))
                 seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run = ?",
                                  (run_id,)).fetchone()[0]
-                event = {"kind": "run.finished", "run": run_id, "seq": seq, "at": now, "status": "interrupted",
-                         "error": reason}
-                db.execute("INSERT INTO events (run, seq, data) VALUES (?, ?, ?)", (run_id, seq, dumps(event)))
+                event = Event(run_id, seq, now, RunFinished(status="interrupted", error=reason))
+                db.execute("INSERT INTO events (run, seq, data) VALUES (?, ?, ?)", (run_id, seq, wire(event)))
             return ids
 
         return self._write(fn)
@@ -216,7 +211,7 @@ class RunStore:
         request (runs stored before requests were remembered match any)."""
         return keyed_run(self._reader(), key, request)
 
-    def create_run(self, run: NewRun, event_id: int, event: dict[str, Any], queue_limit: int) -> tuple[str, bool]:
+    def create_run(self, run: NewRun, event_id: int, event: Event, queue_limit: int) -> tuple[str, bool]:
         """Insert a queued run with its pending nodes and its ``run.queued`` event; with an idempotency key already
         used for the same request, return that run instead. Returns (run id, created); raises IdempotencyConflict
         when the key was used for another request, QueueFull beyond ``queue_limit``."""
@@ -231,11 +226,11 @@ class RunStore:
             db.execute("INSERT INTO runs (id, graph, document, inputs, status, idempotency_key, request, created_at) "
                        "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)", (run.id, run.graph, dumps(run.document),
                                                                    dumps(run.inputs), run.idempotency_key,
-                                                                   run.request, event["at"]))
+                                                                   run.request, event.at))
             db.executemany("INSERT INTO nodes (run, node, type, status) VALUES (?, ?, ?, 'pending')",
                            [(run.id, node, node_type) for node, node_type in run.nodes.items()])
             db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
-                       (event_id, run.id, event["seq"], dumps(event)))
+                       (event_id, run.id, event.seq, wire(event)))
             return run.id, True
 
         return self._write(fn)
@@ -265,11 +260,11 @@ class RunStore:
 
         return self._write(fn)
 
-    def append_event(self, event_id: int, event: dict[str, Any]) -> None:
+    def append_event(self, event_id: int, event: Event) -> None:
         """Store one event and apply the node state change it carries (not waited for)."""
-        self._send(lambda db: _apply_event(db, event_id, event))
+        self._send(lambda db: apply_event(db, event_id, event))
 
-    def finish_run(self, record: RunRecord, event_id: int, event: dict[str, Any]) -> None:
+    def finish_run(self, record: RunRecord, event_id: int, event: Event) -> None:
         """Store a run's final record (status, outputs, seeds, every node's state) with its ``run.finished`` event,
         in one transaction, and wait for the commit: a run is finished in the database exactly when its stream
         ends there."""
@@ -287,7 +282,7 @@ class RunStore:
             db.execute("UPDATE nodes SET status = 'skipped', error = COALESCE(error, ?) "
                        "WHERE run = ? AND status IN ('pending', 'running')", (f"not run: {record.error}", record.id))
             db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
-                       (event_id, record.id, event["seq"], dumps(event)))
+                       (event_id, record.id, event.seq, wire(event)))
 
         self._write(fn)
 
@@ -366,23 +361,3 @@ def _run_op(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any],
 
 class QueueFull(Exception):
     """More runs are queued than the server accepts."""
-
-
-def _apply_event(db: sqlite3.Connection, event_id: int, event: dict[str, Any]) -> None:
-    db.execute("INSERT INTO events (id, run, seq, data) VALUES (?, ?, ?, ?)",
-               (event_id, event["run"], event["seq"], dumps(event)))
-    changes = status_changes(event["kind"], event.get("node"), event.get("nodes"))
-    at, run = event["at"], event["run"]
-    if event["kind"] == "nodes.cached":  # many nodes at once, nothing else to record for them
-        db.executemany("UPDATE nodes SET status = ?, finished_at = ? WHERE run = ? AND node = ?",
-                       [(status, at, run, node) for node, status in changes])
-        return
-    for node, status in changes:
-        if status == "running":
-            db.execute("UPDATE nodes SET status = ?, device = ?, started_at = ? WHERE run = ? AND node = ?",
-                       (status, event.get("device"), at, run, node))
-        else:
-            db.execute("UPDATE nodes SET status = ?, finished_at = ?, seconds = COALESCE(?, seconds), "
-                       "error = COALESCE(?, error) WHERE run = ? AND node = ?",
-                       (status, at if status != "skipped" else None, event.get("seconds"), event.get("error"),
-                        run, node))

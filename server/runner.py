@@ -17,7 +17,8 @@ import logging
 import shutil
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, StorageError
@@ -43,7 +44,7 @@ class Runner:
         self._lock = threading.Lock()
         self._cancels: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
-        self._unsettled: dict[str, tuple[RunRecord, int, dict[str, Any]]] = {}
+        self._unsettled: dict[str, tuple[RunRecord, int, Event]] = {}
         self._disk_refused = False
 
     def start(self) -> None:
@@ -73,7 +74,7 @@ class Runner:
         with self._lock:
             return list(self._cancels)
 
-    def unsettled(self, run_id: str) -> tuple[RunRecord, dict[str, Any]] | None:
+    def unsettled(self, run_id: str) -> tuple[RunRecord, Event] | None:
         """The end of a run that the disk has not let be stored yet (its record and ``run.finished`` event)."""
         with self._lock:
             found = self._unsettled.get(run_id)
@@ -109,16 +110,16 @@ class Runner:
     def _execute(self, claimed: ClaimedRun) -> None:
         runtime = self.runtime
         cancel = self.cancel_event(claimed.id)
-        held: list[dict[str, Any]] = []
+        held: list[Event] = []
         last_seq = [0]
 
         def listen(event: Event) -> None:
-            data = event.to_dict()
             last_seq[0] = max(last_seq[0], event.seq)
-            if event.kind == "run.finished":
-                held.append(data)
-            else:
-                runtime.events.record(data)
+            match event.data:
+                case RunFinished():  # stored with the record, once it is final
+                    held.append(event)
+                case _:
+                    runtime.events.record(event)
 
         method = runtime.settings.preview_method
         sink = runtime.artifacts.previews(claimed.id)
@@ -148,17 +149,15 @@ class Runner:
             log.warning("run %s: its older step previews could not be dropped: %s", claimed.id, exc)
         if self._stopping.is_set() and record.status == "cancelled":
             record.status, record.error = "interrupted", SHUTDOWN_REASON
-        finished = held[0] if held else run_event(claimed.id, last_seq[0] + 1, RunFinished(status=record.status))
-        finished.update(status=record.status)
-        if record.error:
-            finished["error"] = record.error
+        end = RunFinished(status=record.status, error=record.error or None)  # the record's last word on how it ended
+        finished = replace(held[0], data=end) if held else run_event(claimed.id, last_seq[0] + 1, end)
         self._end(claimed, record, finished)
 
-    def _end(self, claimed: ClaimedRun, record: RunRecord, finished: dict[str, Any]) -> None:
+    def _end(self, claimed: ClaimedRun, record: RunRecord, finished: Event) -> None:
         """Store the run's record with its ``run.finished`` and publish that; when the disk refuses the record,
         store the run's failure alone; when it refuses that too, publish the end and keep it to store later."""
         events = self.runtime.events
-        event_id = events.number(finished)
+        event_id, finished = events.number(finished)
         events.redact.record(record)
         try:
             self.runtime.store.finish_run(record, event_id, finished)
@@ -166,7 +165,8 @@ class Runner:
             log.error("run %s: its record could not be stored (%s); storing its failure alone", claimed.id, exc)
             record = events.redact.record(_failed(claimed, f"the run's record could not be stored: "
                                                            f"{_reason(claimed.id, exc)}"))
-            finished = events.redact.event({**finished, "status": record.status, "error": record.error})
+            finished = events.redact.event(replace(finished, data=RunFinished(status=record.status,
+                                                                              error=record.error)))
             try:
                 self.runtime.store.finish_run(record, event_id, finished)
             except Exception as again:

@@ -275,7 +275,7 @@ class Runtime:
                 "devices": _loads(row["devices"]) or [], "events_url": f"/api/runs/{run_id}/events"}
         ended = self.runner.unsettled(run_id)
         if ended is not None:  # it ended, but the disk has not let its end be stored yet
-            view.update(status=ended[0].status, error=ended[0].error, finished_at=iso(ended[1]["at"]))
+            view.update(status=ended[0].status, error=ended[0].error, finished_at=iso(ended[1].at))
         return view
 
     def health(self) -> dict[str, Any]:

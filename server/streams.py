@@ -7,6 +7,9 @@ its number), so none is lost and none is sent twice. A run's stream ends at its 
 listener has already seen it (``Last-Event-ID`` at or past it: a browser's EventSource reconnects so; the route
 answers 204 then, which tells an EventSource to stop). A run whose end the disk refused to store ends its stream
 with that end, kept by the runner until it is stored.
+
+Live events come typed from the hub (``engine.events.Event``) and are written out with ``to_dict``; stored ones
+are replayed as they were stored, so a replay sends the bytes the run's listeners were sent.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from nodeforge.engine.events import Event, RunFinished
 from nodeforge.server.event_hub import ALL, CLOSED, HEARTBEAT, OVERFLOW, sse_frame
 
 if TYPE_CHECKING:
@@ -30,7 +34,7 @@ _OVERFLOW_NOTE = b": overflow, reconnect with Last-Event-ID to replay the rest\n
 def finished_by(runtime: Runtime, run_id: str, seq: int) -> bool:
     """Whether the run's ``run.finished`` is stored with a number at or before ``seq`` (nothing more will come)."""
     final = runtime.store.last_run_event(run_id)
-    return final is not None and final["kind"] == "run.finished" and final["seq"] <= seq
+    return final is not None and final["kind"] == RunFinished.kind and final["seq"] <= seq
 
 
 async def run_events(runtime: Runtime, run_id: str, after: int) -> AsyncIterator[bytes]:
@@ -45,11 +49,11 @@ async def run_events(runtime: Runtime, run_id: str, after: int) -> AsyncIterator
         for event in stored:
             last = event["seq"]
             yield sse_frame(event, last)
-            if event["kind"] == "run.finished":
+            if event["kind"] == RunFinished.kind:
                 return
         ended = runtime.runner.unsettled(run_id)
         if ended is not None:  # the run ended, but the disk has not let its end be stored yet
-            yield sse_frame(ended[1], ended[1]["seq"])
+            yield sse_frame(ended[1].to_dict(), ended[1].seq)
             return
         async for item in _live(sub.queue, runtime.settings.heartbeat_seconds):
             if isinstance(item, bytes):
@@ -57,12 +61,13 @@ async def run_events(runtime: Runtime, run_id: str, after: int) -> AsyncIterator
                 if item == _OVERFLOW_NOTE:
                     return
                 continue
-            _, event = item
-            if event["seq"] > last:
-                last = event["seq"]
-                yield sse_frame(event, last)
-            if event["kind"] == "run.finished":
-                return
+            live: Event = item[1]
+            if live.seq > last:
+                last = live.seq
+                yield sse_frame(live.to_dict(), last)
+            match live.data:
+                case RunFinished():
+                    return
     finally:
         runtime.hub.unsubscribe(sub)
 
@@ -88,7 +93,7 @@ async def all_events(runtime: Runtime, since: int | None) -> AsyncIterator[bytes
             event_id, event = item
             if event_id is not None and last is not None and event_id <= last:
                 continue
-            yield sse_frame(event, event_id)
+            yield sse_frame(event.to_dict() if isinstance(event, Event) else event, event_id)
     finally:
         runtime.hub.unsubscribe(sub)
 

@@ -12,7 +12,15 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from nodeforge.engine.events import Event, status_changes
+from nodeforge.engine.events import (
+    Event,
+    NodeFailed,
+    NodeFinished,
+    NodeProgress,
+    NodeStarted,
+    RunFinished,
+    status_changes,
+)
 
 STYLE = {"queued": "dim", "running": "yellow", "succeeded": "green", "cached": "cyan", "failed": "bold red",
          "skipped": "magenta", "cancelled": "red"}
@@ -50,26 +58,25 @@ class ProgressDisplay:
 
     def listen(self, event: Event) -> None:
         with self._lock:
-            if event.kind == "run.finished":
-                self._status = event.status or ""
-            for node_id, status in status_changes(event.kind, event.node, event.nodes):
+            for node_id, status in status_changes(event.data):
                 if (moved := self._rows.get(node_id)) is not None:
                     moved.status = status
-            row = self._rows.get(event.node or "")
-            if row is None:
-                return
-            if event.kind == "node.started":
-                row.device = event.device or ""
-            elif event.kind == "node.progress":
-                row.step, row.total = event.step or 0, event.total
-                if event.delta is not None:  # streamed text: the row shows the tail of the deltas joined
-                    row.text = (row.text + event.delta)[-TAIL:]
-                elif event.text is not None:
-                    row.text = event.text[-TAIL:]
-            elif event.kind == "node.finished":
-                row.seconds = event.seconds
-            elif event.kind == "node.failed":
-                row.text = (event.error or "")[:100]
+            match event.data:
+                case RunFinished(status=run_status):
+                    self._status = run_status
+                case NodeStarted(node=node, device=device) if node in self._rows:
+                    self._rows[node].device = device
+                case NodeProgress(node=node, step=step, total=total, text=text, delta=delta) if node in self._rows:
+                    row = self._rows[node]
+                    row.step, row.total = step, total
+                    if delta is not None:  # streamed text: the row shows the tail of the deltas joined
+                        row.text = (row.text + delta)[-TAIL:]
+                    elif text is not None:
+                        row.text = text[-TAIL:]
+                case NodeFinished(node=node, seconds=seconds) if node in self._rows:
+                    self._rows[node].seconds = seconds
+                case NodeFailed(node=node, error=error) if node in self._rows:
+                    self._rows[node].text = error[:100]
 
     def _render(self) -> Group:
         table = Table(box=None, pad_edge=False, expand=False)

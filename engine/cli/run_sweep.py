@@ -17,7 +17,7 @@ from typing import Any
 from nodeforge.engine.cli.compare_page import write_compare
 from nodeforge.engine.document import GraphDocument
 from nodeforge.engine.errors import EngineError, GraphInputError, UsageError
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, NodeFailed, NodeFinished, NodesCached, NodeSkipped
 from nodeforge.engine.inputs import parse_cli_value
 from nodeforge.engine.ports import make_port
 from nodeforge.engine.record import RunRecord
@@ -181,8 +181,13 @@ class CellProgress:
         self.progress.stop()
 
     def listen(self, event: Event) -> None:
-        settled = list(event.nodes or ()) if event.kind == "nodes.cached" else \
-            [event.node] if event.kind in ("node.finished", "node.failed", "node.skipped") else []
+        match event.data:
+            case NodesCached(nodes=settled):
+                pass
+            case NodeFinished(node=node) | NodeFailed(node=node) | NodeSkipped(node=node):
+                settled = (node,)
+            case _:
+                return
         for node in settled:
             for nodes in self.waiting:
                 if node in nodes:

@@ -1,8 +1,8 @@
 """Events of remote nodes (progress, model loads, warnings) on their way to the run's event stream.
 
-A worker numbers each event of a call and pushes it to the driver's collector actor as it happens; the driver's
-relay long-polls that actor from a thread and hands each call's events to its run's emitter in the order the node
-emitted them.
+A worker numbers each event of a call and pushes its typed payload to the driver's collector actor as it happens;
+the driver's relay long-polls that actor from a thread and hands each call's events to its run's emitter in the
+order the node emitted them, with the device named as the driver knows it.
 """
 
 from __future__ import annotations
@@ -13,14 +13,23 @@ import functools
 import itertools
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nodeforge.engine.events import Event, EventEmitter, event_data
+from nodeforge.engine.events import (
+    Event,
+    EventData,
+    EventEmitter,
+    ModelLoaded,
+    ModelOffloaded,
+    NodeFinished,
+    NodeStarted,
+    NodeWarning,
+)
 
 EVENT_WAIT = 10.0
 
-Pushed = tuple[str, int, str, dict[str, Any]]
+Pushed = tuple[str, int, EventData]
 
 
 class EventCollector:
@@ -30,8 +39,8 @@ class EventCollector:
         self._events: list[Pushed] = []
         self._ready = asyncio.Event()
 
-    async def push(self, call_id: str, number: int, kind: str, fields: dict[str, Any]) -> None:
-        self._events.append((call_id, number, kind, fields))
+    async def push(self, call_id: str, number: int, data: EventData) -> None:
+        self._events.append((call_id, number, data))
         self._ready.set()
 
     async def take(self, timeout: float) -> list[Pushed]:
@@ -62,11 +71,8 @@ class EventForwarder:
         self.sent = 0
 
     def __call__(self, event: Event) -> None:
-        fields = event.to_dict()
-        for name in ("kind", "run", "seq", "at"):
-            fields.pop(name, None)
         collector = _collector(self._collector, self._namespace)
-        collector.push.remote(self._call_id, next(self._numbers), event.kind, fields)
+        collector.push.remote(self._call_id, next(self._numbers), event.data)
         self.sent += 1
 
 
@@ -77,7 +83,7 @@ class Listening:
     emitter: EventEmitter
     device: str
     delivered: int = 0
-    early: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    early: dict[int, EventData] = field(default_factory=dict)
 
 
 class EventRelay:
@@ -121,20 +127,18 @@ class EventRelay:
                     return
                 continue
             with self._delivered:
-                for call_id, number, kind, fields in batch:
+                for call_id, number, data in batch:
                     listening = self._calls.get(call_id)
                     if listening is not None:
-                        listening.early[number] = (kind, fields)
+                        listening.early[number] = data
                         self._deliver(listening)
                 self._delivered.notify_all()
 
     @staticmethod
     def _deliver(listening: Listening) -> None:
         while listening.delivered in listening.early:
-            kind, fields = listening.early.pop(listening.delivered)
-            if "device" in fields:
-                fields["device"] = listening.device
-            listening.emitter.emit(event_data(kind, fields))
+            data = listening.early.pop(listening.delivered)
+            listening.emitter.emit(on_device(data, listening.device))
             listening.delivered += 1
 
     def close(self) -> None:
@@ -143,3 +147,11 @@ class EventRelay:
         with contextlib.suppress(Exception):
             self._ray.kill(self._collector)
         self._drainer.join(timeout=5)
+
+
+def on_device(data: EventData, device: str) -> EventData:
+    """A remote event with the device it names called as the driver calls it (a worker sees only its own GPU)."""
+    match data:
+        case NodeStarted() | NodeFinished() | ModelLoaded() | ModelOffloaded() | NodeWarning(device=str()):
+            return replace(data, device=device)
+    return data

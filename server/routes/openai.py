@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from nodeforge.engine.events import NodeProgress
 from nodeforge.server.chat import ChatUnavailable
 from nodeforge.server.error_responses import ApiError, openai_error
 from nodeforge.server.event_hub import HEARTBEAT
@@ -209,7 +210,7 @@ async def _stream(runtime: Runtime, run_id: str, model: str, usage: bool,
             if isinstance(event, bytes):
                 yield event
                 continue
-            delta = event.get("delta") if event.get("kind") == "node.progress" else None
+            delta = event.get("delta") if event.get("kind") == NodeProgress.kind else None
             if delta:
                 streamed += delta
                 yield chunk({"content": delta})

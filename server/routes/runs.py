@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from nodeforge.engine.cli.compare_page import SERVED_POLICY, compare_html
 from nodeforge.engine.errors import EngineError
+from nodeforge.engine.events import EVENTS
 from nodeforge.engine.sweep import read_meta, sweep_table
 from nodeforge.server.error_responses import ApiError, invalid
 from nodeforge.server.idempotency import IdempotencyConflict
@@ -23,7 +24,8 @@ router = APIRouter(prefix="/api", tags=["runs"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "no such run"}}
 SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}},
                                                    "description": "server-sent events; each data line is one "
-                                                                  "event as JSON"}}
+                                                                  "event as JSON, of a kind among "
+                                                                  f"{', '.join(EVENTS.kinds)}"}}
 
 
 @router.post("/runs", response_model=Queued, status_code=202, summary="Validate and queue a run", responses={

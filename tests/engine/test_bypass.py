@@ -8,7 +8,7 @@ import pytest
 from nodeforge.engine.compiler import GraphEnv, validate
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import GraphValidationError
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, NodeStarted
 from nodeforge.engine.session import Session
 
 
@@ -26,7 +26,7 @@ def test_a_bypassed_node_passes_its_first_input_of_the_same_type_through(session
     result = session.run(parse_document(chain(True)), listener=events.append)
     assert result.values["out"] == 102
     assert result.record.nodes["b"].status == "skipped" and result.record.nodes["b"].error == "bypassed"
-    assert "b" not in {e.node for e in events if e.kind == "node.started"}
+    assert "b" not in {e.data.node for e in events if isinstance(e.data, NodeStarted)}
 
 
 def test_the_cache_key_ignores_the_bypassed_node(session: Session) -> None:

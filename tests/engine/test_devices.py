@@ -13,7 +13,15 @@ from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.devices import parse_devices
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import EngineError
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import (
+    Event,
+    ModelLoaded,
+    ModelOffloaded,
+    NodeFinished,
+    NodeProgress,
+    NodeStarted,
+    NodeWarning,
+)
 from nodeforge.engine.models import ModelManager
 from nodeforge.engine.scheduler import DeviceSlot, place
 from nodeforge.engine.session import Session
@@ -50,7 +58,7 @@ def test_one_device_runs_accelerator_nodes_one_at_a_time(env: GraphEnv) -> None:
     nodes = {name: {"type": "test.use_model", "inputs": {"model": f"m{name}", "x": i}}
              for i, name in enumerate(("a", "b", "c"))}
     result = session.run(doc(nodes), listener=events.append)
-    order = [(e.kind, e.node) for e in events if e.kind in ("node.started", "node.finished")]
+    order = [(e.kind, e.data.node) for e in events if isinstance(e.data, NodeStarted | NodeFinished)]
     assert result.record.status == "succeeded"
     assert [kind for kind, _ in order] == ["node.started", "node.finished"] * 3
     assert all(order[i][1] == order[i + 1][1] for i in range(0, 6, 2))
@@ -70,7 +78,7 @@ def test_node_goes_where_its_model_is_resident(env: GraphEnv, request, tmp_path)
     events: list[Event] = []
     warmed = session.run(doc(warm), listener=events.append)
     beta_device = warmed.record.nodes["second"].device
-    loaded = sorted(e.model for e in events if e.kind == "model.loaded")
+    loaded = sorted(e.data.model for e in events if isinstance(e.data, ModelLoaded))
     assert loaded == [f"weights:path:{alpha}", f"weights:path:{beta}"]
     assert session.models.resident_on(str(beta)) == [beta_device]
     loads = session.models.loads
@@ -95,7 +103,7 @@ def test_budget_too_small_for_two_models_evicts_least_recently_used(env: GraphEn
         previous = f"n{index}"
     result = session.run(doc(chain), listener=events.append)
     assert result.record.status == "succeeded", result.record.error
-    model_events = [(e.kind, e.model) for e in events if e.kind.startswith("model.")]
+    model_events = [(e.kind, e.data.model) for e in events if isinstance(e.data, ModelLoaded | ModelOffloaded)]
     assert model_events == [("model.loaded", "a"), ("model.loaded", "b"), ("model.offloaded", "b"),
                             ("model.loaded", "c")]
     assert session.models.snapshot()["cpu:0"]["models"] == ["a", "c"]
@@ -117,9 +125,9 @@ def test_failing_device_retries_once_elsewhere(env: GraphEnv) -> None:
                           listener=events.append)
     assert result.record.status == "succeeded"
     assert result.record.nodes["f"].device == "cpu:1"
-    started = [e.device for e in events if e.kind == "node.started"]
+    started = [e.data.device for e in events if isinstance(e.data, NodeStarted)]
     assert started == ["cpu:0", "cpu:1"]
-    warnings = [e.text for e in events if e.kind == "node.warning"]
+    warnings = [e.data.text for e in events if isinstance(e.data, NodeWarning)]
     assert len(warnings) == 1 and "device cpu:0 failed" in warnings[0]
 
 
@@ -139,9 +147,9 @@ def test_cancellation_stops_work_on_both_devices(env: GraphEnv, request) -> None
     lock = threading.Lock()
 
     def listen(event: Event) -> None:
-        if event.kind == "node.progress":
+        if isinstance(event.data, NodeProgress):
             with lock:
-                started.add(event.node or "")
+                started.add(event.data.node)
                 if len(started) == 2:
                     cancel.set()
 
@@ -229,4 +237,4 @@ def test_node_can_evict_a_model_it_broke(env: GraphEnv) -> None:
     view.evict("fragile")
     view.release_all()
     assert session.models.resident_on("fragile") == []
-    assert [(e.kind, e.model, e.text) for e in events] == [("model.offloaded", "fragile", "dropped")]
+    assert [e.data for e in events] == [ModelOffloaded(device="cpu:0", text="dropped", model="fragile")]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from nodeforge.engine.compiler import GraphEnv, validate
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, ModelLoaded
 from nodeforge.engine.model_source import ModelEntry, NoModels, ResolvedModel
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
@@ -59,7 +59,7 @@ def test_a_node_loads_through_the_catalogue_its_registry_was_given(tmp_path: Pat
     doc = parse_document({"nodes": {"w": {"type": "test.load_weights", "inputs": {"model": "two.bin"}}}})
     result = session.run(doc, listener=events.append)
     assert result.record.status == "succeeded", result.record.error
-    assert [e.model for e in events if e.kind == "model.loaded"] == [f"weights:path:{tmp_path / 'two.bin'}"]
+    assert [e.data.model for e in events if isinstance(e.data, ModelLoaded)] == [f"weights:path:{tmp_path / 'two.bin'}"]
     assert session.models.resident_on("two.bin") == ["cpu:0"]
 
 

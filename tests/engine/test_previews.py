@@ -14,7 +14,7 @@ from pydantic import Field
 from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.context import NodeContext
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.events import Event
+from nodeforge.engine.events import Event, NodePreview, NodeWarning
 from nodeforge.engine.node import Node, NodeInputs, NodeOutputs
 from nodeforge.engine.previews import LONGEST, FolderSink, PreviewPicture, Previews, RateLimit, encode_preview
 from nodeforge.engine.registry import Registry
@@ -76,35 +76,39 @@ def run(session: Session, previews: Previews | None, **inputs: int) -> tuple[dic
     return result.values, events
 
 
+def previews_of(events: list[Event]) -> list[NodePreview]:
+    return [event.data for event in events if isinstance(event.data, NodePreview)]
+
+
 def test_previews_arrive_in_step_order_as_links_to_pictures(session: Session, tmp_path: Path) -> None:
     folder = tmp_path / "previews"
     values, events = run(session, Previews(FolderSink(folder), interval=0, budget=None), width=600, height=300)
-    previews = [event for event in events if event.kind == "node.preview"]
+    previews = [event for event in events if isinstance(event.data, NodePreview)]
     assert values == {"due": 5, "method": "latent"}
-    assert [(event.node, event.step, event.total) for event in previews] == [("d", step, 5) for step in range(1, 6)]
+    assert [(p.node, p.step, p.total) for p in previews_of(events)] == [("d", step, 5) for step in range(1, 6)]
     kinds = [event.kind for event in events]
     assert kinds.index("node.preview") > kinds.index("node.progress") and kinds[-2] == "node.finished"
-    for event in previews:
-        assert event.link == str(folder / f"d-{event.step:04d}.jpg")
+    for event, preview in zip(previews, previews_of(events), strict=True):
+        assert preview.link == str(folder / f"d-{preview.step:04d}.jpg")
         assert set(event.to_dict()) == {"kind", "run", "seq", "at", "node", "step", "total", "link", "width",
                                         "height"}
-        with PILImage.open(event.link) as picture:
-            assert picture.format == "JPEG" and picture.size == (event.width, event.height) == (LONGEST, 128)
-            assert abs(picture.getpixel((10, 10))[0] - round(event.step / 10 * 255)) <= 3
+        with PILImage.open(preview.link) as picture:
+            assert picture.format == "JPEG" and picture.size == (preview.width, preview.height) == (LONGEST, 128)
+            assert abs(picture.getpixel((10, 10))[0] - round(preview.step / 10 * 255)) <= 3
     assert sorted(path.name for path in folder.iterdir()) == [f"d-{step:04d}.jpg" for step in range(1, 6)]
 
 
 def test_without_a_sink_no_node_makes_a_preview(session: Session) -> None:
     values, events = run(session, None)
     assert values == {"due": 0, "method": "none"}
-    assert not [event for event in events if event.kind == "node.preview"]
+    assert not previews_of(events)
 
 
 def test_the_rate_limit_allows_the_first_step_then_one_per_interval(session: Session, tmp_path: Path) -> None:
     clock = Clock()
     values, events = run(session, Previews(FolderSink(tmp_path / "p"), clock=clock))  # time never moves
     assert values["due"] == 1
-    assert [event.step for event in events if event.kind == "node.preview"] == [1]
+    assert [preview.step for preview in previews_of(events)] == [1]
 
 
 def test_rate_limit_interval_and_time_budget() -> None:
@@ -135,8 +139,8 @@ def test_a_sink_that_fails_stops_the_previews_not_the_node(session: Session) -> 
 
     values, events = run(session, Previews(Full(), interval=0, budget=None))
     assert values["due"] == 1
-    assert not [event for event in events if event.kind == "node.preview"]
-    assert [event.text for event in events if event.kind == "node.warning"] == [
+    assert not previews_of(events)
+    assert [event.data.text for event in events if isinstance(event.data, NodeWarning)] == [
         "step previews stopped: the preview of step 1 could not be stored (No space left on device)"]
 
 

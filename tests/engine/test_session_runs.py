@@ -8,7 +8,7 @@ import pytest
 
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import GraphInputError, GraphValidationError
-from nodeforge.engine.events import CACHED_PER_EVENT, Event
+from nodeforge.engine.events import CACHED_PER_EVENT, Event, NodeProgress, NodesCached, NodeStarted, RunFinished
 from nodeforge.engine.session import Session
 from tests.support.testnodes import coordination
 
@@ -100,14 +100,15 @@ def test_event_order_for_a_small_graph(session: Session) -> None:
     nodes = {"a": {"type": "test.add", "inputs": {"x": 1}},
              "b": {"type": "test.add", "inputs": {"x": {"from": "a.value"}}}}
     session.run(doc(nodes), listener=events.append)
-    assert [(e.kind, e.node) for e in events] == [
+    assert [(e.kind, getattr(e.data, "node", None)) for e in events] == [
         ("run.started", None), ("node.started", "a"), ("node.finished", "a"),
         ("node.started", "b"), ("node.finished", "b"), ("run.finished", None)]
     assert [e.seq for e in events] == list(range(1, 7))
-    assert events[1].device == "cpu" and events[-1].status == "succeeded"
+    assert events[1].data == NodeStarted(node="a", node_type="test.add", device="cpu")
+    assert events[-1].data == RunFinished(status="succeeded")
     cached: list[Event] = []
     session.run(doc(nodes), listener=cached.append)
-    assert [(e.kind, e.nodes) for e in cached] == [
+    assert [(e.kind, getattr(e.data, "nodes", None)) for e in cached] == [
         ("run.started", None), ("nodes.cached", ("a", "b")), ("run.finished", None)]
 
 
@@ -118,7 +119,7 @@ def test_a_fully_cached_run_lists_its_nodes_in_a_few_small_events(session: Sessi
     session.run(doc(nodes))
     events: list[Event] = []
     again = session.run(doc(nodes), listener=events.append)
-    cached = [event.nodes for event in events if event.kind == "nodes.cached"]
+    cached = [event.data.nodes for event in events if isinstance(event.data, NodesCached)]
     assert [len(ids or ()) for ids in cached] == [CACHED_PER_EVENT, CACHED_PER_EVENT, 500]
     assert [node for ids in cached for node in ids or ()] == list(nodes)
     assert {record.status for record in again.record.nodes.values()} == {"cached"}
@@ -148,14 +149,14 @@ def test_cancellation_stops_running_node_and_cancels_the_rest(session: Session, 
 
     def listen(event: Event) -> None:
         events.append(event)
-        if event.kind == "node.progress" and event.step == 3:
+        if isinstance(event.data, NodeProgress) and event.data.step == 3:
             cancel.set()
 
     result = session.run(doc(nodes), listener=listen, cancel=cancel)
     assert result.record.status == "cancelled"
     assert statuses(result) == {"wait": "cancelled", "next": "cancelled"}
-    assert events[-1].kind == "run.finished" and events[-1].status == "cancelled"
-    assert not any(e.kind == "node.started" and e.node == "next" for e in events)
+    assert events[-1].data == RunFinished(status="cancelled", error="the run was cancelled")
+    assert not any(isinstance(e.data, NodeStarted) and e.data.node == "next" for e in events)
 
 
 def test_random_seed_is_drawn_recorded_and_reproducible(session: Session) -> None:

@@ -13,6 +13,7 @@ import pytest
 from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, NodeError
+from nodeforge.engine.events import NodeFinished
 from nodeforge.engine.session import Session
 from nodeforge.engine.sweep import MAX_CELLS, MAX_COPIES, count_cells, expand_sweep, read_meta, sweep_cells
 from tests.support.testnodes import coordination
@@ -132,8 +133,8 @@ def test_a_rows_batch_cut_short_resumes_without_recomputing_finished_rows(
     finished: list[str] = []
 
     def listen(event: Any) -> None:
-        if event.kind == "node.finished" and event.node.endswith("__second"):
-            finished.append(event.node)
+        if isinstance(event.data, NodeFinished) and event.data.node.endswith("__second"):
+            finished.append(event.data.node)
             if len(finished) == 2:
                 cancel.set()
 

@@ -42,7 +42,8 @@ def test_long_text_is_spoken_sentence_by_sentence(media_executor: Session) -> No
                                                                                     "speed": 1.5}}},
                        {"speech": "say.audio"}, listener=events.append)
     assert result.record.status == "succeeded", result.record.error
-    assert [(e.step, e.total) for e in events if e.kind == "node.progress"] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    steps = [(e.data.step, e.data.total) for e in events if e.kind == "node.progress"]
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert split_sentences(text) == ["One small step.", "One small step.", "One small step.",
                                      "And a question at the end?"]
 

@@ -54,7 +54,7 @@ def test_a_prompt_expansion_feeding_three_image_models_runs_once(session: Sessio
     sweep = expand_sweep(document, sweep_cells({"model": ["tiny/sd", "tiny/sdxl", "tiny/flux"]}))
     events: list[str] = []
     result = session.run(sweep.document, sweep.inputs,
-                         listener=lambda event: events.append(event.node or "") if event.kind == "node.started"
+                         listener=lambda event: events.append(event.data.node or "") if event.kind == "node.started"
                          else None)
     assert result.record.status == "succeeded", result.record.error
     assert events.count("expand") == 1

@@ -35,7 +35,7 @@ def test_generate_each_family_gives_a_batch_with_progress_per_step(image_executo
     assert tuple(image.tensor.shape) == (2, 3, 64, 64)
     assert float(image.tensor.min()) >= 0.0 and float(image.tensor.max()) <= 1.0
     assert float(image.tensor.std()) > 0.01
-    progress = [(e.step, e.total) for e in events if e.kind == "node.progress" and e.node == "g"]
+    progress = [(e.data.step, e.data.total) for e in events if e.kind == "node.progress" and e.data.node == "g"]
     assert progress == [(1, 3), (2, 3), (3, 3)]
 
 
@@ -127,14 +127,15 @@ def test_second_run_loads_nothing_and_transform_shares_the_model(tmp_path: Path,
         "seed": 3}}}
     first: list[Event] = []
     values = succeeded(run_nodes(session, nodes, events=first))
-    assert [e.model for e in first if e.kind == "model.loaded"] == [f"diffusion:tiny:{shared_models_dir / 'tiny/sd'}"]
+    loaded = [e.data.model for e in first if e.kind == "model.loaded"]
+    assert loaded == [f"diffusion:tiny:{shared_models_dir / 'tiny/sd'}"]
     assert tuple(values["t.image"].tensor.shape) == (1, 3, 64, 64)
-    assert [e.step for e in first if e.kind == "node.progress" and e.node == "t"] == [1, 2]
+    assert [e.data.step for e in first if e.kind == "node.progress" and e.data.node == "t"] == [1, 2]
     second: list[Event] = []
     nodes["g"]["inputs"]["prompt"] = "a blue fox"
     succeeded(run_nodes(session, nodes, events=second))
     assert [e for e in second if e.kind == "model.loaded"] == []
-    assert {e.node for e in second if e.kind == "node.finished"} == {"g", "t"}
+    assert {e.data.node for e in second if e.kind == "node.finished"} == {"g", "t"}
     assert session.models.loads == 1
 
 
@@ -160,7 +161,7 @@ def test_transform_keeps_the_size_and_warns_when_it_must_round_it(image_executor
     odd = Image.from_pil([draw_picture(64).crop((0, 0, 45, 39))])
     result = image_executor.run(document, {"picture": odd, "strength": 0.5}, listener=events.append)
     assert tuple(succeeded(result)["t.image"].tensor.shape) == (1, 3, 38, 44)
-    assert [e.text for e in events if e.kind == "node.warning"] == [
+    assert [e.data.text for e in events if e.kind == "node.warning"] == [
         "image resized from 45x39 to 44x38: sd models need multiples of 2"]
 
 

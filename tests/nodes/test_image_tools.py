@@ -54,7 +54,7 @@ def test_load_keys_on_file_content_and_finds_graph_assets(tmp_path: Path) -> Non
         events: list[Event] = []
         changed = succeeded(run_nodes(session, nodes, events=events))
         assert tuple(changed["big.image"].tensor.shape) == (1, 3, 96, 96)
-        assert {e.node for e in events if e.kind == "node.finished"} == {"img", "big"}
+        assert {e.data.node for e in events if e.kind == "node.finished"} == {"img", "big"}
     finally:
         cache.close()
 

@@ -50,7 +50,7 @@ def test_tiled_and_whole_image_agree(image_executor: Session) -> None:
     tiled = upscaled(image_executor, picture, "realesr-animevideov3", tile=24, events=events)
     assert tuple(tiled.shape) == (1, 3, 256, 256)
     assert psnr(tiled, whole) > 45
-    assert [(e.step, e.total) for e in events if e.kind == "node.progress"] == [(i, 9) for i in range(1, 10)]
+    assert [(e.data.step, e.data.total) for e in events if e.kind == "node.progress"] == [(i, 9) for i in range(1, 10)]
 
 
 def test_tiny_esrgan_keeps_alpha_and_grey(image_executor: Session) -> None:

@@ -40,15 +40,15 @@ def test_tokens_stream_as_progress_events_before_the_node_finishes(session: Sess
     result = session.run(one_node({"prompt": "Tell me about foxes", "system": "Be brief.", "max_new_tokens": 12,
                                     "temperature": 0.8, "seed": 5}), listener=events.append)
     assert result.record.status == "succeeded", result.record.error
-    kinds = [(e.kind, e.step) for e in events if e.node == "llm"]
+    kinds = [(e.kind, getattr(e.data, "step", None)) for e in events if getattr(e.data, "node", None) == "llm"]
     progress = [e for e in events if e.kind == "node.progress"]
     finished = next(i for i, e in enumerate(events) if e.kind == "node.finished")
     assert progress and all(events.index(e) < finished for e in progress), kinds
-    assert [e.step for e in progress][:12] == list(range(1, 13))
-    assert all(e.total == 12 and e.text is None for e in progress)
-    assert "".join(e.delta or "" for e in progress) == result.values["text"]
+    assert [e.data.step for e in progress][:12] == list(range(1, 13))
+    assert all(e.data.total == 12 and e.data.text is None for e in progress)
+    assert "".join(e.data.delta or "" for e in progress) == result.values["text"]
     assert result.values["text"].strip() and result.values["text"].isprintable()
-    assert max(len(e.delta or "") for e in progress) < len(result.values["text"])
+    assert max(len(e.data.delta or "") for e in progress) < len(result.values["text"])
 
 
 def test_usage_counts_the_tokenizers_tokens_of_prompt_and_text(session: Session, tiny_lm: CausalLM) -> None:
@@ -115,7 +115,7 @@ def test_token_budget_cut_to_the_context_with_a_warning(session: Session) -> Non
     result = session.run(one_node({"prompt": "fox " * 900, "max_new_tokens": 250, "temperature": 0, "seed": 1}),
                           listener=events.append)
     assert result.record.status == "succeeded"
-    warnings = [e.text for e in events if e.kind == "node.warning"]
+    warnings = [e.data.text for e in events if e.kind == "node.warning"]
     assert any("max_new_tokens cut from 250" in (w or "") for w in warnings), warnings
 
 
@@ -184,7 +184,7 @@ def test_openai_model_streams_from_a_compatible_server(session: Session, openai_
                                     "max_new_tokens": 30, "temperature": 0.2, "seed": 9, "stop": ["END"]}),
                           listener=events.append)
     assert result.values["text"] == "Foxes are clever."
-    assert [e.delta for e in events if e.kind == "node.progress"] == ["Foxes ", "are ", "clever."]
+    assert [e.data.delta for e in events if e.kind == "node.progress"] == ["Foxes ", "are ", "clever."]
     sent = _FakeOpenAI.requests[-1]
     assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer sk-test" and sent["stream"] is True
     assert sent["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "foxes?"}]
@@ -232,8 +232,8 @@ def test_cancel_stops_generation_between_tokens(session: Session) -> None:
 
     def listen(event: Event) -> None:
         if event.kind == "node.progress":
-            steps.append(event.step or 0)
-            if event.step == 3:
+            steps.append(event.data.step or 0)
+            if event.data.step == 3:
                 cancel.set()
 
     result = session.run(one_node({"prompt": "go on", "max_new_tokens": 64, "temperature": 0.8, "seed": 2}),

@@ -70,12 +70,13 @@ def test_sampling_leaves_the_global_rng_alone(media_executor: Session) -> None:
 def test_musicgen_reports_each_token_and_stable_audio_each_step(media_executor: Session) -> None:
     events: list[Event] = []
     make(media_executor, events=events, seconds=0.2)
-    steps = [(e.step, e.total) for e in events if e.kind == "node.progress"]
+    steps = [(e.data.step, e.data.total) for e in events if e.kind == "node.progress"]
     tokens = 10 + 1  # 0.2 s at 50 frames a second, and the one step the second codebook starts late
     assert steps == [(i, tokens) for i in range(1, tokens + 1)]
     events.clear()
     make(media_executor, events=events, model="tiny/stable-audio", steps=4)
-    assert [(e.step, e.total) for e in events if e.kind == "node.progress"] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    steps = [(e.data.step, e.data.total) for e in events if e.kind == "node.progress"]
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 def test_a_melody_model_follows_the_melody(media_executor: Session) -> None:

@@ -56,12 +56,12 @@ def previewed(session: Session, node: dict[str, Any], folder: Path | None, metho
 
 def assert_pictures(previews: list[Event], steps: int, size: tuple[int, int]) -> None:
     """Every step previewed, in order, each a JPEG of ``size`` at its link."""
-    assert [(event.node, event.step, event.total) for event in previews] == [("n", s, steps)
+    assert [(event.data.node, event.data.step, event.data.total) for event in previews] == [("n", s, steps)
                                                                             for s in range(1, steps + 1)]
     assert [event.seq for event in previews] == sorted(event.seq for event in previews)
     for event in previews:
-        assert event.link is not None and (event.width, event.height) == size
-        with PILImage.open(event.link) as picture:
+        assert event.data.link is not None and (event.data.width, event.data.height) == size
+        with PILImage.open(event.data.link) as picture:
             picture.load()
             assert picture.format == "JPEG" and picture.size == size and picture.mode == "RGB"
 
@@ -90,7 +90,7 @@ def test_taesd_previews_decode_to_the_image_size(session: Session, tmp_path: Pat
     result = session.run(document, listener=events.append,
                          previews=Previews(FolderSink(tmp_path), "taesd", interval=0, budget=None))
     assert result.record.status == "succeeded", result.record.error
-    assert any(event.kind == "model.loaded" and "taesd:tiny:" in (event.model or "") for event in events)
+    assert any(event.kind == "model.loaded" and "taesd:tiny:" in (event.data.model or "") for event in events)
     assert_pictures([event for event in events if event.kind == "node.preview"], 2, (256, 256))  # 8x the latent
 
 
@@ -99,7 +99,7 @@ def test_taesd_for_other_latents_falls_back_to_the_projection_with_a_warning(ses
     node = generate("tiny/flux", steps=2, width=32, height=32)
     previews, warnings = previewed(session, node, tmp_path, "taesd")
     assert_pictures(previews, 2, (32, 32))
-    assert [event.text for event in warnings] == [
+    assert [event.data.text for event in warnings] == [
         "previews use the latent projection: the TAESD takes 4-channel latents, this model makes 1"]
 
 
@@ -117,13 +117,13 @@ def test_inpainting_previews_its_steps(session: Session, tmp_path: Path) -> None
     result = session.run(document, listener=events.append,
                          previews=Previews(FolderSink(tmp_path), "latent", interval=0, budget=None))
     assert result.record.status == "succeeded", result.record.error
-    assert_pictures([event for event in events if event.kind == "node.preview" and event.node == "n"], 2, (48, 32))
+    assert_pictures([event for event in events if event.kind == "node.preview" and event.data.node == "n"], 2, (48, 32))
 
 
 def test_video_generate_previews_the_middle_frame(session: Session, tmp_path: Path) -> None:
     previews, warnings = previewed(session, {"type": "video.generate", "inputs": VIDEO}, tmp_path, "taesd")
     assert_pictures(previews, 3, (8, 8))  # the Wan VAE's 8x: one pixel per latent cell
-    assert [event.text for event in warnings] == [
+    assert [event.data.text for event in warnings] == [
         "previews use the latent projection: there is no TAESD for wan models"]
 
 

@@ -81,7 +81,7 @@ def test_clip_cuts_a_long_text_with_a_warning(image_executor: Session) -> None:
     long = " ".join(["a red cat"] * 40)
     values = succeeded(run_on(image_executor, {"s": node("score.clip", image={"input": "picture"}, text=long,
                                                          model="tiny/clip")}, events, picture=pictures()))
-    warnings = [event.text or "" for event in events if event.kind == "node.warning"]
+    warnings = [event.data.text or "" for event in events if event.kind == "node.warning"]
     assert any("tokens; tiny/clip reads the first 77" in warning for warning in warnings), warnings
     assert values["s.scores"] == pytest.approx(clip_reference(pictures(), " ".join(["a red cat"] * 25)), abs=1e-4)
 
@@ -167,7 +167,7 @@ def test_text_similarity_warns_past_the_token_limit_and_refuses_empty_text(image
     events: list[Event] = []
     long = " ".join(["the cat sat on the mat"] * 60)
     assert similarity(image_executor, {"long": (long, CAT)}, events)["long"] > 0.3
-    warnings = [event.text or "" for event in events if event.kind == "node.warning"]
+    warnings = [event.data.text or "" for event in events if event.kind == "node.warning"]
     assert any("text a is" in w and "all-minilm-l6-v2 reads the first 256" in w for w in warnings), warnings
     result = run_on(image_executor, {"t": node("score.text_similarity", a=CAT, b="\n")})
     assert "input 'b': text b is empty" in result.record.nodes["t"].error

@@ -36,7 +36,7 @@ def test_text_to_video_frames_fps_size_and_progress_per_step(media_executor: Ses
     video, events = generate(media_executor, seed=1, fps=12)
     assert tuple(video.frames.shape) == (9, 3, 64, 64) and video.fps == 12
     assert float(video.frames.min()) >= 0.0 and float(video.frames.max()) <= 1.0
-    progress = [(e.step, e.total) for e in events if e.kind == "node.progress"]
+    progress = [(e.data.step, e.data.total) for e in events if e.kind == "node.progress"]
     assert progress == [(1, 3), (2, 3), (3, 3)]
     finished = next(i for i, e in enumerate(events) if e.kind == "node.finished")
     assert all(i < finished for i, e in enumerate(events) if e.kind == "node.progress")
@@ -62,8 +62,8 @@ def test_image_to_video_starts_from_the_connected_image(media_executor: Session)
     result = media_executor.run(graph, {"still": still}, listener=events.append)
     assert result.record.status == "succeeded", result.record.error
     assert tuple(result.values["video"].frames.shape) == (9, 3, 64, 64)
-    assert [
-        e.text for e in events if e.kind == "node.warning"] == ["image resized from 80x48 to 64x64 (the video's size)"]
+    assert [e.data.text for e in events if e.kind == "node.warning"] == [
+        "image resized from 80x48 to 64x64 (the video's size)"]
     text_only, _ = generate(media_executor, seed=3)
     assert not bool((text_only.frames == result.values["video"].frames).all())
 
@@ -133,7 +133,7 @@ def test_combine_fits_the_audio_to_the_video_with_a_warning(media_executor: Sess
         video: Video = result.values["video"]
         assert video.fps == 8 and video.frames.shape[0] == 12
         assert video.audio is not None and video.audio.tensor.shape == (1, 24000)
-        assert any(word in (e.text or "") for e in events if e.kind == "node.warning")
+        assert any(word in (e.data.text or "") for e in events if e.kind == "node.warning")
 
 
 def test_combine_needs_exactly_one_of_frames_or_video(media_executor: Session) -> None:
@@ -183,7 +183,7 @@ def test_odd_sizes_are_padded_with_a_warning(media_executor: Session, tmp_path: 
     result = media_executor.run(graph, {"pictures": Image(torch.rand(5, 3, 31, 33))}, listener=events.append)
     video = read_video(Path(result.values["path"]))
     assert tuple(video.frames.shape) == (5, 3, 32, 34) and video.fps == 16 and video.audio is None
-    assert any("padded to 34x32" in (e.text or "") for e in events if e.kind == "node.warning")
+    assert any("padded to 34x32" in (e.data.text or "") for e in events if e.kind == "node.warning")
 
 
 @pytest.fixture(scope="module")

@@ -160,7 +160,7 @@ def test_mp4_with_sound_and_gif_without(media_executor: Session, tmp_path: Path)
     gif = result.values["video"]
     assert tuple(gif.frames.shape) == (5, 3, 30, 40) and gif.fps == 10
     assert gif.audio is None and result.values["audio"] is None
-    assert [(e.step, e.total) for e in events if e.kind == "node.progress"] == [(i, 5) for i in range(1, 6)]
+    assert [(e.data.step, e.data.total) for e in events if e.kind == "node.progress"] == [(i, 5) for i in range(1, 6)]
     first = Image.from_pil([PILImage.open(tmp_path / "silent.gif").convert("RGB")]).tensor
     assert psnr(gif.frames[:1], first) > 40
 
@@ -238,7 +238,7 @@ def test_tiny_upscale_is_4x_keeps_count_fps_and_sound_with_progress_per_frame(me
         assert tuple(big.frames.shape) == (4, 3, 48, 64) and big.fps == 6
         assert big.audio is not None and bool((big.audio.tensor == source.audio.tensor).all())
         assert big.audio.sample_rate == RATE
-        assert [(e.step, e.total) for e in events if e.kind == "node.progress" and e.node == "up"] == \
+        assert [(e.data.step, e.data.total) for e in events if e.kind == "node.progress" and e.data.node == "up"] == \
             [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
@@ -266,7 +266,7 @@ def test_realesr_animevideov3_upscales_a_clip_better_than_bicubic(media_executor
     assert tuple(big.frames.shape) == (4, 3, 128, 128) and big.fps == 8
     bicubic = F.interpolate(small, size=(128, 128), mode="bicubic").clamp(0, 1)
     assert psnr(big.frames, truth) > psnr(bicubic, truth) + 1.0
-    assert [e.step for e in events if e.kind == "node.progress" and e.node == "up"] == [1, 2, 3, 4]
+    assert [e.data.step for e in events if e.kind == "node.progress" and e.data.node == "up"] == [1, 2, 3, 4]
 
 
 def test_a_cancelled_upscale_stops_between_frames(media_executor: Session) -> None:
@@ -274,8 +274,8 @@ def test_a_cancelled_upscale_stops_between_frames(media_executor: Session) -> No
     steps: list[int] = []
 
     def listen(event: Event) -> None:
-        if event.kind == "node.progress" and event.node == "up":
-            steps.append(event.step)
+        if event.kind == "node.progress" and event.data.node == "up":
+            steps.append(event.data.step)
             cancel.set()
 
     result = media_executor.run(upscale_graph("tiny/esrgan", 0), {"clip": clip(frames=6, width=8, height=8)},

@@ -56,13 +56,13 @@ def test_the_answer_streams_as_progress_events_in_order(session: Session) -> Non
     assert result.record.status == "succeeded", result.record.error
     text = result.values["text"]
     assert text.strip() and text.isprintable()
-    mine = [e for e in events if e.node == "ask"]
+    mine = [e for e in events if getattr(e.data, "node", None) == "ask"]
     kinds = [e.kind for e in mine]
     assert kinds[0] == "node.started" and kinds[-1] == "node.finished", kinds
     progress = [e for e in mine if e.kind == "node.progress"]
-    assert [e.step for e in progress][:10] == list(range(1, 11))
-    assert all(e.total == 10 for e in progress)
-    assert "".join(e.delta or "" for e in progress) == text
+    assert [e.data.step for e in progress][:10] == list(range(1, 11))
+    assert all(e.data.total == 10 for e in progress)
+    assert "".join(e.data.delta or "" for e in progress) == text
     usage = result.values["usage"]
     assert (usage["completion_tokens"], usage["context_length"], usage["finish_reason"]) == (10, 1024, "length")
 

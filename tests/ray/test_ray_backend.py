@@ -135,9 +135,10 @@ def test_outputs_are_identical_to_the_local_backend_and_land_in_the_shared_disk_
     devices = {remote.record.nodes[name].device for name in ("image", "render")}
     assert devices <= set(ray_backend.devices)
     assert remote.record.nodes["both"].device == "cpu"
-    steps = [(event.step, event.total) for event in events if event.kind == "node.progress" and event.node == "image"]
+    steps = [(event.data.step, event.data.total) for event in events
+             if event.kind == "node.progress" and event.data.node == "image"]
     assert steps == [(1, 2), (2, 2)]
-    finished = [event.seq for event in events if event.kind == "node.finished" and event.node == "image"]
+    finished = [event.seq for event in events if event.kind == "node.finished" and event.data.node == "image"]
     assert all(event.seq < finished[0] for event in events if event.kind == "node.progress")
     reopened = ResultCache(tmp_path / "cache")
     try:
@@ -189,7 +190,7 @@ def test_cancelling_stops_a_running_actor_call_and_a_running_task(ray_backend: R
 
     def listen(event: Event) -> None:
         if event.kind == "node.progress":
-            spinning.add(event.node or "")
+            spinning.add(event.data.node or "")
             if spinning == {"gpu", "cpu"}:
                 cancel.set()
 
@@ -286,8 +287,8 @@ def test_killing_a_worker_mid_node_retries_on_the_other_and_completes(ray_backen
     killed: list[str] = []
 
     def listen(event: Event) -> None:
-        if event.kind == "node.started" and event.node == "fragile":
-            started.setdefault("device", event.device or "")
+        if event.kind == "node.started" and event.data.node == "fragile":
+            started.setdefault("device", event.data.device or "")
         if event.kind == "node.progress" and not killed:
             killed.append(started["device"])
             ray.kill(ray_backend.actor(started["device"]))
@@ -300,7 +301,7 @@ def test_killing_a_worker_mid_node_retries_on_the_other_and_completes(ray_backen
     succeeded(result)
     assert result.values["after.value"] == 3
     assert result.record.nodes["fragile"].device not in killed
-    warnings = [event.text or "" for event in events if event.kind == "node.warning"]
+    warnings = [event.data.text or "" for event in events if event.kind == "node.warning"]
     assert len(warnings) == 1 and f"device {killed[0]} failed" in warnings[0] and "died" in warnings[0]
     # The next run starts a worker for the GPU that lost its own.
     session = ray_executor(ray_env, ray_backend)

@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from nodeforge.engine.document import parse_document
+from nodeforge.engine.events import NodeProgress
 from nodeforge.engine.session import Session
 from nodeforge.server.app import create_app
 from nodeforge.server.settings import Settings
@@ -98,7 +99,7 @@ def test_llm_generate_calls_this_server_over_loopback(settings: Settings, models
         counts = ("prompt_tokens", "completion_tokens", "total_tokens", "finish_reason")
         remote, local = result.values["remote.usage"], result.values["local.usage"]
         assert [remote[key] for key in counts] == [local[key] for key in counts], "the server's usage chunk"
-        assert any(e.kind == "node.progress" and e.node == "remote" for e in events)
+        assert any(isinstance(e.data, NodeProgress) and e.data.node == "remote" for e in events)
         monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", "wrong")
         uncached = {"type": "llm.generate", "inputs": {**graph["nodes"]["remote"]["inputs"], "seed": 8}}
         refused = session.run(parse_document({"nodes": {"remote": uncached}}))

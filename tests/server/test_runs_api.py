@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx2
 from starlette.testclient import TestClient
 
+from nodeforge.engine.events import Event, NodeProgress, NodesCached, RunQueued
 from nodeforge.server.app import create_app
 from nodeforge.server.run_store import NewRun, RunStore
 from nodeforge.server.settings import Settings
@@ -100,13 +101,16 @@ def test_a_failing_node_is_recorded_with_its_error(client: TestClient) -> None:
 def test_the_run_store_marks_the_nodes_one_cached_event_lists(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "runs.sqlite")
     try:
-        queued = {"kind": "run.queued", "run": "r1", "seq": 1, "at": 1.0}
+        queued = Event("r1", 1, 1.0, RunQueued())
         store.create_run(NewRun("r1", "g", {}, {}, {"a": "text.value", "b": "text.join", "c": "text.value"}), 1,
                          queued, queue_limit=10)
-        store.append_event(2, {"kind": "nodes.cached", "run": "r1", "seq": 2, "at": 2.0, "nodes": ["a", "b"]})
+        store.append_event(2, Event("r1", 2, 2.0, NodesCached(nodes=("a", "b"))))
         store.barrier()
         assert {row["node"]: row["status"] for row in store.node_rows("r1")} == {
             "a": "cached", "b": "cached", "c": "pending"}
+        assert list(store.run_events("r1", 0)) == [
+            {"kind": "run.queued", "run": "r1", "seq": 1, "at": 1.0},
+            {"kind": "nodes.cached", "run": "r1", "seq": 2, "at": 2.0, "nodes": ["a", "b"]}]
     finally:
         store.close()
 
@@ -250,9 +254,9 @@ def test_cancelling_stops_a_denoise_at_the_next_step(client: TestClient, shared_
     answered = threading.Event()
     record_event = runtime.events.record
 
-    def record(event: dict) -> int:
+    def record(event: Event) -> int:
         event_id = record_event(event)
-        if event["kind"] == "node.progress":
+        if isinstance(event.data, NodeProgress):
             assert answered.wait(timeout=60), "the test never cancelled"
         return event_id
 
