@@ -25,6 +25,7 @@ from nodeforge.engine.document import Binding, GraphDocument, InputBinding, Link
 from nodeforge.engine.errors import EngineError, NodeExecutionError, RunCancelled, StorageError
 from nodeforge.engine.events import (
     CACHED_PER_EVENT,
+    Event,
     EventEmitter,
     Listener,
     NodeFailed,
@@ -254,13 +255,14 @@ def _forward_progress(ctx: NodeContext, total: int) -> Listener:
     """Inner nodes of a nested graph show up as progress steps of the calling node."""
     finished = [0]
 
-    def listen(event: Any) -> None:
-        if event.kind == "node.finished":
-            finished[0] += 1
-            ctx.progress(finished[0], total, f"{event.node}: finished")
-        elif event.kind == "nodes.cached":
-            finished[0] += len(event.nodes)
-            ctx.progress(finished[0], total, f"{event.nodes[-1]}: cached" if len(event.nodes) == 1
-                         else f"{len(event.nodes)} nodes cached")
+    def listen(event: Event) -> None:
+        match event.data:
+            case NodeFinished(node=node):
+                finished[0] += 1
+                ctx.progress(finished[0], total, f"{node}: finished")
+            case NodesCached(nodes=nodes):
+                finished[0] += len(nodes)
+                ctx.progress(finished[0], total, f"{nodes[-1]}: cached" if len(nodes) == 1
+                             else f"{len(nodes)} nodes cached")
 
     return listen
