@@ -27,6 +27,7 @@ from nodeforge.server.event_hub import CLOSED
 from nodeforge.server.model_names import known_models
 from nodeforge.server.run_store import QueueFull
 from nodeforge.server.runtime import Invalid
+from nodeforge.server.schemas import RunView
 
 if TYPE_CHECKING:
     from nodeforge.engine.declarations import ModelKind
@@ -155,15 +156,16 @@ async def finish_run(runtime: Runtime, run_id: str, disconnected: Disconnected |
     """Wait for a queued run's end: its outputs, or ApiError when it failed; cancelled when the client goes away
     (``disconnected``) or the request is cancelled while it waits."""
     view = await unless_gone(_finished(runtime, run_id), disconnected, lambda: runtime.cancel(run_id))
-    if view["status"] != "succeeded":
+    if view.status != "succeeded":
         raise _failure(view, params)
-    return Finished(run_id, view["outputs"])
+    return Finished(run_id, view.outputs)
 
 
-def _failure(view: dict[str, Any], params: Mapping[str, str]) -> ApiError:
+def _failure(view: RunView, params: Mapping[str, str]) -> ApiError:
     """A failed run in OpenAI's terms: the node's reason with the request parameter at fault (a model that could
     not load is a 404 ``model_not_found``)."""
-    error = str(((view.get("nodes") or {}).get("node") or {}).get("error") or view.get("error") or view["status"])
+    node = view.nodes.get("node")
+    error = (node.error if node is not None else None) or view.error or view.status
     found = NODE_ERROR.match(error)
     field, reason = (found[1], found[2]) if found else (None, error)
     if field == "model":
@@ -171,14 +173,14 @@ def _failure(view: dict[str, Any], params: Mapping[str, str]) -> ApiError:
     return ApiError(400, reason, param=params.get(field or "", field))
 
 
-async def _finished(runtime: Runtime, run_id: str) -> dict[str, Any]:
+async def _finished(runtime: Runtime, run_id: str) -> RunView:
     """The run's view once it has finished: re-read when its ``run.finished`` is published (or every second,
     should the stream of events have been cut short)."""
     sub = runtime.hub.subscribe(run_id)
     try:
         while True:
             view = await run_in_threadpool(runtime.run_view, run_id)
-            if view is None or view["status"] in FINISHED:
+            if view is None or view.status in FINISHED:
                 if view is None:
                     raise ApiError(500, f"run {run_id} vanished")
                 return view

@@ -26,7 +26,8 @@ from nodeforge.engine.events import Event, RunFinished
 from nodeforge.engine.record import RunRecord
 from nodeforge.server.error_responses import ApiError
 from nodeforge.server.idempotency import keyed_run
-from nodeforge.server.run_rows import apply_event, dumps, wire
+from nodeforge.server.run_rows import apply_event, dumps, read_run, summary, wire
+from nodeforge.server.schemas import RunSummary, RunView
 from nodeforge.server.store_schema import SCHEMA_VERSION, create_schema
 
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
@@ -289,17 +290,19 @@ class RunStore:
     def run_row(self, run_id: str) -> sqlite3.Row | None:
         return self._reader().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
 
-    def node_rows(self, run_id: str) -> list[sqlite3.Row]:
-        return self._reader().execute("SELECT * FROM nodes WHERE run = ?", (run_id,)).fetchall()
+    def run(self, run_id: str) -> RunView | None:
+        """A run's record as it was stored (its inputs as shown, media outputs as artifact URLs); None when
+        unknown."""
+        return read_run(self._reader(), run_id)
 
-    def list_runs(self, status: str | None, limit: int, offset: int) -> tuple[list[sqlite3.Row], int]:
+    def list_runs(self, status: str | None, limit: int, offset: int) -> tuple[list[RunSummary], int]:
         """Runs newest first, optionally of one status, and how many there are in all."""
         db = self._reader()
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
         total = db.execute(f"SELECT COUNT(*) FROM runs {where}", args).fetchone()[0]
         rows = db.execute(f"SELECT id, graph, status, error, created_at, started_at, finished_at FROM runs {where} "
                           "ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
-        return rows, int(total)
+        return [summary(row) for row in rows], int(total)
 
     def counts(self) -> dict[str, int]:
         rows = self._reader().execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()

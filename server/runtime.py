@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fcntl
 import gc
-import json
 import logging
 import os
 import threading
@@ -24,7 +23,6 @@ from nodeforge.engine.errors import EngineError, GraphValidationError, Issue, No
 from nodeforge.engine.events import RunFinished, RunQueued
 from nodeforge.engine.files import FileAccess
 from nodeforge.engine.inputs import input_issues
-from nodeforge.engine.record import iso
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
 from nodeforge.engine.sweep import expand_sweep, sweep_cells
@@ -39,6 +37,7 @@ from nodeforge.server.redact import server_redactor
 from nodeforge.server.reload import Reloader
 from nodeforge.server.run_store import NewRun, RunStore
 from nodeforge.server.runner import Runner
+from nodeforge.server.schemas import RunView
 from nodeforge.server.settings import Settings
 
 log = logging.getLogger("nodeforge.server")
@@ -260,22 +259,12 @@ class Runtime:
             return "cancelling", True
         return str(row["status"]), False
 
-    def run_view(self, run_id: str) -> dict[str, Any] | None:
+    def run_view(self, run_id: str) -> RunView | None:
         """The run record as the API shows it (design.md section 6), media outputs as artifact URLs."""
-        row = self.store.run_row(run_id)
-        if row is None:
-            return None
-        nodes = {node["node"]: {"type": node["type"], "status": node["status"], "device": node["device"],
-                                "started_at": iso(node["started_at"]), "finished_at": iso(node["finished_at"]),
-                                "seconds": node["seconds"], "error": node["error"], "traceback": node["traceback"],
-                                "details": _loads(node["details"]) or {}}
-                 for node in self.store.node_rows(run_id)}
-        view = {**summary(row), "inputs": _loads(row["shown_inputs"]) or _loads(row["inputs"]) or {},
-                "seeds": _loads(row["seeds"]) or {}, "outputs": _loads(row["outputs"]) or {}, "nodes": nodes,
-                "devices": _loads(row["devices"]) or [], "events_url": f"/api/runs/{run_id}/events"}
+        view = self.store.run(run_id)
         ended = self.runner.unsettled(run_id)
-        if ended is not None:  # it ended, but the disk has not let its end be stored yet
-            view.update(status=ended[0].status, error=ended[0].error, finished_at=iso(ended[1].at))
+        if view is not None and ended is not None:  # it ended, but the disk has not let its end be stored yet
+            view.status, view.error, view.finished = ended[0].status, ended[0].error, ended[1].at
         return view
 
     def health(self) -> dict[str, Any]:
@@ -326,16 +315,6 @@ class CompiledRuns:
         """Forget every compiled graph: the node types they were compiled against were reloaded."""
         with self._lock:
             self._graphs.clear()
-
-
-def summary(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "graph": row["graph"], "status": row["status"], "error": row["error"],
-            "created_at": iso(row["created_at"]), "started_at": iso(row["started_at"]),
-            "finished_at": iso(row["finished_at"])}
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
 
 
 def probe_data_dir(data_dir: Path) -> None:

@@ -3,12 +3,11 @@ them exactly."""
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, computed_field, field_serializer
 
-from nodeforge.engine.record import NodeStatus
+from nodeforge.engine.record import RunHead, RunRecord, RunStatus, iso
 from nodeforge.engine.sweep import MAX_CELLS
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 GRAPH_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", "maxLength": 100,
               "description": "a saved graph's name: 1-100 letters, digits, '_', '.', '-', starting with a letter or "
                              "digit, without '..' or a '.json' suffix"}
@@ -129,14 +128,14 @@ class Queued(BaseModel):
     events_url: str
 
 
-class RunSummary(BaseModel):
-    id: str
-    graph: str
-    status: RunStatus
-    error: str | None
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
+class RunSummary(RunHead):
+    """A run as the run history lists it: the record's head and when the run was queued."""
+
+    created: float | None = Field(default=None, serialization_alias="created_at")
+
+    @field_serializer("created")
+    def _created_at(self, timestamp: float | None) -> str | None:
+        return iso(timestamp)
 
 
 class RunList(BaseModel):
@@ -146,28 +145,14 @@ class RunList(BaseModel):
     offset: int
 
 
-class NodeState(BaseModel):
-    type: str
-    status: NodeStatus
-    device: str | None
-    started_at: str | None
-    finished_at: str | None
-    seconds: float | None
-    error: str | None
-    traceback: str | None
-    details: dict[str, Any] = Field(default_factory=dict,
-                                    description="what the node recorded about itself, e.g. memory: the memory mode "
-                                                "it ran in and why")
+class RunView(RunRecord, RunSummary):
+    """One run as ``GET /api/runs/{id}`` returns it and the run store reads it back: the engine's record (media
+    outputs as artifact URLs) with when it was queued and where its events stream."""
 
-
-class RunView(RunSummary):
-    inputs: dict[str, Any]
-    seeds: dict[str, int]
-    outputs: dict[str, Any] = Field(description="text and numbers as values; media as {artifact, url, media_type, "
-                                                "filename, size}")
-    nodes: dict[str, NodeState]
-    devices: list[str]
-    events_url: str
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def events_url(self) -> str:
+        return f"/api/runs/{self.id}/events"
 
 
 class CancelResult(BaseModel):

@@ -9,14 +9,14 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from nodeforge.engine.cli.compare_page import SERVED_POLICY, compare_html
 from nodeforge.engine.errors import EngineError
 from nodeforge.engine.events import EVENTS
-from nodeforge.engine.sweep import read_meta, sweep_table
+from nodeforge.engine.sweep import node_states, read_meta, sweep_table
 from nodeforge.server.error_responses import ApiError, invalid
 from nodeforge.server.idempotency import IdempotencyConflict
 from nodeforge.server.library import BadName, GraphMissing, Unreadable
 from nodeforge.server.routes.deps import RuntimeDep
 from nodeforge.server.routes.graphs import library_error
 from nodeforge.server.run_store import QueueFull
-from nodeforge.server.runtime import Invalid, summary
+from nodeforge.server.runtime import Invalid
 from nodeforge.server.schemas import CancelResult, ErrorBody, Queued, RunList, RunRequest, RunStatus, RunView
 from nodeforge.server.streams import SSE_HEADERS, all_events, finished_by, run_events
 
@@ -64,14 +64,14 @@ def submit(body: RunRequest, runtime: RuntimeDep, idempotency_key: Annotated[str
 def list_runs(runtime: RuntimeDep, status: Annotated[RunStatus | None, Query()] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0
-              ) -> dict[str, Any]:
-    rows, total = runtime.store.list_runs(status, limit, offset)
-    return {"runs": [summary(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+              ) -> RunList:
+    runs, total = runtime.store.list_runs(status, limit, offset)
+    return RunList(runs=runs, total=total, limit=limit, offset=offset)
 
 
 @router.get("/runs/{run_id}", response_model=RunView, summary="One run: status, node states, outputs, error",
             responses=NOT_FOUND)
-def read_run(run_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+def read_run(run_id: str, runtime: RuntimeDep) -> RunView:
     view = runtime.run_view(run_id)
     if view is None:
         raise ApiError(404, f"no run '{run_id[:64]}'")
@@ -104,9 +104,9 @@ def compare_run(run_id: str, runtime: RuntimeDep) -> HTMLResponse:
         meta = read_meta(raw)
     except EngineError as exc:
         raise ApiError(404, f"run '{run_id[:64]}' has no comparison page: {exc}") from None
-    table = sweep_table(meta, view["nodes"], view["outputs"])
+    table = sweep_table(meta, node_states(view), view.outputs)
     axes = list(dict.fromkeys(name for cell in meta["cells"] for name in cell))
-    title = f"{meta['graph'] or 'graph'}: {len(table)} cells, {view['status']}"
+    title = f"{meta['graph'] or 'graph'}: {len(table)} cells, {view.status}"
     return HTMLResponse(compare_html(table, title=title, axes=axes),
                         headers={"Content-Security-Policy": SERVED_POLICY})
 

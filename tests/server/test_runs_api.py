@@ -106,7 +106,9 @@ def test_the_run_store_marks_the_nodes_one_cached_event_lists(tmp_path: Path) ->
                          queued, queue_limit=10)
         store.append_event(2, Event("r1", 2, 2.0, NodesCached(nodes=("a", "b"))))
         store.barrier()
-        assert {row["node"]: row["status"] for row in store.node_rows("r1")} == {
+        stored = store.run("r1")
+        assert stored is not None
+        assert {node_id: node.status for node_id, node in stored.nodes.items()} == {
             "a": "cached", "b": "cached", "c": "pending"}
         assert list(store.run_events("r1", 0)) == [
             {"kind": "run.queued", "run": "r1", "seq": 1, "at": 1.0},
