@@ -12,14 +12,17 @@ import threading
 import wave
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import torch
 from PIL import Image as PILImage
 
-from nodeforge.engine.compiler import validate
+from nodeforge.engine.cache import ResultCache
+from nodeforge.engine.compiler import GraphEnv, validate
 from nodeforge.engine.document import parse_document
+from nodeforge.engine.events import Event, NodeFinished, NodeStarted
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Audio
 from nodeforge.nodes.openai_media_backend import read_wav_bytes, wav_bytes
@@ -40,6 +43,8 @@ class _Stand(BaseHTTPRequestHandler):
     """Answers by model name; keeps each request's path, headers and body."""
 
     requests: ClassVar[list[dict[str, Any]]] = []
+    released: ClassVar[threading.Event] = threading.Event()
+    """What the model "held" waits for before it answers."""
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -54,6 +59,8 @@ class _Stand(BaseHTTPRequestHandler):
                 return self._send(200, "text/html", b"<html>maintenance</html>")
             if model == "bad-picture":
                 return self._send(200, "application/json", json.dumps({"data": [{"b64_json": "aGVsbG8="}]}).encode())
+            if model == "held":
+                self.released.wait(timeout=60)
             if model == "forbidden":
                 return self._send(400, "application/json", b'{"error": {"message": "your prompt was refused"}}')
             items = [{"b64_json": _png((48, 32))}, {"b64_json": _png((48, 32))}]
@@ -81,6 +88,7 @@ def stand(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("NODEFORGE_OPENAI_BASE_URL", base)
     monkeypatch.setenv("NODEFORGE_OPENAI_API_KEY", "sk-stand")
     _Stand.requests.clear()
+    _Stand.released.clear()
     yield base
     server.shutdown()
     server.server_close()
@@ -90,6 +98,32 @@ def stand(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def _one(node_type: str, inputs: dict[str, Any], output: str) -> Any:
     return parse_document({"nodes": {"n": {"type": node_type, "inputs": inputs}},
                            "outputs": {output: {"from": f"n.{output}"}}})
+
+
+def test_a_remote_picture_holds_no_device_slot_beside_a_local_one(stand: str, env: GraphEnv, cache: ResultCache,
+                                                                  data_dir: Path, shared_models_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """On one device, the remote node's server answers only once the local node has finished: were the remote
+    node holding the device, the local one could not start before it (and the remote one would give up waiting)."""
+    monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
+    session = Session(env, cache, workers=4, data_dir=data_dir, devices=["cpu"])
+    events: list[Event] = []
+
+    def listen(event: Event) -> None:
+        events.append(event)
+        if isinstance(event.data, NodeFinished) and event.data.node == "local":
+            _Stand.released.set()
+
+    document = parse_document({"nodes": {
+        "remote": {"type": "image.generate", "inputs": {"prompt": "x", "model": "openai:held"}},
+        "local": {"type": "image.generate", "inputs": {"prompt": "x", "model": "tiny/sd", "steps": 1, "width": 64,
+                                                       "height": 64}}}})
+    result = session.run(document, listener=listen)
+    assert result.record.status == "succeeded", result.record.error
+    order = [(type(event.data).__name__, getattr(event.data, "node", None)) for event in events
+             if isinstance(event.data, NodeStarted | NodeFinished)]
+    assert order.index(("NodeStarted", "remote")) < order.index(("NodeFinished", "local")) \
+        < order.index(("NodeFinished", "remote")), order
 
 
 def test_images_request_and_batch(session: Session, stand: str) -> None:
