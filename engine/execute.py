@@ -37,7 +37,6 @@ from nodeforge.engine.events import (
     RunFinished,
     RunStarted,
 )
-from nodeforge.engine.files import FileAccess
 from nodeforge.engine.inputs import bind_inputs
 from nodeforge.engine.plan import Plan, cache_key, plan
 from nodeforge.engine.prepare import prepare
@@ -83,7 +82,7 @@ class Run:
                 nodes[node_id] = NodeRecord(type=doc.type, status="skipped", error="bypassed")
         self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(session.devices), nodes=nodes)
         self.prepared: dict[str, Prepared] = {}
-        files = FileAccess(session.policy, session.data_dir, tuple(env.library.folders), session.limits)
+        files = session.files_for(env)
         self.scope = RunScope(emitter, cancel, env, session.data_dir, files, session.cache, self._call_graph,
                               previews, self._record_detail)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from nodeforge.engine.document import PNG_GRAPH_CHUNK, PNG_RUN_CHUNK, GraphDocum
 from nodeforge.engine.errors import StorageError
 from nodeforge.engine.events import EventEmitter, Listener
 from nodeforge.engine.execute import Run
-from nodeforge.engine.files import FilePolicy
+from nodeforge.engine.files import FileAccess, FilePolicy
 from nodeforge.engine.first_imports import serialize_first_imports
 from nodeforge.engine.inputs import MediaResolver, bind_inputs
 from nodeforge.engine.limits import MediaLimits
@@ -77,6 +77,17 @@ class Session:
     def devices(self) -> list[str]:
         return self.slots.devices
 
+    def files_for(self, env: GraphEnv) -> FileAccess:
+        """How the nodes of a run in ``env`` open files: this session's policy and limits, the env's library."""
+        return FileAccess(self.policy, self.data_dir, tuple(env.library.folders), self.limits)
+
+    def checking(self, env: GraphEnv) -> GraphEnv:
+        """``env`` with this session's path policy for validation, so literal paths it forbids are issues before
+        anything runs (unchanged without a policy, or when the env carries one already)."""
+        if self.policy is None or env.files is not None:
+            return env
+        return replace(env, files=self.files_for(env))
+
     @classmethod
     def open(cls, config: EngineConfig, env: GraphEnv, *, cache: ResultCache | None = None,
              devices: list[str] | None = None, accelerated: bool = True) -> Session:
@@ -114,7 +125,7 @@ class Session:
         runs: GraphValidationError with every issue, or GraphInputError naming the input. With ``previews``,
         diffusion nodes publish step previews to its sink (``engine.previews``)."""
         env = env or self.env
-        compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, env)
+        compiled = graph if isinstance(graph, CompiledGraph) else compile_graph(graph, self.checking(env))
         bound, shown = bind_inputs(compiled.document, inputs or {}, media_resolver, self.limits)
         self._sync_devices()
         emitter = EventEmitter(run_id or uuid.uuid4().hex[:12], listener)

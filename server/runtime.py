@@ -18,7 +18,7 @@ from typing import Any
 from nodeforge.engine.compiler import CompiledGraph, GraphEnv, compile_graph
 from nodeforge.engine.config import result_cache
 from nodeforge.engine.devices import detect_devices
-from nodeforge.engine.document import GraphDocument, depth_issues, parse_document
+from nodeforge.engine.document import GraphDocument, parse_document
 from nodeforge.engine.errors import EngineError, GraphValidationError, Issue, NodeError
 from nodeforge.engine.events import RunFinished, RunQueued
 from nodeforge.engine.files import FileAccess
@@ -32,7 +32,6 @@ from nodeforge.server.event_hub import EventHub
 from nodeforge.server.event_log import EventLog, run_event
 from nodeforge.server.idempotency import fingerprint
 from nodeforge.server.library import GraphStore, check_name
-from nodeforge.server.paths import path_issues
 from nodeforge.server.redact import server_redactor
 from nodeforge.server.reload import Reloader
 from nodeforge.server.run_store import NewRun, RunStore
@@ -136,7 +135,8 @@ class Runtime:
 
     @property
     def env(self) -> GraphEnv:
-        return GraphEnv(self.registry, self.graphs.library)
+        """Validation's view: the node types, the saved graphs, and the path policy every literal path meets."""
+        return GraphEnv(self.registry, self.graphs.library, files=self.files)
 
     def _detect_devices(self) -> None:
         """``auto`` imports torch to look for GPUs, which takes seconds: in the background, so the API answers
@@ -178,24 +178,20 @@ class Runtime:
     # Graph documents.
     def check_document(self, data: dict[str, Any], saved_as: str | None = None) -> CompiledGraph:
         """Parse, validate and compile a raw document (once: a submitted run executes this compiled form);
-        raises Invalid with every issue (files outside the allowed folders included, looked for only in a
-        document that is not nested too deeply to walk). ``saved_as`` is the saved graph's name the document is,
+        raises Invalid with every issue (literal paths outside the allowed folders included: the compile pass
+        of ``engine.declared_checks``). ``saved_as`` is the saved graph's name the document is,
         or is about to be: graph.call then finds this document under it, so calls that come back to it are an
         issue."""
-        issues = [] if depth_issues(data) else path_issues(data, self.registry, self.files)
         try:
             document = parse_document(data)
         except GraphValidationError as exc:
-            raise Invalid(issues + exc.issues) from None
+            raise Invalid(exc.issues) from None
         env = self.env if saved_as is None else GraphEnv(
-            self.registry, self.graphs.library.with_document(saved_as, document), (saved_as,))
+            self.registry, self.graphs.library.with_document(saved_as, document), (saved_as,), self.files)
         try:
-            compiled = compile_graph(document, env)
+            return compile_graph(document, env)
         except GraphValidationError as exc:
-            raise Invalid(issues + exc.issues) from None
-        if issues:
-            raise Invalid(issues)
-        return compiled
+            raise Invalid(exc.issues) from None
 
     def with_versions(self, document: GraphDocument) -> GraphDocument:
         """The document with every node's version written in (the installed one where it had none), as a saved

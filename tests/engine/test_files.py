@@ -9,7 +9,7 @@ import pytest
 
 from nodeforge.engine.compiler import GraphEnv
 from nodeforge.engine.document import parse_document
-from nodeforge.engine.errors import NodeError
+from nodeforge.engine.errors import GraphValidationError, NodeError
 from nodeforge.engine.files import FileAccess, FilePolicy
 from nodeforge.engine.registry import Registry
 from nodeforge.engine.session import Session
@@ -90,6 +90,11 @@ def test_validation_under_a_policy_refuses_literal_paths_before_anything_runs(fo
     assert found == {(None, "picture", "forbidden_path"), ("load", "path", "forbidden_path"),
                      ("save", "folder", "forbidden_path"), ("draw", "model", "forbidden_path")}
     assert validate(document, GraphEnv(Registry.discover())) == [], "without a policy paths are checked when used"
+    session = Session(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data",
+                      policy=FilePolicy(read=(readable,), write=(writable,)))
+    with pytest.raises(GraphValidationError) as refused:
+        session.run(document)
+    assert {(issue.node, issue.code) for issue in refused.value.issues} >= {("load", "forbidden_path")}
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the bomb is the point: our check answers
