@@ -76,10 +76,10 @@ class Run:
         self.cancel = cancel
         self.env = env
         self.values: dict[str, dict[str, Any]] = {}
-        nodes = {node_id: NodeRecord(type=node.spec.type) for node_id, node in graph.nodes.items()}
+        nodes = {node_id: NodeRecord(node.spec.type) for node_id, node in graph.nodes.items()}
         for node_id, doc in graph.document.nodes.items():
             if doc.bypass and node_id not in nodes:
-                nodes[node_id] = NodeRecord(type=doc.type, status="skipped", error="bypassed")
+                nodes[node_id] = NodeRecord(doc.type, status="skipped", error="bypassed")
         self.record = RunRecord(id=emitter.run_id, graph=graph.name, devices=list(session.devices), nodes=nodes)
         self.prepared: dict[str, Prepared] = {}
         files = session.files_for(env)

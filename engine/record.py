@@ -5,10 +5,11 @@ view adds only when the run was queued and where its events stream, ``server.sch
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_serializer
 
 NodeStatus = Literal["pending", "running", "succeeded", "cached", "failed", "skipped", "cancelled"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
@@ -45,18 +46,31 @@ class _Timed(BaseModel):
         return iso(timestamp)
 
 
-class NodeRecord(_Timed):
+Stamp = Annotated[float | None, PlainSerializer(iso, return_type=str | None)]
+"""A Unix time in memory, ISO 8601 in JSON."""
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    """One node's part of the run record. A slotted dataclass, not a model of its own: a run makes and changes one
+    per node (a fully cached 1,000-node run makes 1,000), which a pydantic model makes several times dearer; the
+    run record's model validates, serializes and describes it all the same (pydantic takes dataclasses as
+    fields)."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(serialize_by_alias=True,
+                                                         json_schema_serialization_defaults_required=True)
+
     type: str
     status: NodeStatus = "pending"
     device: str | None = None
-    started: float | None = Field(default=None, serialization_alias="started_at")
-    finished: float | None = Field(default=None, serialization_alias="finished_at")
+    started: Annotated[Stamp, Field(serialization_alias="started_at")] = None
+    finished: Annotated[Stamp, Field(serialization_alias="finished_at")] = None
     seconds: float | None = None
     error: str | None = None
     traceback: str | None = None
-    details: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+    details: Annotated[dict[str, dict[str, Any]], Field(description=(
         "what the node recorded about how it ran (ctx.record_detail), by name: e.g. memory, the memory mode it ran "
-        "in and why"))
+        "in and why"))] = field(default_factory=dict)
 
 
 class RunHead(_Timed):
