@@ -12,7 +12,7 @@ from nodeforge.engine.document import parse_document
 from nodeforge.engine.events import Event
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Image
-from nodeforge.nodes.models.esrgan_arch import architectures, detect
+from nodeforge.nodes.models.upscalers.esrgan_arch import architectures, detect
 from tests.nodes.image_support import draw_picture, image_executor, psnr, resident, succeeded
 
 __all__ = ["image_executor"]
@@ -95,7 +95,7 @@ def test_other_architectures_load_through_spandrel(image_executor: Session, tmp_
     import torch
     from safetensors.torch import save_file
 
-    from nodeforge.nodes.models.upscalers import import_spandrel
+    from nodeforge.nodes.models.upscalers.upscaling import import_spandrel
 
     if import_spandrel() is None:
         pytest.skip("spandrel is not installed")
