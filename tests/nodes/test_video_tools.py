@@ -321,16 +321,19 @@ def test_missing_and_undecodable_files_name_node_and_input(media_executor: Sessi
 
 
 def test_the_server_path_policy_decides_what_video_load_reads(tmp_path: Path) -> None:
+    from nodeforge.engine.errors import GraphValidationError
+
     readable, outside = tmp_path / "readable", tmp_path / "outside"
     write_clip(readable / "ok.mp4", clip(frames=2, seconds=None))
     write_clip(outside / "secret.mp4", clip(frames=2, seconds=None))
     session = Session(GraphEnv(Registry.discover()), None, data_dir=tmp_path / "data",
                       policy=FilePolicy(read=(readable,), write=(tmp_path / "data" / "outputs",)))
     assert tuple(load(session, "ok.mp4").values["video"].frames.shape) == (2, 3, 32, 48)
-    result = load(session, str(outside / "secret.mp4"))
-    assert result.record.nodes["load"].error == (
-        f"node 'load' (video.load), input 'path': '{outside / 'secret.mp4'}' is not a file inside the folders this "
-        "server allows")
+    with pytest.raises(GraphValidationError) as refused:  # a literal path: refused before anything runs
+        load(session, str(outside / "secret.mp4"))
+    assert [(issue.node, issue.input, issue.code, issue.message) for issue in refused.value.issues] == [
+        ("load", "path", "forbidden_path",
+         f"'{outside / 'secret.mp4'}' is not a file inside the folders this server allows")]
     shutil.copy(outside / "secret.mp4", readable / "copy.mp4")
     assert load(session, str(readable / "copy.mp4")).record.status == "succeeded"
 
