@@ -62,7 +62,7 @@ class NodeModels:
     @property
     def memory(self) -> DeviceMemory:
         """This device's memory setting (``--memory-mode``), budget and bytes held now: how a large pipeline
-        should sit on it (``nodes.models.memory``)."""
+        should sit on it (``nodes.models.diffusion.memory``)."""
         return self._manager.memory_of(self._device)
 
     @property

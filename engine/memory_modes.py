@@ -2,7 +2,8 @@
 ``+fp8``, for every device or per device (``cuda:0=gpu,cuda:1=sequential+fp8``).
 
 The engine only parses and holds the setting (each device's ledger in the model manager carries one); the diffusion
-nodes read it through ``ctx.models.memory`` and decide how a pipeline sits on the device (``nodes.models.memory``).
+nodes read it through ``ctx.models.memory`` and decide how a pipeline sits on the device
+(``nodes.models.diffusion.memory``).
 """
 
 from __future__ import annotations
