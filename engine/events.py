@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast, get_args
 
-from nodeforge.engine.record import NodeStatus, RunStatus
+if TYPE_CHECKING:  # annotations only: a process that never makes a record (`nodeforge --help`) skips pydantic
+    from nodeforge.engine.record import NodeStatus, RunStatus
 
 CACHED_PER_EVENT = 1000
 """Most node ids one ``nodes.cached`` event lists: a larger graph's cached nodes come in several events."""

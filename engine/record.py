@@ -39,7 +39,8 @@ class _Timed(BaseModel):
     """Start and end are Unix times in memory (``started``, ``finished``: the engine stamps them with
     ``time.time()``) and ISO 8601 (``iso``) in JSON, as ``started_at`` and ``finished_at``."""
 
-    model_config = ConfigDict(serialize_by_alias=True, json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(serialize_by_alias=True, json_schema_serialization_defaults_required=True,
+                              defer_build=True)  # built on first use: `nodeforge --help` never needs them
 
     @field_serializer("started", "finished", check_fields=False)
     def _iso(self, timestamp: float | None) -> str | None:
