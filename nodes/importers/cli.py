@@ -24,9 +24,11 @@ EXIT_OK, EXIT_FAILED = 0, 2
 
 
 def register(commands: Commands, common: CommonOptions) -> None:
-    parser = commands.add_parser("import", help="turn a ComfyUI workflow (JSON or PNG) or an A1111 PNG into a graph")
-    parser.add_argument("source", choices=["comfy", "a1111"], help="comfy: API or UI workflow JSON, or a PNG "
-                                                                    "ComfyUI saved; a1111: a PNG A1111/Forge saved")
+    parser = commands.add_parser("import", help="turn a ComfyUI workflow (JSON, PNG or WebP) or an A1111 PNG into a "
+                                                "graph")
+    parser.add_argument("source", choices=["comfy", "a1111"], help="comfy: API or UI workflow JSON, or a PNG or "
+                                                                    "WebP ComfyUI saved; a1111: a PNG A1111/Forge "
+                                                                    "saved")
     parser.add_argument("file", help="the file to import")
     parser.add_argument("-o", "--out", help="where to write the graph (default: FILE's name with .json beside it; "
                                             "- prints it)")

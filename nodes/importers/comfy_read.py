@@ -4,7 +4,8 @@
   ``[source id, output slot]``; also wrapped as ``{"prompt": ...}`` the way it is queued;
 - the UI format (what its editor saves): ``nodes`` with ``widgets_values`` by position, a ``links`` table (lists or
   objects), Reroute and PrimitiveNode helpers, muted and bypassed nodes, positions and groups;
-- a PNG that ComfyUI saved, with the API format in its ``prompt`` text chunk and the UI format in ``workflow``.
+- a PNG that ComfyUI saved, with the API format in its ``prompt`` text chunk and the UI format in ``workflow``;
+- a WebP that ComfyUI saved, with the same two as ``prompt:``/``workflow:`` EXIF entries (``webp_exif``).
 
 Both become a ``Workflow``: real nodes only, each input a literal or a ``Link``. Reroutes are followed, a
 primitive's value replaces the link it feeds, a bypassed node passes its input of the same type through. A link to a
@@ -21,6 +22,7 @@ from nodeforge.nodes.importers.comfy_ui import from_ui
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow, check_links, groups_of, position
 from nodeforge.nodes.importers.png_text import PNG_SIGNATURE, PngTexts, png_texts
 from nodeforge.nodes.importers.result import ImportFailed
+from nodeforge.nodes.importers.webp_exif import is_webp, webp_texts
 
 MAX_DEPTH = 64
 """JSON nested deeper than this is refused: a workflow needs a handful of levels, and what is nested deeper would
@@ -34,6 +36,12 @@ def read_comfy(data: bytes | Mapping[str, Any] | PngTexts) -> Workflow:
     if isinstance(data, bytes | bytearray):
         if bytes(data[:8]) == PNG_SIGNATURE:
             return _from_png(png_texts(bytes(data)))
+        if is_webp(bytes(data[:12])):
+            return _from_png(webp_texts(bytes(data)), "WebP")
+        picture = _picture_kind(bytes(data[:12]))
+        if picture is not None:
+            raise ImportFailed(f"the file is a {picture} picture: ComfyUI workflows come as JSON, or inside the PNG or "
+                               "WebP pictures ComfyUI saves")
         parsed = _json(bytes(data), "the file")
     else:
         parsed = data
@@ -64,16 +72,26 @@ def check_depth(value: Any, what: str) -> None:
         stack.extend((child, depth + 1) for child in children if isinstance(child, Mapping | list))
 
 
-def _from_png(found: PngTexts) -> Workflow:
+def _from_png(found: PngTexts, kind: str = "PNG") -> Workflow:
     texts = found.texts
+    where = "text chunk" if kind == "PNG" else "EXIF entry"
     if "prompt" not in texts and "workflow" not in texts:
-        raise ImportFailed(f"this PNG carries no ComfyUI workflow (no 'prompt' or 'workflow' text chunk; found: "
+        raise ImportFailed(f"this {kind} carries no ComfyUI workflow (no 'prompt' or 'workflow' {where}; found: "
                            f"{found.found()})")
-    ui = _json(texts["workflow"].encode(), "the PNG's 'workflow' chunk") if "workflow" in texts else None
+    ui = _json(texts["workflow"].encode(), f"the {kind}'s 'workflow' {where}") if "workflow" in texts else None
     if "prompt" not in texts:
         return from_json(ui)
-    api = _json(texts["prompt"].encode(), "the PNG's 'prompt' chunk")
-    return _merged(api, ui, "png")
+    api = _json(texts["prompt"].encode(), f"the {kind}'s 'prompt' {where}")
+    return _merged(api, ui, kind.lower())
+
+
+_PICTURES = ((b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+             (b"MM\x00*", "TIFF"))
+
+
+def _picture_kind(head: bytes) -> str | None:
+    """The kind of picture a file's first bytes announce, for pictures that never carry a ComfyUI workflow."""
+    return next((name for magic, name in _PICTURES if head.startswith(magic)), None)
 
 
 def from_json(data: Any) -> Workflow:

@@ -34,7 +34,7 @@ class Imported(BaseModel):
                         422: {"model": ErrorBody, "description": "not a workflow, a malformed one, or nodes that "
                                                                  "do not map (each an issue: node id, class, why)"}})
 async def import_workflow(
-        file: Annotated[UploadFile, File(description="the workflow .json or .png")],
+        file: Annotated[UploadFile, File(description="the workflow .json, or a .png or .webp ComfyUI saved")],
         kind: Annotated[Literal["auto", "comfy", "a1111"], Query(description="auto: read the file to tell")] = "auto",
         partial: Annotated[bool, Query(description="keep what maps when some nodes do not")] = False,
 ) -> dict[str, Any]:

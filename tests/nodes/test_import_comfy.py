@@ -236,7 +236,46 @@ def png_with(chunks: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+def webp_with(entries: dict[int, str]) -> bytes:
+    """A WebP with EXIF entries, as ComfyUI's SaveAnimatedWEBP writes them (``prompt:...`` under 0x0110,
+    ``workflow:...`` under 0x010F)."""
+    import io
+
+    exif = PILImage.Exif()
+    for tag, value in entries.items():
+        exif[tag] = value
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (8, 8)).save(buffer, format="WEBP", exif=exif)
+    return buffer.getvalue()
+
+
+def test_a_webp_comfyui_saved_maps_like_its_json() -> None:
+    api, ui = (json.loads((DATA / name).read_text()) for name in ("default_api.json", "default_ui.json"))
+    both = import_comfy(webp_with({0x0110: "prompt:" + json.dumps(api), 0x010F: "workflow:" + json.dumps(ui)}),
+                        name="default")
+    assert both.source == "comfy-webp+ui"
+    from_json = import_comfy(json.dumps(api).encode(), name="default").document
+    assert both.document["nodes"] == from_json["nodes"] and both.document["inputs"] == from_json["inputs"]
+    assert both.document["outputs"] == from_json["outputs"]
+    ui_only = import_comfy(webp_with({0x010F: "workflow:" + json.dumps(ui)}), name="default")
+    assert ui_only.document["nodes"].keys() == both.document["nodes"].keys()
+
+
+def test_a_webp_entry_over_its_limit_is_refused_by_name() -> None:
+    from nodeforge.nodes.importers.webp_exif import webp_texts
+
+    with pytest.raises(ImportFailed, match="the WebP's 'prompt' entry is longer than 10 characters"):
+        webp_texts(webp_with({0x0110: "prompt:" + "x" * 100}), {"prompt": 10})
+    assert webp_texts(webp_with({0x0110: "prompt:{}", 0x010F: "other:1"}), {"prompt": 10}).keywords == {
+        "prompt", "other"}
+
+
 BAD_FILES: dict[str, tuple[bytes, str]] = {
+    "plain.webp": (webp_with({0x0131: "GIMP"}), "this WebP carries no ComfyUI workflow (no 'prompt' or 'workflow' "
+                                                 "EXIF entry; found: none)"),
+    "truncated.webp": (webp_with({0x0110: "prompt:{}"})[:40], "the WebP is truncated"),
+    "photo.jpg": (b"\xff\xd8\xff\xe0" + bytes(64), "the file is a JPEG picture: ComfyUI workflows come as JSON, "
+                                                       "or inside the PNG or WebP pictures ComfyUI saves"),
     "not_json.json": (b"{not json", "neither a PNG nor JSON"),
     "list.json": (b"[1, 2]", "the JSON is not an object"),
     "plain.png": (png_with({"Software": "GIMP"}), "no ComfyUI workflow (no 'prompt' or 'workflow' text chunk; "
