@@ -5,7 +5,7 @@
 import { formatTyped, isReference } from "./bindings.js";
 import { arrange, catalogueType, createGroup, createNode, slotLook, titleHeight } from "./canvas-litegraph.js";
 import { addInputNode, addOutputNode, addUnknownNode, setBypass } from "./canvas-nodes.js";
-import { addExtraInput, addListSlot, GRAPH_RUNNERS, refreshCallPorts, tidyListSlots } from "./canvas-ports.js";
+import { addExtraInput, addListSlot, refreshCallPorts, savedGraphSpec, tidyListSlots } from "./canvas-ports.js";
 import { fitToNodes } from "./canvas-view.js";
 import { setLiteral, widgetOf } from "./canvas-widgets.js";
 import { documentEdges, layeredPositions, overlapping } from "./layout.js";
@@ -47,8 +47,9 @@ export async function loadDocument(editor, document, { keepLayout = false } = {}
       if (node.nf.entry.extra_inputs && !node.nf.entry.dynamic_ports) {
         for (const name of Object.keys(given)) if (!node.nf.specs.has(name)) addExtraInput(editor, node, name);
       }
-      if (GRAPH_RUNNERS.has(doc.type)) {
-        setLiteral(editor, node, node.nf.specs.get("graph"), given.graph);
+      const graphSpec = savedGraphSpec(node);
+      if (graphSpec) {
+        setLiteral(editor, node, graphSpec, given[graphSpec.name]);
         await refreshCallPorts(editor, node, given);
       }
       for (const [name, value] of Object.entries(given)) {

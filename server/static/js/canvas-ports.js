@@ -82,12 +82,17 @@ export function addExtraInput(editor, node, name) {
   node.setSize([node.size[0], node.computeSize()[1]]);
 }
 
-/** Nodes that run a saved graph: their ports follow its declared inputs and outputs (graph.sweep: every input
- * optional, as a swept or passed-through value, and each output a list of the cells' values, plus `cells`). */
-export const GRAPH_RUNNERS = new Set(["graph.call", "graph.sweep"]);
+/** The input a node declares as a saved graph's name (`x-nodeforge-widget: graph`), if any: such a node runs the
+ * graph, and its ports follow the graph's declared inputs and outputs. */
+export function savedGraphSpec(node) {
+  return [...node.nf.specs.values()].find((spec) => spec.kind === "graph") ?? null;
+}
 
+/** Ports of a node that runs a saved graph (graph.sweep: every input optional, as a swept or passed-through value,
+ * and each output a list of the cells' values, plus `cells`). */
 export async function refreshCallPorts(editor, node, values = {}) {
-  const name = widgetOf(node, "graph")?.value;
+  const spec = savedGraphSpec(node);
+  const name = spec ? widgetOf(node, spec.name)?.value : null;
   const document = name ? await editor.hooks.graphDocument(name) : null;
   for (const extra of [...node.nf.extras]) removeExtraInput(node, extra);
   while (node.outputs?.length) node.removeOutput(0);
