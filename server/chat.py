@@ -1,7 +1,7 @@
 """Which models the OpenAI-compatible chat endpoint can answer with, behind a small protocol.
 
-``LocalLLMBackend`` knows the local causal LMs of ``nodes/llm.py`` (imported lazily: without the package there are
-no models): a model name is resolved by the model registry (``tiny/llm``, shipped, aliases, Hub ids, files inside
+``LocalLLMBackend`` knows the models the ``llm.generate`` node declares for its ``model`` input (without the node
+there are none): a model name is resolved by the model registry (``tiny/llm``, shipped, aliases, Hub ids, files inside
 the allowed folders). It only says what can answer: the answer itself is an ``llm.generate`` run of the server
 (``server/routes/openai.py``), so a request is refused here, before a stream starts, rather than by a run that
 fails after a 200 went out.
@@ -9,13 +9,13 @@ fails after a 200 went out.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nodeforge.engine.errors import NodeError
 from nodeforge.server.model_names import known_models
 
 if TYPE_CHECKING:
+    from nodeforge.engine.declarations import ModelKind
     from nodeforge.server.runtime import Runtime
 
 
@@ -37,11 +37,8 @@ class ChatBackend(Protocol):
         ...
 
 
-def _llm_module() -> Any | None:
-    try:
-        return importlib.import_module("nodeforge.nodes.llm")
-    except ImportError:
-        return None
+CHAT_NODE = "llm.generate"
+"""The node every chat completion runs as; its ``model`` declaration says which models answer."""
 
 
 class LocalLLMBackend:
@@ -50,14 +47,18 @@ class LocalLLMBackend:
         self.data_dir = runtime.settings.data_dir
         self.files = runtime.files
 
+    def _kind(self) -> ModelKind | None:
+        spec = self.runtime.registry.find(CHAT_NODE)
+        return spec.model_kinds.get("model") if spec is not None else None
+
     def models(self) -> list[str]:
         """The registry's LLM names that load from this machine alone (tiny, shipped and installed, an alias of a
         local path or of a Hub snapshot in the local cache): a listed model answers, offline too."""
-        llm = _llm_module()
-        if llm is None:
+        kind = self._kind()
+        if kind is None:
             return []
         source = self.runtime.registry.model_source
-        entries, _ = known_models(source, self.data_dir, llm.FAMILIES)
+        entries, _ = known_models(source, self.data_dir, kind.families)
         return [entry["name"] for entry in entries if source.local_problem(entry["name"], self.data_dir) is None]
 
     def unavailable(self, model: str) -> str | None:
@@ -71,15 +72,15 @@ class LocalLLMBackend:
     def _support(self, model: str) -> tuple[Any, str]:
         """The resolver and the model name checked against the path policy (a local path made absolute inside the
         allowed folders); ChatUnavailable when the model cannot be served."""
-        llm = _llm_module()
+        kind = self._kind()
         resolver = self.runtime.registry.model_source
-        if llm is None or not resolver.installed:
-            raise ChatUnavailable("no local LLM support is installed (nodes.llm)")
+        if kind is None or not resolver.installed:
+            raise ChatUnavailable(f"no local LLM support is installed (the {CHAT_NODE} node)")
         if resolver.remote_name(model) is not None:
             raise ChatUnavailable(f"'{model}' names a remote server; this endpoint serves local models")
         try:
             name = self.files.model(model, input="model")
-            problem = resolver.problem(name, self.data_dir, families=llm.FAMILIES)
+            problem = resolver.problem(name, self.data_dir, families=kind.families)
         except NodeError as exc:
             raise ChatUnavailable(f"model {exc}") from None
         except OSError as exc:  # a name the file system cannot look up (too long, bad characters)
