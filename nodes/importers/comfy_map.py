@@ -341,7 +341,8 @@ HANDLERS: dict[str, Any] = {
 
 
 def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", vae_port: bool = False) -> ImportResult:
-    """Translate a workflow; ImportFailed lists every node that does not map unless ``partial``."""
+    """Translate a workflow; ImportFailed lists every node that does not map unless ``partial``. Outputs follow the
+    sinks' ids, not the order a format lists nodes in, so the API and UI chunks of one picture give one graph."""
     build = Builder(name, f"Imported from a ComfyUI workflow ({workflow.format} format)")
     build.groups = workflow.groups
     ev = Evaluator(workflow, build, HANDLERS, vae_port)
@@ -349,7 +350,7 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
     for node in workflow.nodes.values():
         if node.class_type not in HANDLERS:
             unmapped[node.id] = Unmapped(node.id, node.class_type, "no nodeforge equivalent")
-    sinks = [node for node in workflow.nodes.values() if node.class_type in SINKS]
+    sinks = sorted((node for node in workflow.nodes.values() if node.class_type in SINKS), key=lambda n: _order(n.id))
     if not sinks and not unmapped:
         raise ImportFailed("the workflow has no SaveImage or PreviewImage node: nothing to import")
     dropped: list[Unmapped] = []
@@ -362,7 +363,7 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
             if exc.item.id != node.id:
                 dropped.append(Unmapped(node.id, node.class_type, f"left out: it depends on node {exc.item.id}"))
     if partial:
-        _keep_inputs_of(ev, [workflow.nodes[i] for i in unmapped if i in workflow.nodes])
+        _keep_inputs_of(ev, [workflow.nodes[i] for i in sorted(unmapped, key=_order) if i in workflow.nodes])
     found = sorted(unmapped.values(), key=lambda item: _order(item.id))
     if found and not partial:
         raise ImportFailed(f"{len(found)} node(s) cannot be mapped to nodeforge nodes (a partial import, --partial or "
@@ -376,7 +377,7 @@ def _keep_inputs_of(ev: Evaluator, nodes: list[ComfyNode]) -> None:
     """Partial imports: the pictures that fed a node left out become graph outputs, so their work is kept."""
     ev.prepare(node.id for node in nodes)
     for node in nodes:
-        for name, raw in node.inputs.items():
+        for name, raw in sorted(node.inputs.items()):
             if not isinstance(raw, Link):
                 continue
             try:

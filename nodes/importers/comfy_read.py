@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from nodeforge.nodes.importers.comfy_subgraph import expand_subgraphs
 from nodeforge.nodes.importers.comfy_ui import from_ui
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow, check_links, groups_of, position
 from nodeforge.nodes.importers.png_text import PNG_SIGNATURE, PngTexts, png_texts
@@ -115,7 +116,7 @@ def _merged(api: Any, ui: Any, source: str) -> Workflow:
     """The API format's nodes with the UI format's positions, titles and groups (same node ids) when given."""
     workflow = _from_api(api, source)
     if isinstance(ui, dict) and isinstance(ui.get("nodes"), list):
-        for raw in ui["nodes"]:
+        for raw in expand_subgraphs(ui)["nodes"]:
             if not isinstance(raw, dict):
                 continue
             node = workflow.nodes.get(str(raw.get("id")))

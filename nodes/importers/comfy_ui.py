@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nodeforge.nodes.importers.comfy_subgraph import OVERRIDES, expand_subgraphs
 from nodeforge.nodes.importers.comfy_widgets import named_widgets
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow, check_links, groups_of, position
 from nodeforge.nodes.importers.result import ImportFailed
@@ -29,7 +30,8 @@ _MISSING = _Value(None)
 
 
 def from_ui(data: Mapping[str, Any]) -> Workflow:
-    """A workflow from the UI format (``data["nodes"]`` is a list)."""
+    """A workflow from the UI format (``data["nodes"]`` is a list); subgraph instances become their inner nodes."""
+    data = expand_subgraphs(data)
     raw_nodes = [raw for raw in data["nodes"] if isinstance(raw, dict)]
     sources = _Sources({str(raw.get("id")): raw for raw in raw_nodes}, _links(data.get("links")))
     nodes: dict[str, ComfyNode] = {}
@@ -38,6 +40,8 @@ def from_ui(data: Mapping[str, Any]) -> Workflow:
         if class_type in UI_ONLY or raw.get("mode") in (MUTED, BYPASSED):
             continue
         inputs = named_widgets(class_type, raw.get("widgets_values"))
+        overrides = raw.get(OVERRIDES)
+        inputs.update(overrides if isinstance(overrides, dict) else {})
         for slot in _slots(raw):
             widget = slot.get("widget")
             widget = widget if isinstance(widget, dict) else {}

@@ -73,7 +73,21 @@ def test_a_pngs_ui_chunk_alone_maps_like_its_api_chunk(name: str) -> None:
     from_ui = import_comfy(json.loads(chunks["workflow"])).document
     assert from_ui["nodes"] == from_api["nodes"]
     assert from_ui["inputs"] == from_api["inputs"]
+    assert list(from_ui["outputs"].items()) == list(from_api["outputs"].items())
     assert from_ui["ui"]["positions"] == load(name)["ui"]["positions"]
+
+
+def test_the_outputs_follow_the_save_nodes_not_the_order_a_format_lists_them() -> None:
+    """ComfyUI writes the API chunk in execution order and the UI chunk in editor order: the graph is the same."""
+    chunks = png_chunks("hiresfix_esrgan_workflow.png")
+    api = json.loads(chunks["prompt"])
+    ui = json.loads(chunks["workflow"])
+    backwards_api = dict(reversed(list(api.items())))
+    backwards_ui = {**ui, "nodes": list(reversed(ui["nodes"]))}
+    expected = list(import_comfy(api).document["outputs"].items())
+    assert len(expected) == 2
+    assert list(import_comfy(backwards_api).document["outputs"].items()) == expected
+    assert list(import_comfy(backwards_ui).document["outputs"].items()) == expected
 
 
 @pytest.mark.parametrize("name", [*PNGS, "default_api.json", "default_ui.json", "sdxl_refiner_api.json",
