@@ -1,0 +1,142 @@
+"""ComfyUI loaders and conditioning -> the symbolic values the samplers read: a ``Model`` (file, LoRAs), a
+``Clip`` (text encoder files), a ``Vae``, a ``Cond`` (prompt, controls, guidance). Nothing is added to the graph
+here except the ``image.controlnet`` node a ControlNet apply becomes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from nodeforge.nodes.importers.comfy_values import (
+    MAX_CONTROLS,
+    MAX_LORAS,
+    Clip,
+    Cond,
+    Evaluator,
+    Lora,
+    Model,
+    Named,
+    Pixels,
+    Vae,
+)
+from nodeforge.nodes.importers.comfy_workflow import ComfyNode
+
+FLOW_HINTS = ("flux", "sd3", "sd3.5", "sd35", "schnell")
+
+
+def _flow(name: str) -> bool:
+    lowered = name.lower()
+    return any(hint in lowered for hint in FLOW_HINTS)
+
+
+def checkpoint(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    name = ev.text(node, "ckpt_name")
+    return Model(name, flow=_flow(name)), Clip((name,), flow=_flow(name)), Vae(name, own=True)
+
+
+def unet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    return (Model(ev.text(node, "unet_name"), flow=True, bare=True),)
+
+
+def dual_clip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    kind = str(node.inputs.get("type", "sdxl"))
+    return (Clip((ev.text(node, "clip_name1"), ev.text(node, "clip_name2")), flow=kind in ("flux", "sd3")),)
+
+
+def single_clip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    return (Clip((ev.text(node, "clip_name"),), flow=str(node.inputs.get("type", "")) in ("flux", "sd3")),)
+
+
+def vae_loader(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    return (Vae(ev.text(node, "vae_name"), own=False),)
+
+
+def lora(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    model = ev.typed(node, "model", Model)
+    if len(model.loras) >= MAX_LORAS:
+        raise ev.fail(node, f"more than {MAX_LORAS} LoRAs on one model", "model")
+    name, weight = ev.text(node, "lora_name"), ev.number(node, "strength_model", 1.0)
+    if node.class_type == "LoraLoaderModelOnly":
+        return (replace(model, loras=(*model.loras, Lora(name, weight))) if weight else model,)
+    clip_weight = ev.number(node, "strength_clip", 1.0)
+    if clip_weight != weight:
+        ev.warn(node, f"one weight per LoRA in nodeforge: strength_model {weight} is used, strength_clip "
+                      f"{clip_weight} is not")
+    updated = replace(model, loras=(*model.loras, Lora(name, weight))) if weight else model
+    return updated, ev.typed(node, "clip", Clip)
+
+
+def clip_skip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    layer = ev.integer(node, "stop_at_clip_layer", -1)
+    if layer != -1:
+        ev.warn(node, f"stop_at_clip_layer {layer} (clip skip {-layer}) is not supported; the last layer is used")
+    return (ev.typed(node, "clip", Clip),)
+
+
+def model_sampling(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    model = ev.typed(node, "model", Model)
+    if node.class_type == "ModelSamplingFlux":
+        return (replace(model, flow=True),)  # diffusers' Flux pipeline shifts by image size itself
+    ev.warn(node, "the model's own sampling settings are used (this node's are not carried over)")
+    return (model,)
+
+
+def encode(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    clip = ev.typed(node, "clip", Clip)
+    if node.class_type == "CLIPTextEncodeSDXL":
+        text, other = ev.text(node, "text_g", ""), ev.text(node, "text_l", "")
+        if other and other != text:
+            ev.warn(node, "text_l differs from text_g; nodeforge gives both encoders text_g")
+        return (Cond(text, clip),)
+    if node.class_type == "CLIPTextEncodeFlux":
+        text = ev.text(node, "t5xxl", "") or ev.text(node, "clip_l", "")
+        return (Cond(text, clip, guidance=ev.number(node, "guidance", 3.5)),)
+    return (Cond(ev.text(node, "text", ""), clip),)
+
+
+def zero_out(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    return (Cond("", ev.typed(node, "conditioning", Cond).clip),)
+
+
+def flux_guidance(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    return (replace(ev.typed(node, "conditioning", Cond), guidance=ev.number(node, "guidance", 3.5)),)
+
+
+def named(kind: str, key: str) -> Any:
+    def load(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+        return (Named(kind, ev.text(node, key)),)
+
+    return load
+
+
+def controlnet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    model = ev.typed(node, "control_net", Named)
+    for name in ("positive", "negative") if node.class_type == "ControlNetApplyAdvanced" else ("conditioning",):
+        if len(ev.typed(node, name, Cond).controls) >= MAX_CONTROLS:
+            raise ev.fail(node, f"more than {MAX_CONTROLS} ControlNets on one conditioning", name)
+    image = ev.typed(node, "image", Pixels)
+    inputs: dict[str, Any] = {"image": {"from": image.ref}, "model": model.name,
+                              "weight": round(ev.number(node, "strength", 1.0), 4)}
+    if node.class_type == "ControlNetApplyAdvanced":
+        inputs.update(start=ev.number(node, "start_percent", 0.0), end=ev.number(node, "end_percent", 1.0))
+    control = ev.builder.add("controlnet", node.id, "image.controlnet", inputs, node.pos)
+    if node.class_type == "ControlNetApplyAdvanced":
+        positive, negative = ev.typed(node, "positive", Cond), ev.typed(node, "negative", Cond)
+        return (replace(positive, controls=(*positive.controls, control)),
+                replace(negative, controls=(*negative.controls, control)))
+    cond = ev.typed(node, "conditioning", Cond)
+    return (replace(cond, controls=(*cond.controls, control)),)
+
+
+HANDLERS: dict[str, Any] = {
+    "CheckpointLoaderSimple": checkpoint, "CheckpointLoader": checkpoint, "unCLIPCheckpointLoader": checkpoint,
+    "UNETLoader": unet, "DualCLIPLoader": dual_clip, "CLIPLoader": single_clip, "VAELoader": vae_loader,
+    "LoraLoader": lora, "LoraLoaderModelOnly": lora, "CLIPSetLastLayer": clip_skip,
+    "ModelSamplingFlux": model_sampling, "ModelSamplingSD3": model_sampling, "ModelSamplingDiscrete": model_sampling,
+    "CLIPTextEncode": encode, "CLIPTextEncodeSDXL": encode, "CLIPTextEncodeSDXLRefiner": encode,
+    "CLIPTextEncodeFlux": encode, "ConditioningZeroOut": zero_out, "FluxGuidance": flux_guidance,
+    "ControlNetLoader": named("controlnet", "control_net_name"),
+    "DiffControlNetLoader": named("controlnet", "control_net_name"),
+    "ControlNetApply": controlnet, "ControlNetApplyAdvanced": controlnet,
+    "UpscaleModelLoader": named("upscaler", "model_name"),
+}
