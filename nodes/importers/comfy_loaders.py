@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from nodeforge.nodes.importers.comfy_families import family_of_clip_type, family_of_file
 from nodeforge.nodes.importers.comfy_values import (
     MAX_CONTROLS,
     MAX_LORAS,
@@ -31,20 +32,40 @@ def _flow(name: str) -> bool:
 
 def checkpoint(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     name = ev.text(node, "ckpt_name")
-    return Model(name, flow=_flow(name)), Clip((name,), flow=_flow(name)), Vae(name, own=True)
+    family = _family(ev, node, name)
+    return Model(name, flow=_flow(name), family=family), Clip((name,), flow=_flow(name)), Vae(name, own=True)
 
 
 def unet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
-    return (Model(ev.text(node, "unet_name"), flow=True, bare=True),)
+    name = ev.text(node, "unet_name")
+    return (Model(name, flow=True, bare=True, family=_family(ev, node, name)),)
+
+
+def _family(ev: Evaluator, node: ComfyNode, name: str) -> str:
+    """nodeforge's family for a model file whose name announces one; a family nodeforge does not run fails the
+    node by that family's name."""
+    family = family_of_file(name)
+    if family is not None and not family.runs:
+        raise ev.fail(node, family.refusal(name))
+    return family.ours if family else ""
 
 
 def dual_clip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
-    kind = str(node.inputs.get("type", "sdxl"))
+    kind = _clip_type(ev, node, "sdxl")
     return (Clip((ev.text(node, "clip_name1"), ev.text(node, "clip_name2")), flow=kind in ("flux", "sd3")),)
 
 
 def single_clip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
-    return (Clip((ev.text(node, "clip_name"),), flow=str(node.inputs.get("type", "")) in ("flux", "sd3")),)
+    return (Clip((ev.text(node, "clip_name"),), flow=_clip_type(ev, node, "") in ("flux", "sd3")),)
+
+
+def _clip_type(ev: Evaluator, node: ComfyNode, default: str) -> str:
+    kind = str(node.inputs.get("type", default))
+    family = family_of_clip_type(kind)
+    if family is not None and not family.runs:
+        raise ev.fail(node, f"its text encoders (type {kind}) are for {family.name}: nodeforge does not run the "
+                            f"{family.name} family")
+    return kind
 
 
 def vae_loader(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
@@ -133,6 +154,7 @@ HANDLERS: dict[str, Any] = {
     "UNETLoader": unet, "DualCLIPLoader": dual_clip, "CLIPLoader": single_clip, "VAELoader": vae_loader,
     "LoraLoader": lora, "LoraLoaderModelOnly": lora, "CLIPSetLastLayer": clip_skip,
     "ModelSamplingFlux": model_sampling, "ModelSamplingSD3": model_sampling, "ModelSamplingDiscrete": model_sampling,
+    "ModelSamplingAuraFlow": model_sampling,
     "CLIPTextEncode": encode, "CLIPTextEncodeSDXL": encode, "CLIPTextEncodeSDXLRefiner": encode,
     "CLIPTextEncodeFlux": encode, "ConditioningZeroOut": zero_out, "FluxGuidance": flux_guidance,
     "ControlNetLoader": named("controlnet", "control_net_name"),

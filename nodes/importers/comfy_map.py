@@ -2,9 +2,10 @@
 a whole workflow from its outputs (SaveImage, PreviewImage) back.
 
 Loaders, LoRAs, text encoders (``comfy_loaders``) and latents (here) collapse into the inputs of the diffusion node
-a sampler becomes (``comfy_sample``); picture and mask operations become their nodeforge node (``comfy_images``). A node of another class, or a link this importer
-cannot follow, is reported by id and class; the import fails unless it is ``partial``, which keeps every output
-that does not depend on such a node (and the images that fed the nodes it left out, as graph outputs).
+a sampler becomes (``comfy_sample``); picture and mask operations become their nodeforge node (``comfy_images``). A
+node of another class, or a link this importer cannot follow, is reported by id, title and class; the import fails
+unless it is ``partial``, which keeps every output that does not depend on such a node (and the images that fed the
+nodes it left out, as graph outputs).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
     unmapped: dict[str, Unmapped] = {}
     for node in workflow.nodes.values():
         if node.class_type not in HANDLERS:
-            unmapped[node.id] = Unmapped(node.id, node.class_type, "no nodeforge equivalent")
+            unmapped[node.id] = Unmapped(node.id, node.class_type, "no nodeforge equivalent", title=node.title)
     sinks = sorted((node for node in workflow.nodes.values() if node.class_type in SINKS), key=lambda n: _order(n.id))
     if not sinks and not unmapped:
         raise ImportFailed("the workflow has no SaveImage or PreviewImage node: nothing to import")

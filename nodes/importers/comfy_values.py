@@ -37,6 +37,7 @@ class Model:
     loras: tuple[Lora, ...] = ()
     flow: bool = False
     bare: bool = False  # UNETLoader: the text encoders and VAE come from other files
+    family: str = ""  # nodeforge's family when the file names one (comfy_families), e.g. wan, ltx
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Evaluator:
         handler = self.handlers.get(node.class_type)
         try:
             if handler is None:
-                raise NotMapped(Unmapped(node.id, node.class_type, "no nodeforge equivalent"))
+                raise NotMapped(Unmapped(node.id, node.class_type, "no nodeforge equivalent", title=node.title))
             result = handler(self, node)
         except NotMapped as exc:
             self._done[node_id] = exc
@@ -233,7 +234,7 @@ class Evaluator:
         return found
 
     def fail(self, node: ComfyNode, reason: str, input_name: str | None = None) -> NotMapped:
-        return NotMapped(Unmapped(node.id, node.class_type, reason, input_name))
+        return NotMapped(Unmapped(node.id, node.class_type, reason, input_name, node.title))
 
     def warn(self, node: ComfyNode, message: str) -> None:
         self.builder.warn(f"node {node.id} ({node.class_type}): {message}")

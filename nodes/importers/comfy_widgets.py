@@ -56,6 +56,7 @@ WIDGETS: dict[str, tuple[str, ...]] = {
     "ModelSamplingFlux": ("max_shift", "base_shift", "width", "height"),
     "ModelSamplingDiscrete": ("sampling", "zsnr"),
     "ModelSamplingSD3": ("shift",),
+    "ModelSamplingAuraFlow": ("shift",),
     "CLIPSetLastLayer": ("stop_at_clip_layer",),
     "ImagePadForOutpaint": ("left", "top", "right", "bottom", "feathering"),
     "GrowMask": ("expand", "tapered_corners"),

@@ -17,12 +17,19 @@ class Unmapped:
     class_type: str
     reason: str
     input: str | None = None  # the input at fault, when one is
+    title: str = ""  # the title the workflow's editor shows, when it differs from the class
 
     def __str__(self) -> str:
-        return f"node {self.id} ({self.class_type}): {self.reason}"
+        title = f'"{self.title}" ' if self._titled else ""
+        return f"node {self.id} {title}({self.class_type}): {self.reason}"
+
+    @property
+    def _titled(self) -> bool:
+        return bool(self.title) and self.title != self.class_type
 
     def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "class_type": self.class_type, "reason": self.reason}
+        found = {"id": self.id, "class_type": self.class_type, "reason": self.reason}
+        return {**found, "title": self.title} if self._titled else found
 
 
 @dataclass
