@@ -19,6 +19,7 @@ from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.models import build_resolver
 from nodeforge.nodes.models.diffusion.prompt_encoding import (
     NotReproduced,
+    embedding_files,
     encode,
     encode_prompt,
     family_clips,
@@ -164,3 +165,27 @@ def test_pipelines_take_the_conditioning(pipes: dict[str, Any], family: str) -> 
     images = pipe(**kwargs, num_inference_steps=1, guidance_scale=2.0, height=64, width=64, output_type="pt",
                   num_images_per_prompt=2, generator=torch.Generator("cpu").manual_seed(0)).images
     assert images.shape == (4, 3, 64, 64)
+
+
+def test_embedding_files_try_comfyui_suffixes(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("plain.safetensors", "old.pt", "sub/deep.safetensors", "exact"):
+        (tmp_path / name).write_bytes(b"")
+    asked: list[str] = []
+
+    def resolve(name: str) -> Path:
+        asked.append(name)
+        if not (tmp_path / name).exists():
+            raise NodeError(f"model file or folder '{name}' does not exist", input="prompt")
+        return tmp_path / name
+
+    find = embedding_files(resolve)
+    assert find("plain") == tmp_path / "plain.safetensors"
+    assert find("old") == tmp_path / "old.pt"
+    assert find("exact") == tmp_path / "exact"
+    assert find("plain.safetensors") == tmp_path / "plain.safetensors"
+    asked.clear()
+    assert find("sub/deep") == tmp_path / "sub" / "deep.safetensors"
+    assert asked == ["sub/deep.safetensors"]  # never the Hub-like bare name
+    assert find("sub") is None  # a folder is not an embedding
+    assert find("nothere") is None

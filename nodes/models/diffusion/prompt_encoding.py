@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 EMBEDDING = ModelKind("embedding")
 EmbeddingFiles = Callable[[str], Path | None]
+EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # tried after the name as written, as ComfyUI does
 CHUNK = 77  # CLIP's context: 75 prompt tokens between the start and end tokens
 LONG_RUN = 8  # a run of this many tokens or more is split across chunks rather than moved to the next
 
@@ -82,6 +83,26 @@ class Clip:
         object.__setattr__(self, "start", int(empty[0]))
         object.__setattr__(self, "end", int(empty[1]))
         object.__setattr__(self, "pad", self.end if self.pad_with_end else 0)
+
+
+def embedding_files(resolve: Callable[[str], Path]) -> EmbeddingFiles:
+    """ComfyUI's embedding lookup over nodeforge's model names: the name as written, then with each of
+    EMBEDDING_SUFFIXES; None when none is a file. ``resolve`` gives a model name's path or raises NodeError (the
+    node's ``ctx.models.resolve``: search folders, aliases, paths). A name written as ``org/name`` is only tried
+    with a suffix, so an embedding in a subfolder never becomes a Hub download."""
+
+    def find(name: str) -> Path | None:
+        bare = [name] if "/" not in name or name.lower().endswith(EMBEDDING_SUFFIXES) else []
+        for candidate in (*bare, *(name + suffix for suffix in EMBEDDING_SUFFIXES)):
+            try:
+                path = resolve(candidate)
+            except NodeError:
+                continue
+            if path.is_file():
+                return path
+        return None
+
+    return find
 
 
 def family_clips(pipe: Any, family: str) -> list[Clip]:
