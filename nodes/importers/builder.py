@@ -3,12 +3,14 @@ reusable pipeline (``--set model=... --set prompt=... --set seed=...``).
 
 A graph input is declared by the first node that binds it, with that node's value as its default; a later node
 whose value equals the default binds the same input (the refiner's copy of the prompt, the seed both passes share),
-any other value stays a literal. Models are the exception: each different model file gets its own input
-(``model``, ``model_2``...), so swapping the base model never swaps the refiner too.
+any other value stays a literal. Files are the exception: each different model file, ControlNet, upscaler, picture
+or LoRA list gets its own input (``model``, ``model_2``..., ``controlnet``, ``loras``...), so swapping the base
+model never swaps the refiner too, and every file a workflow names can be replaced with ``--set``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +23,10 @@ INPUT_DESCRIPTIONS = {
     "prompt": "what to draw", "negative_prompt": "what to avoid", "seed": "noise seed",
     "width": "pixels", "height": "pixels", "steps": "denoising steps",
     "vae": "the VAE file the workflow decodes with (empty: the model's own)",
+    "controlnet": "the ControlNet model file of the workflow (tiny/controlnet to try it offline)",
+    "upscaler": "the upscaling model file of the workflow (tiny/esrgan to try it offline)",
+    "loras": 'the LoRAs of the workflow, [{"model": file, "weight": 1.0}] ([] for none)',
+    "image": "a picture the workflow loads",
 }
 UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 COLUMN, ROW = 320, 220
@@ -47,6 +53,7 @@ class Builder:
         self._free: dict[tuple[int, int, int], int] = {}  # (diagonal, offset, step) -> a step further to try
         self._suffixes: dict[tuple[str, str], int] = {}  # (what, base name) -> the next suffix to try
         self._models: dict[str, str] = {}  # model file -> its graph input
+        self._files: dict[tuple[str, str], str] = {}  # (kind, file as JSON) -> its graph input
 
     def warn(self, message: str) -> None:
         if message not in self._warned:
@@ -105,6 +112,17 @@ class Builder:
             name = "model" if not self._models else f"model_{len(self._models) + 1}"
             self._models[value] = name
             self.inputs[name] = {"type": "text", "default": value, "description": INPUT_DESCRIPTIONS["model"]}
+        return {"input": name}
+
+    def bind_file(self, kind: str, value: Any, value_type: str = "text") -> dict[str, str]:
+        """The graph input holding file ``value`` of ``kind`` (``controlnet``, ``upscaler``, ``image``, or ``loras``
+        for a LoRA list): ``kind`` for the first, ``kind_2``... for each further different one."""
+        key = (kind, json.dumps(value, sort_keys=True))
+        name = self._files.get(key)
+        if name is None:
+            name = self._unique(kind, self.inputs, "input")
+            self._files[key] = name
+            self.inputs[name] = {"type": value_type, "default": value, "description": INPUT_DESCRIPTIONS.get(kind, "")}
         return {"input": name}
 
     def output(self, name: str, source: str, pos: tuple[float, float] | None = None) -> str:

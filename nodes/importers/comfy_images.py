@@ -14,7 +14,7 @@ FILTERS = {"nearest-exact": "nearest", "nearest": "nearest", "bilinear": "biline
 
 def load_image(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     path = ev.text(node, "image")
-    loaded = ev.builder.add("load", node.id, "image.load", {"path": path}, node.pos)
+    loaded = ev.builder.add("load", node.id, "image.load", {"path": ev.builder.bind_file("image", path)}, node.pos)
     channel = {"alpha": "alpha", "red": "red", "green": "green", "blue": "blue"}.get(
         str(node.inputs.get("channel", "alpha")).lower(), "alpha")
 
@@ -34,8 +34,8 @@ def _below(node: ComfyNode) -> tuple[float, float] | None:
 
 def upscale_with_model(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     model, image = ev.typed(node, "upscale_model", Named), ev.typed(node, "image", Pixels)
-    made = ev.builder.add("upscale", node.id, "image.upscale", {"image": {"from": image.ref}, "model": model.name},
-                          node.pos)
+    inputs = {"image": {"from": image.ref}, "model": ev.builder.bind_file("upscaler", model.name)}
+    made = ev.builder.add("upscale", node.id, "image.upscale", inputs, node.pos)
     return (Pixels(f"{made}.image"),)
 
 
@@ -43,12 +43,16 @@ def image_scale(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     return (Pixels(resize(ev, node, ev.typed(node, "image", Pixels).ref)),)
 
 
-def resize(ev: Evaluator, node: ComfyNode, image: str) -> str:
+def resize(ev: Evaluator, node: ComfyNode, image: str, factor: float | None = None) -> str:
+    """An ``image.resize`` of ``image`` by the node's ``scale_by``, its width and height, or ``factor`` when the
+    caller derived the size from the pass before (so it follows the graph's width and height)."""
     method = ev.text(node, "upscale_method", "bicubic")
     inputs: dict[str, Any] = {"image": {"from": image}, "filter": FILTERS.get(method, "bicubic")}
     if method not in FILTERS:
         ev.warn(node, f"upscale_method {method} is not available; using bicubic")
-    if "scale_by" in node.inputs:
+    if factor is not None:
+        inputs["scale"] = factor
+    elif "scale_by" in node.inputs:
         inputs["scale"] = ev.number(node, "scale_by")
     else:
         inputs.update(width=ev.integer(node, "width", 0), height=ev.integer(node, "height", 0),

@@ -136,7 +136,7 @@ def controlnet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
         if len(ev.typed(node, name, Cond).controls) >= MAX_CONTROLS:
             raise ev.fail(node, f"more than {MAX_CONTROLS} ControlNets on one conditioning", name)
     image = ev.typed(node, "image", Pixels)
-    inputs: dict[str, Any] = {"image": {"from": image.ref}, "model": model.name,
+    inputs: dict[str, Any] = {"image": {"from": image.ref}, "model": ev.builder.bind_file("controlnet", model.name),
                               "weight": round(ev.number(node, "strength", 1.0), 4)}
     if node.class_type == "ControlNetApplyAdvanced":
         inputs.update(start=ev.number(node, "start_percent", 0.0), end=ev.number(node, "end_percent", 1.0))

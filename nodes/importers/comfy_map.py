@@ -10,6 +10,7 @@ nodes it left out, as graph outputs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nodeforge.nodes.importers import comfy_images as images
@@ -53,10 +54,25 @@ def noise_mask(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 
 
 def latent_upscale(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
-    image = pixels_of(ev, node, ev.typed(node, "samples", Latent))
+    latent = ev.typed(node, "samples", Latent)
+    image = pixels_of(ev, node, latent)
     ev.warn(node, "the latent is resized as a picture (decoded, resized, encoded again by the next pass)")
-    resized = images.resize(ev, node, image)
+    resized = images.resize(ev, node, image, _factor_of(ev, node, latent))
     return (Latent("pixels", image=resized),)
+
+
+def _factor_of(ev: Evaluator, node: ComfyNode, latent: Latent) -> float | None:
+    """A hires fix's target size as a factor of the first pass's size, when the workflow's numbers make it one, so
+    the second pass follows the graph's ``width``/``height``; None for any other size."""
+    if "scale_by" in node.inputs or latent.kind != "sampled" or latent.width <= 0 or latent.height <= 0:
+        return None
+    width, height = ev.integer(node, "width", 0), ev.integer(node, "height", 0)
+    if width <= 0 or height <= 0 or width * latent.height != height * latent.width:
+        return None
+    factor = round(width / latent.width, 6)
+    ev.warn(node, f"{width}x{height} is {factor:g} times the first pass's {latent.width}x{latent.height}: resized "
+                  "by that factor, so it follows the graph's width and height")
+    return factor
 
 
 def vae_decode(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
@@ -101,6 +117,32 @@ def _carry_components(ev: Evaluator, node: ComfyNode, latent: Latent, vae: Vae) 
                       f"encoder input, so the model's own encoders are; an alias in models.toml can name them "
                       f"(text_encoder = ..., with model = \"{model.name}\")")
 
+Handler = Callable[[Evaluator, ComfyNode], tuple[Any, ...]]
+
+
+def exposed(handler: Handler) -> Handler:
+    """A sampler whose diffusion node also takes its LoRA list as a graph input (``loras``; a different list on
+    another pass gets ``loras_2``...), and, when it runs a further model (a refiner on ``model_2``...), its own
+    ``steps_2``... so the base's steps can change without leaving the refiner no step to run."""
+
+    def run(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+        outputs = handler(ev, node)
+        for latent in {out.origin: out for out in outputs if isinstance(out, Latent) and out.origin}.values():
+            _expose(ev.builder, ev.builder.nodes[latent.origin]["inputs"])
+        return outputs
+
+    return run
+
+
+def _expose(build: Builder, inputs: dict[str, Any]) -> None:
+    if isinstance(inputs.get("loras"), list):
+        inputs["loras"] = build.bind_file("loras", inputs["loras"], "json")
+    model = inputs.get("model")
+    suffix = model["input"].removeprefix("model") if isinstance(model, dict) else ""
+    if suffix and inputs.get("steps") == {"input": "steps"}:
+        inputs["steps"] = build.bind(f"steps{suffix}", build.inputs["steps"]["default"], "int")
+
+
 def primitive(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     return (ev.value(node, "value"),)
 
@@ -109,8 +151,9 @@ HANDLERS: dict[str, Any] = {
     "EmptyLatentImage": empty_latent, "EmptySD3LatentImage": empty_latent, "VAEEncode": vae_encode,
     "VAEEncodeForInpaint": inpaint_encode, "SetLatentNoiseMask": noise_mask, "LatentUpscale": latent_upscale,
     "LatentUpscaleBy": latent_upscale, "VAEDecode": vae_decode, "VAEDecodeTiled": vae_decode,
-    "KSampler": samplers.ksampler, "KSamplerAdvanced": samplers.ksampler_advanced,
-    "SamplerCustomAdvanced": samplers.sampler_custom_advanced, "SamplerCustom": samplers.sampler_custom,
+    "KSampler": exposed(samplers.ksampler), "KSamplerAdvanced": exposed(samplers.ksampler_advanced),
+    "SamplerCustomAdvanced": exposed(samplers.sampler_custom_advanced),
+    "SamplerCustom": exposed(samplers.sampler_custom),
     "RandomNoise": samplers.random_noise, "BasicGuider": samplers.basic_guider, "CFGGuider": samplers.cfg_guider,
     "KSamplerSelect": samplers.sampler_select, "BasicScheduler": samplers.basic_scheduler,
     "KarrasScheduler": samplers.karras_scheduler,

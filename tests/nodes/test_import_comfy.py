@@ -50,7 +50,8 @@ def test_the_default_api_workflow_becomes_a_reusable_generate_and_save() -> None
     generate = document["nodes"]["generate_3"]["inputs"]
     assert generate == {"prompt": {"input": "prompt"}, "negative_prompt": {"input": "negative_prompt"},
                         "model": {"input": "model"}, "steps": {"input": "steps"}, "guidance_scale": 8.0,
-                        "seed": {"input": "seed"}, "scheduler": "euler", "width": {"input": "width"},
+                        "seed": {"input": "seed"}, "sampler": "euler", "sigma_schedule": "normal",
+                        "width": {"input": "width"},
                         "height": {"input": "height"}}
     assert document["nodes"]["save_9"]["inputs"] == {"image": {"from": "generate_3.image"}, "name": "ComfyUI"}
     assert document["outputs"] == {"image": {"from": "generate_3.image"}}
@@ -61,7 +62,7 @@ def test_the_editors_default_workflow_keeps_values_and_positions() -> None:
     generate = by_type(document, "image.generate")
     assert defaults(document)["seed"] == 156680208700286  # the control_after_generate flag after it is skipped
     assert defaults(document)["model"] == "v1-5-pruned-emaonly-fp16.safetensors"
-    assert generate["guidance_scale"] == 8.0 and generate["scheduler"] == "euler"
+    assert generate["guidance_scale"] == 8.0 and (generate["sampler"], generate["sigma_schedule"]) == ("euler", "normal")
     assert document["ui"]["positions"] == {"generate_3": [863, 186], "save_9": [1451, 189]}
 
 
@@ -98,9 +99,11 @@ def test_every_kept_workflow_validates(name: str) -> None:
 
 
 def test_a_lora_chain_becomes_loras_in_chain_order() -> None:
-    generate = by_type(load("lora_multiple.png"), "image.generate")
-    assert generate["loras"] == [{"model": "theovercomer8sContrastFix_sd15.safetensors", "weight": 1.0},
-                                 {"model": "epiNoiseoffset_v2.safetensors", "weight": 1.0}]
+    document = load("lora_multiple.png")
+    assert by_type(document, "image.generate")["loras"] == {"input": "loras"}
+    assert defaults(document)["loras"] == [{"model": "theovercomer8sContrastFix_sd15.safetensors", "weight": 1.0},
+                                           {"model": "epiNoiseoffset_v2.safetensors", "weight": 1.0}]
+    assert document["inputs"]["loras"]["type"] == "json"
 
 
 def test_sdxl_base_and_refiner_become_generate_then_transform() -> None:
@@ -115,6 +118,7 @@ def test_sdxl_base_and_refiner_become_generate_then_transform() -> None:
     assert refiner["strength"] == 0.2  # starts at step 32 of 40
     assert refiner["prompt"] == {"input": "prompt"} and refiner["seed"] == {"input": "seed"}
     assert base["guidance_scale"] == 7.5 and defaults(document)["steps"] == 40
+    assert refiner["steps"] == {"input": "steps_2"} and defaults(document)["steps_2"] == 40  # its own
     assert document["nodes"]["save_13"]["inputs"]["name"] == "ref_ComfyUI"
     assert any("ends at step 32 of 40" in warning for warning in result.warnings)
 
@@ -128,7 +132,7 @@ def test_a_refiner_that_starts_after_the_last_step_passes_the_picture_on() -> No
 def test_the_flux_workflow_maps_guidance_and_says_how_to_assemble_its_files() -> None:
     result = import_comfy((DATA / "flux_dev_example.png").read_bytes())
     generate = by_type(result.document, "image.generate")
-    assert generate["guidance_scale"] == 3.5 and generate["scheduler"] == "euler"
+    assert generate["guidance_scale"] == 3.5 and (generate["sampler"], generate["sigma_schedule"]) == ("euler", "simple")
     assert defaults(result.document)["model"] == "flux1-dev.safetensors"
     assert defaults(result.document)["width"] == 1024  # from the PrimitiveNode feeding the latent's width
     [advice] = [warning for warning in result.warnings if "UNETLoader" in warning]
@@ -178,9 +182,14 @@ def test_inpaint_outpaint_controlnet_upscale_and_hires_fix() -> None:
                                               "right": 0, "bottom": 128, "feather": 40}
     control = load("controlnet_example.png")
     assert by_type(control, "image.controlnet") == {"image": {"from": "load_11.image"},
-                                                    "model": "control_scribble.safetensors", "weight": 0.9}
+                                                    "model": {"input": "controlnet"}, "weight": 0.9}
+    assert defaults(control)["controlnet"] == "control_scribble.safetensors"
+    assert by_type(control, "image.load") == {"path": {"input": "image"}}
+    assert defaults(control)["image"] == "input_scribble_example.png"
     assert by_type(control, "image.generate")["controls"] == [{"from": "controlnet_10.control"}]
-    assert by_type(load("esrgan_example.png"), "image.upscale")["model"] == "RealESRGAN_x2.pth"
+    esrgan = load("esrgan_example.png")
+    assert by_type(esrgan, "image.upscale")["model"] == {"input": "upscaler"}
+    assert defaults(esrgan)["upscaler"] == "RealESRGAN_x2.pth"
     hires = load("hiresfix_esrgan_workflow.png")
     assert by_type(hires, "image.resize") == {"image": {"from": "upscale_22.image"}, "filter": "bilinear",
                                               "width": 1536, "height": 1536, "mode": "stretch"}
@@ -198,17 +207,16 @@ def test_reroutes_primitives_bypassed_and_muted_nodes_resolve() -> None:
     generate = document["nodes"]["generate_7"]["inputs"]
     assert defaults(document)["prompt"] == "a lighthouse at dusk, oil painting"  # the primitive wins over widgets
     assert defaults(document)["seed"] == 1234
-    assert generate["loras"] == [{"model": "add_detail.safetensors", "weight": 0.8},
-                                 {"model": "film_grain.safetensors", "weight": 0.5}]
-    assert generate["scheduler"] == "euler_a" and generate["count"] == 2
+    assert generate["loras"] == {"input": "loras"}
+    assert defaults(document)["loras"] == [{"model": "add_detail.safetensors", "weight": 0.8},
+                                           {"model": "film_grain.safetensors", "weight": 0.5}]
+    assert (generate["sampler"], generate["sigma_schedule"], generate["count"]) == ("euler_ancestral", "karras", 2)
     assert document["nodes"]["save_15"]["inputs"] == {"image": {"from": "generate_7.image"}, "name": "cases"}
     assert document["outputs"] == {"image": {"from": "generate_7.image"}, "preview": {"from": "generate_7.image"}}
     assert document["ui"]["groups"] == [{"title": "Prompt", "bounding": [780, 180, 720, 700], "color": "#3f789e"}]
     assert result.warnings == [
         "node 3 (LoraLoader): one weight per LoRA in nodeforge: strength_model 0.5 is used, strength_clip 1.0 is "
-        "not",
-        "node 7 (KSampler): euler_ancestral + karras: karras sigmas are available with dpmpp_2m and dpmpp_2m_sde "
-        "only; using euler_a with its default spacing"]
+        "not"]  # euler_ancestral + karras is ComfyUI's own sampler here: nothing to warn about
 
 
 def with_custom_node() -> dict[str, Any]:
