@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.models import build_resolver
 from nodeforge.nodes.models.diffusion.prompt_encoding import (
+    Encoding,
     NotReproduced,
     embedding_files,
     encode,
@@ -67,7 +68,7 @@ def test_tokens_equal_comfyui(pipes: dict[str, Any], key: str) -> None:
     clip = family_clips(pipes["sdxl"], "sdxl")[0 if key == "clip_l" else 1]
     assert clip.key == key
     different = [text for text, chunks in REFERENCE["tokens"][key].items()
-                 if as_json(tokenize(text, clip, stored)) != chunks]
+                 if as_json(tokenize(text, clip, Encoding(stored))) != chunks]
     assert different == []
     assert max(len(chunks) for chunks in REFERENCE["tokens"][key].values()) >= 3  # long prompts were compared
 
@@ -77,7 +78,7 @@ def test_tokens_equal_comfyui(pipes: dict[str, Any], key: str) -> None:
 def test_conditioning_equals_comfyui(pipes: dict[str, Any], family: str, layer: int | None, key: str) -> None:
     clips = family_clips(pipes[family], family)
     for i, text in enumerate(ENCODED):
-        cond, pooled = encode_prompt(text, clips, stored, layer, "cpu", {})
+        cond, pooled = encode_prompt(text, clips, Encoding(stored, layer))
         torch.testing.assert_close(cond, CONDITIONING[f"{key}/{i}"], atol=1e-5, rtol=0)  # attention kernels differ
         if family == "sdxl":
             assert pooled is not None
@@ -86,9 +87,10 @@ def test_conditioning_equals_comfyui(pipes: dict[str, Any], family: str, layer: 
 
 def test_weights_move_away_from_the_empty_prompt(pipes: dict[str, Any]) -> None:
     clip = family_clips(pipes["sd"], "sd")[0]
-    weighted = encode(tokenize("(cat:1.3) dog ((sky))", clip, stored), clip, None, "cpu")[0][0]
-    plain = encode(tokenize("cat dog sky", clip, stored), clip, None, "cpu")[0][0]
-    empty = encode(tokenize("", clip, stored), clip, None, "cpu")[0][0]
+    how = Encoding(stored)
+    weighted = encode(tokenize("(cat:1.3) dog ((sky))", clip, how), clip, how)[0][0]
+    plain = encode(tokenize("cat dog sky", clip, how), clip, how)[0][0]
+    empty = encode(tokenize("", clip, how), clip, how)[0][0]
     for position, weight in ((1, 1.3), (3, 1.1 * 1.1)):
         expected = (plain[position] - empty[position]) * weight + empty[position]
         torch.testing.assert_close(weighted[position], expected, atol=1e-6, rtol=0)
@@ -103,7 +105,7 @@ def test_long_prompt_and_short_negative(pipes: dict[str, Any], family: str) -> N
     assert kwargs is not None
     width = 32 if family == "sd" else 64
     assert kwargs["prompt_embeds"].shape == kwargs["negative_prompt_embeds"].shape == (1, 154, width)
-    negative = encode_prompt("dog", family_clips(pipes[family], family), stored, None, "cpu", {})[0]
+    negative = encode_prompt("dog", family_clips(pipes[family], family), Encoding(stored))[0]
     assert torch.equal(kwargs["negative_prompt_embeds"], torch.cat([negative, negative], dim=1))
     if family == "sdxl":
         assert kwargs["pooled_prompt_embeds"].shape == kwargs["negative_pooled_prompt_embeds"].shape == (1, 32)
@@ -189,3 +191,36 @@ def test_embedding_files_try_comfyui_suffixes(tmp_path: Path) -> None:
     assert asked == ["sub/deep.safetensors"]  # never the Hub-like bare name
     assert find("sub") is None  # a folder is not an embedding
     assert find("nothere") is None
+
+
+def test_a1111_chunks_break_and_comma_backtrack(pipes: dict[str, Any]) -> None:
+    clip = family_clips(pipes["sd"], "sd")[0]
+    cat, dog, comma = (clip.tokenizer(word, add_special_tokens=False)["input_ids"][0] for word in ("cat", "dog", ","))
+    how = Encoding(stored, syntax="a1111")
+    broken = tokenize("a cat BREAK [dog]", clip, how)
+    assert [len(chunk) for chunk in broken] == [77, 77]
+    assert broken[1][1] == (dog, 1 / 1.1) and broken[1][2:] == [(clip.end, 1.0)] * 75
+    moved = tokenize("cat " * 70 + ", " + "dog " * 10, clip, how)
+    assert [token for token, _ in moved[0][:73]] == [clip.start, *[cat] * 70, comma, clip.end]
+    assert [token for token, _ in moved[1][:12]] == [clip.start, *[dog] * 10, clip.end]
+    assert len(tokenize("cat " * 80, clip, how)[0]) == 77  # no comma: cut at 75 tokens
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_a1111_weights_multiply_and_keep_the_mean(pipes: dict[str, Any], normalize: bool) -> None:
+    clip = family_clips(pipes["sd"], "sd")[0]
+    how = Encoding(stored, syntax="a1111", normalize=normalize)
+    weighted = encode(tokenize("(cat:1.5) [dog]", clip, how), clip, how)[0][0]
+    plain = encode(tokenize("cat dog", clip, how), clip, how)[0][0]
+    multiplied = plain * torch.tensor([1.0, 1.5, 1 / 1.1] + [1.0] * 74)[:, None]
+    expected = multiplied * (plain.mean() / multiplied.mean()) if normalize else multiplied
+    torch.testing.assert_close(weighted, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_a1111_prompts_reach_the_pipeline(pipes: dict[str, Any], family: str) -> None:
+    kwargs = prompt_kwargs(pipes[family], family, "a (red:1.2) cat BREAK [blue] sky", "dog", guidance=True,
+                           embeddings=stored, syntax="a1111")
+    assert kwargs is not None and kwargs["prompt_embeds"].shape[1] == kwargs["negative_prompt_embeds"].shape[1] == 154
+    with pytest.raises(NotReproduced):
+        prompt_kwargs(None, "flux", "a cat BREAK a dog", "", guidance=False, embeddings=stored, syntax="a1111")

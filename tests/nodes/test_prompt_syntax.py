@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nodeforge.nodes.models.diffusion.prompt_syntax import (
+    a1111_segments,
     comfy_segments,
     embedding_candidates,
     has_syntax,
@@ -48,3 +49,29 @@ def test_has_syntax() -> None:
     assert has_syntax("a (cat)")
     assert has_syntax("a \\(cat\\)")
     assert has_syntax("a embedding:x")
+
+
+# A1111's own examples (stable-diffusion-webui 1.x, modules/prompt_parser.py, parse_prompt_attention's doctest).
+A1111_EXAMPLES = [
+    ("normal text", [("normal text", 1.0)]),
+    ("an (important) word", [("an ", 1.0), ("important", 1.1), (" word", 1.0)]),
+    ("(unbalanced", [("unbalanced", 1.1)]),
+    ("\\(literal\\]", [("(literal]", 1.0)]),
+    ("(unnecessary)(parens)", [("unnecessaryparens", 1.1)]),
+    ("a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).",
+     [("a ", 1.0), ("house", 1.5730000000000004), (" ", 1.1), ("on", 1.0), (" a ", 1.1), ("hill", 0.55),
+      (", sun, ", 1.1), ("sky", 1.4641000000000006), (".", 1.1)]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), A1111_EXAMPLES)
+def test_a1111_segments_equal_a1111_examples(text: str, expected: list[tuple[str, float]]) -> None:
+    assert a1111_segments(text) == expected
+
+
+def test_a1111_break_and_brackets() -> None:
+    assert a1111_segments("a cat BREAK [dog]") == [("a cat", 1.0), ("BREAK", -1.0), ("", 1.0), ("dog", 1 / 1.1)]
+    assert a1111_segments("(a:1.2) ( b : 0.5 )") == [("a", 1.2), (" ", 1.0), (" b ", 0.5)]
+    assert a1111_segments("") == [("", 1.0)]
+    assert has_syntax("a BREAK b", "a1111") and not has_syntax("a BREAK b")
+    assert has_syntax("[a]", "a1111") and not has_syntax("[a]")

@@ -4,7 +4,8 @@ prompts in chunks, and textual-inversion embeddings.
 
 The one entry point::
 
-    prompt_kwargs(pipe, family, prompt, negative, *, guidance, embeddings, clip_layer=None) -> dict | None
+    prompt_kwargs(pipe, family, prompt, negative, *, guidance, embeddings, clip_layer=None, syntax="comfy",
+                  normalize=True) -> dict | None
 
 ``pipe`` is the diffusers pipeline about to be called (inside the LoRA block, so text-encoder LoRAs apply),
 ``family`` one of sd, sdxl, sd3, flux, ``prompt`` one string or one per picture of the batch, ``negative`` the
@@ -16,7 +17,13 @@ layer for SD 1.x/2.x and the penultimate for SDXL; A1111's "Clip skip n" is -n).
 ``negative_pooled_prompt_embeds``) that replace ``prompt`` and ``negative_prompt``. For SD3 and Flux it returns None
 when the prompts are plain text (the pipeline encodes them) and raises NotReproduced when they use the syntax: their
 T5 weighting is not reproduced, and the caller warns that the text goes in as written. An embedding name without a
-file, or one made for other text encoders, is a NodeError on ``prompt``.
+file, or one made for other text encoders, is a NodeError on ``prompt``. ``syntax="a1111"`` reads an A1111 prompt
+(an imported PNG's) as A1111 1.x does, following its source (``modules/sd_hijack_clip.py``): A1111's brackets and
+BREAK, chunks of 75 tokens that move the text after a comma within the last 20 tokens to the next chunk, and each
+chunk's output multiplied by its weights, then rescaled to its former mean when ``normalize`` (A1111's default
+"Original" emphasis; False is its "No norm"). A1111 finds embeddings by their bare names in its folder, which is
+not done here; its prompt editing (``[a:b:0.5]``), ``AND`` and the open_clip tokenizer of SDXL's second encoder
+(the pipeline's tokenizer is used) are not reproduced either.
 
 How ComfyUI encodes, per CLIP text encoder: each weighted run is tokenized whole (an embedding word becomes its
 vectors); runs are packed into chunks of 75 tokens between a start and an end token, a run of fewer than 8 tokens
@@ -39,7 +46,9 @@ from typing import TYPE_CHECKING, Any
 from nodeforge.engine.declarations import ModelKind
 from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.models.diffusion.prompt_syntax import (
+    A1111_BREAK,
     EMBEDDING_PREFIX,
+    a1111_segments,
     comfy_segments,
     embedding_candidates,
     has_syntax,
@@ -54,6 +63,7 @@ EmbeddingFiles = Callable[[str], Path | None]
 EMBEDDING_SUFFIXES = (".safetensors", ".pt", ".bin")  # tried after the name as written, as ComfyUI does
 CHUNK = 77  # CLIP's context: 75 prompt tokens between the start and end tokens
 LONG_RUN = 8  # a run of this many tokens or more is split across chunks rather than moved to the next
+COMMA_BACKTRACK = 20  # A1111's comma_padding_backtrack default
 
 
 class NotReproduced(Exception):
@@ -123,14 +133,28 @@ def family_clips(pipe: Any, family: str) -> list[Clip]:
     raise NotReproduced(f"ComfyUI's prompt encoding is not reproduced for {family} models")
 
 
-def tokenize(text: str, clip: Clip, embeddings: EmbeddingFiles,
-             cache: dict[tuple[str, str], torch.Tensor] | None = None) -> list[list[tuple[Any, float]]]:
+@dataclass
+class Encoding:
+    """How one call encodes: embedding files by name (read once per call into ``cache``), ComfyUI's CLIP layer,
+    the syntax (comfy or a1111) and whether A1111's weights keep the chunk's mean, on ``device``."""
+
+    embeddings: EmbeddingFiles
+    clip_layer: int | None = None
+    syntax: str = "comfy"
+    normalize: bool = True
+    device: Any = "cpu"
+    cache: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+
+
+def tokenize(text: str, clip: Clip, how: Encoding) -> list[list[tuple[Any, float]]]:
     """ComfyUI's ``tokenize_with_weights``: the prompt as chunks of 77 (token or embedding vector, weight)."""
+    if how.syntax == "a1111":
+        return a1111_tokenize(text, clip)
     runs: list[list[tuple[Any, float]]] = []
     for segment, weight in comfy_segments(text):
         for word in split_embeddings(segment):
             if word.startswith(EMBEDDING_PREFIX):
-                vectors, word = _embedding(word, clip, embeddings, {} if cache is None else cache)
+                vectors, word = _embedding(word, clip, how.embeddings, how.cache)
                 runs.append([(vector, weight) for vector in vectors])
                 if not word:
                     continue
@@ -159,6 +183,42 @@ def _chunks(runs: list[list[tuple[Any, float]]], clip: Clip) -> list[list[tuple[
             chunks.append(chunk)
     chunk.append((clip.end, 1.0))
     chunk.extend([(clip.pad, 1.0)] * (CHUNK - len(chunk)))
+    return chunks
+
+
+def a1111_tokenize(text: str, clip: Clip, backtrack: int = COMMA_BACKTRACK) -> list[list[tuple[Any, float]]]:
+    """A1111's ``tokenize_line``: runs tokenized without start and end tokens and packed 75 to a chunk; BREAK
+    closes a chunk, and a chunk that fills up within ``backtrack`` tokens after a comma gives the tokens after that
+    comma to the next. Chunks are padded with the end token (then the pad token after the first end token)."""
+    comma = clip.tokenizer.get_vocab().get(",</w>")
+    room = CHUNK - 2
+    chunks: list[list[tuple[Any, float]]] = []
+    chunk: list[tuple[Any, float]] = []
+    last_comma = -1
+
+    def close() -> None:
+        nonlocal chunk, last_comma
+        padding = [(clip.end, 1.0)] + [(clip.pad, 1.0)] * (room - len(chunk))
+        chunks.append([(clip.start, 1.0), *chunk, *padding])
+        chunk, last_comma = [], -1
+
+    for part, weight in a1111_segments(text):
+        if (part, weight) == A1111_BREAK:
+            close()
+            continue
+        for token in clip.tokenizer(part, add_special_tokens=False, verbose=False)["input_ids"]:
+            if token == comma:
+                last_comma = len(chunk)
+            elif backtrack and len(chunk) == room and last_comma != -1 and len(chunk) - last_comma <= backtrack:
+                moved = chunk[last_comma + 1:]
+                chunk = chunk[:last_comma + 1]
+                close()
+                chunk = moved
+            if len(chunk) == room:
+                close()
+            chunk.append((token, weight))
+    if chunk or not chunks:
+        close()
     return chunks
 
 
@@ -210,24 +270,28 @@ def read_embedding(path: Path, name: str, clip: Clip) -> torch.Tensor:
     return tensor.reshape(-1, width).float()
 
 
-def encode(chunks: list[list[tuple[Any, float]]], clip: Clip, clip_layer: int | None,
-           device: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """ComfyUI's ``encode_token_weights``: the chunks encoded, weighted against the empty prompt, joined along the
-    sequence, float32 (1, 77 x chunks, width); and the first chunk's pooled output."""
+def encode(chunks: list[list[tuple[Any, float]]], clip: Clip,
+           how: Encoding) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """ComfyUI's ``encode_token_weights``: the chunks encoded, weighted against the empty prompt (A1111: multiplied,
+    see the module docstring), joined along the sequence, float32 (1, 77 x chunks, width); and the first chunk's
+    pooled output."""
     import torch
 
     weighted = any(weight != 1.0 for chunk in chunks for _, weight in chunk)
     batch = [[token for token, _ in chunk] for chunk in chunks]
-    if weighted:
+    if weighted and how.syntax == "comfy":
         batch.append([clip.start, clip.end] + [clip.pad] * (CHUNK - 2))
-    hidden, pooled = _forward(batch, clip, clip_layer, device)
+    hidden, pooled = _forward(batch, clip, how.clip_layer, how.device)
     parts = []
     for k, chunk in enumerate(chunks):
         z = hidden[k]
-        if weighted:
-            weights = torch.tensor([weight for _, weight in chunk], dtype=torch.float32, device=z.device)[:, None]
-            empty = hidden[-1]
-            z = torch.where(weights != 1.0, (z - empty) * weights + empty, z)
+        weights = torch.tensor([weight for _, weight in chunk], dtype=torch.float32, device=z.device)[:, None]
+        if weighted and how.syntax == "comfy":
+            z = torch.where(weights != 1.0, (z - hidden[-1]) * weights + hidden[-1], z)
+        elif how.syntax == "a1111":
+            mean = z.mean()
+            z = z * weights
+            z = z * (mean / z.mean()) if how.normalize else z
         parts.append(z)
     return torch.cat(parts, dim=0)[None], None if pooled is None else pooled[0:1]
 
@@ -280,13 +344,12 @@ def _layer_index(clip: Clip, clip_layer: int | None, states: int) -> int:
     return index
 
 
-def encode_prompt(text: str, clips: Sequence[Clip], embeddings: EmbeddingFiles, clip_layer: int | None,
-                  device: Any, cache: dict[tuple[str, str], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+def encode_prompt(text: str, clips: Sequence[Clip], how: Encoding) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One prompt's conditioning: each encoder's, cut to the shortest and joined along the features (SDXL: clip_l
     then clip_g); the pooled output is the last encoder's (clip_g for SDXL)."""
     import torch
 
-    encoded = [encode(tokenize(text, clip, embeddings, cache), clip, clip_layer, device) for clip in clips]
+    encoded = [encode(tokenize(text, clip, how), clip, how) for clip in clips]
     length = min(int(z.shape[1]) for z, _ in encoded)
     return torch.cat([z[:, :length] for z, _ in encoded], dim=-1), encoded[-1][1]
 
@@ -298,22 +361,25 @@ def same_length(conds: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def prompt_kwargs(pipe: Any, family: str, prompt: str | Sequence[str], negative: str, *, guidance: bool,
-                  embeddings: EmbeddingFiles, clip_layer: int | None = None) -> dict[str, Any] | None:
+                  embeddings: EmbeddingFiles, clip_layer: int | None = None, syntax: str = "comfy",
+                  normalize: bool = True) -> dict[str, Any] | None:
     """The diffusers call arguments for the prompts encoded as ComfyUI encodes them (see the module docstring)."""
     import torch
 
+    if syntax not in ("comfy", "a1111"):
+        raise ValueError(f"unknown prompt syntax {syntax!r}; accepted: comfy, a1111")
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if family in ("sd3", "flux"):
-        if any(has_syntax(text) for text in [*prompts, *([negative] if guidance else [])]):
+        if any(has_syntax(text, syntax) for text in [*prompts, *([negative] if guidance else [])]):
             raise NotReproduced(f"prompt weights, escapes and embeddings are not applied for {family} models (their "
                                 "T5 encoding is not reproduced as ComfyUI's): the prompt is used as written")
         return None
     clips = family_clips(pipe, family)
-    device, dtype = pipe._execution_device, clips[-1].encoder.dtype
-    cache: dict[tuple[str, str], torch.Tensor] = {}
+    how = Encoding(embeddings, clip_layer, syntax, normalize, pipe._execution_device)
     texts = list(dict.fromkeys([*prompts, *([negative] if guidance else [])]))
-    encoded = {text: encode_prompt(text, clips, embeddings, clip_layer, device, cache) for text in texts}
+    encoded = {text: encode_prompt(text, clips, how) for text in texts}
     conds = dict(zip(texts, same_length([encoded[text][0] for text in texts]), strict=True))
+    dtype = clips[-1].encoder.dtype
     kwargs: dict[str, Any] = {"prompt_embeds": torch.cat([conds[text] for text in prompts]).to(dtype)}
     if guidance:
         kwargs["negative_prompt_embeds"] = conds[negative].repeat(len(prompts), 1, 1).to(dtype)

@@ -1,4 +1,5 @@
-"""ComfyUI's prompt syntax: which parts of a prompt carry which weight, and where ``embedding:name`` words are.
+"""Prompt syntax: which parts of a prompt carry which weight, as ComfyUI reads them (and A1111, for its PNGs), and
+where ComfyUI's ``embedding:name`` words are.
 
 A ComfyUI prompt is parsed before it is tokenized (ComfyUI v0.3.64, ``comfy/sd1_clip.py``), and the same prompt
 must give the same picture here, so this module follows ComfyUI's rules, quirks included:
@@ -12,17 +13,28 @@ must give the same picture here, so this module follows ComfyUI's rules, quirks 
 - Unbalanced brackets are not errors: an unclosed ``(`` is text, and a stray ``)`` joins the text around it.
 - ``embedding:name`` loads a textual-inversion embedding when it starts a segment or follows a space or newline;
   the name ends at the next whitespace, and when ``name,`` has no file, ``name`` is tried and the commas stay text.
+
+A1111 (stable-diffusion-webui 1.x, ``modules/prompt_parser.py``) reads the same brackets otherwise: ``(text:1.3)``
+multiplies (it is the factor of the group), ``[text]`` divides by 1.1, unclosed brackets apply to the end, ``\\[``,
+``\\]`` and ``\\\\`` are escapes too, runs of equal weight merge, and ``BREAK`` (a word of its own) ends a chunk: it is
+returned as the run ``("BREAK", -1.0)``. Its prompt editing (``[a:b:0.5]``, ``[a|b]``) and ``AND`` are not parsed.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from nodeforge.engine.errors import NodeError
 
 EMBEDDING_PREFIX = "embedding:"
 EMPHASIS = 1.1
 # Escaped brackets become characters a prompt does not contain while brackets are parsed (as ComfyUI does).
 _ESCAPES = (("\\)", "\0\1"), ("\\(", "\0\2"))
 _EMBEDDING_START = re.compile(f" {EMBEDDING_PREFIX}|\n{EMBEDDING_PREFIX}")
+A1111_BREAK = ("BREAK", -1.0)
+_A1111_PARTS = re.compile(r"\\[()\[\]\\]?|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:")
+_A1111_BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 
 
 def comfy_segments(text: str) -> list[tuple[str, float]]:
@@ -105,9 +117,56 @@ def embedding_candidates(word: str) -> list[tuple[str, str]]:
     return candidates
 
 
-def has_syntax(text: str) -> bool:
-    """Whether a prompt means something else than its plain text: weights, escapes, or embedding words."""
-    segments = comfy_segments(text)
+def a1111_segments(text: str) -> list[tuple[str, float]]:
+    """The prompt as (text, weight) runs as A1111's ``parse_prompt_attention`` gives them, BREAK as A1111_BREAK."""
+    runs: list[list[Any]] = []
+    opened: dict[str, list[int]] = {"(": [], "[": []}
+
+    def scale(start: int, factor: float) -> None:
+        for run in runs[start:]:
+            run[1] *= factor
+
+    for match in _A1111_PARTS.finditer(text):
+        part, number = match.group(0), match.group(1)
+        if part.startswith("\\"):
+            runs.append([part[1:], 1.0])
+        elif part in opened:
+            opened[part].append(len(runs))
+        elif number is not None and opened["("]:
+            scale(opened["("].pop(), _a1111_number(number))
+        elif part == ")" and opened["("]:
+            scale(opened["("].pop(), EMPHASIS)
+        elif part == "]" and opened["["]:
+            scale(opened["["].pop(), 1 / EMPHASIS)
+        else:
+            for i, piece in enumerate(_A1111_BREAK.split(part)):
+                if i:
+                    runs.append(list(A1111_BREAK))
+                runs.append([piece, 1.0])
+    for start in opened["("]:
+        scale(start, EMPHASIS)
+    for start in opened["["]:
+        scale(start, 1 / EMPHASIS)
+    merged: list[list[Any]] = []
+    for run in runs or [["", 1.0]]:
+        if merged and merged[-1][1] == run[1]:
+            merged[-1][0] += run[0]
+        else:
+            merged.append(run)
+    return [(part, weight) for part, weight in merged]
+
+
+def _a1111_number(number: str) -> float:
+    try:
+        return float(number)
+    except ValueError:  # A1111 stops with this error too
+        raise NodeError(f"prompt weight '{number}' is not a number", input="prompt") from None
+
+
+def has_syntax(text: str, syntax: str = "comfy") -> bool:
+    """Whether a prompt means something else than its plain text: weights, escapes, embedding words, BREAK."""
+    segments = a1111_segments(text) if syntax == "a1111" else comfy_segments(text)
     if any(weight != 1.0 for _, weight in segments) or "".join(part for part, _ in segments) != text:
         return True
-    return any(word.startswith(EMBEDDING_PREFIX) for part, _ in segments for word in split_embeddings(part))
+    return syntax != "a1111" and any(word.startswith(EMBEDDING_PREFIX) for part, _ in segments
+                                     for word in split_embeddings(part))
