@@ -18,12 +18,14 @@ from safetensors.torch import load_file, save_file
 from nodeforge.engine.errors import NodeError
 from nodeforge.nodes.models import build_resolver
 from nodeforge.nodes.models.diffusion.prompt_encoding import (
+    Clip,
     Encoding,
     NotReproduced,
     embedding_files,
     encode,
     encode_prompt,
     family_clips,
+    layer_index,
     prompt_kwargs,
     same_length,
     tokenize,
@@ -74,13 +76,13 @@ def test_tokens_equal_comfyui(pipes: dict[str, Any], key: str) -> None:
 
 
 @pytest.mark.parametrize(("family", "layer", "key"), [("sd", None, "sd"), ("sd", -2, "sd_layer-2"),
-                                                      ("sdxl", None, "sdxl")])
+                                                      ("sdxl", None, "sdxl"), ("sdxl", -1, "sdxl_layer-1")])
 def test_conditioning_equals_comfyui(pipes: dict[str, Any], family: str, layer: int | None, key: str) -> None:
     clips = family_clips(pipes[family], family)
     for i, text in enumerate(ENCODED):
         cond, pooled = encode_prompt(text, clips, Encoding(stored, layer))
         torch.testing.assert_close(cond, CONDITIONING[f"{key}/{i}"], atol=1e-5, rtol=0)  # attention kernels differ
-        if family == "sdxl":
+        if key == "sdxl":
             assert pooled is not None
             torch.testing.assert_close(pooled, CONDITIONING[f"sdxl_pooled/{i}"], atol=1e-5, rtol=0)
 
@@ -147,8 +149,22 @@ def test_unknown_and_unfitting_embeddings_are_errors(pipes: dict[str, Any], tmp_
 
 
 def test_clip_layer_out_of_range_is_an_error(pipes: dict[str, Any]) -> None:
-    with pytest.raises(NodeError, match="CLIP layer -3 does not exist"):
+    with pytest.raises(NodeError, match="CLIP layer -3 does not exist") as error:
         prompt_kwargs(pipes["sd"], "sd", "a cat", "", guidance=False, embeddings=stored, clip_layer=-3)
+    assert error.value.input == "clip_layer"
+
+
+def test_sd2_layers_count_the_layer_diffusers_drops(pipes: dict[str, Any]) -> None:
+    """SD 2.x in diffusers has 23 of OpenCLIP-H's 24 layers: ComfyUI's default (-2) is the encoder's last layer,
+    -3 the one before, and -1 is not in the checkpoint."""
+    sd2 = Clip(pipes["sd"].tokenizer, None, "clip_h", pad_with_end=False, penultimate=True, norm_hidden=True,
+               missing_layers=1)
+    states = 24  # the embeddings and 23 layers
+    assert layer_index(sd2, None, states) == layer_index(sd2, -2, states) == 23
+    assert layer_index(sd2, -3, states) == 22
+    with pytest.raises(NodeError, match="lacks its last 1 layer"):
+        layer_index(sd2, -1, states)
+    assert sd2.pad == 0
 
 
 @pytest.mark.parametrize("family", ["sd3", "flux"])

@@ -120,8 +120,9 @@ def family_clips(pipe: Any, family: str) -> list[Clip]:
     if family == "sd":
         encoder = pipe.text_encoder
         if int(encoder.config.hidden_size) == 1024:  # SD 2.x: OpenCLIP ViT-H, 24 layers in ComfyUI, penultimate
+            missing = 1 if int(encoder.config.num_hidden_layers) == 23 else 0  # diffusers drops the last layer
             return [Clip(pipe.tokenizer, encoder, "clip_h", pad_with_end=False, penultimate=True, norm_hidden=True,
-                         missing_layers=24 - int(encoder.config.num_hidden_layers))]
+                         missing_layers=missing)]
         return [Clip(pipe.tokenizer, encoder, "clip_l", pad_with_end=True, penultimate=False, norm_hidden=True)]
     if family == "sdxl":
         clips = [Clip(pipe.tokenizer_2, pipe.text_encoder_2, "clip_g", pad_with_end=False, penultimate=True,
@@ -321,7 +322,7 @@ def _forward(batch: list[list[Any]], clip: Clip, clip_layer: int | None,
     finally:
         if hook is not None:
             hook.remove()
-    hidden = out.hidden_states[_layer_index(clip, clip_layer, len(out.hidden_states))]
+    hidden = out.hidden_states[layer_index(clip, clip_layer, len(out.hidden_states))]
     if clip.norm_hidden:  # for the last layer this is the encoder's own last_hidden_state
         transformer = getattr(clip.encoder, "text_model", clip.encoder)  # transformers 5's CLIPTextModel is flat
         hidden = transformer.final_layer_norm(hidden)
@@ -329,18 +330,18 @@ def _forward(batch: list[list[Any]], clip: Clip, clip_layer: int | None,
     return hidden.float(), None if pooled is None else pooled.float()
 
 
-def _layer_index(clip: Clip, clip_layer: int | None, states: int) -> int:
+def layer_index(clip: Clip, clip_layer: int | None, states: int) -> int:
     """The index into ``hidden_states`` (embeddings first, then each layer's output) of ComfyUI's layer."""
     layers = states - 1 + clip.missing_layers  # the layers of the encoder ComfyUI loads
     if clip_layer is None:
         clip_layer = -2 if clip.penultimate else -1
     if not -layers <= clip_layer <= -1:
         raise NodeError(f"CLIP layer {clip_layer} does not exist: the {clip.key} text encoder has {layers} layers "
-                        "(-1 is the last)", input="clip_skip")
+                        "(-1 is the last)", input="clip_layer")
     index = layers + 1 + clip_layer
     if index >= states:
         raise NodeError(f"CLIP layer {clip_layer} is not in this checkpoint: its {clip.key} text encoder lacks its "
-                        f"last {clip.missing_layers} layer(s)", input="clip_skip")
+                        f"last {clip.missing_layers} layer(s)", input="clip_layer")
     return index
 
 

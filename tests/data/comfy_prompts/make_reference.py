@@ -95,7 +95,8 @@ def tiny_clip(folder: Path, **options: Any) -> Any:
 
 def write_conditioning(tokenizers: dict[str, Any], sd: Path, sdxl: Path) -> None:
     """ComfyUI's ``CLIP.encode_from_tokens`` path (``encode_token_weights``) for ENCODED: SD 1.x at its default
-    layer and at CLIPSetLastLayer -2, SDXL with both encoders and clip_g's pooled output."""
+    layer and at CLIPSetLastLayer -2, SDXL with both encoders and clip_g's pooled output, and at CLIPSetLastLayer
+    -1."""
     import torch
     from comfy import sd1_clip, sdxl_clip
     from safetensors.torch import save_file
@@ -116,9 +117,11 @@ def write_conditioning(tokenizers: dict[str, Any], sd: Path, sdxl: Path) -> None
             sd1.set_clip_options({"layer": -2})
             tensors[f"sd_layer-2/{i}"] = sd1.encode_token_weights({"l": l_tokens})[0]
             sd1.reset_clip_options()
-            cond, pooled = xl.encode_token_weights({"l": l_tokens,
-                                                    "g": tokenizers["clip_g"].tokenize_with_weights(text)})
-            tensors[f"sdxl/{i}"], tensors[f"sdxl_pooled/{i}"] = cond, pooled
+            xl_tokens = {"l": l_tokens, "g": tokenizers["clip_g"].tokenize_with_weights(text)}
+            tensors[f"sdxl/{i}"], tensors[f"sdxl_pooled/{i}"] = xl.encode_token_weights(xl_tokens)
+            xl.set_clip_options({"layer": -1})
+            tensors[f"sdxl_layer-1/{i}"] = xl.encode_token_weights(xl_tokens)[0]
+            xl.set_clip_options({"layer": -2})
     save_file({key: value.contiguous() for key, value in tensors.items()}, str(HERE / "conditioning.safetensors"),
               metadata={"prompts": json.dumps(ENCODED)})
 
