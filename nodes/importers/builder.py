@@ -27,6 +27,8 @@ INPUT_DESCRIPTIONS = {
     "upscaler": "the upscaling model file of the workflow (tiny/esrgan to try it offline)",
     "loras": 'the LoRAs of the workflow, [{"model": file, "weight": 1.0}] ([] for none)',
     "image": "a picture the workflow loads",
+    "ip_adapter": "the IP-Adapter of the workflow (tiny/ip_adapter to try it offline)",
+    "depth": "the depth estimator that stands in for the workflow's (tiny/depth to try it offline)",
 }
 UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 COLUMN, ROW = 320, 220

@@ -140,6 +140,8 @@ def controlnet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
                               "weight": round(ev.number(node, "strength", 1.0), 4)}
     if node.class_type == "ControlNetApplyAdvanced":
         inputs.update(start=ev.number(node, "start_percent", 0.0), end=ev.number(node, "end_percent", 1.0))
+    if model.mode:
+        inputs["mode"] = model.mode
     control = ev.builder.add("controlnet", node.id, "image.controlnet", inputs, node.pos)
     if node.class_type == "ControlNetApplyAdvanced":
         positive, negative = ev.typed(node, "positive", Cond), ev.typed(node, "negative", Cond)

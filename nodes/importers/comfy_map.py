@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nodeforge.nodes.importers import comfy_adapters as adapters
 from nodeforge.nodes.importers import comfy_images as images
 from nodeforge.nodes.importers import comfy_loaders as loaders
 from nodeforge.nodes.importers import comfy_sample as samplers
@@ -121,14 +122,19 @@ Handler = Callable[[Evaluator, ComfyNode], tuple[Any, ...]]
 
 
 def exposed(handler: Handler) -> Handler:
-    """A sampler whose diffusion node also takes its LoRA list as a graph input (``loras``; a different list on
-    another pass gets ``loras_2``...), and, when it runs a further model (a refiner on ``model_2``...), its own
-    ``steps_2``... so the base's steps can change without leaving the refiner no step to run."""
+    """A sampler whose diffusion node also takes the IP-Adapters of its model as controls, its LoRA list as a graph
+    input (``loras``; a different list on another pass gets ``loras_2``...), and, when it runs a further model (a
+    refiner on ``model_2``...), its own ``steps_2``... so the base's steps can change without leaving the refiner no
+    step to run."""
 
     def run(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
         outputs = handler(ev, node)
         for latent in {out.origin: out for out in outputs if isinstance(out, Latent) and out.origin}.values():
-            _expose(ev.builder, ev.builder.nodes[latent.origin]["inputs"])
+            inputs = ev.builder.nodes[latent.origin]["inputs"]
+            _expose(ev.builder, inputs)
+            if latent.model is not None and latent.model.controls:
+                adapters = [{"from": f"{made}.control"} for made in latent.model.controls]
+                inputs["controls"] = [*inputs.get("controls", []), *adapters]
         return outputs
 
     return run
@@ -147,7 +153,7 @@ def primitive(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     return (ev.value(node, "value"),)
 
 HANDLERS: dict[str, Any] = {
-    **loaders.HANDLERS, **images.HANDLERS,
+    **loaders.HANDLERS, **images.HANDLERS, **adapters.HANDLERS,
     "EmptyLatentImage": empty_latent, "EmptySD3LatentImage": empty_latent, "VAEEncode": vae_encode,
     "VAEEncodeForInpaint": inpaint_encode, "SetLatentNoiseMask": noise_mask, "LatentUpscale": latent_upscale,
     "LatentUpscaleBy": latent_upscale, "VAEDecode": vae_decode, "VAEDecodeTiled": vae_decode,

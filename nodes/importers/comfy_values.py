@@ -38,6 +38,7 @@ class Model:
     flow: bool = False
     bare: bool = False  # UNETLoader: the text encoders and VAE come from other files
     family: str = ""  # nodeforge's family when the file names one (comfy_families), e.g. wan, ltx
+    controls: tuple[str, ...] = ()  # image.ip_adapter node ids adapting the model (IPAdapter nodes)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Named:
 
     kind: str
     name: str
+    mode: str = ""  # a ControlNet-Union's control type (SetUnionControlNetType)
 
 
 @dataclass(frozen=True)
