@@ -82,6 +82,20 @@ def grow_mask(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     return (MaskRef(f"{made}.mask"),)
 
 
+def image_to_mask(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    """A channel as the mask, as ComfyUI reads it (its alpha as it is: nodeforge's alpha reading is 1 - alpha, so an
+    invert follows)."""
+    image = ev.typed(node, "image", Pixels)
+    channel = ev.text(node, "channel", "red")
+    if channel not in ("red", "green", "blue", "alpha"):
+        raise ev.fail(node, f"channel '{channel}' is not one of red, green, blue, alpha", "channel")
+    made = ev.builder.add("mask", node.id, "mask.from_image", {"image": {"from": image.ref}, "channel": channel},
+                          node.pos) + ".mask"
+    if channel == "alpha":
+        made = ev.builder.add("invert", node.id, "mask.invert", {"mask": {"from": made}}, _below(node)) + ".mask"
+    return (MaskRef(made),)
+
+
 def canny(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     image = ev.typed(node, "image", Pixels)
     low, high = ev.number(node, "low_threshold", 0.4), ev.number(node, "high_threshold", 0.8)
@@ -106,5 +120,6 @@ def save(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 HANDLERS: dict[str, Any] = {
     "ImageUpscaleWithModel": upscale_with_model, "LoadImage": load_image, "LoadImageMask": load_image,
     "ImageScale": image_scale, "ImageScaleBy": image_scale, "ImagePadForOutpaint": pad_for_outpaint,
-    "InvertMask": invert_mask, "GrowMask": grow_mask, "Canny": canny, "SaveImage": save, "PreviewImage": save,
+    "InvertMask": invert_mask, "ImageToMask": image_to_mask, "GrowMask": grow_mask, "Canny": canny,
+    "SaveImage": save, "PreviewImage": save,
 }

@@ -154,6 +154,7 @@ def controlnet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 HANDLERS: dict[str, Any] = {
     "CheckpointLoaderSimple": checkpoint, "CheckpointLoader": checkpoint, "unCLIPCheckpointLoader": checkpoint,
     "UNETLoader": unet, "DualCLIPLoader": dual_clip, "CLIPLoader": single_clip, "VAELoader": vae_loader,
+    "UnetLoaderGGUF": unet, "DualCLIPLoaderGGUF": dual_clip, "CLIPLoaderGGUF": single_clip,
     "LoraLoader": lora, "LoraLoaderModelOnly": lora, "CLIPSetLastLayer": clip_skip,
     "ModelSamplingFlux": model_sampling, "ModelSamplingSD3": model_sampling, "ModelSamplingDiscrete": model_sampling,
     "ModelSamplingAuraFlow": model_sampling,

@@ -18,11 +18,22 @@ from nodeforge.nodes.importers import comfy_images as images
 from nodeforge.nodes.importers import comfy_loaders as loaders
 from nodeforge.nodes.importers import comfy_sample as samplers
 from nodeforge.nodes.importers.builder import Builder
-from nodeforge.nodes.importers.comfy_values import Evaluator, Latent, MaskRef, NotMapped, Pixels, Vae
+from nodeforge.nodes.importers.comfy_values import (
+    Cond,
+    Evaluator,
+    Latent,
+    MaskRef,
+    Model,
+    NotMapped,
+    Pixels,
+    Sigmas,
+    Vae,
+)
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow
 from nodeforge.nodes.importers.result import ImportFailed, ImportResult, Unmapped
 
 SINKS = ("SaveImage", "PreviewImage")
+Handler = Callable[[Evaluator, ComfyNode], tuple[Any, ...]]
 
 
 def empty_latent(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
@@ -47,6 +58,30 @@ def inpaint_encode(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     if grow > 0:
         ref = ev.builder.add("grow", node.id, "mask.grow", {"mask": {"from": ref}, "pixels": grow}, node.pos) + ".mask"
     return (Latent("inpaint", image=image.ref, mask=ref),)
+
+
+def inpaint_conditioning(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    """InpaintModelConditioning (Flux Fill, inpainting checkpoints): the picture and mask go to ``image.inpaint``,
+    which feeds an inpainting model its masked picture as this node does."""
+    image, mask = ev.typed(node, "pixels", Pixels), ev.typed(node, "mask", MaskRef)
+    latent = Latent("inpaint", image=image.ref, mask=mask.ref)
+    return ev.typed(node, "positive", Cond), ev.typed(node, "negative", Cond), latent
+
+
+def differential_diffusion(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    ev.warn(node, "the mask's soft edges are blended as nodeforge's image.inpaint does, not step by step as "
+                  "Differential Diffusion does")
+    return (ev.typed(node, "model", Model),)
+
+
+def schedule(name: str) -> Handler:
+    """SDTurboScheduler and AlignYourStepsScheduler: their sigma schedule by name for the sampler to map."""
+
+    def sigmas(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+        return (Sigmas(name, ev.integer(node, "steps", 1 if name == "sd_turbo" else 10),
+                       ev.number(node, "denoise", 1.0)),)
+
+    return sigmas
 
 
 def noise_mask(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
@@ -118,9 +153,6 @@ def _carry_components(ev: Evaluator, node: ComfyNode, latent: Latent, vae: Vae) 
                       f"encoder input, so the model's own encoders are; an alias in models.toml can name them "
                       f"(text_encoder = ..., with model = \"{model.name}\")")
 
-Handler = Callable[[Evaluator, ComfyNode], tuple[Any, ...]]
-
-
 def exposed(handler: Handler) -> Handler:
     """A sampler whose diffusion node also takes the IP-Adapters of its model as controls, its LoRA list as a graph
     input (``loras``; a different list on another pass gets ``loras_2``...), and, when it runs a further model (a
@@ -162,7 +194,9 @@ HANDLERS: dict[str, Any] = {
     "SamplerCustom": exposed(samplers.sampler_custom),
     "RandomNoise": samplers.random_noise, "BasicGuider": samplers.basic_guider, "CFGGuider": samplers.cfg_guider,
     "KSamplerSelect": samplers.sampler_select, "BasicScheduler": samplers.basic_scheduler,
-    "KarrasScheduler": samplers.karras_scheduler,
+    "KarrasScheduler": samplers.karras_scheduler, "SDTurboScheduler": schedule("sd_turbo"),
+    "AlignYourStepsScheduler": schedule("ays"), "InpaintModelConditioning": inpaint_conditioning,
+    "DifferentialDiffusion": differential_diffusion,
     "PrimitiveInt": primitive, "PrimitiveFloat": primitive, "PrimitiveString": primitive,
     "PrimitiveStringMultiline": primitive, "PrimitiveBoolean": primitive,
 }
