@@ -23,6 +23,7 @@ from nodeforge.engine.node import Node, NodeInputs, NodeOutputs, Upstream
 from nodeforge.engine.values import Control, Image
 from nodeforge.nodes.family_helpers import torch_device
 from nodeforge.nodes.models.checkpoints.assemble import find_config
+from nodeforge.nodes.models.diffusion.comfy_run import ComfySampling, comfy_sampling
 from nodeforge.nodes.models.diffusion.controls import (
     CONTROLS,
     control_problems,
@@ -30,6 +31,8 @@ from nodeforge.nodes.models.diffusion.controls import (
     load_controlnets,
 )
 from nodeforge.nodes.models.diffusion.ip_adapter import applied_ip_adapters
+from nodeforge.nodes.models.diffusion.ksampling.samplers import SAMPLER_NAMES, sampler_problem
+from nodeforge.nodes.models.diffusion.ksampling.schedules import SCHEDULE_NAMES
 from nodeforge.nodes.models.diffusion.memory import for_call, memory_record, picture_batch, plan_decode
 from nodeforge.nodes.models.diffusion.pipelines import (
     DIFFUSION,
@@ -65,6 +68,11 @@ class DiffusionInputs(NodeInputs):
     seed: int = SeedInput(0, description="Noise seed; -1 draws one (recorded in the run)")
     scheduler: str = Field("default", description="default (the model's own), or one of: " + ", ".join(SCHEDULERS[1:]),
                            json_schema_extra={"enum": list(SCHEDULERS)})
+    sampler: str = Field("", description="A ComfyUI sampler (euler, euler_ancestral, dpmpp_2m, dpmpp_2m_sde, ...): "
+                                         "the same picture as ComfyUI for the seed; empty: use scheduler",
+                         json_schema_extra={"enum": ["", *SAMPLER_NAMES]})
+    sigma_schedule: str = Field("normal", description="ComfyUI's scheduler for sampler: " + ", ".join(SCHEDULE_NAMES),
+                                json_schema_extra={"enum": list(SCHEDULE_NAMES)})
     loras: list[dict[str, Any]] = ModelInput([], kind=LORA, widget="loras",
                                              description='LoRAs for this run: [{"model": file, folder or Hub id, '
                                                          '"weight": 1.0}], diffusers or kohya format')
@@ -91,10 +99,33 @@ def check_diffusion(literals: Mapping[str, Any], models: ModelSource) -> list[tu
         problem = scheduler_problem(scheduler, family if family in FAMILIES else None)
         if problem:
             issues.append(("scheduler", problem))
+    issues.extend(sampling_problems(literals, family))
     if "loras" in literals and literals["loras"] is not None:
         issues.extend(("loras", problem) for problem in lora_problems(literals["loras"]))
     if isinstance(model, str):
         issues.extend(("controls", problem) for problem in control_problems(literals.get("controls"), family, model))
+    return issues
+
+
+def sampling_problems(literals: Mapping[str, Any], family: str | None) -> list[tuple[str | None, str]]:
+    """A ComfyUI sampler and schedule by name, not together with a diffusers scheduler; Align Your Steps has levels
+    for SD 1.x and SDXL only."""
+    issues: list[tuple[str | None, str]] = []
+    sampler, schedule = literals.get("sampler"), literals.get("sigma_schedule")
+    if isinstance(sampler, str) and sampler:
+        problem = sampler_problem(sampler)
+        if problem:
+            issues.append(("sampler", problem))
+        if literals.get("scheduler", "default") not in ("default", None):
+            issues.append(("scheduler", f"scheduler '{literals['scheduler']}' and sampler '{sampler}' both choose how "
+                                        "to sample; keep scheduler 'default' when a ComfyUI sampler is set"))
+    if isinstance(schedule, str):
+        if schedule not in SCHEDULE_NAMES:
+            issues.append(("sigma_schedule", f"unknown sigma_schedule '{schedule}'; accepted: "
+                                             f"{', '.join(SCHEDULE_NAMES)}"))
+        elif schedule == "ays" and family not in (None, "sd", "sdxl"):
+            issues.append(("sigma_schedule", f"Align Your Steps (ays) has noise levels for SD 1.x and SDXL models, "
+                                             f"not {family}"))
     return issues
 
 
@@ -126,8 +157,10 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
     controlnets = load_controlnets(ctx, inputs.controls, model.family, model.dtype, size)
     adapters = [control for control in inputs.controls if control.kind == "ip_adapter"]
     vae = override_vae(ctx, model, inputs.vae)
+    comfy = _comfy_sampling(model, inputs, task, size, call)
     with model.lock, applied_loras(model, inputs.loras, ctx), \
-            pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets, vae=vae) as pipe, \
+            pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets, vae=vae,
+                             sampler=comfy.scheduler if comfy else None) as pipe, \
             applied_ip_adapters(model, pipe, adapters, ctx) as adapter_kwargs:
         kwargs = _common_kwargs(model, inputs, ctx, size)
         if isinstance(call.get("prompt"), list) and "negative_prompt" in kwargs:  # one per prompt, as diffusers asks
@@ -137,8 +170,27 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
         decode = plan_decode(pipe.vae, ctx.models.memory, size[1], size[0], picture_batch(call))
         ctx.record_detail("memory", memory_record(model.memory, decode))
         with for_call(model.pipe, pipe, model.memory, decode), cancellable(ctx, pipe):  # VAE modes; stops inside a step
-            result = pipe(**call, **kwargs, **adapter_kwargs)
+            arguments = comfy.call_arguments(pipe, call) if comfy else call
+            result = pipe(**arguments, **kwargs, **adapter_kwargs)
     return _images(result)
+
+
+def _comfy_sampling(model: DiffusionModel, inputs: DiffusionInputs, task: str, size: tuple[int, int],
+                    call: Mapping[str, Any]) -> ComfySampling | None:
+    """The run's ComfyUI sampler when the node names one (checked again here: the names may have been linked)."""
+    if not inputs.sampler:
+        return None
+    for name, problem in sampling_problems(inputs.model_dump(include={"sampler", "sigma_schedule", "scheduler"}),
+                                           model.family):
+        raise NodeError(problem, input=name)
+    if task == "inpaint":
+        raise NodeError("image.inpaint does not take a ComfyUI sampler yet (it blends the kept area the diffusers "
+                        "way); leave sampler empty and choose a scheduler", input="sampler")
+    prompts = call.get("prompt")
+    pictures = (len(prompts) if isinstance(prompts, list) else 1) * int(call.get("num_images_per_prompt", 1) or 1)
+    return comfy_sampling(model, sampler=inputs.sampler, schedule=inputs.sigma_schedule, steps=inputs.steps,
+                          seed=inputs.seed, task=task, size=size, count=pictures,
+                          denoise=float(getattr(inputs, "strength", 1.0)))
 
 
 def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext,
@@ -198,7 +250,7 @@ class Generate(DiffusionNode):
     ``openai:<model>`` asks an OpenAI-compatible images API instead (``nodes/openai_media_backend.py``)."""
 
     type_id = "image.generate"
-    version = "1.2.0"
+    version = "1.3.0"
 
     class Inputs(DiffusionInputs):
         model: str = ModelInput("sd-turbo", kind=replace(DIFFUSION, remote=True),
@@ -243,7 +295,7 @@ class Transform(DiffusionNode):
     input (steps x strength denoising steps run). Uses the same loaded model as ``image.generate``."""
 
     type_id = "image.transform"
-    version = "1.2.0"
+    version = "1.3.0"
 
     class Inputs(DiffusionInputs):
         image: Image = Field(description="The image to start from (its size is kept)")

@@ -17,7 +17,7 @@ from nodeforge.nodes.importers.a1111_text import networks_of, settings_of, tidy,
 from nodeforge.nodes.importers.builder import Builder
 from nodeforge.nodes.importers.png_text import MAX_PARAMETERS_TEXT, PNG_SIGNATURE, png_texts
 from nodeforge.nodes.importers.result import ImportFailed, ImportResult
-from nodeforge.nodes.importers.samplers import a1111_sampler, comfy_scheduler
+from nodeforge.nodes.importers.samplers import STOCHASTIC, a1111_sampler, comfy_sampling
 
 MAX_SIDE = 65_536
 """The widest or tallest picture a Size may name (nodeforge's own nodes take far less; this bounds the number)."""
@@ -83,12 +83,15 @@ def import_parameters(text: str, *, name: str = "") -> ImportResult:
     cfg = _number(settings, "CFG scale", 7.0, float)
     seed = _number(settings, "Seed", 0, int)
     sampler, schedule = a1111_sampler(settings.get("Sampler", "Euler"), settings.get("Schedule type", ""))
-    scheduler, problem = comfy_scheduler(sampler, schedule) if sampler else ("default", None)
+    sampling, problem = comfy_sampling(sampler, schedule) if sampler else ({"scheduler": "default"}, None)
     label = settings.get("Sampler", "")
     if not sampler:
         build.warn(f"sampler {label} has no equivalent; the model's own scheduler is used")
     elif problem:
         build.warn(f"Sampler {label}: {problem}")
+    elif "sampler" in sampling and sampling["sampler"] in STOCHASTIC:
+        build.warn(f"Sampler {label} runs as ComfyUI's {sampling['sampler']}, which draws its per-step noise "
+                   "differently from A1111: the same seed gives another picture")
     if settings.get("Clip skip", "1") not in ("1", ""):
         build.warn(f"Clip skip {settings['Clip skip']} is not supported; the last layer is used")
     model = settings.get("Model", "") or "model"
@@ -97,7 +100,7 @@ def import_parameters(text: str, *, name: str = "") -> ImportResult:
     if params.negative:
         common["negative_prompt"] = build.bind("negative_prompt", params.negative, "text")
     common.update({"model": build.bind_model(model_file), "guidance_scale": cfg,
-                   "seed": build.bind("seed", seed, "int"), "scheduler": scheduler})
+                   "seed": build.bind("seed", seed, "int"), **sampling})
     if loras:
         common["loras"] = loras
     strength = settings.get("Denoising strength")

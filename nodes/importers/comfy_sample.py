@@ -10,7 +10,7 @@ from typing import Any
 
 from nodeforge.nodes.importers.comfy_values import Cond, Evaluator, Guider, Latent, Model, Named, Noise, Sigmas
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode
-from nodeforge.nodes.importers.samplers import comfy_scheduler
+from nodeforge.nodes.importers.samplers import comfy_sampling
 
 MAX_STEPS, MAX_GUIDANCE, MAX_COUNT = 500, 50.0, 64
 
@@ -114,7 +114,8 @@ def sample(ev: Evaluator, node: ComfyNode, step: Pass) -> Latent:
     """The nodeforge diffusion node for one pass; the latent it yields points at its image."""
     build = ev.builder
     flow = step.model.flow or bool(step.positive.clip and step.positive.clip.flow)
-    scheduler, problem = comfy_scheduler(step.sampler, step.scheduler, flow=flow)
+    sampling, problem = comfy_sampling(step.sampler, step.scheduler, flow=flow, family=step.model.family or None,
+                                       inpaint=step.latent.kind == "inpaint")
     if problem:
         ev.warn(node, problem)
     guidance = step.positive.guidance if step.positive.guidance is not None else step.cfg
@@ -131,7 +132,7 @@ def sample(ev: Evaluator, node: ComfyNode, step: Pass) -> Latent:
         inputs["negative_prompt"] = build.bind("negative_prompt", negative, "text")
     inputs.update({"model": build.bind_model(step.model.name), "steps": build.bind("steps", steps, "int"),
                    "guidance_scale": round(float(guidance), 4), "seed": build.bind("seed", step.seed, "int"),
-                   "scheduler": scheduler})
+                   **sampling})
     if step.model.loras:
         inputs["loras"] = [{"model": lora.name, "weight": lora.weight} for lora in step.model.loras]
     controls = dict.fromkeys([*step.positive.controls, *(step.negative.controls if step.negative else ())])

@@ -1,9 +1,13 @@
-"""ComfyUI and A1111 sampler and scheduler names -> ``scheduler`` names of ``nodes/models/diffusion/pipelines.py``.
+"""ComfyUI and A1111 sampler and scheduler names -> a diffusion node's sampling inputs.
 
-A pair with an exact equivalent maps silently; otherwise the closest name is taken and the caller is told why, so
-the import report can say what will differ."""
+A ComfyUI sampler nodeforge reproduces (``nodes/models/diffusion/ksampling``) becomes the node's ``sampler`` and
+``sigma_schedule`` and draws ComfyUI's picture; any other pair falls back to the closest diffusers ``scheduler``
+(``nodes/models/diffusion/pipelines.py``) and the caller is told why, so the import report says what will differ."""
 
 from __future__ import annotations
+
+from nodeforge.nodes.models.diffusion.ksampling.samplers import GPU_TREE_VARIANTS, SAMPLERS
+from nodeforge.nodes.models.diffusion.ksampling.schedules import SCHEDULE_NAMES
 
 # ComfyUI sampler_name -> (ours, exact?). Karras sigmas exist for the two DPM++ 2M variants only.
 COMFY_SAMPLERS: dict[str, tuple[str, bool]] = {
@@ -39,6 +43,34 @@ A1111_SCHEDULES = {"karras": "karras", "automatic": "normal", "uniform": "normal
                    "simple": "simple", "sgm uniform": "sgm_uniform", "exponential": "exponential",
                    "ddim": "ddim_uniform", "beta": "beta", "align your steps": "ays", "polyexponential": "exponential",
                    "kl optimal": "kl_optimal"}
+
+
+STOCHASTIC = frozenset(name for name, spec in SAMPLERS.items() if spec.noise != "none")
+"""Samplers that draw noise at every step (ancestral, SDE, ddpm, lcm)."""
+
+
+def comfy_sampling(sampler: str, scheduler: str, *, flow: bool = False, family: str | None = None,
+                   inpaint: bool = False) -> tuple[dict[str, str], str | None]:
+    """The node inputs for a ComfyUI ``sampler_name`` + ``scheduler`` pair, and a note when the picture will not
+    be ComfyUI's: ``{"sampler", "sigma_schedule"}`` when nodeforge reproduces the pair, else ``{"scheduler"}``."""
+    said = f"{sampler} + {scheduler}" if scheduler else sampler
+    ours = GPU_TREE_VARIANTS.get(sampler, sampler)
+    reproducible = ours in SAMPLERS and (scheduler or "normal") in SCHEDULE_NAMES
+    if scheduler == "ays" and family not in (None, "sd", "sdxl"):
+        reproducible = False
+    if reproducible and not inpaint:
+        note = None
+        if ours != sampler:
+            note = f"sampler {sampler} runs as {ours}: its Brownian noise is drawn on the CPU (ComfyUI draws it on " \
+                   "the GPU for _gpu samplers, so pictures made on a GPU differ)"
+        return {"sampler": ours, "sigma_schedule": scheduler or "normal"}, note
+    fallback, problem = comfy_scheduler(sampler, scheduler, flow=flow)
+    if inpaint and reproducible:
+        problem = f"{said}: inpainting blends the kept area the diffusers way, so the closest diffusers scheduler " \
+                  f"({fallback}) is used and the picture differs from ComfyUI's"
+    elif problem is None:
+        problem = f"sampler {said} is not reproduced exactly; using the diffusers scheduler {fallback}"
+    return {"scheduler": fallback}, problem
 
 
 def comfy_scheduler(sampler: str, scheduler: str, *, flow: bool = False) -> tuple[str, str | None]:

@@ -60,7 +60,7 @@ def test_an_a1111_png_becomes_generate_upscale_resize_and_a_hires_pass() -> None
     document = result.document
     common = {"prompt": {"input": "prompt"}, "negative_prompt": {"input": "negative_prompt"},
               "model": {"input": "model"}, "guidance_scale": 7.0, "seed": {"input": "seed"},
-              "scheduler": "dpmpp_2m_karras",
+              "sampler": "dpmpp_2m", "sigma_schedule": "karras",
               "loras": [{"model": "add_detail.safetensors", "weight": 0.6},
                         {"model": "film_grain.safetensors", "weight": 1.0}]}
     assert nodes_of(document) == {
@@ -82,9 +82,10 @@ def test_an_a1111_png_becomes_generate_upscale_resize_and_a_hires_pass() -> None
 
 def test_forge_schedule_type_and_a_sampler_without_equivalent() -> None:
     forge = import_a1111(FORGE).document
-    assert forge["nodes"]["generate"]["inputs"]["scheduler"] == "euler_a"
-    assert "Sampler Euler a: euler_ancestral + karras: karras sigmas are available with dpmpp_2m and dpmpp_2m_sde " \
-           "only; using euler_a with its default spacing" in import_a1111(FORGE).warnings
+    inputs = forge["nodes"]["generate"]["inputs"]
+    assert (inputs["sampler"], inputs["sigma_schedule"]) == ("euler_ancestral", "karras")
+    assert "Sampler Euler a runs as ComfyUI's euler_ancestral, which draws its per-step noise differently from " \
+           "A1111: the same seed gives another picture" in import_a1111(FORGE).warnings
     odd = import_a1111(FORGE.replace("Euler a", "Restart").replace("Schedule type: Karras, ", ""))
     assert odd.document["nodes"]["generate"]["inputs"]["scheduler"] == "default"
     assert odd.warnings[0] == "sampler Restart has no equivalent; the model's own scheduler is used"

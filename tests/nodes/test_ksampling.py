@@ -24,7 +24,7 @@ from nodeforge.nodes.models.diffusion.ksampling.schedules import (
     sd_turbo,
 )
 from nodeforge.nodes.models.diffusion.ksampling.spaces import NoiseSpace
-from nodeforge.nodes.models.diffusion.ksampling.walk import drive
+from nodeforge.nodes.models.diffusion.ksampling.walk import drive, no_noise
 
 REFERENCE = Path(__file__).parents[1] / "data" / "comfy_sampling" / "reference.safetensors"
 SPACES = {"eps": NoiseSpace("eps"), "v": NoiseSpace("v"), "sd3": NoiseSpace("flow", "shifted", shift=3.0),
@@ -82,7 +82,7 @@ def test_sampler_matches_comfyui(case: str) -> None:
     x = space.noise_scaling(sigmas[0], noise, latent_for(space_name, kind), space.is_max_denoise(sigmas))
     spec = SAMPLERS[ours]
     draws = {"step": lambda: step_noise(x, 42), "brownian": lambda: brownian_noise(x, sigmas, 42)}
-    walk = spec.walk(x, sigmas, draws[spec.noise]() if spec.noise in draws else None, space)  # type: ignore[arg-type]
+    walk = spec.walk(x, sigmas, draws[spec.noise]() if spec.noise in draws else no_noise, space)
     out = space.inverse_noise_scaling(sigmas[-1], drive(walk, toy_denoiser(space_name)))
     torch.testing.assert_close(out, tensors[f"out/{case}"], rtol=1e-5, atol=1e-5)
 

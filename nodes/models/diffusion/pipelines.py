@@ -279,13 +279,13 @@ def pipeline_class(model: DiffusionModel, task: str, controlnets: ControlNets | 
 
 @contextmanager
 def pipeline_for_run(model: DiffusionModel, scheduler: str, *, task: str = "text",
-                     controlnets: ControlNets | None = None, vae: Any = None) -> Iterator[Any]:
-    """The pipeline to call for one run, with the requested scheduler (and VAE, when one replaces the model's)
-    swapped in and put back afterwards. Hold ``model.lock`` around it: schedulers keep per-run state, so runs on
-    one model take turns."""
+                     controlnets: ControlNets | None = None, vae: Any = None, sampler: Any = None) -> Iterator[Any]:
+    """The pipeline to call for one run, with the requested scheduler (or ``sampler``, a scheduler object made
+    for this run: ComfyUI's samplers) and VAE, when one replaces the model's, swapped in and put back afterwards.
+    Hold ``model.lock`` around it: schedulers keep per-run state, so runs on one model take turns."""
     extra = {} if controlnets is None else {"controlnet": controlnets.module}
     pipe = model.variant(pipeline_class(model, task, controlnets), **extra)
-    swaps = {"scheduler": make_scheduler(model, scheduler), "vae": vae}
+    swaps = {"scheduler": sampler if sampler is not None else make_scheduler(model, scheduler), "vae": vae}
     originals = {name: getattr(pipe, name) for name, module in swaps.items() if module is not None}
     for name in originals:
         setattr(pipe, name, swaps[name])

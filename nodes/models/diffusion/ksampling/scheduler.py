@@ -21,7 +21,7 @@ from nodeforge.nodes.models.diffusion.ksampling.noise import Pack, brownian_nois
 from nodeforge.nodes.models.diffusion.ksampling.samplers import SAMPLERS
 from nodeforge.nodes.models.diffusion.ksampling.schedules import sampling_sigmas
 from nodeforge.nodes.models.diffusion.ksampling.spaces import NoiseSpace
-from nodeforge.nodes.models.diffusion.ksampling.walk import Walk, requested_sigmas
+from nodeforge.nodes.models.diffusion.ksampling.walk import Walk, no_noise, requested_sigmas
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,10 @@ class KSamplerScheduler:
 
     def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
         """The start of an image-to-image run: the image's latent with the seed's noise at the first sigma."""
-        fresh = start_noise(self.packing.shape if self.packing else tuple(original_samples.shape), self.plan.seed)
-        if self.packing:
+        packed = self.packing is not None and original_samples.ndim == 3  # Flux adds noise before packing
+        fresh = start_noise(self.packing.shape if packed and self.packing else tuple(original_samples.shape),
+                            self.plan.seed)
+        if packed and self.packing:
             fresh = self.packing.pack(fresh)
         fresh = fresh.to(original_samples.device)
         latent = original_samples.float()
@@ -148,13 +150,9 @@ class KSamplerScheduler:
         elif self.spec.noise == "brownian":
             noise = brownian_noise(x, sigmas, self.plan.seed, shape=shape, pack=pack)
         else:
-            noise = _deterministic
+            noise = no_noise
         self._walk = self.spec.walk(x, sigmas, noise, self.space)
         self._x, _ = next(self._walk)
-
-
-def _deterministic(sigma: Any, sigma_next: Any) -> Any:
-    raise AssertionError("a deterministic sampler drew noise")
 
 
 @dataclass
