@@ -49,6 +49,12 @@ from nodeforge.nodes.models.diffusion.pipelines import (
     scheduler_problem,
     size_problem,
 )
+from nodeforge.nodes.models.diffusion.prompt_encoding import (
+    EMBEDDING,
+    NotReproduced,
+    embedding_files,
+    prompt_kwargs,
+)
 from nodeforge.nodes.models.diffusion.steps import cancellable, step_callback
 from nodeforge.nodes.models.diffusion.vae import VAE, override_vae
 
@@ -73,6 +79,9 @@ class DiffusionInputs(NodeInputs):
                          json_schema_extra={"enum": ["", *SAMPLER_NAMES]})
     sigma_schedule: str = Field("normal", description="ComfyUI's scheduler for sampler: " + ", ".join(SCHEDULE_NAMES),
                                 json_schema_extra={"enum": list(SCHEDULE_NAMES)})
+    clip_layer: int = Field(0, ge=-24, le=0, description="ComfyUI's CLIP Set Last Layer: -1 the text encoder's last "
+                                                         "layer, -2 the one before (A1111's clip skip 2); 0: the "
+                                                         "model's default")
     loras: list[dict[str, Any]] = ModelInput([], kind=LORA, widget="loras",
                                              description='LoRAs for this run: [{"model": file, folder or Hub id, '
                                                          '"weight": 1.0}], diffusers or kohya format')
@@ -163,6 +172,7 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
                              sampler=comfy.scheduler if comfy else None) as pipe, \
             applied_ip_adapters(model, pipe, adapters, ctx) as adapter_kwargs:
         kwargs = _common_kwargs(model, inputs, ctx, size)
+        call = _encode_prompts(model, pipe, inputs, ctx, call, kwargs)
         if isinstance(call.get("prompt"), list) and "negative_prompt" in kwargs:  # one per prompt, as diffusers asks
             kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(call["prompt"])
         if controlnets is not None:
@@ -173,6 +183,26 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
             arguments = comfy.call_arguments(pipe, call) if comfy else call
             result = pipe(**arguments, **kwargs, **adapter_kwargs)
     return _images(result)
+
+
+def _encode_prompts(model: DiffusionModel, pipe: Any, inputs: DiffusionInputs, ctx: NodeContext,
+                    call: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The prompts encoded as ComfyUI encodes them (weights, long prompts, ``embedding:`` files, ``clip_layer``):
+    the call without ``prompt`` and ``kwargs`` with the embeddings instead of ``negative_prompt``. SD3 and Flux
+    prompts in plain text are left to the pipeline; with weights they go in as written, with a warning."""
+    files = embedding_files(lambda name: ctx.models.resolve(name, input="prompt", kind=EMBEDDING).path)
+    guidance = inputs.guidance_scale > 1.0 and model.family != "flux"
+    try:
+        encoded = prompt_kwargs(pipe, model.family, call["prompt"], inputs.negative_prompt, guidance=guidance,
+                                embeddings=files, clip_layer=inputs.clip_layer or None)
+    except NotReproduced as exc:
+        ctx.warn(str(exc))
+        return call
+    if encoded is None:
+        return call
+    kwargs.pop("negative_prompt", None)
+    kwargs.update(encoded)
+    return {key: value for key, value in call.items() if key != "prompt"}
 
 
 def _comfy_sampling(model: DiffusionModel, inputs: DiffusionInputs, task: str, size: tuple[int, int],
