@@ -16,6 +16,7 @@ from typing import Any
 from nodeforge.nodes.importers import comfy_adapters as adapters
 from nodeforge.nodes.importers import comfy_images as images
 from nodeforge.nodes.importers import comfy_loaders as loaders
+from nodeforge.nodes.importers import comfy_media as media
 from nodeforge.nodes.importers import comfy_sample as samplers
 from nodeforge.nodes.importers.builder import Builder
 from nodeforge.nodes.importers.comfy_values import (
@@ -32,7 +33,7 @@ from nodeforge.nodes.importers.comfy_values import (
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow
 from nodeforge.nodes.importers.result import ImportFailed, ImportResult, Unmapped
 
-SINKS = ("SaveImage", "PreviewImage")
+SINKS = ("SaveImage", "PreviewImage", *media.SINKS)
 Handler = Callable[[Evaluator, ComfyNode], tuple[Any, ...]]
 
 
@@ -42,8 +43,9 @@ def empty_latent(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 
 
 def pixels_of(ev: Evaluator, node: ComfyNode, latent: Latent) -> str:
-    if latent.kind == "empty":
-        raise ev.fail(node, "an empty latent has no picture to decode or resize")
+    if latent.kind not in ("pixels", "inpaint", "sampled"):
+        raise ev.fail(node, f"an {latent.kind} latent has no picture to decode or resize" if latent.kind == "empty"
+                      else f"a {latent.kind} latent is not a picture: this node does not apply to it")
     return latent.image
 
 
@@ -113,6 +115,8 @@ def _factor_of(ev: Evaluator, node: ComfyNode, latent: Latent) -> float | None:
 
 def vae_decode(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     latent = ev.typed(node, "samples", Latent)
+    if media.is_media(latent):
+        return media.decode(ev, node, latent)
     vae = ev.optional(node, "vae", Vae)
     if latent.kind == "sampled" and latent.model is not None and vae is not None:
         _carry_components(ev, node, latent, vae)
@@ -160,6 +164,9 @@ def exposed(handler: Handler) -> Handler:
     step to run."""
 
     def run(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+        latent = ev.value(node, "latent_image") if "latent_image" in node.inputs else None
+        if isinstance(latent, Latent) and media.is_media(latent):
+            return media.sample(ev, node, latent)
         outputs = handler(ev, node)
         for latent in {out.origin: out for out in outputs if isinstance(out, Latent) and out.origin}.values():
             inputs = ev.builder.nodes[latent.origin]["inputs"]
@@ -185,7 +192,7 @@ def primitive(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     return (ev.value(node, "value"),)
 
 HANDLERS: dict[str, Any] = {
-    **loaders.HANDLERS, **images.HANDLERS, **adapters.HANDLERS,
+    **loaders.HANDLERS, **images.HANDLERS, **adapters.HANDLERS, **media.HANDLERS,
     "EmptyLatentImage": empty_latent, "EmptySD3LatentImage": empty_latent, "VAEEncode": vae_encode,
     "VAEEncodeForInpaint": inpaint_encode, "SetLatentNoiseMask": noise_mask, "LatentUpscale": latent_upscale,
     "LatentUpscaleBy": latent_upscale, "VAEDecode": vae_decode, "VAEDecodeTiled": vae_decode,
@@ -214,7 +221,8 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
             unmapped[node.id] = Unmapped(node.id, node.class_type, "no nodeforge equivalent", title=node.title)
     sinks = sorted((node for node in workflow.nodes.values() if node.class_type in SINKS), key=lambda n: _order(n.id))
     if not sinks and not unmapped:
-        raise ImportFailed("the workflow has no SaveImage or PreviewImage node: nothing to import")
+        raise ImportFailed("the workflow has no node that saves or previews a picture, video or sound: nothing to "
+                           "import")
     dropped: list[Unmapped] = []
     ev.prepare(node.id for node in sinks)
     for node in sinks:

@@ -61,12 +61,15 @@ class Cond:
     clip: Clip | None = None
     controls: tuple[str, ...] = ()
     guidance: float | None = None
+    frame_rate: float | None = None  # LTXVConditioning's frame rate
 
 
 @dataclass(frozen=True)
 class Latent:
     """``empty`` (a size), ``pixels`` (an encoded image), ``inpaint`` (an image and a mask) or ``sampled`` (a
-    diffusion node's result: ``origin`` is that node's id)."""
+    diffusion node's result: ``origin`` is that node's id); ``video`` (a size, ``frames`` and maybe a start
+    ``image``) and ``audio`` (``seconds``), and ``movie`` or ``sound`` once sampled (``image`` is then the nodeforge
+    node's video or audio port)."""
 
     kind: str
     width: int = 0
@@ -77,11 +80,28 @@ class Latent:
     origin: str = ""
     model: Model | None = None
     clip: Clip | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
 
 
 @dataclass(frozen=True)
 class Pixels:
     ref: str  # "node.port" of an image
+
+
+@dataclass(frozen=True)
+class Footage:
+    """A nodeforge video (``ref`` is "node.port"), its frame rate when known, and the sound track loaded with it."""
+
+    ref: str
+    fps: float = 0.0
+    audio: str = ""
+
+
+@dataclass(frozen=True)
+class Sound:
+    ref: str  # "node.port" of an audio
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,7 @@ MAX_LORAS, MAX_CONTROLS = 64, 64
 """LoRAs on one model and ControlNets on one conditioning: each pass's node lists them all, so a long chain feeding
 many samplers would otherwise multiply into the document."""
 KIND_NAMES = {Model: "MODEL", Clip: "CLIP", Vae: "VAE", Cond: "CONDITIONING", Latent: "LATENT", Pixels: "IMAGE",
+              Footage: "a video (frames)", Sound: "AUDIO",
               MaskRef: "MASK", Named: "a loader's model", Noise: "NOISE", Guider: "GUIDER", Sigmas: "SIGMAS"}
 
 
