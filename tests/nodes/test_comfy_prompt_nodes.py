@@ -4,6 +4,8 @@ the text encoder's layer, and an embedding name without a file is an error namin
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nodeforge.engine.session import Session
@@ -12,7 +14,7 @@ from tests.nodes.image_support import generate, image_executor, pixels, run_node
 __all__ = ["image_executor"]
 
 
-def picture(session: Session, prompt: str, **inputs: object) -> object:
+def picture(session: Session, prompt: str, **inputs: Any) -> Any:
     return pixels(succeeded(run_nodes(session, {"g": generate(prompt=prompt, **inputs)}))["g.image"])
 
 
