@@ -41,7 +41,7 @@ SEED = 42
 I2I_SEED = 7
 I2I_DENOISE = 0.6
 W_SEED = 1234
-EXCLUDED = {"dpm_fast", "dpm_adaptive", "uni_pc", "uni_pc_bh2", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece",
+EXCLUDED = {"dpm_fast", "dpm_adaptive", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece",
             "er_sde", "deis"}
 EXCLUDED_PREFIXES = ("res_multistep", "gradient_estimation")
 SWEEP_SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m_sde")

@@ -76,7 +76,11 @@ def test_sampler_matches_comfyui(case: str) -> None:
     space = SPACES[space_name]
     ours = GPU_TREE_VARIANTS.get(sampler, sampler)
     sigmas = sampling_sigmas(space, schedule, 6, sampler=ours, denoise=0.6 if kind == "i2i" else 1.0)
-    torch.testing.assert_close(sigmas, tensors[f"used_sigmas/{case}"], rtol=0, atol=0)
+    used = tensors[f"used_sigmas/{case}"].clone()
+    if sampler.startswith("uni_pc"):  # ComfyUI's uni_pc writes 0.001 over the last sigma of the schedule it is given
+        assert float(used[-1]) == pytest.approx(0.001)
+        used[-1] = 0
+    torch.testing.assert_close(sigmas, used, rtol=0, atol=0)
     noise = start_noise(tuple(latent_for(space_name, kind).shape), 42)
     torch.testing.assert_close(noise, tensors[f"noise/{space_name}"], rtol=0, atol=0)
     x = space.noise_scaling(sigmas[0], noise, latent_for(space_name, kind), space.is_max_denoise(sigmas))

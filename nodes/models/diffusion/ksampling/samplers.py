@@ -3,13 +3,14 @@
 ``ddim`` is ComfyUI's euler (it differs only when inpainting); the ``_gpu`` SDE variants keep their Brownian tree
 on the latent's device in ComfyUI, which gives other numbers than the CPU tree on a GPU, so they are reproduced on
 the CPU tree and named as such by the importer. Samplers that are not here (adaptive step sizes, CFG++ variants
-that need the unguided prediction, uni_pc, ...) are refused by name rather than replaced silently.
+that need the unguided prediction, ...) are refused by name rather than replaced silently.
 """
 
 from __future__ import annotations
 
 from nodeforge.nodes.models.diffusion.ksampling import samplers_dpm as dpm
 from nodeforge.nodes.models.diffusion.ksampling import samplers_euler as eul
+from nodeforge.nodes.models.diffusion.ksampling import samplers_unipc as unipc
 from nodeforge.nodes.models.diffusion.ksampling.walk import SamplerSpec
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -22,7 +23,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "dpmpp_2m_sde_heun": SamplerSpec(dpm.dpmpp_2m_sde_heun, "brownian"),
     "dpmpp_3m_sde": SamplerSpec(dpm.dpmpp_3m_sde, "brownian"),
     "ddpm": SamplerSpec(eul.ddpm, "step"), "lcm": SamplerSpec(eul.lcm, "step"), "ipndm": SamplerSpec(eul.ipndm),
-    "ipndm_v": SamplerSpec(eul.ipndm_v), "ddim": SamplerSpec(eul.euler),
+    "ipndm_v": SamplerSpec(eul.ipndm_v), "ddim": SamplerSpec(eul.euler), "uni_pc": SamplerSpec(unipc.uni_pc),
+    "uni_pc_bh2": SamplerSpec(unipc.uni_pc_bh2),
 }
 """Every ComfyUI sampler nodeforge reproduces."""
 
