@@ -221,7 +221,7 @@ def test_reroutes_primitives_bypassed_and_muted_nodes_resolve() -> None:
 
 def with_custom_node() -> dict[str, Any]:
     workflow = json.loads((DATA / "default_api.json").read_text())
-    workflow["10"] = {"class_type": "SUPIR_Upscale", "inputs": {"image": ["8", 0], "upscale_by": 2}}
+    workflow["10"] = {"class_type": "UltimateSDUpscale", "inputs": {"image": ["8", 0], "upscale_by": 2}}
     workflow["11"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "big"}}
     workflow["12"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
     return workflow
@@ -232,7 +232,7 @@ def test_a_node_that_cannot_map_fails_the_import_by_id_and_class() -> None:
         import_comfy((DATA / "upscale_custom_node_api.json").read_bytes())
     assert [item.to_dict() for item in failed.value.unmapped] == [
         {"id": "17", "class_type": "ImageRequestParameter", "reason": "no nodeforge equivalent"}]
-    with pytest.raises(ImportFailed, match=r"node 10 \(SUPIR_Upscale\)"):
+    with pytest.raises(ImportFailed, match=r"node 10 \(UltimateSDUpscale\)"):
         import_comfy(with_custom_node())
 
 
@@ -243,7 +243,7 @@ def test_partial_keeps_what_maps_and_the_picture_that_fed_the_rest() -> None:
                                           "preview": {"from": "generate_3.image"},
                                           "image_for_10": {"from": "generate_3.image"}}
     assert [str(item) for item in result.unmapped] == [
-        "node 10 (SUPIR_Upscale): no nodeforge equivalent",
+        "node 10 (UltimateSDUpscale): no nodeforge equivalent",
         "node 11 (SaveImage): left out: it depends on node 10"]
 
 
@@ -331,11 +331,11 @@ def test_the_cli_lists_unmapped_nodes_and_partial_writes_the_rest(tmp_path: Path
     source.write_text(json.dumps(with_custom_node()))
     assert main(["import", "comfy", str(source)]) == 2
     err = capsys.readouterr().err
-    assert "1 node(s) cannot be mapped" in err and "node 10 (SUPIR_Upscale): no nodeforge equivalent" in err
+    assert "1 node(s) cannot be mapped" in err and "node 10 (UltimateSDUpscale): no nodeforge equivalent" in err
     assert not (tmp_path / "custom.nodeforge.json").exists()
     assert main(["import", "comfy", str(source), "--partial", "-o", str(tmp_path / "kept.json")]) == 0
     out = capsys.readouterr().out
-    assert "left out: node 10 (SUPIR_Upscale)" in out
+    assert "left out: node 10 (UltimateSDUpscale)" in out
     assert set(json.loads((tmp_path / "kept.json").read_text())["nodes"]) == {"generate_3", "save_9"}
 
 
