@@ -18,7 +18,6 @@ from nodeforge.nodes.importers import comfy_images as images
 from nodeforge.nodes.importers import comfy_loaders as loaders
 from nodeforge.nodes.importers import comfy_media as media
 from nodeforge.nodes.importers import comfy_sample as samplers
-from nodeforge.nodes.importers import comfy_upscale as upscale
 from nodeforge.nodes.importers.builder import Builder
 from nodeforge.nodes.importers.comfy_values import (
     Cond,
@@ -193,7 +192,7 @@ def primitive(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     return (ev.value(node, "value"),)
 
 HANDLERS: dict[str, Any] = {
-    **loaders.HANDLERS, **images.HANDLERS, **adapters.HANDLERS, **media.HANDLERS, **upscale.HANDLERS,
+    **loaders.HANDLERS, **images.HANDLERS, **adapters.HANDLERS, **media.HANDLERS,
     "EmptyLatentImage": empty_latent, "EmptySD3LatentImage": empty_latent, "VAEEncode": vae_encode,
     "VAEEncodeForInpaint": inpaint_encode, "SetLatentNoiseMask": noise_mask, "LatentUpscale": latent_upscale,
     "LatentUpscaleBy": latent_upscale, "VAEDecode": vae_decode, "VAEDecodeTiled": vae_decode,

@@ -88,10 +88,6 @@ WIDGETS: dict[str, tuple[str, ...]] = {
     "SaveWEBM": ("filename_prefix", "codec", "fps", "crf"),
     "SaveAudio": ("filename_prefix",), "SaveAudioMP3": ("filename_prefix", "quality"),
     "SaveAudioOpus": ("filename_prefix", "quality"),
-    "UltimateSDUpscale": ("upscale_by", "seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "mode_type",
-                          "tile_width", "tile_height", "mask_blur", "tile_padding", "seam_fix_mode", "seam_fix_denoise",
-                          "seam_fix_width", "seam_fix_mask_blur", "seam_fix_padding", "force_uniform_tiles",
-                          "tiled_decode"),
     "PrimitiveInt": ("value",), "PrimitiveFloat": ("value",), "PrimitiveString": ("value",),
     "PrimitiveStringMultiline": ("value",), "PrimitiveBoolean": ("value",),
 }

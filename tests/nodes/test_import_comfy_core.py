@@ -1,22 +1,14 @@
 """Core ComfyUI nodes that map onto nodeforge's: Flux Fill's InpaintModelConditioning + DifferentialDiffusion onto
 ``image.inpaint`` (the approximation noted), ImageToMask onto ``mask.from_image``, the SD Turbo and AlignYourSteps
-schedulers as their sigma schedules, city96's GGUF loaders as bare model files, and ssitu's UltimateSDUpscale onto
-upscale + resize + one transform pass."""
+schedulers as their sigma schedules, and city96's GGUF loaders as bare model files."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 import nodeforge.engine as nf
 from nodeforge.engine.document import parse_document
-from nodeforge.nodes.importers import ImportFailed, import_comfy
-from nodeforge.nodes.importers.comfy_upscale import upscaler_factor
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "comfy"
+from nodeforge.nodes.importers import import_comfy
 
 
 def flux_fill(mask_from: str = "LoadImage") -> dict[str, Any]:
@@ -99,43 +91,3 @@ def test_a_gguf_unet_is_a_bare_model_file_with_its_alias_named() -> None:
     result = import_comfy(workflow)
     assert result.document["inputs"]["model"]["default"] == "flux1-dev-Q4_0.gguf"
     assert any('transformer = "flux1-dev-Q4_0.gguf"' in warning for warning in result.warnings)
-
-
-def with_ultimate_upscale(upscaler: str, upscale_by: float) -> dict[str, Any]:
-    """ssitu's basic-usdu example on ComfyUI's default workflow: UpscaleModelLoader + UltimateSDUpscale."""
-    workflow = dict(json.loads((DATA / "default_api.json").read_text()))
-    workflow["16"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": upscaler}}
-    workflow["17"] = {"class_type": "UltimateSDUpscale", "inputs": {
-        "image": ["8", 0], "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "vae": ["4", 2],
-        "upscale_model": ["16", 0], "upscale_by": upscale_by, "seed": 0, "steps": 20, "cfg": 6, "sampler_name":
-        "euler", "scheduler": "normal", "denoise": 0.2, "mode_type": "Chess", "tile_width": 512,
-        "tile_height": 512, "mask_blur": 8, "tile_padding": 32, "seam_fix_mode": "None"}}
-    workflow["18"] = {"class_type": "SaveImage", "inputs": {"images": ["17", 0], "filename_prefix": "big"}}
-    return workflow
-
-
-@pytest.mark.parametrize(("name", "factor"), [("4x-UltraSharp.pth", 4), ("RealESRGAN_x2.pth", 2),
-                                              ("upscalers/8x_NMKD-Superscale.pth", 8), ("x264_model.pth", None),
-                                              ("realesrgan.pth", None)])
-def test_an_upscalers_factor_is_read_from_its_name(name: str, factor: int | None) -> None:
-    assert upscaler_factor(name) == factor
-
-
-def test_ultimate_sd_upscale_becomes_upscale_resize_and_one_transform_pass() -> None:
-    result = import_comfy(with_ultimate_upscale("4x-UltraSharp.pth", 2.0))
-    nodes = result.document["nodes"]
-    assert nodes["upscale_17"]["inputs"] == {"image": {"from": "generate_3.image"}, "model": {"input": "upscaler"}}
-    assert nodes["resize_17"]["inputs"] == {"image": {"from": "upscale_17.image"}, "scale": 0.5, "filter": "bicubic"}
-    redraw = nodes["transform_17"]["inputs"]
-    assert redraw["image"] == {"from": "resize_17.image"} and redraw["strength"] == 0.2
-    assert result.document["outputs"]["image_2"] == {"from": "transform_17.image"}
-    assert any("re-drawn whole in one image.transform pass, not tile by tile" in warning
-               for warning in result.warnings)
-    same = import_comfy(with_ultimate_upscale("4x-UltraSharp.pth", 4.0)).document["nodes"]
-    assert "resize_17" not in same and same["transform_17"]["inputs"]["image"] == {"from": "upscale_17.image"}
-
-
-def test_an_upscaler_without_a_stated_factor_is_refused_by_name() -> None:
-    with pytest.raises(ImportFailed, match=r"node 17 \(UltimateSDUpscale\): the upscaler realesrgan.pth does not "
-                                           "state its factor"):
-        import_comfy(with_ultimate_upscale("realesrgan.pth", 2.0))
