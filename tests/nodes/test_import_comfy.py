@@ -62,7 +62,8 @@ def test_the_editors_default_workflow_keeps_values_and_positions() -> None:
     generate = by_type(document, "image.generate")
     assert defaults(document)["seed"] == 156680208700286  # the control_after_generate flag after it is skipped
     assert defaults(document)["model"] == "v1-5-pruned-emaonly-fp16.safetensors"
-    assert generate["guidance_scale"] == 8.0 and (generate["sampler"], generate["sigma_schedule"]) == ("euler", "normal")
+    assert generate["guidance_scale"] == 8.0
+    assert (generate["sampler"], generate["sigma_schedule"]) == ("euler", "normal")
     assert document["ui"]["positions"] == {"generate_3": [863, 186], "save_9": [1451, 189]}
 
 
@@ -132,7 +133,8 @@ def test_a_refiner_that_starts_after_the_last_step_passes_the_picture_on() -> No
 def test_the_flux_workflow_maps_guidance_and_says_how_to_assemble_its_files() -> None:
     result = import_comfy((DATA / "flux_dev_example.png").read_bytes())
     generate = by_type(result.document, "image.generate")
-    assert generate["guidance_scale"] == 3.5 and (generate["sampler"], generate["sigma_schedule"]) == ("euler", "simple")
+    assert generate["guidance_scale"] == 3.5
+    assert (generate["sampler"], generate["sigma_schedule"]) == ("euler", "simple")
     assert defaults(result.document)["model"] == "flux1-dev.safetensors"
     assert defaults(result.document)["width"] == 1024  # from the PrimitiveNode feeding the latent's width
     [advice] = [warning for warning in result.warnings if "UNETLoader" in warning]
