@@ -58,6 +58,7 @@ from nodeforge.nodes.models.diffusion.prompt_encoding import (
 from nodeforge.nodes.models.diffusion.steps import cancellable, step_callback
 from nodeforge.nodes.models.diffusion.vae import VAE, override_vae
 
+PROMPT_SYNTAXES = ("comfy", "a1111", "a1111_no_norm")
 MODEL_HELP = ("tiny/sd, tiny/sdxl, tiny/sd3, tiny/flux (noise, for tests), an alias such as sd-turbo, sdxl-turbo or "
               "flux-schnell, a Hub id, or a local diffusers folder or .safetensors checkpoint")
 
@@ -79,6 +80,12 @@ class DiffusionInputs(NodeInputs):
                          json_schema_extra={"enum": ["", *SAMPLER_NAMES]})
     sigma_schedule: str = Field("normal", description="ComfyUI's scheduler for sampler: " + ", ".join(SCHEDULE_NAMES),
                                 json_schema_extra={"enum": list(SCHEDULE_NAMES)})
+    prompt_syntax: str = Field("comfy", description="How weights in the prompt read: comfy ((word:1.2), (word) = "
+                                                   "x1.1, embedding:name), a1111 (also [word] = /1.1 and BREAK, "
+                                                   "weights normalised to the mean), a1111_no_norm",
+                               json_schema_extra={"enum": list(PROMPT_SYNTAXES)})
+    flow_shift: float = Field(0.0, ge=0.0, le=100.0, description="Flux/SD3 with a ComfyUI sampler: the sigma shift "
+                                                                 "(ModelSamplingFlux/SD3); 0: the model's default")
     clip_layer: int = Field(0, ge=-24, le=0, description="ComfyUI's CLIP Set Last Layer: -1 the text encoder's last "
                                                          "layer, -2 the one before (A1111's clip skip 2); 0: the "
                                                          "model's default")
@@ -128,6 +135,12 @@ def sampling_problems(literals: Mapping[str, Any], family: str | None) -> list[t
         if literals.get("scheduler", "default") not in ("default", None):
             issues.append(("scheduler", f"scheduler '{literals['scheduler']}' and sampler '{sampler}' both choose how "
                                         "to sample; keep scheduler 'default' when a ComfyUI sampler is set"))
+    shift = literals.get("flow_shift")
+    if isinstance(shift, int | float) and shift:
+        if family in ("sd", "sdxl"):
+            issues.append(("flow_shift", f"flow_shift applies to Flux and SD3 models, not {family}"))
+        elif not sampler:
+            issues.append(("flow_shift", "flow_shift is used with a ComfyUI sampler; set sampler too"))
     if isinstance(schedule, str):
         if schedule not in SCHEDULE_NAMES:
             issues.append(("sigma_schedule", f"unknown sigma_schedule '{schedule}'; accepted: "
@@ -194,7 +207,9 @@ def _encode_prompts(model: DiffusionModel, pipe: Any, inputs: DiffusionInputs, c
     guidance = inputs.guidance_scale > 1.0 and model.family != "flux"
     try:
         encoded = prompt_kwargs(pipe, model.family, call["prompt"], inputs.negative_prompt, guidance=guidance,
-                                embeddings=files, clip_layer=inputs.clip_layer or None)
+                                embeddings=files, clip_layer=inputs.clip_layer or None,
+                                syntax="comfy" if inputs.prompt_syntax == "comfy" else "a1111",
+                                normalize=inputs.prompt_syntax != "a1111_no_norm")
     except NotReproduced as exc:
         ctx.warn(str(exc))
         return call
@@ -220,7 +235,7 @@ def _comfy_sampling(model: DiffusionModel, inputs: DiffusionInputs, task: str, s
     pictures = (len(prompts) if isinstance(prompts, list) else 1) * int(call.get("num_images_per_prompt", 1) or 1)
     return comfy_sampling(model, sampler=inputs.sampler, schedule=inputs.sigma_schedule, steps=inputs.steps,
                           seed=inputs.seed, task=task, size=size, count=pictures,
-                          denoise=float(getattr(inputs, "strength", 1.0)))
+                          denoise=float(getattr(inputs, "strength", 1.0)), shift=inputs.flow_shift or None)
 
 
 def _common_kwargs(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext,

@@ -92,15 +92,16 @@ def import_parameters(text: str, *, name: str = "") -> ImportResult:
     elif "sampler" in sampling and sampling["sampler"] in STOCHASTIC:
         build.warn(f"Sampler {label} runs as ComfyUI's {sampling['sampler']}, which draws its per-step noise "
                    "differently from A1111: the same seed gives another picture")
-    if settings.get("Clip skip", "1") not in ("1", ""):
-        build.warn(f"Clip skip {settings['Clip skip']} is not supported; the last layer is used")
+    clip_skip = _number(settings, "Clip skip", 1, int)
     model = settings.get("Model", "") or "model"
     model_file = model if "." in model.rsplit("/", 1)[-1] else f"{model}.safetensors"
     common: dict[str, Any] = {"prompt": build.bind("prompt", prompt, "text")}
     if params.negative:
         common["negative_prompt"] = build.bind("negative_prompt", params.negative, "text")
     common.update({"model": build.bind_model(model_file), "guidance_scale": cfg,
-                   "seed": build.bind("seed", seed, "int"), **sampling})
+                   "seed": build.bind("seed", seed, "int"), **sampling, "prompt_syntax": "a1111"})
+    if clip_skip > 1:
+        common["clip_layer"] = -min(clip_skip, 24)
     if loras:
         common["loras"] = loras
     strength = settings.get("Denoising strength")

@@ -42,3 +42,13 @@ def test_an_embedding_without_a_file_fails_naming_node_and_prompt(image_executor
     error = result.record.nodes["g"].error or ""
     assert error.startswith("node 'g' (image.generate), input 'prompt': ")
     assert "no-such-style" in error
+
+
+def test_a1111_syntax_reads_brackets_as_less_weight(image_executor: Session) -> None:
+    import torch
+
+    plain = picture(image_executor, "a red fox in the snow", prompt_syntax="a1111")
+    assert torch.equal(picture(image_executor, "a red fox in the snow"), plain)
+    assert not torch.equal(picture(image_executor, "a red [fox] in the snow", prompt_syntax="a1111"), plain)
+    assert not torch.equal(picture(image_executor, "a red (fox:1.3) in the snow", prompt_syntax="a1111_no_norm"),
+                           picture(image_executor, "a red (fox:1.3) in the snow", prompt_syntax="a1111"))

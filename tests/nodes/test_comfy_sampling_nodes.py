@@ -111,3 +111,17 @@ def test_bad_sampling_names_are_refused_naming_node_and_input(image_executor: Se
                                               "not sd3"
     assert issues[("d", "sigma_schedule")].startswith("unknown sigma_schedule 'cosine'; accepted: simple, ")
     assert issues[("e", "sampler")].startswith("image.inpaint does not take a ComfyUI sampler yet")
+
+
+def test_flow_shift_changes_a_flux_run_and_is_refused_where_it_means_nothing(image_executor: Session) -> None:
+    def flux(**inputs: Any) -> Any:
+        node = generate("tiny/flux", sampler="euler", sigma_schedule="simple", width=32, height=32, **inputs)
+        return succeeded(run_nodes(image_executor, {"g": node}))["g.image"].tensor
+
+    assert not torch.equal(flux(flow_shift=3.0), flux())
+    with pytest.raises(GraphValidationError) as info:
+        run_nodes(image_executor, {"a": generate(sampler="euler", flow_shift=2.0),
+                                   "b": generate("tiny/flux", flow_shift=2.0)})
+    issues = {(issue.node, issue.input): issue.message for issue in info.value.issues}
+    assert issues[("a", "flow_shift")] == "flow_shift applies to Flux and SD3 models, not sd"
+    assert issues[("b", "flow_shift")] == "flow_shift is used with a ComfyUI sampler; set sampler too"

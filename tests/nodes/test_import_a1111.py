@@ -60,7 +60,7 @@ def test_an_a1111_png_becomes_generate_upscale_resize_and_a_hires_pass() -> None
     document = result.document
     common = {"prompt": {"input": "prompt"}, "negative_prompt": {"input": "negative_prompt"},
               "model": {"input": "model"}, "guidance_scale": 7.0, "seed": {"input": "seed"},
-              "sampler": "dpmpp_2m", "sigma_schedule": "karras",
+              "sampler": "dpmpp_2m", "sigma_schedule": "karras", "prompt_syntax": "a1111", "clip_layer": -2,
               "loras": [{"model": "add_detail.safetensors", "weight": 0.6},
                         {"model": "film_grain.safetensors", "weight": 1.0}]}
     assert nodes_of(document) == {
@@ -76,7 +76,7 @@ def test_an_a1111_png_becomes_generate_upscale_resize_and_a_hires_pass() -> None
         "prompt": "masterpiece, best quality, a red fox in the snow\ndetailed fur",
         "negative_prompt": "lowres, bad anatomy, (worst quality:1.4)", "model": "v1-5-pruned-emaonly.safetensors",
         "seed": 3141592653, "steps": 25, "width": 512, "height": 768}
-    assert result.warnings == ["Clip skip 2 is not supported; the last layer is used"]
+    assert result.warnings == []  # Clip skip 2 is clip_layer -2
     assert nf.validate(parse_document(document)) == []
 
 

@@ -42,11 +42,13 @@ class ComfySampling:
 
 
 def comfy_sampling(model: DiffusionModel, *, sampler: str, schedule: str, steps: int, seed: int, task: str,
-                   size: tuple[int, int], count: int, denoise: float = 1.0) -> ComfySampling:
-    """The run's ComfyUI sampling: ``size`` is (height, width) in pixels, ``count`` the pictures it draws."""
+                   size: tuple[int, int], count: int, denoise: float = 1.0,
+                   shift: float | None = None) -> ComfySampling:
+    """The run's ComfyUI sampling: ``size`` is (height, width) in pixels, ``count`` the pictures it draws,
+    ``shift`` a flow model's sigma shift when the workflow sets one (ModelSamplingFlux, ModelSamplingSD3)."""
     pipe = model.pipe
     distilled = bool(getattr(getattr(pipe, "transformer", None), "config", {}).get("guidance_embeds", True))
-    space = space_for(model.family, pipe.scheduler.config, guidance_distilled=distilled)
+    space = space_for(model.family, pipe.scheduler.config, guidance_distilled=distilled, shift=shift)
     plan = SamplingPlan(sampler, schedule, steps, seed, denoise=denoise if task != "text" else 1.0,
                         family=model.family)
     packing = None

@@ -131,15 +131,17 @@ class NoiseSpace:
         return math.isclose(top, first, rel_tol=1e-05) or first > top
 
 
-def space_for(family: str, scheduler_config: Any, *, guidance_distilled: bool = True) -> NoiseSpace:
+def space_for(family: str, scheduler_config: Any, *, guidance_distilled: bool = True,
+              shift: float | None = None) -> NoiseSpace:
     """The noise space of a loaded pipeline from its family and its diffusers scheduler config (beta range and
     prediction type of SD models; SD3's shift). Flux takes ComfyUI's shifts: 1.15 for guidance-distilled models
-    (dev), none for schnell (``guidance_distilled`` False: its transformer has no guidance embedding)."""
+    (dev), none for schnell (``guidance_distilled`` False: its transformer has no guidance embedding). ``shift``
+    replaces a flow model's shift (ComfyUI's ModelSamplingFlux and ModelSamplingSD3 nodes)."""
     config = dict(scheduler_config or {})
     if family == "flux":
-        return NoiseSpace("flow", "flux", shift=1.15 if guidance_distilled else 1.0)
+        return NoiseSpace("flow", "flux", shift=shift or (1.15 if guidance_distilled else 1.0))
     if family == "sd3":
-        return NoiseSpace("flow", "shifted", shift=float(config.get("shift", 3.0)))
+        return NoiseSpace("flow", "shifted", shift=shift or float(config.get("shift", 3.0)))
     prediction: Prediction = "v" if config.get("prediction_type") == "v_prediction" else "eps"
     return NoiseSpace(prediction, "discrete", beta_start=float(config.get("beta_start", 0.00085)),
                       beta_end=float(config.get("beta_end", 0.012)))
