@@ -22,6 +22,8 @@ from nodeforge.nodes.importers.comfy_values import (
 )
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode
 
+PAIRED_CONTROLS = ("ControlNetApplyAdvanced", "ControlNetApplySD3")
+"""ControlNet applies that steer the positive and negative conditioning together, with a step range."""
 FLOW_HINTS = ("flux", "sd3", "sd3.5", "sd35", "schnell")
 
 
@@ -57,6 +59,11 @@ def dual_clip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 
 def single_clip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     return (Clip((ev.text(node, "clip_name"),), flow=_clip_type(ev, node, "") in ("flux", "sd3")),)
+
+
+def triple_clip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    """SD3's three text encoder files (CLIP-L, CLIP-G, T5)."""
+    return (Clip(tuple(ev.text(node, f"clip_name{index}") for index in (1, 2, 3)), flow=True),)
 
 
 def _clip_type(ev: Evaluator, node: ComfyNode, default: str) -> str:
@@ -132,18 +139,19 @@ def named(kind: str, key: str) -> Any:
 
 def controlnet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     model = ev.typed(node, "control_net", Named)
-    for name in ("positive", "negative") if node.class_type == "ControlNetApplyAdvanced" else ("conditioning",):
+    paired = node.class_type in PAIRED_CONTROLS
+    for name in ("positive", "negative") if paired else ("conditioning",):
         if len(ev.typed(node, name, Cond).controls) >= MAX_CONTROLS:
             raise ev.fail(node, f"more than {MAX_CONTROLS} ControlNets on one conditioning", name)
     image = ev.typed(node, "image", Pixels)
     inputs: dict[str, Any] = {"image": {"from": image.ref}, "model": ev.builder.bind_file("controlnet", model.name),
                               "weight": round(ev.number(node, "strength", 1.0), 4)}
-    if node.class_type == "ControlNetApplyAdvanced":
+    if paired:
         inputs.update(start=ev.number(node, "start_percent", 0.0), end=ev.number(node, "end_percent", 1.0))
     if model.mode:
         inputs["mode"] = model.mode
     control = ev.builder.add("controlnet", node.id, "image.controlnet", inputs, node.pos)
-    if node.class_type == "ControlNetApplyAdvanced":
+    if paired:
         positive, negative = ev.typed(node, "positive", Cond), ev.typed(node, "negative", Cond)
         return (replace(positive, controls=(*positive.controls, control)),
                 replace(negative, controls=(*negative.controls, control)))
@@ -162,6 +170,7 @@ HANDLERS: dict[str, Any] = {
     "CLIPTextEncodeFlux": encode, "ConditioningZeroOut": zero_out, "FluxGuidance": flux_guidance,
     "ControlNetLoader": named("controlnet", "control_net_name"),
     "DiffControlNetLoader": named("controlnet", "control_net_name"),
-    "ControlNetApply": controlnet, "ControlNetApplyAdvanced": controlnet,
+    "ControlNetApply": controlnet, "ControlNetApplyAdvanced": controlnet, "ControlNetApplySD3": controlnet,
+    "TripleCLIPLoader": triple_clip,
     "UpscaleModelLoader": named("upscaler", "model_name"),
 }

@@ -43,6 +43,8 @@ WIDGETS: dict[str, tuple[str, ...]] = {
     "DiffControlNetLoader": ("control_net_name",),
     "ControlNetApply": ("strength",),
     "ControlNetApplyAdvanced": ("strength", "start_percent", "end_percent"),
+    "ControlNetApplySD3": ("strength", "start_percent", "end_percent"),
+    "TripleCLIPLoader": ("clip_name1", "clip_name2", "clip_name3"),
     "UNETLoader": ("unet_name", "weight_dtype"), "UnetLoaderGGUF": ("unet_name",),
     "DualCLIPLoaderGGUF": ("clip_name1", "clip_name2", "type"), "CLIPLoaderGGUF": ("clip_name", "type"),
     "SDTurboScheduler": ("steps", "denoise"), "AlignYourStepsScheduler": ("model_type", "steps", "denoise"),

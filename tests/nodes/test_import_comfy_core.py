@@ -91,3 +91,34 @@ def test_a_gguf_unet_is_a_bare_model_file_with_its_alias_named() -> None:
     result = import_comfy(workflow)
     assert result.document["inputs"]["model"]["default"] == "flux1-dev-Q4_0.gguf"
     assert any('transformer = "flux1-dev-Q4_0.gguf"' in warning for warning in result.warnings)
+
+
+def test_sd3_text_encoders_and_controlnet_apply_sd3() -> None:
+    """ComfyUI_examples' sd3_controlnet_example shape: TripleCLIPLoader and ControlNetApplySD3 (API format)."""
+    workflow: dict[str, Any] = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd3_medium.safetensors"}},
+        "11": {"class_type": "TripleCLIPLoader", "inputs": {"clip_name1": "clip_g.safetensors", "clip_name2":
+                                                            "clip_l.safetensors", "clip_name3": "t5xxl.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["11", 0], "text": "a house"}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["11", 0], "text": ""}},
+        "12": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "sd3_canny.safetensors"}},
+        "13": {"class_type": "LoadImage", "inputs": {"image": "edges.png"}},
+        "14": {"class_type": "ControlNetApplySD3", "inputs": {"positive": ["6", 0], "negative": ["7", 0],
+                                                              "control_net": ["12", 0], "vae": ["4", 2],
+                                                              "image": ["13", 0], "strength": 0.6,
+                                                              "start_percent": 0.0, "end_percent": 0.8}},
+        "5": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "positive": ["14", 0], "negative": ["14", 1],
+                                                   "latent_image": ["5", 0], "seed": 1, "steps": 28, "cfg": 4.5,
+                                                   "sampler_name": "dpmpp_2m", "scheduler": "sgm_uniform",
+                                                   "denoise": 1}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "sd3"}},
+    }
+    result = import_comfy(workflow)
+    nodes = result.document["nodes"]
+    assert nodes["controlnet_14"]["inputs"] == {"image": {"from": "load_13.image"}, "model": {"input": "controlnet"},
+                                                "weight": 0.6, "start": 0.0, "end": 0.8}
+    assert nodes["generate_3"]["inputs"]["controls"] == [{"from": "controlnet_14.control"}]
+    assert any("clip_g.safetensors, clip_l.safetensors, t5xxl.safetensors are not used" in warning
+               for warning in result.warnings)
