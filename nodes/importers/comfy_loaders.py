@@ -137,6 +137,20 @@ def named(kind: str, key: str) -> Any:
     return load
 
 
+def controlnet_loader(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    """A ControlNet file; a T2I-Adapter (which ControlNetLoader also loads) or a diff ControlNet (added to the
+    model's weights) is refused: nodeforge runs plain ControlNets only."""
+    name = ev.text(node, "control_net_name")
+    lowered = name.lower().replace("-", "").replace("_", "")
+    if "t2iadapter" in lowered or "coadapter" in lowered:
+        raise ev.fail(node, f"{name} is a T2I-Adapter: nodeforge runs ControlNets, not T2I-Adapters",
+                      "control_net_name")
+    if node.class_type == "DiffControlNetLoader":
+        raise ev.fail(node, f"{name} is loaded as a diff ControlNet (its weights added to the model's): nodeforge "
+                            "runs plain ControlNets only", "control_net_name")
+    return (Named("controlnet", name),)
+
+
 def controlnet(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
     model = ev.typed(node, "control_net", Named)
     paired = node.class_type in PAIRED_CONTROLS
@@ -168,8 +182,7 @@ HANDLERS: dict[str, Any] = {
     "ModelSamplingAuraFlow": model_sampling,
     "CLIPTextEncode": encode, "CLIPTextEncodeSDXL": encode, "CLIPTextEncodeSDXLRefiner": encode,
     "CLIPTextEncodeFlux": encode, "ConditioningZeroOut": zero_out, "FluxGuidance": flux_guidance,
-    "ControlNetLoader": named("controlnet", "control_net_name"),
-    "DiffControlNetLoader": named("controlnet", "control_net_name"),
+    "ControlNetLoader": controlnet_loader, "DiffControlNetLoader": controlnet_loader,
     "ControlNetApply": controlnet, "ControlNetApplyAdvanced": controlnet, "ControlNetApplySD3": controlnet,
     "TripleCLIPLoader": triple_clip,
     "UpscaleModelLoader": named("upscaler", "model_name"),

@@ -62,3 +62,19 @@ def test_an_unmapped_node_is_listed_with_its_title() -> None:
     assert str(item) == 'node 12 "Negate" (ImageInvert): no nodeforge equivalent'
     assert item.to_dict() == {"id": "12", "class_type": "ImageInvert", "reason": "no nodeforge equivalent",
                               "title": "Negate"}
+
+
+@pytest.mark.parametrize(("loader", "name", "reason"), [
+    ("ControlNetLoader", "t2iadapter_depth_sd14v1.pth", "is a T2I-Adapter: nodeforge runs ControlNets, not T2I"),
+    ("ControlNetLoader", "coadapter-canny-sd15v1.pth", "is a T2I-Adapter"),
+    ("DiffControlNetLoader", "diff_control_sd15_depth.safetensors", "is loaded as a diff ControlNet")])
+def test_t2i_adapters_and_diff_controlnets_are_not_passed_off_as_controlnets(loader: str, name: str,
+                                                                             reason: str) -> None:
+    workflow = z_image_api("flux1-dev.safetensors", clip_type="flux")
+    workflow["40"] = {"class_type": loader, "inputs": {"control_net_name": name}}
+    workflow["41"] = {"class_type": "LoadImage", "inputs": {"image": "depth.png"}}
+    workflow["42"] = {"class_type": "ControlNetApply", "inputs": {"conditioning": ["27", 0], "control_net": ["40", 0],
+                                                                  "image": ["41", 0], "strength": 1.0}}
+    workflow["3"]["inputs"]["positive"] = ["42", 0]
+    with pytest.raises(ImportFailed, match=f"node 40 \\({loader}\\): {name} {reason}"):
+        import_comfy(workflow)
