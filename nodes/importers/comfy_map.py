@@ -29,6 +29,7 @@ from nodeforge.nodes.importers.comfy_values import (
     Pixels,
     Sigmas,
     Vae,
+    unknown_reason,
 )
 from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link, Workflow
 from nodeforge.nodes.importers.result import ImportFailed, ImportResult, Unmapped
@@ -218,7 +219,7 @@ def map_workflow(workflow: Workflow, *, partial: bool = False, name: str = "", v
     unmapped: dict[str, Unmapped] = {}
     for node in workflow.nodes.values():
         if node.class_type not in HANDLERS:
-            unmapped[node.id] = Unmapped(node.id, node.class_type, "no nodeforge equivalent", title=node.title)
+            unmapped[node.id] = Unmapped(node.id, node.class_type, unknown_reason(node.class_type), title=node.title)
     sinks = sorted((node for node in workflow.nodes.values() if node.class_type in SINKS), key=lambda n: _order(n.id))
     if not sinks and not unmapped:
         raise ImportFailed("the workflow has no node that saves or previews a picture, video or sound: nothing to "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -198,7 +199,7 @@ class Evaluator:
         handler = self.handlers.get(node.class_type)
         try:
             if handler is None:
-                raise NotMapped(Unmapped(node.id, node.class_type, "no nodeforge equivalent", title=node.title))
+                raise NotMapped(Unmapped(node.id, node.class_type, unknown_reason(node.class_type), title=node.title))
             result = handler(self, node)
         except NotMapped as exc:
             self._done[node_id] = exc
@@ -261,6 +262,19 @@ class Evaluator:
 
     def warn(self, node: ComfyNode, message: str) -> None:
         self.builder.warn(f"node {node.id} ({node.class_type}): {message}")
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def unknown_reason(class_type: str) -> str:
+    """Why a class does not map: no equivalent, or a grouping of the editor that this workflow leaves unresolved."""
+    if class_type.startswith(("workflow>", "workflow/")):
+        return ("a group node (the editor's older grouping) is not expanded: convert it to nodes in ComfyUI, or "
+                "import the API format or the picture ComfyUI saved")
+    if UUID.fullmatch(class_type):
+        return "a subgraph whose definition is not in the workflow (definitions.subgraphs)"
+    return "no nodeforge equivalent"
 
 
 def _kind(value: Any) -> str:

@@ -128,3 +128,13 @@ def test_a_subgraph_that_contains_itself_is_refused() -> None:
     data["definitions"]["subgraphs"][0]["nodes"].append(node(11, SAMPLER_ID, []))
     with pytest.raises(ImportFailed, match="nests more than 16 subgraphs deep"):
         import_comfy(data)
+
+
+def test_an_instance_of_a_missing_subgraph_or_a_legacy_group_node_says_what_it_is() -> None:
+    data = workflow([1])
+    data["definitions"] = {"subgraphs": []}
+    with pytest.raises(ImportFailed, match=f"node 20 \\({SAMPLER_ID}\\): a subgraph whose definition is not in "):
+        import_comfy(data)
+    data["nodes"][1]["type"] = "workflow>IP2PSampler"
+    with pytest.raises(ImportFailed, match=r"node 20 \(workflow>IP2PSampler\): a group node \(the editor's older "):
+        import_comfy(data)
