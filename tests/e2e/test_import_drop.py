@@ -73,3 +73,25 @@ def test_a_workflow_with_a_custom_node_is_refused_naming_it(editor: Any, shot: S
     assert "10: UltimateSDUpscale: no nodeforge equivalent" in page.inner_text("#toasts")
     assert canvas_nodes(page) == before
     shot(page, "custom node refused")
+
+
+def test_a_jpeg_is_refused_saying_why_and_a_comfy_webp_imports(editor: Any, shot: Shots) -> None:
+    import io
+
+    from PIL import Image
+
+    page = editor
+    before = canvas_nodes(page)
+    jpeg = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(jpeg, format="JPEG")
+    drop(page, "photo.jpg", jpeg.getvalue(), "image/jpeg")
+    page.wait_for_function("() => document.getElementById('toasts').innerText.includes('JPEG')")
+    assert canvas_nodes(page) == before
+    exif = Image.Exif()
+    exif[0x0110] = "prompt:" + (DATA / "default_api.json").read_text()
+    webp = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(webp, format="WEBP", exif=exif)
+    drop(page, "animated.webp", webp.getvalue(), "image/webp")
+    page.wait_for_function("() => editor.canvas.nodes().some(n => n.nf.id === 'generate_3')")
+    assert canvas_nodes(page) == {"generate_3": "image.generate", "save_9": "image.save"}
+    shot(page, "ComfyUI WebP imported")

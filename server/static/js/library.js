@@ -217,13 +217,14 @@ export class Library {
     setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   }
 
-  /** Load a dropped or chosen file: a graph JSON, or a PNG that nodeforge wrote. */
+  /** Load a dropped or chosen file: a graph JSON, a PNG that nodeforge wrote, or another tool's work (a ComfyUI
+   * or A1111 PNG, a ComfyUI WebP; other pictures go to the server too, which says why it cannot read them). */
   async importFile(file) {
     if (!(await this.mayDiscard(`Open ${file.name}`))) return false;
     try {
       const buffer = await file.arrayBuffer();
       const isPng = new Uint8Array(buffer.slice(0, 4)).every((byte, i) => byte === [137, 80, 78, 71][i]);
-      if (await isForeign(buffer, isPng)) return await this.importForeign(file);
+      if (isOtherPicture(buffer) || await isForeign(buffer, isPng)) return await this.importForeign(file);
       const document = isPng ? await graphFromPng(buffer) : JSON.parse(new TextDecoder().decode(buffer));
       if (!document || typeof document !== "object" || typeof document.nodes !== "object") {
         throw new Error("it is not a nodeforge graph (no \"nodes\")");
@@ -257,4 +258,12 @@ export class Library {
 function otherUi(ui) {
   const { positions, inputs, outputs, view, ...rest } = ui ?? {};
   return view ? { ...rest, view } : rest;
+}
+
+/** Whether the bytes are a WebP, JPEG, GIF, BMP or TIFF picture (not a graph, not a PNG). */
+function isOtherPicture(buffer) {
+  const bytes = new Uint8Array(buffer.slice(0, 12));
+  const ascii = (from, to) => String.fromCharCode(...bytes.slice(from, to));
+  return (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") || (bytes[0] === 0xff && bytes[1] === 0xd8)
+    || ascii(0, 4) === "GIF8" || ascii(0, 2) === "BM" || ascii(0, 4) === "II*\u0000" || ascii(0, 4) === "MM\u0000*";
 }
