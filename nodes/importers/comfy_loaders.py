@@ -95,16 +95,16 @@ def lora(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 
 
 def clip_skip(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
-    layer = ev.integer(node, "stop_at_clip_layer", -1)
-    if layer != -1:
-        ev.warn(node, f"stop_at_clip_layer {layer} (clip skip {-layer}) is not supported; the last layer is used")
+    """The layer is read by the sampler that uses the prompt (``comfy_sample``: ``clip_layer``)."""
     return (ev.typed(node, "clip", Clip),)
 
 
 def model_sampling(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    """ModelSamplingFlux's and ModelSamplingSD3's shift is read by the sampler (``comfy_sample``: ``flow_shift``);
+    the others' settings are not carried over."""
     model = ev.typed(node, "model", Model)
-    if node.class_type == "ModelSamplingFlux":
-        return (replace(model, flow=True),)  # diffusers' Flux pipeline shifts by image size itself
+    if node.class_type in ("ModelSamplingFlux", "ModelSamplingSD3"):
+        return (replace(model, flow=True),)
     ev.warn(node, "the model's own sampling settings are used (this node's are not carried over)")
     return (model,)
 

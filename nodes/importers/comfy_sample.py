@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodeforge.nodes.importers.comfy_values import Cond, Evaluator, Guider, Latent, Model, Named, Noise, Sigmas
-from nodeforge.nodes.importers.comfy_workflow import ComfyNode
+from nodeforge.nodes.importers.comfy_workflow import ComfyNode, Link
 from nodeforge.nodes.importers.samplers import comfy_sampling
 
 MAX_STEPS, MAX_GUIDANCE, MAX_COUNT = 500, 50.0, 64
@@ -133,6 +133,7 @@ def sample(ev: Evaluator, node: ComfyNode, step: Pass) -> Latent:
     inputs.update({"model": build.bind_model(step.model.name), "steps": build.bind("steps", steps, "int"),
                    "guidance_scale": round(float(guidance), 4), "seed": build.bind("seed", step.seed, "int"),
                    **sampling})
+    inputs.update(_upstream_settings(ev, node, "sampler" in sampling))
     if step.model.loras:
         inputs["loras"] = [{"model": lora.name, "weight": lora.weight} for lora in step.model.loras]
     controls = dict.fromkeys([*step.positive.controls, *(step.negative.controls if step.negative else ())])
@@ -160,3 +161,48 @@ def sample(ev: Evaluator, node: ComfyNode, step: Pass) -> Latent:
     node_id = build.add(kind, node.id, type_id, inputs, node.pos)
     return Latent("sampled", latent.width, latent.height, latent.batch, image=f"{node_id}.image", origin=node_id,
                   model=step.model, clip=step.positive.clip)
+
+
+def _upstream_settings(ev: Evaluator, node: ComfyNode, comfy_sampler: bool) -> dict[str, Any]:
+    """Settings that nodes upstream of a sampler give it: the sigma shift of ModelSamplingFlux/ModelSamplingSD3
+    (``flow_shift``, with a ComfyUI sampler) and CLIPSetLastLayer's layer on the prompt's text encoder
+    (``clip_layer``)."""
+    settings: dict[str, Any] = {}
+    shifter = _find_upstream(ev, node, ("model", "guider"), ("ModelSamplingFlux", "ModelSamplingSD3"))
+    if shifter is not None and not comfy_sampler:
+        ev.warn(shifter, "its sigma shift is not carried over: the sampler it feeds is not reproduced")
+    elif shifter is not None:
+        if shifter.class_type == "ModelSamplingSD3":
+            settings["flow_shift"] = round(ev.number(shifter, "shift", 3.0), 6)
+        else:
+            low, high = ev.number(shifter, "base_shift", 0.5), ev.number(shifter, "max_shift", 1.15)
+            slope = (high - low) / (4096 - 256)
+            pixels = ev.number(shifter, "width", 1024) * ev.number(shifter, "height", 1024)
+            settings["flow_shift"] = round(pixels / (8 * 8 * 2 * 2) * slope + (low - slope * 256), 6)
+    layer = _find_upstream(ev, node, ("positive", "conditioning", "guider", "clip"), ("CLIPSetLastLayer",))
+    if layer is not None and ev.integer(layer, "stop_at_clip_layer", -1) != -1:
+        settings["clip_layer"] = max(-24, min(-1, ev.integer(layer, "stop_at_clip_layer", -1)))
+    return settings
+
+
+def _find_upstream(ev: Evaluator, node: ComfyNode, through: tuple[str, ...],
+                   wanted: tuple[str, ...]) -> ComfyNode | None:
+    """The nearest node of a ``wanted`` class reached from ``node`` by following only the inputs named in
+    ``through`` (a model passes through LoRA loaders and patches on its ``model`` input, a prompt through its
+    encoder's ``clip``)."""
+    seen: set[str] = set()
+    frontier = [node]
+    while frontier:
+        current = frontier.pop(0)
+        for name in through:
+            link = current.inputs.get(name)
+            if not (isinstance(link, Link) and link.node in ev.workflow.nodes):
+                continue
+            source = ev.workflow.nodes[link.node]
+            if source.id in seen:
+                continue
+            seen.add(source.id)
+            if source.class_type in wanted:
+                return source
+            frontier.append(source)
+    return None
