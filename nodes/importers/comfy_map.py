@@ -36,6 +36,7 @@ from nodeforge.nodes.importers.result import ImportFailed, ImportResult, Unmappe
 
 SINKS = ("SaveImage", "PreviewImage", *media.SINKS)
 Handler = Callable[[Evaluator, ComfyNode], tuple[Any, ...]]
+NEAR_FACTOR = 0.05
 
 
 def empty_latent(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
@@ -101,16 +102,23 @@ def latent_upscale(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 
 
 def _factor_of(ev: Evaluator, node: ComfyNode, latent: Latent) -> float | None:
-    """A hires fix's target size as a factor of the first pass's size, when the workflow's numbers make it one, so
-    the second pass follows the graph's ``width``/``height``; None for any other size."""
+    """A hires fix's target size as a factor of the first pass's size, when the workflow's numbers make it one (within
+    ``NEAR_FACTOR``, as sizes rounded to multiples of 8 or 64 differ from the exact product), so the second pass
+    follows the graph's ``width``/``height``; None for any other size."""
     if "scale_by" in node.inputs or latent.kind != "sampled" or latent.width <= 0 or latent.height <= 0:
         return None
     width, height = ev.integer(node, "width", 0), ev.integer(node, "height", 0)
-    if width <= 0 or height <= 0 or width * latent.height != height * latent.width:
+    if width <= 0 or height <= 0:
         return None
-    factor = round(width / latent.width, 6)
-    ev.warn(node, f"{width}x{height} is {factor:g} times the first pass's {latent.width}x{latent.height}: resized "
-                  "by that factor, so it follows the graph's width and height")
+    across, down = width / latent.width, height / latent.height
+    if abs(across - down) > NEAR_FACTOR * across:
+        return None
+    factor = round(across, 6)
+    exact = width * latent.height == height * latent.width
+    made = "" if exact else f" ({round(latent.width * factor)}x{round(latent.height * factor)} at the workflow's size)"
+    ev.warn(node, f"{width}x{height} is {'' if exact else 'about '}{factor:g} times the first pass's "
+                  f"{latent.width}x{latent.height}: resized by {factor:g}{made}, so it follows the graph's width and "
+                  "height")
     return factor
 
 

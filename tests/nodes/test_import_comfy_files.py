@@ -56,6 +56,18 @@ def test_a_hires_fix_by_size_follows_the_graphs_width_and_height(tmp_path: Path,
         assert second.size == (96, 96)
 
 
+def test_a_size_rounded_from_a_factor_follows_it_and_says_the_size_it_makes() -> None:
+    """ComfyUI_examples' 2_pass_pose_worship: 1280x704, then 1920x1088 (704 x 1.5 rounded up to a multiple of 64)."""
+    workflow = hires_by_size()
+    workflow["5"]["inputs"].update(width=1280, height=704)
+    workflow["10"]["inputs"].update(width=1920, height=1088)
+    result = import_comfy(workflow)
+    resize = next(node["inputs"] for node in result.document["nodes"].values() if node["type"] == "image.resize")
+    assert resize["scale"] == 1.5
+    assert any("1920x1088 is about 1.5 times the first pass's 1280x704: resized by 1.5 (1920x1056 at the "
+               "workflow's size)" in warning for warning in result.warnings)
+
+
 def test_a_size_that_is_no_multiple_of_the_first_pass_stays_as_written() -> None:
     workflow = hires_by_size()
     workflow["10"]["inputs"]["height"] = 640
