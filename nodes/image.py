@@ -181,8 +181,8 @@ def sample(model: DiffusionModel, inputs: DiffusionInputs, ctx: NodeContext, *, 
     vae = override_vae(ctx, model, inputs.vae)
     comfy = _comfy_sampling(model, inputs, task, size, call)
     with model.lock, applied_loras(model, inputs.loras, ctx), \
-            pipeline_for_run(model, inputs.scheduler, task=task, controlnets=controlnets, vae=vae,
-                             sampler=comfy.scheduler if comfy else None) as pipe, \
+            pipeline_for_run(model, inputs.scheduler, task="image" if comfy and task == "inpaint" else task,
+                             controlnets=controlnets, vae=vae, sampler=comfy.scheduler if comfy else None) as pipe, \
             applied_ip_adapters(model, pipe, adapters, ctx) as adapter_kwargs:
         kwargs = _common_kwargs(model, inputs, ctx, size)
         call = _encode_prompts(model, pipe, inputs, ctx, call, kwargs)
@@ -228,9 +228,13 @@ def _comfy_sampling(model: DiffusionModel, inputs: DiffusionInputs, task: str, s
     for name, problem in sampling_problems(inputs.model_dump(include={"sampler", "sigma_schedule", "scheduler"}),
                                            model.family):
         raise NodeError(problem, input=name)
-    if task == "inpaint":
-        raise NodeError("image.inpaint does not take a ComfyUI sampler yet (it blends the kept area the diffusers "
-                        "way); leave sampler empty and choose a scheduler", input="sampler")
+    if task == "inpaint" and model.family == "flux":
+        raise NodeError("Flux inpainting with a ComfyUI sampler is not reproduced (its latents are packed); leave "
+                        "sampler empty", input="sampler")
+    if task == "inpaint" and model.inpainting_only:
+        raise NodeError(f"model '{inputs.model}' is an inpainting model (its denoiser takes the masked picture as "
+                        "extra channels), which ComfyUI's samplers are not reproduced for; leave sampler empty and "
+                        "choose a scheduler", input="sampler")
     prompts = call.get("prompt")
     pictures = (len(prompts) if isinstance(prompts, list) else 1) * int(call.get("num_images_per_prompt", 1) or 1)
     return comfy_sampling(model, sampler=inputs.sampler, schedule=inputs.sigma_schedule, steps=inputs.steps,

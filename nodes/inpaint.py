@@ -52,9 +52,6 @@ class Inpaint(DiffusionNode):
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
         issues = check_diffusion(literals, models)
-        if literals.get("sampler"):
-            issues.append(("sampler", "image.inpaint does not take a ComfyUI sampler yet (it blends the kept area the "
-                                      "diffusers way); leave sampler empty and choose a scheduler"))
         image, mask = literals.get("image"), literals.get("mask")
         if isinstance(image, Image) and isinstance(mask, Mask):
             problem = mask_problem(image, mask)

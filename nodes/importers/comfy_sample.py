@@ -115,9 +115,14 @@ def sample(ev: Evaluator, node: ComfyNode, step: Pass) -> Latent:
     build = ev.builder
     flow = step.model.flow or bool(step.positive.clip and step.positive.clip.flow)
     sampling, problem = comfy_sampling(step.sampler, step.scheduler, flow=flow, family=step.model.family or None,
-                                       inpaint=step.latent.kind == "inpaint")
+                                       inpaint=step.latent.kind == "inpaint" and flow)
     if problem:
         ev.warn(node, problem)
+    encoder = _find_upstream(ev, node, ("latent_image", "samples"), ("VAEEncodeForInpaint",))
+    if encoder is not None and "sampler" in sampling:
+        ev.warn(encoder, f"the picture is encoded as it is: VAEEncodeForInpaint's grey fill of the masked area (and "
+                         f"its mask growth by {ev.integer(encoder, 'grow_mask_by', 6)} pixels) is not reproduced, "
+                         "so the repainted area differs from ComfyUI's")
     guidance = step.positive.guidance if step.positive.guidance is not None else step.cfg
     if guidance > MAX_GUIDANCE:
         ev.warn(node, f"cfg {guidance} is above nodeforge's limit; using {MAX_GUIDANCE}")

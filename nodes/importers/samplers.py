@@ -52,7 +52,8 @@ STOCHASTIC = frozenset(name for name, spec in SAMPLERS.items() if spec.noise != 
 def comfy_sampling(sampler: str, scheduler: str, *, flow: bool = False, family: str | None = None,
                    inpaint: bool = False) -> tuple[dict[str, str], str | None]:
     """The node inputs for a ComfyUI ``sampler_name`` + ``scheduler`` pair, and a note when the picture will not
-    be ComfyUI's: ``{"sampler", "sigma_schedule"}`` when nodeforge reproduces the pair, else ``{"scheduler"}``."""
+    be ComfyUI's: ``{"sampler", "sigma_schedule"}`` when nodeforge reproduces the pair, else ``{"scheduler"}``.
+    ``inpaint``: the pass inpaints a flow model, which only the diffusers schedulers do."""
     said = f"{sampler} + {scheduler}" if scheduler else sampler
     ours = GPU_TREE_VARIANTS.get(sampler, sampler)
     reproducible = ours in SAMPLERS and (scheduler or "normal") in SCHEDULE_NAMES
@@ -66,8 +67,8 @@ def comfy_sampling(sampler: str, scheduler: str, *, flow: bool = False, family: 
         return {"sampler": ours, "sigma_schedule": scheduler or "normal"}, note
     fallback, problem = comfy_scheduler(sampler, scheduler, flow=flow)
     if inpaint and reproducible:
-        problem = f"{said}: inpainting blends the kept area the diffusers way, so the closest diffusers scheduler " \
-                  f"({fallback}) is used and the picture differs from ComfyUI's"
+        problem = f"{said}: inpainting a Flux or SD3 model with ComfyUI's sampler is not reproduced, so the closest " \
+                  f"diffusers scheduler ({fallback}) is used and the picture differs from ComfyUI's"
     elif problem is None:
         problem = f"sampler {said} is not reproduced exactly; using the diffusers scheduler {fallback}"
     return {"scheduler": fallback}, problem

@@ -59,3 +59,12 @@ def test_clip_set_last_layer_and_model_sampling_reach_the_node() -> None:
     inputs = generate_inputs(document)
     assert inputs["clip_layer"] == -2
     assert inputs["flow_shift"] == pytest.approx(0.5 + (1.15 - 0.5) / (4096 - 256) * (512 * 512 / 256 - 256))
+
+
+def test_an_inpainting_workflow_samples_as_comfyui_and_names_what_its_encoder_does_differently() -> None:
+    result = import_comfy((DATA / "inpaint_example.png").read_bytes())
+    (inpaint,) = [n["inputs"] for n in result.document["nodes"].values() if n["type"] == "image.inpaint"]
+    assert (inpaint["sampler"], inpaint["sigma_schedule"]) == ("uni_pc_bh2", "normal")
+    assert result.warnings == [
+        "node 26 (VAEEncodeForInpaint): the picture is encoded as it is: VAEEncodeForInpaint's grey fill of the masked "
+        "area (and its mask growth by 6 pixels) is not reproduced, so the repainted area differs from ComfyUI's"]

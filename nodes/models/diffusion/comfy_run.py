@@ -8,6 +8,7 @@ with ``strength`` 1 for the pipeline, because the plan's ``denoise`` already cho
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -35,9 +36,14 @@ class ComfySampling:
         if self.task == "text":
             arguments["latents"] = self.scheduler.start_latents(self.scheduler.packing.shape if self.scheduler.packing
                                                                 else _latent_shape(pipe, self.family, call))
-        else:
-            arguments["image"] = encode_picture(pipe, self.family, call["image"])
-            arguments["strength"] = 1.0
+            return arguments
+        arguments["image"] = encode_picture(pipe, self.family, call["image"])
+        arguments["strength"] = 1.0
+        if self.task == "inpaint":  # ComfyUI inpaints with the image-to-image loop and a noise mask
+            mask = arguments.pop("mask_image")
+            self.scheduler.mask = latent_mask(mask, arguments["image"])
+            accepted = inspect.signature(type(pipe).__call__).parameters
+            arguments = {key: value for key, value in arguments.items() if key in accepted}
         return arguments
 
 
@@ -83,3 +89,16 @@ def encode_picture(pipe: Any, family: str, pixels: Any) -> Any:
     shift = getattr(vae.config, "shift_factor", None) if family in ("sd3", "flux") else None
     latents = (moments - shift) if shift is not None else moments
     return latents * float(vae.config.scaling_factor)
+
+
+def latent_mask(mask: Any, latents: Any) -> Any:
+    """A pixel mask (pictures, 1, height, width) at the latents' size and channels, as ComfyUI's sampler prepares
+    a noise mask: bilinear, one per picture."""
+    from torch.nn import functional as F  # noqa: N812
+
+    small = F.interpolate(mask.float().reshape(-1, 1, *mask.shape[-2:]), size=tuple(latents.shape[-2:]),
+                          mode="bilinear")
+    small = small.repeat(1, int(latents.shape[1]), 1, 1)
+    if small.shape[0] != latents.shape[0]:
+        small = small.repeat(int(latents.shape[0]) // int(small.shape[0]) or 1, 1, 1, 1)
+    return small.to(latents.device)

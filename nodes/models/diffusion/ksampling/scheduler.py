@@ -67,6 +67,10 @@ class KSamplerScheduler:
         self._x: Any = None
         self._index = 0
         self._dtype: Any = None
+        self._start_x: Any = None
+        self.mask: Any = None
+        self._latent: Any = None
+        self._blend_noise: Any = None
 
     @property
     def num_evaluations(self) -> int:
@@ -102,17 +106,25 @@ class KSamplerScheduler:
         return self.packing.pack(noise) if self.packing else noise
 
     def add_noise(self, original_samples: Any, noise: Any, timesteps: Any) -> Any:
-        """The start of an image-to-image run: the image's latent with the seed's noise at the first sigma."""
+        """The start of an image-to-image run: the image's latent with the seed's noise at the first sigma (with
+        a ``mask``, the kept area re-noised from the picture, as ComfyUI's inpainting shows it to the model)."""
         packed = self.packing is not None and original_samples.ndim == 3  # Flux adds noise before packing
-        fresh = start_noise(self.packing.shape if packed and self.packing else tuple(original_samples.shape),
-                            self.plan.seed)
+        shape = self.packing.shape if packed and self.packing else tuple(original_samples.shape)
+        fresh = start_noise(shape, self.plan.seed)
         if packed and self.packing:
             fresh = self.packing.pack(fresh)
         fresh = fresh.to(original_samples.device)
         latent = original_samples.float()
-        mixed = self.space.noise_scaling(self.sigmas[0].to(latent.device), fresh, latent,
-                                         self.space.is_max_denoise(self.sigmas))
-        return mixed.to(original_samples.dtype)
+        self._start_x = self.space.noise_scaling(self.sigmas[0].to(latent.device), fresh, latent,
+                                                 self.space.is_max_denoise(self.sigmas))
+        if self.mask is None:
+            return self._start_x.to(original_samples.dtype)
+        self._latent = latent
+        # ComfyUI's "ddim" re-noises the kept area with another draw (the seed + 1), every other sampler with the
+        # start noise
+        self._blend_noise = start_noise(shape, self.plan.seed + 1).to(latent.device) \
+            if self.plan.sampler == "ddim" else fresh
+        return self._blended(self._start_x, self.sigmas[0]).to(original_samples.dtype)
 
     def scale_noise(self, sample: Any, timestep: Any, noise: Any = None) -> Any:
         """Flow pipelines' name for ``add_noise``."""
@@ -127,21 +139,31 @@ class KSamplerScheduler:
         if self._walk is None:
             self._start(sample)
         sigma = self._asked[self._index].to(self._x.device)
-        denoised = self.space.calculate_denoised(sigma, model_output.float(), self._x)
+        seen = self._x if self.mask is None else self._blended(self._x, sigma)
+        denoised = self.space.calculate_denoised(sigma, model_output.float(), seen)
+        if self.mask is not None:
+            denoised = denoised * self.mask + self._latent * (1.0 - self.mask)
         self._index += 1
         assert self._walk is not None
         try:
-            self._x, _ = self._walk.send(denoised)
-            result = self._x
+            self._x, sigma_next = self._walk.send(denoised)
+            result = self._x if self.mask is None else self._blended(self._x, sigma_next)
         except StopIteration as finished:
             result = self.space.inverse_noise_scaling(self.sigmas[-1].to(self._x.device), finished.value)
             self._walk = None
         prev_sample = result.to(self._dtype)
         return (prev_sample,) if not return_dict else _Output(prev_sample)
 
+    def _blended(self, x: Any, sigma: Any) -> Any:
+        """What the model sees with a mask: ``x`` where it repaints, the picture re-noised to ``sigma`` elsewhere
+        (ComfyUI's KSamplerX0Inpaint)."""
+        kept = self.space.noise_scaling(sigma, self._blend_noise, self._latent)
+        return x * self.mask + kept * (1.0 - self.mask)
+
     def _start(self, sample: Any) -> None:
         self._dtype = sample.dtype
-        x = sample.float()
+        same = self._start_x is not None and tuple(self._start_x.shape) == tuple(sample.shape)
+        x = self._start_x if same else sample.float()  # Flux packs its latents after adding the noise
         sigmas = self.sigmas.to(x.device)
         shape = self.packing.shape if self.packing else None
         pack = self.packing.pack if self.packing else None
