@@ -52,6 +52,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTED = "(masterpiece:1.3) best quality, (girl:0.8)"
+EMBEDDING = "nf-parity"
+WITH_EMBEDDING = f"embedding:{EMBEDDING}, {WEIGHTED}"
 ARCHITECTURE = {"sd15": ("sd15", "sd"), "sdxl": ("sdxl-base", "sdxl")}
 ENGINES = ("comfy", "nodeforge")
 
@@ -92,6 +94,21 @@ def build_checkpoint(model: str, path: Path, models_dir: Path) -> None:
     accepted = inspect.signature(pipeline.__init__).parameters
     flags = {key: False for key in ("requires_safety_checker", "add_watermarker") if key in accepted}
     save_checkpoint(original_state_dict(pipeline(**parts, **flags), family), path, dtype="fp16")
+
+
+def build_embedding(model: str, folder: Path) -> Path:
+    """A textual-inversion file of two seeded random vectors for the model's text encoders (``emb_params`` for
+    SD 1.5, ``clip_l`` + ``clip_g`` for SDXL), which both engines load by the name ``EMBEDDING``."""
+    path = folder / f"{EMBEDDING}-{model}.safetensors"
+    if not path.exists():
+        import torch
+        from safetensors.torch import save_file
+
+        generator = torch.Generator().manual_seed(7)
+        widths = {"emb_params": 768} if model == "sd15" else {"clip_l": 768, "clip_g": 1280}
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({key: torch.randn(2, width, generator=generator) * 0.015 for key, width in widths.items()}, path)
+    return path
 
 
 def default_workflow(comfy: Path) -> dict[str, Any]:
@@ -289,7 +306,8 @@ def main() -> int:
     results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
 
     base = default_workflow(comfy)
-    prompts: list[str | None] = list(args.prompts) if args.prompts else [None, WEIGHTED]
+    prompts: list[str | None] = list(args.prompts) if args.prompts else [None, WEIGHTED, WITH_EMBEDDING]
+    embedding = build_embedding(args.model, work / "embeddings")
     configs = [tuple(item.split(":")) for item in args.configs.split(",") if item]
     cases = [{"sampler": sampler, "scheduler": scheduler, "prompt": prompt}
              for sampler, scheduler in configs for prompt in prompts]
@@ -307,6 +325,8 @@ def main() -> int:
             for sub in ("models/checkpoints", "custom_nodes", "input", "output", "user"):
                 (comfy_base / sub).mkdir(parents=True)
             (comfy_base / "models" / "checkpoints" / checkpoint.name).symlink_to(checkpoint)
+            (comfy_base / "models" / "embeddings").mkdir(parents=True)
+            (comfy_base / "models" / "embeddings" / f"{EMBEDDING}.safetensors").symlink_to(embedding)
             (run_dir / "empty-front-end").mkdir()
             port = free_port()
             urls["comfy"] = f"http://127.0.0.1:{port}"
@@ -317,9 +337,16 @@ def main() -> int:
         if "nodeforge" in engines:
             port = free_port()
             urls["nodeforge"] = f"http://127.0.0.1:{port}"
+            search = run_dir / "nodeforge-embeddings"
+            search.mkdir()
+            (search / f"{EMBEDDING}.safetensors").symlink_to(embedding)
+            (run_dir / "nodeforge-data").mkdir()
+            toml = f"[folders]\nsearch = [{json.dumps(str(search))}]\n"
+            (run_dir / "nodeforge-data" / "models.toml").write_text(toml)
             argv = [str(Path(sys.executable).parent / "nodeforge"), "serve", "--port", str(port), "--data-dir",
                     str(run_dir / "nodeforge-data"), "--no-watch", "--log-level", "warning", "--allow-dir",
-                    str(checkpoint.parent), "--devices", "cpu" if device == "cpu" else "cuda:0",
+                    str(checkpoint.parent), "--allow-dir", str(embedding.parent), "--allow-dir", str(search),
+                    "--devices", "cpu" if device == "cpu" else "cuda:0",
                     *shlex.split(args.nodeforge_args)]
             servers["nodeforge"] = Server(argv, ROOT, f"{urls['nodeforge']}/api/health",
                                           run_dir / "logs" / "nodeforge.log")
