@@ -42,7 +42,7 @@ def test_an_a1111_png_is_recognised_by_its_parameters_chunk(client: TestClient) 
     answer = post(client, "fox.png", buffer.getvalue())
     assert answer["status"] == 200 and answer["source"] == "a1111"
     assert answer["document"]["inputs"]["model"]["default"] == "dreamshaper_8.safetensors"
-    assert answer["document"]["nodes"]["generate"]["inputs"]["scheduler"] == "euler_a"
+    assert answer["document"]["nodes"]["generate"]["inputs"]["sampler"] == "euler_ancestral"
 
 
 def test_unmapped_nodes_are_a_422_naming_each_and_partial_keeps_the_rest(client: TestClient) -> None:
