@@ -1,7 +1,8 @@
 """Import coverage on real ComfyUI workflows (issue 25): every file of a corpus folder goes through nodeforge's real
 importer and is counted as a full import, a partial import (only with ``--partial``) or a refusal; the ComfyUI
 classes that block are ranked by the number of workflows they block; and each full import is run on tiny stand-in
-models given only through ``--set`` of its model and file inputs (plus a small size and two steps, for speed).
+models given only through ``--set`` of its model and file inputs (plus a small size, two steps, five frames and
+one second of sound, for speed).
 
     .venv/bin/python bench/comfy_corpus.py [tests/data/comfy_corpus] [--no-run] [--show NAME]
 
