@@ -4,7 +4,7 @@ classes that block are ranked by the number of workflows they block; and each fu
 models given only through ``--set`` of its model and file inputs (plus a small size, two steps, five frames and
 one second of sound, for speed).
 
-    .venv/bin/python bench/comfy_corpus.py [tests/data/comfy_corpus] [--no-run] [--show NAME]
+    .venv/bin/python bench/comfy_corpus.py [CORPUS_DIR] [--no-run] [--show NAME]
 
 The corpus and where each file comes from are described in its README. Runs use one shared models folder (tiny
 models build once) and a fresh data folder each, in a subprocess with a time limit.
@@ -193,7 +193,9 @@ def report(outcomes: list[Outcome]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("corpus", nargs="?", default=str(ROOT / "tests" / "data" / "comfy_corpus"))
+    parser.add_argument("corpus", nargs="?", default=str(ROOT.parent / "shared" / "comfy-corpus"),
+                        help="a folder of workflow files (kept outside the repository: the public workflows are "
+                             "other people's files, listed with their sources and licences in its README)")
     parser.add_argument("--no-run", action="store_true", help="import only; do not run the full imports")
     parser.add_argument("--show", help="print the import of one file (its graph, notes and what blocks)")
     parser.add_argument("--only", help="only the files whose name contains this")
