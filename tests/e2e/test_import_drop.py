@@ -41,8 +41,10 @@ def test_a_dropped_comfy_png_shows_its_nodes_on_the_canvas(editor: Any, shot: Sh
     assert canvas_nodes(page) == {"generate_3": "image.generate", "save_9": "image.save"}
     document = page.evaluate("editor.library.document()")
     generate = document["nodes"]["generate_3"]["inputs"]
-    assert generate["loras"] == [{"model": "theovercomer8sContrastFix_sd15.safetensors", "weight": 1},
-                                 {"model": "epiNoiseoffset_v2.safetensors", "weight": 1}]
+    assert generate["loras"] == {"input": "loras"}  # every file a workflow names is a graph input
+    assert document["inputs"]["loras"]["default"] == [
+        {"model": "theovercomer8sContrastFix_sd15.safetensors", "weight": 1},
+        {"model": "epiNoiseoffset_v2.safetensors", "weight": 1}]
     assert generate["seed"] == {"input": "seed"}
     assert document["inputs"]["seed"]["default"] == 513173432917412
     assert document["inputs"]["model"]["default"] == "v1-5-pruned-emaonly.ckpt"
