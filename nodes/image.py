@@ -31,7 +31,7 @@ from nodeforge.nodes.models.diffusion.controls import (
     load_controlnets,
 )
 from nodeforge.nodes.models.diffusion.ip_adapter import applied_ip_adapters
-from nodeforge.nodes.models.diffusion.ksampling.samplers import SAMPLER_NAMES, sampler_problem
+from nodeforge.nodes.models.diffusion.ksampling.sampler_table import SAMPLER_NAMES, sampler_problem
 from nodeforge.nodes.models.diffusion.ksampling.schedules import SCHEDULE_NAMES
 from nodeforge.nodes.models.diffusion.memory import for_call, memory_record, picture_batch, plan_decode
 from nodeforge.nodes.models.diffusion.pipelines import (

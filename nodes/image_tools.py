@@ -221,18 +221,21 @@ def fit_text(draw: Any, text: str, font: Any, width: int) -> str:
 
 
 class Resize(Node):
-    """Resize images: by ``scale``, or to ``width`` and/or ``height`` (one of them 0 keeps the aspect ratio).
-    With both given, ``mode`` says how: stretch to exactly that size, fit inside it, or fill it and crop the
-    centre. Sizes can be rounded to a ``multiple`` (8 for diffusion models)."""
+    """Resize images: by ``scale``, to ``width`` and/or ``height`` (one of them 0 keeps the aspect ratio), or to a
+    number of ``megapixels`` (of 1024 x 1024 pixels, as ComfyUI's ImageScaleToTotalPixels). With width and height
+    both given, ``mode`` says how: stretch to exactly that size, fit inside it, or fill it and crop the centre.
+    Sizes can be rounded to a ``multiple`` (8 for diffusion models)."""
 
     type_id = "image.resize"
-    version = "1.0.0"
+    version = "1.1.0"
 
     class Inputs(NodeInputs):
         image: Image
         width: int = Field(0, ge=0, le=16384, description="Target width in pixels; 0: from height and aspect")
         height: int = Field(0, ge=0, le=16384, description="Target height in pixels; 0: from width and aspect")
         scale: float = Field(0.0, ge=0.0, le=64.0, description="Scale factor (instead of width/height)")
+        megapixels: float = Field(0.0, ge=0.0, le=64.0, description="Total size in megapixels of 1024x1024, aspect "
+                                                                    "kept (instead of width/height or scale)")
         mode: Literal["stretch", "fit", "fill"] = Field("fit", description="With width and height both given")
         filter: Literal["bicubic", "bilinear", "area", "nearest"] = Field("bicubic", description="Resampling")
         multiple: int = Field(1, ge=1, le=256, description="Round the size to a multiple of this")
@@ -242,8 +245,9 @@ class Resize(Node):
 
     def check(self, literals: Mapping[str, Any], bound: frozenset[str],
               models: ModelSource) -> list[tuple[str | None, str]]:
-        known = {name: literals.get(name) if name in bound else 0 for name in ("width", "height", "scale")}
-        problem = _resize_problem(known["width"], known["height"], known["scale"])
+        known = {name: literals.get(name) if name in bound else 0
+                 for name in ("width", "height", "scale", "megapixels")}
+        problem = _resize_problem(known["width"], known["height"], known["scale"], known["megapixels"])
         return [problem] if problem else []
 
     def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
@@ -253,7 +257,10 @@ class Resize(Node):
         pixels = inputs.image.tensor.float()
         height, width = inputs.image.height, inputs.image.width
         crop: tuple[int, int] | None = None
-        if inputs.scale > 0:
+        if inputs.megapixels > 0:
+            scale = math.sqrt(int(inputs.megapixels * 1024 * 1024) / (width * height))
+            size: tuple[float, float] = (round(height * scale), round(width * scale))
+        elif inputs.scale > 0:
             size = (height * inputs.scale, width * inputs.scale)
         elif inputs.width and inputs.height:
             ratio_w, ratio_h = inputs.width / width, inputs.height / height
@@ -286,10 +293,30 @@ def _rounded(value: float, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
 
 
-def _resize_problem(width: Any, height: Any, scale: Any) -> tuple[str, str] | None:
+def _resize_problem(width: Any, height: Any, scale: Any, megapixels: Any = 0) -> tuple[str, str] | None:
     """Conflicting or missing size inputs; a value of None is not known yet (linked)."""
+    if megapixels and (scale or width or height):
+        return ("megapixels", "give either megapixels, scale or width/height, not more than one")
     if scale and (width or height):
         return ("scale", "give either scale or width/height, not both")
-    if width == 0 and height == 0 and scale == 0:
-        return ("width", "give width, height or scale")
+    if width == 0 and height == 0 and scale == 0 and megapixels == 0:
+        return ("width", "give width, height, scale or megapixels")
     return None
+
+
+class Repeat(Node):
+    """A batch made of the images repeated ``times`` (ComfyUI's RepeatImageBatch): one picture drawn or
+    transformed several times with one seed."""
+
+    type_id = "image.repeat"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        image: Image
+        times: int = Field(2, ge=1, le=64, description="How many copies of the batch")
+
+    class Outputs(NodeOutputs):
+        image: Image
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        return self.Outputs(image=Image(inputs.image.tensor.repeat(inputs.times, 1, 1, 1)))

@@ -216,3 +216,19 @@ def _feather(height: int, width: int, sides: tuple[int, int, int, int], feather:
             distance = torch.minimum(distance, along.expand(height, width))
     ramp = ((feather - distance) / feather).clamp(min=0.0)
     return ramp * ramp
+
+
+class ToImage(Node):
+    """A mask as a grey picture (1 white, 0 black), as ComfyUI's MaskToImage: to look at, save or composite."""
+
+    type_id = "mask.to_image"
+    version = "1.0.0"
+
+    class Inputs(NodeInputs):
+        mask: Mask
+
+    class Outputs(NodeOutputs):
+        image: Image
+
+    def run(self, inputs: Inputs, ctx: NodeContext) -> Outputs:
+        return self.Outputs(image=Image(inputs.mask.tensor.float().expand(-1, 3, -1, -1).contiguous()))

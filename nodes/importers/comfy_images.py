@@ -54,10 +54,27 @@ def resize(ev: Evaluator, node: ComfyNode, image: str, factor: float | None = No
         inputs["scale"] = factor
     elif "scale_by" in node.inputs:
         inputs["scale"] = ev.number(node, "scale_by")
+    elif "megapixels" in node.inputs:
+        inputs["megapixels"] = ev.number(node, "megapixels", 1.0)
     else:
         inputs.update(width=ev.integer(node, "width", 0), height=ev.integer(node, "height", 0),
                       mode="stretch" if ev.text(node, "crop", "disabled") == "disabled" else "fill")
     return ev.builder.add("resize", node.id, "image.resize", inputs, node.pos) + ".image"
+
+
+def repeat_batch(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    times = ev.integer(node, "amount", 1)
+    if times > 64:
+        ev.warn(node, f"amount {times} is above nodeforge's batch limit; repeating 64 times")
+    made = ev.builder.add("repeat", node.id, "image.repeat", {"image": {"from": ev.typed(node, "image", Pixels).ref},
+                                                               "times": max(1, min(times, 64))}, node.pos)
+    return (Pixels(f"{made}.image"),)
+
+
+def mask_to_image(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
+    made = ev.builder.add("picture", node.id, "mask.to_image", {"mask": {"from": ev.typed(node, "mask", MaskRef).ref}},
+                          node.pos)
+    return (Pixels(f"{made}.image"),)
 
 
 def pad_for_outpaint(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
@@ -119,7 +136,8 @@ def save(ev: Evaluator, node: ComfyNode) -> tuple[Any, ...]:
 
 HANDLERS: dict[str, Any] = {
     "ImageUpscaleWithModel": upscale_with_model, "LoadImage": load_image, "LoadImageMask": load_image,
-    "ImageScale": image_scale, "ImageScaleBy": image_scale, "ImagePadForOutpaint": pad_for_outpaint,
+    "ImageScale": image_scale, "ImageScaleBy": image_scale, "ImageScaleToTotalPixels": image_scale,
+    "RepeatImageBatch": repeat_batch, "MaskToImage": mask_to_image, "ImagePadForOutpaint": pad_for_outpaint,
     "InvertMask": invert_mask, "ImageToMask": image_to_mask, "GrowMask": grow_mask, "Canny": canny,
     "SaveImage": save, "PreviewImage": save,
 }

@@ -37,6 +37,7 @@ WIDGETS: dict[str, tuple[str, ...]] = {
     "UpscaleModelLoader": ("model_name",),
     "ImageScale": ("upscale_method", "width", "height", "crop"),
     "ImageScaleBy": ("upscale_method", "scale_by"),
+    "ImageScaleToTotalPixels": ("upscale_method", "megapixels"), "RepeatImageBatch": ("amount",),
     "LatentUpscale": ("upscale_method", "width", "height", "crop"),
     "LatentUpscaleBy": ("upscale_method", "scale_by"),
     "ControlNetLoader": ("control_net_name",),

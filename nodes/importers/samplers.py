@@ -6,7 +6,7 @@ A ComfyUI sampler nodeforge reproduces (``nodes/models/diffusion/ksampling``) be
 
 from __future__ import annotations
 
-from nodeforge.nodes.models.diffusion.ksampling.samplers import GPU_TREE_VARIANTS, SAMPLERS
+from nodeforge.nodes.models.diffusion.ksampling.sampler_table import GPU_TREE_VARIANTS, SAMPLERS
 from nodeforge.nodes.models.diffusion.ksampling.schedules import SCHEDULE_NAMES
 
 # ComfyUI sampler_name -> (ours, exact?). Karras sigmas exist for the two DPM++ 2M variants only.

@@ -16,7 +16,7 @@ from nodeforge.engine.errors import GraphValidationError
 from nodeforge.engine.session import Session
 from nodeforge.engine.values import Image
 from nodeforge.nodes.models.diffusion.ksampling.noise import brownian_noise, start_noise, step_noise
-from nodeforge.nodes.models.diffusion.ksampling.samplers import SAMPLERS
+from nodeforge.nodes.models.diffusion.ksampling.sampler_table import SAMPLERS
 from nodeforge.nodes.models.diffusion.ksampling.schedules import sampling_sigmas
 from nodeforge.nodes.models.diffusion.ksampling.spaces import space_for
 from nodeforge.nodes.models.diffusion.ksampling.walk import drive, no_noise

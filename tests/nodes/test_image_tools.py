@@ -164,7 +164,8 @@ def test_resize_needs_a_size(image_executor: Session, solid: Callable) -> None:
             "type": "image.resize", "inputs": {"image": {"from": "img.image"}}}, "b": {
             "type": "image.resize", "inputs": {"image": {"from": "img.image"}, "scale": 2.0, "width": 4}}})
     assert {(i.node, i.input, i.message) for i in info.value.issues} == {
-        ("a", "width", "give width, height or scale"), ("b", "scale", "give either scale or width/height, not both")}
+        ("a", "width", "give width, height, scale or megapixels"),
+        ("b", "scale", "give either scale or width/height, not both")}
 
 
 def test_caption_with_and_without_prompt(image_executor: Session, solid: Callable) -> None:

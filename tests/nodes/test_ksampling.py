@@ -14,8 +14,8 @@ import torch
 from safetensors import safe_open
 
 from nodeforge.nodes.models.diffusion.ksampling.noise import brownian_noise, start_noise, step_noise
-from nodeforge.nodes.models.diffusion.ksampling.samplers import GPU_TREE_VARIANTS, SAMPLERS, sampler_problem
-from nodeforge.nodes.models.diffusion.ksampling.scheduler import KSamplerScheduler, SamplingPlan
+from nodeforge.nodes.models.diffusion.ksampling.pipeline_scheduler import KSamplerScheduler, SamplingPlan
+from nodeforge.nodes.models.diffusion.ksampling.sampler_table import GPU_TREE_VARIANTS, SAMPLERS, sampler_problem
 from nodeforge.nodes.models.diffusion.ksampling.schedules import (
     SCHEDULES,
     align_your_steps,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from nodeforge.nodes.models.diffusion.ksampling.scheduler import KSamplerScheduler, Packing, SamplingPlan
+from nodeforge.nodes.models.diffusion.ksampling.pipeline_scheduler import KSamplerScheduler, Packing, SamplingPlan
 from nodeforge.nodes.models.diffusion.ksampling.spaces import space_for
 
 if TYPE_CHECKING:

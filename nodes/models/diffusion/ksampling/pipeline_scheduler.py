@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodeforge.nodes.models.diffusion.ksampling.noise import Pack, brownian_noise, start_noise, step_noise
-from nodeforge.nodes.models.diffusion.ksampling.samplers import SAMPLERS
+from nodeforge.nodes.models.diffusion.ksampling.sampler_table import SAMPLERS
 from nodeforge.nodes.models.diffusion.ksampling.schedules import sampling_sigmas
 from nodeforge.nodes.models.diffusion.ksampling.spaces import NoiseSpace
 from nodeforge.nodes.models.diffusion.ksampling.walk import Walk, no_noise, requested_sigmas
