@@ -1,6 +1,7 @@
 """Hostile and large inputs for the importers, built here byte by byte: PNGs with text chunks before or after their
 pixels (any size, without holding the pixels), A1111 parameters that backtrack a regular expression, and ComfyUI
-workflows of any shape and size. Shared by the importer unit tests and the attack suite against a real server."""
+workflows of any shape and size. Shared by the importer unit tests and the attack suite against a real server;
+``run_imported`` runs an imported graph through the command line, as a user would after ``nodeforge import``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import struct
 import zlib
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from nodeforge.engine.cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "comfy"
 SETTINGS = "Steps: 4, Sampler: Euler a, CFG scale: 6, Seed: 5, Size: 64x64, Model: dreamshaper_8"
@@ -119,3 +124,17 @@ def many_pipelines(count: int) -> dict[str, Any]:
                                        ("vae", "VAE", link(loader, 2, decode, "VAE"))])
         node(save, "SaveImage", ["out"], [("images", "IMAGE", link(decode, 0, save, "IMAGE"))])
     return {"nodes": nodes, "links": links}
+
+
+def run_imported(document: dict[str, Any], tmp_path: Path, sets: list[str],
+                 capsys: pytest.CaptureFixture[str]) -> Any:
+    """``nodeforge run GRAPH --json --set ...`` of an imported graph in a fresh data folder; its run record."""
+    graph = tmp_path / "graph.json"
+    graph.write_text(json.dumps(document))
+    command = ["run", str(graph), "--json", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    for item in sets:
+        command += ["--set", item]
+    code = main(command)
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0, record.get("error")
+    return record

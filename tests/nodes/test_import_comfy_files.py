@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from nodeforge.engine.cli import main
 from nodeforge.nodes.importers import import_comfy
+from tests.nodes.import_support import run_imported
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "comfy"
 
@@ -31,18 +31,6 @@ def hires_by_size() -> dict[str, Any]:
     return workflow
 
 
-def run(document: dict[str, Any], tmp_path: Path, sets: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
-    graph = tmp_path / "graph.json"
-    graph.write_text(json.dumps(document))
-    command = ["run", str(graph), "--json", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
-    for item in sets:
-        command += ["--set", item]
-    code = main(command)
-    record = json.loads(capsys.readouterr().out)
-    assert code == 0, record.get("error")
-    return record
-
-
 def test_a_hires_fix_by_size_follows_the_graphs_width_and_height(tmp_path: Path, shared_models_dir: Path,
                                                                   monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +39,7 @@ def test_a_hires_fix_by_size_follows_the_graphs_width_and_height(tmp_path: Path,
     assert resize == {"image": {"from": "generate_3.image"}, "filter": "nearest", "scale": 1.5}
     assert any("768x768 is 1.5 times the first pass's 512x512" in warning for warning in result.warnings)
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    record = run(result.document, tmp_path, ["model=tiny/sd", "width=64", "height=64", "steps=2"], capsys)
+    record = run_imported(result.document, tmp_path, ["model=tiny/sd", "width=64", "height=64", "steps=2"], capsys)
     with PILImage.open(record["outputs"]["image_2"]["path"]) as second:
         assert second.size == (96, 96)
 
@@ -88,6 +76,7 @@ def test_a_controlnet_workflow_runs_with_its_files_swapped_by_set_alone(tmp_path
     picture = tmp_path / "scribble.png"
     PILImage.new("RGB", (64, 64), (255, 255, 255)).save(picture)
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    record = run(document, tmp_path, ["model=tiny/sd", "controlnet=tiny/controlnet", f"image={picture}", "vae=",
-                                      "width=64", "height=64", "steps=2"], capsys)
+    sets = ["model=tiny/sd", "controlnet=tiny/controlnet", f"image={picture}", "vae=", "width=64", "height=64",
+            "steps=2"]
+    record = run_imported(document, tmp_path, sets, capsys)
     assert record["status"] == "succeeded"

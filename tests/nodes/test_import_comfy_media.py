@@ -5,14 +5,13 @@ imports run on tiny models with their files given through --set."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nodeforge.engine.cli import main
 from nodeforge.nodes.importers import ImportFailed, import_comfy
+from tests.nodes.import_support import run_imported
 
 
 def wan(start_image: bool = False) -> dict[str, Any]:
@@ -64,18 +63,6 @@ def stable_audio() -> dict[str, Any]:
     }
 
 
-def run(document: dict[str, Any], tmp_path: Path, sets: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
-    graph = tmp_path / "graph.json"
-    graph.write_text(json.dumps(document))
-    command = ["run", str(graph), "--json", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
-    for item in sets:
-        command += ["--set", item]
-    code = main(command)
-    record = json.loads(capsys.readouterr().out)
-    assert code == 0, record.get("error")
-    return record
-
-
 def test_wan_text_to_video_becomes_video_generate_and_runs_on_tiny_wan(tmp_path: Path, shared_models_dir: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +81,8 @@ def test_wan_text_to_video_becomes_video_generate_and_runs_on_tiny_wan(tmp_path:
                for warning in result.warnings)
     assert any("node 28 (SaveAnimatedWEBP): written as an MP4" in warning for warning in result.warnings)
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    record = run(document, tmp_path, ["model=tiny/wan", "width=32", "height=32", "frames=5", "steps=2"], capsys)
+    sets = ["model=tiny/wan", "width=32", "height=32", "frames=5", "steps=2"]
+    record = run_imported(document, tmp_path, sets, capsys)
     assert Path(record["outputs"]["video"]["path"]).suffix == ".mp4"
 
 
@@ -113,7 +101,7 @@ def test_stable_audio_becomes_audio_music_and_runs_on_tiny_stable_audio(tmp_path
     assert document["inputs"]["seconds"]["default"] == 47.6
     assert document["outputs"] == {"audio": {"from": "music_3.audio"}}
     monkeypatch.setenv("NODEFORGE_MODELS_DIR", str(shared_models_dir))
-    run(document, tmp_path, ["model=tiny/stable-audio", "seconds=1", "steps=2"], capsys)
+    run_imported(document, tmp_path, ["model=tiny/stable-audio", "seconds=1", "steps=2"], capsys)
 
 
 def test_a_video_model_of_another_family_is_named() -> None:

@@ -118,6 +118,24 @@ def dpmpp_sde(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, eta: 
     return x
 
 
+def _sde_first_order(space: NoiseSpace, sigma: Any, sigma_next: Any, x: Any, denoised: Any,
+                     eta: float) -> tuple[Any, Any, Any, Any]:
+    """The first-order part of a DPM-Solver++ SDE step: the new x, the step h in half-log-SNR, h * (eta + 1) and
+    the alpha at ``sigma_next``."""
+    lambda_s, lambda_t = _log_snr(space, sigma), _log_snr(space, sigma_next)
+    h = lambda_t - lambda_s
+    h_eta = h * (eta + 1)
+    alpha_t = sigma_next * lambda_t.exp()
+    return sigma_next / sigma * (-h * eta).exp() * x + alpha_t * (-h_eta).expm1().neg() * denoised, h, h_eta, alpha_t
+
+
+def _sde_noise(x: Any, noise: NoiseSampler, sigma: Any, sigma_next: Any, h: Any, eta: float) -> Any:
+    """The Brownian noise an SDE step adds."""
+    if eta > 0:
+        x = x + noise(sigma, sigma_next) * sigma_next * (-2 * h * eta).expm1().neg().sqrt() * 1.0
+    return x
+
+
 def _dpmpp_2m_sde(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, solver: str,
                   eta: float = 1.0) -> Walk:
     if len(sigmas) <= 1:
@@ -129,19 +147,14 @@ def _dpmpp_2m_sde(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, s
         if sigmas[i + 1] == 0:
             x = denoised
         else:
-            lambda_s, lambda_t = _log_snr(space, sigmas[i]), _log_snr(space, sigmas[i + 1])
-            h = lambda_t - lambda_s
-            h_eta = h * (eta + 1)
-            alpha_t = sigmas[i + 1] * lambda_t.exp()
-            x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x + alpha_t * (-h_eta).expm1().neg() * denoised
+            x, h, h_eta, alpha_t = _sde_first_order(space, sigmas[i], sigmas[i + 1], x, denoised, eta)
             if old is not None:
                 r = h_last / h
                 if solver == "heun":
                     x = x + alpha_t * ((-h_eta).expm1().neg() / (-h_eta) + 1) * (1 / r) * (denoised - old)
                 else:
                     x = x + 0.5 * alpha_t * (-h_eta).expm1().neg() * (1 / r) * (denoised - old)
-            if eta > 0:
-                x = x + noise(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * h * eta).expm1().neg().sqrt() * 1.0
+            x = _sde_noise(x, noise, sigmas[i], sigmas[i + 1], h, eta)
         old, h_last = denoised, h
     return x
 
@@ -168,11 +181,7 @@ def dpmpp_3m_sde(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, et
         if sigmas[i + 1] == 0:
             x = denoised
         else:
-            lambda_s, lambda_t = _log_snr(space, sigmas[i]), _log_snr(space, sigmas[i + 1])
-            h = lambda_t - lambda_s
-            h_eta = h * (eta + 1)
-            alpha_t = sigmas[i + 1] * lambda_t.exp()
-            x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x + alpha_t * (-h_eta).expm1().neg() * denoised
+            x, h, h_eta, alpha_t = _sde_first_order(space, sigmas[i], sigmas[i + 1], x, denoised, eta)
             if h_2 is not None:
                 r0, r1 = h_1 / h, h_2 / h
                 d1_0 = (denoised - denoised_1) / r0
@@ -185,8 +194,7 @@ def dpmpp_3m_sde(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, et
             elif h_1 is not None:
                 phi_2 = h_eta.neg().expm1() / h_eta + 1
                 x = x + (alpha_t * phi_2) * ((denoised - denoised_1) / (h_1 / h))
-            if eta > 0:
-                x = x + noise(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * h * eta).expm1().neg().sqrt() * 1.0
+            x = _sde_noise(x, noise, sigmas[i], sigmas[i + 1], h, eta)
         denoised_1, denoised_2 = denoised, denoised_1
         h_1, h_2 = h, h_1
     return x

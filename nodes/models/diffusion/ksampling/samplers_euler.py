@@ -157,7 +157,9 @@ def lms(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, order: int 
     return x
 
 
-def ipndm(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, max_order: int = 4) -> Walk:
+def _adams(x: Any, sigmas: Any, max_order: int, variable: bool) -> Walk:
+    """The improved PNDM walk: Adams-Bashforth steps on the ODE derivative with up to ``max_order`` - 1 past
+    derivatives, fixed weights (ipndm) or weights for uneven steps (``variable``: ipndm_v)."""
     history: list[Any] = []
     for i in range(len(sigmas) - 1):
         t, t_next = sigmas[i], sigmas[i + 1]
@@ -168,15 +170,30 @@ def ipndm(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, max_order
             x_next = denoised
         elif order == 1:
             x_next = x + (t_next - t) * d
-        elif order == 2:
-            x_next = x + (t_next - t) * (3 * d - history[-1]) / 2
-        elif order == 3:
-            x_next = x + (t_next - t) * (23 * d - 16 * history[-1] + 5 * history[-2]) / 12
+        elif not variable:
+            x_next = x + (t_next - t) * _ipndm_sum(order, d, history)
         else:
-            x_next = x + (t_next - t) * (55 * d - 59 * history[-1] + 37 * history[-2] - 9 * history[-3]) / 24
+            steps = [t_next - t, *(sigmas[i - k] - sigmas[i - k - 1] for k in range(order - 1))]
+            weights = _ipndm_v_coefficients(order, steps + [None] * (4 - len(steps)))
+            total = weights[0] * d
+            for k, weight in enumerate(weights[1:], start=1):
+                total = total + weight * history[-k]
+            x_next = x + (t_next - t) * total
         history = [*history, d][-(max_order - 1):]
         x = x_next
     return x
+
+
+def _ipndm_sum(order: int, d: Any, history: list[Any]) -> Any:
+    if order == 2:
+        return (3 * d - history[-1]) / 2
+    if order == 3:
+        return (23 * d - 16 * history[-1] + 5 * history[-2]) / 12
+    return (55 * d - 59 * history[-1] + 37 * history[-2] - 9 * history[-3]) / 24
+
+
+def ipndm(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, max_order: int = 4) -> Walk:
+    return (yield from _adams(x, sigmas, max_order, variable=False))
 
 
 def _ipndm_v_coefficients(order: int, h: list[Any]) -> list[Any]:
@@ -198,26 +215,7 @@ def _ipndm_v_coefficients(order: int, h: list[Any]) -> list[Any]:
 
 
 def ipndm_v(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace, max_order: int = 4) -> Walk:
-    history: list[Any] = []
-    for i in range(len(sigmas) - 1):
-        t, t_next = sigmas[i], sigmas[i + 1]
-        denoised = yield x, t
-        d = (x - denoised) / t
-        order = min(max_order, i + 1)
-        if t_next == 0:
-            x_next = denoised
-        elif order == 1:
-            x_next = x + (t_next - t) * d
-        else:
-            steps = [t_next - t, *(sigmas[i - k] - sigmas[i - k - 1] for k in range(order - 1))]
-            weights = _ipndm_v_coefficients(order, steps + [None] * (4 - len(steps)))
-            total = weights[0] * d
-            for k, weight in enumerate(weights[1:], start=1):
-                total = total + weight * history[-k]
-            x_next = x + (t_next - t) * total
-        history = [*history, d][-(max_order - 1):]
-        x = x_next
-    return x
+    return (yield from _adams(x, sigmas, max_order, variable=True))
 
 
 def ddpm(x: Any, sigmas: Any, noise: NoiseSampler, space: NoiseSpace) -> Walk:
