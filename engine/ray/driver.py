@@ -315,6 +315,8 @@ class RayBackend:
             raise DeviceError(f"the Ray worker of {call.device} died while running the node "
                               f"({first_line(exc)})") from None
         except ray.exceptions.RayError as exc:
+            if cancelled:  # an interrupted task may also end with the interruption as its error (RayTaskError)
+                raise RunCancelled(f"node '{call.node.id}' cancelled") from None
             raise EngineError(f"the Ray worker running the node failed: {type(exc).__name__}: {exc}") from None
 
     def _run_in_driver(self, call: _Call) -> Produced:

@@ -124,6 +124,7 @@ def test_stopping_the_server_ends_open_streams_without_a_traceback(tmp_path: Pat
     with server_process(tmp_path / "data", gates, port) as process, \
             httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         run_id = http.post("/api/runs", json={"graph": gate_graph("held")}).json()["id"]
+        wait_for(lambda: (gates / "held.started").exists(), what="the gate")  # the run is running when stopped
         with http.stream("GET", "/api/events") as every, \
                 http.stream("GET", f"/api/runs/{run_id}/events") as one:
             every_chunks = every.iter_raw()
