@@ -8,6 +8,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
+import gc  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -20,6 +22,15 @@ from nodeforge.engine.session import Session  # noqa: E402
 from tests.support import testnodes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def unfrozen_heap() -> Iterator[None]:
+    """The command line and the server freeze the collector's heap (``gc.freeze``) for their one long-lived
+    process; a test that runs them in-process must not leave every object made so far uncollectable for the rest
+    of the suite, whose memory would only grow."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture
