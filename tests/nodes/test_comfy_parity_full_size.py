@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.comfy_parity import build_embedding, case_workflow
+from bench.parity_inputs import build_embedding, case_workflow
 from nodeforge.engine.document import parse_document
 from nodeforge.engine.session import Session
 from nodeforge.nodes.importers import import_comfy
@@ -32,7 +32,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bench's checkpoint, built in a child process as the bench builds it (the same seeded weights)."""
     folder = tmp_path_factory.mktemp("parity")
     path = folder / "sd15-random.safetensors"
-    code = ("import sys; from pathlib import Path; from bench.comfy_parity import build_checkpoint; "
+    code = ("import sys; from pathlib import Path; from bench.parity_inputs import build_checkpoint; "
             "build_checkpoint('sd15', Path(sys.argv[1]), Path(sys.argv[2]))")
     subprocess.run([sys.executable, "-c", code, str(path), str(folder / "models")], cwd=ROOT, check=True)
     return path
